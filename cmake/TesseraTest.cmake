@@ -1,0 +1,20 @@
+# tessera_cc_test(NAME <name> SRCS <files...> DEPS <libs...> [LABELS <labels...>] [TIMEOUT <s>])
+# One gtest binary; each TEST becomes its own ctest case with the given labels
+# (unit, integration, fault, gpu, slurm, mpi).
+include(GoogleTest)
+function(tessera_cc_test)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  if(NOT T_LABELS)
+    set(T_LABELS unit)
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  add_executable(${T_NAME} ${T_SRCS})
+  target_link_libraries(${T_NAME} PRIVATE ${T_DEPS} tessera_testutil GTest::gtest GTest::gmock)
+  tessera_set_warnings(${T_NAME})
+  gtest_discover_tests(${T_NAME}
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+    EXTRA_ARGS --gtest_color=no)
+endfunction()

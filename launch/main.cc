@@ -1,0 +1,56 @@
+// `tessera`: one binary, subcommands. The role of a training process comes from its
+// rank (see launch/), not from the subcommand.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "launch/subcommands.h"
+
+namespace tessera {
+namespace {
+
+int VersionMain(int, char**) {
+  std::printf("tessera %s (protocol %u, cuda %s)\n", TESSERA_VERSION_STRING,
+              TESSERA_PROTOCOL_VERSION, TESSERA_HAVE_CUDA_STR);
+  return 0;
+}
+
+const std::vector<Subcommand>& Commands() {
+  static const std::vector<Subcommand> cmds = {
+      {"version", "print the version and exit", &VersionMain},
+  };
+  return cmds;
+}
+
+void Usage(FILE* out) {
+  std::fprintf(out, "usage: tessera <command> [flags]\n\ncommands:\n");
+  for (const auto& c : Commands()) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(out, "\n'tessera <command> --help' lists a command's flags.\n");
+}
+
+}  // namespace
+}  // namespace tessera
+
+int main(int argc, char** argv) {
+  using tessera::Commands;
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") ||
+      !std::strcmp(argv[1], "help")) {
+    tessera::Usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) return tessera::Commands()[0].main(argc, argv);
+  for (const auto& c : Commands()) {
+    if (std::strcmp(argv[1], c.name) == 0) {
+      std::string prog = std::string("tessera ") + c.name;
+      std::vector<char*> args;
+      args.push_back(prog.data());
+      for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+      args.push_back(nullptr);
+      return c.main(argc - 1, args.data());
+    }
+  }
+  std::fprintf(stderr, "tessera: unknown command '%s'\n\n", argv[1]);
+  tessera::Usage(stderr);
+  return 2;
+}

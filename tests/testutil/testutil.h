@@ -1,0 +1,45 @@
+// Helpers shared by every test: status assertions, temporary directories, free
+// loopback ports, and paths of the binaries under test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/status.h"
+
+#define ASSERT_OK(expr)                                              \
+  do {                                                               \
+    const ::tessera::Status _st = (expr);                            \
+    ASSERT_TRUE(_st.ok()) << #expr << " -> " << _st.ToString();      \
+  } while (0)
+#define EXPECT_OK(expr)                                              \
+  do {                                                               \
+    const ::tessera::Status _st = (expr);                            \
+    EXPECT_TRUE(_st.ok()) << #expr << " -> " << _st.ToString();      \
+  } while (0)
+
+namespace tessera::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read, close).
+int FreeTcpPort();
+
+// Directory holding the built `tessera` binary and the test binaries (the build tree).
+std::string BinaryDir();
+// Path of the project's source tree (for data/ and examples/).
+std::string SourceDir();
+
+}  // namespace tessera::testing

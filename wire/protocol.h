@@ -1,0 +1,21 @@
+// Protocol constants shared by every peer. Any change to the schema that a peer must
+// understand bumps kProtocolVersion; a mismatch is refused with both versions named.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tessera::wire {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+
+// Cap'n Proto reader limits for a header frame: small on purpose. Headers carry
+// descriptions, never bulk data (that travels in raw payload frames).
+inline constexpr uint64_t kHeaderTraversalLimitWords = 1 << 20;  // 8 MiB of header words
+inline constexpr int kHeaderNestingLimit = 8;
+inline constexpr size_t kMaxHeaderBytes = 1 << 20;                // shard maps of big models fit
+inline constexpr size_t kMaxPayloadFrames = 16;
+// Default for --max_message_bytes (header + payloads).
+inline constexpr uint64_t kDefaultMaxMessageBytes = 1ULL << 30;
+
+}  // namespace tessera::wire
