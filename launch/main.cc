@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "launch/local_launcher.h"
 #include "launch/subcommands.h"
 
 namespace tessera {
@@ -19,6 +20,7 @@ int VersionMain(int, char**) {
 const std::vector<Subcommand>& Commands() {
   static const std::vector<Subcommand> cmds = {
       {"version", "print the version and exit", &VersionMain},
+      {"launch", "start a whole job (coordinator, servers, workers) on this machine", &launch::LaunchMain},
   };
   return cmds;
 }

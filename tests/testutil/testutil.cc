@@ -47,3 +47,27 @@ std::string BinaryDir() { return TESSERA_BINARY_DIR; }
 std::string SourceDir() { return TESSERA_SOURCE_DIR; }
 
 }  // namespace tessera::testing
+
+#include <sys/wait.h>
+
+#include <cstdio>
+
+namespace tessera::testing {
+
+CommandResult RunCommand(const std::string& command, int timeout_s) {
+  CommandResult r;
+  std::string full = "timeout -k 5 " + std::to_string(timeout_s) + " sh -c '" + command + "' 2>&1";
+  // Single quotes inside the command would break the wrapper; tests avoid them.
+  FILE* p = popen(full.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  int st = pclose(p);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+std::string TesseraBinary() { return BinaryDir() + "/launch/tessera"; }
+
+}  // namespace tessera::testing

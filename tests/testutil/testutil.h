@@ -43,3 +43,18 @@ std::string BinaryDir();
 std::string SourceDir();
 
 }  // namespace tessera::testing
+
+namespace tessera::testing {
+
+struct CommandResult {
+  int exit_code = -1;   // the command's exit status; 124 when `timeout` killed it
+  std::string output;   // stdout and stderr together
+};
+
+// Runs `command` with /bin/sh under `timeout timeout_s`, capturing its output.
+CommandResult RunCommand(const std::string& command, int timeout_s = 120);
+
+// Path of the built `tessera` binary.
+std::string TesseraBinary();
+
+}  // namespace tessera::testing

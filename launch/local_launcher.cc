@@ -1,0 +1,358 @@
+#include "launch/local_launcher.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+
+namespace tessera::launch {
+
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void OnSignal(int sig) {
+  unsigned char b = static_cast<unsigned char>(sig);
+  ssize_t n = write(g_signal_pipe[1], &b, 1);
+  (void)n;
+}
+
+struct Child {
+  std::string name;      // "worker 1"
+  int rank = 0;
+  pid_t pid = -1;
+  int out_fd = -1;       // read ends of the child's stdout / stderr
+  int err_fd = -1;
+  std::string out_buf, err_buf;
+  bool exited = false;
+  int status = 0;
+};
+
+std::string RoleName(int rank, int servers) {
+  if (rank == 0) return "coordinator";
+  if (rank <= servers) return "server " + std::to_string(rank - 1);
+  return "worker " + std::to_string(rank - 1 - servers);
+}
+
+int PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  if (fd >= 0) close(fd);
+  return port;
+}
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "tessera";
+  buf[n] = '\0';
+  return buf;
+}
+
+// Writes complete lines of `buf` with the child's prefix; keeps the unfinished tail.
+void FlushLines(const Child& c, std::string* buf, FILE* out, bool all) {
+  size_t start = 0;
+  for (;;) {
+    size_t nl = buf->find('\n', start);
+    if (nl == std::string::npos) break;
+    std::fprintf(out, "[%s] %.*s\n", c.name.c_str(), static_cast<int>(nl - start), buf->data() + start);
+    start = nl + 1;
+  }
+  buf->erase(0, start);
+  if (all && !buf->empty()) {
+    std::fprintf(out, "[%s] %s\n", c.name.c_str(), buf->c_str());
+    buf->clear();
+  }
+  std::fflush(out);
+}
+
+bool Drain(int* fd, const Child& c, std::string* buf, FILE* out) {
+  char tmp[8192];
+  ssize_t n = read(*fd, tmp, sizeof(tmp));
+  if (n > 0) {
+    buf->append(tmp, static_cast<size_t>(n));
+    FlushLines(c, buf, out, false);
+    return true;
+  }
+  if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+    FlushLines(c, buf, out, true);
+    close(*fd);
+    *fd = -1;
+  }
+  return false;
+}
+
+std::string DescribeExit(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
+  }
+  return "ended with status " + std::to_string(status);
+}
+
+int ExitCodeOf(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+Status Spawn(Child* c, const std::string& program, const std::vector<std::string>& args,
+             const std::vector<std::string>& env_add) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    return Status::IOError(std::string("pipe: ") + strerror(errno));
+  }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return Status::IOError(std::string("fork: ") + strerror(errno));
+  if (pid == 0) {
+    // Own process group: a terminal's Ctrl-C reaches only the launcher, which forwards it.
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // launcher died between fork and prctl
+    dup2(out[1], STDOUT_FILENO);
+    dup2(err[1], STDERR_FILENO);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    for (const auto& kv : env_add) putenv(const_cast<char*>(kv.c_str()));
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(program.c_str()));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(program.c_str(), argv.data());
+    std::fprintf(stderr, "exec %s: %s\n", program.c_str(), strerror(errno));
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  c->pid = pid;
+  c->out_fd = out[0];
+  c->err_fd = err[0];
+  return Status::OK();
+}
+
+}  // namespace
+
+int RunLocalJob(const LocalLaunchOptions& o) {
+  const int world = 1 + o.servers + o.workers;
+  const int port = o.coordinator_port ? o.coordinator_port : PickFreePort();
+  std::random_device rd;
+  const uint64_t job_id = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(getpid());
+  const std::string program = o.program.empty() ? SelfExe() : o.program;
+
+  if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    std::fprintf(stderr, "tessera launch: pipe: %s\n", strerror(errno));
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::fprintf(stderr, "tessera launch: job %llu: 1 coordinator, %d servers, %d workers on 127.0.0.1:%d\n",
+               static_cast<unsigned long long>(job_id), o.servers, o.workers, port);
+  std::vector<Child> kids(world);
+  for (int r = 0; r < world; ++r) {
+    Child& c = kids[r];
+    c.rank = r;
+    c.name = RoleName(r, o.servers);
+    std::vector<std::string> args;
+    if (!o.subcommand.empty()) args.push_back(o.subcommand);
+    for (const auto& a : o.job_args) args.push_back(a);
+    args.push_back("--servers=" + std::to_string(o.servers));
+    args.push_back("--workers=" + std::to_string(o.workers));
+    std::vector<std::string> env = {
+        "TESSERA_RANK=" + std::to_string(r),
+        "TESSERA_WORLD_SIZE=" + std::to_string(world),
+        "TESSERA_LOCAL_RANK=" + std::to_string(r),
+        "TESSERA_COORDINATOR_HOST=127.0.0.1",
+        "TESSERA_COORDINATOR_PORT=" + std::to_string(port),
+        "TESSERA_JOB_ID=" + std::to_string(job_id),
+    };
+    Status st = Spawn(&c, program, args, env);
+    if (!st.ok()) {
+      std::fprintf(stderr, "tessera launch: could not start %s: %s\n", c.name.c_str(), st.ToString().c_str());
+      for (auto& k : kids) if (k.pid > 0) kill(k.pid, SIGKILL);
+      return 1;
+    }
+  }
+
+  int exit_code = 0;
+  bool stopping = false;
+  int signals_seen = 0;
+  std::chrono::steady_clock::time_point kill_at{};
+  int running = world;
+  // Each child leads its own process group: signal the group so its children go too.
+  auto stop_all = [&](int sig) {
+    for (auto& k : kids) if (!k.exited) kill(-k.pid, sig);
+  };
+  std::chrono::steady_clock::time_point drain_until{};
+
+  while (running > 0 || std::any_of(kids.begin(), kids.end(), [](const Child& k) { return k.out_fd >= 0 || k.err_fd >= 0; })) {
+    std::vector<pollfd> fds;
+    std::vector<std::pair<int, bool>> who;  // (child index, is stderr)
+    fds.push_back({g_signal_pipe[0], POLLIN, 0});
+    who.push_back({-1, false});
+    for (int i = 0; i < world; ++i) {
+      if (kids[i].out_fd >= 0) { fds.push_back({kids[i].out_fd, POLLIN, 0}); who.push_back({i, false}); }
+      if (kids[i].err_fd >= 0) { fds.push_back({kids[i].err_fd, POLLIN, 0}); who.push_back({i, true}); }
+    }
+    poll(fds.data(), fds.size(), 100);
+    for (size_t f = 0; f < fds.size(); ++f) {
+      if (!(fds[f].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (who[f].first < 0) {
+        unsigned char sig;
+        while (read(g_signal_pipe[0], &sig, 1) == 1) {
+          ++signals_seen;
+          if (signals_seen == 1 || sig == SIGUSR1) {
+            std::fprintf(stderr, "tessera launch: got signal %d (%s), forwarding to the job\n", sig, strsignal(sig));
+            stop_all(sig);
+          } else {
+            std::fprintf(stderr, "tessera launch: second signal, killing the job\n");
+            stop_all(SIGKILL);
+          }
+          if (sig != SIGUSR1 && !stopping) {
+            stopping = true;
+            kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.grace_s + 60);
+          }
+        }
+        continue;
+      }
+      Child& c = kids[who[f].first];
+      if (who[f].second) Drain(&c.err_fd, c, &c.err_buf, stderr);
+      else Drain(&c.out_fd, c, &c.out_buf, stdout);
+    }
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      for (auto& c : kids) {
+        if (c.pid != pid || c.exited) continue;
+        c.exited = true;
+        c.status = status;
+        --running;
+        bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (failed && exit_code == 0) {
+          exit_code = ExitCodeOf(status);
+          if (!stopping) {
+            std::fprintf(stderr, "tessera launch: %s (rank %d, pid %d) %s; stopping the job\n",
+                         c.name.c_str(), c.rank, c.pid, DescribeExit(status).c_str());
+            stopping = true;
+            stop_all(SIGTERM);
+            kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.grace_s);
+          }
+        }
+      }
+    }
+    // A grandchild may hold a pipe open after its parent exited: drain briefly, then stop reading.
+    if (running == 0) {
+      auto now = std::chrono::steady_clock::now();
+      if (drain_until == std::chrono::steady_clock::time_point{}) drain_until = now + std::chrono::seconds(2);
+      if (now >= drain_until) {
+        for (auto& k : kids) {
+          if (k.out_fd >= 0) { FlushLines(k, &k.out_buf, stdout, true); close(k.out_fd); k.out_fd = -1; }
+          if (k.err_fd >= 0) { FlushLines(k, &k.err_buf, stderr, true); close(k.err_fd); k.err_fd = -1; }
+          kill(-k.pid, SIGKILL);
+        }
+      }
+    }
+    if (stopping && running > 0 && std::chrono::steady_clock::now() >= kill_at) {
+      std::fprintf(stderr, "tessera launch: %d process(es) still running after %d s, killing them\n",
+                   running, o.grace_s);
+      stop_all(SIGKILL);
+      kill_at = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    }
+  }
+  if (exit_code == 0) std::fprintf(stderr, "tessera launch: all %d processes exited cleanly\n", world);
+  else std::fprintf(stderr, "tessera launch: job failed with exit code %d\n", exit_code);
+  return exit_code;
+}
+
+Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
+  LocalLaunchOptions o;
+  auto int_value = [](const std::string& name, const std::string& v, int lo, int hi) -> Result<int> {
+    char* end = nullptr;
+    long x = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || x < lo || x > hi) {
+      return Status::InvalidArgument("--" + name + "=" + v + ": expected an integer in [" +
+                                     std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+    return static_cast<int>(x);
+  };
+  bool passthrough = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (passthrough) { o.job_args.push_back(a); continue; }
+    if (a == "--") { passthrough = true; continue; }
+    std::string name, value;
+    bool ours = false;
+    for (const char* f : {"servers", "workers", "grace_s", "coordinator_port", "program", "subcommand"}) {
+      std::string flag = std::string("--") + f;
+      if (a == flag) {
+        if (i + 1 >= argc) return Status::InvalidArgument(flag + " needs a value");
+        name = f; value = argv[++i]; ours = true; break;
+      }
+      if (a.rfind(flag + "=", 0) == 0) { name = f; value = a.substr(flag.size() + 1); ours = true; break; }
+    }
+    if (!ours) { o.job_args.push_back(a); continue; }
+    if (name == "servers") { TESSERA_ASSIGN_OR_RETURN(o.servers, int_value(name, value, 0, 256)); }
+    else if (name == "workers") { TESSERA_ASSIGN_OR_RETURN(o.workers, int_value(name, value, 1, 1024)); }
+    else if (name == "grace_s") { TESSERA_ASSIGN_OR_RETURN(o.grace_s, int_value(name, value, 0, 3600)); }
+    else if (name == "coordinator_port") { TESSERA_ASSIGN_OR_RETURN(o.coordinator_port, int_value(name, value, 0, 65535)); }
+    else if (name == "program") o.program = value;
+    else if (name == "subcommand") o.subcommand = value;
+  }
+  return o;
+}
+
+int LaunchMain(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--")) break;
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::printf(
+          "usage: tessera launch --servers S --workers W [launcher flags] [--] [job flags]\n"
+          "  --servers S            parameter servers (default 1)\n"
+          "  --workers W            workers (default 1)\n"
+          "  --grace_s N            seconds between SIGTERM and SIGKILL when stopping (default 10)\n"
+          "  --coordinator_port P   coordinator port on 127.0.0.1 (default: a free one)\n"
+          "  --subcommand C         what each process runs (default: train)\n"
+          "  --program PATH         binary to start instead of this tessera\n"
+          "Every other flag goes to each process of the job.\n");
+      return 0;
+    }
+  }
+  auto o = ParseLaunchArgs(argc, argv);
+  if (!o.ok()) {
+    std::fprintf(stderr, "tessera launch: %s\n", o.status().message().c_str());
+    return 2;
+  }
+  return RunLocalJob(*o);
+}
+
+}  // namespace tessera::launch

@@ -1,0 +1,45 @@
+// `tessera launch`: starts a whole job as local processes on this machine.
+//
+// Rank 0 is the coordinator, ranks 1..S the servers, the rest the workers; each child
+// runs `tessera <subcommand> <job args> --servers=S --workers=W` with its rank in the
+// environment (TESSERA_RANK, TESSERA_WORLD_SIZE, TESSERA_COORDINATOR_HOST/PORT,
+// TESSERA_JOB_ID). Every line a child prints is prefixed with its role and rank.
+// SIGINT/SIGTERM/SIGUSR1 are forwarded to every child (a second SIGINT/SIGTERM kills
+// them). When a child fails, the others get SIGTERM, then SIGKILL after the grace
+// period, and the launcher exits non-zero naming the failed process. Children die with
+// the launcher (PR_SET_PDEATHSIG), so a killed launcher leaves no orphans.
+//
+// Threading: single-threaded; signal handlers only write to a self-pipe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace tessera::launch {
+
+struct LocalLaunchOptions {
+  int servers = 1;                    // Default: 1
+  int workers = 1;                    // Default: 1
+  std::string subcommand = "train";   // what each child runs. Default: train
+  std::vector<std::string> job_args;  // passed to every child unchanged
+  std::string program;                // binary to start; "" means this tessera binary
+  int grace_s = 10;                   // SIGTERM -> SIGKILL delay when stopping. Default: 10
+  int coordinator_port = 0;           // 0: pick a free loopback port
+};
+
+// Runs the job to completion. Returns the exit code for the launcher process:
+// 0 when every child exited 0; else the first failing child's code (128+signal when
+// it was killed).
+int RunLocalJob(const LocalLaunchOptions& options);
+
+// Parses `tessera launch` arguments: launcher flags (--servers, --workers, --grace_s,
+// --coordinator_port, --program, --subcommand) anywhere before an optional "--";
+// everything else is handed to the children.
+Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv);
+
+// Entry point of `tessera launch`.
+int LaunchMain(int argc, char** argv);
+
+}  // namespace tessera::launch

@@ -1,0 +1,100 @@
+// `tessera launch` with /bin/sh children: real processes, real signals.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "tests/testutil/testutil.h"
+
+namespace tessera {
+namespace {
+
+using testing::RunCommand;
+using testing::TesseraBinary;
+
+// Runs `tessera launch` with each child executing `sh -c SCRIPT`.
+std::string Launch(int servers, int workers, const std::string& script, const std::string& extra = "") {
+  // The outer sh must not expand the children's variables: escape every '$'.
+  std::string escaped;
+  for (char c : script) {
+    if (c == '$') escaped += '\\';
+    escaped += c;
+  }
+  return TesseraBinary() + " launch --servers " + std::to_string(servers) + " --workers " +
+         std::to_string(workers) + " --program /bin/sh --subcommand -c --grace_s 2 " + extra +
+         " -- \"" + escaped + "\"";
+}
+
+TEST(LocalLauncher, PrefixesEveryLineWithRoleAndRank) {
+  auto r = RunCommand(Launch(2, 2, "echo hello from $TESSERA_RANK of $TESSERA_WORLD_SIZE; echo second line"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[coordinator] hello from 0 of 5"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[server 0] hello from 1 of 5"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[server 1] hello from 2 of 5"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[worker 0] hello from 3 of 5"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[worker 1] hello from 4 of 5"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[worker 1] second line"), std::string::npos) << r.output;
+}
+
+TEST(LocalLauncher, PassesJobArgsAndCounts) {
+  // sh -c SCRIPT $0 $1: the launcher appends --servers/--workers after the job args.
+  auto r = RunCommand(Launch(1, 1, "echo args=$0,$1 coord=$TESSERA_COORDINATOR_HOST:$TESSERA_COORDINATOR_PORT"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("args=--servers=1,--workers=1 coord=127.0.0.1:"), std::string::npos) << r.output;
+}
+
+TEST(LocalLauncher, OneFailureStopsTheRestAndNamesIt) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = RunCommand(Launch(1, 2, "if [ $TESSERA_RANK = 3 ]; then sleep 0.3; exit 3; fi; sleep 60"));
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("worker 1 (rank 3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("exited with code 3"), std::string::npos) << r.output;
+  EXPECT_LT(s, 20.0) << "the other processes were not stopped";
+}
+
+TEST(LocalLauncher, KilledChildIsReportedWithSignal) {
+  auto r = RunCommand(Launch(1, 1, "if [ $TESSERA_RANK = 1 ]; then kill -9 $$; fi; sleep 60"));
+  EXPECT_EQ(r.exit_code, 128 + 9) << r.output;
+  EXPECT_NE(r.output.find("server 0 (rank 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("killed by signal 9"), std::string::npos) << r.output;
+}
+
+TEST(LocalLauncher, ForwardsSigtermToEveryChild) {
+  testing::TempDir dir;
+  std::string script = Launch(1, 1, "trap \\\"echo got-term-$TESSERA_RANK; exit 0\\\" TERM; while true; do sleep 0.1; done");
+  // Start the launcher in the background, signal it once the children run, wait.
+  std::string cmd = script + " > " + dir.path() + "/out 2>&1 & L=$!; sleep 1.5; kill -TERM $L; wait $L; echo rc=$?; cat " +
+                    dir.path() + "/out";
+  auto r = RunCommand(cmd, 60);
+  EXPECT_NE(r.output.find("rc=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("got-term-0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("got-term-1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("got-term-2"), std::string::npos) << r.output;
+}
+
+TEST(LocalLauncher, KilledLauncherLeavesNoOrphans) {
+  testing::TempDir dir;
+  std::string pids = dir.path() + "/pids";
+  // exec: the child process itself must die with the launcher (PR_SET_PDEATHSIG).
+  std::string script = Launch(1, 1, "echo $$ >> " + pids + "; exec sleep 300");
+  // Zombies still answer kill -0, so count only processes whose state is not Z.
+  std::string cmd = script + " > /dev/null 2>&1 & L=$!; sleep 1.5; kill -9 $L; n=0; "
+                    "for i in $(seq 50); do alive=0; for p in $(cat " + pids + "); do "
+                    "s=$(ps -o stat= -p $p 2>/dev/null); case \"$s\" in \"\"|Z*) ;; *) alive=$((alive+1));; esac; done; "
+                    "[ $alive = 0 ] && break; sleep 0.1; done; echo alive=$alive started=$(wc -l < " + pids + ")";
+  auto r = RunCommand(cmd, 60);
+  EXPECT_NE(r.output.find("alive=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("started=3"), std::string::npos) << "children did not start: " << r.output;
+}
+
+TEST(LocalLauncher, BadFlagsAreRefused) {
+  auto r = RunCommand(TesseraBinary() + " launch --servers -1 --workers 2");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--servers=-1"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace tessera
