@@ -7,6 +7,7 @@
 
 #include "launch/local_launcher.h"
 #include "launch/subcommands.h"
+#include "worker/train_main.h"
 
 namespace tessera {
 namespace {
@@ -21,6 +22,7 @@ const std::vector<Subcommand>& Commands() {
   static const std::vector<Subcommand> cmds = {
       {"version", "print the version and exit", &VersionMain},
       {"launch", "start a whole job (coordinator, servers, workers) on this machine", &launch::LaunchMain},
+      {"train", "one process of a training job (run it through `tessera launch`)", &TrainMain},
   };
   return cmds;
 }

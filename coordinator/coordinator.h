@@ -1,0 +1,116 @@
+// Coordinator: the control plane of one job. Accepts registrations of S servers and W
+// workers, collects the model's parameter declarations, publishes the versioned shard
+// map (servers first; workers once every server holds its shards), runs barriers and
+// the step clock, detects silent peers by heartbeat, and ends the job: cleanly when all
+// workers finished, or with a Shutdown naming the failure sent to everyone.
+//
+// Protocol (docs/protocol.md): peer -> register -> welcome; worker -> declareParams ->
+// response; coordinator -> shardMap -> server replies response; coordinator -> shardMap
+// -> workers; heartbeats both ways; worker -> shutdown(exitCode) when done.
+//
+// Threading: one reactor thread ("tessera-reactor") owns the ROUTER socket and every
+// piece of state below; Wait() and Abort() may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "common/thread_annotations.h"
+#include "coordinator/membership.h"
+#include "coordinator/shard_map.h"
+#include "wire/reactor.h"
+
+namespace tessera {
+
+struct CoordinatorOptions {
+  // Where peers connect. "tcp://127.0.0.1:*" picks a free port. Default: loopback, any port.
+  std::string bind = "tcp://127.0.0.1:*";
+  uint64_t job_id = 0;                   // every peer must present it (0: accept any)
+  int num_servers = 1;
+  int num_workers = 1;
+  // A registered peer silent this long is declared dead. Default: 10 s.
+  Duration heartbeat_timeout = std::chrono::seconds(10);
+  // How often peers are told to heartbeat. Default: 500 ms.
+  Duration heartbeat_interval = std::chrono::milliseconds(500);
+  // Everyone must have registered and declared by then. Default: 120 s.
+  Duration register_timeout = std::chrono::seconds(120);
+  // Chunking, sync mode and gradient reduction for the shard map.
+  ShardMapOptions shard;
+};
+
+// How the job ended.
+struct JobOutcome {
+  Status status;     // OK when every worker finished with exit code 0
+  int exit_code = 0; // see common/exit_codes.h
+};
+
+class Coordinator {
+ public:
+  // Binds and starts serving. Fails when the endpoint cannot be bound.
+  static Result<std::unique_ptr<Coordinator>> Start(CoordinatorOptions options,
+                                                    std::shared_ptr<wire::Context> ctx);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // The endpoint actually bound ("tcp://127.0.0.1:43127").
+  const std::string& endpoint() const { return endpoint_; }
+
+  // Blocks until the job has ended (or `timeout` passes: TimedOut outcome, job still
+  // running), then stops the reactor once the final Shutdown messages are out.
+  JobOutcome Wait(Duration timeout = std::chrono::hours(24 * 365));
+
+  // Ends the job from outside (a signal): every peer gets Shutdown(exit_code, reason).
+  void Abort(const std::string& reason, int exit_code);
+
+ private:
+  Coordinator(CoordinatorOptions options, std::unique_ptr<wire::Reactor> reactor);
+
+  // Loop thread only.
+  void OnMessage(wire::Socket& sock, wire::InMessage&& msg);
+  void OnRegister(wire::Socket& sock, const wire::InMessage& msg);
+  void OnDeclareParams(wire::Socket& sock, const wire::InMessage& msg, Member& m);
+  void OnServerReady(const wire::InMessage& msg, Member& m);
+  void OnBarrier(wire::Socket& sock, const wire::InMessage& msg, Member& m);
+  void OnShutdown(const wire::InMessage& msg, Member& m);
+  void OnStatus(wire::Socket& sock, const wire::InMessage& msg);
+  void MaybePublishToServers();
+  void PublishToWorkers();
+  void CheckHeartbeats();
+  void CheckRegistrationDeadline();
+  void Finish(Status status, int exit_code);
+  void SendShutdown(const Member& m, const std::string& reason, int exit_code);
+  wire::OutMessage NewMessage(wire::Op op);
+
+  // Constant after construction.
+  const CoordinatorOptions options_;
+  std::unique_ptr<wire::Reactor> reactor_;
+  std::string endpoint_;
+  wire::Socket* socket_ = nullptr;  // owned by reactor_; loop thread only
+
+  // Loop thread only.
+  Membership members_;
+  std::vector<ParamSpec> params_;
+  std::vector<bool> declared_;        // per worker index
+  std::unique_ptr<ShardMap> map_;
+  std::vector<bool> server_ready_;    // per server index
+  bool published_to_workers_ = false;
+  bool finished_ = false;
+  std::vector<std::string> barrier_waiting_;  // routing ids waiting in the current barrier
+  std::vector<wire::OutMessage> pending_barrier_replies_;
+  uint64_t barrier_id_ = 0;
+  uint64_t next_request_id_ = 0;
+
+  // State below is protected by mu_.
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  bool done_ GUARDED_BY(mu_) = false;
+  JobOutcome outcome_ GUARDED_BY(mu_);
+};
+
+}  // namespace tessera

@@ -1,0 +1,165 @@
+#include "launch/job.h"
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "common/exit_codes.h"
+#include "common/logging.h"
+#include "coordinator/coordinator.h"
+#include "paramserver/server.h"
+#include "wire/alloc.h"
+
+DEFINE_int32(servers, 0, "Number of parameter servers (0: derived from the world size, at least 1)");
+DEFINE_int32(workers, 0, "Number of workers (0: the rest of the world size)");
+DEFINE_string(sync, "bsp", "Consistency mode of the parameter servers: bsp, ssp:K or asp");
+DEFINE_string(grad_reduce, "mean", "How servers combine workers' gradients: mean or sum");
+DEFINE_uint64(chunk_bytes, 1 << 20, "Dense tensors are split into chunks of this many bytes across servers");
+DEFINE_double(heartbeat_timeout_s, 10.0, "A peer silent this long is declared dead and the job stops");
+DEFINE_double(heartbeat_interval_s, 0.5, "How often every process sends a heartbeat");
+DEFINE_double(register_timeout_s, 120.0, "How long the job waits for every process to register");
+DEFINE_double(request_timeout_s, 300.0, "Deadline of one push/pull request");
+DEFINE_string(coordinator_host, "", "Coordinator host (default: from the launcher's environment, else 127.0.0.1)");
+DEFINE_int32(coordinator_port, 0, "Coordinator port (default: from the launcher's environment)");
+DEFINE_string(bind_host, "127.0.0.1", "Address servers and the coordinator bind to (0.0.0.0 for multi-node jobs)");
+DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
+
+namespace tessera::launch {
+
+namespace {
+
+Duration Seconds(double s) { return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s)); }
+
+std::string RoleTag(int rank, int servers) {
+  if (rank == 0) return "coordinator";
+  if (rank <= servers) return "server " + std::to_string(rank - 1);
+  return "worker " + std::to_string(rank - 1 - servers);
+}
+
+int Fail(const Status& st, int code) {
+  LOG(ERROR) << st.ToString();
+  return code;
+}
+
+}  // namespace
+
+std::string SyncFlag() { return FLAGS_sync; }
+
+int RunJobProcess(const WorkerMain& worker_main) {
+  wire::TuneAllocatorForLargeMessages();
+  auto li_or = DetectLaunchEnv(CurrentEnv());
+  if (!li_or.ok()) return Fail(li_or.status().WithContext("reading the launcher environment"), kExitConfig);
+  LaunchInfo li = *li_or;
+
+  int servers = FLAGS_servers, workers = FLAGS_workers;
+  if (servers < 0 || workers < 0) return Fail(Status::InvalidArgument("--servers and --workers must be >= 0"), kExitConfig);
+  if (li.world_size > 1) {
+    if (servers == 0) servers = std::max(1, (li.world_size - 1) / 2);
+    if (workers == 0) workers = li.world_size - 1 - servers;
+    if (1 + servers + workers != li.world_size) {
+      return Fail(Status::InvalidArgument("the launcher started " + std::to_string(li.world_size) +
+                                          " processes, but 1 coordinator + " + std::to_string(servers) +
+                                          " servers + " + std::to_string(workers) + " workers need " +
+                                          std::to_string(1 + servers + workers)),
+                  kExitConfig);
+    }
+  } else {
+    return Fail(Status::InvalidArgument(
+                    "this process is alone (world size 1): start the job with `tessera launch --servers S "
+                    "--workers W`, mpirun or srun"),
+                kExitConfig);
+  }
+  if (servers < 1 || workers < 1) return Fail(Status::InvalidArgument("a job needs at least 1 server and 1 worker"), kExitConfig);
+  SetLogTag(RoleTag(li.rank, servers) + (li.slurm_job_id.empty() ? "" : " job " + li.slurm_job_id));
+
+  auto sync = ParseSyncPolicy(FLAGS_sync);
+  if (!sync.ok()) return Fail(sync.status(), kExitConfig);
+  auto reduce = ParseGradReduce(FLAGS_grad_reduce);
+  if (!reduce.ok()) return Fail(reduce.status(), kExitConfig);
+  if (FLAGS_heartbeat_timeout_s <= 0 || FLAGS_heartbeat_interval_s <= 0 ||
+      FLAGS_heartbeat_interval_s >= FLAGS_heartbeat_timeout_s) {
+    return Fail(Status::InvalidArgument("need 0 < --heartbeat_interval_s < --heartbeat_timeout_s"), kExitConfig);
+  }
+  std::string host = FLAGS_coordinator_host.empty() ? li.coordinator_host : FLAGS_coordinator_host;
+  int port = FLAGS_coordinator_port ? FLAGS_coordinator_port : li.coordinator_port;
+  if (port <= 0) {
+    return Fail(Status::InvalidArgument("no coordinator port: pass --coordinator_port (the launcher set none)"), kExitConfig);
+  }
+  const std::string coord = "tcp://" + host + ":" + std::to_string(port);
+  auto ctx = wire::Context::Create();
+  if (!ctx.ok()) return Fail(ctx.status(), kExitFailure);
+
+  // Signals: only the coordinator acts on them (it stops the job for everyone); the
+  // others ignore SIGINT/SIGTERM from a terminal and wait for its Shutdown.
+  if (li.rank == 0) {
+    CoordinatorOptions o;
+    o.bind = "tcp://" + FLAGS_bind_host + ":" + std::to_string(port);
+    o.job_id = li.job_id;
+    o.num_servers = servers;
+    o.num_workers = workers;
+    o.heartbeat_timeout = Seconds(FLAGS_heartbeat_timeout_s);
+    o.heartbeat_interval = Seconds(FLAGS_heartbeat_interval_s);
+    o.register_timeout = Seconds(FLAGS_register_timeout_s);
+    o.shard.chunk_bytes = FLAGS_chunk_bytes;
+    o.shard.sync = *sync;
+    o.shard.grad_reduce = *reduce;
+    auto c = Coordinator::Start(o, *ctx);
+    if (!c.ok()) return Fail(c.status().WithContext("starting the coordinator on " + o.bind), kExitConfig);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // threads started from here on inherit it
+    std::thread sig_thread([&set, coord = c->get()] {
+      int sig = 0;
+      if (sigwait(&set, &sig) == 0 && sig != 0) {
+        coord->Abort(std::string("stopped by signal ") + strsignal(sig), 128 + sig);
+      }
+    });
+    JobOutcome out = (*c)->Wait();
+    pthread_kill(sig_thread.native_handle(), SIGTERM);  // wake sigwait if it is still waiting
+    sig_thread.join();
+    return out.exit_code;
+  }
+  if (li.rank <= servers) {
+    paramserver::ServerOptions o;
+    o.coordinator = coord;
+    o.job_id = li.job_id;
+    o.rank = li.rank;
+    o.num_servers = servers;
+    o.num_workers = workers;
+    o.bind = "tcp://" + FLAGS_bind_host + ":*";
+    o.register_timeout = Seconds(FLAGS_register_timeout_s);
+    o.max_inflight = FLAGS_max_inflight;
+    auto s = paramserver::ParamServer::Start(o, *ctx);
+    if (!s.ok()) return Fail(s.status().WithContext("starting the server"), kExitConfig);
+    return (*s)->Wait().exit_code;
+  }
+  worker::ClientOptions o;
+  o.coordinator = coord;
+  o.job_id = li.job_id;
+  o.rank = li.rank;
+  o.num_servers = servers;
+  o.num_workers = workers;
+  o.request_timeout = Seconds(FLAGS_request_timeout_s);
+  o.register_timeout = Seconds(FLAGS_register_timeout_s);
+  o.max_inflight = FLAGS_max_inflight;
+  auto client = worker::Client::Connect(o, *ctx);
+  if (!client.ok()) return Fail(client.status().WithContext("joining the job"), ExitCodeForStatusCode(static_cast<int>(client.status().code())));
+  WorkerContext wc{client->get(), li.rank - 1 - servers, workers, servers, li};
+  Status st = worker_main(wc);
+  if (st.ok()) {
+    (*client)->Finish(kExitOk, "done").IgnoreError();
+    return kExitOk;
+  }
+  // When the job is already stopping (Shutdown received), its code wins.
+  int code = (*client)->requested_exit_code();
+  if (code == 0) code = ExitCodeForStatusCode(static_cast<int>(st.code()));
+  LOG(ERROR) << "worker failed: " << st.ToString();
+  (*client)->Finish(code, st.ToString()).IgnoreError();
+  return code;
+}
+
+}  // namespace tessera::launch

@@ -1,0 +1,34 @@
+// The server-side optimizer step for one unit of storage (a dense chunk or a sparse row):
+// clip the unit's aggregated gradient to cfg.clip_norm, then run the fused kernel
+// (kernels::ApplyOptimizer). All math is in kernels/; this file only fixes the order
+// (clip, then update) and the memory layout of the slots.
+//
+// One function rather than the Optimizer class hierarchy STYLE.md sketches: the kernels
+// already dispatch on OptimizerConfig::kind in one fused pass, so per-kind classes would
+// be empty forwarding shells (docs/consistency.md, "Optimizers").
+//
+// Thread safety: pure over its arguments; callers own the memory.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "common/param_spec.h"
+#include "common/status.h"
+
+namespace tessera::paramserver {
+
+// Sets the NumOptimizerSlots(cfg.kind) slots of a unit of `n` elements to their initial
+// values. `slots` holds them back to back: slot k is slots[k * n, (k + 1) * n).
+// REQUIRES: slots.size() == NumOptimizerSlots(cfg.kind) * n.
+Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n);
+
+// Applies one update to `param` with gradient `grad` (same size; clipped in place first
+// when cfg.clip_norm > 0, so the caller must not need it afterwards). `update_count` is
+// the 1-based number of updates of this unit, this one included (Adam bias correction).
+// `slots` is laid out as for InitSlots. Returns kInternal when the sizes disagree (a bug
+// of ours: every size here comes from the shard map, not from a request).
+Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
+                   std::span<float> slots, std::span<float> grad);
+
+}  // namespace tessera::paramserver

@@ -1,0 +1,264 @@
+#include "paramserver/server.h"
+
+#include <glog/logging.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/exit_codes.h"
+#include "coordinator/shard_map_wire.h"
+
+namespace tessera::paramserver {
+
+using wire::InMessage;
+using wire::Op;
+using wire::OutMessage;
+using wire::Socket;
+
+namespace {
+
+std::string Hostname() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+// "tcp://0.0.0.0:5555" + "node3" -> "tcp://node3:5555".
+std::string Advertised(const std::string& bound, const std::string& host) {
+  if (host.empty()) return bound;
+  auto colon = bound.rfind(':');
+  return "tcp://" + host + bound.substr(colon);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ParamServer>> ParamServer::Start(ServerOptions options,
+                                                        std::shared_ptr<wire::Context> ctx) {
+  if (options.rank < 1 || options.rank > options.num_servers) {
+    return Status::InvalidArgument("server rank " + std::to_string(options.rank) + " outside 1.." +
+                                   std::to_string(options.num_servers));
+  }
+  TESSERA_ASSIGN_OR_RETURN(auto reactor, wire::Reactor::Create());
+  wire::SocketOptions so;
+  so.decode.expected_job_id = options.job_id;
+  so.stamp_sender = true;
+  so.job_id = options.job_id;
+  so.role = wire::Role::SERVER;
+  so.rank = options.rank;
+  so.send_hwm = so.recv_hwm = options.max_inflight;
+  wire::SocketOptions data_opts = so;
+  data_opts.linger_ms = 0;  // replies still queued at shutdown have nobody waiting for them
+  TESSERA_ASSIGN_OR_RETURN(auto data, Socket::Create(ctx, wire::SocketType::kRouter, data_opts));
+  TESSERA_ASSIGN_OR_RETURN(std::string bound, data->Bind(options.bind));
+  wire::SocketOptions co = so;
+  co.routing_id = "rank-" + std::to_string(options.rank);
+  co.send_hwm = co.recv_hwm = 1000;
+  TESSERA_ASSIGN_OR_RETURN(auto control, Socket::Create(ctx, wire::SocketType::kDealer, co));
+  TESSERA_RETURN_IF_ERROR(control->Connect(options.coordinator));
+
+  std::unique_ptr<ParamServer> s(new ParamServer(std::move(options), std::move(reactor)));
+  s->data_endpoint_ = Advertised(bound, s->options_.advertise_host);
+  ParamServer* self = s.get();
+  s->data_ = s->reactor_->AddSocket(std::move(data), [self](Socket& k, InMessage&& m) { self->OnData(k, std::move(m)); });
+  s->control_ = s->reactor_->AddSocket(std::move(control), [self](Socket& k, InMessage&& m) { self->OnControl(k, std::move(m)); });
+  s->coordinator_seen_ = Clock::now();
+
+  OutMessage reg(Op::REGISTER);
+  reg.SetRequestId(1);
+  auto r = reg.header().getBody().initRegister();
+  r.setRole(wire::Role::SERVER);
+  r.setRank(s->options_.rank);
+  r.setHost(Hostname());
+  r.setDataEndpoint(s->data_endpoint_);
+  r.setPid(static_cast<uint32_t>(getpid()));
+  r.setNumServers(static_cast<uint32_t>(s->options_.num_servers));
+  r.setNumWorkers(static_cast<uint32_t>(s->options_.num_workers));
+  TESSERA_RETURN_IF_ERROR(s->control_->Send(std::move(reg)));
+  s->reactor_->RunAfter(s->options_.register_timeout, [self] {
+    if (!self->core_ && !self->finished_) {
+      self->Finish(Status::TimedOut("no shard map from the coordinator at " + self->options_.coordinator +
+                                    " within the registration timeout"),
+                   kExitTimeout);
+    }
+  });
+  TESSERA_RETURN_IF_ERROR(s->reactor_->Start());
+  LOG(INFO) << "server serving on " << s->data_endpoint_;
+  return s;
+}
+
+ParamServer::ParamServer(ServerOptions options, std::unique_ptr<wire::Reactor> reactor)
+    : options_(std::move(options)), reactor_(std::move(reactor)) {}
+
+ParamServer::~ParamServer() { reactor_->Stop(); }
+
+void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
+  coordinator_seen_ = Clock::now();
+  auto body = msg.header().getBody();
+  switch (msg.op()) {
+    case Op::WELCOME: {
+      if (welcomed_) return;
+      welcomed_ = true;
+      auto w = body.getWelcome();
+      heartbeat_timeout_ = std::chrono::milliseconds(w.getHeartbeatTimeoutMs());
+      auto interval = std::chrono::milliseconds(std::max<uint32_t>(50, w.getHeartbeatIntervalMs()));
+      reactor_->RunEvery(interval, [this] { Heartbeat(); });
+      return;
+    }
+    case Op::SHARD_MAP: {
+      auto map = ShardMapFromWire(body.getShardMap());
+      Status st = map.status();
+      if (st.ok()) {
+        auto core = ParamServerCore::Create(std::move(map).value(), static_cast<uint32_t>(options_.rank - 1),
+                                            options_.aggregator);
+        st = core.status();
+        if (st.ok()) core_.emplace(std::move(core).value());
+      }
+      if (!st.ok()) {
+        sock.Send(wire::MakeErrorReply(msg, st)).IgnoreError();
+        return Finish(st.WithContext("creating shards"), kExitConfig);
+      }
+      LOG(INFO) << "holding the shards of map v" << core_->map().version() << " (" << core_->map().ServerBytes(core_->server()) << " dense bytes)";
+      sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();
+      return;
+    }
+    case Op::HEARTBEAT: return;
+    case Op::SHUTDOWN: {
+      auto sd = body.getShutdown();
+      int code = sd.getExitCode();
+      return Finish(code == 0 ? Status::OK() : Status::Aborted(sd.getReason().cStr()), code);
+    }
+    case Op::ERROR: {
+      Status st = wire::StatusFromError(msg);
+      return Finish(st.WithContext("the coordinator refused us"), ExitCodeForStatusCode(static_cast<int>(st.code())));
+    }
+    default:
+      LOG(WARNING) << "unexpected " << wire::OpName(msg.op()) << " from the coordinator";
+  }
+}
+
+void ParamServer::Heartbeat() {
+  if (finished_) return;
+  if (Clock::now() - coordinator_seen_ > heartbeat_timeout_) {
+    return Finish(Status::Unavailable("the coordinator at " + options_.coordinator + " is unreachable"),
+                  kExitPeerFailure);
+  }
+  OutMessage hb(Op::HEARTBEAT);
+  hb.header().getBody().initHeartbeat().setStep(max_step_seen_);
+  control_->Send(std::move(hb)).IgnoreError();
+}
+
+void ParamServer::OnData(Socket& sock, InMessage&& msg) {
+  if (finished_) return;
+  if (!wire::IsDataPlaneOp(msg.op())) {
+    sock.Send(wire::MakeErrorReply(msg, Status::InvalidArgument("a server handles push, pull and pushPull, not " +
+                                                                wire::OpName(msg.op()))))
+        .IgnoreError();
+    return;
+  }
+  if (!core_) {
+    sock.Send(wire::MakeErrorReply(msg, Status::Unavailable("server has no shard map yet"))).IgnoreError();
+    return;
+  }
+  if (!Serve(sock, msg, false)) {
+    parked_.push_back(std::move(msg));
+    return;
+  }
+  if (msg.op() != Op::PULL) RetryParked();
+}
+
+bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {
+  auto h = msg.header();
+  auto d = h.getBody().getData();
+  ParamRequest req;
+  req.shard_map_version = h.getShardMapVersion();
+  req.worker = h.getSenderRank() - 1 - options_.num_servers;
+  req.param_id = d.getParamId();
+  req.kind = d.getKind() == wire::capnp::ParamKind::SPARSE ? ParamKind::kSparse : ParamKind::kDense;
+  req.begin = d.getBegin();
+  req.end = d.getEnd();
+  req.step = h.getStep();
+  size_t values_frame = 0;
+  if (req.kind == ParamKind::kSparse) {
+    auto bytes = msg.payload(0);  // the codec checked: u64, numKeys elements
+    req.keys = {reinterpret_cast<const Key*>(bytes.data()), bytes.size() / sizeof(Key)};
+    values_frame = 1;
+  }
+  auto reply_error = [&](const Status& st) {
+    sock.Send(wire::MakeErrorReply(msg, st)).IgnoreError();
+    return true;
+  };
+  if (h.getSenderRole() != wire::Role::WORKER) return reply_error(Status::InvalidArgument("only workers push and pull"));
+  if (req.step > max_step_seen_) max_step_seen_ = req.step;
+
+  if (msg.op() != Op::PULL && !already_pushed) {
+    if (msg.num_payloads() <= values_frame) return reply_error(Status::InvalidArgument("push without values"));
+    if (msg.payload_dtype(values_frame) != DType::kF32) {
+      return reply_error(Status::InvalidArgument("push values must be f32, got " +
+                                                 std::string(DTypeName(msg.payload_dtype(values_frame)))));
+    }
+    auto bytes = msg.payload(values_frame);
+    std::span<const float> values(reinterpret_cast<const float*>(bytes.data()), bytes.size() / sizeof(float));
+    Status st = core_->Push(req, values);
+    if (!st.ok()) return reply_error(st);
+    if (msg.op() == Op::PUSH) {
+      sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();
+      return true;
+    }
+  }
+  // pull, or the pull half of pushPull.
+  auto ready = core_->PullReady(req);
+  if (!ready.ok()) return reply_error(ready.status());
+  // Not ready: the caller parks it; RetryParked serves it with already_pushed = true, so
+  // the push half of a pushPull is applied exactly once.
+  if (!*ready) return false;
+  uint64_t n = req.kind == ParamKind::kSparse
+                   ? req.keys.size() * core_->map().param(req.param_id)->numel()
+                   : req.end - req.begin;
+  Buffer out = Buffer::Allocate(n * sizeof(float));
+  int64_t applied = -1;
+  Status st = core_->Pull(req, {out.as<float>(), n}, &applied);
+  if (!st.ok()) return reply_error(st);
+  OutMessage rep = wire::MakeReply(msg, Op::RESPONSE);
+  auto r = rep.header().getBody().initResponse();
+  r.setParamId(req.param_id);
+  r.setAppliedStep(applied);
+  st = rep.AddPayload(std::move(out), DType::kF32, n);
+  if (!st.ok()) return reply_error(st);
+  sock.Send(std::move(rep)).IgnoreError();
+  return true;
+}
+
+void ParamServer::RetryParked() {
+  // Parked requests keep arrival order; each pass serves every one that became ready.
+  for (size_t i = 0; i < parked_.size();) {
+    if (Serve(*data_, parked_[i], /*already_pushed=*/true)) {
+      parked_.erase(parked_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+}
+
+void ParamServer::Finish(Status status, int exit_code) {
+  if (finished_) return;
+  finished_ = true;
+  if (status.ok()) LOG(INFO) << "server shutting down: job finished";
+  else LOG(ERROR) << "server stopping: " << status.ToString();
+  std::lock_guard<std::mutex> l(mu_);
+  done_ = true;
+  outcome_ = {std::move(status), exit_code};
+  done_cv_.notify_all();
+}
+
+JobOutcome ParamServer::Wait(Duration timeout) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!done_cv_.wait_for(l, timeout, [this]() REQUIRES(mu_) { return done_; })) {
+    return {Status::TimedOut("server still running"), kExitTimeout};
+  }
+  JobOutcome o = outcome_;
+  l.unlock();
+  reactor_->Stop();
+  return o;
+}
+
+}  // namespace tessera::paramserver

@@ -1,0 +1,98 @@
+// ParamServer: one parameter server process's loop. Registers with the coordinator,
+// receives the shard map, creates its shards (ParamServerCore), then serves push, pull
+// and pushPull requests from workers on its own ROUTER socket until the coordinator
+// says Shutdown, or goes silent for longer than the heartbeat timeout.
+//
+// A bad request never stops the server: ParamServerCore's refusal becomes an error
+// reply and the loop takes the next message. A pull that the sync policy does not allow
+// yet (bsp: the previous step's update is not applied) is parked and answered after the
+// push that makes it ready.
+//
+// Threading: one reactor thread owns both sockets, the core, and the parked pulls.
+// Wait() may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "common/thread_annotations.h"
+#include "coordinator/coordinator.h"
+#include "paramserver/server_core.h"
+#include "wire/reactor.h"
+
+namespace tessera::paramserver {
+
+struct ServerOptions {
+  std::string coordinator;                 // "tcp://127.0.0.1:5555"
+  uint64_t job_id = 0;
+  int rank = 1;                            // 1..num_servers
+  int num_servers = 1;
+  int num_workers = 1;
+  // Data-plane endpoint to bind. Default: loopback, any port.
+  std::string bind = "tcp://127.0.0.1:*";
+  // Host name workers use to reach this server (replaces a wildcard bind address).
+  // Default: "" (use the bound address as is).
+  std::string advertise_host;
+  // Peers that have not registered and received a shard map by then give up. Default: 120 s.
+  Duration register_timeout = std::chrono::seconds(120);
+  AggregatorOptions aggregator;
+  // Requests queued per worker connection before ZeroMQ pushes back. Default: 1000.
+  int max_inflight = 1000;
+};
+
+class ParamServer {
+ public:
+  static Result<std::unique_ptr<ParamServer>> Start(ServerOptions options,
+                                                    std::shared_ptr<wire::Context> ctx);
+  ~ParamServer();
+  ParamServer(const ParamServer&) = delete;
+  ParamServer& operator=(const ParamServer&) = delete;
+
+  const std::string& data_endpoint() const { return data_endpoint_; }
+
+  // Blocks until the server is told to stop (or `timeout`). The outcome's exit code is
+  // the coordinator's Shutdown code, kExitPeerFailure when the coordinator vanished.
+  JobOutcome Wait(Duration timeout = std::chrono::hours(24 * 365));
+
+ private:
+  explicit ParamServer(ServerOptions options, std::unique_ptr<wire::Reactor> reactor);
+
+  // Loop thread only.
+  void OnControl(wire::Socket& sock, wire::InMessage&& msg);
+  void OnData(wire::Socket& sock, wire::InMessage&& msg);
+  // Handles one data request; returns true when it was answered (or refused), false
+  // when it was parked.
+  bool Serve(wire::Socket& sock, wire::InMessage& msg, bool already_pushed);
+  void RetryParked();
+  void Heartbeat();
+  void Finish(Status status, int exit_code);
+
+  const ServerOptions options_;
+  std::unique_ptr<wire::Reactor> reactor_;
+  std::string data_endpoint_;
+  wire::Socket* control_ = nullptr;  // DEALER to the coordinator; loop thread only
+  wire::Socket* data_ = nullptr;     // ROUTER for workers; loop thread only
+
+  // Loop thread only.
+  std::optional<ParamServerCore> core_;
+  std::deque<wire::InMessage> parked_;  // pulls waiting for their step (pushes already applied)
+  Clock::time_point coordinator_seen_;
+  Duration heartbeat_timeout_ = std::chrono::seconds(10);
+  bool welcomed_ = false;
+  bool finished_ = false;
+  int64_t max_step_seen_ = -1;
+  std::vector<float> scratch_;
+
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  bool done_ GUARDED_BY(mu_) = false;
+  JobOutcome outcome_ GUARDED_BY(mu_);
+};
+
+}  // namespace tessera::paramserver

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds Tessera and runs the whole test suite.
+# This is the README's test command; .ci/run calls exactly this.
+#   scripts/test.sh            full suite: CUDA-enabled build (when nvcc exists), CPU-only build,
+#                              fuzzing for $TESSERA_FUZZ_SECONDS (default 60)
+# Environment: TESSERA_JOBS (build parallelism, default: nproc)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+JOBS=${TESSERA_JOBS:-$(nproc)}
+FUZZ_SECONDS=${TESSERA_FUZZ_SECONDS:-60}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+step() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "set-up"
+bash scripts/setup.sh --with-slurm
+
+# 1. The default build: CUDA backend when nvcc is present (sm_80, sm_90), warnings as errors.
+step "configure + build (TESSERA_CUDA=AUTO)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_WERROR=ON >/dev/null
+cmake --build build -j"$JOBS"
+if grep -q 'TESSERA_HAVE_CUDA:INTERNAL=ON\|^TESSERA_HAVE_CUDA' build/CMakeCache.txt 2>/dev/null && [ -f scripts/check_cuda_arch.sh ]; then
+  bash scripts/check_cuda_arch.sh build
+fi
+step "tests (CUDA-enabled build; gpu-labelled tests skip without a GPU)"
+ctest --test-dir build --output-on-failure -j2 --timeout 600
+
+# 2. The CPU-only build must configure, build and pass on its own.
+step "configure + build + test (TESSERA_CUDA=OFF)"
+cmake -S . -B build-cpu -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
+  -DTESSERA_WERROR=ON -DTESSERA_BUILD_BENCH=OFF >/dev/null
+cmake --build build-cpu -j"$JOBS"
+ctest --test-dir build-cpu --output-on-failure -j2 --timeout 600 -LE gpu
+
+# 3. Fuzz the wire decoder for a bounded time (clang + libFuzzer).
+if [ -f scripts/fuzz.sh ] && [ "$FUZZ_SECONDS" -gt 0 ]; then
+  step "fuzzing the header decoder for ${FUZZ_SECONDS}s"
+  bash scripts/fuzz.sh "$FUZZ_SECONDS"
+fi
+step "all tests passed"

@@ -1,0 +1,210 @@
+#include "wire/reactor.h"
+
+#include <glog/logging.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tessera::wire {
+
+Result<std::unique_ptr<Reactor>> Reactor::Create(ReactorOptions options) {
+  // An eventfd, not an inproc socket, wakes the loop: writing it is thread-safe, so Post
+  // needs no socket shared between threads.
+  const int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return Status::IOError(std::string("eventfd: ") + strerror(errno));
+  return std::unique_ptr<Reactor>(new Reactor(options, fd));
+}
+
+Reactor::Reactor(ReactorOptions options, int wake_fd) : options_(options), wake_fd_(wake_fd) {}
+
+Reactor::~Reactor() {
+  // A handler cannot destroy the reactor that is running it: the thread cannot join itself.
+  CHECK(!InLoopThread()) << "Reactor destroyed from its own loop thread";
+  Stop();
+  if (thread_.joinable()) thread_.join();  // Stop() was first called from the loop thread
+  close(wake_fd_);
+}
+
+Socket* Reactor::AddSocket(std::unique_ptr<Socket> socket, Handler handler, ErrorHandler on_error) {
+  Socket* raw = socket.get();
+  {
+    MutexLock l(&mu_);
+    pending_entries_.push_back(Entry{std::move(socket), std::move(handler), std::move(on_error)});
+  }
+  Wake();
+  return raw;
+}
+
+Status Reactor::Start() {
+  MutexLock l(&mu_);
+  if (started_) return Status::FailedPrecondition("reactor already started");
+  if (stopping_) return Status::FailedPrecondition("reactor was stopped");
+  started_ = true;
+  thread_ = std::thread([this] { Loop(); });
+  return Status::OK();
+}
+
+void Reactor::Stop() {
+  {
+    MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  stop_requested_.store(true);
+  Wake();
+  if (thread_.joinable() && !InLoopThread()) thread_.join();
+}
+
+bool Reactor::Post(Task task) {
+  {
+    MutexLock l(&mu_);
+    if (stopping_) return false;
+    posted_.push_back(std::move(task));
+  }
+  Wake();
+  return true;
+}
+
+Reactor::TimerId Reactor::RunAfter(Duration delay, Task fn) {
+  return AddTimer(delay, Duration::zero(), std::move(fn));
+}
+
+Reactor::TimerId Reactor::RunEvery(Duration interval, Task fn) {
+  if (interval <= Duration::zero()) interval = std::chrono::milliseconds(1);
+  return AddTimer(interval, interval, std::move(fn));
+}
+
+Reactor::TimerId Reactor::AddTimer(Duration first, Duration interval, Task fn) {
+  TimerId id;
+  {
+    MutexLock l(&mu_);
+    id = ++next_timer_id_;
+    timers_.emplace(id,
+                    Timer{Clock::now() + first, interval, std::make_shared<Task>(std::move(fn))});
+  }
+  Wake();  // the loop may be sleeping past the new due time
+  return id;
+}
+
+void Reactor::Cancel(TimerId id) {
+  MutexLock l(&mu_);
+  timers_.erase(id);
+}
+
+bool Reactor::InLoopThread() const { return loop_thread_id_.load() == std::this_thread::get_id(); }
+
+void Reactor::Wake() {
+  const uint64_t one = 1;
+  // EAGAIN means the counter is saturated: the loop is certainly going to wake.
+  ssize_t n = write(wake_fd_, &one, sizeof(one));
+  (void)n;
+}
+
+void Reactor::RunPosted() {
+  std::deque<Task> batch;
+  {
+    MutexLock l(&mu_);
+    batch.swap(posted_);
+  }
+  for (Task& t : batch) t();
+}
+
+void Reactor::RunDueTimers() {
+  const Clock::time_point now = Clock::now();
+  std::vector<TimerId> due;
+  {
+    MutexLock l(&mu_);
+    for (const auto& [id, t] : timers_) {
+      if (t.due <= now) due.push_back(id);
+    }
+  }
+  for (TimerId id : due) {
+    std::shared_ptr<Task> fn;
+    {
+      // Re-checked per timer: an earlier callback in this batch may have cancelled it.
+      MutexLock l(&mu_);
+      auto it = timers_.find(id);
+      if (it == timers_.end()) continue;
+      fn = it->second.fn;
+      if (it->second.interval == Duration::zero()) {
+        timers_.erase(it);
+      } else {
+        Timer& t = it->second;
+        t.due += t.interval;
+        if (t.due <= now) t.due = now + t.interval;  // fell behind: skip missed runs
+      }
+    }
+    (*fn)();
+  }
+}
+
+int Reactor::PollTimeoutMillis() {
+  MutexLock l(&mu_);
+  if (!posted_.empty() || !pending_entries_.empty()) return 0;
+  if (timers_.empty()) return -1;
+  Clock::time_point next = Clock::time_point::max();
+  for (const auto& [id, t] : timers_) next = std::min(next, t.due);
+  const auto left = next - Clock::now();
+  if (left <= Duration::zero()) return 0;
+  // Round up: waking a little late is fine, waking early just spins once more.
+  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+}
+
+void Reactor::Loop() {
+  loop_thread_id_.store(std::this_thread::get_id());
+  pthread_setname_np(pthread_self(), "tessera-reactor");
+  std::vector<zmq_pollitem_t> items;
+  std::vector<Entry*> polled;
+  while (!stop_requested_.load()) {
+    {
+      MutexLock l(&mu_);
+      for (Entry& e : pending_entries_) entries_.push_back(std::move(e));
+      pending_entries_.clear();
+    }
+    items.assign(1, zmq_pollitem_t{nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    polled.clear();
+    for (Entry& e : entries_) {
+      if (!e.handler) continue;
+      items.push_back(zmq_pollitem_t{e.socket->raw(), 0, ZMQ_POLLIN, 0});
+      polled.push_back(&e);
+    }
+    const int rc = zmq_poll(items.data(), static_cast<int>(items.size()), PollTimeoutMillis());
+    if (rc < 0 && zmq_errno() != EINTR) {
+      LOG(ERROR) << "reactor: zmq_poll failed: " << zmq_strerror(zmq_errno());
+      break;
+    }
+    if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
+      uint64_t count;
+      ssize_t n = read(wake_fd_, &count, sizeof(count));  // reset the eventfd counter
+      (void)n;
+    }
+    for (size_t i = 0; rc > 0 && i < polled.size(); ++i) {
+      if (!(items[i + 1].revents & ZMQ_POLLIN)) continue;
+      Entry& e = *polled[i];
+      for (int k = 0; k < options_.max_batch_per_socket && !stop_requested_.load(); ++k) {
+        Result<InMessage> r = e.socket->TryRecv();
+        if (r.ok()) {
+          e.handler(*e.socket, std::move(r).value());
+        } else if (r.status().code() == StatusCode::kTimedOut) {
+          break;  // drained
+        } else if (e.on_error) {
+          e.on_error(*e.socket, r.status());
+        }
+      }
+    }
+    RunPosted();
+    RunDueTimers();
+  }
+  // Stopping: tasks posted before Stop() still run (a final Send goes out), then the
+  // sockets close here, on the thread that used them.
+  RunPosted();
+  entries_.clear();
+  MutexLock l(&mu_);
+  pending_entries_.clear();
+  timers_.clear();
+}
+
+}  // namespace tessera::wire

@@ -1,0 +1,141 @@
+// Reactor: one background thread that owns a set of sockets, waits on all of them
+// (zmq_poll), runs each socket's handler for every valid message, runs tasks posted by
+// other threads, and runs timers. It is the event loop of the server, the coordinator
+// and the worker client.
+//
+// Threading contract:
+//   * Background thread: exactly one ("tessera-reactor", started by Start(), joined by
+//     Stop()). It owns every socket added to the reactor: handlers, posted tasks and
+//     timer callbacks all run on it, one at a time, and only they may touch those
+//     sockets (ZeroMQ sockets are not thread-safe).
+//   * Post, RunAfter, RunEvery, Cancel and Stop may be called from any thread.
+//     AddSocket may be called from any thread; it takes effect on the loop thread.
+//   * Handlers must not block for long: they delay every other socket. Blocking work
+//     belongs on another thread, which Posts its result back.
+//   * Stop() runs the tasks already posted (so a posted final Send still happens), then
+//     closes the sockets and joins. Stop from the loop thread itself only requests the
+//     stop (it cannot join itself); the destructor then joins.
+//
+// Server loop:
+//   auto r = Reactor::Create();  auto s = Socket::Create(ctx, SocketType::kRouter, opts);
+//   auto ep = (*s)->Bind("tcp://127.0.0.1:*");
+//   (*r)->AddSocket(std::move(*s), [&](Socket& sock, InMessage&& req) {
+//     OutMessage rep = MakeReply(req, Op::RESPONSE); ...
+//     sock.Send(std::move(rep)).IgnoreError();   // or log; a gone peer is not fatal
+//   });
+//   (*r)->Start();
+// Client: add a DEALER per server with a handler that completes the pending request
+// whose requestId matches (a map owned by the loop thread); callers Post() a task that
+// assigns an id, records a completion handle and Sends; RunEvery() expires requests
+// past their deadline with TimedOut.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "common/thread_annotations.h"
+#include "wire/mutex.h"
+#include "wire/socket.h"
+
+namespace tessera::wire {
+
+// Per-reactor options.
+struct ReactorOptions {
+  // Messages received from one socket per loop turn before the others get a turn
+  // (fairness between peers). Default: 64.
+  int max_batch_per_socket = 64;
+};
+
+class Reactor {
+ public:
+  // Runs on the loop thread for each valid message received on `socket`.
+  using Handler = std::function<void(Socket& socket, InMessage&& msg)>;
+  // Runs on the loop thread when a received message failed validation (the socket has
+  // already logged it and, for ROUTER, replied). Optional.
+  using ErrorHandler = std::function<void(Socket& socket, const Status& status)>;
+  using Task = std::function<void()>;
+  using TimerId = uint64_t;
+
+  static Result<std::unique_ptr<Reactor>> Create(ReactorOptions options = {});
+  ~Reactor();  // Stop()
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // Takes ownership of `socket`; the reactor polls it and runs `handler` for each
+  // message (a null handler: owned but not polled, e.g. send-only). Returns the socket
+  // pointer, valid until Stop() returns, usable only on the loop thread (handlers,
+  // posted tasks, timers) or before Start().
+  Socket* AddSocket(std::unique_ptr<Socket> socket, Handler handler,
+                    ErrorHandler on_error = nullptr);
+
+  // Starts the loop thread. Returns FailedPrecondition when already started.
+  Status Start();
+  // Idempotent. See the threading contract above.
+  void Stop();
+
+  // Runs `task` on the loop thread, in posting order. Returns false (and drops the
+  // task) once Stop() has been called.
+  bool Post(Task task);
+
+  // Runs `fn` once after `delay` / every `interval` (first run after one interval), on
+  // the loop thread. A periodic timer that falls behind skips missed runs. Returns an
+  // id for Cancel. Timers pending at Stop() do not run.
+  TimerId RunAfter(Duration delay, Task fn);
+  TimerId RunEvery(Duration interval, Task fn);
+  // The timer will not run again. Cancelling an unknown or finished id is a no-op.
+  void Cancel(TimerId id);
+
+  // True when called on the loop thread.
+  bool InLoopThread() const;
+
+ private:
+  struct Entry {
+    std::unique_ptr<Socket> socket;
+    Handler handler;
+    ErrorHandler on_error;
+  };
+  struct Timer {
+    Clock::time_point due;
+    Duration interval;         // zero: one-shot
+    std::shared_ptr<Task> fn;  // shared so a periodic timer runs without holding mu_
+  };
+
+  Reactor(ReactorOptions options, int wake_fd);
+  void Loop();
+  void Wake();
+  void RunPosted() EXCLUDES(mu_);
+  void RunDueTimers() EXCLUDES(mu_);
+  int PollTimeoutMillis() EXCLUDES(mu_);
+  TimerId AddTimer(Duration first, Duration interval, Task fn) EXCLUDES(mu_);
+
+  // Constant after construction.
+  const ReactorOptions options_;
+  const int wake_fd_;  // eventfd: Post/Stop write it, the loop polls it
+
+  std::thread thread_;
+  std::atomic<std::thread::id> loop_thread_id_{};
+  std::atomic<bool> stop_requested_{false};
+
+  // Loop thread only (or before Start / after join).
+  std::vector<Entry> entries_;
+
+  // State below is protected by mu_.
+  Mutex mu_;
+  bool started_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::deque<Task> posted_ GUARDED_BY(mu_);
+  std::vector<Entry> pending_entries_ GUARDED_BY(mu_);
+  std::map<TimerId, Timer> timers_ GUARDED_BY(mu_);
+  TimerId next_timer_id_ GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace tessera::wire

@@ -1,0 +1,312 @@
+#include "wire/socket.h"
+
+#include <glog/logging.h>
+#include <zmq.h>
+
+#include <cerrno>
+#include <utility>
+#include <vector>
+
+namespace tessera::wire {
+
+namespace {
+
+// Frames below this size are copied into ZeroMQ's own message: cheaper than the
+// reference count and the free callback that zero-copy costs.
+constexpr size_t kZeroCopyMinBytes = 1024;
+
+std::atomic<int64_t> g_live_received_frames{0};
+
+Status ZmqError(const char* what, int err) {
+  std::string m = std::string(what) + ": " + zmq_strerror(err);
+  switch (err) {
+    case EAGAIN:
+      return Status::ResourceExhausted(m);
+    case EHOSTUNREACH:
+      return Status::Unavailable(m);
+    case ETERM:
+      return Status::Aborted(m);
+    case EINVAL:
+    case EPROTONOSUPPORT:
+    case ENOCOMPATPROTO:
+      return Status::InvalidArgument(m);
+    case EADDRINUSE:
+    case EADDRNOTAVAIL:
+    case ENODEV:
+      return Status::Unavailable(m);
+    default:
+      return Status::IOError(m);
+  }
+}
+
+Status SetOpt(void* sock, int option, const void* value, size_t len, const char* name) {
+  if (zmq_setsockopt(sock, option, value, len) != 0) return ZmqError(name, zmq_errno());
+  return Status::OK();
+}
+Status SetInt(void* sock, int option, int value, const char* name) {
+  return SetOpt(sock, option, &value, sizeof(value), name);
+}
+
+// ZeroMQ's free callback for zero-copy frames: drops the transport's Buffer reference.
+// Runs on a ZeroMQ I/O thread (or on ours when a send fails); Buffer's count is atomic.
+void ReleaseBuffer(void* /*data*/, void* hint) { delete static_cast<Buffer*>(hint); }
+
+// Wraps a received frame as a Buffer that closes the frame when the last reference dies.
+Buffer AdoptFrame(zmq_msg_t* msg) {
+  g_live_received_frames.fetch_add(1, std::memory_order_relaxed);
+  return Buffer::Wrap(zmq_msg_data(msg), zmq_msg_size(msg), Device::kCPU, [msg] {
+    zmq_msg_close(msg);
+    delete msg;
+    g_live_received_frames.fetch_sub(1, std::memory_order_relaxed);
+  });
+}
+
+int ZmqType(SocketType t) {
+  switch (t) {
+    case SocketType::kRouter:
+      return ZMQ_ROUTER;
+    case SocketType::kDealer:
+      return ZMQ_DEALER;
+    case SocketType::kPair:
+      return ZMQ_PAIR;
+  }
+  return ZMQ_PAIR;
+}
+
+// Sends one frame; zero copy for large payloads.
+Status SendFrame(void* sock, const Buffer* owner, std::span<const std::byte> bytes, int flags) {
+  zmq_msg_t m;
+  if (owner != nullptr && bytes.size() >= kZeroCopyMinBytes) {
+    auto* hold = new Buffer(*owner);
+    // ZeroMQ never writes through this pointer; the cast only satisfies the C API.
+    void* data = const_cast<std::byte*>(bytes.data());
+    if (zmq_msg_init_data(&m, data, bytes.size(), &ReleaseBuffer, hold) != 0) {
+      delete hold;
+      return ZmqError("zmq_msg_init_data", zmq_errno());
+    }
+  } else {
+    if (zmq_msg_init_size(&m, bytes.size()) != 0) return ZmqError("zmq_msg_init_size", zmq_errno());
+    if (!bytes.empty()) memcpy(zmq_msg_data(&m), bytes.data(), bytes.size());
+  }
+  if (zmq_msg_send(&m, sock, flags) < 0) {
+    const int err = zmq_errno();
+    zmq_msg_close(&m);  // still ours after a failed send: runs ReleaseBuffer
+    return ZmqError("zmq_msg_send", err);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+int64_t TEST_LiveReceivedFrames() { return g_live_received_frames.load(); }
+
+// ------------------------------------------------------------------------------ Context
+
+Result<std::shared_ptr<Context>> Context::Create(int io_threads) {
+  void* ctx = zmq_ctx_new();
+  if (ctx == nullptr) return ZmqError("zmq_ctx_new", zmq_errno());
+  if (zmq_ctx_set(ctx, ZMQ_IO_THREADS, io_threads) != 0) {
+    Status st = ZmqError("zmq_ctx_set(ZMQ_IO_THREADS)", zmq_errno());
+    zmq_ctx_term(ctx);
+    return st;
+  }
+  return std::shared_ptr<Context>(new Context(ctx));
+}
+
+Context::~Context() {
+  // Every socket is closed by now (each holds a reference to us), so this returns once
+  // their lingering messages are flushed or linger_ms has passed.
+  while (zmq_ctx_term(ctx_) != 0 && zmq_errno() == EINTR) {
+  }
+}
+
+// ------------------------------------------------------------------------------- Socket
+
+Result<std::unique_ptr<Socket>> Socket::Create(std::shared_ptr<Context> ctx, SocketType type,
+                                               SocketOptions options) {
+  void* sock = zmq_socket(ctx->raw(), ZmqType(type));
+  if (sock == nullptr) return ZmqError("zmq_socket", zmq_errno());
+  std::unique_ptr<Socket> s(new Socket(std::move(ctx), sock, type, std::move(options)));
+  const SocketOptions& o = s->options_;
+  TESSERA_RETURN_IF_ERROR(SetInt(sock, ZMQ_SNDHWM, o.send_hwm, "ZMQ_SNDHWM"));
+  TESSERA_RETURN_IF_ERROR(SetInt(sock, ZMQ_RCVHWM, o.recv_hwm, "ZMQ_RCVHWM"));
+  TESSERA_RETURN_IF_ERROR(SetInt(sock, ZMQ_SNDTIMEO, o.send_timeout_ms, "ZMQ_SNDTIMEO"));
+  TESSERA_RETURN_IF_ERROR(SetInt(sock, ZMQ_LINGER, o.linger_ms, "ZMQ_LINGER"));
+  // A frame over the message limit is dropped by ZeroMQ (which disconnects the peer)
+  // before it is buffered: a peer cannot make us allocate more than the limit.
+  const int64_t max_frame = static_cast<int64_t>(MaxMessageBytes(o.decode));
+  TESSERA_RETURN_IF_ERROR(
+      SetOpt(sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof(max_frame), "ZMQ_MAXMSGSIZE"));
+  if (type == SocketType::kRouter) {
+    TESSERA_RETURN_IF_ERROR(SetInt(sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY"));
+  }
+  if (!o.routing_id.empty()) {
+    TESSERA_RETURN_IF_ERROR(
+        SetOpt(sock, ZMQ_ROUTING_ID, o.routing_id.data(), o.routing_id.size(), "ZMQ_ROUTING_ID"));
+  }
+  return s;
+}
+
+Socket::Socket(std::shared_ptr<Context> ctx, void* sock, SocketType type, SocketOptions options)
+    : ctx_(std::move(ctx)), sock_(sock), type_(type), options_(std::move(options)) {}
+
+Socket::~Socket() { zmq_close(sock_); }
+
+Result<std::string> Socket::Bind(const std::string& endpoint) {
+  if (zmq_bind(sock_, endpoint.c_str()) != 0) {
+    return ZmqError(("bind " + endpoint).c_str(), zmq_errno());
+  }
+  char buf[256];
+  size_t len = sizeof(buf);
+  if (zmq_getsockopt(sock_, ZMQ_LAST_ENDPOINT, buf, &len) != 0) {
+    return ZmqError("ZMQ_LAST_ENDPOINT", zmq_errno());
+  }
+  return std::string(buf, len > 0 && buf[len - 1] == '\0' ? len - 1 : len);
+}
+
+Status Socket::Connect(const std::string& endpoint) {
+  if (zmq_connect(sock_, endpoint.c_str()) != 0) {
+    return ZmqError(("connect " + endpoint).c_str(), zmq_errno());
+  }
+  return Status::OK();
+}
+
+Status Socket::Disconnect(const std::string& endpoint) {
+  if (zmq_disconnect(sock_, endpoint.c_str()) != 0) {
+    return ZmqError(("disconnect " + endpoint).c_str(), zmq_errno());
+  }
+  return Status::OK();
+}
+
+Status Socket::Send(OutMessage&& msg, std::string_view routing_id) {
+  return SendImpl(std::move(msg), routing_id, /*flags=*/0);
+}
+
+Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags) {
+  if (options_.stamp_sender) {
+    if (msg.header().getJobId() == 0) msg.SetJobId(options_.job_id);
+    msg.SetSender(options_.role, options_.rank);
+  }
+  const std::string_view rid = routing_id.empty() ? std::string_view(msg.routing_id()) : routing_id;
+  if (type_ == SocketType::kRouter && rid.empty()) {
+    return Status::InvalidArgument("send of " + OpName(msg.op()) +
+                                   " on a ROUTER needs a routing id");
+  }
+  const std::vector<std::byte> header = msg.EncodeHeader();
+  const auto& payloads = msg.payloads();
+  if (type_ == SocketType::kRouter) {
+    std::span<const std::byte> id(reinterpret_cast<const std::byte*>(rid.data()), rid.size());
+    TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE),
+                                "sending " + OpName(msg.op()));
+  }
+  // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
+  TESSERA_RETURN_IF_ERROR_CTX(
+      SendFrame(sock_, nullptr, header, flags | (payloads.empty() ? 0 : ZMQ_SNDMORE)),
+      "sending " + OpName(msg.op()));
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    const int more = i + 1 < payloads.size() ? ZMQ_SNDMORE : 0;
+    TESSERA_RETURN_IF_ERROR_CTX(
+        SendFrame(sock_, &payloads[i].owner, payloads[i].bytes, flags | more),
+        "sending payload of " + OpName(msg.op()));
+  }
+  return Status::OK();
+}
+
+Result<InMessage> Socket::TryRecv() { return Recv(Deadline(Duration::zero())); }
+
+Result<InMessage> Socket::Recv(Deadline deadline) {
+  for (;;) {
+    bool got = false;
+    Result<InMessage> r = ReceiveOne(&got);
+    if (got) return r;
+    if (!r.ok() && r.status().code() != StatusCode::kTimedOut) return r;
+    if (deadline.Expired()) return Status::TimedOut("no message before the deadline");
+    zmq_pollitem_t item{sock_, 0, ZMQ_POLLIN, 0};
+    const long wait = static_cast<long>(std::max<int64_t>(deadline.RemainingMillis(), 1));
+    if (zmq_poll(&item, 1, wait) < 0 && zmq_errno() != EINTR) {
+      return ZmqError("zmq_poll", zmq_errno());
+    }
+  }
+}
+
+Result<InMessage> Socket::ReceiveOne(bool* got) {
+  std::string routing_id;
+  Buffer header;
+  std::vector<Buffer> payloads;
+  size_t index = 0;
+  const size_t first_header = type_ == SocketType::kRouter ? 1 : 0;
+  for (bool more = true; more; ++index) {
+    auto* m = new zmq_msg_t;
+    zmq_msg_init(m);
+    // Every part of a multipart message arrives together, so no part needs to wait.
+    if (zmq_msg_recv(m, sock_, ZMQ_DONTWAIT) < 0) {
+      const int err = zmq_errno();
+      zmq_msg_close(m);
+      delete m;
+      if (index == 0 && err == EAGAIN) return Status::TimedOut("no message queued");
+      *got = index > 0;
+      return ZmqError("zmq_msg_recv", err);
+    }
+    *got = true;
+    more = zmq_msg_more(m) != 0;
+    if (index < first_header) {
+      routing_id.assign(static_cast<const char*>(zmq_msg_data(m)), zmq_msg_size(m));
+      zmq_msg_close(m);
+      delete m;
+    } else if (index == first_header) {
+      header = AdoptFrame(m);
+    } else if (payloads.size() <= kMaxPayloadFrames) {  // one extra, so Decode sees the excess
+      payloads.push_back(AdoptFrame(m));
+    } else {
+      // Drain the rest of an over-long message without keeping it; Decode refuses the
+      // message for the one extra frame kept above.
+      zmq_msg_close(m);
+      delete m;
+    }
+  }
+  Result<InMessage> r = [&]() -> Result<InMessage> {
+    if (index <= first_header) return Status::Corruption("message without a header frame");
+    return Decode(routing_id, header, std::move(payloads), options_.decode);
+  }();
+  if (!r.ok()) ReportMalformed(routing_id, header, r.status());
+  return r;
+}
+
+void Socket::ReportMalformed(const std::string& routing_id, const Buffer& header,
+                             const Status& st) {
+  const int64_t now = NowMicros();
+  if (now - last_log_us_ >= 1000000) {
+    LOG(WARNING) << "dropped malformed message" << (routing_id.empty() ? "" : " from a peer")
+                 << ": " << st.ToString()
+                 << (suppressed_logs_
+                         ? " (" + std::to_string(suppressed_logs_) + " more since the last line)"
+                         : std::string());
+    last_log_us_ = now;
+    suppressed_logs_ = 0;
+  } else {
+    ++suppressed_logs_;
+  }
+  if (type_ != SocketType::kRouter || !options_.reply_to_malformed || routing_id.empty()) return;
+  ReplyTarget target = PeekReplyTarget(routing_id, header.bytes());
+  // Never answer an error with an error: two ROUTERs could bounce them forever.
+  if (target.op_known && target.in_reply_to == Op::ERROR) return;
+  // Non-blocking: a peer that sends garbage and never reads must not stall our loop.
+  SendImpl(MakeErrorReply(target, st), routing_id, ZMQ_DONTWAIT).IgnoreError();
+}
+
+Result<InMessage> Call(Socket& socket, OutMessage&& request, Deadline deadline) {
+  if (request.request_id() == 0) request.SetRequestId(socket.NextRequestId());
+  const uint64_t id = request.request_id();
+  const Op op = request.op();
+  TESSERA_RETURN_IF_ERROR(socket.Send(std::move(request)));
+  for (;;) {
+    Result<InMessage> r = socket.Recv(deadline);
+    if (!r.ok()) return r.status().WithContext("waiting for the reply to " + OpName(op));
+    if (r->request_id() != id) continue;  // a late reply to an abandoned request
+    Status st = StatusFromError(*r);
+    if (!st.ok()) return st;
+    return r;
+  }
+}
+
+}  // namespace tessera::wire

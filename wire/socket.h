@@ -1,0 +1,146 @@
+// Context and Socket: RAII over the libzmq C API, speaking Tessera messages.
+//
+// Every ZeroMQ call is translated to a Status at the call site (zmq_strerror in the
+// message). Every blocking wait is bounded: Recv takes a Deadline, Send is bounded by
+// SocketOptions::send_timeout_ms, and a socket's queues are bounded by its high-water
+// marks, which is the transport's back-pressure (a full queue makes Send fail with
+// ResourceExhausted instead of growing memory).
+//
+// Thread safety: a Context may be shared by any number of threads. A Socket is NOT
+// thread-safe (ZeroMQ sockets are not): use it from one thread at a time, and hand it
+// to another thread only through a synchronising hand-off (a mutex, a queue, the
+// Reactor's Post). The usual arrangement is one Reactor thread owning every socket.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "wire/codec.h"
+#include "wire/message.h"
+
+namespace tessera::wire {
+
+// Owns a zmq context. Sockets hold a shared_ptr to it, so it is terminated only after
+// its last socket is closed (zmq_ctx_term would otherwise block forever).
+class Context {
+ public:
+  // io_threads: ZeroMQ I/O threads (1 is enough below a few GB/s).
+  static Result<std::shared_ptr<Context>> Create(int io_threads = 1);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  void* raw() const { return ctx_; }
+
+ private:
+  explicit Context(void* ctx) : ctx_(ctx) {}
+  void* const ctx_;
+};
+
+enum class SocketType { kRouter, kDealer, kPair };
+
+// Per-socket options.
+struct SocketOptions {
+  // Send and receive queue bounds, in messages (ZMQ_SNDHWM / ZMQ_RCVHWM). Bounds the
+  // number of requests in flight per peer. Default: 1000.
+  int send_hwm = 1000;
+  int recv_hwm = 1000;
+  // How long a blocking Send waits when the peer's queue is full before failing with
+  // ResourceExhausted (ZMQ_SNDTIMEO). Default: 5000.
+  int send_timeout_ms = 5000;
+  // How long unsent messages are kept after Close (ZMQ_LINGER), so a final reply or
+  // Shutdown still leaves, but a dead peer cannot hang process exit. Default: 1000.
+  int linger_ms = 1000;
+  // DEALER: routing id presented to ROUTER peers (ZMQ_ROUTING_ID); "" lets ZeroMQ pick.
+  // Default: "".
+  std::string routing_id;
+  // Validation applied to every received message; also sets ZMQ_MAXMSGSIZE so a frame
+  // over the limit is dropped by ZeroMQ before it is buffered. Default: see DecodeOptions.
+  DecodeOptions decode;
+  // Stamped on every outgoing message (jobId, senderRole, senderRank) when
+  // stamp_sender is true, so call sites need not repeat them. Default: false.
+  bool stamp_sender = false;
+  uint64_t job_id = 0;
+  Role role = Role::TOOL;
+  int32_t rank = -1;
+  // ROUTER: answer a malformed message with an error reply (echoing its requestId when
+  // readable). Default: true.
+  bool reply_to_malformed = true;
+};
+
+class Socket {
+ public:
+  // Creates the socket and applies `options`. ROUTER sockets get ZMQ_ROUTER_MANDATORY,
+  // so sending to an unknown or gone peer fails (Unavailable) instead of vanishing.
+  static Result<std::unique_ptr<Socket>> Create(std::shared_ptr<Context> ctx, SocketType type,
+                                                SocketOptions options = {});
+  ~Socket();  // closes the socket (pending sends linger up to linger_ms)
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  // Binds and returns the endpoint actually bound: "tcp://127.0.0.1:*" picks a free
+  // port and returns "tcp://127.0.0.1:43127".
+  Result<std::string> Bind(const std::string& endpoint);
+  // Asynchronous: ZeroMQ connects (and reconnects) in the background; messages sent
+  // before the connection exists wait in the queue (up to send_hwm).
+  Status Connect(const std::string& endpoint);
+  Status Disconnect(const std::string& endpoint);
+
+  // Sends `msg` as [routing id] + header + payload frames. Payload frames are not
+  // copied (see OutMessage::AddPayload). ROUTER: goes to `routing_id`, or to
+  // msg.routing_id() when routing_id is empty.
+  // Returns Unavailable when a ROUTER's peer is unknown or gone, ResourceExhausted when
+  // the queue stayed full for send_timeout_ms, InvalidArgument for a ROUTER send with
+  // no routing id. On failure nothing of the message was sent.
+  Status Send(OutMessage&& msg, std::string_view routing_id = {});
+
+  // Waits until `deadline` for one message and decodes it. Returns TimedOut when none
+  // arrived; the codec's Status for a malformed message (ROUTER: after answering the
+  // sender with an error reply; a log line is written, rate-limited), so a receive loop
+  // simply continues on error.
+  Result<InMessage> Recv(Deadline deadline);
+  // Recv that does not wait: TimedOut when nothing is queued.
+  Result<InMessage> TryRecv();
+
+  // A fresh request id (per socket, starting at 1).
+  uint64_t NextRequestId() { return ++last_request_id_; }
+
+  SocketType type() const { return type_; }
+  const SocketOptions& options() const { return options_; }
+  // The zmq socket, for zmq_poll (Reactor). Not for sending or receiving.
+  void* raw() const { return sock_; }
+
+ private:
+  Socket(std::shared_ptr<Context> ctx, void* sock, SocketType type, SocketOptions options);
+  // Receives one queued message without waiting; *got says whether anything arrived.
+  Result<InMessage> ReceiveOne(bool* got);
+  Status SendImpl(OutMessage&& msg, std::string_view routing_id, int flags);
+  void ReportMalformed(const std::string& routing_id, const Buffer& header, const Status& st);
+
+  const std::shared_ptr<Context> ctx_;  // keeps the context alive while the socket lives
+  void* const sock_;
+  const SocketType type_;
+  const SocketOptions options_;
+  uint64_t last_request_id_ = 0;
+  // Rate limit for malformed-message log lines.
+  int64_t last_log_us_ = 0;
+  uint64_t suppressed_logs_ = 0;
+};
+
+// Sends `request` on a DEALER socket and waits until `deadline` for the reply with the
+// same requestId, discarding stale replies (ids of earlier, abandoned requests).
+// Assigns socket.NextRequestId() when the request's id is 0.
+// Returns the reply; an error reply becomes its Status (StatusFromError); TimedOut when
+// no matching reply came. For blocking clients and tools; loops use the Reactor.
+Result<InMessage> Call(Socket& socket, OutMessage&& request, Deadline deadline);
+
+// Test hook: number of received ZeroMQ frames currently kept alive by InMessages or
+// Buffers (zero-copy receive). Not for production logic.
+int64_t TEST_LiveReceivedFrames();
+
+}  // namespace tessera::wire

@@ -1,0 +1,509 @@
+#include "worker/client.h"
+
+#include <glog/logging.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/exit_codes.h"
+#include "coordinator/shard_map_wire.h"
+#include "kernels/ops.h"
+
+namespace tessera::worker {
+
+using wire::InMessage;
+using wire::Op;
+using wire::OutMessage;
+using wire::Socket;
+
+namespace {
+
+std::string Hostname() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+Status CheckHostF32(TensorView t, uint64_t elements, const char* what) {
+  if (t.dtype != DType::kF32 || t.device != Device::kCPU) {
+    return Status::InvalidArgument(std::string(what) + " must be an f32 host tensor");
+  }
+  if (static_cast<uint64_t>(t.numel()) != elements) {
+    return Status::InvalidArgument(std::string(what) + " has " + std::to_string(t.numel()) +
+                                   " elements, the parameter has " + std::to_string(elements));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shared_ptr<wire::Context> ctx) {
+  int index = options.rank - 1 - options.num_servers;
+  if (index < 0 || index >= options.num_workers) {
+    return Status::InvalidArgument("worker rank " + std::to_string(options.rank) + " is not a worker rank of a job with " +
+                                   std::to_string(options.num_servers) + " servers and " +
+                                   std::to_string(options.num_workers) + " workers");
+  }
+  TESSERA_ASSIGN_OR_RETURN(auto reactor, wire::Reactor::Create());
+  wire::SocketOptions so;
+  so.decode.expected_job_id = options.job_id;
+  so.stamp_sender = true;
+  so.job_id = options.job_id;
+  so.role = wire::Role::WORKER;
+  so.rank = options.rank;
+  so.routing_id = "rank-" + std::to_string(options.rank);
+  TESSERA_ASSIGN_OR_RETURN(auto control, Socket::Create(ctx, wire::SocketType::kDealer, so));
+  TESSERA_RETURN_IF_ERROR(control->Connect(options.coordinator));
+
+  std::unique_ptr<Client> c(new Client(std::move(options), std::move(reactor)));
+  c->ctx_ = ctx;
+  Client* self = c.get();
+  c->control_ = c->reactor_->AddSocket(std::move(control), [self](Socket& s, InMessage&& m) { self->OnControl(s, std::move(m)); });
+  c->coordinator_seen_ = Clock::now();
+  c->reactor_->RunEvery(std::chrono::milliseconds(100), [self] { self->Tick(); });
+  TESSERA_RETURN_IF_ERROR(c->reactor_->Start());
+
+  OutMessage reg(Op::REGISTER);
+  reg.SetRequestId(++c->next_request_id_);
+  auto r = reg.header().getBody().initRegister();
+  r.setRole(wire::Role::WORKER);
+  r.setRank(c->options_.rank);
+  r.setHost(Hostname());
+  r.setPid(static_cast<uint32_t>(getpid()));
+  r.setNumServers(static_cast<uint32_t>(c->options_.num_servers));
+  r.setNumWorkers(static_cast<uint32_t>(c->options_.num_workers));
+  auto holder = std::make_shared<OutMessage>(std::move(reg));
+  c->reactor_->Post([self, holder] {
+    Status st = self->control_->Send(std::move(*holder));
+    if (!st.ok()) self->FailAll(st.WithContext("registering"));
+  });
+  TESSERA_RETURN_IF_ERROR(c->WaitFor("welcome", c->options_.register_timeout, false));
+  return c;
+}
+
+Client::Client(ClientOptions options, std::unique_ptr<wire::Reactor> reactor)
+    : options_(std::move(options)), reactor_(std::move(reactor)) {}
+
+Client::~Client() { reactor_->Stop(); }
+
+Status Client::WaitFor(const char* what, Duration timeout, bool map) {
+  std::unique_lock<std::mutex> l(mu_);
+  bool ok = cv_.wait_for(l, timeout, [&]() REQUIRES(mu_) {
+    return !health_.ok() || (map ? have_map_ : welcomed_);
+  });
+  if (!health_.ok()) return health_;
+  if (!ok) {
+    return Status::TimedOut(std::string("no ") + (map ? "shard map" : "welcome") + " from the coordinator at " +
+                            options_.coordinator + " within " +
+                            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s");
+  }
+  return Status::OK();
+}
+
+Status Client::DeclareParams(const std::vector<ParamSpec>& params) {
+  OutMessage m(Op::DECLARE_PARAMS);
+  uint64_t rid = ++next_request_id_;
+  m.SetRequestId(rid);
+  ParamSpecsToWire(params, m.header().getBody().initDeclareParams());
+  Handle h = Handle::Pending(1);
+  auto holder = std::make_shared<OutMessage>(std::move(m));
+  reactor_->Post([this, holder, h, rid] {
+    Part p;
+    p.handle = h;
+    p.deadline = Clock::now() + options_.register_timeout;
+    p.what = "declaring parameters";
+    pending_.emplace(rid, std::move(p));
+    Status st = control_->Send(std::move(*holder));
+    if (!st.ok()) {
+      pending_.erase(rid);
+      h.CompletePart(st);
+    }
+  });
+  TESSERA_RETURN_IF_ERROR(h.Wait(options_.register_timeout + std::chrono::seconds(1)));
+  TESSERA_RETURN_IF_ERROR(WaitFor("shard map", options_.register_timeout, true));
+  std::lock_guard<std::mutex> l(mu_);
+  map_ = std::move(received_map_);
+  return Status::OK();
+}
+
+Result<uint32_t> Client::ParamId(const std::string& name) const {
+  for (uint32_t i = 0; i < map_->num_params(); ++i) {
+    if (map_->param(i)->name == name) return i;
+  }
+  return Status::NotFound("no parameter named '" + name + "'");
+}
+
+void Client::OnControl(Socket& sock, InMessage&& msg) {
+  coordinator_seen_ = Clock::now();
+  auto body = msg.header().getBody();
+  switch (msg.op()) {
+    case Op::WELCOME: {
+      auto w = body.getWelcome();
+      heartbeat_timeout_ = std::chrono::milliseconds(w.getHeartbeatTimeoutMs());
+      if (!heartbeating_) {
+        heartbeating_ = true;
+        auto interval = std::chrono::milliseconds(std::max<uint32_t>(50, w.getHeartbeatIntervalMs()));
+        reactor_->RunEvery(interval, [this] {
+          OutMessage hb(Op::HEARTBEAT);
+          hb.header().getBody().initHeartbeat().setStep(last_step_);
+          control_->Send(std::move(hb)).IgnoreError();
+        });
+      }
+      std::lock_guard<std::mutex> l(mu_);
+      welcomed_ = true;
+      cv_.notify_all();
+      return;
+    }
+    case Op::SHARD_MAP: {
+      auto map = ShardMapFromWire(body.getShardMap());
+      if (!map.ok()) return FailAll(map.status().WithContext("the coordinator's shard map"));
+      std::lock_guard<std::mutex> l(mu_);
+      received_map_ = std::make_unique<ShardMap>(std::move(map).value());
+      // Sockets to the servers are made here, on the loop thread that will own them.
+      const auto& servers = received_map_->data().servers;
+      wire::SocketOptions so = control_->options();
+      so.send_hwm = so.recv_hwm = options_.max_inflight;
+      // Nothing on a data socket needs delivery after the worker is done (every handle was
+      // waited for), and a dead server must not hold up exit for the linger time.
+      so.linger_ms = 0;
+      for (const auto& s : servers) {
+        auto sock_or = Socket::Create(ctx_, wire::SocketType::kDealer, so);
+        Status st = sock_or.status();
+        if (st.ok()) st = (*sock_or)->Connect(s.endpoint);
+        if (!st.ok()) {
+          health_ = st.WithContext("connecting to server at " + s.endpoint);
+          cv_.notify_all();
+          return;
+        }
+        servers_.push_back(reactor_->AddSocket(std::move(sock_or).value(),
+                                               [this](Socket& k, InMessage&& m) { OnData(k, std::move(m)); }));
+      }
+      have_map_ = true;
+      cv_.notify_all();
+      return;
+    }
+    case Op::HEARTBEAT: return;
+    case Op::SHUTDOWN: {
+      auto sd = body.getShutdown();
+      requested_exit_code_ = sd.getExitCode();
+      coordinator_stopped_ = true;
+      Status st = sd.getExitCode() == 0 ? Status::Aborted("the job finished: " + std::string(sd.getReason().cStr()))
+                                         : Status::Aborted(std::string("the job is stopping: ") + sd.getReason().cStr());
+      return FailAll(st);
+    }
+    case Op::RESPONSE:
+    case Op::BARRIER:
+      return CompleteFromReply(msg.request_id(), std::move(msg));
+    case Op::ERROR: {
+      if (pending_.count(msg.request_id())) return CompleteFromReply(msg.request_id(), std::move(msg));
+      Status st = wire::StatusFromError(msg);
+      requested_exit_code_ = ExitCodeForStatusCode(static_cast<int>(st.code()));
+      return FailAll(st.WithContext("the coordinator refused us"));
+    }
+    default:
+      LOG(WARNING) << "unexpected " << wire::OpName(msg.op()) << " from the coordinator";
+  }
+}
+
+void Client::OnData(Socket&, InMessage&& msg) { CompleteFromReply(msg.request_id(), std::move(msg)); }
+
+void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
+  auto it = pending_.find(rid);
+  if (it == pending_.end()) return;  // expired earlier; its handle already failed
+  Part p = std::move(it->second);
+  pending_.erase(it);
+  if (msg.op() == Op::ERROR) return p.handle.CompletePart(wire::StatusFromError(msg).WithContext(p.what));
+  if (p.out != nullptr) {
+    if (msg.num_payloads() != 1 || msg.payload_dtype(0) != DType::kF32 ||
+        msg.payload_elements(0) != p.out_elements) {
+      return p.handle.CompletePart(Status::Corruption(p.what + ": reply carries the wrong number of values"));
+    }
+    auto bytes = msg.payload(0);
+    stats_.bytes_pulled += bytes.size();
+    if (p.positions == nullptr) {
+      std::memcpy(p.out, bytes.data(), bytes.size());
+    } else {
+      const float* src = reinterpret_cast<const float*>(bytes.data());
+      const auto& pos = *p.positions;
+      for (size_t r = 0; r < pos.size(); ++r) {
+        for (uint64_t dst : pos[r]) std::memcpy(p.out + dst * p.row_width, src + r * p.row_width, p.row_width * sizeof(float));
+      }
+    }
+  }
+  p.handle.CompletePart(Status::OK());
+}
+
+void Client::Tick() {
+  auto now = Clock::now();
+  if (heartbeating_ && now - coordinator_seen_ > heartbeat_timeout_) {
+    Status st = Status::Unavailable("the coordinator at " + options_.coordinator + " is unreachable");
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!health_.ok()) return;
+    }
+    requested_exit_code_ = kExitPeerFailure;
+    return FailAll(st);
+  }
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (now > it->second.deadline) {
+      it->second.handle.CompletePart(Status::TimedOut(it->second.what + " got no reply in time"));
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Client::FailAll(const Status& st) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (health_.ok()) health_ = st;
+    cv_.notify_all();
+  }
+  for (auto& [rid, p] : pending_) p.handle.CompletePart(st.WithContext(p.what));
+  pending_.clear();
+}
+
+Status Client::health() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return health_;
+}
+
+OutMessage Client::NewData(Op op, uint32_t param_id, ParamKind kind, int64_t step) {
+  OutMessage m(op);
+  m.SetRequestId(++next_request_id_);
+  m.SetStep(step);
+  m.header().setShardMapVersion(map_->version());
+  auto d = m.header().getBody().initData();
+  d.setParamId(param_id);
+  d.setKind(kind == ParamKind::kSparse ? wire::capnp::ParamKind::SPARSE : wire::capnp::ParamKind::DENSE);
+  return m;
+}
+
+void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
+  stats_.requests++;
+  stats_.bytes_pushed += msg.payload_bytes();
+  uint64_t rid = msg.request_id();
+  auto holder = std::make_shared<OutMessage>(std::move(msg));
+  part.deadline = Clock::now() + options_.request_timeout;
+  auto shared_part = std::make_shared<Part>(std::move(part));
+  bool posted = reactor_->Post([this, server, holder, shared_part, rid] {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!health_.ok()) return shared_part->handle.CompletePart(health_.WithContext(shared_part->what));
+    }
+    pending_.emplace(rid, *shared_part);
+    Status st = servers_[server]->Send(std::move(*holder));
+    if (!st.ok()) {
+      pending_.erase(rid);
+      shared_part->handle.CompletePart(st.WithContext(shared_part->what));
+    }
+  });
+  if (!posted) shared_part->handle.CompletePart(Status::Aborted("client is closed"));
+}
+
+Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step) {
+  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
+  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
+  if (spec->kind != ParamKind::kDense) return Handle(Status::InvalidArgument("'" + spec->name + "' is sparse"));
+  const uint64_t n = static_cast<uint64_t>(spec->numel());
+  const bool pushing = op != Op::PULL, pulling = op != Op::PUSH;
+  if (pushing) {
+    Status st = CheckHostF32(grad, n, "gradient");
+    if (!st.ok()) return Handle(st.WithContext(spec->name));
+  }
+  if (pulling) {
+    Status st = CheckHostF32(out, n, "output");
+    if (!st.ok()) return Handle(st.WithContext(spec->name));
+  }
+  auto pieces = map_->SplitDense(param_id, 0, n);
+  if (!pieces.ok()) return Handle(pieces.status());
+  Handle h = Handle::Pending(static_cast<int>(pieces->size()));
+  // The caller's gradient memory goes out as is (zero copy); the caller keeps it alive.
+  Buffer owner = pushing ? Buffer::Wrap(grad.data, n * sizeof(float), Device::kCPU, nullptr) : Buffer();
+  for (const DensePiece& piece : *pieces) {
+    OutMessage m = NewData(op, param_id, ParamKind::kDense, step);
+    auto d = m.header().getBody().getData();
+    d.setBegin(piece.begin);
+    d.setEnd(piece.end);
+    const uint64_t len = piece.end - piece.begin;
+    if (pushing) {
+      std::span<const std::byte> bytes(static_cast<const std::byte*>(grad.data) + piece.begin * sizeof(float),
+                                       len * sizeof(float));
+      Status st = m.AddPayload(owner, bytes, DType::kF32, len);
+      if (!st.ok()) {
+        h.CompletePart(st);
+        continue;
+      }
+    }
+    Part p;
+    p.handle = h;
+    p.param_id = param_id;
+    if (pulling) {
+      p.out = out.as<float>() + piece.begin;
+      p.out_elements = len;
+    }
+    p.what = wire::OpName(op) + " of '" + spec->name + "' [" + std::to_string(piece.begin) + ", " +
+             std::to_string(piece.end) + ") on server " + std::to_string(piece.server);
+    SendToServer(piece.server, std::move(m), std::move(p));
+  }
+  return h;
+}
+
+Handle Client::Push(uint32_t id, TensorView grad, int64_t step) { return DenseRequest(Op::PUSH, id, grad, {}, step); }
+Handle Client::Pull(uint32_t id, TensorView out, int64_t step) { return DenseRequest(Op::PULL, id, {}, out, step); }
+Handle Client::PushPull(uint32_t id, TensorView grad, TensorView out, int64_t step) {
+  return DenseRequest(Op::PUSH_PULL, id, grad, out, step);
+}
+
+Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorView rows, int64_t step) {
+  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
+  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
+  if (spec->kind != ParamKind::kSparse) return Handle(Status::InvalidArgument("'" + spec->name + "' is dense"));
+  const uint64_t width = static_cast<uint64_t>(spec->numel());
+  Status st = CheckHostF32(rows, keys.size() * width, "sparse gradient rows");
+  if (!st.ok()) return Handle(st.WithContext(spec->name));
+  // Merge duplicates: only distinct keys travel.
+  std::vector<uint64_t> unique;
+  Tensor summed;
+  if (!keys.empty()) {
+    TensorView kv{const_cast<Key*>(keys.data()), DType::kU64, {static_cast<int64_t>(keys.size())}, Device::kCPU};
+    TensorView gv{rows.data, DType::kF32, {static_cast<int64_t>(keys.size()), static_cast<int64_t>(width)}, Device::kCPU};
+    st = kernels::ScatterAddUnique(kv, gv, &unique, &summed);
+    if (!st.ok()) return Handle(st.WithContext(spec->name));
+  }
+  auto split = map_->SplitSparse(param_id, unique);
+  if (!split.ok()) return Handle(split.status());
+  const uint32_t S = map_->num_servers();
+  Handle h = Handle::Pending(static_cast<int>(S));
+  for (uint32_t s = 0; s < S; ++s) {
+    const auto& skeys = split->keys[s];
+    const auto& spos = split->positions[s];
+    OutMessage m = NewData(Op::PUSH, param_id, ParamKind::kSparse, step);
+    m.header().getBody().getData().setNumKeys(skeys.size());
+    Buffer kb = Buffer::Allocate(skeys.size() * sizeof(Key));
+    if (!skeys.empty()) std::memcpy(kb.data(), skeys.data(), skeys.size() * sizeof(Key));
+    Buffer vb = Buffer::Allocate(skeys.size() * width * sizeof(float));
+    for (size_t j = 0; j < spos.size(); ++j) {
+      std::memcpy(vb.as<float>() + j * width, summed.as<float>() + spos[j] * width, width * sizeof(float));
+    }
+    stats_.keys_pushed += skeys.size();
+    Status a = m.AddPayload(std::move(kb), DType::kU64, skeys.size());
+    if (a.ok()) a = m.AddPayload(std::move(vb), DType::kF32, skeys.size() * width);
+    if (!a.ok()) {
+      h.CompletePart(a);
+      continue;
+    }
+    Part p;
+    p.handle = h;
+    p.param_id = param_id;
+    p.what = "sparse push of '" + spec->name + "' (" + std::to_string(skeys.size()) + " keys) to server " + std::to_string(s);
+    SendToServer(s, std::move(m), std::move(p));
+  }
+  return h;
+}
+
+Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorView out, int64_t step) {
+  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
+  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
+  if (spec->kind != ParamKind::kSparse) return Handle(Status::InvalidArgument("'" + spec->name + "' is dense"));
+  const uint64_t width = static_cast<uint64_t>(spec->numel());
+  Status st = CheckHostF32(out, keys.size() * width, "sparse output rows");
+  if (!st.ok()) return Handle(st.WithContext(spec->name));
+  // Distinct keys, each remembering every output row that wants it.
+  std::vector<uint64_t> order(keys.size());
+  for (uint64_t i = 0; i < keys.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint64_t a, uint64_t b) { return keys[a] < keys[b] || (keys[a] == keys[b] && a < b); });
+  std::vector<Key> unique;
+  std::vector<std::vector<uint64_t>> rows_of;
+  for (uint64_t i : order) {
+    if (unique.empty() || unique.back() != keys[i]) {
+      unique.push_back(keys[i]);
+      rows_of.emplace_back();
+    }
+    rows_of.back().push_back(i);
+  }
+  auto split = map_->SplitSparse(param_id, unique);
+  if (!split.ok()) return Handle(split.status());
+  const uint32_t S = map_->num_servers();
+  int parts = 0;
+  for (uint32_t s = 0; s < S; ++s) parts += split->keys[s].empty() ? 0 : 1;
+  Handle h = Handle::Pending(parts);
+  for (uint32_t s = 0; s < S; ++s) {
+    const auto& skeys = split->keys[s];
+    if (skeys.empty()) continue;
+    OutMessage m = NewData(Op::PULL, param_id, ParamKind::kSparse, step);
+    m.header().getBody().getData().setNumKeys(skeys.size());
+    Buffer kb = Buffer::Allocate(skeys.size() * sizeof(Key));
+    std::memcpy(kb.data(), skeys.data(), skeys.size() * sizeof(Key));
+    stats_.keys_pulled += skeys.size();
+    Status a = m.AddPayload(std::move(kb), DType::kU64, skeys.size());
+    if (!a.ok()) {
+      h.CompletePart(a);
+      continue;
+    }
+    Part p;
+    p.handle = h;
+    p.param_id = param_id;
+    p.out = out.as<float>();
+    p.out_elements = skeys.size() * width;
+    p.row_width = width;
+    p.positions = std::make_shared<std::vector<std::vector<uint64_t>>>();
+    for (uint64_t u : split->positions[s]) p.positions->push_back(rows_of[u]);
+    p.what = "sparse pull of '" + spec->name + "' (" + std::to_string(skeys.size()) + " keys) from server " + std::to_string(s);
+    SendToServer(s, std::move(m), std::move(p));
+  }
+  return h;
+}
+
+Status Client::Barrier(Duration timeout) {
+  OutMessage m(Op::BARRIER);
+  uint64_t rid = ++next_request_id_;
+  m.SetRequestId(rid);
+  m.header().getBody().initBarrier().setBarrierId(rid);
+  Handle h = Handle::Pending(1);
+  auto holder = std::make_shared<OutMessage>(std::move(m));
+  reactor_->Post([this, holder, h, rid, timeout] {
+    Part p;
+    p.handle = h;
+    p.deadline = Clock::now() + timeout;
+    p.what = "barrier";
+    pending_.emplace(rid, std::move(p));
+    Status st = control_->Send(std::move(*holder));
+    if (!st.ok()) {
+      pending_.erase(rid);
+      h.CompletePart(st);
+    }
+  });
+  return h.Wait(timeout + std::chrono::seconds(1));
+}
+
+void Client::ReportStep(int64_t step, double loss, uint64_t samples) {
+  reactor_->Post([this, step, loss, samples] {
+    last_step_ = step;
+    OutMessage m(Op::STEP_DONE);
+    auto r = m.header().getBody().initStepDone();
+    r.setStep(step);
+    r.setLoss(loss);
+    r.setSamples(samples);
+    control_->Send(std::move(m)).IgnoreError();
+  });
+}
+
+Status Client::Finish(int exit_code, const std::string& reason) {
+  reactor_->Post([this, exit_code, reason] {
+    // A coordinator that already stopped the job is gone or going: telling it would only
+    // make this process wait out the socket's linger time.
+    if (coordinator_stopped_) return;
+    OutMessage m(Op::SHUTDOWN);
+    auto sd = m.header().getBody().initShutdown();
+    sd.setExitCode(exit_code);
+    sd.setReason(reason);
+    control_->Send(std::move(m)).IgnoreError();
+  });
+  reactor_->Stop();  // runs the posted send first; the socket's linger flushes it
+  return Status::OK();
+}
+
+}  // namespace tessera::worker

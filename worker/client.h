@@ -1,0 +1,170 @@
+// Client: what a worker uses to talk to the job — the ps-lite KVWorker of Tessera.
+//
+//   auto c = Client::Connect(opts, ctx);            // registers with the coordinator
+//   c->DeclareParams(model.Params(), timeout);      // waits for the shard map
+//   Handle h = c->PushPull(id, grad, weights, step);  // async, split across servers
+//   h.Wait(timeout);
+//
+// Requests are split by the shard map and the pieces go to their servers in parallel;
+// the Handle completes when every piece has been answered. Pushes send the caller's
+// memory without copying, so a pushed or pulled tensor must stay alive and unchanged
+// (pushed) / untouched (pulled) until its Handle is done. Sparse pushes merge duplicate
+// keys first, so only distinct keys travel; sparse pulls fetch each distinct key once.
+// In every sync mode each sparse push reaches every server (an empty key list where a
+// server owns none of the batch's keys), because a server counts one push per worker
+// per step (docs/consistency.md).
+//
+// Failures: each request has a deadline (request_timeout); a Shutdown from the
+// coordinator with a non-zero code, or a coordinator silent past the heartbeat timeout,
+// fails every pending request and makes health() non-OK, so the training loop stops.
+//
+// Threading: one reactor thread owns every socket and the table of pending requests.
+// Every public method may be called from any thread; calls are cheap (they build the
+// messages and Post them).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/keys.h"
+#include "common/param_spec.h"
+#include "common/status.h"
+#include "common/tensor.h"
+#include "common/thread_annotations.h"
+#include "coordinator/shard_map.h"
+#include "wire/reactor.h"
+#include "worker/handle.h"
+
+namespace tessera::worker {
+
+struct ClientOptions {
+  std::string coordinator;      // "tcp://127.0.0.1:5555"
+  uint64_t job_id = 0;
+  int rank = 2;                 // this worker's rank: num_servers + 1 + worker index
+  int num_servers = 1;
+  int num_workers = 1;
+  // Deadline of one data-plane request. bsp pulls wait for the slowest worker, so this
+  // bounds how long a straggler may take. Default: 300 s.
+  Duration request_timeout = std::chrono::seconds(300);
+  // Welcome and shard map must arrive within this. Default: 120 s.
+  Duration register_timeout = std::chrono::seconds(120);
+  // Messages queued per server connection before Send pushes back. Default: 1000.
+  int max_inflight = 1000;
+};
+
+// Counters for metrics and tests (monotonic, read any time).
+struct ClientStats {
+  std::atomic<uint64_t> bytes_pushed{0};
+  std::atomic<uint64_t> bytes_pulled{0};
+  std::atomic<uint64_t> keys_pushed{0};   // sparse keys sent in pushes (after merging)
+  std::atomic<uint64_t> keys_pulled{0};   // sparse keys sent in pulls (after merging)
+  std::atomic<uint64_t> requests{0};
+};
+
+class Client {
+ public:
+  static Result<std::unique_ptr<Client>> Connect(ClientOptions options,
+                                                 std::shared_ptr<wire::Context> ctx);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  int worker_index() const { return options_.rank - 1 - options_.num_servers; }
+
+  // Sends the model's parameters (every worker declares the same list) and blocks until
+  // the coordinator publishes the shard map, then connects to every server.
+  Status DeclareParams(const std::vector<ParamSpec>& params);
+  // REQUIRES: DeclareParams succeeded.
+  const ShardMap& shard_map() const { return *map_; }
+  // Parameter id of `name`, NotFound when the model has no such parameter.
+  Result<uint32_t> ParamId(const std::string& name) const;
+
+  // Dense: `grad` / `out` are f32 host tensors with the parameter's element count.
+  Handle Push(uint32_t param_id, TensorView grad, int64_t step);
+  Handle Pull(uint32_t param_id, TensorView out, int64_t step);
+  Handle PushPull(uint32_t param_id, TensorView grad, TensorView out, int64_t step);
+
+  // Sparse: rows is f32 [keys.size(), row_width] (duplicate keys are summed before
+  // sending); out is f32 [keys.size(), row_width] (row i receives key keys[i]).
+  Handle PushSparse(uint32_t param_id, std::span<const Key> keys, TensorView rows, int64_t step);
+  Handle PullSparse(uint32_t param_id, std::span<const Key> keys, TensorView out, int64_t step);
+
+  // Blocks until every worker reached this barrier (or timeout / failure).
+  Status Barrier(Duration timeout);
+  // Tells the coordinator this worker's progress (step clock, status, metrics).
+  void ReportStep(int64_t step, double loss, uint64_t samples);
+  // Tells the coordinator this worker is done (exit_code 0) or failed, then closes the
+  // connections after the message is out.
+  Status Finish(int exit_code, const std::string& reason);
+
+  // OK while the job is healthy; the reason otherwise (Shutdown, coordinator gone).
+  Status health() const;
+  // Exit code the coordinator asked for (Shutdown), or 0.
+  int requested_exit_code() const { return requested_exit_code_.load(); }
+  const ClientStats& stats() const { return stats_; }
+
+ private:
+  // One in-flight request to one server (or to the coordinator).
+  struct Part {
+    Handle handle;
+    uint32_t param_id = 0;
+    float* out = nullptr;            // pull destination (dense: at offset 0 of the piece)
+    uint64_t out_elements = 0;       // expected reply elements
+    uint64_t row_width = 0;          // sparse: row width, with `positions` below
+    std::shared_ptr<std::vector<std::vector<uint64_t>>> positions;  // sparse: per reply row, output rows
+    Clock::time_point deadline;
+    std::string what;                // "pull of 'fc1.weight' from server 1"
+  };
+
+  Client(ClientOptions options, std::unique_ptr<wire::Reactor> reactor);
+
+  // Loop thread only.
+  void OnControl(wire::Socket& sock, wire::InMessage&& msg);
+  void OnData(wire::Socket& sock, wire::InMessage&& msg);
+  void CompleteFromReply(uint64_t request_id, wire::InMessage&& msg);
+  void Tick();
+  void FailAll(const Status& st);
+  void ConnectServers();
+
+  // Any thread: builds and queues a request to a server; the Part completes its handle.
+  void SendToServer(uint32_t server, wire::OutMessage&& msg, Part part);
+  Handle DenseRequest(wire::Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step);
+  wire::OutMessage NewData(wire::Op op, uint32_t param_id, ParamKind kind, int64_t step);
+  Status WaitFor(const char* what, Duration timeout, bool ShardMapOrWelcome);
+
+  const ClientOptions options_;
+  std::unique_ptr<wire::Reactor> reactor_;
+  std::shared_ptr<wire::Context> ctx_;
+  wire::Socket* control_ = nullptr;            // loop thread only
+  std::vector<wire::Socket*> servers_;         // loop thread only (index = server)
+  std::atomic<uint64_t> next_request_id_{0};
+  std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns
+  ClientStats stats_;
+  std::atomic<int> requested_exit_code_{0};
+
+  // Loop thread only.
+  std::unordered_map<uint64_t, Part> pending_;
+  Clock::time_point coordinator_seen_;
+  Duration heartbeat_timeout_ = std::chrono::seconds(10);
+  bool heartbeating_ = false;
+  bool coordinator_stopped_ = false;  // a Shutdown arrived
+  int64_t last_step_ = -1;
+
+  // State below is protected by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool welcomed_ GUARDED_BY(mu_) = false;
+  bool have_map_ GUARDED_BY(mu_) = false;
+  Status health_ GUARDED_BY(mu_);
+  std::unique_ptr<ShardMap> received_map_ GUARDED_BY(mu_);
+};
+
+}  // namespace tessera::worker

@@ -1,0 +1,95 @@
+#include "worker/model/param_init.h"
+
+#include <cmath>
+#include <string>
+
+#include "common/hash.h"
+
+namespace tessera {
+namespace {
+
+constexpr double kTwoPi = 6.283185307179586476925286766559;
+
+Status CheckTarget(const ParamSpec& spec, const TensorView& out, const char* what) {
+  if (spec.dtype != DType::kF32) {
+    return Status::InvalidArgument(std::string(what) + " " + spec.name + ": only f32 parameters " +
+                                   "are supported, spec has " + std::string(DTypeName(spec.dtype)));
+  }
+  if (out.dtype != DType::kF32 || out.device != Device::kCPU) {
+    return Status::InvalidArgument(std::string(what) + " " + spec.name +
+                                   ": output must be f32 host memory");
+  }
+  if (out.numel() > 0 && out.data == nullptr) {
+    return Status::InvalidArgument(std::string(what) + " " + spec.name + ": null output");
+  }
+  switch (spec.init) {
+    case InitKind::kZeros:
+    case InitKind::kUniform:
+    case InitKind::kNormal:
+    case InitKind::kConstant:
+      return Status::OK();
+  }
+  return Status::InvalidArgument(std::string(what) + " " + spec.name + ": unknown InitKind " +
+                                 std::to_string(static_cast<int>(spec.init)));
+}
+
+void Fill(const ParamSpec& spec, uint64_t base, uint64_t first, TensorView out) {
+  float* p = out.as<float>();
+  const int64_t n = out.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = InitElement(spec.init, spec.init_scale, base, first + static_cast<uint64_t>(i));
+  }
+}
+
+}  // namespace
+
+uint64_t ParamNameHash(std::string_view name) { return Fnv1a64(name.data(), name.size()); }
+
+float InitElement(InitKind kind, float scale, uint64_t base, uint64_t index) {
+  switch (kind) {
+    case InitKind::kZeros:
+      return 0.0f;
+    case InitKind::kConstant:
+      return scale;
+    case InitKind::kUniform: {
+      const float u0 = UnitFloat(HashCombine(base, 2 * index));
+      return scale * (2.0f * u0 - 1.0f);
+    }
+    case InitKind::kNormal: {
+      const double u0 = UnitFloat(HashCombine(base, 2 * index));
+      const double u1 = UnitFloat(HashCombine(base, 2 * index + 1));
+      const double z = std::sqrt(-2.0 * std::log(1.0 - u0)) * std::cos(kTwoPi * u1);
+      return static_cast<float>(static_cast<double>(scale) * z);
+    }
+  }
+  return 0.0f;
+}
+
+Status InitializeParam(const ParamSpec& spec, TensorView out, uint64_t element_offset) {
+  TESSERA_RETURN_IF_ERROR(CheckTarget(spec, out, "InitializeParam"));
+  const auto n = static_cast<uint64_t>(out.numel());
+  if (spec.kind == ParamKind::kDense) {
+    const auto total = static_cast<uint64_t>(spec.numel());
+    if (element_offset > total || n > total - element_offset) {
+      return Status::InvalidArgument("InitializeParam " + spec.name + ": elements [" +
+                                     std::to_string(element_offset) + ", +" + std::to_string(n) +
+                                     ") run past its " + std::to_string(total) + " elements");
+    }
+  }
+  Fill(spec, HashCombine(spec.seed, ParamNameHash(spec.name)), element_offset, out);
+  return Status::OK();
+}
+
+Status InitializeSparseRow(const ParamSpec& spec, uint64_t key, TensorView row) {
+  TESSERA_RETURN_IF_ERROR(CheckTarget(spec, row, "InitializeSparseRow"));
+  if (row.numel() != spec.numel()) {
+    return Status::InvalidArgument("InitializeSparseRow " + spec.name + ": row has " +
+                                   std::to_string(row.numel()) + " elements, table width is " +
+                                   std::to_string(spec.numel()));
+  }
+  const uint64_t base = HashCombine(HashCombine(spec.seed, ParamNameHash(spec.name)), key);
+  Fill(spec, base, 0, row);
+  return Status::OK();
+}
+
+}  // namespace tessera

@@ -1,0 +1,49 @@
+// Deterministic parameter initialisation: the single definition shared by the model
+// (worker/model, single-process and allreduce runs) and the parameter servers (which
+// create dense chunks and sparse rows with it). Its own library, tessera_param_init, links
+// only tessera_common so that paramserver/ can use it without depending on worker/.
+//
+// Rule (frozen: changing it changes every fresh parameter; docs/models.md):
+//   base        = HashCombine(spec.seed, ParamNameHash(spec.name))
+//   bits(i, k)  = HashCombine(base, 2 * i + k)            k in {0, 1}; i is the global
+//                                                         element index, uint64 arithmetic
+//   u0 = UnitFloat(bits(i, 0)),  u1 = UnitFloat(bits(i, 1))        both in [0, 1)
+//   kZeros:    0
+//   kConstant: scale
+//   kUniform:  scale * (2 * u0 - 1)                        in [-scale, scale)
+//   kNormal:   scale * sqrt(-2 ln(1 - u0)) * cos(2 pi u1)  Box-Muller, in double, then f32
+// Sparse rows use base' = HashCombine(base, key) and the element's index within the row.
+//
+// So element i's value depends only on (seed, name, i): initialising a tensor whole or in
+// chunks of any size, on any server, gives identical bits.
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "common/param_spec.h"
+#include "common/status.h"
+#include "common/tensor.h"
+
+namespace tessera {
+
+// FNV-1a 64 of the name's bytes.
+uint64_t ParamNameHash(std::string_view name);
+
+// Value of global element `index` of a dense parameter (the rule above). For callers
+// that fill memory themselves (e.g. a CUDA kernel port of this rule).
+float InitElement(InitKind kind, float scale, uint64_t base, uint64_t index);
+
+// Fills `out` with elements [element_offset, element_offset + out.numel()) of the dense
+// parameter `spec`. Returns InvalidArgument when out is not f32 host memory, when spec
+// is not f32 or has an unknown InitKind, or (for a dense spec) when the range runs past
+// spec.numel(). An empty `out` is a valid no-op.
+Status InitializeParam(const ParamSpec& spec, TensorView out, uint64_t element_offset);
+
+// Fills `row` (f32 host, numel == spec.shape's row width) with the initial value of the
+// sparse table `spec`'s row `key`. Returns InvalidArgument on a dtype/size mismatch.
+Status InitializeSparseRow(const ParamSpec& spec, uint64_t key, TensorView row);
+
+}  // namespace tessera

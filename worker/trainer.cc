@@ -1,0 +1,296 @@
+#include "worker/trainer.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "worker/model/evaluate.h"
+#include "worker/model/mlp.h"
+
+namespace tessera::worker {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+double SecondsSince(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
+
+// Adds the time from construction to destruction to *sink.
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(double* sink) : sink_(sink), start_(SteadyClock::now()) {}
+  ~PhaseTimer() { *sink_ += SecondsSince(start_); }
+  PhaseTimer(const PhaseTimer&) = delete;
+  PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+ private:
+  double* const sink_;  // a field of the Trainer's summary, which outlives the timer
+  SteadyClock::time_point start_;
+};
+
+std::string FormatEta(double seconds) {
+  char buf[32];
+  if (seconds >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(seconds / 3600),
+                  static_cast<int>(seconds / 60) % 60);
+  } else if (seconds >= 60) {
+    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(seconds / 60),
+                  static_cast<int>(seconds) % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.0fs", seconds);
+  }
+  return buf;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, const TrainerPlace& place) {
+  TESSERA_RETURN_IF_ERROR(ValidateTrainConfig(config));
+  if (place.client == nullptr) return Status::InvalidArgument("Trainer needs a client");
+  if (place.num_workers < 1 || place.worker_index < 0 || place.worker_index >= place.num_workers) {
+    return Status::InvalidArgument("worker index " + std::to_string(place.worker_index) +
+                                   " is outside [0, " + std::to_string(place.num_workers) + ")");
+  }
+  return std::unique_ptr<Trainer>(new Trainer(config, place));
+}
+
+Trainer::Trainer(const TrainConfig& config, const TrainerPlace& place)
+    : config_(config), place_(place), leader_(place.worker_index == 0) {}
+
+Trainer::~Trainer() = default;
+
+TrainerState Trainer::state() const {
+  TrainerState s;
+  s.next_step = next_step_;
+  if (batches_) s.cursor = batches_->cursor();
+  return s;
+}
+
+SteadyClock::duration Trainer::Timeout() const {
+  return std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double>(config_.request_timeout_s));
+}
+
+Status Trainer::WaitAll(std::vector<Handle>* handles, const char* what) {
+  Status first;
+  for (const Handle& h : *handles) {
+    Status st = h.Wait(Timeout());
+    if (first.ok() && !st.ok()) first = st.WithContext(what);
+  }
+  handles->clear();
+  return first;
+}
+
+void Trainer::IssuePulls(int64_t step, std::vector<Handle>* handles) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    handles->push_back(place_.client->Pull(param_ids_[i], params_[i]->value.view(), step));
+  }
+}
+
+Status Trainer::Setup() {
+  // Data: this worker's contiguous shard of the training set; worker 0 also the test set.
+  data::LoadOptions lo;
+  lo.rank = place_.worker_index;
+  lo.world = place_.num_workers;
+  lo.limit = config_.train_limit;
+  auto train = data::LoadMnist(config_.data_dir, data::Split::kTrain, lo);
+  if (!train.ok()) return train.status().WithContext("loading the training set (--data=" + config_.data_dir + ")");
+  train_ = std::move(train).value();
+  if (leader_) {
+    data::LoadOptions to;
+    to.limit = config_.test_limit;
+    auto test = data::LoadMnist(config_.data_dir, data::Split::kTest, to);
+    if (!test.ok()) return test.status().WithContext("loading the test set (--data=" + config_.data_dir + ")");
+    test_ = std::move(test).value();
+    TESSERA_ASSIGN_OR_RETURN(metrics_, MetricsWriter::Open(config_.metrics_out));
+  }
+  const int64_t used = config_.train_limit > 0 ? std::min(config_.train_limit, train_.total_examples)
+                                               : train_.total_examples;
+  steps_per_epoch_ = StepsPerEpoch(config_.batch_size, used, place_.num_workers);
+  planned_steps_ = PlannedSteps(config_, used, place_.num_workers);
+  data::BatchIteratorOptions bo;
+  bo.batch_size = config_.batch_size;
+  bo.shuffle = config_.shuffle;
+  bo.seed = config_.seed;
+  bo.worker = place_.worker_index;
+  auto it = data::BatchIterator::Create(&train_, bo);
+  if (!it.ok()) {
+    return it.status().WithContext("worker " + std::to_string(place_.worker_index) + " holds " +
+                                   std::to_string(train_.num_examples) + " training examples");
+  }
+  batches_ = std::make_unique<data::BatchIterator>(std::move(it).value());
+
+  // Model: the servers create and own the values (same initialiser, same seed); the
+  // optimizer settings travel in the ParamSpecs, so the servers apply them.
+  model::MlpConfig mc = config_.mlp;
+  mc.input_dim = train_.dim;
+  mc.num_classes = train_.num_classes;
+  mc.seed = config_.seed;
+  TESSERA_ASSIGN_OR_RETURN(model_, model::Mlp::Create(mc));
+  params_ = model_->parameters();
+  TESSERA_RETURN_IF_ERROR_CTX(place_.client->DeclareParams(model_->Params()), "declaring the model's parameters");
+  for (model::Parameter* p : params_) {
+    TESSERA_ASSIGN_OR_RETURN(uint32_t id, place_.client->ParamId(p->spec.name));
+    param_ids_.push_back(id);
+  }
+  std::vector<Handle> pulls;
+  IssuePulls(0, &pulls);
+  TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the initial parameters"));
+  if (leader_) {
+    int64_t numel = 0;
+    for (const model::Parameter* p : params_) numel += p->spec.numel();
+    LOG(INFO) << "training " << config_.model << " (" << numel << " parameters) for " << planned_steps_
+              << " steps (" << steps_per_epoch_ << " per epoch) of " << config_.batch_size << " x "
+              << place_.num_workers << " workers, optimizer " << OptimizerKindName(config_.mlp.optimizer.kind)
+              << " lr " << config_.mlp.optimizer.lr << ", sync " << place_.sync << "; "
+              << train_.num_examples << " local training examples, " << test_.num_examples << " test examples";
+  }
+  return Status::OK();
+}
+
+Status Trainer::RunStep(int64_t step) {
+  PhaseTimes& t = summary_.phases;
+  data::Batch batch;
+  {
+    PhaseTimer timer(&t.data_s);
+    TESSERA_ASSIGN_OR_RETURN(batch, batches_->Next());
+  }
+  model::LossResult loss;
+  {
+    PhaseTimer timer(&t.compute_s);
+    TESSERA_ASSIGN_OR_RETURN(loss, model_->Forward(batch.features, batch.labels));
+    TESSERA_RETURN_IF_ERROR(model_->Backward());
+  }
+  std::vector<Handle> pushes, pulls;
+  {
+    PhaseTimer timer(&t.issue_s);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      pushes.push_back(place_.client->Push(param_ids_[i], params_[i]->grad.view(), step));
+    }
+    if (step + 1 < planned_steps_) IssuePulls(step + 1, &pulls);
+  }
+  Status st;
+  {
+    PhaseTimer timer(&t.push_s);
+    st = WaitAll(&pushes, "pushing gradients");
+  }
+  {
+    PhaseTimer timer(&t.pull_s);
+    Status pst = WaitAll(&pulls, "pulling parameters");
+    if (st.ok()) st = pst;
+  }
+  TESSERA_RETURN_IF_ERROR_CTX(st, "step " + std::to_string(step));
+  samples_ += batch.size;
+  next_step_ = step + 1;
+
+  PhaseTimer timer(&t.report_s);
+  place_.client->ReportStep(step, loss.loss, static_cast<uint64_t>(batch.size));
+  if (!leader_) return Status::OK();
+  window_loss_ += loss.loss;
+  window_steps_ += 1;
+  window_samples_ += batch.size;
+  const double window_s = SecondsSince(window_start_);
+  const double rate = window_s > 0 ? window_samples_ * place_.num_workers / window_s : 0;
+  metrics_->Step(step, static_cast<double>(step + 1) / steps_per_epoch_, loss.loss, rate);
+  summary_.final_loss = window_loss_ / window_steps_;
+  const bool last = step + 1 == planned_steps_;
+  if ((config_.log_every > 0 && (step + 1) % config_.log_every == 0) || last) LogProgress(step);
+  return Status::OK();
+}
+
+void Trainer::LogProgress(int64_t step) {
+  const double window_s = SecondsSince(window_start_);
+  const double rate = window_s > 0 ? window_samples_ * place_.num_workers / window_s : 0;
+  const double elapsed = SecondsSince(loop_start_);
+  const double eta = elapsed / static_cast<double>(step + 1) * static_cast<double>(planned_steps_ - step - 1);
+  char line[256];
+  std::snprintf(line, sizeof(line), "step %lld/%lld  epoch %.2f  loss %.4f  %.0f samples/s  ETA %s",
+                static_cast<long long>(step + 1), static_cast<long long>(planned_steps_),
+                static_cast<double>(step + 1) / steps_per_epoch_, window_loss_ / std::max<int64_t>(1, window_steps_),
+                rate, FormatEta(eta).c_str());
+  LOG(INFO) << line;
+  window_loss_ = 0;
+  window_steps_ = 0;
+  window_samples_ = 0;
+  window_start_ = SteadyClock::now();
+}
+
+Status Trainer::Evaluate(int64_t step, double* accuracy, double* loss, int64_t* examples) {
+  TESSERA_ASSIGN_OR_RETURN(model::EvalResult r, model::Evaluate(*model_, test_, config_.eval_batch_size));
+  *accuracy = r.accuracy();
+  *loss = r.loss;
+  *examples = r.count;
+  metrics_->Eval(step, r.accuracy(), r.loss, r.count);
+  char line[160];
+  std::snprintf(line, sizeof(line), "eval after %lld steps: test accuracy %.4f, test loss %.4f (%lld examples)",
+                static_cast<long long>(step), r.accuracy(), r.loss, static_cast<long long>(r.count));
+  LOG(INFO) << line;
+  return Status::OK();
+}
+
+Status Trainer::Finish() {
+  // Every worker's last push has been accepted once every worker passed the barrier; in
+  // ssp/asp that is what makes the final pull see all of them (bsp's pull gate would
+  // wait for the last update anyway).
+  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");
+  if (!leader_) return Status::OK();
+  std::vector<Handle> pulls;
+  IssuePulls(planned_steps_, &pulls);
+  TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the final parameters"));
+  std::vector<const Tensor*> values;
+  for (const model::Parameter* p : params_) values.push_back(&p->value);
+  summary_.params_digest = ParamsDigest(values);
+  return Evaluate(planned_steps_, &summary_.test_accuracy, &summary_.test_loss, &summary_.test_examples);
+}
+
+Result<TrainSummary> Trainer::Run() {
+  const auto start = SteadyClock::now();
+  TESSERA_RETURN_IF_ERROR(Setup());
+  summary_.setup_s = SecondsSince(start);
+  loop_start_ = window_start_ = SteadyClock::now();
+  for (int64_t step = 0; step < planned_steps_; ++step) {
+    TESSERA_RETURN_IF_ERROR(RunStep(step));
+    const int64_t done = step + 1;
+    if (leader_ && config_.eval_every > 0 && done % config_.eval_every == 0 && done < planned_steps_) {
+      PhaseTimer timer(&summary_.phases.eval_s);
+      double acc, loss;
+      int64_t n;
+      TESSERA_RETURN_IF_ERROR(Evaluate(done, &acc, &loss, &n));
+    }
+  }
+  summary_.train_s = SecondsSince(loop_start_);
+  const auto final_start = SteadyClock::now();
+  TESSERA_RETURN_IF_ERROR(Finish());
+  summary_.final_eval_s = SecondsSince(final_start);
+  summary_.wall_s = SecondsSince(start);
+
+  summary_.model = config_.model;
+  summary_.sync = place_.sync;
+  summary_.workers = place_.num_workers;
+  summary_.servers = place_.num_servers;
+  summary_.steps = planned_steps_;
+  summary_.batch_size = config_.batch_size;
+  summary_.epochs = static_cast<double>(planned_steps_) / steps_per_epoch_;
+  summary_.samples = samples_ * place_.num_workers;
+  // Throughput of the step loop, without intermediate evaluations (which stall everyone).
+  const double busy = summary_.train_s - summary_.phases.eval_s;
+  summary_.samples_per_sec = busy > 0 ? summary_.samples / busy : 0;
+  summary_.bytes_pushed = place_.client->stats().bytes_pushed.load();
+  summary_.bytes_pulled = place_.client->stats().bytes_pulled.load();
+  if (leader_) metrics_->Summary(summary_);
+
+  const PhaseTimes& p = summary_.phases;
+  char line[320];
+  std::snprintf(line, sizeof(line),
+                "worker %d: %lld steps in %.2f s: data %.2f s, compute %.2f s, issue %.2f s, push wait %.2f s, "
+                "pull wait %.2f s, report %.2f s, eval %.2f s",
+                place_.worker_index, static_cast<long long>(planned_steps_), summary_.train_s, p.data_s,
+                p.compute_s, p.issue_s, p.push_s, p.pull_s, p.report_s, p.eval_s);
+  LOG(INFO) << line;
+  return summary_;
+}
+
+}  // namespace tessera::worker

@@ -1,0 +1,119 @@
+// Trainer: one worker's training loop against the parameter servers.
+//
+// Protocol with the servers (docs/training.md, docs/consistency.md), for steps
+// s = 0 .. N-1, identical on every worker (bsp needs every worker to push every step):
+//
+//   setup:   load this worker's partition, build the model, DeclareParams, Pull(step 0)
+//   step s:  forward + backward on the next batch
+//            Push(grad, step s) for every parameter, then, unless s is the last step,
+//            Pull(value, step s+1) for every parameter: all requests in flight at once,
+//            then wait for all. bsp answers the pull once step s's update is applied,
+//            ssp:K once the slowest worker pushed step s-K, asp at once.
+//            ReportStep(s, loss) to the coordinator.
+//   end:     Barrier (every worker's last push is in), then worker 0 pulls step N and
+//            evaluates on the test split.
+//
+// Push and pull are separate requests rather than one pushPull because a pushPull
+// carries one step for both halves, and a pull gated on step s would not wait for step
+// s's own update. Gradients and values are sent from and received into the model's
+// Parameter tensors directly (zero copy); the loop never touches them while a request is
+// in flight.
+//
+// Worker 0 also prints progress on stderr, writes --metrics_out and prints the summary.
+//
+// Thread safety: one thread (the worker's main thread) runs a Trainer; the client's
+// reactor thread writes pulled values into the model while a pull is in flight.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/client.h"
+#include "worker/data/batch_iterator.h"
+#include "worker/data/dataset.h"
+#include "worker/model/model.h"
+#include "worker/train_config.h"
+#include "worker/train_metrics.h"
+
+namespace tessera::worker {
+
+// Where this worker sits in the job.
+struct TrainerPlace {
+  // Registered, DeclareParams not yet called. Not owned; outlives the Trainer.
+  Client* client = nullptr;
+  int worker_index = 0;
+  int num_workers = 1;
+  int num_servers = 1;
+  std::string sync = "bsp";  // --sync, for the summary only (the servers enforce it)
+};
+
+// What a checkpoint of this worker will hold (the checkpoint issue wires it up): the
+// next step and the data cursor; the model's values live on the servers.
+struct TrainerState {
+  int64_t next_step = 0;
+  data::DataCursor cursor;
+};
+
+class Trainer {
+ public:
+  // Validates `config` (ValidateTrainConfig) and the place. Does no I/O.
+  static Result<std::unique_ptr<Trainer>> Create(const TrainConfig& config, const TrainerPlace& place);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Runs setup, every step and (worker 0) the final evaluation. Returns the summary
+  // (test fields and params_digest are filled on worker 0 only), or the first error:
+  // NotFound / Corruption for the data files (naming the file), InvalidArgument for a
+  // --metrics_out that cannot be written, or whatever a push/pull/barrier failed with.
+  Result<TrainSummary> Run();
+
+  TrainerState state() const;
+
+ private:
+  Trainer(const TrainConfig& config, const TrainerPlace& place);
+
+  Status Setup();
+  Status RunStep(int64_t step);
+  Status Finish();
+  Status Evaluate(int64_t step, double* accuracy, double* loss, int64_t* examples);
+  // Pulls every parameter for `step` into the model, appending the handles.
+  void IssuePulls(int64_t step, std::vector<Handle>* handles);
+  // Waits for every handle (even after a failure, so no reply can land in freed memory)
+  // and returns the first error.
+  Status WaitAll(std::vector<Handle>* handles, const char* what);
+  void LogProgress(int64_t step);
+  std::chrono::steady_clock::duration Timeout() const;
+
+  // Constant after construction
+  const TrainConfig config_;
+  const TrainerPlace place_;
+  const bool leader_;  // worker 0: logs, evaluates, writes metrics
+
+  std::unique_ptr<model::Model> model_;
+  std::vector<model::Parameter*> params_;
+  std::vector<uint32_t> param_ids_;  // server-side id of params_[i]
+  data::Dataset train_;
+  data::Dataset test_;  // worker 0 only
+  std::unique_ptr<data::BatchIterator> batches_;
+  std::unique_ptr<MetricsWriter> metrics_;
+
+  int64_t planned_steps_ = 0;
+  int64_t steps_per_epoch_ = 1;
+  int64_t next_step_ = 0;
+  int64_t samples_ = 0;  // this worker's
+  TrainSummary summary_;
+
+  // Progress window (worker 0).
+  double window_loss_ = 0;
+  int64_t window_steps_ = 0;
+  int64_t window_samples_ = 0;
+  std::chrono::steady_clock::time_point window_start_;
+  std::chrono::steady_clock::time_point loop_start_;
+};
+
+}  // namespace tessera::worker
