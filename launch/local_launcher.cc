@@ -306,6 +306,7 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
     return static_cast<int>(x);
   };
   bool passthrough = false;
+  bool subcommand_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (passthrough) { o.job_args.push_back(a); continue; }
@@ -326,8 +327,10 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
     else if (name == "grace_s") { TESSERA_ASSIGN_OR_RETURN(o.grace_s, int_value(name, value, 0, 3600)); }
     else if (name == "coordinator_port") { TESSERA_ASSIGN_OR_RETURN(o.coordinator_port, int_value(name, value, 0, 65535)); }
     else if (name == "program") o.program = value;
-    else if (name == "subcommand") o.subcommand = value;
+    else if (name == "subcommand") { o.subcommand = value; subcommand_given = true; }
   }
+  // Another program gets no tessera subcommand unless one is asked for.
+  if (!o.program.empty() && !subcommand_given) o.subcommand.clear();
   return o;
 }
 
@@ -341,7 +344,7 @@ int LaunchMain(int argc, char** argv) {
           "  --workers W            workers (default 1)\n"
           "  --grace_s N            seconds between SIGTERM and SIGKILL when stopping (default 10)\n"
           "  --coordinator_port P   coordinator port on 127.0.0.1 (default: a free one)\n"
-          "  --subcommand C         what each process runs (default: train)\n"
+          "  --subcommand C         what each process runs (default: train; none with --program)\n"
           "  --program PATH         binary to start instead of this tessera\n"
           "Every other flag goes to each process of the job.\n");
       return 0;

@@ -22,7 +22,7 @@ namespace tessera::launch {
 struct LocalLaunchOptions {
   int servers = 1;                    // Default: 1
   int workers = 1;                    // Default: 1
-  std::string subcommand = "train";   // what each child runs. Default: train
+  std::string subcommand = "train";   // what each child runs. Default: train ("" with a program)
   std::vector<std::string> job_args;  // passed to every child unchanged
   std::string program;                // binary to start; "" means this tessera binary
   int grace_s = 10;                   // SIGTERM -> SIGKILL delay when stopping. Default: 10

@@ -14,7 +14,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 step() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "set-up"
-bash scripts/setup.sh --with-slurm
+bash scripts/setup.sh
 
 # 1. The default build: CUDA backend when nvcc is present (sm_80, sm_90), warnings as errors.
 step "configure + build (TESSERA_CUDA=AUTO)"
@@ -33,7 +33,20 @@ cmake -S . -B build-cpu -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUD
 cmake --build build-cpu -j"$JOBS"
 ctest --test-dir build-cpu --output-on-failure -j2 --timeout 600 -LE gpu
 
-# 3. Fuzz the wire decoder for a bounded time (clang + libFuzzer).
+# 3. AddressSanitizer + UndefinedBehaviorSanitizer over the code with threads and shared
+#    buffer ownership: the wire layer, the launcher and whole multi-process PS jobs.
+step "ASan+UBSan build + wire, launcher and parameter-server tests"
+SAN_TARGETS="wire_unit_test wire_integration_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_peer kv_app_test kv_app tessera"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
+  -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=address,undefined \
+  -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined" >/dev/null
+# shellcheck disable=SC2086
+cmake --build build-asan -j"$JOBS" --target $SAN_TARGETS
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j2 --timeout 600 \
+  -R '^(Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|KvApp)[.]'
+
+# 4. Fuzz the wire decoder for a bounded time (clang + libFuzzer).
 if [ -f scripts/fuzz.sh ] && [ "$FUZZ_SECONDS" -gt 0 ]; then
   step "fuzzing the header decoder for ${FUZZ_SECONDS}s"
   bash scripts/fuzz.sh "$FUZZ_SECONDS"
