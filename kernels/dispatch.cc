@@ -1,8 +1,12 @@
 #include "kernels/dispatch.h"
 
+#include <atomic>
+
 #include <string>
 
 #include "kernels/ops.h"
+
+extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS (cblas.h declares it too)
 
 namespace tessera::kernels {
 namespace internal {
@@ -35,6 +39,22 @@ bool IsSupportedAxpyInput(DType x) {
 }
 
 }  // namespace internal
+
+namespace {
+std::atomic<int> g_cpu_threads{1};
+}  // namespace
+
+void SetCpuThreads(int threads) {
+  threads = threads < 1 ? 1 : threads;
+  g_cpu_threads.store(threads);
+  // OpenBLAS keeps its own pool, whose idle threads spin in sched_yield: the same
+  // budget applies to GEMM.
+  openblas_set_num_threads(threads);
+}
+
+namespace cpu {
+int CpuThreads() { return g_cpu_threads.load(std::memory_order_relaxed); }
+}  // namespace cpu
 
 bool BuiltWithCuda() {
 #if TESSERA_HAVE_CUDA

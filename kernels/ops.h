@@ -23,8 +23,8 @@
 //    (fixed reduction tree; no atomics), except ScatterAdd on CUDA (see there).
 //
 // Thread safety: every function may be called concurrently from several threads on
-// disjoint outputs. The CPU backend may use a few worker threads internally (OpenMP) on
-// large inputs.
+// disjoint outputs. The CPU backend uses OpenMP worker threads on large inputs only when
+// SetCpuThreads(n > 1) was called; results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +44,10 @@ bool BuiltWithCuda();
 // True when BuiltWithCuda() and at least one usable device exists. Any error from
 // cudaGetDeviceCount (e.g. "driver version is insufficient") counts as "no device".
 bool CudaDeviceAvailable();
+
+// Threads the CPU backend may use for one large op (default 1: the calling thread only).
+// Set once at start-up (launch/job.cc --kernel_threads), before other threads run ops.
+void SetCpuThreads(int threads);
 
 // ---- Memory ----------------------------------------------------------------------------
 
@@ -136,7 +140,8 @@ Status BiasActivationBackward(Activation act, TensorView dy, TensorView x, Tenso
 Result<double> SoftmaxCrossEntropy(TensorView logits, TensorView labels, TensorView dlogits);
 
 // out[i] = argmax_c logits[i, c] (first maximum on ties). logits f32 [N, C], C >= 1;
-// out i32 [N].
+// out i32 [N]. A row containing NaN gives some index in [0, C) (which one may differ
+// between backends).
 Status ArgMax(TensorView logits, TensorView out);
 // Number of rows whose ArgMax equals the label. logits f32 [N, C]; labels i32 [N].
 Result<int64_t> CountCorrect(TensorView logits, TensorView labels);

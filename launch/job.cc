@@ -9,6 +9,7 @@
 #include "common/exit_codes.h"
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
+#include "kernels/ops.h"
 #include "paramserver/server.h"
 #include "wire/alloc.h"
 
@@ -24,6 +25,7 @@ DEFINE_double(request_timeout_s, 300.0, "Deadline of one push/pull request");
 DEFINE_string(coordinator_host, "", "Coordinator host (default: from the launcher's environment, else 127.0.0.1)");
 DEFINE_int32(coordinator_port, 0, "Coordinator port (default: from the launcher's environment)");
 DEFINE_string(bind_host, "127.0.0.1", "Address servers and the coordinator bind to (0.0.0.0 for multi-node jobs)");
+DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
 
 namespace tessera::launch {
@@ -49,6 +51,7 @@ std::string SyncFlag() { return FLAGS_sync; }
 
 int RunJobProcess(const WorkerMain& worker_main) {
   wire::TuneAllocatorForLargeMessages();
+  kernels::SetCpuThreads(FLAGS_kernel_threads);
   auto li_or = DetectLaunchEnv(CurrentEnv());
   if (!li_or.ok()) return Fail(li_or.status().WithContext("reading the launcher environment"), kExitConfig);
   LaunchInfo li = *li_or;

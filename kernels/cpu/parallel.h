@@ -20,15 +20,22 @@ namespace tessera::kernels::cpu {
 // Below this many elements a loop runs on the calling thread.
 inline constexpr int64_t kParallelGrain = int64_t{1} << 16;
 
+// Threads a parallel loop may use (kernels::SetCpuThreads). 1 runs every loop on the
+// calling thread and never enters the OpenMP runtime, whose idle threads spin after each
+// region: on a 2-core machine shared with ZeroMQ's I/O thread and other ranks that spin
+// cost a parameter server 70% of its time (docs/benchmarks.md).
+int CpuThreads();
+
 // body(begin, end) over [0, n) in contiguous blocks of >= kParallelGrain elements.
 template <typename Body>
 void ParallelFor(int64_t n, Body&& body, int64_t grain = kParallelGrain) {
-  if (n <= grain) {
+  const int threads = CpuThreads();
+  if (n <= grain || threads <= 1) {
     if (n > 0) body(int64_t{0}, n);
     return;
   }
   const int64_t blocks = (n + grain - 1) / grain;
-  TESSERA_OMP(omp parallel for schedule(static))
+  TESSERA_OMP(omp parallel for schedule(static) num_threads(threads))
   for (int64_t b = 0; b < blocks; ++b) {
     body(b * grain, std::min(n, (b + 1) * grain));
   }
@@ -51,7 +58,8 @@ double ReduceSum(int64_t n, Term&& term) {
   if (n <= kChunk) return chunk_sum(0, n);
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<size_t>(chunks));
-  TESSERA_OMP(omp parallel for schedule(static))
+  const int threads = CpuThreads();
+  TESSERA_OMP(omp parallel for schedule(static) num_threads(threads) if (threads > 1))
   for (int64_t c = 0; c < chunks; ++c) {
     partial[c] = chunk_sum(c * kChunk, std::min(n, (c + 1) * kChunk));
   }
