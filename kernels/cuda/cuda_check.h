@@ -1,9 +1,8 @@
-// Guards for every CUDA runtime and cuBLAS call in kernels/cuda/: a foreign error becomes
+// Guards for every CUDA runtime call in kernels/cuda/ (cuBLAS: cuda_gemm.cc): a foreign error becomes
 // a tessera Status at the line that received it (NCCL's CUDACHECK, returning instead of
 // aborting). Also a small RAII device allocation for per-call scratch.
 #pragma once
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <string>
@@ -24,15 +23,6 @@ inline Status CudaError(cudaError_t err, const char* what) {
     if (_tessera_cuda_err != cudaSuccess) {                                  \
       return ::tessera::kernels::gpu::CudaError(_tessera_cuda_err, #expr);   \
     }                                                                        \
-  } while (0)
-
-#define TESSERA_CUBLAS_RETURN_IF_ERROR(expr)                                           \
-  do {                                                                                 \
-    const cublasStatus_t _tessera_cublas_st = (expr);                                  \
-    if (_tessera_cublas_st != CUBLAS_STATUS_SUCCESS) {                                 \
-      return ::tessera::Status::Internal(std::string("cuBLAS error in " #expr ": ") + \
-                                         cublasGetStatusString(_tessera_cublas_st));   \
-    }                                                                                  \
   } while (0)
 
 // Reports a failed launch (bad configuration) and then any fault while the work ran:

@@ -5,6 +5,42 @@
 namespace tessera::kernels::testing {
 namespace {
 
+// The CPU backend defaults to one thread; the tests run with two so the OpenMP paths
+// (blocks above 65536 elements, chunked reductions) are exercised as well.
+class TwoCpuThreads : public ::testing::Environment {
+ public:
+  void SetUp() override { SetCpuThreads(2); }
+};
+[[maybe_unused]] ::testing::Environment* const kTwoCpuThreads =
+    ::testing::AddGlobalTestEnvironment(new TwoCpuThreads);
+
+TEST(KernelsCpuThreads, ResultsDoNotDependOnTheThreadCount) {
+  const int64_t n = 300001;  // several 65536-element blocks and chunks
+  const auto x = RandomFloats(n, 42);
+  const auto g = RandomFloats(n, 43);
+  std::vector<double> sums;
+  std::vector<std::vector<float>> params;
+  for (int threads : {1, 2, 3}) {
+    SetCpuThreads(threads);
+    std::vector<float> xs = x, p = x, gs = g, m(n, 0.0f), v(n, 0.0f);
+    auto sum = L2NormSquared(TensorView{xs.data(), DType::kF32, {n}, Device::kCPU});
+    ASSERT_OK(sum.status());
+    sums.push_back(*sum);
+    OptimizerConfig cfg;
+    cfg.kind = OptimizerKind::kAdam;
+    std::vector<TensorView> slots = {TensorView{m.data(), DType::kF32, {n}, Device::kCPU},
+                                     TensorView{v.data(), DType::kF32, {n}, Device::kCPU}};
+    ASSERT_OK(ApplyOptimizer(cfg, 1, TensorView{p.data(), DType::kF32, {n}, Device::kCPU},
+                             TensorView{gs.data(), DType::kF32, {n}, Device::kCPU}, slots));
+    params.push_back(p);
+  }
+  SetCpuThreads(2);
+  EXPECT_EQ(sums[0], sums[1]);
+  EXPECT_EQ(sums[0], sums[2]);
+  EXPECT_EQ(0, std::memcmp(params[0].data(), params[1].data(), n * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(params[0].data(), params[2].data(), n * sizeof(float)));
+}
+
 TEST(KernelsBackend, CudaTensorInCpuOnlyBuildIsFailedPrecondition) {
   if (BuiltWithCuda()) GTEST_SKIP() << "this build has the CUDA backend";
   EXPECT_FALSE(CudaDeviceAvailable());
@@ -15,6 +51,22 @@ TEST(KernelsBackend, CudaTensorInCpuOnlyBuildIsFailedPrecondition) {
   EXPECT_EQ(x, 1);
   EXPECT_EQ(CopyTensor(TensorView{&x, DType::kF32, {1}, Device::kCPU}, v).code(),
             StatusCode::kFailedPrecondition);
+}
+
+TEST(KernelsBackend, CudaOpsWithoutADeviceReturnAnError) {
+  if (!BuiltWithCuda() || CudaDeviceAvailable()) GTEST_SKIP() << "needs CUDA built, no GPU";
+  float x[4] = {1, 2, 3, 4};
+  TensorView v{x, DType::kF32, {2, 2}, Device::kCUDA};
+  const Status scale = Scale(v, 2);
+  EXPECT_FALSE(scale.ok());
+  EXPECT_FALSE(Sum(v).ok());
+  EXPECT_FALSE(Gemm(false, false, 1, v, v, 0, v).ok());
+  std::vector<uint64_t> uniq;
+  Tensor summed;
+  uint64_t keys[2] = {1, 1};
+  EXPECT_FALSE(ScatterAddUnique(TensorView{keys, DType::kU64, {2}, Device::kCUDA}, v, &uniq,
+                                &summed).ok());
+  SUCCEED() << scale.ToString();
 }
 
 TEST(KernelsBackend, DeviceProbeNeverFails) {
