@@ -61,6 +61,14 @@ static_assert(RulesAreIndexedByOp(), "kOpRules must list every op in enum order"
 
 std::string N(uint64_t v) { return std::to_string(v); }
 
+// "heartbeat", "data", ...: the schema's name of a body union member.
+std::string BodyName(BodyWhich which) {
+  auto fields = ::capnp::Schema::from<Body>().getUnionFields();
+  const auto i = static_cast<uint16_t>(which);
+  if (i < fields.size()) return fields[i].getProto().getName().cStr();
+  return "body(" + N(i) + ")";
+}
+
 // Reads every field of every object reachable from `s`, so that any malformed pointer,
 // unterminated text or over-deep nesting throws here, inside Decode's try block, and not
 // later in a caller. Recursion depth is bounded by the reader's nesting limit.
@@ -215,8 +223,7 @@ Status CheckHeader(Header::Reader h, const std::vector<Buffer>& frames,
   }
   const auto which = h.getBody().which();
   if (!BodyAllowedForOp(op, which)) {
-    return Status::InvalidArgument("op " + OpName(op) + " does not carry body #" +
-                                   N(static_cast<uint16_t>(which)));
+    return Status::InvalidArgument("op " + OpName(op) + " does not carry body " + BodyName(which));
   }
   if (frames.size() > kMaxPayloadFrames) {
     return Status::ResourceExhausted(N(frames.size()) + " payload frames; at most " +

@@ -104,7 +104,8 @@ class Socket {
   // sender with an error reply; a log line is written, rate-limited), so a receive loop
   // simply continues on error.
   Result<InMessage> Recv(Deadline deadline);
-  // Recv that does not wait: TimedOut when nothing is queued.
+  // Recv that does not wait: TimedOut when nothing is queued. (The Reactor uses it after
+  // zmq_poll said the socket is readable.)
   Result<InMessage> TryRecv();
 
   // A fresh request id (per socket, starting at 1).
@@ -117,8 +118,9 @@ class Socket {
 
  private:
   Socket(std::shared_ptr<Context> ctx, void* sock, SocketType type, SocketOptions options);
-  // Receives one queued message without waiting; *got says whether anything arrived.
-  Result<InMessage> ReceiveOne(bool* got);
+  // Receives one message; the first frame's wait is bounded by ZMQ_RCVTIMEO (flags 0) or
+  // absent (ZMQ_DONTWAIT). *got says whether anything arrived.
+  Result<InMessage> ReceiveOne(int first_flags, bool* got);
   Status SendImpl(OutMessage&& msg, std::string_view routing_id, int flags);
   void ReportMalformed(const std::string& routing_id, const Buffer& header, const Status& st);
 
@@ -127,6 +129,7 @@ class Socket {
   const SocketType type_;
   const SocketOptions options_;
   uint64_t last_request_id_ = 0;
+  int rcvtimeo_ms_ = -1;  // the ZMQ_RCVTIMEO currently set (ZeroMQ's default: -1)
   // Rate limit for malformed-message log lines.
   int64_t last_log_us_ = 0;
   uint64_t suppressed_logs_ = 0;

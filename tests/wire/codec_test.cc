@@ -243,12 +243,12 @@ TEST(Codec, RejectsBodyThatDoesNotMatchOp) {
     h.setOp(Op::PUSH);
     h.getBody().initHeartbeat().setStep(3);
   });
-  ExpectRejected({h, {}}, StatusCode::kInvalidArgument, "op push does not carry body");
+  ExpectRejected({h, {}}, StatusCode::kInvalidArgument, "op push does not carry body heartbeat");
 }
 
 TEST(Codec, RejectsDataPlaneOpWithoutDataBody) {
   Bytes h = RawHeader([](Header::Builder h) { h.setOp(Op::PULL); });
-  ExpectRejected({h, {}}, StatusCode::kInvalidArgument, "op pull does not carry body");
+  ExpectRejected({h, {}}, StatusCode::kInvalidArgument, "op pull does not carry body none");
 }
 
 TEST(Codec, RejectsDenseRangeWithBeginAfterEnd) {

@@ -71,7 +71,7 @@ TEST(Reactor, RunEveryRepeatsUntilCancelled) {
   ASSERT_OK(reactor->Start());
   std::atomic<int> runs{0};
   std::promise<void> three;
-  Reactor::TimerId id = 0;
+  std::atomic<Reactor::TimerId> id{0};  // set here, read on the loop thread
   id = reactor->RunEvery(10ms, [&] {
     if (++runs == 3) {
       reactor->Cancel(id);  // from inside its own callback
