@@ -55,6 +55,8 @@ Status Run(tessera::launch::WorkerContext& wc) {
     TESSERA_RETURN_IF_ERROR(wc.client->Pull(0, v, r + 1).Wait(timeout));
     TESSERA_RETURN_IF_ERROR(wc.client->PullSparse(1, keys, rv, r + 1).Wait(timeout));
   }
+  // Every worker is past its last pull before anyone reports (a coordinator barrier).
+  TESSERA_RETURN_IF_ERROR(wc.client->Barrier(timeout));
   // Dense: every worker pushed 1 per round. Key 42 appears twice in each push (merged
   // to 2 on the worker); keys 7 and 2^30 once; key `worker_index` once (shared with
   // key 7 for worker 7 only).
@@ -70,7 +72,7 @@ Status Run(tessera::launch::WorkerContext& wc) {
     return Status::Internal("sparse rows wrong: key 7 -> " + std::to_string(pulled[0]) + ", key 42 -> " +
                             std::to_string(pulled[8]));
   }
-  std::printf("worker %d: %d rounds of %lld-element push+pull and sparse push+pull: values correct (%g)\n",
+  std::printf("worker %d: barrier passed; %d rounds of %lld-element push+pull and sparse push+pull: values correct (%g)\n",
               wc.worker_index, FLAGS_rounds, static_cast<long long>(FLAGS_size), static_cast<double>(want));
   return Status::OK();
 }

@@ -12,7 +12,7 @@ TEST(KvApp, RunsAsDocumentedAndChecksItsValues) {
                                120);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (int w = 0; w < 3; ++w) {
-    EXPECT_NE(r.output.find("worker " + std::to_string(w) + ": 4 rounds of 300000-element push+pull and sparse "
+    EXPECT_NE(r.output.find("worker " + std::to_string(w) + ": barrier passed; 4 rounds of 300000-element push+pull and sparse "
                             "push+pull: values correct (-12)"),
               std::string::npos)
         << r.output;
