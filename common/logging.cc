@@ -3,6 +3,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <csignal>
 #include <ctime>
 #include <iomanip>
 
@@ -32,6 +33,8 @@ void InitProcess(int* argc, char*** argv, const std::string& usage) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging((*argv)[0], &PrefixFormatter, nullptr);
   google::InstallFailureSignalHandler();
+  // SIGTERM is how launchers stop a job, not a crash: no stack trace for it.
+  signal(SIGTERM, SIG_DFL);
 }
 
 void SetLogTag(const std::string& tag) { Tag() = tag; }

@@ -461,7 +461,8 @@ Status Client::Barrier(Duration timeout) {
   OutMessage m(Op::BARRIER);
   uint64_t rid = ++next_request_id_;
   m.SetRequestId(rid);
-  m.header().getBody().initBarrier().setBarrierId(rid);
+  // Barrier ids count barriers, not requests, so every worker's n-th barrier has id n.
+  m.header().getBody().initBarrier().setBarrierId(++barriers_);
   Handle h = Handle::Pending(1);
   auto holder = std::make_shared<OutMessage>(std::move(m));
   reactor_->Post([this, holder, h, rid, timeout] {

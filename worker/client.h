@@ -146,6 +146,7 @@ class Client {
   wire::Socket* control_ = nullptr;            // loop thread only
   std::vector<wire::Socket*> servers_;         // loop thread only (index = server)
   std::atomic<uint64_t> next_request_id_{0};
+  std::atomic<uint64_t> barriers_{0};
   std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns
   ClientStats stats_;
   std::atomic<int> requested_exit_code_{0};

@@ -105,7 +105,9 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   worker::TrainConfig c;
   c.model = FLAGS_model;
   c.data_dir = FLAGS_data;
-  TESSERA_ASSIGN_OR_RETURN(c.mlp.hidden_sizes, model::ParseHiddenSizes(FLAGS_hidden));
+  auto hidden = model::ParseHiddenSizes(FLAGS_hidden);
+  if (!hidden.ok()) return hidden.status().WithContext("--hidden");
+  c.mlp.hidden_sizes = *hidden;
   auto act = model::ParseActivation(FLAGS_activation);
   if (!act.ok()) return act.status().WithContext("--activation");
   c.mlp.activation = *act;

@@ -45,6 +45,19 @@ std::string FormatEta(double seconds) {
   return buf;
 }
 
+// One case per entry of KnownModels().
+Result<std::unique_ptr<model::Model>> BuildModel(const TrainConfig& config, int64_t input_dim, int num_classes) {
+  if (config.model == "mlp") {
+    model::MlpConfig mc = config.mlp;
+    mc.input_dim = input_dim;
+    mc.num_classes = num_classes;
+    mc.seed = config.seed;
+    TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<model::Mlp> mlp, model::Mlp::Create(mc));
+    return std::unique_ptr<model::Model>(std::move(mlp));
+  }
+  return Status::InvalidArgument("unknown model '" + config.model + "'");
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, const TrainerPlace& place) {
@@ -125,11 +138,7 @@ Status Trainer::Setup() {
 
   // Model: the servers create and own the values (same initialiser, same seed); the
   // optimizer settings travel in the ParamSpecs, so the servers apply them.
-  model::MlpConfig mc = config_.mlp;
-  mc.input_dim = train_.dim;
-  mc.num_classes = train_.num_classes;
-  mc.seed = config_.seed;
-  TESSERA_ASSIGN_OR_RETURN(model_, model::Mlp::Create(mc));
+  TESSERA_ASSIGN_OR_RETURN(model_, BuildModel(config_, train_.dim, train_.num_classes));
   params_ = model_->parameters();
   TESSERA_RETURN_IF_ERROR_CTX(place_.client->DeclareParams(model_->Params()), "declaring the model's parameters");
   for (model::Parameter* p : params_) {
