@@ -149,8 +149,13 @@ int RunJobProcess(const WorkerMain& worker_main) {
   o.request_timeout = Seconds(FLAGS_request_timeout_s);
   o.register_timeout = Seconds(FLAGS_register_timeout_s);
   o.max_inflight = FLAGS_max_inflight;
-  auto client = worker::Client::Connect(o, *ctx);
-  if (!client.ok()) return Fail(client.status().WithContext("joining the job"), ExitCodeForStatusCode(static_cast<int>(client.status().code())));
+  int stop_code = 0;
+  auto client = worker::Client::Connect(o, *ctx, &stop_code);
+  if (!client.ok()) {
+    // A job stopped while we were joining ends with the coordinator's code, like everyone's.
+    int code = stop_code != 0 ? stop_code : ExitCodeForStatusCode(static_cast<int>(client.status().code()));
+    return Fail(client.status().WithContext("joining the job"), code);
+  }
   WorkerContext wc{client->get(), li.rank - 1 - servers, workers, servers, li};
   Status st = worker_main(wc);
   if (st.ok()) {

@@ -38,7 +38,8 @@ Status CheckHostF32(TensorView t, uint64_t elements, const char* what) {
 
 }  // namespace
 
-Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shared_ptr<wire::Context> ctx) {
+Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shared_ptr<wire::Context> ctx,
+                                                int* requested_exit_code) {
   int index = options.rank - 1 - options.num_servers;
   if (index < 0 || index >= options.num_workers) {
     return Status::InvalidArgument("worker rank " + std::to_string(options.rank) + " is not a worker rank of a job with " +
@@ -78,7 +79,11 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shar
     Status st = self->control_->Send(std::move(*holder));
     if (!st.ok()) self->FailAll(st.WithContext("registering"));
   });
-  TESSERA_RETURN_IF_ERROR(c->WaitFor("welcome", c->options_.register_timeout, false));
+  Status joined = c->WaitFor("welcome", c->options_.register_timeout, false);
+  if (!joined.ok()) {
+    if (requested_exit_code != nullptr) *requested_exit_code = c->requested_exit_code_.load();
+    return joined;
+  }
   return c;
 }
 

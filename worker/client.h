@@ -71,8 +71,12 @@ struct ClientStats {
 
 class Client {
  public:
+  // Registers and waits for the welcome. When the job is stopped while this worker is
+  // still joining (a Shutdown arrives), the error is returned and, when
+  // `requested_exit_code` is given, the exit code the coordinator asked for is stored there.
   static Result<std::unique_ptr<Client>> Connect(ClientOptions options,
-                                                 std::shared_ptr<wire::Context> ctx);
+                                                 std::shared_ptr<wire::Context> ctx,
+                                                 int* requested_exit_code = nullptr);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
