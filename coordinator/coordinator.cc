@@ -35,7 +35,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptions optio
     self->OnMessage(s, std::move(m));
   });
   auto tick = std::min<Duration>(c->options_.heartbeat_interval, std::chrono::milliseconds(250));
-  c->reactor_->RunEvery(tick, [self] { self->CheckHeartbeats(); });
+  c->reactor_->RunEvery(tick, [self] {
+    self->CheckHeartbeats();
+    self->CheckStall();
+  });
   c->reactor_->RunAfter(c->options_.register_timeout, [self] { self->CheckRegistrationDeadline(); });
   TESSERA_RETURN_IF_ERROR(c->reactor_->Start());
   LOG(INFO) << "coordinator listening on " << ep << " for " << c->options_.num_servers
@@ -210,6 +213,7 @@ void Coordinator::PublishToWorkers() {
     if (!st.ok()) return Finish(st.WithContext("sending the shard map to " + members_.Describe(m.rank)), kExitPeerFailure);
   }
   LOG(INFO) << "all servers hold their shards; training starts";
+  stall_.Start(Clock::now());
 }
 
 void Coordinator::OnBarrier(Socket& sock, const InMessage& msg, Member& m) {
@@ -289,6 +293,17 @@ void Coordinator::CheckHeartbeats() {
                              std::to_string(s).substr(0, std::to_string(s).find('.') + 2) +
                              " s: declared dead"),
          kExitPeerFailure);
+}
+
+void Coordinator::CheckStall() {
+  if (finished_ || !published_to_workers_) return;
+  std::vector<WorkerProgress> workers;
+  for (const Member& m : members_.members()) {
+    if (m.role == MemberRole::kWorker && !m.finished) workers.push_back({m.rank, members_.Describe(m.rank), m.step});
+  }
+  StallVerdict v = stall_.Check(workers, Clock::now());
+  if (v.kind == StallVerdict::kWarn) LOG(WARNING) << "stall: " << v.message;
+  if (v.kind == StallVerdict::kTimeout) Finish(Status::TimedOut("stall: " + v.message), kExitTimeout);
 }
 
 void Coordinator::CheckRegistrationDeadline() {

@@ -23,6 +23,7 @@
 #include "common/thread_annotations.h"
 #include "coordinator/membership.h"
 #include "coordinator/shard_map.h"
+#include "coordinator/stall_inspector.h"
 #include "wire/reactor.h"
 
 namespace tessera {
@@ -41,6 +42,8 @@ struct CoordinatorOptions {
   Duration register_timeout = std::chrono::seconds(120);
   // Chunking, sync mode and gradient reduction for the shard map.
   ShardMapOptions shard;
+  // When a worker holding up a step is named, and when the job ends over it.
+  StallOptions stall;
 };
 
 // How the job ended.
@@ -82,6 +85,7 @@ class Coordinator {
   void MaybePublishToServers();
   void PublishToWorkers();
   void CheckHeartbeats();
+  void CheckStall();
   void CheckRegistrationDeadline();
   void Finish(Status status, int exit_code);
   void SendShutdown(const Member& m, const std::string& reason, int exit_code);
@@ -101,6 +105,7 @@ class Coordinator {
   std::vector<bool> server_ready_;    // per server index
   bool published_to_workers_ = false;
   bool finished_ = false;
+  StallInspector stall_{options_.stall};
   std::vector<std::string> barrier_waiting_;  // routing ids waiting in the current barrier
   std::vector<wire::OutMessage> pending_barrier_replies_;
   uint64_t barrier_id_ = 0;

@@ -53,38 +53,123 @@ EnvMap CurrentEnv() {
   return env;
 }
 
+namespace {
+
+// Splits at commas outside brackets.
+Result<std::vector<std::string>> SplitTopLevel(const std::string& list) {
+  std::vector<std::string> out;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= list.size(); ++i) {
+    char c = i < list.size() ? list[i] : ',';
+    if (c == '[') {
+      if (++depth > 1) return Status::InvalidArgument("nested '[' in node list '" + list + "'");
+    } else if (c == ']') {
+      if (--depth < 0) return Status::InvalidArgument("unbalanced ']' in node list '" + list + "'");
+    } else if (c == ',' && depth == 0) {
+      if (i == start) return Status::InvalidArgument("empty host name in node list '" + list + "'");
+      out.push_back(list.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  if (depth != 0) return Status::InvalidArgument("unbalanced '[' in node list '" + list + "'");
+  return out;
+}
+
+bool AllDigits(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// Appends every expansion of one host pattern ("gpu[01-03]-ib[1,2]") to *out.
+Status ExpandPattern(const std::string& pattern, const std::string& list, size_t max_hosts,
+                     std::vector<std::string>* out) {
+  size_t lb = pattern.find('[');
+  if (lb == std::string::npos) {
+    if (out->size() >= max_hosts) {
+      return Status::InvalidArgument("node list '" + list + "' has more than " + std::to_string(max_hosts) + " hosts");
+    }
+    out->push_back(pattern);
+    return Status::OK();
+  }
+  size_t rb = pattern.find(']', lb);
+  const std::string head = pattern.substr(0, lb), tail = pattern.substr(rb + 1);
+  const std::string inner = pattern.substr(lb + 1, rb - lb - 1);
+  size_t start = 0;
+  for (size_t i = 0; i <= inner.size(); ++i) {
+    if (i < inner.size() && inner[i] != ',') continue;
+    const std::string range = inner.substr(start, i - start);
+    start = i + 1;
+    size_t dash = range.find('-');
+    const std::string lo = range.substr(0, dash), hi = dash == std::string::npos ? lo : range.substr(dash + 1);
+    if (!AllDigits(lo) || !AllDigits(hi) || lo.size() > 9 || hi.size() > 9) {
+      return Status::InvalidArgument("bad range '" + range + "' in node list '" + list + "'");
+    }
+    const long a = std::stol(lo), b = std::stol(hi);
+    if (b < a) return Status::InvalidArgument("descending range '" + range + "' in node list '" + list + "'");
+    for (long n = a; n <= b; ++n) {
+      std::string num = std::to_string(n);
+      if (num.size() < lo.size()) num.insert(0, lo.size() - num.size(), '0');  // keep "01"
+      TESSERA_RETURN_IF_ERROR(ExpandPattern(head + num + tail, list, max_hosts, out));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ExpandSlurmNodeList(const std::string& nodelist, size_t max_hosts) {
+  if (nodelist.empty()) return Status::InvalidArgument("empty SLURM_JOB_NODELIST");
+  TESSERA_ASSIGN_OR_RETURN(auto items, SplitTopLevel(nodelist));
+  std::vector<std::string> hosts;
+  for (const auto& item : items) TESSERA_RETURN_IF_ERROR(ExpandPattern(item, nodelist, max_hosts, &hosts));
+  return hosts;
+}
+
 Result<std::string> FirstSlurmHost(const std::string& nodelist) {
   if (nodelist.empty()) return Status::InvalidArgument("empty SLURM_JOB_NODELIST");
-  // The first host is everything before the first top-level comma, with its bracket
-  // expression (if any) replaced by the first number of its first range.
-  size_t depth = 0, i = 0;
-  for (; i < nodelist.size(); ++i) {
-    char c = nodelist[i];
-    if (c == '[') ++depth;
-    if (c == ']') {
-      if (depth == 0) return Status::InvalidArgument("unbalanced ']' in node list '" + nodelist + "'");
-      --depth;
-    }
-    if (c == ',' && depth == 0) break;
+  TESSERA_ASSIGN_OR_RETURN(auto items, SplitTopLevel(nodelist));
+  // Each bracket group contributes the first number of its first range.
+  std::string host = items[0];
+  for (size_t lb; (lb = host.find('[')) != std::string::npos;) {
+    size_t rb = host.find(']', lb);
+    std::string head = host.substr(lb + 1, rb - lb - 1);
+    head = head.substr(0, head.find_first_of(",-"));
+    if (!AllDigits(head)) return Status::InvalidArgument("bad range in node list '" + nodelist + "'");
+    host = host.substr(0, lb) + head + host.substr(rb + 1);
   }
-  if (depth != 0) return Status::InvalidArgument("unbalanced '[' in node list '" + nodelist + "'");
-  std::string first = nodelist.substr(0, i);
-  auto lb = first.find('[');
-  if (lb == std::string::npos) return first;
-  auto rb = first.find(']', lb);
-  std::string inner = first.substr(lb + 1, rb - lb - 1);
-  std::string head = inner.substr(0, inner.find_first_of(",-"));
-  if (head.empty()) return Status::InvalidArgument("bad range in node list '" + nodelist + "'");
-  for (char c : head) {
-    if (c < '0' || c > '9') return Status::InvalidArgument("bad range in node list '" + nodelist + "'");
-  }
-  return first.substr(0, lb) + head + first.substr(rb + 1);
+  return host;
+}
+
+int DeviceForLocalRank(int local_rank, int device_count) {
+  if (device_count <= 0 || local_rank < 0) return -1;
+  return local_rank % device_count;
+}
+
+RunIdentity RunIdentityOf(const LaunchInfo& li) {
+  RunIdentity id;
+  id.slurm_job_id = li.slurm_job_id;
+  id.slurm_restart_count = li.slurm_restart_count;
+  id.restart_count = li.restart_count;
+  id.launch_source = li.source;
+  return id;
 }
 
 Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
   LaunchInfo li;
   if (const std::string* j = Find(env, "SLURM_JOB_ID")) li.slurm_job_id = *j;
   TESSERA_ASSIGN_OR_RETURN(li.slurm_restart_count, ParseInt(env, "SLURM_RESTART_COUNT", 0, false));
+  TESSERA_ASSIGN_OR_RETURN(li.restart_count, ParseInt(env, "TESSERA_RESTART_COUNT", 0, false));
+  // The local rank when the chosen launcher does not say: Hydra/Intel MPI, PALS, Slurm.
+  auto local_fallback = [&env]() -> Result<int> {
+    for (const char* v : {"MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"}) {
+      if (Find(env, v)) return ParseInt(env, v, 0, true);
+    }
+    return 0;
+  };
 
   if (Find(env, "TESSERA_RANK")) {
     li.source = "tessera-launch";
@@ -95,12 +180,16 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
     li.source = "openmpi";
     TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "OMPI_COMM_WORLD_RANK", 0, true));
     TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "OMPI_COMM_WORLD_SIZE", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.local_rank, ParseInt(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0, false));
+    if (Find(env, "OMPI_COMM_WORLD_LOCAL_RANK")) {
+      TESSERA_ASSIGN_OR_RETURN(li.local_rank, ParseInt(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0, true));
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(li.local_rank, local_fallback());
+    }
   } else if (Find(env, "PMI_RANK")) {
     li.source = "mpich";
     TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "PMI_RANK", 0, true));
     TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "PMI_SIZE", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.local_rank, ParseInt(env, "MPI_LOCALRANKID", 0, false));
+    TESSERA_ASSIGN_OR_RETURN(li.local_rank, local_fallback());
   } else if (Find(env, "SLURM_PROCID")) {
     li.source = "slurm";
     TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "SLURM_PROCID", 0, true));
@@ -113,26 +202,60 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
     TESSERA_ASSIGN_OR_RETURN(li.local_rank, ParseInt(env, "LOCAL_RANK", 0, false));
   }
   TESSERA_RETURN_IF_ERROR(Check(li));
+  // PMIx (Open MPI's runtime, srun --mpi=pmix) states the rank too: a different one means
+  // the environment was mixed up (e.g. a wrapper exported another launcher's variables).
+  if (const std::string* pr = Find(env, "PMIX_RANK"); pr && (li.source == "openmpi" || li.source == "slurm")) {
+    TESSERA_ASSIGN_OR_RETURN(int pmix_rank, ParseInt(env, "PMIX_RANK", 0, true));
+    if (pmix_rank != li.rank) {
+      return Status::InvalidArgument("PMIX_RANK=" + *pr + " disagrees with rank " + std::to_string(li.rank) +
+                                     " from " + li.source);
+    }
+  }
+  static const std::map<std::string, std::string> kRankVars = {
+      {"tessera-launch", "TESSERA_RANK/TESSERA_WORLD_SIZE"},
+      {"openmpi", "OMPI_COMM_WORLD_RANK/SIZE"},
+      {"mpich", "PMI_RANK/PMI_SIZE"},
+      {"slurm", "SLURM_PROCID/SLURM_NTASKS"},
+      {"torchrun", "RANK/WORLD_SIZE"},
+      {"single", "no launcher variables"}};
+  li.detail = "rank from " + kRankVars.at(li.source);
 
   // Coordinator address: explicit TESSERA_COORDINATOR_* (set by tessera launch), else
   // torchrun's MASTER_*, else the first Slurm host, else loopback.
+  std::string host_from = "default 127.0.0.1";
   if (const std::string* h = Find(env, "TESSERA_COORDINATOR_HOST")) {
     li.coordinator_host = *h;
+    host_from = "TESSERA_COORDINATOR_HOST";
   } else if (const std::string* m = Find(env, "MASTER_ADDR")) {
     li.coordinator_host = *m;
-  } else if (li.source == "slurm" || (Find(env, "SLURM_JOB_NODELIST") && li.source == "openmpi")) {
+    host_from = "MASTER_ADDR";
+  } else if (li.source != "tessera-launch" && li.source != "single") {
     if (const std::string* nl = Find(env, "SLURM_JOB_NODELIST")) {
+      // Rank 0 runs on the allocation's first node (srun and mpirun both place it there).
       TESSERA_ASSIGN_OR_RETURN(li.coordinator_host, FirstSlurmHost(*nl));
+      host_from = "first host of SLURM_JOB_NODELIST";
     }
   }
+  // A port derived from a job key: every rank of the job computes the same one, and two
+  // jobs on one node (almost always) differ. 20000-39999 stays below the ephemeral range.
+  auto derived_port = [](const std::string& key) { return 20000 + static_cast<int>(Mix64(Fnv1a64(key.data(), key.size())) % 20000); };
+  std::string port_from = "none";
+  const std::string* ompi_job = Find(env, "OMPI_MCA_ess_base_jobid");
+  if (ompi_job == nullptr) ompi_job = Find(env, "PMIX_NAMESPACE");
   if (Find(env, "TESSERA_COORDINATOR_PORT")) {
     TESSERA_ASSIGN_OR_RETURN(li.coordinator_port, ParseInt(env, "TESSERA_COORDINATOR_PORT", 0, true));
+    port_from = "TESSERA_COORDINATOR_PORT";
   } else if (Find(env, "MASTER_PORT")) {
     TESSERA_ASSIGN_OR_RETURN(li.coordinator_port, ParseInt(env, "MASTER_PORT", 0, true));
+    port_from = "MASTER_PORT";
   } else if (!li.slurm_job_id.empty()) {
-    // Two jobs on one node must not collide: derive the port from the job id.
     li.coordinator_port = 20000 + static_cast<int>(Mix64(std::strtoull(li.slurm_job_id.c_str(), nullptr, 10)) % 20000);
+    port_from = "derived from SLURM_JOB_ID";
+  } else if (li.source == "openmpi" && ompi_job != nullptr) {
+    li.coordinator_port = derived_port(*ompi_job);
+    port_from = "derived from Open MPI's job id";
   }
+  li.detail += ", coordinator host from " + host_from + ", port " + port_from;
   if (li.coordinator_port > 65535) return Status::InvalidArgument("coordinator port out of range");
 
   if (Find(env, "TESSERA_JOB_ID")) {
@@ -142,6 +265,8 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
     if (v.empty() || *end != '\0') return Status::InvalidArgument("TESSERA_JOB_ID='" + v + "' is not a number");
   } else if (!li.slurm_job_id.empty()) {
     li.job_id = Mix64(std::strtoull(li.slurm_job_id.c_str(), nullptr, 10));
+  } else if (li.source == "openmpi" && ompi_job != nullptr) {
+    li.job_id = Mix64(Fnv1a64(ompi_job->data(), ompi_job->size()) ^ 0x6d706972756eULL);
   }
   return li;
 }

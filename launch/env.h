@@ -4,15 +4,25 @@
 // variables, and it is a pure function of an env map so it can be tested on recorded
 // environments. Precedence when several launchers' variables are present (mpirun
 // inside a Slurm allocation sets both): explicit flags > tessera launch (TESSERA_*) >
-// Open MPI (OMPI_COMM_WORLD_*) > MPICH/Hydra (PMI_*) > Slurm (SLURM_*) >
-// torchrun (RANK/WORLD_SIZE) > single process. The source used is reported so it can
-// be logged.
+// Open MPI (OMPI_COMM_WORLD_*, PMIx) > MPICH/Hydra (PMI_*) > Slurm (SLURM_*) >
+// torchrun (RANK/WORLD_SIZE) > single process. The innermost launcher wins: mpirun
+// inside an allocation numbers its own processes, Slurm's SLURM_PROCID belongs to the
+// step that started mpirun. The source and the variables used are reported in
+// LaunchInfo::detail so RunJobProcess can log them.
+//
+// Coordinator address: TESSERA_COORDINATOR_HOST > MASTER_ADDR > first host of
+// SLURM_JOB_NODELIST > 127.0.0.1. Port: TESSERA_COORDINATOR_PORT > MASTER_PORT >
+// derived from SLURM_JOB_ID > derived from Open MPI's job id (OMPI_MCA_ess_base_jobid,
+// else PMIX_NAMESPACE) > none. A derived port depends only on the job, so every rank
+// computes the same one and two jobs on one node get different ports.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
+#include "common/run_identity.h"
 #include "common/status.h"
 
 namespace tessera::launch {
@@ -28,7 +38,9 @@ struct LaunchInfo {
   std::string source = "single";   // "tessera-launch", "openmpi", "mpich", "slurm", "torchrun", "single"
   std::string slurm_job_id;        // "" outside Slurm
   int slurm_restart_count = 0;
-  uint64_t job_id = 0;             // TESSERA_JOB_ID, else derived from the Slurm job id, else 0
+  int restart_count = 0;           // TESSERA_RESTART_COUNT (tessera launch --max_restarts)
+  uint64_t job_id = 0;             // TESSERA_JOB_ID, else derived from the Slurm/MPI job id, else 0
+  std::string detail;              // which variables gave rank, host and port (for the log)             // TESSERA_JOB_ID, else derived from the Slurm job id, else 0
 };
 
 // Reads the process environment into an EnvMap (for main()).
@@ -37,7 +49,21 @@ EnvMap CurrentEnv();
 // Pure: derives LaunchInfo from `env`. Errors name the variable and its bad value.
 Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env);
 
-// Expands a Slurm node list ("node[01-04,07],gpu5") and returns the first host name.
+// Expands a Slurm node list ("node[01-04,07],gpu5" -> node01 node02 node03 node04
+// node07 gpu5; "r[1-2]n[1-2]" -> r1n1 r1n2 r2n1 r2n2), keeping zero padding, in-process
+// (scontrol is missing in many containers). Errors name the list; more than
+// `max_hosts` hosts is an error rather than an unbounded allocation.
+Result<std::vector<std::string>> ExpandSlurmNodeList(const std::string& nodelist, size_t max_hosts = 1 << 16);
+
+// The first host of a Slurm node list (without expanding the rest).
 Result<std::string> FirstSlurmHost(const std::string& nodelist);
+
+// The GPU a process uses: its local rank modulo the devices it can see, so the ranks
+// on one node spread over its GPUs (and a task that Slurm gave exactly one GPU through
+// CUDA_VISIBLE_DEVICES uses device 0). -1 when there is no device.
+int DeviceForLocalRank(int local_rank, int device_count);
+
+// The run identity (Slurm job id, requeue and restart counts) of a detected launch.
+RunIdentity RunIdentityOf(const LaunchInfo& li);
 
 }  // namespace tessera::launch

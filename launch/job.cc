@@ -8,6 +8,7 @@
 
 #include "common/exit_codes.h"
 #include "common/logging.h"
+#include "common/run_identity.h"
 #include "coordinator/coordinator.h"
 #include "kernels/ops.h"
 #include "paramserver/server.h"
@@ -27,6 +28,8 @@ DEFINE_int32(coordinator_port, 0, "Coordinator port (default: from the launcher'
 DEFINE_string(bind_host, "127.0.0.1", "Address servers and the coordinator bind to (0.0.0.0 for multi-node jobs)");
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
+DEFINE_double(stall_warn_s, 60.0, "Name the worker(s) holding up a step after this many seconds without progress (0: never)");
+DEFINE_double(stall_timeout_s, 600.0, "End the job (exit code 4) when no step completes for this long (0: never)");
 
 namespace tessera::launch {
 
@@ -75,12 +78,19 @@ int RunJobProcess(const WorkerMain& worker_main) {
                 kExitConfig);
   }
   if (servers < 1 || workers < 1) return Fail(Status::InvalidArgument("a job needs at least 1 server and 1 worker"), kExitConfig);
-  SetLogTag(RoleTag(li.rank, servers) + (li.slurm_job_id.empty() ? "" : " job " + li.slurm_job_id));
+  SetRunIdentity(RunIdentityOf(li));
+  const std::string run = CurrentRunIdentity().LogSuffix();
+  SetLogTag(RoleTag(li.rank, servers) + (run.empty() ? "" : " | " + run));
+  LOG(INFO) << "launched by " << li.source << ": rank " << li.rank << " of " << li.world_size << ", local rank "
+            << li.local_rank << " (" << li.detail << ")";
 
   auto sync = ParseSyncPolicy(FLAGS_sync);
   if (!sync.ok()) return Fail(sync.status(), kExitConfig);
   auto reduce = ParseGradReduce(FLAGS_grad_reduce);
   if (!reduce.ok()) return Fail(reduce.status(), kExitConfig);
+  if (FLAGS_stall_warn_s < 0 || FLAGS_stall_timeout_s < 0) {
+    return Fail(Status::InvalidArgument("--stall_warn_s and --stall_timeout_s must be >= 0"), kExitConfig);
+  }
   if (FLAGS_heartbeat_timeout_s <= 0 || FLAGS_heartbeat_interval_s <= 0 ||
       FLAGS_heartbeat_interval_s >= FLAGS_heartbeat_timeout_s) {
     return Fail(Status::InvalidArgument("need 0 < --heartbeat_interval_s < --heartbeat_timeout_s"), kExitConfig);
@@ -108,6 +118,8 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.shard.chunk_bytes = FLAGS_chunk_bytes;
     o.shard.sync = *sync;
     o.shard.grad_reduce = *reduce;
+    o.stall.warn = Seconds(FLAGS_stall_warn_s);
+    o.stall.timeout = Seconds(FLAGS_stall_timeout_s);
     auto c = Coordinator::Start(o, *ctx);
     if (!c.ok()) return Fail(c.status().WithContext("starting the coordinator on " + o.bind), kExitConfig);
     sigset_t set;

@@ -1,5 +1,7 @@
 #include "launch/local_launcher.h"
 
+#include "common/exit_codes.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -159,29 +161,21 @@ Status Spawn(Child* c, const std::string& program, const std::vector<std::string
   return Status::OK();
 }
 
-}  // namespace
 
-int RunLocalJob(const LocalLaunchOptions& o) {
+struct RunOutcome {
+  int exit_code = 0;
+  bool signalled = false;  // the launcher itself got a signal: a stop request, never restarted
+};
+
+// One run of the whole job. `restart` is 0 for the first run.
+RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id) {
   const int world = 1 + o.servers + o.workers;
   const int port = o.coordinator_port ? o.coordinator_port : PickFreePort();
-  std::random_device rd;
-  const uint64_t job_id = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(getpid());
   const std::string program = o.program.empty() ? SelfExe() : o.program;
 
-  if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-    std::fprintf(stderr, "tessera launch: pipe: %s\n", strerror(errno));
-    return 1;
-  }
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGUSR1, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
-  std::fprintf(stderr, "tessera launch: job %llu: 1 coordinator, %d servers, %d workers on 127.0.0.1:%d\n",
-               static_cast<unsigned long long>(job_id), o.servers, o.workers, port);
+  std::fprintf(stderr, "tessera launch: job %llu%s: 1 coordinator, %d servers, %d workers on 127.0.0.1:%d\n",
+               static_cast<unsigned long long>(job_id),
+               restart > 0 ? (" restart " + std::to_string(restart)).c_str() : "", o.servers, o.workers, port);
   std::vector<Child> kids(world);
   for (int r = 0; r < world; ++r) {
     Child& c = kids[r];
@@ -199,12 +193,13 @@ int RunLocalJob(const LocalLaunchOptions& o) {
         "TESSERA_COORDINATOR_HOST=127.0.0.1",
         "TESSERA_COORDINATOR_PORT=" + std::to_string(port),
         "TESSERA_JOB_ID=" + std::to_string(job_id),
+        "TESSERA_RESTART_COUNT=" + std::to_string(restart),
     };
     Status st = Spawn(&c, program, args, env);
     if (!st.ok()) {
       std::fprintf(stderr, "tessera launch: could not start %s: %s\n", c.name.c_str(), st.ToString().c_str());
       for (auto& k : kids) if (k.pid > 0) kill(k.pid, SIGKILL);
-      return 1;
+      return {1, false};
     }
   }
 
@@ -295,7 +290,45 @@ int RunLocalJob(const LocalLaunchOptions& o) {
   }
   if (exit_code == 0) std::fprintf(stderr, "tessera launch: all %d processes exited cleanly\n", world);
   else std::fprintf(stderr, "tessera launch: job failed with exit code %d\n", exit_code);
-  return exit_code;
+  return {exit_code, signals_seen > 0};
+}
+
+// Like torchrun: a failed job is worth another run (from its newest complete checkpoint,
+// which `tessera train` resumes by default), but not a configuration error (it would
+// fail again), a preempted job (it was asked to stop) or a job the user stopped.
+bool WorthRestarting(const RunOutcome& r) {
+  return r.exit_code != 0 && r.exit_code != kExitConfig && r.exit_code != kExitPreempted && !r.signalled;
+}
+
+}  // namespace
+
+int RunLocalJob(const LocalLaunchOptions& o) {
+  if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    std::fprintf(stderr, "tessera launch: pipe: %s\n", strerror(errno));
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::random_device rd;
+  // One job id for every run: restarts are the same job (as under Slurm requeue).
+  const uint64_t job_id = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(getpid());
+  for (int restart = 0;; ++restart) {
+    RunOutcome r = RunOnce(o, restart, job_id);
+    if (!WorthRestarting(r) || restart >= o.max_restarts) {
+      if (r.exit_code != 0 && WorthRestarting(r) && o.max_restarts > 0) {
+        std::fprintf(stderr, "tessera launch: giving up after %d restart(s)\n", restart);
+      }
+      return r.exit_code;
+    }
+    std::fprintf(stderr, "tessera launch: restarting the whole job (restart %d of %d)\n", restart + 1,
+                 o.max_restarts);
+  }
 }
 
 Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
@@ -317,7 +350,7 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
     if (a == "--") { passthrough = true; continue; }
     std::string name, value;
     bool ours = false;
-    for (const char* f : {"servers", "workers", "grace_s", "coordinator_port", "program", "subcommand"}) {
+    for (const char* f : {"servers", "workers", "grace_s", "coordinator_port", "program", "subcommand", "max_restarts"}) {
       std::string flag = std::string("--") + f;
       if (a == flag) {
         if (i + 1 >= argc) return Status::InvalidArgument(flag + " needs a value");
@@ -330,6 +363,7 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
     else if (name == "workers") { TESSERA_ASSIGN_OR_RETURN(o.workers, int_value(name, value, 1, 1024)); }
     else if (name == "grace_s") { TESSERA_ASSIGN_OR_RETURN(o.grace_s, int_value(name, value, 0, 3600)); }
     else if (name == "coordinator_port") { TESSERA_ASSIGN_OR_RETURN(o.coordinator_port, int_value(name, value, 0, 65535)); }
+    else if (name == "max_restarts") { TESSERA_ASSIGN_OR_RETURN(o.max_restarts, int_value(name, value, 0, 1000)); }
     else if (name == "program") o.program = value;
     else if (name == "subcommand") { o.subcommand = value; subcommand_given = true; }
   }
@@ -348,6 +382,9 @@ int LaunchMain(int argc, char** argv) {
           "  --workers W            workers (default 1)\n"
           "  --grace_s N            seconds between SIGTERM and SIGKILL when stopping (default 10)\n"
           "  --coordinator_port P   coordinator port on 127.0.0.1 (default: a free one)\n"
+          "  --max_restarts N       restart the whole job up to N times after a failure (not after\n"
+          "                         exit 0, a configuration error (2), preemption (75) or a signal to\n"
+          "                         the launcher); each run resumes from the newest checkpoint (default 0)\n"
           "  --subcommand C         what each process runs (default: train; none with --program)\n"
           "  --program PATH         binary to start instead of this tessera\n"
           "Every other flag goes to each process of the job.\n");

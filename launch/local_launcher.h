@@ -27,15 +27,19 @@ struct LocalLaunchOptions {
   std::string program;                // binary to start; "" means this tessera binary
   int grace_s = 10;                   // SIGTERM -> SIGKILL delay when stopping. Default: 10
   int coordinator_port = 0;           // 0: pick a free loopback port
+  // Restarts of the whole job after a failure (exit code other than 0, 2 and 75, and
+  // not stopped by a signal to the launcher). Each run gets TESSERA_RESTART_COUNT and a
+  // fresh port; `tessera train` resumes from the newest complete checkpoint. Default: 0
+  int max_restarts = 0;
 };
 
-// Runs the job to completion. Returns the exit code for the launcher process:
-// 0 when every child exited 0; else the first failing child's code (128+signal when
-// it was killed).
+// Runs the job to completion (restarting it up to max_restarts times). Returns the exit
+// code for the launcher process: 0 when every child exited 0; else the first failing
+// child's code of the last run (128+signal when it was killed).
 int RunLocalJob(const LocalLaunchOptions& options);
 
 // Parses `tessera launch` arguments: launcher flags (--servers, --workers, --grace_s,
-// --coordinator_port, --program, --subcommand) anywhere before an optional "--";
+// --coordinator_port, --max_restarts, --program, --subcommand) anywhere before an optional "--";
 // everything else is handed to the children.
 Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv);
 

@@ -98,5 +98,122 @@ TEST(SlurmNodeList, Expansion) {
   EXPECT_FALSE(FirstSlurmHost("").ok());
 }
 
+TEST(LaunchEnv, OpenMpiRecordedDerivesPortAndJobIdFromItsJobId) {
+  // Recorded from `mpirun -np 2 env` (Open MPI 4.1, Debian 12) on this machine.
+  EnvMap env = {{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"},
+                {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+                {"OMPI_MCA_ess_base_jobid", "1316749313"}, {"PMIX_NAMESPACE", "1316749313"},
+                {"PMIX_RANK", "1"}, {"PMIX_HOSTNAME", "vm"}};
+  auto li = DetectLaunchEnv(env);
+  ASSERT_TRUE(li.ok()) << li.status().ToString();
+  EXPECT_EQ(li->source, "openmpi");
+  EXPECT_EQ(li->coordinator_host, "127.0.0.1");
+  EXPECT_GE(li->coordinator_port, 20000);
+  EXPECT_LT(li->coordinator_port, 40000);
+  EXPECT_NE(li->job_id, 0u);
+  EXPECT_NE(li->detail.find("port derived from Open MPI's job id"), std::string::npos) << li->detail;
+  // Every rank of the job computes the same port and job id; another mpirun differs.
+  EnvMap rank0 = env;
+  rank0["OMPI_COMM_WORLD_RANK"] = rank0["PMIX_RANK"] = "0";
+  auto li0 = DetectLaunchEnv(rank0);
+  ASSERT_TRUE(li0.ok());
+  EXPECT_EQ(li0->coordinator_port, li->coordinator_port);
+  EXPECT_EQ(li0->job_id, li->job_id);
+  env["OMPI_MCA_ess_base_jobid"] = "1314979841";
+  auto other = DetectLaunchEnv(env);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->coordinator_port, li->coordinator_port);
+  EXPECT_NE(other->job_id, li->job_id);
+  // An explicit port wins over the derived one.
+  env["MASTER_PORT"] = "29400";
+  EXPECT_EQ(DetectLaunchEnv(env)->coordinator_port, 29400);
+}
+
+TEST(LaunchEnv, PmixRankMustAgree) {
+  auto li = DetectLaunchEnv({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}, {"PMIX_RANK", "0"}});
+  ASSERT_FALSE(li.ok());
+  EXPECT_NE(li.status().message().find("PMIX_RANK=0 disagrees with rank 1 from openmpi"), std::string::npos)
+      << li.status().ToString();
+}
+
+TEST(LaunchEnv, MpichHydraRecorded) {
+  // Hydra (mpiexec of MPICH / Intel MPI): PMI_RANK, PMI_SIZE, MPI_LOCALRANKID.
+  EnvMap env = {{"PMI_RANK", "4"}, {"PMI_SIZE", "6"}, {"PMI_FD", "9"}, {"MPI_LOCALRANKID", "1"},
+                {"MPI_LOCALNRANKS", "3"}};
+  auto li = DetectLaunchEnv(env);
+  ASSERT_TRUE(li.ok()) << li.status().ToString();
+  EXPECT_EQ(li->source, "mpich");
+  EXPECT_EQ(li->rank, 4);
+  EXPECT_EQ(li->world_size, 6);
+  EXPECT_EQ(li->local_rank, 1);
+  EXPECT_EQ(li->coordinator_port, 0) << "Hydra publishes no job key: the port must be given";
+  // PALS/Cray names the local rank PMI_LOCAL_RANK.
+  auto pals = DetectLaunchEnv({{"PMI_RANK", "2"}, {"PMI_SIZE", "4"}, {"PMI_LOCAL_RANK", "0"}});
+  ASSERT_TRUE(pals.ok());
+  EXPECT_EQ(pals->local_rank, 0);
+}
+
+TEST(LaunchEnv, SrunWithPmixRecorded) {
+  // `srun -N2 -n8 --mpi=pmix` in a multi-node allocation.
+  EnvMap env = {{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
+                {"SLURM_JOB_ID", "91234"}, {"SLURM_STEP_ID", "0"}, {"SLURM_RESTART_COUNT", "2"},
+                {"SLURM_JOB_NODELIST", "gpu-a[007-008]"}, {"SLURM_NODEID", "1"}, {"PMIX_RANK", "5"},
+                {"PMIX_NAMESPACE", "slurm.pmix.91234.0"}};
+  auto li = DetectLaunchEnv(env);
+  ASSERT_TRUE(li.ok()) << li.status().ToString();
+  EXPECT_EQ(li->source, "slurm");
+  EXPECT_EQ(li->local_rank, 1);
+  EXPECT_EQ(li->coordinator_host, "gpu-a007");
+  EXPECT_NE(li->detail.find("port derived from SLURM_JOB_ID"), std::string::npos) << li->detail;
+  RunIdentity id = RunIdentityOf(*li);
+  EXPECT_EQ(id.slurm_job_id, "91234");
+  EXPECT_EQ(id.slurm_restart_count, 2);
+  EXPECT_EQ(id.LogSuffix(), "slurm 91234 requeue 2");
+  EXPECT_EQ(id.Metadata().size(), 4u);
+  EXPECT_EQ(id.Metadata()[0], (std::pair<std::string, std::string>{"slurm_job_id", "91234"}));
+}
+
+TEST(LaunchEnv, LocalLauncherRecordedWithRestartCount) {
+  // What `tessera launch --max_restarts=1` sets for rank 3 on its second run.
+  EnvMap env = {{"TESSERA_RANK", "3"}, {"TESSERA_WORLD_SIZE", "5"}, {"TESSERA_LOCAL_RANK", "3"},
+                {"TESSERA_COORDINATOR_HOST", "127.0.0.1"}, {"TESSERA_COORDINATOR_PORT", "31000"},
+                {"TESSERA_JOB_ID", "123456789"}, {"TESSERA_RESTART_COUNT", "1"}};
+  auto li = DetectLaunchEnv(env);
+  ASSERT_TRUE(li.ok()) << li.status().ToString();
+  EXPECT_EQ(li->restart_count, 1);
+  EXPECT_EQ(RunIdentityOf(*li).LogSuffix(), "restart 1");
+  EXPECT_EQ(li->detail, "rank from TESSERA_RANK/TESSERA_WORLD_SIZE, coordinator host from TESSERA_COORDINATOR_HOST, port TESSERA_COORDINATOR_PORT");
+  env["TESSERA_RESTART_COUNT"] = "-1";
+  EXPECT_FALSE(DetectLaunchEnv(env).ok());
+}
+
+TEST(SlurmNodeList, FullExpansion) {
+  auto h = ExpandSlurmNodeList("node[01-04,07],gpu5");
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(*h, (std::vector<std::string>{"node01", "node02", "node03", "node04", "node07", "gpu5"}));
+  EXPECT_EQ(*ExpandSlurmNodeList("r[1-2]n[08-10]"),
+            (std::vector<std::string>{"r1n08", "r1n09", "r1n10", "r2n08", "r2n09", "r2n10"}));
+  EXPECT_EQ(*ExpandSlurmNodeList("gpu[7,9]-ib"), (std::vector<std::string>{"gpu7-ib", "gpu9-ib"}));
+  EXPECT_EQ(ExpandSlurmNodeList("n[1-60000]")->size(), 60000u) << "big but bounded";
+  auto huge = ExpandSlurmNodeList("n[1-999999999]");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("more than 65536 hosts"), std::string::npos);
+  for (const char* bad : {"node[01-04", "node]1[", "n[4-2]", "n[a-b]", "a,,b", "n[[1]]", ""}) {
+    EXPECT_FALSE(ExpandSlurmNodeList(bad).ok()) << bad;
+  }
+  // FirstSlurmHost agrees with the expansion.
+  for (const char* l : {"node[01-04,07],gpu5", "r[1-2]n[08-10]", "gpu[7,9]-ib", "localhost"}) {
+    EXPECT_EQ(*FirstSlurmHost(l), ExpandSlurmNodeList(l)->front()) << l;
+  }
+}
+
+TEST(GpuChoice, LocalRankModuloVisibleDevices) {
+  EXPECT_EQ(DeviceForLocalRank(0, 8), 0);
+  EXPECT_EQ(DeviceForLocalRank(5, 8), 5);
+  EXPECT_EQ(DeviceForLocalRank(9, 8), 1);
+  EXPECT_EQ(DeviceForLocalRank(3, 1), 0) << "Slurm --gpus-per-task: each task sees one device";
+  EXPECT_EQ(DeviceForLocalRank(0, 0), -1);
+}
+
 }  // namespace
 }  // namespace tessera::launch
