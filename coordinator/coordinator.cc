@@ -298,10 +298,13 @@ void Coordinator::CheckHeartbeats() {
 void Coordinator::CheckStall() {
   if (finished_ || !published_to_workers_) return;
   std::vector<WorkerProgress> workers;
+  const auto now = Clock::now();
   for (const Member& m : members_.members()) {
-    if (m.role == MemberRole::kWorker && !m.finished) workers.push_back({m.rank, members_.Describe(m.rank), m.step});
+    if (m.role == MemberRole::kWorker && !m.finished) {
+      workers.push_back({m.rank, members_.Describe(m.rank), m.step, now - m.last_seen});
+    }
   }
-  StallVerdict v = stall_.Check(workers, Clock::now());
+  StallVerdict v = stall_.Check(workers, now);
   if (v.kind == StallVerdict::kWarn) LOG(WARNING) << "stall: " << v.message;
   if (v.kind == StallVerdict::kTimeout) Finish(Status::TimedOut("stall: " + v.message), kExitTimeout);
 }

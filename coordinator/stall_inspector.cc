@@ -40,17 +40,22 @@ StallVerdict StallInspector::Check(const std::vector<WorkerProgress>& workers, C
   const bool warn = options_.warn > Duration::zero() && stalled >= options_.warn && !warned_;
   if (!timed_out && !warn) return v;
 
+  // Under BSP a worker that stopped after step s leaves the others at s too (they wait
+  // for its push of s+1), so with equal steps a silent worker is the likely holder.
+  bool any_silent = false;
+  for (const auto& w : workers) any_silent |= w.step == min_step && w.silent_for >= options_.silent_after;
   std::string names;
   for (const auto& w : workers) {
-    if (w.step != min_step) continue;
+    if (w.step != min_step || (max_step == min_step && any_silent && w.silent_for < options_.silent_after)) continue;
     v.ranks.push_back(w.rank);
     names += (names.empty() ? "" : ", ") + w.name;
+    if (w.silent_for >= options_.silent_after) names += " (silent for " + SecondsText(w.silent_for) + ")";
   }
   const std::string step_text = min_step < 0 ? "its first step" : "step " + std::to_string(min_step + 1);
-  if (max_step > min_step) {
+  if (max_step > min_step || any_silent) {
     v.message = names + (v.ranks.size() == 1 ? " has" : " have") + " not finished " + step_text + " for " +
-                SecondsText(stalled) + " while other workers are at step " + std::to_string(max_step) +
-                " and wait for " + (v.ranks.size() == 1 ? "it" : "them");
+                SecondsText(stalled) + (max_step > min_step ? " while other workers are at step " + std::to_string(max_step) + " and" : std::string(" while the other workers")) +
+                " wait for " + (v.ranks.size() == 1 ? "it" : "them");
   } else {
     // Everyone is at the same step: the workers are all waiting, e.g. on a server.
     v.message = "no worker has finished " + step_text + " for " + SecondsText(stalled) + " (" + names +

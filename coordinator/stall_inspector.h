@@ -21,6 +21,9 @@ namespace tessera {
 struct StallOptions {
   Duration warn = std::chrono::seconds(60);      // <= 0: never warn. Default: 60 s
   Duration timeout = std::chrono::seconds(600);  // <= 0: never end the job. Default: 600 s
+  // When every worker is at the same step, one silent this long (a stopped process) is
+  // the one holding the step up. Default: 2 s (the coordinator uses 4 heartbeat intervals).
+  Duration silent_after = std::chrono::seconds(2);
 };
 
 // One unfinished worker's progress: its newest completed step (-1: none yet).
@@ -28,6 +31,7 @@ struct WorkerProgress {
   int rank = 0;
   std::string name;  // "worker 1 (rank 4)"
   int64_t step = -1;
+  Duration silent_for{};  // since its last message
 };
 
 struct StallVerdict {

@@ -120,6 +120,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.shard.grad_reduce = *reduce;
     o.stall.warn = Seconds(FLAGS_stall_warn_s);
     o.stall.timeout = Seconds(FLAGS_stall_timeout_s);
+    o.stall.silent_after = Seconds(4 * FLAGS_heartbeat_interval_s);
     auto c = Coordinator::Start(o, *ctx);
     if (!c.ok()) return Fail(c.status().WithContext("starting the coordinator on " + o.bind), kExitConfig);
     sigset_t set;

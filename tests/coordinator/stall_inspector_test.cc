@@ -62,6 +62,17 @@ TEST_F(StallInspectorTest, EveryoneWaitingPointsAtTheServers) {
   EXPECT_NE(w.message.find("parameter servers"), std::string::npos) << w.message;
 }
 
+TEST_F(StallInspectorTest, WithEqualStepsTheSilentWorkerIsNamed) {
+  inspector_.Start(t0_);
+  auto w = Steps({4, 4, 4});
+  inspector_.Check(w, t0_);
+  w[1].silent_for = seconds(9);
+  StallVerdict v = inspector_.Check(w, t0_ + seconds(10));
+  ASSERT_EQ(v.kind, StallVerdict::kWarn);
+  EXPECT_EQ(v.ranks, std::vector<int>{4});
+  EXPECT_EQ(v.message, "worker 1 (rank 4) (silent for 9.0 s) has not finished step 5 for 10.0 s while the other workers wait for it");
+}
+
 TEST_F(StallInspectorTest, FirstStepIsWatchedToo) {
   inspector_.Start(t0_);
   inspector_.Check(Steps({-1, 0}), t0_);
