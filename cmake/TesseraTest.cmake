@@ -17,4 +17,12 @@ function(tessera_cc_test)
     DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
     EXTRA_ARGS --gtest_color=no)
+  # gtest_discover_tests drops the separators of a multi-label list ("integration;slurm"
+  # would become the property "slurm"): set the labels again once the tests are known.
+  list(LENGTH T_LABELS _n)
+  if(_n GREATER 1)
+    set(_f "${CMAKE_CURRENT_BINARY_DIR}/${T_NAME}_labels.cmake")
+    file(WRITE "${_f}" "if(${T_NAME}_TESTS)\n  set_tests_properties(\${${T_NAME}_TESTS} PROPERTIES LABELS \"${T_LABELS}\")\nendif()\n")
+    set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${_f}")
+  endif()
 endfunction()

@@ -1,0 +1,210 @@
+// The Slurm batch template (launch/slurm/tessera.sbatch) on a real one-node Slurm:
+// scripts/slurm-up.sh starts one (or finds the one CI started), sbatch submits the real
+// template, and the job is checked through its output file and `scontrol show job`.
+//
+// SlurmJob.* passes on any build. SlurmPreemption.* needs checkpointing (the `ckpt`
+// work: --checkpoint_dir, exit code 75 after a checkpoint on SIGUSR1/SIGTERM, resume by
+// default) and FAILS, loudly, on a build without it.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "tests/testutil/testutil.h"
+
+namespace tessera {
+namespace {
+
+using std::chrono::seconds;
+using testing::RunCommand;
+using testing::SourceDir;
+using testing::TempDir;
+using testing::TesseraBinary;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+class SlurmTest : public ::testing::Test {
+ protected:
+  // Starts the cluster unless it is up (CI starts it before ctest). A cluster this test
+  // started is left running for the next test: scripts/slurm-down.sh stops it.
+  static void SetUpTestSuite() {
+    auto r = RunCommand("bash " + SourceDir() + "/scripts/slurm-up.sh", 120);
+    up_output_ = r.output;
+    up_ok_ = r.exit_code == 0;
+    const char* base = getenv("TESSERA_SLURM_BASE");
+    setenv("SLURM_CONF", ((base && *base ? std::string(base) : "/tmp/tessera-slurm") + "/etc/slurm.conf").c_str(), 1);
+  }
+
+  void SetUp() override { ASSERT_TRUE(up_ok_) << "scripts/slurm-up.sh failed:\n" << up_output_; }
+
+  // Submits the template from `dir` with the settings in `env` (exported by sbatch's
+  // default --export=ALL); 1 node, 5 tasks (1 coordinator, 2 servers, 2 workers) on a
+  // 2-core VM, hence --overcommit. Returns the job id.
+  std::string Submit(const TempDir& dir, const std::string& env, const std::string& extra = "") {
+    auto r = RunCommand("cd " + dir.path() + " && " + env + " TESSERA=" + TesseraBinary() +
+                            " sbatch --parsable --nodes=1 --ntasks=5 --overcommit --cpus-per-task=1 --time=10"
+                            " --output=" + dir.path() + "/job.out " + extra + " " + SourceDir() +
+                            "/launch/slurm/tessera.sbatch",
+                        60);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return Trim(r.output.substr(0, r.output.find(';')));
+  }
+
+  // "COMPLETED", "RUNNING", "PENDING", ... from scontrol (finished jobs stay MinJobAge=600 s).
+  static std::string JobField(const std::string& id, const std::string& field) {
+    auto r = RunCommand("scontrol -o show job " + id, 30);
+    size_t p = r.output.find(" " + field + "=");
+    if (p == std::string::npos) return "";
+    p += field.size() + 2;
+    return r.output.substr(p, r.output.find(' ', p) - p);
+  }
+
+  static std::string WaitForEnd(const std::string& id, seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string st;
+    while (std::chrono::steady_clock::now() < deadline) {
+      st = JobField(id, "JobState");
+      if (st == "COMPLETED" || st == "FAILED" || st == "CANCELLED" || st == "TIMEOUT" || st == "NODE_FAIL" ||
+          st == "OUT_OF_MEMORY") {
+        return st;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return "still " + st;
+  }
+
+  static bool WaitForText(const std::string& path, const std::string& text, seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (ReadFile(path).find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  static std::string SummaryField(const std::string& output, const std::string& key) {
+    size_t s = output.rfind("summary: {");
+    if (s == std::string::npos) return "";
+    size_t k = output.find("\"" + key + "\":", s);
+    if (k == std::string::npos) return "";
+    k += key.size() + 3;
+    std::string v = output.substr(k, output.find_first_of(",}", k) - k);
+    if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
+    return v;
+  }
+
+  static inline std::string up_output_;
+  static inline bool up_ok_ = false;
+};
+
+std::string Data() { return "--data=" + SourceDir() + "/data/mnist"; }
+
+class SlurmJob : public SlurmTest {};
+
+// The template as users submit it (without checkpoints): srun starts the 5 ranks, each
+// finds its role from SLURM_PROCID and the coordinator from the node list and job id,
+// and the job trains to the end with the expected summary.
+TEST_F(SlurmJob, TemplateTrainsToCompletion) {
+  TempDir dir;
+  const std::string id = Submit(dir, "TESSERA_CHECKPOINT_DIR=none TESSERA_TRAIN_FLAGS=\"" + Data() +
+                                         " --train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64"
+                                         " --epochs=3 --optimizer=adam --lr=0.002 --log_every=0 --seed=1\"");
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(WaitForEnd(id, seconds(150)), "COMPLETED") << ReadFile(dir.path() + "/job.out");
+  EXPECT_EQ(JobField(id, "ExitCode"), "0:0");
+  const std::string out = ReadFile(dir.path() + "/job.out");
+  EXPECT_NE(out.find("tessera.sbatch: job " + id + ", SLURM_RESTART_COUNT=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("[coordinator | slurm " + id + " requeue 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("launched by slurm: rank 4 of 5"), std::string::npos) << out;
+  EXPECT_NE(out.find("port derived from SLURM_JOB_ID"), std::string::npos) << out;
+  EXPECT_NE(out.find("tessera.sbatch: training finished"), std::string::npos) << out;
+  EXPECT_EQ(SummaryField(out, "steps"), "282") << out;
+  EXPECT_EQ(SummaryField(out, "workers"), "2");
+  ASSERT_FALSE(SummaryField(out, "test_accuracy").empty()) << out;
+  EXPECT_GE(std::stod(SummaryField(out, "test_accuracy")), 0.90) << out;
+}
+
+// A configuration error ends the job with code 2 and is not requeued.
+TEST_F(SlurmJob, ConfigurationErrorIsNotRequeued) {
+  TempDir dir;
+  const std::string id = Submit(dir, "TESSERA_CHECKPOINT_DIR=none TESSERA_TRAIN_FLAGS=\"" + Data() + " --model=cnn\"");
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(WaitForEnd(id, seconds(60)), "FAILED") << ReadFile(dir.path() + "/job.out");
+  EXPECT_EQ(JobField(id, "ExitCode"), "2:0");
+  EXPECT_EQ(JobField(id, "Restarts"), "0");
+  const std::string out = ReadFile(dir.path() + "/job.out");
+  EXPECT_NE(out.find("tessera.sbatch: configuration error: not requeued"), std::string::npos) << out;
+}
+
+// ---- preemption: needs checkpointing ------------------------------------------------
+
+class SlurmPreemption : public SlurmTest,
+                        public ::testing::WithParamInterface<const char*> {
+ protected:
+  void SetUp() override {
+    SlurmTest::SetUp();
+    auto help = RunCommand(TesseraBinary() + " train --help", 30);
+    ASSERT_NE(help.output.find("checkpoint_dir"), std::string::npos)
+        << "FAIL, not skipped: this build has no checkpointing (`tessera train --checkpoint_dir`), which "
+           "preemption needs (checkpoint on SIGUSR1/SIGTERM, exit code 75, resume by default).";
+  }
+};
+
+// Long enough to be interrupted mid-training, deterministic so that the resumed run's
+// final parameters can be compared bit for bit with an uninterrupted one.
+const std::string kResumableJob =
+    " --train_limit=2000 --test_limit=200 --hidden=32 --batch_size=16 --steps=3000 --log_every=10"
+    " --deterministic --seed=3";
+
+// Preempted mid-training (the batch shell's USR1, as from --signal=B:USR1@N or
+// preemption with preempt_send_user_signal; or `scontrol requeue`, which sends TERM):
+// Tessera checkpoints and exits 75, the job is requeued (SLURM_RESTART_COUNT=1),
+// resumes from its checkpoint and ends with the parameters of an uninterrupted run.
+TEST_P(SlurmPreemption, CheckpointsRequeuesAndResumesToTheSameParameters) {
+  const std::string how = GetParam();
+  auto plain = RunCommand(TesseraBinary() + " launch --servers 2 --workers 2 --grace_s 2 " + Data() + kResumableJob, 240);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  const std::string digest = SummaryField(plain.output, "params_digest");
+  ASSERT_EQ(digest.size(), 16u) << plain.output;
+
+  TempDir dir;
+  const std::string ckpt = dir.path() + "/ckpt";
+  const std::string out_path = dir.path() + "/job.out";
+  const std::string id = Submit(dir, "TESSERA_CHECKPOINT_DIR=" + ckpt + " TESSERA_TRAIN_FLAGS=\"" + Data() + kResumableJob + "\"");
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitForText(out_path, "step 100/", seconds(90))) << ReadFile(out_path);
+  auto sig = RunCommand(how == std::string("usr1") ? "scancel --signal=USR1 --batch " + id : "scontrol requeue " + id, 30);
+  ASSERT_EQ(sig.exit_code, 0) << sig.output;
+
+  // Requeued: make it eligible at once instead of after the requeue delay.
+  ASSERT_TRUE(WaitForText(out_path, "exited with code 75", seconds(60))) << ReadFile(out_path);
+  for (int i = 0; i < 40 && JobField(id, "Restarts") == "0"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  RunCommand("scontrol update JobId=" + id + " StartTime=now", 30);
+  EXPECT_EQ(WaitForEnd(id, seconds(180)), "COMPLETED") << ReadFile(out_path);
+  EXPECT_EQ(JobField(id, "Restarts"), "1");
+  const std::string out = ReadFile(out_path);
+  EXPECT_NE(out.find("SLURM_RESTART_COUNT=1"), std::string::npos) << out;
+  EXPECT_NE(out.find("slurm " + id + " requeue 1]"), std::string::npos) << "requeue count in the log prefix\n" << out;
+  EXPECT_NE(out.find("tessera.sbatch: training finished"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::is_empty(ckpt)) << "no checkpoint in " << ckpt;
+  EXPECT_EQ(SummaryField(out, "params_digest"), digest) << "resumed run differs from the uninterrupted one\n" << out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, SlurmPreemption, ::testing::Values("usr1", "requeue"));
+
+}  // namespace
+}  // namespace tessera
