@@ -14,7 +14,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 step() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "set-up"
-bash scripts/setup.sh
+bash scripts/setup.sh --with-slurm
+# A private one-node Slurm for the slurm-labelled tests, stopped however this script ends.
+bash scripts/slurm-up.sh
+trap 'bash scripts/slurm-down.sh --purge' EXIT
 
 # 1. The default build: CUDA backend when nvcc is present (sm_80, sm_90), warnings as errors.
 step "configure + build (TESSERA_CUDA=AUTO)"

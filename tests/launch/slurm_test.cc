@@ -54,10 +54,10 @@ class SlurmTest : public ::testing::Test {
   // Submits the template from `dir` with the settings in `env` (exported by sbatch's
   // default --export=ALL); 1 node, 5 tasks (1 coordinator, 2 servers, 2 workers) on a
   // 2-core VM, hence --overcommit. Returns the job id.
-  std::string Submit(const TempDir& dir, const std::string& env, const std::string& extra = "") {
-    auto r = RunCommand("cd " + dir.path() + " && " + env + " TESSERA=" + TesseraBinary() +
+  std::string Submit(const TempDir& dir, const std::string& env, const std::string& binary = TesseraBinary()) {
+    auto r = RunCommand("cd " + dir.path() + " && " + env + " TESSERA=" + binary +
                             " sbatch --parsable --nodes=1 --ntasks=5 --overcommit --cpus-per-task=1 --time=10"
-                            " --output=" + dir.path() + "/job.out " + extra + " " + SourceDir() +
+                            " --output=" + dir.path() + "/job.out " + SourceDir() +
                             "/launch/slurm/tessera.sbatch",
                         60);
     EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -149,6 +149,65 @@ TEST_F(SlurmJob, ConfigurationErrorIsNotRequeued) {
   const std::string out = ReadFile(dir.path() + "/job.out");
   EXPECT_NE(out.find("tessera.sbatch: configuration error: not requeued"), std::string::npos) << out;
 }
+
+// The template's own signal and requeue logic, with a stand-in step that follows
+// Tessera's preemption contract (a signal sets a flag; the process exits 75 at its next
+// step; a requeued run finishes). It checks the parts that are the template's job and
+// pass without checkpointing: the USR1 reaches every task through the background step
+// (TERM from `scontrol requeue` comes from Slurm itself), exit code 75 is requeued,
+// and the requeued run sees SLURM_RESTART_COUNT=1 and the same --checkpoint_dir.
+class SlurmTemplate : public SlurmTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(SlurmTemplate, SignalReachesEveryTaskAndExit75Requeues) {
+  const std::string how = GetParam();
+  TempDir dir;
+  const std::string step = dir.path() + "/step.sh";
+  {
+    std::ofstream f(step);
+    f << "#!/bin/bash\n"
+         "got=''\n"
+         "trap 'got=USR1' USR1\n"
+         "trap 'got=TERM' TERM\n"
+         "echo \"task $SLURM_PROCID run ${SLURM_RESTART_COUNT:-0}: $*\"\n"
+         "if [ \"${SLURM_RESTART_COUNT:-0}\" != 0 ]; then echo \"task $SLURM_PROCID resumed\"; exit 0; fi\n"
+         "for i in $(seq 1200); do\n"
+         "  if [ -n \"$got\" ]; then echo \"task $SLURM_PROCID got $got at its step boundary\"; exit 75; fi\n"
+         "  [ \"$SLURM_PROCID\" = 0 ] && echo \"step $i/\"\n"
+         "  sleep 0.05 & wait $!\n"
+         "done\n"
+         "exit 1\n";
+  }
+  ASSERT_EQ(RunCommand("chmod +x " + step).exit_code, 0);
+  const std::string ckpt = dir.path() + "/ckpt";
+  const std::string out_path = dir.path() + "/job.out";
+  const std::string id = Submit(dir, "TESSERA_CHECKPOINT_DIR=" + ckpt + " TESSERA_TRAIN_FLAGS=--steps=7", step);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitForText(out_path, "step 10/", seconds(60))) << ReadFile(out_path);
+  auto sig = RunCommand(how == std::string("usr1") ? "scancel --signal=USR1 --batch " + id : "scontrol requeue " + id, 30);
+  ASSERT_EQ(sig.exit_code, 0) << sig.output;
+  ASSERT_TRUE(WaitForText(out_path, "tessera.sbatch: requeueing " + id, seconds(60))) << ReadFile(out_path);
+  for (int i = 0; i < 40 && JobField(id, "Restarts") == "0"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  RunCommand("scontrol update JobId=" + id + " StartTime=now", 30);
+  EXPECT_EQ(WaitForEnd(id, seconds(120)), "COMPLETED") << ReadFile(out_path);
+  EXPECT_EQ(JobField(id, "Restarts"), "1");
+  EXPECT_EQ(JobField(id, "ExitCode"), "0:0");
+  const std::string out = ReadFile(out_path);
+  const std::string signal = how == std::string("usr1") ? "USR1" : "TERM";
+  for (int t = 0; t < 5; ++t) {
+    EXPECT_NE(out.find("task " + std::to_string(t) + " got " + signal + " at its step boundary"), std::string::npos) << out;
+    EXPECT_NE(out.find("task " + std::to_string(t) + " run 1: train --servers 2 --bind_host=0.0.0.0 --checkpoint_dir=" +
+                       ckpt + " --steps=7"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("task " + std::to_string(t) + " resumed"), std::string::npos) << out;
+  }
+  EXPECT_NE(out.find("tessera.sbatch: got SIG" + signal), std::string::npos) << out;
+  EXPECT_NE(out.find("tessera.sbatch: job step exited with code 75"), std::string::npos) << out;
+  EXPECT_NE(out.find("SLURM_RESTART_COUNT=1"), std::string::npos) << "--open-mode=append keeps both runs\n" << out;
+  EXPECT_NE(out.find("tessera.sbatch: training finished"), std::string::npos) << out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, SlurmTemplate, ::testing::Values("usr1", "requeue"));
 
 // ---- preemption: needs checkpointing ------------------------------------------------
 
