@@ -151,6 +151,26 @@ INSTANTIATE_TEST_SUITE_P(Launchers, KillNine,
                            return LauncherName(info.param.launcher) + (info.param.rank == 1 ? "Server" : "Worker");
                          });
 
+// No orphans: when the coordinator dies with no launcher to clean up, every server and
+// worker notices (its heartbeats go unanswered) and exits on its own.
+TEST(NoOrphans, EveryProcessExitsWhenTheCoordinatorIsKilled) {
+  BackgroundJob job(JobCommand(Launcher::kBare, kEndlessJob + Data()));
+  ASSERT_TRUE(job.WaitForOutput("step 20/", seconds(60))) << job.Output();
+  const pid_t pid = job.FindRankPid("TESSERA_RANK", "0");
+  ASSERT_GT(pid, 0);
+  const double killed_at = job.ElapsedS();
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  const int code = job.Wait(seconds(90));
+  const std::string out = job.Output();
+  EXPECT_EQ(code, 137) << out;
+  // The bound here is "they do exit", not how fast: servers go after the heartbeat
+  // timeout, workers blocked in a push to a server that left can take several send
+  // timeouts (5 s each) longer (seen: 11-22 s on the loaded 2-core VM).
+  EXPECT_LT(job.ElapsedS() - killed_at, 45) << out;
+  EXPECT_NE(out.find("server stopping: Unavailable: the coordinator at tcp://127.0.0.1:"), std::string::npos) << out;
+  EXPECT_EQ(testing::CountMarkedProcesses(job.marker()), 0) << "processes left behind\n" << out;
+}
+
 // A worker that stops stepping while its peers wait for it: the coordinator names it
 // after --stall_warn_s and ends the job after --stall_timeout_s (exit code 4), long
 // before the (deliberately long) heartbeat timeout.
