@@ -94,6 +94,17 @@ TEST(Mpirun, FiveRanksTrainTheMlpToItsThreshold) {
   EXPECT_GE(std::stod(SummaryField(out, "test_accuracy")), 0.90) << out;
 }
 
+// Needs --sync=allreduce (the collective work): fails, loudly, on a build without it.
+TEST(Mpirun, FourRanksAllreduceTrainTheMlpToItsThreshold) {
+  BackgroundJob job(kMpirun + " -np 4 " + TesseraBinary() + " train --sync=allreduce" + kAccuracyJob + Data());
+  const int code = job.Wait(seconds(180));
+  const std::string out = job.Output();
+  ASSERT_EQ(code, 0) << "mpirun -np 4 tessera train --sync=allreduce failed (is --sync=allreduce in this build?)\n" << out;
+  EXPECT_EQ(SummaryField(out, "sync"), "allreduce") << out;
+  ASSERT_FALSE(SummaryField(out, "test_accuracy").empty()) << out;
+  EXPECT_GE(std::stod(SummaryField(out, "test_accuracy")), 0.90) << out;
+}
+
 struct KillCase {
   Launcher launcher;
   int rank;  // 1: server 0; 3: worker 0
