@@ -127,7 +127,8 @@ TEST_P(KillNine, JobEndsNamingTheDeadRank) {
   const std::string out = job.Output();
   ASSERT_GE(code, 0) << "the job did not end\n" << out;
   EXPECT_NE(code, 0) << out;
-  EXPECT_LT(took, kHeartbeatTimeoutS + 5) << out;
+  // The heartbeat bound, plus slack for the survivors to shut down on a loaded 2-core VM.
+  EXPECT_LT(took, kHeartbeatTimeoutS + 7) << out;
   const std::string who = c.rank == 1 ? "server 0" : "worker 0";
   switch (c.launcher) {
     case Launcher::kLaunch:
