@@ -6,7 +6,8 @@
 // inside a Slurm allocation sets both): explicit flags > tessera launch (TESSERA_*) >
 // Open MPI (OMPI_COMM_WORLD_*) > MPICH/Hydra (PMI_*) > Slurm (SLURM_*) >
 // torchrun (RANK/WORLD_SIZE) > single process. The source used is reported so it can
-// be logged.
+// be logged. `tessera launch --sync=allreduce` starts its workers as one mpirun with
+// TESSERA_RANK_BASE instead of TESSERA_RANK: rank = TESSERA_RANK_BASE + the MPI rank.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,11 @@ struct LaunchInfo {
   std::string slurm_job_id;        // "" outside Slurm
   int slurm_restart_count = 0;
   uint64_t job_id = 0;             // TESSERA_JOB_ID, else derived from the Slurm job id, else 0
+  // The MPI world this process belongs to (Open MPI's OMPI_COMM_WORLD_* or MPICH's PMI_*,
+  // whatever the source above): 0 when not started by an MPI launcher. The all-reduce
+  // path (docs/collective.md) calls MPI_Init only when this is > 0.
+  int mpi_world_size = 0;
+  int mpi_rank = -1;
 };
 
 // Reads the process environment into an EnvMap (for main()).

@@ -8,6 +8,8 @@
 // them). When a child fails, the others get SIGTERM, then SIGKILL after the grace
 // period, and the launcher exits non-zero naming the failed process. Children die with
 // the launcher (PR_SET_PDEATHSIG), so a killed launcher leaves no orphans.
+// With --sync=allreduce|hybrid in the job args, the workers are one `mpirun -np W` child
+// (see LocalLaunchOptions::mpi_workers), whose lines carry the prefix "[workers]".
 //
 // Threading: single-threaded; signal handlers only write to a self-pipe.
 #pragma once
@@ -27,6 +29,10 @@ struct LocalLaunchOptions {
   std::string program;                // binary to start; "" means this tessera binary
   int grace_s = 10;                   // SIGTERM -> SIGKILL delay when stopping. Default: 10
   int coordinator_port = 0;           // 0: pick a free loopback port
+  // The job args say --sync=allreduce|hybrid: with W > 1, the workers are started as one
+  // `mpirun -np W` child (they need one MPI world), named "workers". Default: false.
+  bool mpi_workers = false;
+  std::string mpirun = "mpirun";      // --mpirun. Default: mpirun from PATH
 };
 
 // Runs the job to completion. Returns the exit code for the launcher process:
