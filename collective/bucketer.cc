@@ -45,6 +45,20 @@ void Bucketer::Issue(Bucket& b) {
   ++reductions_;
 }
 
+Result<Tensor> Bucketer::AdoptBucketMemory(size_t i) {
+  if (i >= slots_.size()) return Status::InvalidArgument("Bucketer: tensor " + std::to_string(i) + " out of range");
+  Bucket& b = buckets_[slots_[i].bucket];
+  if (b.members.size() < 2) return Status::FailedPrecondition("Bucketer: tensor " + std::to_string(i) + " is alone in its bucket");
+  if (b.ready > 0 || b.issued) return Status::FailedPrecondition("Bucketer: a step is in progress");
+  TensorView& t = tensors_[i];
+  float* window = b.flat.as<float>() + slots_[i].offset;
+  if (t.data != window) std::memcpy(window, t.data, t.nbytes());
+  Buffer keep = b.flat.buffer();
+  Buffer view = Buffer::Wrap(window, t.nbytes(), Device::kCPU, [keep] {});
+  t.data = window;
+  return Tensor::FromBuffer(std::move(view), DType::kF32, t.shape);
+}
+
 Status Bucketer::MarkReady(size_t i) {
   if (i >= slots_.size()) {
     return Status::InvalidArgument("Bucketer: tensor " + std::to_string(i) + " of " + std::to_string(slots_.size()));
@@ -55,7 +69,8 @@ Status Bucketer::MarkReady(size_t i) {
   Bucket& b = buckets_[s.bucket];
   if (b.members.size() > 1) {
     const TensorView& t = tensors_[i];
-    std::memcpy(b.flat.as<float>() + s.offset, t.data, t.nbytes());
+    float* dst = b.flat.as<float>() + s.offset;
+    if (t.data != dst) std::memcpy(dst, t.data, t.nbytes());
   }
   if (++b.ready == b.members.size()) Issue(b);
   return Status::OK();
@@ -93,7 +108,8 @@ Status Bucketer::Finish(Duration timeout, const std::function<bool()>& should_st
     if (st.ok() && b.members.size() > 1) {
       for (size_t m : b.members) {
         const TensorView& t = tensors_[m];
-        std::memcpy(t.data, b.flat.as<float>() + slots_[m].offset, t.nbytes());
+        const float* src = b.flat.as<float>() + slots_[m].offset;
+        if (t.data != src) std::memcpy(t.data, src, t.nbytes());
       }
     }
   }

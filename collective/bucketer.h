@@ -46,6 +46,15 @@ class Bucketer {
   // the next step only if every bucket completed.
   Status Finish(Duration timeout, const std::function<bool()>& should_stop = {});
 
+  // Gradients as bucket views (PyTorch DDP's gradient_as_bucket_view): a tensor that
+  // shares tensor i's window of its bucket's flat buffer (it keeps the buffer alive). From
+  // then on the Bucketer treats that window as tensor i, so MarkReady and Finish copy
+  // nothing for it; the caller must write tensor i's values there (e.g. make it the
+  // parameter's gradient). FailedPrecondition for a tensor alone in its bucket (it is
+  // already reduced in place) and while a step is in progress.
+  Result<Tensor> AdoptBucketMemory(size_t i);
+  bool fused(size_t i) const { return buckets_[slots_[i].bucket].members.size() > 1; }
+
   size_t num_buckets() const { return buckets_.size(); }
   // Index of the bucket tensor i belongs to.
   size_t bucket_of(size_t i) const { return slots_[i].bucket; }
@@ -72,7 +81,7 @@ class Bucketer {
   void Issue(Bucket& b);
 
   Communicator* const comm_;
-  const std::vector<TensorView> tensors_;
+  std::vector<TensorView> tensors_;  // AdoptBucketMemory repoints entries into the buckets
   const BucketOptions options_;
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;

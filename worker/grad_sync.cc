@@ -74,6 +74,11 @@ Result<std::unique_ptr<GradSync>> GradSync::Create(const GradSyncOptions& option
     bo.reduce = collective::ReduceOp::kMean;
     bo.wire = options.compress.wire();
     TESSERA_ASSIGN_OR_RETURN(g->bucketer_, collective::Bucketer::Create(comm, grads, bo));
+    // Backward writes fused gradients straight into their buckets: no copy in or out.
+    for (auto& [param, index] : g->bucket_index_) {
+      if (!g->bucketer_->fused(index)) continue;
+      TESSERA_ASSIGN_OR_RETURN(param->grad, g->bucketer_->AdoptBucketMemory(index));
+    }
   }
   return g;
 }

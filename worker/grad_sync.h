@@ -7,6 +7,9 @@
 // applies the optimizer locally with the servers' own code (paramserver::ApplyUpdate, per
 // chunk of --chunk_bytes like the servers, so clipping and every update match bsp). The
 // other parameters (sparse tables in hybrid) stay with the trainer's push/pull path.
+// The gradients of fused parameters are re-homed into their bucket's flat buffer
+// (Bucketer::AdoptBucketMemory: Parameter::grad becomes a view of it), so backward writes
+// them where the all-reduce reads them and no copy is made.
 //
 // --compress: fp16/bf16 put 16-bit values on the wire (f32 sums); topk:R sends each
 // worker's top R of (gradient + residual) by all-gather, one parameter at a time, after
@@ -87,7 +90,7 @@ class GradSync {
   collective::GradSyncMode mode_ = collective::GradSyncMode::kServers;
   std::vector<size_t> server_params_;
   std::vector<Local> locals_;
-  std::unordered_map<const model::Parameter*, size_t> bucket_index_;  // param -> Bucketer tensor index
+  std::unordered_map<model::Parameter*, size_t> bucket_index_;  // param -> Bucketer tensor index
   std::unique_ptr<collective::Bucketer> bucketer_;
   Status hook_error_;
 };
