@@ -155,6 +155,34 @@ TEST(AllReduceTrain, RunsUnderPlainMpirun) {
   EXPECT_EQ(Field(Summary(r), "params_digest"), Field(Summary(launched), "params_digest"));
 }
 
+// A worker killed with SIGKILL mid-training: mpirun ends the other workers, the launcher
+// stops the job and fails naming the workers' mpirun, well within the timeouts (no hang).
+// The processes are found by pid (children of this launcher), never by name.
+TEST(AllReduceTrain, AKilledWorkerEndsTheJobWithAClearError) {
+  testing::TempDir dir;
+  const std::string script = dir.path() + "/kill.sh";
+  std::ofstream(script) << "LOG=" << dir.path() << "/job.log\n"
+                        << TesseraBinary() << " launch --servers 1 --workers 2 --grace_s 2 --sync=allreduce --hidden=128 "
+                        << "--steps=1000000 --train_limit=2000 --test_limit=100 --log_every=0" << DataFlag()
+                        << " > $LOG 2>&1 &\n"
+                           "L=$!\n"
+                           "for i in $(seq 1 300); do grep -q 'training mlp' $LOG && break; sleep 0.1; done\n"
+                           "M=$(pgrep -P $L -x mpirun); W=$(pgrep -P $M | head -1)\n"
+                           "[ -n \"$W\" ] || { echo 'no worker found'; kill $L; exit 99; }\n"
+                           "kill -9 $W; S=$(date +%s%N)\n"
+                           "wait $L; RC=$?\n"
+                           "echo \"launcher rc=$RC after_ms=$(( ($(date +%s%N) - S) / 1000000 ))\"\n"
+                           "cat $LOG\n";
+  auto r = RunCommand("bash " + script, 120);
+  ASSERT_NE(r.output.find("launcher rc="), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("launcher rc=0 "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mpirun noticed that process rank"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tessera launch: workers (rank 2"), std::string::npos) << r.output;
+  const size_t p = r.output.find("after_ms=");
+  ASSERT_NE(p, std::string::npos);
+  EXPECT_LT(std::stol(r.output.substr(p + 9)), 30000) << r.output;
+}
+
 TEST(AllReduceFlags, BadCompressionIsAConfigError) {
   JobResult r = Launch(std::string(kSmallJob) + " --sync=allreduce --compress=zip");
   EXPECT_EQ(r.exit_code, 2) << r.output;
