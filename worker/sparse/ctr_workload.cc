@@ -114,6 +114,7 @@ class CtrWorkload final : public SparseWorkload {
     const int64_t B = batch->examples;
     TensorView lab{layout_.labels.data(), DType::kF32, {B}, Device::kCPU};
     TESSERA_ASSIGN_OR_RETURN(double loss, kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
+    batch->loss_scale = 1;
     // Wide: d/dw[row] += dlogit_b * x.
     SparseRows& wide = batch->tables[0];
     float* wg = wide.grads.as<float>();
@@ -236,7 +237,7 @@ class CtrWorkload final : public SparseWorkload {
   // Logits of the batch Build laid out, from the pulled rows (and dense values).
   Result<TensorView> Forward(const SparseBatch& batch) {
     const int64_t B = batch.examples;
-    if (logits_.numel() < B || dlogits_.numel() != B) {
+    if (logits_.numel() != B) {
       logits_ = Tensor::Zeros(DType::kF32, {B, 1});
       dlogits_ = Tensor::Zeros(DType::kF32, {B, 1});
     }

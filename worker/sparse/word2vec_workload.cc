@@ -152,6 +152,7 @@ class Word2Vec final : public SparseWorkload {
         }
       }
     }
+    batch->loss_scale = static_cast<double>(std::max<int64_t>(1, pairs_.size()));
     return pairs_.size() > 0 ? loss / static_cast<double>(pairs_.size()) : 0.0;
   }
 

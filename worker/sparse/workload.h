@@ -40,6 +40,9 @@ struct SparseRows {
 struct SparseBatch {
   std::vector<SparseRows> tables;  // in SparseParams() order
   int64_t examples = 0;            // examples (samples) in the batch
+  // Step's gradients are those of (returned loss) * loss_scale: 1 for a mean-loss model,
+  // the number of pairs for word2vec (whose gradient is of the summed loss).
+  double loss_scale = 1;
 };
 
 // What an evaluation produced. NaN for a metric the model does not have.
@@ -69,7 +72,8 @@ class SparseWorkload {
   // and sizes values/grads. `batch->tables` has SparseParams().size() entries.
   virtual Status Prepare(std::span<const int64_t> examples, int64_t epoch, SparseBatch* batch) = 0;
   // Forward and backward on the pulled values: fills every grads tensor (row i = the
-  // gradient of the batch's mean loss w.r.t. row keys[i]) and the dense grads.
+  // gradient of the batch objective w.r.t. row keys[i]) and the dense grads, and sets
+  // batch->loss_scale. Returns the batch's mean loss.
   virtual Result<double> Step(SparseBatch* batch) = 0;
 
   virtual int64_t NumEvalBatches() const = 0;
