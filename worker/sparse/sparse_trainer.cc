@@ -216,11 +216,12 @@ Result<EvalReport> SparseTrainer::Evaluate(int64_t step, uint64_t* digest) {
     std::snprintf(line, sizeof(line), "eval after %lld steps: held-out loss %.4f (%lld pairs)",
                   static_cast<long long>(step), r.heldout_loss, static_cast<long long>(r.examples));
   } else {
-    std::snprintf(line, sizeof(line), "eval after %lld steps: test AUC %.4f, log-loss %.4f (%lld examples)",
-                  static_cast<long long>(step), r.test_auc, r.logloss, static_cast<long long>(r.examples));
+    std::snprintf(line, sizeof(line),
+                  "eval after %lld steps: test AUC %.4f, log-loss %.4f, accuracy %.4f (%lld examples)",
+                  static_cast<long long>(step), r.test_auc, r.logloss, r.accuracy, static_cast<long long>(r.examples));
   }
   LOG(INFO) << line;
-  metrics_->Eval(step, r.test_auc >= 0 ? r.test_auc : 0.0, r.heldout_loss >= 0 ? r.heldout_loss : r.logloss,
+  metrics_->Eval(step, r.accuracy >= 0 ? r.accuracy : 0.0, r.heldout_loss >= 0 ? r.heldout_loss : r.logloss,
                  r.examples);
   return r;
 }
@@ -241,6 +242,7 @@ Result<TrainSummary> SparseTrainer::Run() {
     summary_.logloss = r.logloss;
     summary_.heldout_loss = r.heldout_loss;
     summary_.test_examples = r.examples;
+    if (r.accuracy >= 0) summary_.test_accuracy = r.accuracy;
     summary_.test_loss = r.heldout_loss >= 0 ? r.heldout_loss : r.logloss;
   }
   summary_.final_eval_s = SecondsSince(final_start);

@@ -45,9 +45,10 @@ struct SparseBatch {
   double loss_scale = 1;
 };
 
-// What an evaluation produced. NaN for a metric the model does not have.
+// What an evaluation produced. Negative for a metric the model does not have.
 struct EvalReport {
   double test_auc = -1;
+  double accuracy = -1;  // logreg, widedeep: fraction right at logit > 0
   double logloss = -1;
   double heldout_loss = -1;
   int64_t examples = 0;
