@@ -106,13 +106,15 @@ class CtrWorkload final : public SparseWorkload {
   int64_t total_examples() const override { return train_.total_examples; }
 
   Status Prepare(std::span<const int64_t> examples, int64_t /*epoch*/, SparseBatch* batch) override {
+    cur_ = &slots_[batch->slot & 1];
     return Build(train_, examples, batch);
   }
 
   Result<double> Step(SparseBatch* batch) override {
+    cur_ = &slots_[batch->slot & 1];
     TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch));
     const int64_t B = batch->examples;
-    TensorView lab{layout_.labels.data(), DType::kF32, {B}, Device::kCPU};
+    TensorView lab{cur_->labels.data(), DType::kF32, {B}, Device::kCPU};
     TESSERA_ASSIGN_OR_RETURN(double loss, kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
     batch->loss_scale = 1;
     // Wide: d/dw[row] += dlogit_b * x.
@@ -121,8 +123,8 @@ class CtrWorkload final : public SparseWorkload {
     std::fill(wg, wg + wide.grads.numel(), 0.0f);
     const float* dl = dlogits_.as<float>();
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = layout_.wide_off[b]; t < layout_.wide_off[b + 1]; ++t) {
-        wg[layout_.wide_row[t]] += dl[b] * layout_.wide_x[t];
+      for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) {
+        wg[cur_->wide_row[t]] += dl[b] * cur_->wide_x[t];
       }
     }
     if (!deep_) return loss;
@@ -132,19 +134,19 @@ class CtrWorkload final : public SparseWorkload {
       TESSERA_ASSIGN_OR_RETURN(dy, layers_[i]->Backward(dy, true));
     }
     const int64_t D = c_.sparse.embed_dim;
-    const int64_t nnz = static_cast<int64_t>(layout_.deep_row.size());
+    const int64_t nnz = static_cast<int64_t>(cur_->deep_row.size());
     occ_grad_.resize(static_cast<size_t>(std::max<int64_t>(nnz, 1) * D));
     const float* dp = dy.as<float>();
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = layout_.deep_off[b]; t < layout_.deep_off[b + 1]; ++t) {
-        for (int64_t d = 0; d < D; ++d) occ_grad_[t * D + d] = layout_.deep_x[t] * dp[b * D + d];
+      for (int64_t t = cur_->deep_off[b]; t < cur_->deep_off[b + 1]; ++t) {
+        for (int64_t d = 0; d < D; ++d) occ_grad_[t * D + d] = cur_->deep_x[t] * dp[b * D + d];
       }
     }
     SparseRows& emb = batch->tables[1];
     float* eg = emb.grads.as<float>();
     std::fill(eg, eg + emb.grads.numel(), 0.0f);
     if (nnz > 0) {
-      TensorView idx{layout_.deep_row.data(), DType::kI64, {nnz}, Device::kCPU};
+      TensorView idx{cur_->deep_row.data(), DType::kI64, {nnz}, Device::kCPU};
       TensorView g{occ_grad_.data(), DType::kF32, {nnz, D}, Device::kCPU};
       TESSERA_RETURN_IF_ERROR(kernels::ScatterAdd(idx, g, emb.grads.view()));
     }
@@ -156,6 +158,7 @@ class CtrWorkload final : public SparseWorkload {
   }
 
   Status PrepareEval(int64_t i, SparseBatch* batch) override {
+    cur_ = &slots_[batch->slot & 1];
     const int64_t b = i * c_.eval_batch_size;
     const int64_t e = std::min(test_.num_examples, b + c_.eval_batch_size);
     eval_idx_.resize(static_cast<size_t>(e - b));
@@ -164,11 +167,12 @@ class CtrWorkload final : public SparseWorkload {
   }
 
   Status Eval(int64_t /*i*/, const SparseBatch& batch) override {
+    cur_ = &slots_[batch.slot & 1];
     TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch));
     const float* l = logits.as<float>();
     for (int64_t b = 0; b < batch.examples; ++b) {
       scores_.push_back(l[b]);
-      labels_.push_back(layout_.labels[b]);
+      labels_.push_back(cur_->labels[b]);
     }
     return Status::OK();
   }
@@ -188,7 +192,7 @@ class CtrWorkload final : public SparseWorkload {
 
  private:
   Status Build(const data::SparseExamples& ds, std::span<const int64_t> examples, SparseBatch* batch) {
-    layout_.Clear();
+    cur_->Clear();
     const int order = c_.sparse.cross_order;
     wide_index_.Reset(examples.size() * 32);
     deep_index_.Reset(examples.size() * 16);
@@ -197,8 +201,8 @@ class CtrWorkload final : public SparseWorkload {
       const auto x = ds.values_of(ex);
       const int64_t m = static_cast<int64_t>(f.size());
       auto add = [&](std::span<const uint32_t> set, float v) {
-        layout_.wide_row.push_back(wide_index_.Insert(CrossKey(set, c_.sparse.hash_bits)));
-        layout_.wide_x.push_back(v);
+        cur_->wide_row.push_back(wide_index_.Insert(CrossKey(set, c_.sparse.hash_bits)));
+        cur_->wide_x.push_back(v);
       };
       add({}, 1.0f);
       uint32_t s[3];
@@ -216,15 +220,15 @@ class CtrWorkload final : public SparseWorkload {
           }
         }
       }
-      layout_.wide_off.push_back(static_cast<int64_t>(layout_.wide_row.size()));
+      cur_->wide_off.push_back(static_cast<int64_t>(cur_->wide_row.size()));
       if (deep_) {
         for (int64_t i = 0; i < m; ++i) {
-          layout_.deep_row.push_back(deep_index_.Insert(f[i]));
-          layout_.deep_x.push_back(x[i]);
+          cur_->deep_row.push_back(deep_index_.Insert(f[i]));
+          cur_->deep_x.push_back(x[i]);
         }
-        layout_.deep_off.push_back(static_cast<int64_t>(layout_.deep_row.size()));
+        cur_->deep_off.push_back(static_cast<int64_t>(cur_->deep_row.size()));
       }
-      layout_.labels.push_back(ds.label[ex]);
+      cur_->labels.push_back(ds.label[ex]);
     }
     batch->examples = static_cast<int64_t>(examples.size());
     batch->tables.resize(deep_ ? 2 : 1);
@@ -248,23 +252,23 @@ class CtrWorkload final : public SparseWorkload {
     const float* w = batch.tables[0].values.as<float>();
     for (int64_t b = 0; b < B; ++b) {
       float z = 0;
-      for (int64_t t = layout_.wide_off[b]; t < layout_.wide_off[b + 1]; ++t) z += w[layout_.wide_row[t]] * layout_.wide_x[t];
+      for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) z += w[cur_->wide_row[t]] * cur_->wide_x[t];
       l[b] = z;
     }
     TensorView logits{l, DType::kF32, {B, 1}, Device::kCPU};
     if (!deep_) return logits;
     const int64_t D = c_.sparse.embed_dim;
-    const int64_t nnz = static_cast<int64_t>(layout_.deep_row.size());
+    const int64_t nnz = static_cast<int64_t>(cur_->deep_row.size());
     occ_.resize(static_cast<size_t>(std::max<int64_t>(nnz, 1) * D));
     if (nnz > 0) {
-      TensorView idx{layout_.deep_row.data(), DType::kI64, {nnz}, Device::kCPU};
+      TensorView idx{cur_->deep_row.data(), DType::kI64, {nnz}, Device::kCPU};
       TensorView out{occ_.data(), DType::kF32, {nnz, D}, Device::kCPU};
       TESSERA_RETURN_IF_ERROR(kernels::EmbeddingGather(batch.tables[1].values.view(), idx, out));
     }
     pooled_.assign(static_cast<size_t>(B * D), 0.0f);
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = layout_.deep_off[b]; t < layout_.deep_off[b + 1]; ++t) {
-        for (int64_t d = 0; d < D; ++d) pooled_[b * D + d] += layout_.deep_x[t] * occ_[t * D + d];
+      for (int64_t t = cur_->deep_off[b]; t < cur_->deep_off[b + 1]; ++t) {
+        for (int64_t d = 0; d < D; ++d) pooled_[b * D + d] += cur_->deep_x[t] * occ_[t * D + d];
       }
     }
     TensorView h{pooled_.data(), DType::kF32, {B, D}, Device::kCPU};
@@ -282,7 +286,9 @@ class CtrWorkload final : public SparseWorkload {
   data::SparseExamples test_;
   std::vector<std::unique_ptr<model::Linear>> layers_;
   KeyIndex wide_index_, deep_index_;
-  Layout layout_;
+  // One per SparseBatch::slot, so the next batch can be prepared while this one computes.
+  Layout slots_[2];
+  Layout* cur_ = &slots_[0];
   std::vector<int64_t> eval_idx_;
   Tensor logits_, dlogits_;
   std::vector<float> occ_, occ_grad_, pooled_;

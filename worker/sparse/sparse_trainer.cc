@@ -48,7 +48,9 @@ Result<std::unique_ptr<SparseTrainer>> SparseTrainer::Create(const TrainConfig& 
 TrainerState SparseTrainer::state() const {
   TrainerState s;
   s.next_step = next_step_;
-  if (batches_) s.cursor = batches_->cursor();
+  // The iterator may be a batch ahead (prefetch): the next step's batch starts here.
+  if (prepared_ >= next_step_) s.cursor = batch_cursor_[next_step_ & 1];
+  else if (batches_) s.cursor = batches_->cursor();
   return s;
 }
 
@@ -96,7 +98,9 @@ Status SparseTrainer::Setup() {
       dense_ids_.push_back(id);
     }
   }
-  batch_.tables.resize(num_tables);
+  batch_[0].tables.resize(num_tables);
+  batch_[1].tables.resize(num_tables);
+  prefetch_early_ = place_.sync != "bsp";
   if (leader_) {
     int64_t dense_numel = 0;
     for (const model::Parameter* p : dense_) dense_numel += p->spec.numel();
@@ -112,60 +116,90 @@ Status SparseTrainer::Setup() {
   return Status::OK();
 }
 
-Status SparseTrainer::PullFor(SparseBatch* batch, int64_t step, const char* what) {
-  std::vector<Handle> pulls;
+void SparseTrainer::IssueSparsePulls(SparseBatch* batch, int64_t step, std::vector<Handle>* handles) {
   for (size_t t = 0; t < table_ids_.size(); ++t) {
     SparseRows& rows = batch->tables[t];
     if (rows.keys.empty()) continue;
-    pulls.push_back(place_.client->PullSparse(table_ids_[t], rows.keys, rows.values.view(), step));
+    handles->push_back(place_.client->PullSparse(table_ids_[t], rows.keys, rows.values.view(), step));
   }
+}
+
+void SparseTrainer::IssueDensePulls(int64_t step, std::vector<Handle>* handles) {
   for (size_t i = 0; i < dense_.size(); ++i) {
-    pulls.push_back(place_.client->Pull(dense_ids_[i], dense_[i]->value.view(), step));
+    handles->push_back(place_.client->Pull(dense_ids_[i], dense_[i]->value.view(), step));
   }
+}
+
+Status SparseTrainer::PullFor(SparseBatch* batch, int64_t step, const char* what) {
+  std::vector<Handle> pulls;
+  IssueSparsePulls(batch, step, &pulls);
+  IssueDensePulls(step, &pulls);
   return WaitAll(&pulls, what);
+}
+
+Status SparseTrainer::PrepareBatch(int64_t step) {
+  PhaseTimer timer(&summary_.phases.data_s);
+  SparseBatch& b = batch_[step & 1];
+  b.slot = static_cast<int>(step & 1);
+  batch_cursor_[step & 1] = batches_->cursor();
+  const int64_t epoch = batches_->cursor().epoch;
+  auto examples = batches_->Next();
+  prepared_ = step;
+  return workload_->Prepare(examples, epoch, &b);
 }
 
 Status SparseTrainer::RunStep(int64_t step) {
   PhaseTimes& t = summary_.phases;
-  {
-    PhaseTimer timer(&t.data_s);
-    const int64_t epoch = batches_->cursor().epoch;
-    auto examples = batches_->Next();
-    TESSERA_RETURN_IF_ERROR(workload_->Prepare(examples, epoch, &batch_));
-  }
+  SparseBatch& batch = batch_[step & 1];
+  const bool more = step + 1 < planned_steps_;
+  std::vector<Handle>& next_pulls = pulls_[(step + 1) & 1];
   {
     PhaseTimer timer(&t.pull_s);
-    TESSERA_RETURN_IF_ERROR_CTX(PullFor(&batch_, step, "pulling rows"), "step " + std::to_string(step));
+    TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pulls_[step & 1], "pulling rows"), "step " + std::to_string(step));
+  }
+  if (more && prefetch_early_) {
+    TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
+    PhaseTimer timer(&t.issue_s);
+    IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
   }
   double loss;
   {
     PhaseTimer timer(&t.compute_s);
-    TESSERA_ASSIGN_OR_RETURN(loss, workload_->Step(&batch_));
+    TESSERA_ASSIGN_OR_RETURN(loss, workload_->Step(&batch));
   }
   std::vector<Handle> pushes;
   {
     PhaseTimer timer(&t.issue_s);
     for (size_t i = 0; i < table_ids_.size(); ++i) {
-      const SparseRows& rows = batch_.tables[i];
+      const SparseRows& rows = batch.tables[i];
       pushes.push_back(place_.client->PushSparse(table_ids_[i], rows.keys, rows.grads.view(), step));
     }
     for (size_t i = 0; i < dense_.size(); ++i) {
       pushes.push_back(place_.client->Push(dense_ids_[i], dense_[i]->grad.view(), step));
     }
   }
+  if (more) {
+    if (!prefetch_early_) {
+      TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
+      PhaseTimer timer(&t.issue_s);
+      IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
+    }
+    PhaseTimer timer(&t.issue_s);
+    IssueDensePulls(step + 1, &next_pulls);
+  }
   {
     PhaseTimer timer(&t.push_s);
     TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pushes, "pushing gradients"), "step " + std::to_string(step));
   }
-  samples_ += batch_.examples;
+  samples_ += batch.examples;
   next_step_ = step + 1;
 
   PhaseTimer timer(&t.report_s);
-  place_.client->ReportStep(step, loss, static_cast<uint64_t>(batch_.examples));
+  place_.client->ReportStep(step, loss, static_cast<uint64_t>(batch.examples));
   if (!leader_) return Status::OK();
   window_loss_ += loss;
   window_steps_ += 1;
-  window_samples_ += batch_.examples;
+  window_samples_ += batch.examples;
   const double window_s = SecondsSince(window_start_);
   const double rate = window_s > 0 ? static_cast<double>(window_samples_ * place_.num_workers) / window_s : 0;
   metrics_->Step(step, static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch_), loss, rate);
@@ -231,7 +265,20 @@ Result<TrainSummary> SparseTrainer::Run() {
   TESSERA_RETURN_IF_ERROR(Setup());
   summary_.setup_s = SecondsSince(start);
   const auto loop_start = window_start_ = Clock::now();
-  for (int64_t step = 0; step < planned_steps_; ++step) TESSERA_RETURN_IF_ERROR(RunStep(step));
+  Status st;
+  if (planned_steps_ > 0) {
+    st = PrepareBatch(0);
+    if (st.ok()) {
+      IssueSparsePulls(&batch_[0], 0, &pulls_[0]);
+      IssueDensePulls(0, &pulls_[0]);
+    }
+  }
+  for (int64_t step = 0; st.ok() && step < planned_steps_; ++step) st = RunStep(step);
+  if (!st.ok()) {
+    // No reply may land in a batch after it is freed: wait out what is still in flight.
+    for (auto& p : pulls_) (void)WaitAll(&p, "");
+    return st;
+  }
   summary_.train_s = SecondsSince(loop_start);
   const auto final_start = Clock::now();
   TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");

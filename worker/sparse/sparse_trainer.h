@@ -3,14 +3,21 @@
 // dense loop when --model is one of them; the protocol with the servers is the same
 // (docs/training.md), per step s = 0 .. N-1 on every worker:
 //
-//   batch    next local examples; the workload dedups their keys per table
-//   pull     every table's distinct rows and every dense parameter, tagged step s
-//            (bsp answers once step s-1's update is applied; the requests to different
-//            servers are in flight at once)
+//   wait     for the pull of step s's rows (issued earlier, below)
+//   prefetch (ssp/asp only) prepare batch s+1 and pull its sparse rows tagged s+1 now,
+//            so the pull overlaps this step's compute (the staleness --sync allows)
 //   compute  forward + backward: one gradient row per distinct key, dense grads
 //   push     every table's rows (every server gets a push per table, an empty one when
 //            it owns none of the batch's keys) and every dense gradient, tagged step s
-//   report   ReportStep(s, loss)
+//   next     (bsp) prepare batch s+1 and pull its rows tagged s+1, in flight together
+//            with the push (bsp answers it once step s is applied); dense parameters are
+//            always pulled here, as they are the memory compute reads
+//   report   wait for the push; ReportStep(s, loss)
+//
+// "Prepare" = next local examples from IndexBatches; the workload dedups their keys per
+// table. Batches alternate between two slots (SparseBatch::slot), so batch s+1 can be
+// prepared and pulled into while batch s is in use. Requests to different servers are
+// in flight at once (the client splits them).
 //
 // Worker 0 evaluates before the first step (the initial loss) and after the final
 // barrier (pulling at step N), prints the nearest-neighbour lines word2vec produces, and
@@ -54,6 +61,10 @@ class SparseTrainer {
 
   Status Setup();
   Status RunStep(int64_t step);
+  // Next examples into batches_[step & 1] (slot step & 1), keys deduped by the workload.
+  Status PrepareBatch(int64_t step);
+  void IssueSparsePulls(SparseBatch* batch, int64_t step, std::vector<Handle>* handles);
+  void IssueDensePulls(int64_t step, std::vector<Handle>* handles);
   // Pulls the batch's rows and dense values for `step`, waiting for all.
   Status PullFor(SparseBatch* batch, int64_t step, const char* what);
   Result<EvalReport> Evaluate(int64_t step, uint64_t* digest);
@@ -71,7 +82,11 @@ class SparseTrainer {
   std::vector<uint32_t> dense_ids_;
   std::optional<data::IndexBatches> batches_;
   std::unique_ptr<MetricsWriter> metrics_;
-  SparseBatch batch_;
+  bool prefetch_early_ = false;            // sync is not bsp
+  SparseBatch batch_[2];                   // by step & 1
+  std::vector<Handle> pulls_[2];           // in flight into batch_[i] (and dense values)
+  data::DataCursor batch_cursor_[2];       // cursor at batch_[i]'s first example
+  int64_t prepared_ = -1;                  // last step whose batch was prepared
 
   int64_t planned_steps_ = 0;
   int64_t steps_per_epoch_ = 1;

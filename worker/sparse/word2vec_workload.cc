@@ -105,7 +105,8 @@ class Word2Vec final : public SparseWorkload {
   const data::Corpus& corpus() const { return corpus_; }
 
   Status Prepare(std::span<const int64_t> examples, int64_t epoch, SparseBatch* batch) override {
-    pairs_.Clear();
+    cur_ = &slots_[batch->slot & 1];
+    cur_->Clear();
     in_index_.Reset(examples.size());
     out_index_.Reset(examples.size() * 4 * (1 + c_.sparse.negatives));
     const int64_t n = static_cast<int64_t>(corpus_.train.size());
@@ -128,6 +129,7 @@ class Word2Vec final : public SparseWorkload {
   }
 
   Result<double> Step(SparseBatch* batch) override {
+    cur_ = &slots_[batch->slot & 1];
     const float* in = batch->tables[0].values.as<float>();
     const float* out = batch->tables[1].values.as<float>();
     float* gin = batch->tables[0].grads.as<float>();
@@ -135,15 +137,15 @@ class Word2Vec final : public SparseWorkload {
     std::fill(gin, gin + batch->tables[0].grads.numel(), 0.0f);
     std::fill(gout, gout + batch->tables[1].grads.numel(), 0.0f);
     double loss = 0;
-    for (int64_t p = 0; p < pairs_.size(); ++p) {
-      const float* v = in + static_cast<int64_t>(pairs_.in_row[p]) * D_;
-      float* gv = gin + static_cast<int64_t>(pairs_.in_row[p]) * D_;
-      for (int64_t t = pairs_.t_off[p]; t < pairs_.t_off[p + 1]; ++t) {
-        const int64_t r = pairs_.t_row[t];
+    for (int64_t p = 0; p < cur_->size(); ++p) {
+      const float* v = in + static_cast<int64_t>(cur_->in_row[p]) * D_;
+      float* gv = gin + static_cast<int64_t>(cur_->in_row[p]) * D_;
+      for (int64_t t = cur_->t_off[p]; t < cur_->t_off[p + 1]; ++t) {
+        const int64_t r = cur_->t_row[t];
         const float* u = out + r * D_;
         float* gu = gout + r * D_;
         const float s = Dot(u, v, D_);
-        const float y = pairs_.t_label[t];
+        const float y = cur_->t_label[t];
         loss += kernels::math::SigmoidBceLoss(s, y);
         const float g = kernels::math::Sigmoid(s) - y;
         for (int64_t d = 0; d < D_; ++d) {
@@ -152,8 +154,8 @@ class Word2Vec final : public SparseWorkload {
         }
       }
     }
-    batch->loss_scale = static_cast<double>(std::max<int64_t>(1, pairs_.size()));
-    return pairs_.size() > 0 ? loss / static_cast<double>(pairs_.size()) : 0.0;
+    batch->loss_scale = static_cast<double>(std::max<int64_t>(1, cur_->size()));
+    return cur_->size() > 0 ? loss / static_cast<double>(cur_->size()) : 0.0;
   }
 
   int64_t NumEvalBatches() const override {
@@ -161,7 +163,8 @@ class Word2Vec final : public SparseWorkload {
   }
 
   Status PrepareEval(int64_t i, SparseBatch* batch) override {
-    pairs_.Clear();
+    cur_ = &slots_[batch->slot & 1];
+    cur_->Clear();
     if (i + 1 == NumEvalBatches()) {  // every input vector, for the neighbours
       batch->tables.resize(2);
       batch->tables[0].keys.resize(static_cast<size_t>(corpus_.vocab.size()));
@@ -181,20 +184,21 @@ class Word2Vec final : public SparseWorkload {
   }
 
   Status Eval(int64_t i, const SparseBatch& batch) override {
+    cur_ = &slots_[batch.slot & 1];
     if (i + 1 == NumEvalBatches()) {
       vectors_.assign(batch.tables[0].values.as<float>(), batch.tables[0].values.as<float>() + batch.tables[0].values.numel());
       return Status::OK();
     }
     const float* in = batch.tables[0].values.as<float>();
     const float* out = batch.tables[1].values.as<float>();
-    for (int64_t p = 0; p < pairs_.size(); ++p) {
-      const float* v = in + static_cast<int64_t>(pairs_.in_row[p]) * D_;
-      for (int64_t t = pairs_.t_off[p]; t < pairs_.t_off[p + 1]; ++t) {
-        eval_loss_ += kernels::math::SigmoidBceLoss(Dot(out + static_cast<int64_t>(pairs_.t_row[t]) * D_, v, D_),
-                                                    pairs_.t_label[t]);
+    for (int64_t p = 0; p < cur_->size(); ++p) {
+      const float* v = in + static_cast<int64_t>(cur_->in_row[p]) * D_;
+      for (int64_t t = cur_->t_off[p]; t < cur_->t_off[p + 1]; ++t) {
+        eval_loss_ += kernels::math::SigmoidBceLoss(Dot(out + static_cast<int64_t>(cur_->t_row[t]) * D_, v, D_),
+                                                    cur_->t_label[t]);
       }
     }
-    eval_count_ += pairs_.size();
+    eval_count_ += cur_->size();
     return Status::OK();
   }
 
@@ -238,16 +242,16 @@ class Word2Vec final : public SparseWorkload {
 
  private:
   void AddPair(int32_t center, int32_t context, uint64_t noise_seed) {
-    pairs_.in_row.push_back(in_index_.Insert(static_cast<Key>(center)));
-    pairs_.t_row.push_back(out_index_.Insert(static_cast<Key>(context)));
-    pairs_.t_label.push_back(1.0f);
+    cur_->in_row.push_back(in_index_.Insert(static_cast<Key>(center)));
+    cur_->t_row.push_back(out_index_.Insert(static_cast<Key>(context)));
+    cur_->t_label.push_back(1.0f);
     for (int k = 0; k < c_.sparse.negatives; ++k) {
       const int32_t nw = noise_[HashCombine(noise_seed, static_cast<uint64_t>(k)) & (kNoiseTableSize - 1)];
       if (nw == context) continue;
-      pairs_.t_row.push_back(out_index_.Insert(static_cast<Key>(nw)));
-      pairs_.t_label.push_back(0.0f);
+      cur_->t_row.push_back(out_index_.Insert(static_cast<Key>(nw)));
+      cur_->t_label.push_back(0.0f);
     }
-    pairs_.t_off.push_back(static_cast<int64_t>(pairs_.t_row.size()));
+    cur_->t_off.push_back(static_cast<int64_t>(cur_->t_row.size()));
   }
 
   Status Finish(int64_t examples, SparseBatch* batch) {
@@ -268,7 +272,9 @@ class Word2Vec final : public SparseWorkload {
   std::vector<std::pair<int32_t, int32_t>> eval_pairs_;
   std::vector<int32_t> probe_words_;
   KeyIndex in_index_, out_index_;
-  Pairs pairs_;
+  // One per SparseBatch::slot, so the next batch can be prepared while this one computes.
+  Pairs slots_[2];
+  Pairs* cur_ = &slots_[0];
   std::vector<float> vectors_;  // [V, D] input vectors of the last evaluation
   double eval_loss_ = 0;
   int64_t eval_count_ = 0;

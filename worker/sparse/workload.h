@@ -43,6 +43,9 @@ struct SparseBatch {
   // Step's gradients are those of (returned loss) * loss_scale: 1 for a mean-loss model,
   // the number of pairs for word2vec (whose gradient is of the summed loss).
   double loss_scale = 1;
+  // Which of the workload's two per-batch layouts this batch uses (0 or 1): the loop
+  // prepares batch s+1 in the other slot while batch s is still to be computed.
+  int slot = 0;
 };
 
 // What an evaluation produced. Negative for a metric the model does not have.
