@@ -189,5 +189,16 @@ TEST(SparseJob, BadDataNamesTheFile) {
   EXPECT_NE(bad.output.find(dir.path() + "/a9a.gz:3: bad feature '4:oops'"), std::string::npos) << bad.output;
 }
 
+// The shipped flag files parse and train (shortened to a few steps here).
+TEST(SparseJob, ExampleFlagFilesRun) {
+  for (const char* f : {"logreg_a9a.flags", "widedeep_a9a.flags", "word2vec_text8.flags"}) {
+    JobResult r = RunTrain("--flagfile=" + SourceDir() + "/examples/" + f + " --steps=3 --test_limit=200 " +
+                           "--train_limit=20000 --heldout_pairs=500 --data=" + SourceDir() + "/data/" +
+                           (std::string(f).find("a9a") != std::string::npos ? "a9a" : "text8-head"));
+    ASSERT_EQ(r.exit_code, 0) << f << "\n" << r.output;
+    EXPECT_EQ(Number(r.summary, "steps"), 3) << f;
+  }
+}
+
 }  // namespace
 }  // namespace tessera
