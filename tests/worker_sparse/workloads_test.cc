@@ -264,3 +264,44 @@ TEST(KeyIndex, DedupsInFirstSeenOrderAcrossGrowth) {
 
 }  // namespace
 }  // namespace tessera::worker::sparse
+
+namespace tessera::worker {
+namespace {
+
+TEST(SparseConfig, BadValuesNameTheFlag) {
+  struct Case {
+    void (*set)(SparseConfig*);
+    const char* want;
+  };
+  const Case cases[] = {
+      {[](SparseConfig* c) { c->cross_order = 4; }, "--cross_order=4"},
+      {[](SparseConfig* c) { c->hash_bits = 0; }, "--hash_bits=0"},
+      {[](SparseConfig* c) { c->embed_dim = 0; }, "--embed_dim=0"},
+      {[](SparseConfig* c) { c->window = 0; }, "--window=0"},
+      {[](SparseConfig* c) { c->negatives = -1; }, "--negatives=-1"},
+      {[](SparseConfig* c) { c->min_count = 0; }, "--min_count=0"},
+      {[](SparseConfig* c) { c->subsample = -1; }, "--subsample="},
+      {[](SparseConfig* c) { c->heldout_fraction = 0.9; }, "--heldout_fraction="},
+      {[](SparseConfig* c) { c->heldout_pairs = 0; }, "--heldout_pairs=0"},
+  };
+  for (const Case& k : cases) {
+    TrainConfig c;
+    c.model = "word2vec";
+    k.set(&c.sparse);
+    Status st = ValidateTrainConfig(c);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << k.want;
+    EXPECT_NE(st.message().find(k.want), std::string::npos) << st.message();
+    c.model = "mlp";  // the dense model ignores the sparse settings
+    EXPECT_TRUE(ValidateTrainConfig(c).ok()) << k.want;
+  }
+  TrainConfig ok;
+  for (const char* m : {"logreg", "widedeep", "word2vec"}) {
+    ok.model = m;
+    EXPECT_TRUE(ValidateTrainConfig(ok).ok()) << m;
+    EXPECT_TRUE(IsSparseModel(m));
+  }
+  EXPECT_FALSE(IsSparseModel("mlp"));
+}
+
+}  // namespace
+}  // namespace tessera::worker
