@@ -301,6 +301,9 @@ TEST(SparseConfig, BadValuesNameTheFlag) {
     EXPECT_TRUE(IsSparseModel(m));
   }
   EXPECT_FALSE(IsSparseModel("mlp"));
+  ok.eval_every = 10;
+  EXPECT_NE(ValidateTrainConfig(ok).message().find("--eval_every=10: not supported for --model=word2vec"),
+            std::string::npos);
 }
 
 }  // namespace
