@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "worker/sparse/workload.h"
 
 namespace tessera::worker::sparse {
 
@@ -23,22 +22,6 @@ void KeyIndex::Grow() {
     while (slots_[i] >= 0) i = (i + 1) & mask_;
     slots_[i] = static_cast<int32_t>(r);
   }
-}
-
-namespace {
-// Re-views t's buffer as [rows, width], growing it (by half again) only when too small.
-void Fit(Tensor* t, int64_t rows, int64_t width) {
-  const size_t bytes = static_cast<size_t>(rows * width) * sizeof(float);
-  Buffer b = t->buffer();
-  if (b.size() < bytes || b.data() == nullptr) b = Buffer::Allocate(std::max<size_t>(bytes + bytes / 2, 64));
-  *t = Tensor::FromBuffer(std::move(b), DType::kF32, {rows, width}).value();
-}
-}  // namespace
-
-void SparseRows::Resize(int64_t width) {
-  const int64_t rows = static_cast<int64_t>(keys.size());
-  Fit(&values, rows, width);
-  Fit(&grads, rows, width);
 }
 
 }  // namespace tessera::worker::sparse
