@@ -15,8 +15,8 @@
 #include "coordinator/shard_map.h"
 #include "paramserver/optimizer.h"
 #include "paramserver/shard_store.h"
-#include "worker/model/param_init.h"
 #include "worker/data/index_batches.h"
+#include "worker/model/param_init.h"
 #include "worker/sparse/sparse_trainer.h"
 
 DEFINE_string(model, "word2vec", "word2vec, widedeep or logreg");
@@ -27,9 +27,10 @@ DEFINE_int64(batch_size, 256, "examples per step");
 DEFINE_int64(epochs, 1, "passes over the data");
 DEFINE_double(lr, 0.2, "AdaGrad learning rate");
 DEFINE_string(hidden, "64,32", "widedeep MLP");
-DEFINE_string(store, "shardstore",
-              "shardstore: rows in paramserver::ShardStore (the servers' code); arrays (word2vec only): "
-              "each table a dense [V, D] array with its AdaGrad slots, no hashing, no per-row allocation");
+DEFINE_string(
+    store, "shardstore",
+    "shardstore: rows in paramserver::ShardStore (the servers' code); arrays (word2vec only): "
+    "each table a dense [V, D] array with its AdaGrad slots, no hashing, no per-row allocation");
 
 namespace tessera {
 namespace {
@@ -88,8 +89,9 @@ int Main() {
       values[t].resize(static_cast<size_t>(vocab * widths[t]));
       slots[t].resize(static_cast<size_t>(vocab * widths[t]));
       for (int64_t k = 0; k < vocab; ++k) {
-        (void)InitializeSparseRow(specs[t], static_cast<Key>(k),
-                                  {values[t].data() + k * widths[t], DType::kF32, {widths[t]}, Device::kCPU});
+        (void)InitializeSparseRow(
+            specs[t], static_cast<Key>(k),
+            {values[t].data() + k * widths[t], DType::kF32, {widths[t]}, Device::kCPU});
       }
       (void)paramserver::InitSlots(specs[t].optimizer, slots[t], values[t].size());
     }
@@ -103,7 +105,8 @@ int Main() {
       auto& r = b.tables[t];
       if (arrays) {
         for (size_t k = 0; k < r.keys.size(); ++k) {
-          std::copy_n(values[t].data() + r.keys[k] * widths[t], widths[t], r.values.as<float>() + k * widths[t]);
+          std::copy_n(values[t].data() + r.keys[k] * widths[t], widths[t],
+                      r.values.as<float>() + k * widths[t]);
         }
       } else {
         st = store->ReadSparse(static_cast<uint32_t>(t), r.keys,
@@ -111,13 +114,15 @@ int Main() {
       }
     }
     for (size_t i = 0; st.ok() && i < dense.size(); ++i) {
-      st = store->ReadDense(static_cast<uint32_t>(tables + i), 0, dense[i]->value.numel(),
-                            {dense[i]->value.as<float>(), static_cast<size_t>(dense[i]->value.numel())});
+      st = store->ReadDense(
+          static_cast<uint32_t>(tables + i), 0, dense[i]->value.numel(),
+          {dense[i]->value.as<float>(), static_cast<size_t>(dense[i]->value.numel())});
     }
     if (st.ok()) st = (*w)->Step(&b).status();
     for (size_t t = 0; st.ok() && t < tables; ++t) {
       auto& r = b.tables[t];
-      const int64_t width = r.grads.numel() / std::max<int64_t>(1, static_cast<int64_t>(r.keys.size()));
+      const int64_t width =
+          r.grads.numel() / std::max<int64_t>(1, static_cast<int64_t>(r.keys.size()));
       for (size_t k = 0; st.ok() && k < r.keys.size(); ++k) {
         std::span<float> g{r.grads.as<float>() + k * width, static_cast<size_t>(width)};
         if (arrays) {
@@ -131,8 +136,9 @@ int Main() {
       keys += static_cast<int64_t>(r.keys.size());
     }
     for (size_t i = 0; st.ok() && i < dense.size(); ++i) {
-      st = store->ApplyDense(static_cast<uint32_t>(tables + i), 0,
-                             {dense[i]->grad.as<float>(), static_cast<size_t>(dense[i]->grad.numel())});
+      st = store->ApplyDense(
+          static_cast<uint32_t>(tables + i), 0,
+          {dense[i]->grad.as<float>(), static_cast<size_t>(dense[i]->grad.numel())});
     }
     if (!st.ok()) {
       std::fprintf(stderr, "step %lld: %s\n", static_cast<long long>(s), st.ToString().c_str());
@@ -141,9 +147,12 @@ int Main() {
     samples += b.examples;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("RESULT store=%s model=%s samples=%lld steps=%lld seconds=%.3f samples_per_s=%.1f keys_per_s=%.1f\n",
-              FLAGS_store.c_str(), FLAGS_model.c_str(), static_cast<long long>(samples), static_cast<long long>(steps), secs,
-              static_cast<double>(samples) / secs, static_cast<double>(keys) / secs);
+  std::printf(
+      "RESULT store=%s model=%s samples=%lld steps=%lld seconds=%.3f samples_per_s=%.1f "
+      "keys_per_s=%.1f\n",
+      FLAGS_store.c_str(), FLAGS_model.c_str(), static_cast<long long>(samples),
+      static_cast<long long>(steps), secs, static_cast<double>(samples) / secs,
+      static_cast<double>(keys) / secs);
   return 0;
 }
 

@@ -38,7 +38,8 @@ TEST(Libsvm, ParsesGzipLabelsFeaturesAndValues) {
   EXPECT_EQ(r->num_examples, 5);
   EXPECT_EQ(r->total_examples, 5);
   EXPECT_EQ(r->label, (std::vector<float>{1, 0, 1, 0, 0}));
-  EXPECT_EQ(std::vector<uint32_t>(r->features_of(0).begin(), r->features_of(0).end()), (std::vector<uint32_t>{1, 5, 9}));
+  EXPECT_EQ(std::vector<uint32_t>(r->features_of(0).begin(), r->features_of(0).end()),
+            (std::vector<uint32_t>{1, 5, 9}));
   EXPECT_EQ(r->values_of(0)[1], 0.5f);
   EXPECT_EQ(r->values_of(1)[1], 2.0f);
   EXPECT_EQ(r->features_of(3).size(), 4u);
@@ -107,13 +108,16 @@ TEST(Libsvm, TruncatedGzipIsCorruptionNotAShorterFile) {
   testing::TempDir dir;
   const std::string path = dir.path() + "/t.gz";
   std::string text;
-  for (int i = 0; i < 3000; ++i) text += (i % 2 ? "+1 " : "-1 ") + std::to_string(i % 100 + 1) + ":1 " + std::to_string(i % 97 + 200) + ":1\n";
+  for (int i = 0; i < 3000; ++i)
+    text += (i % 2 ? "+1 " : "-1 ") + std::to_string(i % 100 + 1) + ":1 " +
+            std::to_string(i % 97 + 200) + ":1\n";
   WriteGz(path, text);
   Truncate(path, std::filesystem::file_size(path) / 2);
   auto r = LoadLibsvm(path);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(r.status().message().find(path + ": damaged or truncated gzip stream"), std::string::npos)
+  EXPECT_NE(r.status().message().find(path + ": damaged or truncated gzip stream"),
+            std::string::npos)
       << r.status().message();
 }
 
@@ -180,7 +184,8 @@ TEST(Corpus, BadByteNamesFileLineAndMinCountEmptyVocabulary) {
   auto c = LoadCorpus(dir.path() + "/c.gz", CorpusOptions{});
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(c.status().message().find("/c.gz:2: byte 0x01"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("/c.gz:2: byte 0x01"), std::string::npos)
+      << c.status().message();
 
   WriteGz(dir.path() + "/c.gz", "every word once\n");
   c = LoadCorpus(dir.path() + "/c.gz", CorpusOptions{});

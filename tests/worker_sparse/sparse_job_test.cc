@@ -33,8 +33,9 @@ struct JobResult {
 JobResult RunTrain(const std::string& flags, int servers = 2, int workers = 2) {
   testing::TempDir dir;
   const std::string metrics = dir.path() + "/metrics.jsonl";
-  const std::string cmd = TesseraBinary() + " launch --servers " + std::to_string(servers) + " --workers " +
-                          std::to_string(workers) + " --grace_s 2 " + flags + " --metrics_out=" + metrics;
+  const std::string cmd = TesseraBinary() + " launch --servers " + std::to_string(servers) +
+                          " --workers " + std::to_string(workers) + " --grace_s 2 " + flags +
+                          " --metrics_out=" + metrics;
   auto r = RunCommand(cmd, 240);
   JobResult out;
   out.exit_code = r.exit_code;
@@ -57,9 +58,10 @@ std::string A9a() { return " --data=" + SourceDir() + "/data/a9a"; }
 
 // An untrained model has AUC 0.5 and log-loss log 2 = 0.693 (it starts at zero).
 TEST(SparseJob, LogregLearnsA9aSubset) {
-  JobResult r = RunTrain("--model=logreg" + A9a() +
-                         " --train_limit=8000 --test_limit=4000 --epochs=2 --batch_size=64 --optimizer=adagrad "
-                         "--lr=0.05 --log_every=0");
+  JobResult r = RunTrain(
+      "--model=logreg" + A9a() +
+      " --train_limit=8000 --test_limit=4000 --epochs=2 --batch_size=64 --optimizer=adagrad "
+      "--lr=0.05 --log_every=0");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NEAR(Number(r.summary, "initial_eval_loss"), std::log(2.0), 1e-4) << r.summary;
   EXPECT_GT(Number(r.summary, "test_auc"), 0.88) << r.summary;
@@ -69,9 +71,10 @@ TEST(SparseJob, LogregLearnsA9aSubset) {
 }
 
 TEST(SparseJob, WideDeepLearnsA9aSubset) {
-  JobResult r = RunTrain("--model=widedeep" + A9a() +
-                         " --train_limit=8000 --test_limit=4000 --epochs=2 --batch_size=64 --optimizer=adagrad "
-                         "--lr=0.03 --hidden=16 --embed_dim=4 --log_every=0");
+  JobResult r = RunTrain(
+      "--model=widedeep" + A9a() +
+      " --train_limit=8000 --test_limit=4000 --epochs=2 --batch_size=64 --optimizer=adagrad "
+      "--lr=0.03 --hidden=16 --embed_dim=4 --log_every=0");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_GT(Number(r.summary, "test_auc"), 0.88) << r.summary;
   EXPECT_LT(Number(r.summary, "logloss"), 0.40) << r.summary;
@@ -81,9 +84,10 @@ TEST(SparseJob, WideDeepLearnsA9aSubset) {
 // one computes); they must still learn.
 TEST(SparseJob, LogregLearnsUnderSspAndAsp) {
   for (const char* sync : {"ssp:1", "asp"}) {
-    JobResult r = RunTrain(std::string("--sync=") + sync + " --model=logreg" + A9a() +
-                           " --train_limit=8000 --test_limit=4000 --epochs=2 --batch_size=64 --optimizer=adagrad "
-                           "--lr=0.05 --log_every=0");
+    JobResult r = RunTrain(
+        std::string("--sync=") + sync + " --model=logreg" + A9a() +
+        " --train_limit=8000 --test_limit=4000 --epochs=2 --batch_size=64 --optimizer=adagrad "
+        "--lr=0.05 --log_every=0");
     ASSERT_EQ(r.exit_code, 0) << sync << "\n" << r.output;
     EXPECT_GT(Number(r.summary, "test_auc"), 0.88) << sync << " " << r.summary;
   }
@@ -98,9 +102,10 @@ std::string Digest(const std::string& summary) {
 // bsp sums the workers' pushes in worker order and the batches are a pure function of the
 // seed, so two runs with the same flags evaluate bitwise-equal parameters.
 TEST(SparseJob, BspRunsAreBitwiseReproducible) {
-  const std::string flags = "--model=widedeep" + A9a() +
-                            " --train_limit=4000 --test_limit=1000 --steps=40 --batch_size=32 --optimizer=adagrad "
-                            "--lr=0.03 --hidden=8 --embed_dim=4 --log_every=0 --seed=5";
+  const std::string flags =
+      "--model=widedeep" + A9a() +
+      " --train_limit=4000 --test_limit=1000 --steps=40 --batch_size=32 --optimizer=adagrad "
+      "--lr=0.03 --hidden=8 --embed_dim=4 --log_every=0 --seed=5";
   JobResult a = RunTrain(flags), b = RunTrain(flags);
   ASSERT_EQ(a.exit_code, 0) << a.output;
   ASSERT_EQ(b.exit_code, 0) << b.output;
@@ -142,10 +147,12 @@ double Cosine(const std::vector<double>& a, const std::vector<double>& b) {
 TEST(SparseJob, Word2VecLearnsText8Head) {
   testing::TempDir dir;
   const std::string vectors = dir.path() + "/vectors.txt";
-  JobResult r = RunTrain("--model=word2vec --data=" + SourceDir() +
-                         "/data/text8-head --train_limit=200000 --epochs=2 --batch_size=256 --embed_dim=32 "
-                         "--window=4 --negatives=5 --min_count=5 --optimizer=adagrad --lr=0.2 --grad_reduce=sum "
-                         "--heldout_pairs=5000 --log_every=0 --embeddings_out=" + vectors);
+  JobResult r = RunTrain(
+      "--model=word2vec --data=" + SourceDir() +
+      "/data/text8-head --train_limit=200000 --epochs=2 --batch_size=256 --embed_dim=32 "
+      "--window=4 --negatives=5 --min_count=5 --optimizer=adagrad --lr=0.2 --grad_reduce=sum "
+      "--heldout_pairs=5000 --log_every=0 --embeddings_out=" +
+      vectors);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const double initial = Number(r.summary, "initial_eval_loss");
   const double final_loss = Number(r.summary, "heldout_loss");
@@ -161,7 +168,8 @@ TEST(SparseJob, Word2VecLearnsText8Head) {
   std::vector<std::string> frequent;
   {
     std::ifstream in(vectors);
-    for (std::string line; std::getline(in, line) && frequent.size() < 300;) frequent.push_back(line.substr(0, line.find(' ')));
+    for (std::string line; std::getline(in, line) && frequent.size() < 300;)
+      frequent.push_back(line.substr(0, line.find(' ')));
   }
   double sum = 0;
   int n = 0;
@@ -172,9 +180,10 @@ TEST(SparseJob, Word2VecLearnsText8Head) {
     }
   }
   const double random_mean = sum / n;
-  std::printf("held-out loss %.4f -> %.4f; cos(united, states) %.3f, random frequent pairs %.3f\n", initial,
-              final_loss, pair, random_mean);
-  EXPECT_GT(pair, random_mean + 0.2) << "cos(united, states) " << pair << ", random pairs " << random_mean;
+  std::printf("held-out loss %.4f -> %.4f; cos(united, states) %.3f, random frequent pairs %.3f\n",
+              initial, final_loss, pair, random_mean);
+  EXPECT_GT(pair, random_mean + 0.2)
+      << "cos(united, states) " << pair << ", random pairs " << random_mean;
 }
 
 // Only distinct keys travel: with one worker, no shuffle and fixed batches, the keys the
@@ -186,7 +195,8 @@ TEST(SparseJob, PushesOneRowPerDistinctKey) {
                              " --shuffle=false --optimizer=adagrad --lr=0.05 --log_every=0",
                          2, 1);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  auto data = data::LoadLibsvm(SourceDir() + "/data/a9a/a9a.gz", data::LoadOptions{.rank = 0, .world = 1, .limit = 300});
+  auto data = data::LoadLibsvm(SourceDir() + "/data/a9a/a9a.gz",
+                               data::LoadOptions{.rank = 0, .world = 1, .limit = 300});
   ASSERT_TRUE(data.ok()) << data.status().ToString();
   uint64_t distinct = 0, occurrences = 0;
   for (int s = 0; s < kSteps; ++s) {
@@ -221,15 +231,17 @@ TEST(SparseJob, BadDataNamesTheFile) {
   sparse_testing::WriteGz(dir.path() + "/a9a.t.gz", "+1 1:1\n");
   JobResult bad = RunTrain("--model=logreg --data=" + dir.path() + " --steps=2", 1, 1);
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.output.find(dir.path() + "/a9a.gz:3: bad feature '4:oops'"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find(dir.path() + "/a9a.gz:3: bad feature '4:oops'"), std::string::npos)
+      << bad.output;
 }
 
 // The shipped flag files parse and train (shortened to a few steps here).
 TEST(SparseJob, ExampleFlagFilesRun) {
   for (const char* f : {"logreg_a9a.flags", "widedeep_a9a.flags", "word2vec_text8.flags"}) {
-    JobResult r = RunTrain("--flagfile=" + SourceDir() + "/examples/" + f + " --steps=3 --test_limit=200 " +
-                           "--train_limit=20000 --heldout_pairs=500 --data=" + SourceDir() + "/data/" +
-                           (std::string(f).find("a9a") != std::string::npos ? "a9a" : "text8-head"));
+    JobResult r =
+        RunTrain("--flagfile=" + SourceDir() + "/examples/" + f + " --steps=3 --test_limit=200 " +
+                 "--train_limit=20000 --heldout_pairs=500 --data=" + SourceDir() + "/data/" +
+                 (std::string(f).find("a9a") != std::string::npos ? "a9a" : "text8-head"));
     ASSERT_EQ(r.exit_code, 0) << f << "\n" << r.output;
     EXPECT_EQ(Number(r.summary, "steps"), 3) << f;
   }

@@ -13,7 +13,8 @@ namespace tessera::sparse_testing {
 inline void WriteGz(const std::string& path, const std::string& text) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr) << path;
-  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())),
+            static_cast<int>(text.size()));
   ASSERT_EQ(gzclose(f), Z_OK);
 }
 
@@ -24,6 +25,8 @@ inline void WritePlain(const std::string& path, const std::string& text) {
 }
 
 // Cuts the file to `keep` bytes.
-inline void Truncate(const std::string& path, uintmax_t keep) { std::filesystem::resize_file(path, keep); }
+inline void Truncate(const std::string& path, uintmax_t keep) {
+  std::filesystem::resize_file(path, keep);
+}
 
 }  // namespace tessera::sparse_testing

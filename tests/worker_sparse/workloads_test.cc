@@ -146,7 +146,8 @@ class Word2VecTest : public ::testing::Test {
   void SetUp() override {
     std::mt19937 rng(3);
     std::string text;
-    for (int i = 0; i < 3000; ++i) text += "w" + std::to_string(rng() % 40) + (i % 25 == 24 ? "\n" : " ");
+    for (int i = 0; i < 3000; ++i)
+      text += "w" + std::to_string(rng() % 40) + (i % 25 == 24 ? "\n" : " ");
     sparse_testing::WriteGz(dir_.path() + "/corpus.gz", text);
     config_.model = "word2vec";
     config_.data_dir = dir_.path();
@@ -181,7 +182,8 @@ TEST_F(Word2VecTest, GradientsMatchFiniteDifferences) {
   for (int t = 0; t < 2; ++t) {
     ASSERT_TRUE((*w)->Step(&b).ok());  // the grads at the unperturbed values
     const std::vector<float> g = Copy(b.tables[t].grads);
-    ExpectGradientMatches(t == 0 ? "w2v.input" : "w2v.output", b.tables[t].values.as<float>(), g, loss, o);
+    ExpectGradientMatches(t == 0 ? "w2v.input" : "w2v.output", b.tables[t].values.as<float>(), g,
+                          loss, o);
   }
 }
 
@@ -302,8 +304,9 @@ TEST(SparseConfig, BadValuesNameTheFlag) {
   }
   EXPECT_FALSE(IsSparseModel("mlp"));
   ok.eval_every = 10;
-  EXPECT_NE(ValidateTrainConfig(ok).message().find("--eval_every=10: not supported for --model=word2vec"),
-            std::string::npos);
+  EXPECT_NE(
+      ValidateTrainConfig(ok).message().find("--eval_every=10: not supported for --model=word2vec"),
+      std::string::npos);
 }
 
 }  // namespace

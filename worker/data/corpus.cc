@@ -17,9 +17,9 @@ Result<Corpus> LoadCorpus(const std::string& path, const CorpusOptions& o) {
   if (o.world < 1 || o.rank < 0 || o.rank >= o.world || o.limit < 0 || o.min_count < 1 ||
       !(o.heldout_fraction >= 0 && o.heldout_fraction <= 0.5)) {
     return Status::InvalidArgument("bad corpus options: rank " + std::to_string(o.rank) + " of " +
-                                   std::to_string(o.world) + ", limit " + std::to_string(o.limit) + ", min_count " +
-                                   std::to_string(o.min_count) + ", heldout_fraction " +
-                                   std::to_string(o.heldout_fraction));
+                                   std::to_string(o.world) + ", limit " + std::to_string(o.limit) +
+                                   ", min_count " + std::to_string(o.min_count) +
+                                   ", heldout_fraction " + std::to_string(o.heldout_fraction));
   }
   TESSERA_ASSIGN_OR_RETURN(std::vector<std::string> files, TextFilesAt(path));
   // Intern tokens while reading: the corpus as ids into a first-seen dictionary.
@@ -47,7 +47,8 @@ Result<Corpus> LoadCorpus(const std::string& path, const CorpusOptions& o) {
           if (d == ' ' || d == '\t' || d == '\r') break;
           if (d < 0x21 || d > 0x7e) {
             return Status::Corruption(reader->where() + ": byte 0x" + "0123456789abcdef"[d >> 4] +
-                                      "0123456789abcdef"[d & 15] + " at column " + std::to_string(e + 1) +
+                                      "0123456789abcdef"[d & 15] + " at column " +
+                                      std::to_string(e + 1) +
                                       " is not printable ASCII (expected cleaned text)");
           }
         }
@@ -62,7 +63,8 @@ Result<Corpus> LoadCorpus(const std::string& path, const CorpusOptions& o) {
     if (full) break;
   }
   const int64_t n = static_cast<int64_t>(seq.size());
-  const int64_t n_heldout = static_cast<int64_t>(std::floor(static_cast<double>(n) * o.heldout_fraction));
+  const int64_t n_heldout =
+      static_cast<int64_t>(std::floor(static_cast<double>(n) * o.heldout_fraction));
   const int64_t n_train = n - n_heldout;
 
   std::vector<int64_t> counts(seen_words.size(), 0);
@@ -75,7 +77,8 @@ Result<Corpus> LoadCorpus(const std::string& path, const CorpusOptions& o) {
     return counts[a] != counts[b] ? counts[a] > counts[b] : seen_words[a] < seen_words[b];
   });
   if (order.empty()) {
-    return Status::InvalidArgument(path + ": no word occurs --min_count=" + std::to_string(o.min_count) +
+    return Status::InvalidArgument(path +
+                                   ": no word occurs --min_count=" + std::to_string(o.min_count) +
                                    " times in the " + std::to_string(n_train) + " training tokens");
   }
   Corpus c;

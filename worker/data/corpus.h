@@ -30,7 +30,7 @@ struct Vocab {
   std::vector<std::string> words;  // by id
   std::vector<int64_t> counts;     // by id, in the training part
   std::unordered_map<std::string, int32_t> ids;
-  int64_t total = 0;               // sum of counts (in-vocabulary training tokens)
+  int64_t total = 0;  // sum of counts (in-vocabulary training tokens)
 
   int32_t size() const { return static_cast<int32_t>(words.size()); }
   // -1 when absent.
@@ -38,9 +38,9 @@ struct Vocab {
 };
 
 struct CorpusOptions {
-  int64_t min_count = 5;          // Default: 5
-  double heldout_fraction = 0.02; // Default: 0.02, in [0, 0.5]
-  int64_t limit = 0;              // first N tokens only; 0 = all. Default: 0
+  int64_t min_count = 5;           // Default: 5
+  double heldout_fraction = 0.02;  // Default: 0.02, in [0, 0.5]
+  int64_t limit = 0;               // first N tokens only; 0 = all. Default: 0
   int rank = 0;
   int world = 1;
 };

@@ -28,13 +28,15 @@ GzLineReader::~GzLineReader() = default;
 Result<std::unique_ptr<GzLineReader>> GzLineReader::Open(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Status::NotFound(path + ": no such file");
-  if (std::filesystem::is_directory(path, ec)) return Status::InvalidArgument(path + ": is a directory, not a file");
+  if (std::filesystem::is_directory(path, ec))
+    return Status::InvalidArgument(path + ": is a directory, not a file");
   auto file = std::make_unique<File>();
   errno = 0;
   file->f = gzopen(path.c_str(), "rb");
   if (file->f == nullptr) {
     const int err = errno;
-    return Status::IOError(path + ": cannot open: " + (err != 0 ? std::strerror(err) : "gzopen failed"));
+    return Status::IOError(path +
+                           ": cannot open: " + (err != 0 ? std::strerror(err) : "gzopen failed"));
   }
   gzbuffer(file->f, 1 << 17);
   return std::unique_ptr<GzLineReader>(new GzLineReader(path, std::move(file)));
@@ -53,8 +55,8 @@ Result<bool> GzLineReader::Fill() {
   // zlib reports a stream that stops before its trailer as Z_BUF_ERROR ("unexpected end
   // of file") and damaged data as Z_DATA_ERROR; both mean the file is not what it claims.
   if (n < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) {
-    return Status::Corruption(path_ + ": damaged or truncated gzip stream after line " + std::to_string(line_) +
-                              ": " + (msg != nullptr ? msg : "read error"));
+    return Status::Corruption(path_ + ": damaged or truncated gzip stream after line " +
+                              std::to_string(line_) + ": " + (msg != nullptr ? msg : "read error"));
   }
   if (n == 0) {
     eof_ = true;

@@ -8,9 +8,11 @@
 namespace tessera::data {
 
 Result<IndexBatches> IndexBatches::Create(int64_t n, const BatchIteratorOptions& options) {
-  if (n < 1) return Status::InvalidArgument("no examples to iterate over (n = " + std::to_string(n) + ")");
+  if (n < 1)
+    return Status::InvalidArgument("no examples to iterate over (n = " + std::to_string(n) + ")");
   if (options.batch_size < 1) {
-    return Status::InvalidArgument("batch_size " + std::to_string(options.batch_size) + " must be >= 1");
+    return Status::InvalidArgument("batch_size " + std::to_string(options.batch_size) +
+                                   " must be >= 1");
   }
   return IndexBatches(n, options);
 }
@@ -40,7 +42,8 @@ std::span<const int64_t> IndexBatches::Next(DataCursor* start) {
 Status IndexBatches::Seek(const DataCursor& c) {
   if (c.epoch < 0 || c.position < 0 || c.position > n_) {
     return Status::InvalidArgument("cursor {epoch " + std::to_string(c.epoch) + ", position " +
-                                   std::to_string(c.position) + "} is outside [0, " + std::to_string(n_) + "]");
+                                   std::to_string(c.position) + "} is outside [0, " +
+                                   std::to_string(n_) + "]");
   }
   cursor_ = c.position >= n_ ? DataCursor{c.epoch + 1, 0} : c;
   return Status::OK();

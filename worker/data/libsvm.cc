@@ -33,8 +33,9 @@ bool ParseFloat(std::string_view s, float* out) {
 
 Result<SparseExamples> LoadLibsvm(const std::string& path, const LoadOptions& options) {
   if (options.world < 1 || options.rank < 0 || options.rank >= options.world || options.limit < 0) {
-    return Status::InvalidArgument("bad load options: rank " + std::to_string(options.rank) + " of " +
-                                   std::to_string(options.world) + ", limit " + std::to_string(options.limit));
+    return Status::InvalidArgument("bad load options: rank " + std::to_string(options.rank) +
+                                   " of " + std::to_string(options.world) + ", limit " +
+                                   std::to_string(options.limit));
   }
   TESSERA_ASSIGN_OR_RETURN(auto reader, GzLineReader::Open(path));
   // Parse everything (the shard bounds need N), keeping all examples; a9a-sized files
@@ -63,8 +64,9 @@ Result<SparseExamples> LoadLibsvm(const std::string& path, const LoadOptions& op
                          : std::from_chars(tok.data(), tok.data() + colon, index);
       if (r.ec != std::errc() || r.ptr != tok.data() + colon || index < 1 || index > UINT32_MAX ||
           !ParseFloat(tok.substr(colon + 1), &v)) {
-        return Status::Corruption(reader->where() + ": bad feature '" + std::string(tok) +
-                                  "' (expected <index>:<value> with index >= 1 and a finite value)");
+        return Status::Corruption(
+            reader->where() + ": bad feature '" + std::string(tok) +
+            "' (expected <index>:<value> with index >= 1 and a finite value)");
       }
       if (index <= prev) {
         return Status::Corruption(reader->where() + ": feature index " + std::to_string(index) +
@@ -106,7 +108,8 @@ Result<std::string> LibsvmSplitPath(const std::string& dir, Split split) {
       return Status::NotFound(test + ": no such file (the test split next to " + train + ")");
     }
   }
-  return Status::NotFound(dir + ": no LIBSVM training file (a9a.gz, a9a, train.gz or train) in the directory");
+  return Status::NotFound(
+      dir + ": no LIBSVM training file (a9a.gz, a9a, train.gz or train) in the directory");
 }
 
 }  // namespace tessera::data

@@ -39,14 +39,16 @@ class CtrWorkload final : public SparseWorkload {
   CtrWorkload(const TrainConfig& c, bool deep) : c_(c), deep_(deep) {}
 
   Status Init(int rank, int world, bool load_test) {
-    TESSERA_ASSIGN_OR_RETURN(std::string train_path, data::LibsvmSplitPath(c_.data_dir, data::Split::kTrain));
+    TESSERA_ASSIGN_OR_RETURN(std::string train_path,
+                             data::LibsvmSplitPath(c_.data_dir, data::Split::kTrain));
     data::LoadOptions lo;
     lo.rank = rank;
     lo.world = world;
     lo.limit = c_.train_limit;
     TESSERA_ASSIGN_OR_RETURN(train_, data::LoadLibsvm(train_path, lo));
     if (load_test) {
-      TESSERA_ASSIGN_OR_RETURN(std::string test_path, data::LibsvmSplitPath(c_.data_dir, data::Split::kTest));
+      TESSERA_ASSIGN_OR_RETURN(std::string test_path,
+                               data::LibsvmSplitPath(c_.data_dir, data::Split::kTest));
       data::LoadOptions to;
       to.limit = c_.test_limit;
       TESSERA_ASSIGN_OR_RETURN(test_, data::LoadLibsvm(test_path, to));
@@ -60,10 +62,10 @@ class CtrWorkload final : public SparseWorkload {
       widths.push_back(1);
       for (size_t i = 0; i < widths.size(); ++i) {
         const bool last = i + 1 == widths.size();
-        TESSERA_ASSIGN_OR_RETURN(auto layer, model::Linear::Create("deep.fc" + std::to_string(i + 1), in, widths[i],
-                                                                   last ? kernels::Activation::kIdentity
-                                                                        : c_.mlp.activation,
-                                                                   lopt));
+        TESSERA_ASSIGN_OR_RETURN(
+            auto layer,
+            model::Linear::Create("deep.fc" + std::to_string(i + 1), in, widths[i],
+                                  last ? kernels::Activation::kIdentity : c_.mlp.activation, lopt));
         layers_.push_back(std::move(layer));
         in = widths[i];
       }
@@ -105,7 +107,8 @@ class CtrWorkload final : public SparseWorkload {
   int64_t local_examples() const override { return train_.num_examples; }
   int64_t total_examples() const override { return train_.total_examples; }
 
-  Status Prepare(std::span<const int64_t> examples, int64_t /*epoch*/, SparseBatch* batch) override {
+  Status Prepare(std::span<const int64_t> examples, int64_t /*epoch*/,
+                 SparseBatch* batch) override {
     cur_ = &slots_[batch->slot & 1];
     return Build(train_, examples, batch);
   }
@@ -115,7 +118,8 @@ class CtrWorkload final : public SparseWorkload {
     TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch));
     const int64_t B = batch->examples;
     TensorView lab{cur_->labels.data(), DType::kF32, {B}, Device::kCPU};
-    TESSERA_ASSIGN_OR_RETURN(double loss, kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
+    TESSERA_ASSIGN_OR_RETURN(double loss,
+                             kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
     batch->loss_scale = 1;
     // Wide: d/dw[row] += dlogit_b * x.
     SparseRows& wide = batch->tables[0];
@@ -183,15 +187,18 @@ class CtrWorkload final : public SparseWorkload {
     r.test_auc = Auc(scores_, labels_);
     r.logloss = LogLoss(scores_, labels_);
     int64_t right = 0;
-    for (size_t i = 0; i < scores_.size(); ++i) right += (scores_[i] > 0) == (labels_[i] > 0.5f) ? 1 : 0;
-    r.accuracy = scores_.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(scores_.size());
+    for (size_t i = 0; i < scores_.size(); ++i)
+      right += (scores_[i] > 0) == (labels_[i] > 0.5f) ? 1 : 0;
+    r.accuracy =
+        scores_.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(scores_.size());
     scores_.clear();
     labels_.clear();
     return r;
   }
 
  private:
-  Status Build(const data::SparseExamples& ds, std::span<const int64_t> examples, SparseBatch* batch) {
+  Status Build(const data::SparseExamples& ds, std::span<const int64_t> examples,
+               SparseBatch* batch) {
     cur_->Clear();
     const int order = c_.sparse.cross_order;
     wide_index_.Reset(examples.size() * 32);
@@ -252,7 +259,8 @@ class CtrWorkload final : public SparseWorkload {
     const float* w = batch.tables[0].values.as<float>();
     for (int64_t b = 0; b < B; ++b) {
       float z = 0;
-      for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) z += w[cur_->wide_row[t]] * cur_->wide_x[t];
+      for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t)
+        z += w[cur_->wide_row[t]] * cur_->wide_x[t];
       l[b] = z;
     }
     TensorView logits{l, DType::kF32, {B, 1}, Device::kCPU};
@@ -304,8 +312,8 @@ Key CrossKey(std::span<const uint32_t> features, int hash_bits) {
   return h & mask;
 }
 
-Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank, int world,
-                                                          bool load_test) {
+Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank,
+                                                          int world, bool load_test) {
   if (config.model != "logreg" && config.model != "widedeep") {
     return Status::InvalidArgument("not an a9a model: '" + config.model + "'");
   }

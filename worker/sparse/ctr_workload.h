@@ -28,7 +28,7 @@ Key CrossKey(std::span<const uint32_t> features, int hash_bits);
 
 // Loads this worker's training shard (and, with load_test, the whole test split) from
 // config.data_dir. NotFound / Corruption name the file.
-Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank, int world,
-                                                          bool load_test);
+Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank,
+                                                          int world, bool load_test);
 
 }  // namespace tessera::worker::sparse

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-
 namespace tessera::worker::sparse {
 
 void KeyIndex::Reset(size_t expected) {

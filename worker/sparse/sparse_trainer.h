@@ -44,12 +44,14 @@
 namespace tessera::worker::sparse {
 
 // The workload --model names, loaded for this worker (worker 0 also loads test data).
-Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index, int num_workers);
+Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index,
+                                                       int num_workers);
 
 class SparseTrainer {
  public:
   // Validates the config and the place. Does no I/O.
-  static Result<std::unique_ptr<SparseTrainer>> Create(const TrainConfig& config, const TrainerPlace& place);
+  static Result<std::unique_ptr<SparseTrainer>> Create(const TrainConfig& config,
+                                                       const TrainerPlace& place);
 
   // Setup, the steps, and (worker 0) the evaluations. Errors as Trainer::Run.
   Result<TrainSummary> Run();
@@ -82,11 +84,11 @@ class SparseTrainer {
   std::vector<uint32_t> dense_ids_;
   std::optional<data::IndexBatches> batches_;
   std::unique_ptr<MetricsWriter> metrics_;
-  bool prefetch_early_ = false;            // sync is not bsp
-  SparseBatch batch_[2];                   // by step & 1
-  std::vector<Handle> pulls_[2];           // in flight into batch_[i] (and dense values)
-  data::DataCursor batch_cursor_[2];       // cursor at batch_[i]'s first example
-  int64_t prepared_ = -1;                  // last step whose batch was prepared
+  bool prefetch_early_ = false;       // sync is not bsp
+  SparseBatch batch_[2];              // by step & 1
+  std::vector<Handle> pulls_[2];      // in flight into batch_[i] (and dense values)
+  data::DataCursor batch_cursor_[2];  // cursor at batch_[i]'s first example
+  int64_t prepared_ = -1;             // last step whose batch was prepared
 
   int64_t planned_steps_ = 0;
   int64_t steps_per_epoch_ = 1;

@@ -56,9 +56,10 @@ class Word2Vec final : public SparseWorkload {
     o.world = world;
     TESSERA_ASSIGN_OR_RETURN(corpus_, data::LoadCorpus(c_.data_dir, o));
     if (corpus_.train.empty()) {
-      return Status::InvalidArgument("worker " + std::to_string(rank) + " has no training tokens (" +
-                                     std::to_string(corpus_.total_train) + " in-vocabulary tokens for " +
-                                     std::to_string(world) + " workers)");
+      return Status::InvalidArgument(
+          "worker " + std::to_string(rank) + " has no training tokens (" +
+          std::to_string(corpus_.total_train) + " in-vocabulary tokens for " +
+          std::to_string(world) + " workers)");
     }
     noise_ = data::UnigramTable(corpus_.vocab, 0.75, kNoiseTableSize);
     keep_ = data::KeepProbabilities(corpus_.vocab, c_.sparse.subsample);
@@ -70,10 +71,13 @@ class Word2Vec final : public SparseWorkload {
         if (p + d >= 0 && p + d < n) all.emplace_back(corpus_.heldout[p], corpus_.heldout[p + d]);
       }
     }
-    const double stride = std::max(1.0, static_cast<double>(all.size()) / static_cast<double>(c_.sparse.heldout_pairs));
-    for (double i = 0; static_cast<size_t>(i) < all.size(); i += stride) eval_pairs_.push_back(all[static_cast<size_t>(i)]);
+    const double stride = std::max(
+        1.0, static_cast<double>(all.size()) / static_cast<double>(c_.sparse.heldout_pairs));
+    for (double i = 0; static_cast<size_t>(i) < all.size(); i += stride)
+      eval_pairs_.push_back(all[static_cast<size_t>(i)]);
     // Neighbour words.
-    std::string list = c_.sparse.neighbours.empty() ? "two,war,united,film,god" : c_.sparse.neighbours;
+    std::string list =
+        c_.sparse.neighbours.empty() ? "two,war,united,film,god" : c_.sparse.neighbours;
     std::stringstream ss(list);
     std::string w;
     while (std::getline(ss, w, ',')) {
@@ -118,11 +122,13 @@ class Word2Vec final : public SparseWorkload {
     for (int64_t p : examples) {
       if (!kept(p)) continue;
       const uint64_t g = static_cast<uint64_t>(corpus_.first_index + p);
-      const int64_t b = 1 + static_cast<int64_t>(HashCombine(ebase ^ kWindowSalt, g) % static_cast<uint64_t>(c_.sparse.window));
+      const int64_t b = 1 + static_cast<int64_t>(HashCombine(ebase ^ kWindowSalt, g) %
+                                                 static_cast<uint64_t>(c_.sparse.window));
       const int32_t c = corpus_.train[p];
       for (int64_t q = std::max<int64_t>(0, p - b); q <= std::min(n - 1, p + b); ++q) {
         if (q == p || !kept(q)) continue;
-        AddPair(c, corpus_.train[q], HashCombine(ebase ^ kNoiseSalt, g * 256 + static_cast<uint64_t>(q - p + 128)));
+        AddPair(c, corpus_.train[q],
+                HashCombine(ebase ^ kNoiseSalt, g * 256 + static_cast<uint64_t>(q - p + 128)));
       }
     }
     return Finish(static_cast<int64_t>(examples.size()), batch);
@@ -159,7 +165,9 @@ class Word2Vec final : public SparseWorkload {
   }
 
   int64_t NumEvalBatches() const override {
-    return (static_cast<int64_t>(eval_pairs_.size()) + c_.eval_batch_size - 1) / c_.eval_batch_size + 1;
+    return (static_cast<int64_t>(eval_pairs_.size()) + c_.eval_batch_size - 1) /
+               c_.eval_batch_size +
+           1;
   }
 
   Status PrepareEval(int64_t i, SparseBatch* batch) override {
@@ -168,7 +176,8 @@ class Word2Vec final : public SparseWorkload {
     if (i + 1 == NumEvalBatches()) {  // every input vector, for the neighbours
       batch->tables.resize(2);
       batch->tables[0].keys.resize(static_cast<size_t>(corpus_.vocab.size()));
-      for (int32_t w = 0; w < corpus_.vocab.size(); ++w) batch->tables[0].keys[w] = static_cast<Key>(w);
+      for (int32_t w = 0; w < corpus_.vocab.size(); ++w)
+        batch->tables[0].keys[w] = static_cast<Key>(w);
       batch->tables[1].keys.clear();
       batch->tables[0].Resize(D_);
       batch->tables[1].Resize(D_);
@@ -179,14 +188,16 @@ class Word2Vec final : public SparseWorkload {
     out_index_.Reset(static_cast<size_t>(c_.eval_batch_size) * (1 + c_.sparse.negatives));
     const size_t b = static_cast<size_t>(i * c_.eval_batch_size);
     const size_t e = std::min(eval_pairs_.size(), b + static_cast<size_t>(c_.eval_batch_size));
-    for (size_t k = b; k < e; ++k) AddPair(eval_pairs_[k].first, eval_pairs_[k].second, HashCombine(kNoiseSalt, k));
+    for (size_t k = b; k < e; ++k)
+      AddPair(eval_pairs_[k].first, eval_pairs_[k].second, HashCombine(kNoiseSalt, k));
     return Finish(static_cast<int64_t>(e - b), batch);
   }
 
   Status Eval(int64_t i, const SparseBatch& batch) override {
     cur_ = &slots_[batch.slot & 1];
     if (i + 1 == NumEvalBatches()) {
-      vectors_.assign(batch.tables[0].values.as<float>(), batch.tables[0].values.as<float>() + batch.tables[0].values.numel());
+      vectors_.assign(batch.tables[0].values.as<float>(),
+                      batch.tables[0].values.as<float>() + batch.tables[0].values.numel());
       return Status::OK();
     }
     const float* in = batch.tables[0].values.as<float>();
@@ -194,8 +205,8 @@ class Word2Vec final : public SparseWorkload {
     for (int64_t p = 0; p < cur_->size(); ++p) {
       const float* v = in + static_cast<int64_t>(cur_->in_row[p]) * D_;
       for (int64_t t = cur_->t_off[p]; t < cur_->t_off[p + 1]; ++t) {
-        eval_loss_ += kernels::math::SigmoidBceLoss(Dot(out + static_cast<int64_t>(cur_->t_row[t]) * D_, v, D_),
-                                                    cur_->t_label[t]);
+        eval_loss_ += kernels::math::SigmoidBceLoss(
+            Dot(out + static_cast<int64_t>(cur_->t_row[t]) * D_, v, D_), cur_->t_label[t]);
       }
     }
     eval_count_ += cur_->size();
@@ -210,7 +221,8 @@ class Word2Vec final : public SparseWorkload {
     eval_count_ = 0;
     const int32_t V = corpus_.vocab.size();
     std::vector<float> norm(static_cast<size_t>(V));
-    for (int32_t w = 0; w < V; ++w) norm[w] = std::sqrt(Dot(&vectors_[w * D_], &vectors_[w * D_], D_)) + 1e-12f;
+    for (int32_t w = 0; w < V; ++w)
+      norm[w] = std::sqrt(Dot(&vectors_[w * D_], &vectors_[w * D_], D_)) + 1e-12f;
     for (int32_t q : probe_words_) {
       std::vector<std::pair<float, int32_t>> sims;
       for (int32_t w = 0; w < V; ++w) {
@@ -223,7 +235,8 @@ class Word2Vec final : public SparseWorkload {
       std::string line = "nearest to '" + corpus_.vocab.words[q] + "':";
       for (size_t j = 0; j < k; ++j) {
         char buf[96];
-        std::snprintf(buf, sizeof(buf), " %s (%.3f)", corpus_.vocab.words[sims[j].second].c_str(), sims[j].first);
+        std::snprintf(buf, sizeof(buf), " %s (%.3f)", corpus_.vocab.words[sims[j].second].c_str(),
+                      sims[j].first);
         line += buf;
       }
       r.lines.push_back(line);
@@ -246,7 +259,8 @@ class Word2Vec final : public SparseWorkload {
     cur_->t_row.push_back(out_index_.Insert(static_cast<Key>(context)));
     cur_->t_label.push_back(1.0f);
     for (int k = 0; k < c_.sparse.negatives; ++k) {
-      const int32_t nw = noise_[HashCombine(noise_seed, static_cast<uint64_t>(k)) & (kNoiseTableSize - 1)];
+      const int32_t nw =
+          noise_[HashCombine(noise_seed, static_cast<uint64_t>(k)) & (kNoiseTableSize - 1)];
       if (nw == context) continue;
       cur_->t_row.push_back(out_index_.Insert(static_cast<Key>(nw)));
       cur_->t_label.push_back(0.0f);
@@ -282,7 +296,8 @@ class Word2Vec final : public SparseWorkload {
 
 }  // namespace
 
-Result<std::unique_ptr<SparseWorkload>> CreateWord2VecWorkload(const TrainConfig& config, int rank, int world) {
+Result<std::unique_ptr<SparseWorkload>> CreateWord2VecWorkload(const TrainConfig& config, int rank,
+                                                               int world) {
   auto w = std::make_unique<Word2Vec>(config);
   TESSERA_RETURN_IF_ERROR_CTX(w->Init(rank, world), "loading --data=" + config.data_dir);
   return std::unique_ptr<SparseWorkload>(std::move(w));

@@ -29,6 +29,7 @@
 namespace tessera::worker::sparse {
 
 // Loads the corpus from config.data_dir (every worker builds the same vocabulary).
-Result<std::unique_ptr<SparseWorkload>> CreateWord2VecWorkload(const TrainConfig& config, int rank, int world);
+Result<std::unique_ptr<SparseWorkload>> CreateWord2VecWorkload(const TrainConfig& config, int rank,
+                                                               int world);
 
 }  // namespace tessera::worker::sparse

@@ -9,7 +9,8 @@ namespace {
 void Fit(Tensor* t, int64_t rows, int64_t width) {
   const size_t bytes = static_cast<size_t>(rows * width) * sizeof(float);
   Buffer b = t->buffer();
-  if (b.size() < bytes || b.data() == nullptr) b = Buffer::Allocate(std::max<size_t>(bytes + bytes / 2, 64));
+  if (b.size() < bytes || b.data() == nullptr)
+    b = Buffer::Allocate(std::max<size_t>(bytes + bytes / 2, 64));
   *t = Tensor::FromBuffer(std::move(b), DType::kF32, {rows, width}).value();
 }
 }  // namespace
