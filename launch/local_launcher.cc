@@ -1,5 +1,7 @@
 #include "launch/local_launcher.h"
 
+#include "common/exit_codes.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -211,6 +213,9 @@ int RunLocalJob(const LocalLaunchOptions& o) {
   int exit_code = 0;
   bool stopping = false;
   int signals_seen = 0;
+  // A job killed on a second SIGTERM still ends "preempted": its last complete
+  // checkpoint is intact, so batch scripts requeue it (docs/checkpoints.md).
+  bool killed_on_second_signal = false;
   std::chrono::steady_clock::time_point kill_at{};
   int running = world;
   // Each child leads its own process group: signal the group so its children go too.
@@ -241,6 +246,7 @@ int RunLocalJob(const LocalLaunchOptions& o) {
           } else {
             std::fprintf(stderr, "tessera launch: second signal, killing the job\n");
             stop_all(SIGKILL);
+            killed_on_second_signal = true;
           }
           if (sig != SIGUSR1 && !stopping) {
             stopping = true;
@@ -293,6 +299,7 @@ int RunLocalJob(const LocalLaunchOptions& o) {
       kill_at = std::chrono::steady_clock::now() + std::chrono::hours(1);
     }
   }
+  if (killed_on_second_signal && exit_code != 0) exit_code = kExitPreempted;
   if (exit_code == 0) std::fprintf(stderr, "tessera launch: all %d processes exited cleanly\n", world);
   else std::fprintf(stderr, "tessera launch: job failed with exit code %d\n", exit_code);
   return exit_code;

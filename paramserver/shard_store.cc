@@ -163,7 +163,36 @@ Status ShardStore::ApplySparse(uint32_t param_id, Key key, std::span<float> grad
   TESSERA_RETURN_IF_ERROR(
       ApplyUpdate(p.spec.optimizer, row.updates + 1, row.values, row.slots, grad));
   ++row.updates;
+  if (track_dirty_) dirty_.emplace_back(param_id, key);
   return Status::OK();
+}
+
+ChunkState* ShardStore::mutable_chunk(uint32_t param_id, uint64_t chunk_index) {
+  const int64_t i = ChunkIndex(param_id, chunk_index);
+  return i < 0 ? nullptr : &chunks_[static_cast<size_t>(i)];
+}
+
+Status ShardStore::RestoreRow(RowState row) {
+  if (row.param_id >= params_.size() || params_[row.param_id].spec.kind != ParamKind::kSparse) {
+    return Status::Internal("RestoreRow: param " + std::to_string(row.param_id) + " is not sparse");
+  }
+  Param& p = params_[row.param_id];
+  const uint64_t width = static_cast<uint64_t>(p.spec.numel());
+  if (row.values.size() != width || row.slots.size() != SlotFloats(p.spec, width)) {
+    return Status::Internal("RestoreRow: row of " + std::to_string(row.values.size()) + " values and " +
+                            std::to_string(row.slots.size()) + " slots for param '" + p.spec.name + "'");
+  }
+  const Key key = row.key;
+  p.rows.insert_or_assign(key, std::move(row));
+  return Status::OK();
+}
+
+std::vector<std::pair<uint32_t, Key>> ShardStore::TakeDirtyRows() {
+  std::vector<std::pair<uint32_t, Key>> out;
+  out.swap(dirty_);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 ShardSnapshot ShardStore::Snapshot() const {

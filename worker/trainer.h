@@ -27,6 +27,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +80,9 @@ class Trainer {
   Trainer(const TrainConfig& config, const TrainerPlace& place);
 
   Status Setup();
+  // At the boundary before `step` (and after the last one): remembers the data cursor
+  // and answers a pending checkpoint prepare (docs/checkpoints.md).
+  void CheckpointBoundary(int64_t step);
   Status RunStep(int64_t step);
   Status Finish();
   Status Evaluate(int64_t step, double* accuracy, double* loss, int64_t* examples);
@@ -106,6 +111,10 @@ class Trainer {
   int64_t steps_per_epoch_ = 1;
   int64_t next_step_ = 0;
   int64_t samples_ = 0;  // this worker's
+  // (step, cursor at its boundary) of the last boundaries: a prepare may arrive after
+  // this worker passed the step the coordinator chose.
+  std::deque<std::pair<int64_t, data::DataCursor>> boundaries_;
+  uint64_t checkpoint_bytes_seen_ = 0;
   TrainSummary summary_;
 
   // Progress window (worker 0).
