@@ -146,7 +146,7 @@ void CheckpointDriver::EndPreempted(const std::string& how) {
 }
 
 void CheckpointDriver::MaybeStart() {
-  if (ended_ || !training_ || options_.dir.empty() || attempt_) return;
+  if (ended_ || after_attempt_ || !training_ || options_.dir.empty() || attempt_) return;
   const int64_t soonest = max_reported_ + 1 + kLeadSteps;
   if (preempt_requested_) return Start(std::max(soonest, last_target_ + 1));
   if (options_.every_steps > 0) {
@@ -200,6 +200,19 @@ void CheckpointDriver::Start(int64_t step) {
   }, Op::CKPT_PREPARE);
 }
 
+bool CheckpointDriver::HoldJobEnd(std::function<void()> then) {
+  if (!attempt_) return false;
+  for (const auto& w : attempt_->workers) {
+    if (!w) {
+      Abort("the workers finished before reaching its step");
+      return false;
+    }
+  }
+  LOG(INFO) << "every worker finished; waiting for the checkpoint of step " << attempt_->step << " to commit";
+  after_attempt_ = std::move(then);
+  return true;
+}
+
 void CheckpointDriver::Abort(const std::string& why) {
   if (!attempt_) return;
   LOG(WARNING) << "checkpoint of step " << attempt_->step << " abandoned: " << why;
@@ -210,6 +223,7 @@ void CheckpointDriver::Abort(const std::string& why) {
     c.setStep(step);
     c.setCommitted(false);
   }, Op::CKPT_COMMIT);
+  if (after_attempt_) std::exchange(after_attempt_, nullptr)();
 }
 
 void CheckpointDriver::OnDone(const Member& m, const InMessage& msg) {
@@ -220,6 +234,7 @@ void CheckpointDriver::OnDone(const Member& m, const InMessage& msg) {
   const std::string who = members_->Describe(m.rank);
   if (!d.getOk()) {
     Abort(who + ": " + d.getMessage().cStr());
+    if (ended_) return;
     return MaybeStart();
   }
   if (m.role == MemberRole::kServer) {
@@ -311,6 +326,7 @@ void CheckpointDriver::Commit() {
   }, Op::CKPT_COMMIT);
   auto gc = checkpoint::CollectGarbage(options_.dir, options_.keep);
   if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
+  if (after_attempt_) return std::exchange(after_attempt_, nullptr)();
   if (preempt_requested_) return EndPreempted("preempted after the checkpoint of step " + std::to_string(a.step));
   MaybeStart();
 }

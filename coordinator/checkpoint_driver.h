@@ -77,6 +77,10 @@ class CheckpointDriver {
   void OnPreempt(const std::string& who, int sig, bool urgent);
   void Tick();
   bool preempting() const { return preempt_requested_; }
+  // Every worker finished: when a checkpoint they all answered is still being written,
+  // `then` runs after it commits or fails (returns true); otherwise false, and any
+  // attempt nobody can answer any more is abandoned.
+  bool HoldJobEnd(std::function<void()> then);
 
   // Steps between the newest reported step and a triggered checkpoint's step: far enough
   // that no server has passed it when the prepare arrives.
@@ -121,6 +125,7 @@ class CheckpointDriver {
   bool preempt_needs_new_ = false;  // the pending attempt was started before the request
   Clock::time_point preempt_deadline_;
   bool ended_ = false;
+  std::function<void()> after_attempt_;  // HoldJobEnd
 };
 
 }  // namespace tessera

@@ -275,6 +275,7 @@ void Coordinator::OnShutdown(const InMessage& msg, Member& m) {
   m.finished = true;
   LOG(INFO) << members_.Describe(m.rank) << " finished" << (reason.empty() ? "" : ": " + reason);
   if (m.role == MemberRole::kWorker && members_.AllWorkersFinished()) {
+    if (checkpoints_->HoldJobEnd([this] { Finish(Status::OK(), kExitOk); })) return;
     Finish(Status::OK(), kExitOk);
   }
 }
