@@ -52,8 +52,9 @@ int Fail(const Status& st, int code) {
 std::string SyncFlag() { return FLAGS_sync; }
 
 int RunJobProcess(const WorkerMain& worker_main) {
-  // Before any thread starts: signals are taken by a SignalWatcher, never by a handler.
-  BlockJobSignals();
+  // From here on a signal is queued for the SignalWatcher started below, never acted on
+  // in a handler (launch/signals.h).
+  InstallJobSignalHandlers();
   wire::TuneAllocatorForLargeMessages();
   kernels::SetCpuThreads(FLAGS_kernel_threads);
   auto li_or = DetectLaunchEnv(CurrentEnv());

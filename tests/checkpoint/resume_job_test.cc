@@ -176,8 +176,12 @@ void FlipMiddleByte(const fs::path& file) {
 TEST(CheckpointJob, CorruptNewestCheckpointFallsBackToTheOlderOne) {
   testing::TempDir tmp;
   const std::string ck = tmp.path() + "/ck";
-  JobRun a = Train(tmp, "--steps=30 --checkpoint_every_steps=10 --checkpoint_dir=" + ck);
-  ASSERT_EQ(a.exit_code, 0) << a.output;
+  // Three runs of 10 steps each, each resuming the last and checkpointing at its end.
+  JobRun a;
+  for (int steps : {10, 20, 30}) {
+    a = Train(tmp, "--steps=" + std::to_string(steps) + " --checkpoint_every_steps=10 --checkpoint_dir=" + ck);
+    ASSERT_EQ(a.exit_code, 0) << a.output;
+  }
   ASSERT_EQ(List(ck).complete, (std::vector<int>{10, 20, 30}));
   // Flip a byte in the middle of the largest SST of step 30, and in step 20's manifest.
   fs::path biggest;
