@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cinttypes>
+#include <cstring>
 #include <filesystem>
 
 #include "checkpoint/catalog.h"
@@ -129,6 +130,10 @@ void CheckpointDriver::OnPreempt(const std::string& who, int sig, bool urgent) {
   if (options_.dir.empty()) {
     return EndPreempted("preempted (" + std::string(strsignal(sig)) + " to " + who +
                         "); no --checkpoint_dir, so nothing is saved");
+  }
+  if (!training_) {
+    return EndPreempted("preempted (" + std::string(strsignal(sig)) + " to " + who +
+                        ") before training started; nothing new to save");
   }
   LOG(WARNING) << "preemption requested (" << strsignal(sig) << " to " << who
                << "): checkpointing at the next step boundary, then exiting with code " << kExitPreempted;
