@@ -11,6 +11,7 @@
 // Usage: checkpoint_bench --mb=100,1000 --dir=/tmp/ckbench
 #include <fcntl.h>
 #include <gflags/gflags.h>
+#include <glog/logging.h>
 #include <unistd.h>
 
 #include <chrono>
