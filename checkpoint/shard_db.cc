@@ -197,17 +197,40 @@ Status Decode(const rocksdb::Iterator& it, const std::string& dir, Record* r) {
 
 Status ShardReader::ReadDense(const std::string& param, uint64_t begin, uint64_t end,
                               const std::function<Status(const Record&)>& fn) const {
+  return ReadDenseRanges(param, {{begin, end}}, [&](size_t, const Record& r) { return fn(r); });
+}
+
+Status ShardReader::ReadDenseRanges(const std::string& param,
+                                    const std::vector<std::pair<uint64_t, uint64_t>>& ranges,
+                                    const std::function<Status(size_t, const Record&)>& fn) const {
   const std::string prefix = KeyPrefix(RecordKind::kDense, param);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(BulkRead()));
-  // The record that starts at or before `begin` may still cover it.
-  it->SeekForPrev(EncodeKey(RecordKind::kDense, param, begin));
-  if (!it->Valid() || !it->key().starts_with(prefix)) it->Seek(prefix);
   Record r;
-  for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    TESSERA_RETURN_IF_ERROR(Decode(*it, dir_, &r));
-    if (r.position >= end) break;
-    if (r.position + r.values.size() <= begin) continue;
-    TESSERA_RETURN_IF_ERROR(fn(r));
+  bool on = false;  // the iterator is on a record of `param`, decoded into r
+  auto load = [&]() -> Status {
+    on = it->Valid() && it->key().starts_with(prefix);
+    return on ? Decode(*it, dir_, &r) : Status::OK();
+  };
+  auto ends = [&] { return r.position + r.values.size(); };
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const auto [begin, end] = ranges[i];
+    // Ranges usually follow each other: step forward a little before seeking.
+    for (int hops = 0; on && r.position <= begin && ends() <= begin && hops < 2; ++hops) {
+      it->Next();
+      TESSERA_RETURN_IF_ERROR(load());
+    }
+    if (!on || r.position > begin || ends() <= begin) {
+      // The record that starts at or before `begin` may still cover it.
+      it->SeekForPrev(EncodeKey(RecordKind::kDense, param, begin));
+      if (!it->Valid() || !it->key().starts_with(prefix)) it->Seek(prefix);
+      TESSERA_RETURN_IF_ERROR(load());
+    }
+    while (on && r.position < end) {
+      if (ends() > begin) TESSERA_RETURN_IF_ERROR(fn(i, r));
+      if (ends() >= end) break;  // it may cover the next range too: stay on it
+      it->Next();
+      TESSERA_RETURN_IF_ERROR(load());
+    }
   }
   return FromRocks(it->status(), "reading " + dir_);
 }

@@ -74,6 +74,10 @@ class ShardReader {
   // Calls fn with every dense record of `param` that overlaps elements [begin, end).
   Status ReadDense(const std::string& param, uint64_t begin, uint64_t end,
                    const std::function<Status(const Record&)>& fn) const;
+  // The same for several ranges (ascending, disjoint) with one iterator: fn(i, record)
+  // for each record overlapping ranges[i]. What a restoring server uses.
+  Status ReadDenseRanges(const std::string& param, const std::vector<std::pair<uint64_t, uint64_t>>& ranges,
+                         const std::function<Status(size_t, const Record&)>& fn) const;
   // Calls fn with every row of sparse table `param`, in key order.
   Status ReadRows(const std::string& param, const std::function<Status(const Record&)>& fn) const;
   // Reads every record, checking every key, value checksum and RocksDB block checksum;

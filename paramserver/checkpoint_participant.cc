@@ -220,34 +220,42 @@ Status RestoreShards(const std::string& step_dir, ParamServerCore& core) {
     }
     const DenseLayout* l = map.dense_layout(id);
     if (l == nullptr) continue;
+    std::vector<ChunkState*> mine;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
     for (uint64_t c = 0; c < l->num_chunks(); ++c) {
-      ChunkState* ch = store.mutable_chunk(id, c);
-      if (ch == nullptr) continue;
-      const uint64_t n = ch->end - ch->begin;
-      uint64_t covered = 0;
-      for (const auto& r : readers[0]) {
-        TESSERA_RETURN_IF_ERROR(r->ReadDense(spec.name, ch->begin, ch->end, [&](const checkpoint::Record& rec) -> Status {
-          const uint64_t rn = rec.values.size();
-          if (rec.slots.size() != nslots * rn) {
-            return Status::Corruption(r->dir() + ": chunk at " + std::to_string(rec.position) + " of '" + spec.name +
-                                      "' has " + std::to_string(rec.slots.size()) + " slot values for " +
-                                      std::to_string(rn) + " elements");
-          }
-          const uint64_t b = std::max(ch->begin, rec.position), e = std::min(ch->end, rec.position + rn);
-          std::memcpy(ch->values.data() + (b - ch->begin), rec.values.data() + (b - rec.position), (e - b) * 4);
-          for (uint64_t k = 0; k < nslots; ++k) {
-            std::memcpy(ch->slots.data() + k * n + (b - ch->begin), rec.slots.data() + k * rn + (b - rec.position),
-                        (e - b) * 4);
-          }
-          ch->updates = rec.updates;
-          covered += e - b;
-          return Status::OK();
-        }));
+      if (ChunkState* ch = store.mutable_chunk(id, c)) {
+        mine.push_back(ch);
+        ranges.emplace_back(ch->begin, ch->end);
       }
-      if (covered != n) {
-        return Status::Corruption(step_dir + " holds " + std::to_string(covered) + " of the " + std::to_string(n) +
-                                  " elements [" + std::to_string(ch->begin) + ", " + std::to_string(ch->end) +
-                                  ") of '" + spec.name + "'");
+    }
+    std::vector<uint64_t> covered(mine.size(), 0);
+    for (const auto& r : readers[0]) {
+      TESSERA_RETURN_IF_ERROR(r->ReadDenseRanges(spec.name, ranges, [&](size_t i, const checkpoint::Record& rec) -> Status {
+        ChunkState* ch = mine[i];
+        const uint64_t n = ch->end - ch->begin;
+        const uint64_t rn = rec.values.size();
+        if (rec.slots.size() != nslots * rn) {
+          return Status::Corruption(r->dir() + ": chunk at " + std::to_string(rec.position) + " of '" + spec.name +
+                                    "' has " + std::to_string(rec.slots.size()) + " slot values for " +
+                                    std::to_string(rn) + " elements");
+        }
+        const uint64_t b = std::max(ch->begin, rec.position), e = std::min(ch->end, rec.position + rn);
+        std::memcpy(ch->values.data() + (b - ch->begin), rec.values.data() + (b - rec.position), (e - b) * 4);
+        for (uint64_t k = 0; k < nslots; ++k) {
+          std::memcpy(ch->slots.data() + k * n + (b - ch->begin), rec.slots.data() + k * rn + (b - rec.position),
+                      (e - b) * 4);
+        }
+        ch->updates = rec.updates;
+        covered[i] += e - b;
+        return Status::OK();
+      }));
+    }
+    for (size_t i = 0; i < mine.size(); ++i) {
+      const ChunkState* ch = mine[i];
+      if (covered[i] != ch->end - ch->begin) {
+        return Status::Corruption(step_dir + " holds " + std::to_string(covered[i]) + " of the " +
+                                  std::to_string(ch->end - ch->begin) + " elements [" + std::to_string(ch->begin) +
+                                  ", " + std::to_string(ch->end) + ") of '" + spec.name + "'");
       }
       ++chunks;
     }
