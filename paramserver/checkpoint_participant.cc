@@ -109,7 +109,9 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
   job.step = p.step;
   job.dir = p.directory + "/server-" + std::to_string(server_);
   if (p.full) {
-    job.snap = store.Snapshot();
+    store.SnapshotInto(&spare_);
+    job.snap = std::move(spare_);
+    spare_ = {};
   } else {
     // Dense chunks always; sparse rows only when changed since the parent checkpoint.
     job.snap.shard_map_version = store.shard_map_version();
@@ -171,7 +173,11 @@ void CheckpointParticipant::WriterLoop() {
     } else {
       rep.message = "server " + std::to_string(server_) + ": " + stats.status().ToString();
     }
-    post_([this, rep] { report_(rep); });
+    auto snap = std::make_shared<ShardSnapshot>(std::move(job.snap));
+    post_([this, rep, snap] {
+      if (spare_.chunks.empty() && spare_.rows.empty()) spare_ = std::move(*snap);
+      report_(rep);
+    });
   }
 }
 

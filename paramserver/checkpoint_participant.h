@@ -93,6 +93,8 @@ class CheckpointParticipant {
   // back when the attempt is abandoned.
   int64_t uncommitted_step_ = -1;
   std::vector<std::pair<uint32_t, Key>> uncommitted_rows_;
+  // The previous snapshot's memory, handed back by the writer: reused by the next one.
+  ShardSnapshot spare_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -209,6 +209,23 @@ ShardSnapshot ShardStore::Snapshot() const {
   return snap;
 }
 
+void ShardStore::SnapshotInto(ShardSnapshot* out) const {
+  out->shard_map_version = version_;
+  out->server = server_;
+  out->chunks.resize(chunks_.size());
+  for (size_t i = 0; i < chunks_.size(); ++i) out->chunks[i] = chunks_[i];  // reuses capacity
+  size_t n = 0;
+  for (const Param& p : params_) n += p.rows.size();
+  out->rows.resize(n);
+  size_t k = 0;
+  for (const Param& p : params_) {
+    const size_t first = k;
+    for (const auto& [key, row] : p.rows) out->rows[k++] = row;
+    std::sort(out->rows.begin() + static_cast<ptrdiff_t>(first), out->rows.begin() + static_cast<ptrdiff_t>(k),
+              [](const RowState& a, const RowState& b) { return a.key < b.key; });
+  }
+}
+
 uint64_t ShardStore::Digest() const {
   uint64_t h = Fnv1a64(nullptr, 0);
   for (const ChunkState& ch : chunks_) {

@@ -59,8 +59,8 @@ int Main() {
   std::vector<uint64_t> sizes;
   std::stringstream ss(FLAGS_mb);
   for (std::string s; std::getline(ss, s, ',');) sizes.push_back(std::stoull(s));
-  std::printf("| size | snapshot (stall, background) | write sst | write batch | sync stall (snapshot + sst) | restore | dd read | restore / dd bandwidth |\n");
-  std::printf("|---|---|---|---|---|---|---|---|\n");
+  std::printf("| size | first snapshot | snapshot (stall, background) | write sst | write batch | sync stall (snapshot + sst) | restore | dd read | restore / dd bandwidth |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (uint64_t mb : sizes) {
     fs::remove_all(FLAGS_dir);
     const uint64_t bytes = mb * 1000 * 1000;
@@ -78,8 +78,14 @@ int Main() {
     auto core = paramserver::ParamServerCore::Create(*map, 0);
     if (!core.ok()) return std::fprintf(stderr, "%s\n", core.status().ToString().c_str()), 1;
 
+    // The first snapshot of a run pays for fresh memory; later ones reuse it
+    // (ShardStore::SnapshotInto, what a server does from its second checkpoint on).
     auto t = Clock::now();
-    paramserver::ShardSnapshot snap = core->Snapshot();
+    paramserver::ShardSnapshot snap;
+    core->store().SnapshotInto(&snap);
+    const double first_snap_s = Since(t);
+    t = Clock::now();
+    core->store().SnapshotInto(&snap);
     const double snap_s = Since(t);
     std::vector<std::string> names = {p.name};
     double write_s[2] = {0, 0};
@@ -123,8 +129,8 @@ int Main() {
     if (fresh->Digest() != core->Digest()) return std::fprintf(stderr, "restored values differ\n"), 1;
     const double dd_s = DdSeconds(step_dir + "/server-0");
     const double fmb = static_cast<double>(file_bytes) / 1e6;
-    std::printf("| %llu MB (%.0f MB on disk) | %.3f s | %.2f s (%.0f MB/s) | %.2f s (%.0f MB/s) | %.2f s | %.2f s (%.0f MB/s) | %.2f s (%.0f MB/s) | %.0f%% |\n",
-                static_cast<unsigned long long>(mb), fmb, snap_s, write_s[0], fmb / write_s[0], write_s[1],
+    std::printf("| %llu MB (%.0f MB on disk) | %.3f s | %.3f s | %.2f s (%.0f MB/s) | %.2f s (%.0f MB/s) | %.2f s | %.2f s (%.0f MB/s) | %.2f s (%.0f MB/s) | %.0f%% |\n",
+                static_cast<unsigned long long>(mb), fmb, first_snap_s, snap_s, write_s[0], fmb / write_s[0], write_s[1],
                 fmb / write_s[1], snap_s + write_s[0], restore_s, fmb / restore_s, dd_s, fmb / dd_s,
                 100.0 * dd_s / restore_s);
     std::fflush(stdout);

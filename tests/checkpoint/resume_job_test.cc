@@ -336,5 +336,37 @@ TEST(CheckpointJob, SigusrToOneWorkerPreemptsTheWholeJob) {
   EXPECT_EQ(pre.output.find("exited with code 3"), std::string::npos) << pre.output;
 }
 
+TEST(CheckpointJob, SecondSignalEndsAtOnceKeepingThePreviousCheckpoint) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  BackgroundJob job(tmp, "--steps=3000 --checkpoint_every_steps=50 --checkpoint_keep=0 --checkpoint_dir=" + ck);
+  ASSERT_GT(job.pid(), 0);
+  ASSERT_TRUE(job.WaitForSteps(200));
+  const pid_t coordinator = job.Child(0), server = job.Child(1);
+  ASSERT_GT(coordinator, 0);
+  ASSERT_GT(server, 0);
+  // A stopped server cannot finish the preemption checkpoint, so the second signal is
+  // what ends the job. (Two signals sent back to back could merge into one.)
+  ASSERT_EQ(kill(server, SIGSTOP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(kill(coordinator, SIGTERM), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_EQ(kill(coordinator, SIGTERM), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  kill(server, SIGCONT);
+  JobRun pre = job.Finish();
+  EXPECT_EQ(pre.exit_code, 75) << pre.output;
+  EXPECT_NE(pre.output.find("a second signal"), std::string::npos) << pre.output;
+  size_t steps = 0;
+  for (const auto& l : pre.metrics) steps += Field(l, "event") == "step";
+  EXPECT_LT(steps, 3000u) << "the job must stop early";
+  Listing l = List(ck);
+  ASSERT_FALSE(l.complete.empty()) << pre.output;
+  for (int s : l.complete) {
+    std::string out;
+    EXPECT_EQ(Tool("verify " + ck + " " + std::to_string(s), &out), 0) << out;
+  }
+}
+
 }  // namespace
 }  // namespace tessera
