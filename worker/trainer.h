@@ -12,6 +12,9 @@
 //            ReportStep(s, loss) to the coordinator.
 //   end:     Barrier (every worker's last push is in), then worker 0 pulls step N and
 //            evaluates on the test split.
+//   checkpoints: at each step boundary (and after the last step) CheckpointBoundary
+//            answers a pending checkpoint prepare with the state at that step; a resumed
+//            run starts at the checkpoint's step with its data cursor.
 //
 // Push and pull are separate requests rather than one pushPull because a pushPull
 // carries one step for both halves, and a pull gated on step s would not wait for step
@@ -53,8 +56,9 @@ struct TrainerPlace {
   std::string sync = "bsp";  // --sync, for the summary only (the servers enforce it)
 };
 
-// What a checkpoint of this worker will hold (the checkpoint issue wires it up): the
-// next step and the data cursor; the model's values live on the servers.
+// A worker's part of a checkpoint (docs/checkpoints.md): the next step and the data
+// cursor; the model's values and optimizer state live on the servers. A resumed worker
+// gets both back through the Welcome (Client::resume()).
 struct TrainerState {
   int64_t next_step = 0;
   data::DataCursor cursor;
