@@ -91,8 +91,8 @@ void EncodeValue(const RecordRef& r, std::string* out) {
   Put<int64_t>(out, r.updates);
   Put<uint64_t>(out, r.values.size());
   Put<uint64_t>(out, r.slots.size());
-  out->append(reinterpret_cast<const char*>(r.values.data()), r.values.size() * 4);
-  out->append(reinterpret_cast<const char*>(r.slots.data()), r.slots.size() * 4);
+  if (!r.values.empty()) out->append(reinterpret_cast<const char*>(r.values.data()), r.values.size() * 4);
+  if (!r.slots.empty()) out->append(reinterpret_cast<const char*>(r.slots.data()), r.slots.size() * 4);
   const uint32_t crc = Crc32c(out->data() + start + 8, out->size() - start - 8);
   std::memcpy(out->data() + start + 4, &crc, 4);
 }
@@ -113,8 +113,8 @@ Status DecodeValue(std::string_view value, Record* out) {
   TESSERA_RETURN_IF_ERROR(ParseHeader(value, &out->updates, &nv, &ns));
   out->values.resize(nv);
   out->slots.resize(ns);
-  std::memcpy(out->values.data(), value.data() + kHeader, nv * 4);
-  std::memcpy(out->slots.data(), value.data() + kHeader + nv * 4, ns * 4);
+  if (nv > 0) std::memcpy(out->values.data(), value.data() + kHeader, nv * 4);
+  if (ns > 0) std::memcpy(out->slots.data(), value.data() + kHeader + nv * 4, ns * 4);
   return Status::OK();
 }
 
