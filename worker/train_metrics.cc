@@ -132,4 +132,10 @@ void MetricsWriter::Eval(int64_t step, double test_accuracy, double test_loss, i
 
 void MetricsWriter::Summary(const TrainSummary& summary) { Line(SummaryJson(summary)); }
 
+void MetricsWriter::Checkpoint(int64_t step, uint64_t bytes_written) {
+  if (f_ == nullptr) return;
+  Line("{\"event\":\"checkpoint\",\"step\":" + Int(step) + ",\"bytes_written\":" +
+       Int(static_cast<int64_t>(bytes_written)) + "}");
+}
+
 }  // namespace tessera::worker

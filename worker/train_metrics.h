@@ -86,6 +86,8 @@ class MetricsWriter {
   void Step(int64_t step, double epoch, double loss, double samples_per_sec);
   void Eval(int64_t step, double test_accuracy, double test_loss, int64_t examples);
   void Summary(const TrainSummary& summary);
+  // A checkpoint committed while training: {"event":"checkpoint","step":..,"bytes_written":..}.
+  void Checkpoint(int64_t step, uint64_t bytes_written);
 
  private:
   explicit MetricsWriter(std::FILE* f) : f_(f) {}
