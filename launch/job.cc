@@ -4,6 +4,7 @@
 #include <glog/logging.h>
 #include <signal.h>
 
+#include <optional>
 #include <thread>
 
 #include "collective/mpi_communicator.h"
@@ -243,7 +244,11 @@ int RunJobProcess(const WorkerMain& worker_main) {
     return guard.Exit(Fail(client.status().WithContext("joining the job"), code));
   }
   WorkerContext wc{client->get(), li.rank - 1 - servers, workers, servers, li, mpi.get()};
-  SignalWatcher watcher(peer_signal("worker", client->get()));
+  // Workers of an all-reduce job share one MPI world: mpirun answers a dead rank by
+  // sending SIGTERM to the others, which is a failure, not a preemption (and those modes
+  // take no checkpoints), so they keep the default action and die with the world.
+  std::optional<SignalWatcher> watcher;
+  if (!collective::IsCollectiveSync(FLAGS_sync)) watcher.emplace(peer_signal("worker", client->get()));
   Status st = worker_main(wc);
   if (st.ok()) {
     (*client)->Finish(kExitOk, "done").IgnoreError();
