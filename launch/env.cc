@@ -171,7 +171,24 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
     return 0;
   };
 
-  if (Find(env, "TESSERA_RANK")) {
+  if (Find(env, "OMPI_COMM_WORLD_SIZE")) {
+    TESSERA_ASSIGN_OR_RETURN(li.mpi_world_size, ParseInt(env, "OMPI_COMM_WORLD_SIZE", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li.mpi_rank, ParseInt(env, "OMPI_COMM_WORLD_RANK", 0, true));
+  } else if (Find(env, "PMI_SIZE")) {
+    TESSERA_ASSIGN_OR_RETURN(li.mpi_world_size, ParseInt(env, "PMI_SIZE", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li.mpi_rank, ParseInt(env, "PMI_RANK", 0, true));
+  }
+
+  if (Find(env, "TESSERA_RANK_BASE") && !Find(env, "TESSERA_RANK")) {
+    if (li.mpi_world_size == 0) {
+      return Status::InvalidArgument("TESSERA_RANK_BASE is set but this process was not started by mpirun");
+    }
+    li.source = "tessera-launch";
+    TESSERA_ASSIGN_OR_RETURN(int base, ParseInt(env, "TESSERA_RANK_BASE", 0, true));
+    li.rank = base + li.mpi_rank;
+    TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "TESSERA_WORLD_SIZE", 0, true));
+    li.local_rank = li.rank;
+  } else if (Find(env, "TESSERA_RANK")) {
     li.source = "tessera-launch";
     TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "TESSERA_RANK", 0, true));
     TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "TESSERA_WORLD_SIZE", 0, true));

@@ -15,6 +15,8 @@
 // derived from SLURM_JOB_ID > derived from Open MPI's job id (OMPI_MCA_ess_base_jobid,
 // else PMIX_NAMESPACE) > none. A derived port depends only on the job, so every rank
 // computes the same one and two jobs on one node get different ports.
+// `tessera launch --sync=allreduce` starts its workers as one mpirun with
+// TESSERA_RANK_BASE instead of TESSERA_RANK: rank = TESSERA_RANK_BASE + the MPI rank.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +42,12 @@ struct LaunchInfo {
   int slurm_restart_count = 0;
   int restart_count = 0;           // TESSERA_RESTART_COUNT (tessera launch --max_restarts)
   uint64_t job_id = 0;             // TESSERA_JOB_ID, else derived from the Slurm/MPI job id, else 0
-  std::string detail;              // which variables gave rank, host and port (for the log)             // TESSERA_JOB_ID, else derived from the Slurm job id, else 0
+  std::string detail;              // which variables gave rank, host and port (for the log)
+  // The MPI world this process belongs to (Open MPI's OMPI_COMM_WORLD_* or MPICH's PMI_*,
+  // whatever the source above): 0 when not started by an MPI launcher. The all-reduce
+  // path (docs/collective.md) calls MPI_Init only when this is > 0.
+  int mpi_world_size = 0;
+  int mpi_rank = -1;
 };
 
 // Reads the process environment into an EnvMap (for main()).

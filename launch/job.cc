@@ -6,6 +6,8 @@
 
 #include <thread>
 
+#include "collective/mpi_communicator.h"
+#include "collective/sync_mode.h"
 #include "common/exit_codes.h"
 #include "common/logging.h"
 #include "common/run_identity.h"
@@ -17,7 +19,7 @@
 
 DEFINE_int32(servers, 0, "Number of parameter servers (0: derived from the world size, at least 1)");
 DEFINE_int32(workers, 0, "Number of workers (0: the rest of the world size)");
-DEFINE_string(sync, "bsp", "Consistency mode of the parameter servers: bsp, ssp:K or asp");
+DEFINE_string(sync, "bsp", "How gradients are combined: bsp, ssp:K or asp (parameter servers), allreduce, or hybrid");
 DEFINE_string(grad_reduce, "mean", "How servers combine workers' gradients: mean or sum");
 DEFINE_uint64(chunk_bytes, 1 << 20, "Dense tensors are split into chunks of this many bytes across servers");
 DEFINE_double(heartbeat_timeout_s, 10.0, "A peer silent this long is declared dead and the job stops");
@@ -50,6 +52,27 @@ int Fail(const Status& st, int code) {
   LOG(ERROR) << st.ToString();
   return code;
 }
+
+// Owns this process's MPI communicator (all-reduce path). A process that fails leaves
+// without MPI_Finalize: Finalize waits for every peer, which may be stuck in a collective
+// waiting for us; mpirun then sees a process exit without finalising and ends the job.
+class MpiGuard {
+ public:
+  ~MpiGuard() {
+    if (mpi_ && code_ != 0) {
+      LOG(WARNING) << "exiting with code " << code_ << " without MPI_Finalize";
+      (void)mpi_.release();
+    }
+  }
+  int Exit(int code) {
+    code_ = code;
+    return code;
+  }
+  std::unique_ptr<collective::MpiCommunicator> mpi_;
+
+ private:
+  int code_ = 1;
+};
 
 }  // namespace
 
@@ -87,7 +110,8 @@ int RunJobProcess(const WorkerMain& worker_main) {
   LOG(INFO) << "launched by " << li.source << ": rank " << li.rank << " of " << li.world_size << ", local rank "
             << li.local_rank << " (" << li.detail << ")";
 
-  auto sync = ParseSyncPolicy(FLAGS_sync);
+  // allreduce/hybrid: the servers run bsp for what still goes through them.
+  auto sync = ParseSyncPolicy(collective::ServerSyncText(FLAGS_sync));
   if (!sync.ok()) return Fail(sync.status(), kExitConfig);
   auto reduce = ParseGradReduce(FLAGS_grad_reduce);
   if (!reduce.ok()) return Fail(reduce.status(), kExitConfig);
@@ -113,6 +137,32 @@ int RunJobProcess(const WorkerMain& worker_main) {
     Status st = (*ctx)->EnableCurve(auth->keys);
     if (!st.ok()) return Fail(st.WithContext("enabling CURVE"), kExitConfig);
     LOG(INFO) << "CURVE authentication and encryption on (key file " << auth->key_file << ")";
+  }
+
+  // All-reduce path: every process of an MPI world joins MPI (MPI_Init and MPI_Finalize
+  // must match everywhere); the workers get the workers-only communicator. Destroyed
+  // (MPI_Finalize) when this function returns, after the role is done.
+  const bool is_worker = li.rank > servers;
+  MpiGuard guard;
+  std::unique_ptr<collective::MpiCommunicator>& mpi = guard.mpi_;
+  if (collective::IsCollectiveSync(FLAGS_sync) && li.mpi_world_size > 0) {
+    collective::MpiOptions mo;
+    mo.member = is_worker;
+    mo.op_timeout = Seconds(FLAGS_request_timeout_s);
+    mo.init_timeout = Seconds(FLAGS_register_timeout_s);
+    auto m = collective::MpiCommunicator::Start(mo);
+    if (!m.ok()) return Fail(m.status().WithContext("--sync=" + FLAGS_sync), kExitConfig);
+    mpi = std::move(m).value();
+    if (is_worker && mpi->size() != workers) {
+      return Fail(Status::InvalidArgument("--sync=" + FLAGS_sync + ": the MPI world holds " + std::to_string(mpi->size()) +
+                                          " workers but the job has " + std::to_string(workers)),
+                  kExitConfig);
+    }
+  } else if (collective::IsCollectiveSync(FLAGS_sync) && is_worker && workers > 1) {
+    return Fail(Status::InvalidArgument("--sync=" + FLAGS_sync + " with " + std::to_string(workers) +
+                                        " workers needs the workers in one MPI world: start the job with "
+                                        "`tessera launch` (it runs the workers under mpirun) or with mpirun"),
+                kExitConfig);
   }
 
   // Signals: only the coordinator acts on them (it stops the job for everyone); the
@@ -148,7 +198,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
     JobOutcome out = (*c)->Wait();
     pthread_kill(sig_thread.native_handle(), SIGTERM);  // wake sigwait if it is still waiting
     sig_thread.join();
-    return out.exit_code;
+    return guard.Exit(out.exit_code);
   }
   if (li.rank <= servers) {
     paramserver::ServerOptions o;
@@ -162,7 +212,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.max_inflight = FLAGS_max_inflight;
     auto s = paramserver::ParamServer::Start(o, *ctx);
     if (!s.ok()) return Fail(s.status().WithContext("starting the server"), kExitConfig);
-    return (*s)->Wait().exit_code;
+    return guard.Exit((*s)->Wait().exit_code);
   }
   worker::ClientOptions o;
   o.coordinator = coord;
@@ -178,20 +228,20 @@ int RunJobProcess(const WorkerMain& worker_main) {
   if (!client.ok()) {
     // A job stopped while we were joining ends with the coordinator's code, like everyone's.
     int code = stop_code != 0 ? stop_code : ExitCodeForStatusCode(static_cast<int>(client.status().code()));
-    return Fail(client.status().WithContext("joining the job"), code);
+    return guard.Exit(Fail(client.status().WithContext("joining the job"), code));
   }
-  WorkerContext wc{client->get(), li.rank - 1 - servers, workers, servers, li};
+  WorkerContext wc{client->get(), li.rank - 1 - servers, workers, servers, li, mpi.get()};
   Status st = worker_main(wc);
   if (st.ok()) {
     (*client)->Finish(kExitOk, "done").IgnoreError();
-    return kExitOk;
+    return guard.Exit(kExitOk);
   }
   // When the job is already stopping (Shutdown received), its code wins.
   int code = (*client)->requested_exit_code();
   if (code == 0) code = ExitCodeForStatusCode(static_cast<int>(st.code()));
   LOG(ERROR) << "worker failed: " << st.ToString();
   (*client)->Finish(code, st.ToString()).IgnoreError();
-  return code;
+  return guard.Exit(code);
 }
 
 }  // namespace tessera::launch

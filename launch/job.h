@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "collective/communicator.h"
 #include "common/status.h"
 #include "launch/env.h"
 #include "worker/client.h"
@@ -26,6 +27,9 @@ struct WorkerContext {
   int num_workers = 1;
   int num_servers = 1;
   LaunchInfo launch;
+  // --sync=allreduce|hybrid: the workers-only communicator (docs/collective.md); null
+  // otherwise, and with a single worker outside an MPI world.
+  collective::Communicator* comm = nullptr;
 };
 
 // Runs the worker's work. Returning a non-OK Status fails the job (exit code from the

@@ -8,6 +8,8 @@
 // them). When a child fails, the others get SIGTERM, then SIGKILL after the grace
 // period, and the launcher exits non-zero naming the failed process. Children die with
 // the launcher (PR_SET_PDEATHSIG), so a killed launcher leaves no orphans.
+// With --sync=allreduce|hybrid in the job args, the workers are one `mpirun -np W` child
+// (see LocalLaunchOptions::mpi_workers), whose lines carry the prefix "[workers]".
 //
 // Threading: single-threaded; signal handlers only write to a self-pipe.
 #pragma once
@@ -31,6 +33,10 @@ struct LocalLaunchOptions {
   // not stopped by a signal to the launcher). Each run gets TESSERA_RESTART_COUNT and a
   // fresh port; `tessera train` resumes from the newest complete checkpoint. Default: 0
   int max_restarts = 0;
+  // The job args say --sync=allreduce|hybrid: with W > 1, the workers are started as one
+  // `mpirun -np W` child (they need one MPI world), named "workers". Default: false.
+  bool mpi_workers = false;
+  std::string mpirun = "mpirun";      // --mpirun. Default: mpirun from PATH
 };
 
 // Runs the job to completion (restarting it up to max_restarts times). Returns the exit

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "collective/compression.h"
+#include "collective/sync_mode.h"
 #include "common/exit_codes.h"
 #include "common/logging.h"
 #include "launch/job.h"
@@ -38,7 +40,10 @@ DEFINE_int64(eval_batch_size, 1000, "Rows per forward pass during evaluation");
 DEFINE_int64(train_limit, 0, "Use only the first N training examples (0 = all)");
 DEFINE_int64(test_limit, 0, "Evaluate on only the first N test examples (0 = all)");
 DEFINE_string(metrics_out, "", "Worker 0 writes JSON-lines metrics (step, eval, summary) to this file");
+DEFINE_double(bucket_mb, 25, "--sync=allreduce|hybrid: gradient fusion buffer in MiB (0 = one all-reduce per tensor)");
+DEFINE_string(compress, "none", "--sync=allreduce|hybrid: gradients on the wire as none, fp16, bf16 or topk:R (0 < R <= 1)");
 DECLARE_double(request_timeout_s);
+DECLARE_uint64(chunk_bytes);
 
 // OpenBLAS's thread control. Weak, so a build against another BLAS still links (and the
 // flag then does nothing). Calling the API is how Tessera configures OpenBLAS:
@@ -135,11 +140,22 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   if (FLAGS_blas_threads < 0) {
     return Status::InvalidArgument("--blas_threads=" + std::to_string(FLAGS_blas_threads) + ": must be >= 0");
   }
-  if (FLAGS_deterministic && launch::SyncFlag() != "bsp") {
-    return Status::InvalidArgument("--deterministic needs --sync=bsp (got --sync=" + launch::SyncFlag() +
-                                   "): ssp and asp results depend on message arrival order");
+  if (FLAGS_deterministic && launch::SyncFlag() != "bsp" && !collective::IsCollectiveSync(launch::SyncFlag())) {
+    return Status::InvalidArgument("--deterministic needs --sync=bsp, allreduce or hybrid (got --sync=" +
+                                   launch::SyncFlag() + "): ssp and asp results depend on message arrival order");
   }
   return c;
+}
+
+Result<worker::GradSyncOptions> GradSyncOptionsFromFlags() {
+  worker::GradSyncOptions o;
+  o.sync = launch::SyncFlag();
+  o.bucket_mb = FLAGS_bucket_mb;
+  TESSERA_ASSIGN_OR_RETURN(o.compress, collective::ParseCompression(FLAGS_compress));
+  o.chunk_bytes = FLAGS_chunk_bytes;
+  o.timeout = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(FLAGS_request_timeout_s));
+  TESSERA_RETURN_IF_ERROR(worker::ValidateGradSyncOptions(o));
+  return o;
 }
 
 void ConfigureBlasThreads() {
@@ -164,14 +180,21 @@ int TrainMain(int argc, char** argv) {
     std::fprintf(stderr, "tessera train: %s\n", config.status().message().c_str());
     return kExitConfig;
   }
+  auto grad_sync = GradSyncOptionsFromFlags();
+  if (!grad_sync.ok()) {
+    std::fprintf(stderr, "tessera train: %s\n", grad_sync.status().message().c_str());
+    return kExitConfig;
+  }
   ConfigureBlasThreads();
-  return launch::RunJobProcess([&config](launch::WorkerContext& wc) -> Status {
+  return launch::RunJobProcess([&config, &grad_sync](launch::WorkerContext& wc) -> Status {
     worker::TrainerPlace place;
     place.client = wc.client;
     place.worker_index = wc.worker_index;
     place.num_workers = wc.num_workers;
     place.num_servers = wc.num_servers;
     place.sync = launch::SyncFlag();
+    place.comm = wc.comm;
+    place.grad_sync = *grad_sync;
     TESSERA_ASSIGN_OR_RETURN(auto trainer, worker::Trainer::Create(*config, place));
     TESSERA_ASSIGN_OR_RETURN(worker::TrainSummary summary, trainer->Run());
     if (wc.worker_index == 0) {

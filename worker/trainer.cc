@@ -97,8 +97,8 @@ Status Trainer::WaitAll(std::vector<Handle>* handles, const char* what) {
   return first;
 }
 
-void Trainer::IssuePulls(int64_t step, std::vector<Handle>* handles) {
-  for (size_t i = 0; i < params_.size(); ++i) {
+void Trainer::IssuePulls(int64_t step, const std::vector<size_t>& which, std::vector<Handle>* handles) {
+  for (size_t i : which) {
     handles->push_back(place_.client->Pull(param_ids_[i], params_[i]->value.view(), step));
   }
 }
@@ -145,8 +145,13 @@ Status Trainer::Setup() {
     TESSERA_ASSIGN_OR_RETURN(uint32_t id, place_.client->ParamId(p->spec.name));
     param_ids_.push_back(id);
   }
+  // Every worker starts from the servers' initial values, whatever the routing.
+  TESSERA_ASSIGN_OR_RETURN(grad_sync_, GradSync::Create(place_.grad_sync, place_.comm, place_.num_workers, params_));
+  server_params_ = grad_sync_->server_params();
+  for (size_t i = 0; i < params_.size(); ++i) all_params_.push_back(i);
+  model_->set_grad_ready_hook([g = grad_sync_.get()](model::Parameter* p) { g->OnGradReady(p); });
   std::vector<Handle> pulls;
-  IssuePulls(0, &pulls);
+  IssuePulls(0, all_params_, &pulls);
   TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the initial parameters"));
   if (leader_) {
     int64_t numel = 0;
@@ -173,13 +178,20 @@ Status Trainer::RunStep(int64_t step) {
     TESSERA_ASSIGN_OR_RETURN(loss, model_->Forward(batch.features, batch.labels));
     TESSERA_RETURN_IF_ERROR(model_->Backward());
   }
+  {
+    // All-reduced parameters (--sync=allreduce|hybrid): wait and apply the update here.
+    PhaseTimer timer(&t.push_s);
+    Client* client = place_.client;
+    TESSERA_RETURN_IF_ERROR_CTX(grad_sync_->FinishStep([client] { return client->requested_exit_code() != 0; }),
+                                "step " + std::to_string(step));
+  }
   std::vector<Handle> pushes, pulls;
   {
     PhaseTimer timer(&t.issue_s);
-    for (size_t i = 0; i < params_.size(); ++i) {
+    for (size_t i : server_params_) {
       pushes.push_back(place_.client->Push(param_ids_[i], params_[i]->grad.view(), step));
     }
-    if (step + 1 < planned_steps_) IssuePulls(step + 1, &pulls);
+    if (step + 1 < planned_steps_) IssuePulls(step + 1, server_params_, &pulls);
   }
   Status st;
   {
@@ -247,7 +259,7 @@ Status Trainer::Finish() {
   TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");
   if (!leader_) return Status::OK();
   std::vector<Handle> pulls;
-  IssuePulls(planned_steps_, &pulls);
+  IssuePulls(planned_steps_, server_params_, &pulls);
   TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the final parameters"));
   std::vector<const Tensor*> values;
   for (const model::Parameter* p : params_) values.push_back(&p->value);

@@ -32,9 +32,11 @@
 #include <vector>
 
 #include "common/status.h"
+#include "collective/communicator.h"
 #include "worker/client.h"
 #include "worker/data/batch_iterator.h"
 #include "worker/data/dataset.h"
+#include "worker/grad_sync.h"
 #include "worker/model/model.h"
 #include "worker/train_config.h"
 #include "worker/train_metrics.h"
@@ -49,6 +51,10 @@ struct TrainerPlace {
   int num_workers = 1;
   int num_servers = 1;
   std::string sync = "bsp";  // --sync, for the summary only (the servers enforce it)
+  // --sync=allreduce|hybrid (docs/collective.md): the workers' communicator (not owned;
+  // null with one worker) and how gradients are routed, fused and compressed.
+  collective::Communicator* comm = nullptr;
+  GradSyncOptions grad_sync;
 };
 
 // What a checkpoint of this worker will hold (the checkpoint issue wires it up): the
@@ -81,8 +87,9 @@ class Trainer {
   Status RunStep(int64_t step);
   Status Finish();
   Status Evaluate(int64_t step, double* accuracy, double* loss, int64_t* examples);
-  // Pulls every parameter for `step` into the model, appending the handles.
-  void IssuePulls(int64_t step, std::vector<Handle>* handles);
+  // Pulls the parameters `which` (indices into params_) for `step` into the model,
+  // appending the handles.
+  void IssuePulls(int64_t step, const std::vector<size_t>& which, std::vector<Handle>* handles);
   // Waits for every handle (even after a failure, so no reply can land in freed memory)
   // and returns the first error.
   Status WaitAll(std::vector<Handle>* handles, const char* what);
@@ -97,6 +104,11 @@ class Trainer {
   std::unique_ptr<model::Model> model_;
   std::vector<model::Parameter*> params_;
   std::vector<uint32_t> param_ids_;  // server-side id of params_[i]
+  // Gradient routing: server_params_ are pushed/pulled here (all of them in bsp/ssp/asp),
+  // the rest all-reduced by grad_sync_.
+  std::unique_ptr<GradSync> grad_sync_;
+  std::vector<size_t> server_params_;
+  std::vector<size_t> all_params_;
   data::Dataset train_;
   data::Dataset test_;  // worker 0 only
   std::unique_ptr<data::BatchIterator> batches_;

@@ -128,6 +128,7 @@ Status Mlp::Backward(TensorView input_grad) {
   TensorView dy{dlogits_.data(), DType::kF32, {rows_, config_.num_classes}, Device::kCPU};
   for (size_t i = layers_.size(); i-- > 0;) {
     TESSERA_ASSIGN_OR_RETURN(dy, layers_[i]->Backward(dy, i > 0 || want_input));
+    for (Parameter* p : layers_[i]->parameters()) GradReady(p);
   }
   if (want_input) TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(dy, input_grad));
   return Status::OK();

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -55,6 +56,20 @@ class Model {
   // features f32 [B, D]. It replaces the cached forward state: a Backward after it
   // returns FailedPrecondition until the next Forward.
   virtual Result<TensorView> Predict(TensorView features) = 0;
+
+  // Called by Backward with each parameter as soon as its gradient is final, so the
+  // all-reduce path (worker/grad_sync.h) can start sending it while backward goes on.
+  // Runs on the thread calling Backward. Default: none. A model that never calls it is
+  // still correct (its gradients are all-reduced after Backward, without overlap).
+  void set_grad_ready_hook(std::function<void(Parameter*)> hook) { grad_ready_ = std::move(hook); }
+
+ protected:
+  void GradReady(Parameter* p) {
+    if (grad_ready_) grad_ready_(p);
+  }
+
+ private:
+  std::function<void(Parameter*)> grad_ready_;
 };
 
 }  // namespace tessera::model

@@ -1,0 +1,129 @@
+#include "worker/grad_sync.h"
+
+#include <cmath>
+
+#include "paramserver/optimizer.h"
+
+namespace tessera::worker {
+
+using collective::CompressionSpec;
+using collective::GradSyncMode;
+using collective::Route;
+
+Status ValidateGradSyncOptions(const GradSyncOptions& o) {
+  if (!(o.bucket_mb >= 0) || !std::isfinite(o.bucket_mb) || o.bucket_mb > 1 << 20) {
+    return Status::InvalidArgument("--bucket_mb=" + std::to_string(o.bucket_mb) + ": must be a number in [0, 1048576]");
+  }
+  if (o.chunk_bytes < 4) return Status::InvalidArgument("--chunk_bytes=" + std::to_string(o.chunk_bytes) + ": must be >= 4");
+  const GradSyncMode mode = collective::GradSyncModeOf(o.sync);
+  if (o.compress.kind != CompressionSpec::Kind::kNone && mode == GradSyncMode::kServers) {
+    return Status::InvalidArgument("--compress=" + o.compress.ToString() + " needs --sync=allreduce or --sync=hybrid (got --sync=" +
+                                   o.sync + "): the parameter-server wire carries f32 gradients");
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<GradSync>> GradSync::Create(const GradSyncOptions& options, collective::Communicator* comm,
+                                                   int num_workers, std::vector<model::Parameter*> params) {
+  TESSERA_RETURN_IF_ERROR(ValidateGradSyncOptions(options));
+  std::unique_ptr<GradSync> g(new GradSync(options, comm));
+  g->mode_ = collective::GradSyncModeOf(options.sync);
+  std::vector<ParamSpec> specs;
+  for (const model::Parameter* p : params) specs.push_back(p->spec);
+  TESSERA_ASSIGN_OR_RETURN(std::vector<Route> routes, collective::RouteParams(specs, g->mode_));
+  if (num_workers > 1 && g->mode_ != GradSyncMode::kServers) {
+    if (comm == nullptr) return Status::FailedPrecondition("--sync=" + options.sync + " with several workers needs a communicator");
+    if (comm->size() != num_workers) {
+      return Status::FailedPrecondition("the workers' communicator has " + std::to_string(comm->size()) +
+                                        " ranks but the job has " + std::to_string(num_workers) + " workers");
+    }
+  }
+  std::vector<TensorView> grads;  // backward order: the last parameter's gradient is ready first
+  for (size_t i = params.size(); i-- > 0;) {
+    if (routes[i] == Route::kServers) continue;
+    model::Parameter* p = params[i];
+    if (p->spec.dtype != DType::kF32) {
+      return Status::InvalidArgument("parameter '" + p->spec.name + "' is " + std::string(DTypeName(p->spec.dtype)) +
+                                     "; all-reduced parameters must be f32");
+    }
+    Local l;
+    l.param = p;
+    const int64_t n = p->value.numel();
+    l.chunk = std::max<int64_t>(1, static_cast<int64_t>(options.chunk_bytes / 4));
+    const int nslots = NumOptimizerSlots(p->spec.optimizer.kind);
+    for (int64_t off = 0; off < n; off += l.chunk) {
+      const int64_t len = std::min(l.chunk, n - off);
+      std::vector<float> s(static_cast<size_t>(nslots * len));
+      TESSERA_RETURN_IF_ERROR(paramserver::InitSlots(p->spec.optimizer, s, static_cast<uint64_t>(len)));
+      l.slots.push_back(std::move(s));
+    }
+    if (options.compress.kind == CompressionSpec::Kind::kTopK) {
+      l.topk = std::make_unique<collective::TopKCompressor>(static_cast<size_t>(n), options.compress.topk_ratio);
+    }
+    g->bucket_index_[p] = grads.size();
+    grads.push_back(p->grad.view());
+    g->locals_.push_back(std::move(l));
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (routes[i] == Route::kServers) g->server_params_.push_back(i);
+  }
+  const bool communicate = comm != nullptr && num_workers > 1;
+  if (communicate && !grads.empty() && options.compress.kind != CompressionSpec::Kind::kTopK) {
+    collective::BucketOptions bo;
+    bo.bucket_bytes = static_cast<size_t>(options.bucket_mb * (1 << 20));
+    bo.reduce = collective::ReduceOp::kMean;
+    bo.wire = options.compress.wire();
+    TESSERA_ASSIGN_OR_RETURN(g->bucketer_, collective::Bucketer::Create(comm, grads, bo));
+    // Backward writes fused gradients straight into their buckets: no copy in or out.
+    for (auto& [param, index] : g->bucket_index_) {
+      if (!g->bucketer_->fused(index)) continue;
+      TESSERA_ASSIGN_OR_RETURN(param->grad, g->bucketer_->AdoptBucketMemory(index));
+    }
+  }
+  return g;
+}
+
+void GradSync::OnGradReady(model::Parameter* p) {
+  if (!bucketer_) return;
+  auto it = bucket_index_.find(p);
+  if (it == bucket_index_.end()) return;  // a server-routed parameter
+  Status st = bucketer_->MarkReady(it->second);
+  if (hook_error_.ok() && !st.ok()) hook_error_ = st;
+}
+
+Status GradSync::ApplyLocal(Local& l) {
+  model::Parameter* p = l.param;
+  const int64_t n = p->value.numel();
+  const int nslots = NumOptimizerSlots(p->spec.optimizer.kind);
+  float* value = p->value.as<float>();
+  float* grad = p->grad.as<float>();
+  ++l.updates;
+  size_t c = 0;
+  for (int64_t off = 0; off < n; off += l.chunk, ++c) {
+    const size_t len = static_cast<size_t>(std::min(l.chunk, n - off));
+    TESSERA_RETURN_IF_ERROR(paramserver::ApplyUpdate(p->spec.optimizer, l.updates, {value + off, len},
+                                                     {l.slots[c].data(), static_cast<size_t>(nslots) * len},
+                                                     {grad + off, len}));
+  }
+  return Status::OK();
+}
+
+Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
+  Status st = hook_error_;
+  hook_error_ = Status::OK();
+  if (bucketer_) {
+    Status b = bucketer_->Finish(options_.timeout, should_stop);
+    if (st.ok()) st = b;
+  } else if (comm_ != nullptr && comm_->size() > 1) {  // top-k: one sparse all-reduce per parameter
+    for (Local& l : locals_) {
+      if (!st.ok()) break;
+      st = collective::TopKAllReduce(comm_, l.topk.get(), l.param->grad.view(), collective::ReduceOp::kMean,
+                                     options_.timeout);
+    }
+  }
+  TESSERA_RETURN_IF_ERROR_CTX(st, "all-reducing gradients");
+  for (Local& l : locals_) TESSERA_RETURN_IF_ERROR_CTX(ApplyLocal(l), "applying the optimizer to '" + l.param->spec.name + "'");
+  return Status::OK();
+}
+
+}  // namespace tessera::worker

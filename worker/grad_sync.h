@@ -1,0 +1,98 @@
+// GradSync: the worker's side of --sync=allreduce and --sync=hybrid (docs/collective.md).
+//
+// Every parameter is routed by collective::RouteParams: all-reduced ones have their
+// gradients fused into buckets (collective::Bucketer, --bucket_mb) as backward produces
+// them (the model's gradient-ready hook calls OnGradReady), each bucket all-reduced (mean)
+// on the communicator's thread while backward goes on; FinishStep then waits for them and
+// applies the optimizer locally with the servers' own code (paramserver::ApplyUpdate, per
+// chunk of --chunk_bytes like the servers, so clipping and every update match bsp). The
+// other parameters (sparse tables in hybrid) stay with the trainer's push/pull path.
+// The gradients of fused parameters are re-homed into their bucket's flat buffer
+// (Bucketer::AdoptBucketMemory: Parameter::grad becomes a view of it), so backward writes
+// them where the all-reduce reads them and no copy is made.
+//
+// --compress: fp16/bf16 put 16-bit values on the wire (f32 sums); topk:R sends each
+// worker's top R of (gradient + residual) by all-gather, one parameter at a time, after
+// backward (no overlap).
+//
+// Thread safety: one thread (the training loop) calls everything; the communicator's
+// thread works on bucket buffers and gradients while their all-reduce is in flight,
+// between OnGradReady and the end of FinishStep.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "collective/bucketer.h"
+#include "collective/compression.h"
+#include "collective/sync_mode.h"
+#include "worker/model/model.h"
+
+namespace tessera::worker {
+
+struct GradSyncOptions {
+  // --sync. Default: "bsp" (every parameter through the servers; GradSync does nothing).
+  std::string sync = "bsp";
+  // --bucket_mb: fusion buffer in MiB (0: one all-reduce per tensor). Default: 25.
+  double bucket_mb = 25;
+  // --compress. Default: none.
+  collective::CompressionSpec compress;
+  // The servers' --chunk_bytes: the local optimizer clips and updates per chunk of this
+  // many bytes, exactly as a server does. Default: 1 MiB.
+  uint64_t chunk_bytes = 1 << 20;
+  // Bound on waiting for one step's all-reduces. Default: 300 s.
+  Duration timeout = std::chrono::seconds(300);
+};
+
+// Checks the options on their own (bucket_mb >= 0 and finite, chunk_bytes >= 4, topk only
+// with all-reduced parameters); errors name the flag.
+Status ValidateGradSyncOptions(const GradSyncOptions& options);
+
+class GradSync {
+ public:
+  // `params`: the model's, in parameters() order, values already initialised identically
+  // on every worker. `comm`: the workers' communicator (not owned), or null when
+  // num_workers == 1. Errors: a sparse table under --sync=allreduce (RouteParams), a
+  // communicator whose size is not num_workers, bad options.
+  static Result<std::unique_ptr<GradSync>> Create(const GradSyncOptions& options, collective::Communicator* comm,
+                                                  int num_workers, std::vector<model::Parameter*> params);
+
+  collective::GradSyncMode mode() const { return mode_; }
+  // Indices (into params) of the parameters the trainer pushes and pulls itself.
+  const std::vector<size_t>& server_params() const { return server_params_; }
+  size_t num_buckets() const { return bucketer_ ? bucketer_->num_buckets() : 0; }
+
+  // The model's gradient-ready hook: p's gradient is final for this step.
+  void OnGradReady(model::Parameter* p);
+
+  // Waits for this step's all-reduces (in slices; `should_stop` may end the wait with
+  // kAborted when the job is stopping) and applies one optimizer update to every
+  // all-reduced parameter.
+  Status FinishStep(const std::function<bool()>& should_stop);
+
+ private:
+  struct Local {  // optimizer state of one all-reduced parameter
+    model::Parameter* param = nullptr;
+    int64_t chunk = 0;                 // elements per chunk
+    std::vector<std::vector<float>> slots;  // per chunk
+    int64_t updates = 0;
+    std::unique_ptr<collective::TopKCompressor> topk;
+  };
+
+  GradSync(const GradSyncOptions& options, collective::Communicator* comm) : options_(options), comm_(comm) {}
+  Status ApplyLocal(Local& l);
+
+  const GradSyncOptions options_;
+  collective::Communicator* const comm_;
+  collective::GradSyncMode mode_ = collective::GradSyncMode::kServers;
+  std::vector<size_t> server_params_;
+  std::vector<Local> locals_;
+  std::unordered_map<model::Parameter*, size_t> bucket_index_;  // param -> Bucketer tensor index
+  std::unique_ptr<collective::Bucketer> bucketer_;
+  Status hook_error_;
+};
+
+}  // namespace tessera::worker
