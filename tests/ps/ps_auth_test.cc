@@ -262,3 +262,43 @@ TEST_F(CurveJobTest, AuthenticatedRegistrationWithWrongJobIdOrVersionIsRefusedBy
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+std::string LaunchSteps(const std::string& extra) {
+  return testing::TesseraBinary() + " launch --servers 1 --workers 2 --program " + testing::BinaryDir() +
+         "/tests/ps/ps_peer --subcommand= --grace_s 5 -- --scenario=steps --steps=3 " + extra;
+}
+
+// `tessera launch` makes a private key for the job, every process uses it, and it is
+// gone when the job ends.
+TEST(LaunchedJobAuth, CurveByDefaultWithAPrivateKeyRemovedAtTheEnd) {
+  testing::TempDir dir;
+  // While the job runs, record the key file's mode and the job directory's.
+  auto r = testing::RunCommand("TMPDIR=" + dir.path() + " " + LaunchSteps("--slow_worker=0 --slow_ms=300 --out_dir=" + dir.path()) +
+                                   " > " + dir.path() + "/out 2>&1 & L=$!; "
+                                   "for i in $(seq 100); do ls " + dir.path() + "/tessera-job-*/job.key >/dev/null 2>&1 && break; sleep 0.05; done; "
+                                   "stat -c \"mode %a\" " + dir.path() + "/tessera-job-*/job.key " + dir.path() + "/tessera-job-*; "
+                                   "wait $L; echo rc=$?; ls -d " + dir.path() + "/tessera-job-* 2>&1; cat " + dir.path() + "/out",
+                               60);
+  EXPECT_NE(r.output.find("rc=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mode 600\nmode 700"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("No such file"), std::string::npos) << "job directory left behind\n" << r.output;
+  // All 4 processes (coordinator, server, 2 workers) turned CURVE on.
+  size_t n = 0;
+  for (size_t p = 0; (p = r.output.find("CURVE authentication and encryption on", p)) != std::string::npos; ++p) ++n;
+  EXPECT_EQ(n, 4u) << r.output;
+}
+
+TEST(LaunchedJobAuth, NoneIsAllowedWithAWarning) {
+  testing::TempDir dir;
+  auto r = testing::RunCommand(LaunchSteps("--auth=none --out_dir=" + dir.path()), 60);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--auth=none: the job's sockets are neither authenticated nor encrypted"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("CURVE authentication and encryption on"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace tessera
