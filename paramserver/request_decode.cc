@@ -1,5 +1,7 @@
 #include "paramserver/request_decode.h"
 
+#include <climits>
+#include <cstdint>
 #include <string>
 
 namespace tessera::paramserver {
@@ -12,7 +14,10 @@ Result<DataRequest> DecodeDataRequest(const wire::InMessage& msg, int num_server
   DataRequest out;
   ParamRequest& req = out.req;
   req.shard_map_version = h.getShardMapVersion();
-  req.worker = h.getSenderRank() - 1 - num_servers;
+  // In 64 bits: senderRank is any int32 a peer chooses (INT32_MIN - 1 - S overflowed an
+  // int; found by payload_fuzzer). Out of range becomes -1, which the core refuses.
+  const int64_t worker = int64_t{h.getSenderRank()} - 1 - num_servers;
+  req.worker = worker >= 0 && worker <= INT32_MAX ? static_cast<int>(worker) : -1;
   req.param_id = d.getParamId();
   req.kind = d.getKind() == wire::capnp::ParamKind::SPARSE ? ParamKind::kSparse : ParamKind::kDense;
   req.begin = d.getBegin();
