@@ -28,9 +28,15 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptions optio
   so.rank = 0;
   TESSERA_ASSIGN_OR_RETURN(auto sock, Socket::Create(ctx, wire::SocketType::kRouter, so));
   TESSERA_ASSIGN_OR_RETURN(std::string ep, sock->Bind(options.bind));
+  auto driver = std::make_unique<CheckpointDriver>(options.checkpoint, options.num_servers, options.num_workers);
+  TESSERA_RETURN_IF_ERROR(driver->Init());
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), std::move(reactor)));
   c->endpoint_ = ep;
   Coordinator* self = c.get();
+  c->checkpoints_ = std::move(driver);
+  c->checkpoints_->SetHooks(
+      &c->members_, [self](OutMessage&& m, const std::string& to) { return self->socket_->Send(std::move(m), to); },
+      [self](Status st, int code) { self->Finish(std::move(st), code); });
   c->socket_ = c->reactor_->AddSocket(std::move(sock), [self](Socket& s, InMessage&& m) {
     self->OnMessage(s, std::move(m));
   });
@@ -38,6 +44,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptions optio
   c->reactor_->RunEvery(tick, [self] {
     self->CheckHeartbeats();
     self->CheckStall();
+    if (!self->finished_) self->checkpoints_->Tick();
   });
   c->reactor_->RunAfter(c->options_.register_timeout, [self] { self->CheckRegistrationDeadline(); });
   TESSERA_RETURN_IF_ERROR(c->reactor_->Start());
@@ -87,7 +94,15 @@ void Coordinator::OnMessage(Socket& sock, InMessage&& msg) {
       auto r = msg.header().getBody().getStepDone();
       m->step = r.getStep();
       m->loss = r.getLoss();
+      checkpoints_->OnStepReport(m->step);
       return;
+    }
+    case Op::CKPT_DONE: return checkpoints_->OnDone(*m, msg);
+    case Op::PREEMPT: {
+      auto body = msg.header().getBody();
+      if (!body.isPreempt()) return;
+      return checkpoints_->OnPreempt(members_.Describe(m->rank), body.getPreempt().getSignal(),
+                                     body.getPreempt().getUrgent());
     }
     case Op::SHUTDOWN: return OnShutdown(msg, *m);
     case Op::ERROR:
@@ -135,7 +150,7 @@ void Coordinator::OnRegister(Socket& sock, const InMessage& msg) {
       std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat_interval).count()));
   w.setHeartbeatTimeoutMs(static_cast<uint32_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(options_.heartbeat_timeout).count()));
-  w.setResumeStep(-1);
+  checkpoints_->FillWelcome(*members_.FindByRank(r.getRank()), w);
   sock.Send(std::move(rep)).IgnoreError();
   MaybePublishToServers();
 }
@@ -160,7 +175,15 @@ void Coordinator::OnDeclareParams(Socket& sock, const InMessage& msg, Member& m)
     Finish(st, kExitConfig);
     return;
   }
-  if (params_.empty()) params_ = *specs;
+  if (params_.empty()) {
+    st = checkpoints_->CheckModel(*specs);
+    if (!st.ok()) {
+      sock.Send(wire::MakeErrorReply(msg, st)).IgnoreError();
+      Finish(st, kExitConfig);
+      return;
+    }
+    params_ = *specs;
+  }
   declared_[static_cast<size_t>(m.rank - 1 - options_.num_servers)] = true;
   sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();
   MaybePublishToServers();
@@ -214,6 +237,7 @@ void Coordinator::PublishToWorkers() {
   }
   LOG(INFO) << "all servers hold their shards; training starts";
   stall_.Start(Clock::now());
+  checkpoints_->OnTrainingStarted(params_);
 }
 
 void Coordinator::OnBarrier(Socket& sock, const InMessage& msg, Member& m) {
@@ -253,6 +277,7 @@ void Coordinator::OnShutdown(const InMessage& msg, Member& m) {
   m.finished = true;
   LOG(INFO) << members_.Describe(m.rank) << " finished" << (reason.empty() ? "" : ": " + reason);
   if (m.role == MemberRole::kWorker && members_.AllWorkersFinished()) {
+    if (checkpoints_->HoldJobEnd([this] { Finish(Status::OK(), kExitOk); })) return;
     Finish(Status::OK(), kExitOk);
   }
 }
@@ -279,7 +304,7 @@ void Coordinator::OnStatus(Socket& sock, const InMessage& msg) {
   }
   js.setMinStep(min_step == INT64_MAX ? -1 : min_step);
   js.setMaxStep(max_step);
-  js.setLastCheckpointStep(-1);
+  js.setLastCheckpointStep(checkpoints_->last_checkpoint_step());
   js.setSlowestWorkerRank(slowest);
   sock.Send(std::move(rep)).IgnoreError();
 }
@@ -347,6 +372,12 @@ void Coordinator::Finish(Status status, int exit_code) {
 
 void Coordinator::Abort(const std::string& reason, int exit_code) {
   reactor_->Post([this, reason, exit_code] { Finish(Status::Aborted(reason), exit_code); });
+}
+
+void Coordinator::Preempt(int signal, bool urgent) {
+  reactor_->Post([this, signal, urgent] {
+    if (!finished_) checkpoints_->OnPreempt("the coordinator", signal, urgent);
+  });
 }
 
 JobOutcome Coordinator::Wait(Duration timeout) {

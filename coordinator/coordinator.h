@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
+#include "coordinator/checkpoint_driver.h"
 #include "coordinator/membership.h"
 #include "coordinator/shard_map.h"
 #include "coordinator/stall_inspector.h"
@@ -44,6 +45,8 @@ struct CoordinatorOptions {
   ShardMapOptions shard;
   // When a worker holding up a step is named, and when the job ends over it.
   StallOptions stall;
+  // Checkpoints, resume and preemption (docs/checkpoints.md). Default: off.
+  CheckpointOptions checkpoint;
 };
 
 // How the job ended.
@@ -70,6 +73,10 @@ class Coordinator {
 
   // Ends the job from outside (a signal): every peer gets Shutdown(exit_code, reason).
   void Abort(const std::string& reason, int exit_code);
+
+  // SIGTERM/SIGUSR1 to this process: checkpoint at the next step boundary, then end the
+  // job with kExitPreempted; urgent (a second signal): end it now with that code.
+  void Preempt(int signal, bool urgent);
 
  private:
   Coordinator(CoordinatorOptions options, std::unique_ptr<wire::Reactor> reactor);
@@ -98,6 +105,7 @@ class Coordinator {
   wire::Socket* socket_ = nullptr;  // owned by reactor_; loop thread only
 
   // Loop thread only.
+  std::unique_ptr<CheckpointDriver> checkpoints_;
   Membership members_;
   std::vector<ParamSpec> params_;
   std::vector<bool> declared_;        // per worker index

@@ -13,7 +13,9 @@
 #include "common/run_identity.h"
 #include "coordinator/coordinator.h"
 #include "kernels/ops.h"
+#include "launch/checkpoint_flags.h"
 #include "launch/job_auth.h"
+#include "launch/signals.h"
 #include "paramserver/server.h"
 #include "wire/alloc.h"
 
@@ -79,6 +81,9 @@ class MpiGuard {
 std::string SyncFlag() { return FLAGS_sync; }
 
 int RunJobProcess(const WorkerMain& worker_main) {
+  // From here on a signal is queued for the SignalWatcher started below, never acted on
+  // in a handler (launch/signals.h).
+  InstallJobSignalHandlers();
   wire::TuneAllocatorForLargeMessages();
   kernels::SetCpuThreads(FLAGS_kernel_threads);
   auto li_or = DetectLaunchEnv(CurrentEnv());
@@ -165,8 +170,22 @@ int RunJobProcess(const WorkerMain& worker_main) {
                 kExitConfig);
   }
 
-  // Signals: only the coordinator acts on them (it stops the job for everyone); the
-  // others ignore SIGINT/SIGTERM from a terminal and wait for its Shutdown.
+
+  // Signals (docs/checkpoints.md, "Preemption"): SIGTERM/SIGUSR1 to any process asks the
+  // coordinator to checkpoint and end the job with kExitPreempted; a second one ends it
+  // at once. SIGINT stops the job (coordinator) or is ignored (the others).
+  auto peer_signal = [](const char* role, auto* peer) {
+    return [role, peer](int sig, int n) {
+      if (sig == SIGINT) return;
+      LOG(WARNING) << role << " got " << strsignal(sig) << (n > 1 ? " again: stopping at once" : ": asking the coordinator to checkpoint and stop");
+      peer->RequestPreempt(sig, n > 1);
+      if (n > 1) {
+        // The coordinator ends the job for everyone; if it cannot, leave anyway.
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        std::_Exit(kExitPreempted);
+      }
+    };
+  };
   if (li.rank == 0) {
     CoordinatorOptions o;
     o.bind = "tcp://" + FLAGS_bind_host + ":" + std::to_string(port);
@@ -182,22 +201,22 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.stall.warn = Seconds(FLAGS_stall_warn_s);
     o.stall.timeout = Seconds(FLAGS_stall_timeout_s);
     o.stall.silent_after = Seconds(4 * FLAGS_heartbeat_interval_s);
+    o.checkpoint = CheckpointOptionsFromFlags();
+    o.checkpoint.sync = FLAGS_sync;
+    o.checkpoint.grad_reduce = FLAGS_grad_reduce;
+    o.checkpoint.chunk_bytes = FLAGS_chunk_bytes;
     auto c = Coordinator::Start(o, *ctx);
     if (!c.ok()) return Fail(c.status().WithContext("starting the coordinator on " + o.bind), kExitConfig);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // threads started from here on inherit it
-    std::thread sig_thread([&set, coord = c->get()] {
-      int sig = 0;
-      if (sigwait(&set, &sig) == 0 && sig != 0) {
-        coord->Abort(std::string("stopped by signal ") + strsignal(sig), 128 + sig);
-      }
-    });
-    JobOutcome out = (*c)->Wait();
-    pthread_kill(sig_thread.native_handle(), SIGTERM);  // wake sigwait if it is still waiting
-    sig_thread.join();
+    Coordinator* coord = c->get();
+    JobOutcome out;
+    {
+      SignalWatcher watcher([coord](int sig, int n) {
+        if (sig == SIGINT) return coord->Abort(std::string("stopped by signal ") + strsignal(sig), 128 + sig);
+        LOG(WARNING) << "coordinator got " << strsignal(sig) << (n > 1 ? " again: stopping at once" : "");
+        coord->Preempt(sig, n > 1);
+      });
+      out = coord->Wait();
+    }
     return guard.Exit(out.exit_code);
   }
   if (li.rank <= servers) {
@@ -210,8 +229,12 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.bind = "tcp://" + FLAGS_bind_host + ":*";
     o.register_timeout = Seconds(FLAGS_register_timeout_s);
     o.max_inflight = FLAGS_max_inflight;
+    auto method = CheckpointWriteMethodFromFlags();
+    if (!method.ok()) return Fail(method.status(), kExitConfig);
+    o.checkpoint_write = *method;
     auto s = paramserver::ParamServer::Start(o, *ctx);
     if (!s.ok()) return Fail(s.status().WithContext("starting the server"), kExitConfig);
+    SignalWatcher watcher(peer_signal("server", s->get()));
     return guard.Exit((*s)->Wait().exit_code);
   }
   worker::ClientOptions o;
@@ -231,6 +254,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
     return guard.Exit(Fail(client.status().WithContext("joining the job"), code));
   }
   WorkerContext wc{client->get(), li.rank - 1 - servers, workers, servers, li, mpi.get()};
+  SignalWatcher watcher(peer_signal("worker", client->get()));
   Status st = worker_main(wc);
   if (st.ok()) {
     (*client)->Finish(kExitOk, "done").IgnoreError();

@@ -243,6 +243,9 @@ RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, co
   int exit_code = 0;
   bool stopping = false;
   int signals_seen = 0;
+  // A job killed on a second SIGTERM still ends "preempted": its last complete
+  // checkpoint is intact, so batch scripts requeue it (docs/checkpoints.md).
+  bool killed_on_second_signal = false;
   std::chrono::steady_clock::time_point kill_at{};
   int running = num_kids;
   // Each child leads its own process group: signal the group so its children go too.
@@ -273,6 +276,7 @@ RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, co
           } else {
             std::fprintf(stderr, "tessera launch: second signal, killing the job\n");
             stop_all(SIGKILL);
+            killed_on_second_signal = true;
           }
           if (sig != SIGUSR1 && !stopping) {
             stopping = true;
@@ -325,6 +329,7 @@ RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, co
       kill_at = std::chrono::steady_clock::now() + std::chrono::hours(1);
     }
   }
+  if (killed_on_second_signal && exit_code != 0) exit_code = kExitPreempted;
   if (exit_code == 0) std::fprintf(stderr, "tessera launch: all %d processes exited cleanly\n", world);
   else std::fprintf(stderr, "tessera launch: job failed with exit code %d\n", exit_code);
   return {exit_code, signals_seen > 0};

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/tool/ckpt_tool.h"
 #include "launch/local_launcher.h"
 #include "launch/subcommands.h"
 #include "worker/train_main.h"
@@ -23,6 +24,7 @@ const std::vector<Subcommand>& Commands() {
       {"version", "print the version and exit", &VersionMain},
       {"launch", "start a whole job (coordinator, servers, workers) on this machine", &launch::LaunchMain},
       {"train", "one process of a training job (run it through `tessera launch`)", &TrainMain},
+      {"ckpt", "inspect checkpoints: ckpt ls|show|verify DIR [STEP]", &checkpoint::CkptMain},
   };
   return cmds;
 }

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "checkpoint/crash_point.h"
 #include "common/exit_codes.h"
 #include "coordinator/shard_map_wire.h"
 #include "paramserver/request_decode.h"
@@ -101,6 +102,8 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
       welcomed_ = true;
       auto w = body.getWelcome();
       heartbeat_timeout_ = std::chrono::milliseconds(w.getHeartbeatTimeoutMs());
+      resume_step_ = w.getResumeStep();
+      resume_path_ = w.getCheckpointPath().cStr();
       auto interval = std::chrono::milliseconds(std::max<uint32_t>(50, w.getHeartbeatIntervalMs()));
       reactor_->RunEvery(interval, [this] { Heartbeat(); });
       return;
@@ -109,10 +112,38 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
       auto map = ShardMapFromWire(body.getShardMap());
       Status st = map.status();
       if (st.ok()) {
-        auto core = ParamServerCore::Create(std::move(map).value(), static_cast<uint32_t>(options_.rank - 1),
-                                            options_.aggregator);
+        AggregatorOptions ao = options_.aggregator;
+        if (resume_step_ >= 0) ao.first_step = resume_step_;  // pushes before it are refused
+        auto core = ParamServerCore::Create(std::move(map).value(), static_cast<uint32_t>(options_.rank - 1), ao);
         st = core.status();
         if (st.ok()) core_.emplace(std::move(core).value());
+        if (st.ok() && resume_step_ >= 0) st = RestoreShards(resume_path_, *core_);
+        if (st.ok()) {
+          checkpoints_ = std::make_unique<CheckpointParticipant>(
+              core_->server(), options_.checkpoint_write,
+              [this](std::function<void()> fn) { reactor_->Post(std::move(fn)); },
+              [this](const CheckpointReport& r) {
+                if (finished_) return;
+                OutMessage out(Op::CKPT_DONE);
+                out.SetStep(r.step);
+                auto d = out.header().getBody().initCkptDone();
+                d.setStep(r.step);
+                d.setOk(r.ok);
+                d.setMessage(r.message);
+                d.setDigest(r.digest);
+                d.setStoreDigest(r.store_digest);
+                d.setRecords(r.records);
+                d.setBytesWritten(r.bytes);
+                if (r.ok) {
+                  VLOG(1) << "checkpoint of step " << r.step << ": " << r.bytes << " bytes written in " << r.write_s
+                          << " s (snapshot " << r.snapshot_s * 1e3 << " ms)";
+                } else {
+                  LOG(WARNING) << "checkpoint of step " << r.step << " failed here: " << r.message;
+                }
+                control_->Send(std::move(out)).IgnoreError();
+                checkpoint::CrashPoint("after_done");
+              });
+        }
       }
       if (!st.ok()) {
         sock.Send(wire::MakeErrorReply(msg, st)).IgnoreError();
@@ -123,6 +154,18 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
       return;
     }
     case Op::HEARTBEAT: return;
+    case Op::CKPT_PREPARE: {
+      if (!core_ || !checkpoints_) return;
+      auto p = body.getCkptPrepare();
+      checkpoints_->OnPrepare(p.getStep(), p.getDirectory().cStr(), p.getFull(), *core_);
+      return;
+    }
+    case Op::CKPT_COMMIT: {
+      if (!core_ || !checkpoints_) return;
+      auto c = body.getCkptCommit();
+      checkpoints_->OnCommit(c.getStep(), c.getCommitted(), *core_);
+      return;
+    }
     case Op::SHUTDOWN: {
       auto sd = body.getShutdown();
       int code = sd.getExitCode();
@@ -164,7 +207,21 @@ void ParamServer::OnData(Socket& sock, InMessage&& msg) {
     parked_.push_back(std::move(msg));
     return;
   }
-  if (msg.op() != Op::PULL) RetryParked();
+  if (msg.op() != Op::PULL) {
+    RetryParked();
+    if (checkpoints_) checkpoints_->AfterPush(*core_);
+  }
+}
+
+void ParamServer::RequestPreempt(int signal, bool urgent) {
+  reactor_->Post([this, signal, urgent] {
+    if (finished_) return;
+    OutMessage out(Op::PREEMPT);
+    auto p = out.header().getBody().initPreempt();
+    p.setSignal(signal);
+    p.setUrgent(urgent);
+    control_->Send(std::move(out)).IgnoreError();
+  });
 }
 
 bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {

@@ -23,6 +23,8 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "coordinator/coordinator.h"
+#include "checkpoint/shard_db.h"
+#include "paramserver/checkpoint_participant.h"
 #include "paramserver/server_core.h"
 #include "wire/reactor.h"
 
@@ -44,6 +46,8 @@ struct ServerOptions {
   AggregatorOptions aggregator;
   // Requests queued per worker connection before ZeroMQ pushes back. Default: 1000.
   int max_inflight = 1000;
+  // How checkpoint parts are written (--checkpoint_write). Default: SST + ingestion.
+  checkpoint::WriteMethod checkpoint_write = checkpoint::WriteMethod::kSstIngest;
 };
 
 class ParamServer {
@@ -59,6 +63,10 @@ class ParamServer {
   // Blocks until the server is told to stop (or `timeout`). The outcome's exit code is
   // the coordinator's Shutdown code, kExitPeerFailure when the coordinator vanished.
   JobOutcome Wait(Duration timeout = std::chrono::hours(24 * 365));
+
+  // A preemption signal reached this process: asks the coordinator to checkpoint and end
+  // the job (urgent: end it now). Any thread.
+  void RequestPreempt(int signal, bool urgent);
 
  private:
   explicit ParamServer(ServerOptions options, std::unique_ptr<wire::Reactor> reactor);
@@ -81,6 +89,9 @@ class ParamServer {
 
   // Loop thread only.
   std::optional<ParamServerCore> core_;
+  std::unique_ptr<CheckpointParticipant> checkpoints_;
+  int64_t resume_step_ = -1;       // from the Welcome
+  std::string resume_path_;
   std::deque<wire::InMessage> parked_;  // pulls waiting for their step (pushes already applied)
   Clock::time_point coordinator_seen_;
   Duration heartbeat_timeout_ = std::chrono::seconds(10);

@@ -84,6 +84,7 @@ class ParamServerCore {
   const ShardMap& map() const { return map_; }
   uint32_t server() const { return store_.server(); }
   const ShardStore& store() const { return store_; }
+  ShardStore& mutable_store() { return store_; }  // checkpoint restore and dirty rows
   const Aggregator& aggregator() const { return aggregator_; }
 
  private:

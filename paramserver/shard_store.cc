@@ -163,7 +163,36 @@ Status ShardStore::ApplySparse(uint32_t param_id, Key key, std::span<float> grad
   TESSERA_RETURN_IF_ERROR(
       ApplyUpdate(p.spec.optimizer, row.updates + 1, row.values, row.slots, grad));
   ++row.updates;
+  if (track_dirty_) dirty_.emplace_back(param_id, key);
   return Status::OK();
+}
+
+ChunkState* ShardStore::mutable_chunk(uint32_t param_id, uint64_t chunk_index) {
+  const int64_t i = ChunkIndex(param_id, chunk_index);
+  return i < 0 ? nullptr : &chunks_[static_cast<size_t>(i)];
+}
+
+Status ShardStore::RestoreRow(RowState row) {
+  if (row.param_id >= params_.size() || params_[row.param_id].spec.kind != ParamKind::kSparse) {
+    return Status::Internal("RestoreRow: param " + std::to_string(row.param_id) + " is not sparse");
+  }
+  Param& p = params_[row.param_id];
+  const uint64_t width = static_cast<uint64_t>(p.spec.numel());
+  if (row.values.size() != width || row.slots.size() != SlotFloats(p.spec, width)) {
+    return Status::Internal("RestoreRow: row of " + std::to_string(row.values.size()) + " values and " +
+                            std::to_string(row.slots.size()) + " slots for param '" + p.spec.name + "'");
+  }
+  const Key key = row.key;
+  p.rows.insert_or_assign(key, std::move(row));
+  return Status::OK();
+}
+
+std::vector<std::pair<uint32_t, Key>> ShardStore::TakeDirtyRows() {
+  std::vector<std::pair<uint32_t, Key>> out;
+  out.swap(dirty_);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 ShardSnapshot ShardStore::Snapshot() const {
@@ -178,6 +207,23 @@ ShardSnapshot ShardStore::Snapshot() const {
               [](const RowState& a, const RowState& b) { return a.key < b.key; });
   }
   return snap;
+}
+
+void ShardStore::SnapshotInto(ShardSnapshot* out) const {
+  out->shard_map_version = version_;
+  out->server = server_;
+  out->chunks.resize(chunks_.size());
+  for (size_t i = 0; i < chunks_.size(); ++i) out->chunks[i] = chunks_[i];  // reuses capacity
+  size_t n = 0;
+  for (const Param& p : params_) n += p.rows.size();
+  out->rows.resize(n);
+  size_t k = 0;
+  for (const Param& p : params_) {
+    const size_t first = k;
+    for (const auto& [key, row] : p.rows) out->rows[k++] = row;
+    std::sort(out->rows.begin() + static_cast<ptrdiff_t>(first), out->rows.begin() + static_cast<ptrdiff_t>(k),
+              [](const RowState& a, const RowState& b) { return a.key < b.key; });
+  }
 }
 
 uint64_t ShardStore::Digest() const {

@@ -49,6 +49,7 @@ constexpr OpRule kOpRules[kNumOps] = {
     {Op::SHUTDOWN, {BodyWhich::SHUTDOWN, BodyWhich::NONE}, 2},
     {Op::STEP_DONE, {BodyWhich::STEP_DONE}, 1},
     {Op::STATUS, {BodyWhich::STATUS, BodyWhich::NONE}, 2},
+    {Op::PREEMPT, {BodyWhich::PREEMPT}, 1},
 };
 
 constexpr bool RulesAreIndexedByOp() {
@@ -127,6 +128,9 @@ bool ReadFlatHeader(Header::Reader h) {
       break;
     case BodyWhich::CKPT_COMMIT:
       (void)b.getCkptCommit();
+      break;
+    case BodyWhich::PREEMPT:
+      (void)b.getPreempt();
       break;
     case BodyWhich::STEP_DONE:
       (void)b.getStepDone();

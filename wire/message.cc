@@ -12,7 +12,7 @@ std::string OpName(Op op) {
   static constexpr const char* kNames[kNumOps] = {
       "register", "welcome",    "declareParams", "shardMap", "barrier", "heartbeat",
       "push",     "pull",       "pushPull",      "response", "error",   "ckptPrepare",
-      "ckptDone", "ckptCommit", "shutdown",      "stepDone", "status"};
+      "ckptDone", "ckptCommit", "shutdown",      "stepDone", "status",  "preempt"};
   const auto raw = static_cast<uint16_t>(op);
   if (raw < kNumOps) return kNames[raw];
   return "op(" + std::to_string(raw) + ")";

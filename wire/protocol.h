@@ -7,7 +7,7 @@
 
 namespace tessera::wire {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 
 // Cap'n Proto reader limits for a header frame: small on purpose. Headers carry
 // descriptions, never bulk data (that travels in raw payload frames).

@@ -48,6 +48,7 @@ enum Op {
   shutdown @14;         # coordinator -> peer (or peer -> coordinator): Shutdown
   stepDone @15;         # worker -> coordinator: StepReport (step clock, metrics)
   status @16;           # tool -> coordinator: job status request; reply JobStatus
+  preempt @17;          # server/worker -> coordinator: PreemptRequest (a signal arrived)
 }
 
 struct Header {
@@ -78,6 +79,7 @@ struct Header {
     shutdown @22 :Shutdown;
     stepDone @23 :StepReport;
     status @24 :JobStatus;
+    preempt @25 :PreemptRequest;
   }
 }
 
@@ -103,7 +105,9 @@ struct Welcome {
   heartbeatIntervalMs @2 :UInt32;
   heartbeatTimeoutMs @3 :UInt32;
   resumeStep @4 :Int64;           # -1 fresh start; else the checkpoint step to resume from
-  checkpointPath @5 :Text;
+  checkpointPath @5 :Text;       # the step directory to resume from ("" fresh)
+  resumeEpoch @6 :Int64;          # workers: data cursor at resumeStep
+  resumePosition @7 :Int64;
 }
 
 enum ParamKind {
@@ -215,23 +219,39 @@ struct ErrorInfo {
   inReplyTo @2 :Op;
 }
 
+# Two-phase checkpoint (docs/checkpoints.md): coordinator -> every server and worker.
+# Servers snapshot at the boundary of `step` (every update of step-1 applied, none of
+# `step`) and write `directory`/server-<index> in the background; workers report their
+# state at that boundary.
 struct CheckpointPrepare {
   step @0 :Int64;
-  directory @1 :Text;
-  full @2 :Bool;
+  directory @1 :Text;             # the step directory
+  full @2 :Bool;                  # false: sparse tables write only rows changed since parentStep
+  parentStep @3 :Int64;           # -1 when full
 }
 
 struct CheckpointDone {
   step @0 :Int64;
-  digest @1 :UInt64;
+  digest @1 :UInt64;              # servers: the database digest (checkpoint/shard_db.h)
   bytesWritten @2 :UInt64;
   ok @3 :Bool;
-  message @4 :Text;
+  message @4 :Text;               # why not ok
+  storeDigest @5 :UInt64;         # servers: ShardStore::Digest() of the snapshot
+  records @6 :UInt64;             # servers: records written
+  nextStep @7 :Int64;             # workers: the step the worker runs next
+  dataEpoch @8 :Int64;            # workers: data cursor
+  dataPosition @9 :Int64;
 }
 
 struct CheckpointCommit {
   step @0 :Int64;
-  committed @1 :Bool;
+  committed @1 :Bool;             # false: the attempt is abandoned (its directory is garbage)
+  bytesWritten @2 :UInt64;        # every participant's bytes (logs, worker 0's metrics)
+}
+
+struct PreemptRequest {
+  signal @0 :Int32;               # the signal the peer got
+  urgent @1 :Bool;                # a second signal: stop at once
 }
 
 struct Shutdown {

@@ -156,8 +156,22 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
         });
       }
       std::lock_guard<std::mutex> l(mu_);
+      resume_ = {w.getResumeStep(), w.getResumeEpoch(), w.getResumePosition()};
       welcomed_ = true;
       cv_.notify_all();
+      return;
+    }
+    case Op::CKPT_PREPARE:
+      pending_checkpoint_ = body.getCkptPrepare().getStep();
+      return;
+    case Op::CKPT_COMMIT: {
+      auto c = body.getCkptCommit();
+      int64_t expected = c.getStep();
+      pending_checkpoint_.compare_exchange_strong(expected, -1);  // an abandoned one needs no answer
+      if (c.getCommitted()) {
+        committed_step_ = c.getStep();
+        committed_bytes_ += c.getBytesWritten();
+      }
       return;
     }
     case Op::SHARD_MAP: {
@@ -493,6 +507,40 @@ void Client::ReportStep(int64_t step, double loss, uint64_t samples) {
     r.setStep(step);
     r.setLoss(loss);
     r.setSamples(samples);
+    control_->Send(std::move(m)).IgnoreError();
+  });
+}
+
+ResumePoint Client::resume() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return resume_;
+}
+
+void Client::ReportCheckpoint(int64_t step, bool ok, const std::string& message, int64_t next_step, int64_t epoch,
+                              int64_t position) {
+  int64_t expected = step;
+  pending_checkpoint_.compare_exchange_strong(expected, -1);
+  reactor_->Post([this, step, ok, message, next_step, epoch, position] {
+    OutMessage m(Op::CKPT_DONE);
+    m.SetStep(step);
+    auto d = m.header().getBody().initCkptDone();
+    d.setStep(step);
+    d.setOk(ok);
+    d.setMessage(message);
+    d.setNextStep(next_step);
+    d.setDataEpoch(epoch);
+    d.setDataPosition(position);
+    control_->Send(std::move(m)).IgnoreError();
+  });
+}
+
+void Client::RequestPreempt(int signal, bool urgent) {
+  reactor_->Post([this, signal, urgent] {
+    if (coordinator_stopped_) return;
+    OutMessage m(Op::PREEMPT);
+    auto p = m.header().getBody().initPreempt();
+    p.setSignal(signal);
+    p.setUrgent(urgent);
     control_->Send(std::move(m)).IgnoreError();
   });
 }

@@ -69,6 +69,13 @@ struct ClientStats {
   std::atomic<uint64_t> requests{0};
 };
 
+// Where a resumed job starts (Welcome): step -1 means a fresh start.
+struct ResumePoint {
+  int64_t step = -1;
+  int64_t epoch = 0;     // this worker's data cursor at `step`
+  int64_t position = 0;
+};
+
 class Client {
  public:
   // Registers and waits for the welcome. When the job is stopped while this worker is
@@ -109,11 +116,26 @@ class Client {
   // connections after the message is out.
   Status Finish(int exit_code, const std::string& reason);
 
+  // ---- Checkpoints and preemption (docs/checkpoints.md) ----
+  // Valid once Connect returned.
+  ResumePoint resume() const;
+  // The step of a checkpoint the coordinator asked for and this worker has not answered
+  // yet, or -1. The trainer looks at each step boundary.
+  int64_t pending_checkpoint() const { return pending_checkpoint_.load(); }
+  // Answers the prepare of `step` with this worker's state at that boundary (or not ok).
+  void ReportCheckpoint(int64_t step, bool ok, const std::string& message, int64_t next_step, int64_t epoch,
+                        int64_t position);
+  // A preemption signal reached this process: tells the coordinator (urgent: stop now).
+  void RequestPreempt(int signal, bool urgent);
+
   // OK while the job is healthy; the reason otherwise (Shutdown, coordinator gone).
   Status health() const;
   // Exit code the coordinator asked for (Shutdown), or 0.
   int requested_exit_code() const { return requested_exit_code_.load(); }
   const ClientStats& stats() const { return stats_; }
+  // Bytes written by every checkpoint committed while this worker ran (metrics).
+  uint64_t checkpoint_bytes() const { return committed_bytes_.load(); }
+  int64_t checkpoint_step() const { return committed_step_.load(); }
 
  private:
   // One in-flight request to one server (or to the coordinator).
@@ -154,6 +176,9 @@ class Client {
   std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns
   ClientStats stats_;
   std::atomic<int> requested_exit_code_{0};
+  std::atomic<int64_t> pending_checkpoint_{-1};
+  std::atomic<uint64_t> committed_bytes_{0};  // bytes of the checkpoints committed so far
+  std::atomic<int64_t> committed_step_{-1};    // newest committed checkpoint
 
   // Loop thread only.
   std::unordered_map<uint64_t, Part> pending_;
@@ -168,6 +193,7 @@ class Client {
   std::condition_variable cv_;
   bool welcomed_ GUARDED_BY(mu_) = false;
   bool have_map_ GUARDED_BY(mu_) = false;
+  ResumePoint resume_ GUARDED_BY(mu_);
   Status health_ GUARDED_BY(mu_);
   std::unique_ptr<ShardMap> received_map_ GUARDED_BY(mu_);
 };

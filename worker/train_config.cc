@@ -35,7 +35,7 @@ Status Bad(const std::string& flag, const std::string& value, const std::string&
 }  // namespace
 
 const std::vector<std::string>& KnownModels() {
-  static const std::vector<std::string> models = {"mlp"};
+  static const std::vector<std::string> models = {"mlp", "logreg", "widedeep", "word2vec"};
   return models;
 }
 
@@ -87,6 +87,13 @@ Status ValidateTrainConfig(const TrainConfig& c) {
   }
   if (!(o.clip_norm >= 0) || !std::isfinite(o.clip_norm)) {
     return Bad("clip_norm", std::to_string(o.clip_norm), "must be a finite number >= 0 (0 = off)");
+  }
+  if (IsSparseModel(c.model)) {
+    TESSERA_RETURN_IF_ERROR(ValidateSparseConfig(c.sparse));
+    // The sparse loop evaluates before the first step and after the last only.
+    if (c.eval_every != 0) {
+      return Bad("eval_every", std::to_string(c.eval_every), "not supported for --model=" + c.model + " (use 0)");
+    }
   }
   return Status::OK();
 }

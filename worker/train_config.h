@@ -14,6 +14,7 @@
 #include "common/param_spec.h"
 #include "common/status.h"
 #include "worker/model/mlp.h"
+#include "worker/sparse/sparse_config.h"
 
 namespace tessera::worker {
 
@@ -57,6 +58,8 @@ struct TrainConfig {
   std::string metrics_out;
   // Bounded wait of each push/pull/barrier (the job's --request_timeout_s). Default: 300 s.
   double request_timeout_s = 300;
+  // Settings of the sparse models (logreg, widedeep, word2vec; worker/sparse/).
+  SparseConfig sparse;
 };
 
 // Checks every field; the first problem found is returned as InvalidArgument naming the

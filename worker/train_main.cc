@@ -13,11 +13,12 @@
 #include "common/exit_codes.h"
 #include "common/logging.h"
 #include "launch/job.h"
+#include "worker/sparse/sparse_trainer.h"
 #include "worker/trainer.h"
 
 // Flags of `tessera train` (docs/training.md). The job flags (--servers, --workers,
 // --sync, --grad_reduce, --chunk_bytes, --request_timeout_s, ...) live in launch/job.cc.
-DEFINE_string(model, "mlp", "Model to train: mlp");
+DEFINE_string(model, "mlp", "Model to train: mlp, logreg, widedeep or word2vec");
 DEFINE_string(data, "data/mnist", "Directory with the MNIST IDX files (relative to the working directory)");
 DEFINE_string(hidden, "256,128", "MLP hidden layer widths, input side first (\"\" = softmax regression)");
 DEFINE_string(activation, "relu", "Hidden activation: relu, gelu or none");
@@ -42,6 +43,18 @@ DEFINE_int64(test_limit, 0, "Evaluate on only the first N test examples (0 = all
 DEFINE_string(metrics_out, "", "Worker 0 writes JSON-lines metrics (step, eval, summary) to this file");
 DEFINE_double(bucket_mb, 25, "--sync=allreduce|hybrid: gradient fusion buffer in MiB (0 = one all-reduce per tensor)");
 DEFINE_string(compress, "none", "--sync=allreduce|hybrid: gradients on the wire as none, fp16, bf16 or topk:R (0 < R <= 1)");
+// Sparse models (worker/sparse/sparse_config.h, docs/training.md).
+DEFINE_int32(cross_order, 2, "logreg/widedeep: hash every set of up to N active features (1, 2 or 3)");
+DEFINE_int32(hash_bits, 24, "logreg/widedeep: hashed keys live in [0, 2^hash_bits)");
+DEFINE_int64(embed_dim, 16, "widedeep: embedding width per feature; word2vec: vector width");
+DEFINE_int32(window, 5, "word2vec: maximum distance between center and context word");
+DEFINE_int32(negatives, 5, "word2vec: noise words per (center, context) pair");
+DEFINE_int64(min_count, 5, "word2vec: drop words rarer than this from the vocabulary");
+DEFINE_double(subsample, 1e-4, "word2vec: frequency-subsampling threshold (0 = off)");
+DEFINE_double(heldout_fraction, 0.02, "word2vec: tail fraction of the corpus held out for the held-out loss");
+DEFINE_int64(heldout_pairs, 20000, "word2vec: score at most this many held-out pairs");
+DEFINE_string(neighbours, "", "word2vec: comma-separated words whose nearest neighbours worker 0 logs at the end");
+DEFINE_string(embeddings_out, "", "word2vec: worker 0 writes the final word vectors here as text");
 DECLARE_double(request_timeout_s);
 DECLARE_uint64(chunk_bytes);
 
@@ -136,6 +149,17 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   c.test_limit = FLAGS_test_limit;
   c.metrics_out = FLAGS_metrics_out;
   c.request_timeout_s = FLAGS_request_timeout_s;
+  c.sparse.cross_order = FLAGS_cross_order;
+  c.sparse.hash_bits = FLAGS_hash_bits;
+  c.sparse.embed_dim = FLAGS_embed_dim;
+  c.sparse.window = FLAGS_window;
+  c.sparse.negatives = FLAGS_negatives;
+  c.sparse.min_count = FLAGS_min_count;
+  c.sparse.subsample = FLAGS_subsample;
+  c.sparse.heldout_fraction = FLAGS_heldout_fraction;
+  c.sparse.heldout_pairs = FLAGS_heldout_pairs;
+  c.sparse.neighbours = FLAGS_neighbours;
+  c.sparse.embeddings_out = FLAGS_embeddings_out;
   TESSERA_RETURN_IF_ERROR(worker::ValidateTrainConfig(c));
   if (FLAGS_blas_threads < 0) {
     return Status::InvalidArgument("--blas_threads=" + std::to_string(FLAGS_blas_threads) + ": must be >= 0");
@@ -195,8 +219,14 @@ int TrainMain(int argc, char** argv) {
     place.sync = launch::SyncFlag();
     place.comm = wc.comm;
     place.grad_sync = *grad_sync;
-    TESSERA_ASSIGN_OR_RETURN(auto trainer, worker::Trainer::Create(*config, place));
-    TESSERA_ASSIGN_OR_RETURN(worker::TrainSummary summary, trainer->Run());
+    worker::TrainSummary summary;
+    if (worker::IsSparseModel(config->model)) {
+      TESSERA_ASSIGN_OR_RETURN(auto sparse_trainer, worker::sparse::SparseTrainer::Create(*config, place));
+      TESSERA_ASSIGN_OR_RETURN(summary, sparse_trainer->Run());
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(auto trainer, worker::Trainer::Create(*config, place));
+      TESSERA_ASSIGN_OR_RETURN(summary, trainer->Run());
+    }
     if (wc.worker_index == 0) {
       std::printf("summary: %s\n", worker::SummaryJson(summary).c_str());
       std::fflush(stdout);

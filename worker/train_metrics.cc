@@ -82,6 +82,13 @@ std::string SummaryJson(const TrainSummary& s) {
   j += ",\"bytes_pushed\":" + std::to_string(s.bytes_pushed);
   j += ",\"bytes_pulled\":" + std::to_string(s.bytes_pulled);
   j += ",\"params_digest\":" + Str(DigestHex(s.params_digest));
+  if (s.test_auc >= 0) j += ",\"test_auc\":" + Num(s.test_auc, "%.6f");
+  if (s.logloss >= 0) j += ",\"logloss\":" + Num(s.logloss, "%.6f");
+  if (s.heldout_loss >= 0) j += ",\"heldout_loss\":" + Num(s.heldout_loss, "%.6f");
+  if (s.initial_eval_loss >= 0) j += ",\"initial_eval_loss\":" + Num(s.initial_eval_loss, "%.6f");
+  if (s.keys_pushed > 0 || s.keys_pulled > 0) {
+    j += ",\"keys_pushed\":" + std::to_string(s.keys_pushed) + ",\"keys_pulled\":" + std::to_string(s.keys_pulled);
+  }
   return j + "}";
 }
 
@@ -124,5 +131,11 @@ void MetricsWriter::Eval(int64_t step, double test_accuracy, double test_loss, i
 }
 
 void MetricsWriter::Summary(const TrainSummary& summary) { Line(SummaryJson(summary)); }
+
+void MetricsWriter::Checkpoint(int64_t step, uint64_t bytes_written) {
+  if (f_ == nullptr) return;
+  Line("{\"event\":\"checkpoint\",\"step\":" + Int(step) + ",\"bytes_written\":" +
+       Int(static_cast<int64_t>(bytes_written)) + "}");
+}
 
 }  // namespace tessera::worker

@@ -54,6 +54,13 @@ struct TrainSummary {
   uint64_t bytes_pushed = 0;    // by this worker
   uint64_t bytes_pulled = 0;
   uint64_t params_digest = 0;
+  // Sparse models only (worker/sparse/); negative = not reported, left out of the JSON.
+  double test_auc = -1;           // logreg, widedeep
+  double logloss = -1;            // logreg, widedeep: test log-loss
+  double heldout_loss = -1;       // word2vec
+  double initial_eval_loss = -1;  // the same loss before the first step
+  uint64_t keys_pushed = 0;       // sparse keys this worker sent (after dedup)
+  uint64_t keys_pulled = 0;
 };
 
 // FNV-1a 64 (common/hash.h) chained over the raw f32 bytes of `values` in order: the
@@ -79,6 +86,8 @@ class MetricsWriter {
   void Step(int64_t step, double epoch, double loss, double samples_per_sec);
   void Eval(int64_t step, double test_accuracy, double test_loss, int64_t examples);
   void Summary(const TrainSummary& summary);
+  // A checkpoint committed while training: {"event":"checkpoint","step":..,"bytes_written":..}.
+  void Checkpoint(int64_t step, uint64_t bytes_written);
 
  private:
   explicit MetricsWriter(std::FILE* f) : f_(f) {}

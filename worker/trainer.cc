@@ -135,6 +135,12 @@ Status Trainer::Setup() {
                                    std::to_string(train_.num_examples) + " training examples");
   }
   batches_ = std::make_unique<data::BatchIterator>(std::move(it).value());
+  const ResumePoint resume = place_.client->resume();
+  if (resume.step >= 0) {
+    next_step_ = resume.step;
+    TESSERA_RETURN_IF_ERROR_CTX(batches_->Seek({resume.epoch, resume.position}), "resuming the data cursor");
+    if (leader_) LOG(INFO) << "resuming at step " << resume.step << " (data epoch " << resume.epoch << ", position " << resume.position << ")";
+  }
 
   // Model: the servers create and own the values (same initialiser, same seed); the
   // optimizer settings travel in the ParamSpecs, so the servers apply them.
@@ -151,7 +157,7 @@ Status Trainer::Setup() {
   for (size_t i = 0; i < params_.size(); ++i) all_params_.push_back(i);
   model_->set_grad_ready_hook([g = grad_sync_.get()](model::Parameter* p) { g->OnGradReady(p); });
   std::vector<Handle> pulls;
-  IssuePulls(0, all_params_, &pulls);
+  IssuePulls(next_step_, all_params_, &pulls);
   TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the initial parameters"));
   if (leader_) {
     int64_t numel = 0;
@@ -222,6 +228,26 @@ Status Trainer::RunStep(int64_t step) {
   return Status::OK();
 }
 
+void Trainer::CheckpointBoundary(int64_t step) {
+  boundaries_.emplace_back(step, batches_->cursor());
+  if (boundaries_.size() > 64) boundaries_.pop_front();
+  const int64_t want = place_.client->pending_checkpoint();
+  if (want >= 0 && want <= step) {
+    auto it = std::find_if(boundaries_.begin(), boundaries_.end(), [want](const auto& b) { return b.first == want; });
+    if (it != boundaries_.end()) {
+      place_.client->ReportCheckpoint(want, true, "", want, it->second.epoch, it->second.position);
+    } else {
+      place_.client->ReportCheckpoint(want, false, "worker " + std::to_string(place_.worker_index) +
+                                      " no longer knows its state at step " + std::to_string(want), -1, 0, 0);
+    }
+  }
+  const uint64_t bytes = place_.client->checkpoint_bytes();
+  if (leader_ && bytes != checkpoint_bytes_seen_) {
+    metrics_->Checkpoint(place_.client->checkpoint_step(), bytes - checkpoint_bytes_seen_);
+    checkpoint_bytes_seen_ = bytes;
+  }
+}
+
 void Trainer::LogProgress(int64_t step) {
   const double window_s = SecondsSince(window_start_);
   const double rate = window_s > 0 ? window_samples_ * place_.num_workers / window_s : 0;
@@ -272,7 +298,8 @@ Result<TrainSummary> Trainer::Run() {
   TESSERA_RETURN_IF_ERROR(Setup());
   summary_.setup_s = SecondsSince(start);
   loop_start_ = window_start_ = SteadyClock::now();
-  for (int64_t step = 0; step < planned_steps_; ++step) {
+  for (int64_t step = next_step_; step < planned_steps_; ++step) {
+    CheckpointBoundary(step);
     TESSERA_RETURN_IF_ERROR(RunStep(step));
     const int64_t done = step + 1;
     if (leader_ && config_.eval_every > 0 && done % config_.eval_every == 0 && done < planned_steps_) {
@@ -282,6 +309,7 @@ Result<TrainSummary> Trainer::Run() {
       TESSERA_RETURN_IF_ERROR(Evaluate(done, &acc, &loss, &n));
     }
   }
+  CheckpointBoundary(std::max(next_step_, planned_steps_));
   summary_.train_s = SecondsSince(loop_start_);
   const auto final_start = SteadyClock::now();
   TESSERA_RETURN_IF_ERROR(Finish());

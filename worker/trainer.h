@@ -12,6 +12,9 @@
 //            ReportStep(s, loss) to the coordinator.
 //   end:     Barrier (every worker's last push is in), then worker 0 pulls step N and
 //            evaluates on the test split.
+//   checkpoints: at each step boundary (and after the last step) CheckpointBoundary
+//            answers a pending checkpoint prepare with the state at that step; a resumed
+//            run starts at the checkpoint's step with its data cursor.
 //
 // Push and pull are separate requests rather than one pushPull because a pushPull
 // carries one step for both halves, and a pull gated on step s would not wait for step
@@ -27,6 +30,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,8 +62,9 @@ struct TrainerPlace {
   GradSyncOptions grad_sync;
 };
 
-// What a checkpoint of this worker will hold (the checkpoint issue wires it up): the
-// next step and the data cursor; the model's values live on the servers.
+// A worker's part of a checkpoint (docs/checkpoints.md): the next step and the data
+// cursor; the model's values and optimizer state live on the servers. A resumed worker
+// gets both back through the Welcome (Client::resume()).
 struct TrainerState {
   int64_t next_step = 0;
   data::DataCursor cursor;
@@ -84,6 +90,9 @@ class Trainer {
   Trainer(const TrainConfig& config, const TrainerPlace& place);
 
   Status Setup();
+  // At the boundary before `step` (and after the last one): remembers the data cursor
+  // and answers a pending checkpoint prepare (docs/checkpoints.md).
+  void CheckpointBoundary(int64_t step);
   Status RunStep(int64_t step);
   Status Finish();
   Status Evaluate(int64_t step, double* accuracy, double* loss, int64_t* examples);
@@ -118,6 +127,10 @@ class Trainer {
   int64_t steps_per_epoch_ = 1;
   int64_t next_step_ = 0;
   int64_t samples_ = 0;  // this worker's
+  // (step, cursor at its boundary) of the last boundaries: a prepare may arrive after
+  // this worker passed the step the coordinator chose.
+  std::deque<std::pair<int64_t, data::DataCursor>> boundaries_;
+  uint64_t checkpoint_bytes_seen_ = 0;
   TrainSummary summary_;
 
   // Progress window (worker 0).

@@ -49,7 +49,7 @@ inline float Grad(int worker, int64_t step, uint64_t i) {
 class Cluster {
  public:
   Cluster(int servers, uint32_t workers, std::vector<ParamSpec> params, SyncPolicy sync = {},
-          GradReduce reduce = GradReduce::kMean, uint64_t chunk_bytes = 32) {
+          GradReduce reduce = GradReduce::kMean, uint64_t chunk_bytes = 32, int64_t first_step = 0) {
     ShardMapOptions o;
     o.version = 3;
     o.chunk_bytes = chunk_bytes;
@@ -60,7 +60,9 @@ class Cluster {
     EXPECT_OK(map.status());
     map_ = std::make_unique<ShardMap>(std::move(*map));
     for (int s = 0; s < servers; ++s) {
-      auto core = ParamServerCore::Create(*map_, static_cast<uint32_t>(s));
+      AggregatorOptions ao;
+      ao.first_step = first_step;  // a resumed job's first step (checkpoint tests)
+      auto core = ParamServerCore::Create(*map_, static_cast<uint32_t>(s), ao);
       EXPECT_OK(core.status());
       cores_.push_back(std::make_unique<ParamServerCore>(std::move(*core)));
     }

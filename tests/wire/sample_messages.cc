@@ -182,6 +182,12 @@ OutMessage SampleMessage(Op op) {
       s.setSlowestWorkerRank(3);
       break;
     }
+    case Op::PREEMPT: {
+      auto p = b.initPreempt();
+      p.setSignal(15);
+      p.setUrgent(true);
+      break;
+    }
   }
   return m;
 }
@@ -317,6 +323,9 @@ std::string DiffFromSample(const InMessage& msg, Op op) {
       DIFF_EXPECT(b.isStatus() && b.getStatus().getMembers().size() == 1);
       DIFF_EXPECT(b.getStatus().getMembers()[0].getHost() == "node-b");
       DIFF_EXPECT(b.getStatus().getSlowestWorkerRank() == 3);
+      break;
+    case Op::PREEMPT:
+      DIFF_EXPECT(b.isPreempt() && b.getPreempt().getSignal() == 15 && b.getPreempt().getUrgent());
       break;
   }
   if (op != Op::PUSH && op != Op::PUSH_PULL && op != Op::PULL && op != Op::RESPONSE) {

@@ -1,0 +1,68 @@
+// One checkpoint record: a dense chunk or a sparse row of one parameter, with its
+// optimizer slots and update counter, and how it is stored in RocksDB.
+//
+// Key (bytes, so RocksDB's default bytewise order groups a parameter's records and
+// orders them by element / key):
+//   'd' <param name> '\0' <begin element, u64 big-endian>     dense chunk
+//   's' <param name> '\0' <row key, u64 big-endian>           sparse row
+// Keys name the parameter and the position, never the server, so any number of servers
+// can load what another number wrote (docs/checkpoints.md, "Resharding").
+//
+// Value (little-endian):
+//   u32 magic 'TCR1' | u32 crc32c of everything after it | i64 updates |
+//   u64 num_values | u64 num_slots | f32 values[num_values] | f32 slots[num_slots]
+// The checksum covers the counters and the floats, so a flipped bit anywhere in the
+// value is caught by DecodeRecord.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/keys.h"
+#include "common/status.h"
+
+namespace tessera::checkpoint {
+
+enum class RecordKind : char { kDense = 'd', kSparse = 's' };
+
+// A record as handed to the writer; the spans are borrowed for the call.
+struct RecordRef {
+  RecordKind kind = RecordKind::kDense;
+  std::string_view param;  // parameter name
+  uint64_t position = 0;   // dense: first element; sparse: row key
+  int64_t updates = 0;
+  std::span<const float> values;
+  std::span<const float> slots;
+};
+
+// A decoded record (owns its floats).
+struct Record {
+  RecordKind kind = RecordKind::kDense;
+  std::string param;
+  uint64_t position = 0;
+  int64_t updates = 0;
+  std::vector<float> values;
+  std::vector<float> slots;
+};
+
+std::string EncodeKey(RecordKind kind, std::string_view param, uint64_t position);
+// The smallest key of `param`'s records of `kind` (a prefix seek target).
+std::string KeyPrefix(RecordKind kind, std::string_view param);
+// Corruption naming the key when it is not a record key.
+Status DecodeKey(std::string_view key, RecordKind* kind, std::string* param, uint64_t* position);
+
+// Appends the encoded value to *out.
+void EncodeValue(const RecordRef& r, std::string* out);
+size_t EncodedValueSize(const RecordRef& r);
+// The value's checksum as stored (for digests), or Corruption when too short.
+Result<uint32_t> StoredChecksum(std::string_view value);
+// Checks magic, lengths and checksum, then fills updates/values/slots of *out.
+// Corruption names what is wrong ("checksum mismatch: stored 0x..., computed 0x...").
+Status DecodeValue(std::string_view value, Record* out);
+// Same checks without copying the floats (verify).
+Status CheckValue(std::string_view value);
+
+}  // namespace tessera::checkpoint

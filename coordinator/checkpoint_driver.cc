@@ -1,0 +1,339 @@
+#include "coordinator/checkpoint_driver.h"
+
+#include <glog/logging.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstring>
+#include <filesystem>
+
+#include "checkpoint/catalog.h"
+#include "checkpoint/crash_point.h"
+#include "checkpoint/fs_util.h"
+#include "common/exit_codes.h"
+
+namespace tessera {
+
+using wire::InMessage;
+using wire::Op;
+using wire::OutMessage;
+
+namespace {
+double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+CheckpointDriver::CheckpointDriver(CheckpointOptions options, int num_servers, int num_workers)
+    : options_(std::move(options)), num_servers_(num_servers), num_workers_(num_workers) {}
+
+Status CheckpointDriver::Init() {
+  if (options_.every_steps < 0 || options_.every_s < 0) {
+    return Status::InvalidArgument("--checkpoint_every_steps and --checkpoint_every_s must be >= 0");
+  }
+  if (options_.full_every < 1) return Status::InvalidArgument("--checkpoint_full_every must be >= 1");
+  if (options_.preempt_grace_s <= 0) return Status::InvalidArgument("--preempt_grace_s must be > 0");
+  const bool wants = options_.every_steps > 0 || options_.every_s > 0;
+  if (wants && options_.dir.empty()) {
+    return Status::InvalidArgument("--checkpoint_every_steps/--checkpoint_every_s need --checkpoint_dir");
+  }
+  if (!options_.dir.empty() && options_.sync != "bsp") {
+    return Status::InvalidArgument("checkpoints need --sync=bsp (a consistent cut needs a step boundary); got --sync=" +
+                                   options_.sync);
+  }
+  if (!options_.dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.dir, ec);
+    if (ec) return Status::InvalidArgument("--checkpoint_dir=" + options_.dir + ": " + ec.message());
+    // Unfinished checkpoints of an earlier run (no manifest) never existed: remove them.
+    auto gc = checkpoint::CollectGarbage(options_.dir, 0);
+    if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
+  }
+  if (options_.resume != "auto" && options_.resume != "none" && options_.resume.empty()) {
+    return Status::InvalidArgument("--resume must be auto, none or a checkpoint step directory");
+  }
+  TESSERA_ASSIGN_OR_RETURN(std::string chosen, checkpoint::ChooseResume(options_.dir, options_.resume));
+  if (!chosen.empty()) {
+    TESSERA_ASSIGN_OR_RETURN(checkpoint::Manifest m, checkpoint::ReadManifest(chosen));
+    if (m.num_workers != num_workers_) {
+      return Status::InvalidArgument("checkpoint " + chosen + " was made by " + std::to_string(m.num_workers) +
+                                     " workers; this job has " + std::to_string(num_workers_) +
+                                     " (each worker's data partition and cursor would change)");
+    }
+    if (static_cast<int>(m.workers.size()) != m.num_workers) {
+      return Status::InvalidArgument("checkpoint " + chosen + " lacks some workers' state");
+    }
+    LOG(INFO) << "resuming from the checkpoint of step " << m.step << " (" << chosen << ", made by "
+              << m.num_servers << " servers; " << num_servers_ << " servers now)";
+    last_committed_ = m.step;
+    max_reported_ = m.step - 1;
+    resume_dir_ = chosen;
+    resume_ = std::move(m);
+  }
+  last_commit_time_ = Clock::now();
+  return Status::OK();
+}
+
+void CheckpointDriver::SetHooks(Membership* members, SendFn send, FinishFn finish) {
+  members_ = members;
+  send_ = std::move(send);
+  finish_ = std::move(finish);
+}
+
+void CheckpointDriver::FillWelcome(const Member& m, wire::capnp::Welcome::Builder w) const {
+  w.setResumeStep(resume_step());
+  if (!resume_) return;
+  w.setCheckpointPath(resume_dir_);
+  if (m.role == MemberRole::kWorker) {
+    const int index = m.rank - 1 - num_servers_;
+    for (const auto& wp : resume_->workers) {
+      if (wp.index == index) {
+        w.setResumeEpoch(wp.epoch);
+        w.setResumePosition(wp.position);
+      }
+    }
+  }
+}
+
+Status CheckpointDriver::CheckModel(const std::vector<ParamSpec>& params) const {
+  if (!resume_) return Status::OK();
+  return checkpoint::CheckCompatible(*resume_, params).WithContext("resuming from " + resume_dir_);
+}
+
+void CheckpointDriver::OnTrainingStarted(const std::vector<ParamSpec>& params) {
+  params_ = params;
+  training_ = true;
+  last_commit_time_ = Clock::now();
+  MaybeStart();
+}
+
+void CheckpointDriver::OnStepReport(int64_t step) {
+  if (step > max_reported_) max_reported_ = step;
+  MaybeStart();
+}
+
+void CheckpointDriver::Tick() {
+  if (ended_) return;
+  if (preempt_requested_ && Clock::now() >= preempt_deadline_) {
+    return EndPreempted("--preempt_grace_s ran out before the checkpoint committed");
+  }
+  MaybeStart();
+}
+
+void CheckpointDriver::OnPreempt(const std::string& who, int sig, bool urgent) {
+  if (ended_) return;
+  if (urgent) {
+    return EndPreempted("a second signal (" + std::string(strsignal(sig)) + " to " + who + ")");
+  }
+  if (preempt_requested_) return;  // the launcher forwards one signal to every process
+  preempt_requested_ = true;
+  preempt_deadline_ = Clock::now() + std::chrono::duration_cast<Duration>(
+                                         std::chrono::duration<double>(options_.preempt_grace_s));
+  if (options_.dir.empty()) {
+    return EndPreempted("preempted (" + std::string(strsignal(sig)) + " to " + who +
+                        "); no --checkpoint_dir, so nothing is saved");
+  }
+  if (!training_) {
+    return EndPreempted("preempted (" + std::string(strsignal(sig)) + " to " + who +
+                        ") before training started; nothing new to save");
+  }
+  LOG(WARNING) << "preemption requested (" << strsignal(sig) << " to " << who
+               << "): checkpointing at the next step boundary, then exiting with code " << kExitPreempted;
+  // A checkpoint scheduled far ahead (every N steps) would keep the job waiting.
+  if (attempt_ && attempt_->step > max_reported_ + kLeadSteps) preempt_needs_new_ = true;
+  if (preempt_needs_new_) Abort("replaced by the preemption checkpoint");
+  MaybeStart();
+}
+
+void CheckpointDriver::EndPreempted(const std::string& how) {
+  if (ended_) return;
+  ended_ = true;
+  finish_(Status::Aborted(how + "; the newest complete checkpoint is step " + std::to_string(last_committed_)),
+          kExitPreempted);
+}
+
+void CheckpointDriver::MaybeStart() {
+  if (ended_ || after_attempt_ || !training_ || options_.dir.empty() || attempt_) return;
+  const int64_t soonest = max_reported_ + 1 + kLeadSteps;
+  if (preempt_requested_) return Start(std::max(soonest, last_target_ + 1));
+  if (options_.every_steps > 0) {
+    const int64_t k = options_.every_steps;
+    const int64_t from = std::max({soonest, last_target_ + 1, last_committed_ + 1});
+    return Start((from + k - 1) / k * k);
+  }
+  if (options_.every_s > 0 && SecondsSince(last_commit_time_) >= options_.every_s) {
+    return Start(std::max(soonest, last_target_ + 1));
+  }
+}
+
+void CheckpointDriver::Broadcast(const std::function<void(OutMessage&)>& fill, Op op) {
+  for (const Member& m : members_->members()) {
+    if (!m.registered || (m.role == MemberRole::kWorker && m.finished)) continue;
+    OutMessage out(op);
+    fill(out);
+    send_(std::move(out), m.routing_id).IgnoreError();  // a gone peer is caught by heartbeats
+  }
+}
+
+void CheckpointDriver::Start(int64_t step) {
+  Attempt a;
+  a.step = step;
+  a.full = last_committed_ < 0 || checkpoints_since_full_ + 1 >= options_.full_every || resume_step() == last_committed_;
+  a.parent = a.full ? -1 : last_committed_;
+  a.dir = checkpoint::StepDir(options_.dir, step);
+  a.started = Clock::now();
+  a.servers.resize(static_cast<size_t>(num_servers_));
+  a.workers.resize(static_cast<size_t>(num_workers_));
+  last_target_ = step;
+  preempt_needs_new_ = false;
+  std::error_code ec;
+  std::filesystem::remove_all(a.dir, ec);  // leftovers of an attempt that never committed
+  std::filesystem::create_directories(a.dir, ec);
+  if (ec) {
+    LOG(ERROR) << "cannot create " << a.dir << ": " << ec.message() << "; checkpoints are off";
+    attempt_.reset();
+    return;
+  }
+  VLOG(1) << "checkpoint of step " << step << ": prepare (" << (a.full ? "full" : "incremental") << ")";
+  attempt_ = std::move(a);
+  const Attempt& at = *attempt_;
+  Broadcast([&](OutMessage& out) {
+    out.SetStep(at.step);
+    auto p = out.header().getBody().initCkptPrepare();
+    p.setStep(at.step);
+    p.setDirectory(at.dir);
+    p.setFull(at.full);
+    p.setParentStep(at.parent);
+  }, Op::CKPT_PREPARE);
+}
+
+bool CheckpointDriver::HoldJobEnd(std::function<void()> then) {
+  if (!attempt_) return false;
+  for (const auto& w : attempt_->workers) {
+    if (!w) {
+      Abort("the workers finished before reaching its step");
+      return false;
+    }
+  }
+  LOG(INFO) << "every worker finished; waiting for the checkpoint of step " << attempt_->step << " to commit";
+  after_attempt_ = std::move(then);
+  return true;
+}
+
+void CheckpointDriver::Abort(const std::string& why) {
+  if (!attempt_) return;
+  LOG(WARNING) << "checkpoint of step " << attempt_->step << " abandoned: " << why;
+  const int64_t step = attempt_->step;
+  attempt_.reset();
+  Broadcast([&](OutMessage& out) {
+    auto c = out.header().getBody().initCkptCommit();
+    c.setStep(step);
+    c.setCommitted(false);
+  }, Op::CKPT_COMMIT);
+  if (after_attempt_) std::exchange(after_attempt_, nullptr)();
+}
+
+void CheckpointDriver::OnDone(const Member& m, const InMessage& msg) {
+  auto body = msg.header().getBody();
+  if (!body.isCkptDone()) return;
+  auto d = body.getCkptDone();
+  if (!attempt_ || d.getStep() != attempt_->step) return;  // a late answer to an abandoned attempt
+  const std::string who = members_->Describe(m.rank);
+  if (!d.getOk()) {
+    Abort(who + ": " + d.getMessage().cStr());
+    if (ended_) return;
+    return MaybeStart();
+  }
+  if (m.role == MemberRole::kServer) {
+    checkpoint::ServerPart s;
+    s.index = m.rank - 1;
+    s.dir = "server-" + std::to_string(s.index);
+    s.digest = d.getDigest();
+    s.store_digest = d.getStoreDigest();
+    s.records = d.getRecords();
+    s.bytes = d.getBytesWritten();
+    attempt_->servers[static_cast<size_t>(s.index)] = std::move(s);
+  } else {
+    checkpoint::WorkerPart w;
+    w.index = m.rank - 1 - num_servers_;
+    w.next_step = d.getNextStep();
+    w.epoch = d.getDataEpoch();
+    w.position = d.getDataPosition();
+    if (w.next_step != attempt_->step) {
+      Abort(who + " reported its state at step " + std::to_string(w.next_step));
+      return MaybeStart();
+    }
+    attempt_->workers[static_cast<size_t>(w.index)] = w;
+  }
+  for (const auto& s : attempt_->servers) {
+    if (!s) return;
+  }
+  for (const auto& w : attempt_->workers) {
+    if (!w) return;
+  }
+  Commit();
+}
+
+void CheckpointDriver::Commit() {
+  Attempt a = std::move(*attempt_);
+  attempt_.reset();
+  checkpoint::Manifest mf;
+  mf.step = a.step;
+  mf.created_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+  mf.full = a.full;
+  mf.parent_step = a.parent;
+  mf.num_servers = num_servers_;
+  mf.num_workers = num_workers_;
+  mf.sync = options_.sync;
+  mf.grad_reduce = options_.grad_reduce;
+  mf.chunk_bytes = options_.chunk_bytes;
+  mf.flags = options_.flags;
+  mf.params = params_;
+  Status st;
+  for (auto& s : a.servers) {
+    auto files = checkpoint::ListFiles(a.dir + "/" + s->dir);
+    if (!files.ok()) {
+      st = files.status();
+      break;
+    }
+    s->files = std::move(files).value();
+    s->bytes = 0;
+    for (const auto& f : s->files) s->bytes += f.size;
+    mf.bytes_written += s->bytes;
+    mf.servers.push_back(std::move(*s));
+  }
+  for (auto& w : a.workers) mf.workers.push_back(*w);
+  if (st.ok()) {
+    checkpoint::CrashPoint("coordinator_before_commit");
+    st = checkpoint::WriteFileAtomically(a.dir + "/" + checkpoint::kManifestName, checkpoint::SerializeManifest(mf));
+  }
+  if (!st.ok()) {
+    LOG(ERROR) << "checkpoint of step " << a.step << " not committed: " << st.ToString();
+    attempt_ = std::move(a);
+    Abort("writing the manifest failed");
+    return;
+  }
+  checkpoint::CrashPoint("after_commit");
+  last_committed_ = a.step;
+  last_commit_time_ = Clock::now();
+  checkpoints_since_full_ = a.full ? 0 : checkpoints_since_full_ + 1;
+  char line[256];
+  std::snprintf(line, sizeof(line),
+                "checkpoint of step %" PRId64 " committed: %s, %.2f MB written by %d servers in %.2f s", a.step,
+                a.full ? "full" : "incremental", static_cast<double>(mf.bytes_written) / 1e6, num_servers_,
+                SecondsSince(a.started));
+  LOG(INFO) << line;
+  const uint64_t bytes = mf.bytes_written;
+  Broadcast([&](OutMessage& out) {
+    auto c = out.header().getBody().initCkptCommit();
+    c.setStep(a.step);
+    c.setCommitted(true);
+    c.setBytesWritten(bytes);
+  }, Op::CKPT_COMMIT);
+  auto gc = checkpoint::CollectGarbage(options_.dir, options_.keep);
+  if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
+  if (after_attempt_) return std::exchange(after_attempt_, nullptr)();
+  if (preempt_requested_) return EndPreempted("preempted after the checkpoint of step " + std::to_string(a.step));
+  MaybeStart();
+}
+
+}  // namespace tessera

@@ -1,0 +1,131 @@
+// CheckpointDriver: the coordinator's side of checkpoints and preemption
+// (docs/checkpoints.md). It decides when to checkpoint, runs the two-phase commit and
+// ends a preempted job.
+//
+//   trigger (every N steps, every T seconds, a preemption request)
+//     -> pick step s ahead of every worker (max reported step + kLeadSteps, or the next
+//        multiple of N) and send CheckpointPrepare{s} to every server and worker
+//     <- CheckpointDone from each: servers after their background write (digest, files),
+//        workers with their state at the boundary of s
+//     -> all ok: write MANIFEST atomically (this is the commit), CheckpointCommit{true},
+//        retention / garbage collection; any not ok: CheckpointCommit{false}, the
+//        unfinished directory is collected later, and the trigger fires again.
+//   preemption: after the commit of the checkpoint it asked for, the job ends with
+//   kExitPreempted for everyone; an urgent request (second signal) or the grace period
+//   running out ends it at once, leaving the previous checkpoint as it is.
+//
+// Resume: at start-up ChooseResume() picks the checkpoint (verifying it); Welcome
+// messages carry its step, its directory and each worker's data cursor.
+//
+// Threading: constructed before the reactor starts; every other method runs on the
+// coordinator's reactor thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "checkpoint/manifest.h"
+#include "common/clock.h"
+#include "common/param_spec.h"
+#include "common/status.h"
+#include "coordinator/membership.h"
+#include "wire/message.h"
+
+namespace tessera {
+
+struct CheckpointOptions {
+  std::string dir;             // --checkpoint_dir; "" disables checkpoints
+  int64_t every_steps = 0;     // --checkpoint_every_steps (0: off)
+  double every_s = 0;          // --checkpoint_every_s (0: off)
+  int keep = 3;                // --checkpoint_keep (<= 0: keep all)
+  int full_every = 1;          // --checkpoint_full_every: every k-th checkpoint is full
+  std::string resume = "auto"; // --resume: auto, none or a step directory
+  double preempt_grace_s = 60; // --preempt_grace_s
+  // Job facts recorded in the manifest.
+  std::string sync;
+  std::string grad_reduce;
+  uint64_t chunk_bytes = 0;
+  std::vector<std::pair<std::string, std::string>> flags;
+};
+
+class CheckpointDriver {
+ public:
+  using SendFn = std::function<Status(wire::OutMessage&&, const std::string& routing_id)>;
+  using FinishFn = std::function<void(Status, int exit_code)>;
+
+  CheckpointDriver(CheckpointOptions options, int num_servers, int num_workers);
+
+  // Start-up: validates the options and picks the checkpoint to resume from.
+  // InvalidArgument for bad flags, a --resume path that does not verify, or a
+  // checkpoint made for another number of workers.
+  Status Init();
+  void SetHooks(Membership* members, SendFn send, FinishFn finish);
+
+  // Loop thread.
+  int64_t resume_step() const { return resume_ ? resume_->step : -1; }
+  int64_t last_checkpoint_step() const { return last_committed_; }
+  void FillWelcome(const Member& m, wire::capnp::Welcome::Builder w) const;
+  // A resumed job must declare the checkpoint's model (the first mismatch is named).
+  Status CheckModel(const std::vector<ParamSpec>& params) const;
+  void OnTrainingStarted(const std::vector<ParamSpec>& params);
+  void OnStepReport(int64_t step);
+  void OnDone(const Member& m, const wire::InMessage& msg);
+  void OnPreempt(const std::string& who, int sig, bool urgent);
+  void Tick();
+  bool preempting() const { return preempt_requested_; }
+  // Every worker finished: when a checkpoint they all answered is still being written,
+  // `then` runs after it commits or fails (returns true); otherwise false, and any
+  // attempt nobody can answer any more is abandoned.
+  bool HoldJobEnd(std::function<void()> then);
+
+  // Steps between the newest reported step and a triggered checkpoint's step: far enough
+  // that no server has passed it when the prepare arrives.
+  static constexpr int64_t kLeadSteps = 3;
+
+ private:
+  struct Attempt {
+    int64_t step = 0;
+    bool full = true;
+    int64_t parent = -1;
+    std::string dir;
+    Clock::time_point started;
+    std::vector<std::optional<checkpoint::ServerPart>> servers;
+    std::vector<std::optional<checkpoint::WorkerPart>> workers;
+  };
+
+  void MaybeStart();
+  void Start(int64_t step);
+  void Abort(const std::string& why);
+  void Commit();
+  void Broadcast(const std::function<void(wire::OutMessage&)>& fill, wire::Op op);
+  void EndPreempted(const std::string& how);
+
+  const CheckpointOptions options_;
+  const int num_servers_;
+  const int num_workers_;
+  Membership* members_ = nullptr;
+  SendFn send_;
+  FinishFn finish_;
+
+  std::optional<checkpoint::Manifest> resume_;
+  std::string resume_dir_;
+  std::vector<ParamSpec> params_;
+  bool training_ = false;
+  int64_t max_reported_ = -1;
+  int64_t last_committed_ = -1;
+  int64_t last_target_ = -1;        // newest step an attempt was started for
+  int checkpoints_since_full_ = 0;  // incremental: commits since the last full one
+  Clock::time_point last_commit_time_;
+  std::optional<Attempt> attempt_;
+  bool preempt_requested_ = false;
+  bool preempt_needs_new_ = false;  // the pending attempt was started before the request
+  Clock::time_point preempt_deadline_;
+  bool ended_ = false;
+  std::function<void()> after_attempt_;  // HoldJobEnd
+};
+
+}  // namespace tessera

@@ -1,0 +1,275 @@
+#include "paramserver/checkpoint_participant.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <climits>
+#include <cstring>
+
+#include "checkpoint/catalog.h"
+#include "checkpoint/crash_point.h"
+
+namespace tessera::paramserver {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+double Since(SteadyClock::time_point t) { return std::chrono::duration<double>(SteadyClock::now() - t).count(); }
+
+// Lowest and highest applied step over every unit this server holds; false when it holds
+// none (then any moment is a boundary).
+bool AppliedRange(const ParamServerCore& core, int64_t* lo, int64_t* hi) {
+  *lo = INT64_MAX;
+  *hi = INT64_MIN;
+  const ShardMap& map = core.map();
+  for (uint32_t id = 0; id < map.num_params(); ++id) {
+    if (map.param(id)->kind == ParamKind::kSparse) {
+      const int64_t a = core.aggregator().SparseAppliedStep(id);
+      *lo = std::min(*lo, a);
+      *hi = std::max(*hi, a);
+      continue;
+    }
+    const DenseLayout* l = map.dense_layout(id);
+    if (l == nullptr) continue;
+    for (uint64_t c = 0; c < l->num_chunks(); ++c) {
+      if (l->chunk_server[c] != core.server()) continue;
+      const int64_t a = core.aggregator().DenseAppliedStep(id, c, c);
+      *lo = std::min(*lo, a);
+      *hi = std::max(*hi, a);
+    }
+  }
+  return *lo != INT64_MAX;
+}
+
+}  // namespace
+
+CheckpointParticipant::CheckpointParticipant(uint32_t server, checkpoint::WriteMethod method, PostFn post,
+                                             ReportFn report)
+    : server_(server), method_(method), post_(std::move(post)), report_(std::move(report)) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+CheckpointParticipant::~CheckpointParticipant() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cancel_ = true;
+  cv_.notify_all();
+  writer_.join();
+}
+
+void CheckpointParticipant::OnPrepare(int64_t step, const std::string& directory, bool full, ParamServerCore& core) {
+  core.mutable_store().TrackDirtyRows(true);
+  pending_ = Pending{step, directory, full};
+  AfterPush(core);
+}
+
+void CheckpointParticipant::OnCommit(int64_t step, bool committed, ParamServerCore& core) {
+  if (pending_ && pending_->step == step) pending_.reset();
+  if (step != uncommitted_step_) return;
+  if (!committed) {
+    // The rows of an abandoned snapshot are still changed relative to the last commit.
+    for (const auto& [id, key] : uncommitted_rows_) core.mutable_store().MarkDirty(id, key);
+  }
+  uncommitted_rows_.clear();
+  uncommitted_step_ = -1;
+}
+
+void CheckpointParticipant::AfterPush(ParamServerCore& core) {
+  if (!pending_) return;
+  int64_t lo, hi;
+  const bool holds = AppliedRange(core, &lo, &hi);
+  const int64_t s = pending_->step;
+  if (holds && hi >= s) {
+    CheckpointReport r;
+    r.step = s;
+    r.message = "server " + std::to_string(server_) + " already applied step " + std::to_string(hi) +
+                " when asked to checkpoint at the boundary of step " + std::to_string(s) + " (too late)";
+    pending_.reset();
+    report_(r);
+    return;
+  }
+  if (holds && lo < s - 1) return;  // not there yet
+  Snapshot(core);
+}
+
+void CheckpointParticipant::Snapshot(ParamServerCore& core) {
+  const Pending p = *pending_;
+  pending_.reset();
+  const auto start = SteadyClock::now();
+  ShardStore& store = core.mutable_store();
+  // A previous snapshot that was never committed or abandoned (the coordinator moved
+  // on): its rows count as changed.
+  for (const auto& [id, key] : uncommitted_rows_) store.MarkDirty(id, key);
+  uncommitted_rows_ = store.TakeDirtyRows();
+  uncommitted_step_ = p.step;
+  Job job;
+  job.step = p.step;
+  job.dir = p.directory + "/server-" + std::to_string(server_);
+  if (p.full) {
+    store.SnapshotInto(&spare_);
+    job.snap = std::move(spare_);
+    spare_ = {};
+  } else {
+    // Dense chunks always; sparse rows only when changed since the parent checkpoint.
+    job.snap.shard_map_version = store.shard_map_version();
+    job.snap.server = server_;
+    const ShardMap& map = core.map();
+    for (uint32_t id = 0; id < map.num_params(); ++id) {
+      const DenseLayout* l = map.dense_layout(id);
+      if (l == nullptr) continue;
+      for (uint64_t c = 0; c < l->num_chunks(); ++c) {
+        if (const ChunkState* ch = store.chunk(id, c)) job.snap.chunks.push_back(*ch);
+      }
+    }
+    for (const auto& [id, key] : uncommitted_rows_) {
+      if (const RowState* row = store.row(id, key)) job.snap.rows.push_back(*row);
+    }
+  }
+  job.store_digest = store.Digest();
+  for (uint32_t id = 0; id < core.map().num_params(); ++id) job.names.push_back(core.map().param(id)->name);
+  job.snapshot_s = Since(start);
+  checkpoint::CrashPoint("after_snapshot");
+  VLOG(1) << "checkpoint of step " << p.step << ": snapshot of " << job.snap.chunks.size() << " chunks and "
+          << job.snap.rows.size() << " rows in " << job.snapshot_s * 1e3 << " ms";
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+}
+
+void CheckpointParticipant::WriterLoop() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [this]() REQUIRES(mu_) { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    std::vector<checkpoint::RecordRef> records;
+    records.reserve(job.snap.chunks.size() + job.snap.rows.size());
+    for (const ChunkState& c : job.snap.chunks) {
+      records.push_back({checkpoint::RecordKind::kDense, job.names[c.param_id], c.begin, c.updates, c.values, c.slots});
+    }
+    for (const RowState& r : job.snap.rows) {
+      records.push_back({checkpoint::RecordKind::kSparse, job.names[r.param_id], r.key, r.updates, r.values, r.slots});
+    }
+    auto stats = checkpoint::WriteShard(job.dir, std::move(records), method_, "mid_write", &cancel_);
+    CheckpointReport rep;
+    rep.step = job.step;
+    rep.snapshot_s = job.snapshot_s;
+    rep.store_digest = job.store_digest;
+    if (stats.ok()) {
+      rep.ok = true;
+      rep.digest = stats->digest;
+      rep.records = stats->records;
+      rep.bytes = stats->file_bytes;
+      rep.write_s = stats->seconds;
+    } else {
+      rep.message = "server " + std::to_string(server_) + ": " + stats.status().ToString();
+    }
+    auto snap = std::make_shared<ShardSnapshot>(std::move(job.snap));
+    post_([this, rep, snap] {
+      if (spare_.chunks.empty() && spare_.rows.empty()) spare_ = std::move(*snap);
+      report_(rep);
+    });
+  }
+}
+
+Status RestoreShards(const std::string& step_dir, ParamServerCore& core) {
+  const auto start = SteadyClock::now();
+  TESSERA_ASSIGN_OR_RETURN(checkpoint::Manifest m, checkpoint::ReadManifest(step_dir));
+  TESSERA_ASSIGN_OR_RETURN(auto chain, checkpoint::Chain(step_dir, m));
+  // Readers: the newest checkpoint's databases first (dense), then every database of the
+  // chain, oldest first, for the rows (newer rows overwrite older ones).
+  std::vector<std::vector<std::unique_ptr<checkpoint::ShardReader>>> readers(chain.size());
+  for (size_t i = 0; i < chain.size(); ++i) {
+    for (const auto& s : chain[i].second.servers) {
+      TESSERA_ASSIGN_OR_RETURN(auto r, checkpoint::ShardReader::Open(chain[i].first + "/" + s.dir));
+      readers[i].push_back(std::move(r));
+    }
+  }
+  const ShardMap& map = core.map();
+  ShardStore& store = core.mutable_store();
+  uint64_t chunks = 0, rows = 0;
+  for (uint32_t id = 0; id < map.num_params(); ++id) {
+    const ParamSpec& spec = *map.param(id);
+    const uint64_t nslots = static_cast<uint64_t>(NumOptimizerSlots(spec.optimizer.kind));
+    if (spec.kind == ParamKind::kSparse) {
+      const uint64_t width = static_cast<uint64_t>(spec.numel());
+      for (size_t i = chain.size(); i-- > 0;) {
+        for (const auto& r : readers[i]) {
+          TESSERA_RETURN_IF_ERROR(r->ReadRows(spec.name, [&](const checkpoint::Record& rec) -> Status {
+            if (!map.OwnsKey(core.server(), id, rec.position)) return Status::OK();
+            if (rec.values.size() != width || rec.slots.size() != nslots * width) {
+              return Status::Corruption(r->dir() + ": row " + std::to_string(rec.position) + " of '" + spec.name +
+                                        "' has " + std::to_string(rec.values.size()) + " values and " +
+                                        std::to_string(rec.slots.size()) + " slots");
+            }
+            RowState row;
+            row.param_id = id;
+            row.key = rec.position;
+            row.updates = rec.updates;
+            row.values = rec.values;
+            row.slots = rec.slots;
+            ++rows;
+            return store.RestoreRow(std::move(row));
+          }));
+        }
+      }
+      continue;
+    }
+    const DenseLayout* l = map.dense_layout(id);
+    if (l == nullptr) continue;
+    std::vector<ChunkState*> mine;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (uint64_t c = 0; c < l->num_chunks(); ++c) {
+      if (ChunkState* ch = store.mutable_chunk(id, c)) {
+        mine.push_back(ch);
+        ranges.emplace_back(ch->begin, ch->end);
+      }
+    }
+    std::vector<uint64_t> covered(mine.size(), 0);
+    for (const auto& r : readers[0]) {
+      TESSERA_RETURN_IF_ERROR(r->ReadDenseRanges(spec.name, ranges, [&](size_t i, const checkpoint::Record& rec) -> Status {
+        ChunkState* ch = mine[i];
+        const uint64_t n = ch->end - ch->begin;
+        const uint64_t rn = rec.values.size();
+        if (rec.slots.size() != nslots * rn) {
+          return Status::Corruption(r->dir() + ": chunk at " + std::to_string(rec.position) + " of '" + spec.name +
+                                    "' has " + std::to_string(rec.slots.size()) + " slot values for " +
+                                    std::to_string(rn) + " elements");
+        }
+        const uint64_t b = std::max(ch->begin, rec.position), e = std::min(ch->end, rec.position + rn);
+        std::memcpy(ch->values.data() + (b - ch->begin), rec.values.data() + (b - rec.position), (e - b) * 4);
+        for (uint64_t k = 0; k < nslots; ++k) {
+          std::memcpy(ch->slots.data() + k * n + (b - ch->begin), rec.slots.data() + k * rn + (b - rec.position),
+                      (e - b) * 4);
+        }
+        ch->updates = rec.updates;
+        covered[i] += e - b;
+        return Status::OK();
+      }));
+    }
+    for (size_t i = 0; i < mine.size(); ++i) {
+      const ChunkState* ch = mine[i];
+      if (covered[i] != ch->end - ch->begin) {
+        return Status::Corruption(step_dir + " holds " + std::to_string(covered[i]) + " of the " +
+                                  std::to_string(ch->end - ch->begin) + " elements [" + std::to_string(ch->begin) +
+                                  ", " + std::to_string(ch->end) + ") of '" + spec.name + "'");
+      }
+      ++chunks;
+    }
+  }
+  LOG(INFO) << "restored " << chunks << " chunks and " << rows << " sparse rows from " << step_dir << " ("
+            << chain.size() << " checkpoint(s), " << m.num_servers << " servers wrote it) in " << Since(start)
+            << " s";
+  return Status::OK();
+}
+
+}  // namespace tessera::paramserver

@@ -1,0 +1,372 @@
+// Checkpoints of real jobs (`tessera launch`, 1 coordinator + servers + 2 workers on
+// loopback, an MNIST subset, --deterministic bsp), killed with real signals:
+//  - exact resume: 2N steps in one go vs N steps, SIGKILL right after the step-N
+//    checkpoint committed (TESSERA_CRASH_AT=after_commit), resume to 2N: same final
+//    params_digest and the same losses for steps N..2N-1;
+//  - resharding: the 2-server checkpoint resumed by 3 and by 1 servers, same result;
+//  - crash points of the protocol: resume finds the old or the new checkpoint, never a
+//    mix, and the unfinished one is garbage-collected;
+//  - corruption: a flipped byte makes `tessera ckpt verify` fail and --resume=auto fall
+//    back to the older checkpoint;
+//  - preemption: SIGTERM to the launcher, or SIGUSR1 to one worker, checkpoints at the
+//    next step boundary and exits with 75; resuming reaches the uninterrupted result.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/testutil/testutil.h"
+
+namespace tessera {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::RunCommand;
+using testing::SourceDir;
+using testing::TesseraBinary;
+
+constexpr const char* kJob =
+    "--train_limit=2000 --test_limit=200 --hidden=32 --batch_size=32 --optimizer=adam --lr=0.002 "
+    "--log_every=0 --seed=1 --sync=bsp --deterministic";
+
+struct JobRun {
+  int exit_code = -1;
+  std::string output;
+  std::vector<std::string> metrics;
+};
+
+std::string Field(const std::string& json, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  size_t p = json.find(k);
+  if (p == std::string::npos) return "";
+  p += k.size();
+  if (json[p] == '"') return json.substr(p + 1, json.find('"', p + 1) - p - 1);
+  return json.substr(p, json.find_first_of(",}", p) - p);
+}
+
+std::string LaunchCommand(const std::string& flags, const std::string& metrics, int servers) {
+  return TesseraBinary() + " launch --servers " + std::to_string(servers) + " --workers 2 --grace_s 1 " + kJob +
+         " " + flags + " --data=" + SourceDir() + "/data/mnist --metrics_out=" + metrics;
+}
+
+std::vector<std::string> ReadLines(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream in(path);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+JobRun Train(const testing::TempDir& tmp, const std::string& flags, int servers = 2, const std::string& env = "") {
+  static int n = 0;
+  const std::string metrics = tmp.path() + "/metrics-" + std::to_string(++n) + ".jsonl";
+  auto r = RunCommand(env + " " + LaunchCommand(flags, metrics, servers), 120);
+  return {r.exit_code, r.output, ReadLines(metrics)};
+}
+
+std::string Digest(const JobRun& r) {
+  for (const auto& l : r.metrics) {
+    if (Field(l, "event") == "summary") return Field(l, "params_digest");
+  }
+  return "";
+}
+
+// step -> loss of every step line.
+std::vector<std::pair<int, std::string>> Losses(const JobRun& r) {
+  std::vector<std::pair<int, std::string>> out;
+  for (const auto& l : r.metrics) {
+    if (Field(l, "event") == "step") out.emplace_back(std::stoi(Field(l, "step")), Field(l, "loss"));
+  }
+  return out;
+}
+
+struct Listing {
+  std::vector<int> complete, incomplete;
+};
+Listing List(const std::string& dir) {
+  Listing out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) != 0) continue;
+    (fs::exists(e.path() / "MANIFEST") ? out.complete : out.incomplete).push_back(std::stoi(name.substr(5)));
+  }
+  std::sort(out.complete.begin(), out.complete.end());
+  std::sort(out.incomplete.begin(), out.incomplete.end());
+  return out;
+}
+
+int Tool(const std::string& args, std::string* output = nullptr) {
+  auto r = RunCommand(TesseraBinary() + " ckpt " + args, 60);
+  if (output != nullptr) *output = r.output;
+  return r.exit_code;
+}
+
+TEST(CheckpointJob, ResumeAfterSigkillIsBitwiseExactAndReshards) {
+  testing::TempDir tmp;
+  JobRun full = Train(tmp, "--steps=40");
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  const std::string digest = Digest(full);
+  ASSERT_EQ(digest.size(), 16u);
+
+  // N = 20 steps, checkpointed at their end; the coordinator is SIGKILLed right after
+  // the manifest's commit (the rest of the job dies with it).
+  const std::string ck = tmp.path() + "/ck";
+  JobRun killed = Train(tmp, "--steps=20 --checkpoint_every_steps=20 --checkpoint_dir=" + ck, 2,
+                        "TESSERA_CRASH_AT=after_commit");
+  EXPECT_NE(killed.exit_code, 0) << killed.output;
+  EXPECT_NE(killed.output.find("crashing at after_commit"), std::string::npos) << killed.output;
+  EXPECT_EQ(List(ck).complete, std::vector<int>{20});
+  std::string out;
+  EXPECT_EQ(Tool("verify " + ck, &out), 0) << out;
+  EXPECT_EQ(Tool("ls " + ck, &out), 0);
+  EXPECT_NE(out.find("complete"), std::string::npos) << out;
+  EXPECT_EQ(Tool("show " + ck + " 20", &out), 0);
+  EXPECT_NE(out.find("fc1.weight"), std::string::npos) << out;
+  EXPECT_NE(out.find("--deterministic=true"), std::string::npos) << out;
+
+  JobRun resumed = Train(tmp, "--steps=40 --checkpoint_dir=" + ck);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming from the checkpoint of step 20"), std::string::npos) << resumed.output;
+  EXPECT_EQ(Digest(resumed), digest) << "final parameters differ from the uninterrupted run";
+  auto all = Losses(full), tail = Losses(resumed);
+  ASSERT_EQ(tail.size(), 20u);
+  for (const auto& [step, loss] : tail) {
+    ASSERT_GE(step, 20);
+    EXPECT_EQ(loss, all[static_cast<size_t>(step)].second) << "loss of step " << step;
+  }
+
+  // The same checkpoint (2 servers wrote it) loaded by 3 and by 1 servers.
+  for (int servers : {3, 1}) {
+    JobRun r = Train(tmp, "--steps=40 --resume=" + ck + "/step-000000000020", servers);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(Digest(r), digest) << servers << " servers";
+  }
+}
+
+TEST(CheckpointJob, IncompatibleModelIsRefusedNamingTheParameter) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  JobRun a = Train(tmp, "--steps=10 --checkpoint_every_steps=5 --checkpoint_dir=" + ck);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  ASSERT_FALSE(List(ck).complete.empty());
+  JobRun b = Train(tmp, "--steps=10 --hidden=48 --checkpoint_dir=" + ck);
+  EXPECT_EQ(b.exit_code, 2) << b.output;
+  EXPECT_NE(b.output.find("parameter 'fc1.weight' differs"), std::string::npos) << b.output;
+  JobRun c = Train(tmp, "--steps=10 --hidden=48 --resume=none --checkpoint_dir=" + ck);
+  EXPECT_EQ(c.exit_code, 0) << c.output;
+}
+
+void FlipMiddleByte(const fs::path& file) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  const auto off = static_cast<std::streamoff>(fs::file_size(file) / 2);
+  f.seekg(off);
+  char c;
+  f.get(c);
+  f.seekp(off);
+  f.put(static_cast<char>(c ^ 0x44));
+}
+
+TEST(CheckpointJob, CorruptNewestCheckpointFallsBackToTheOlderOne) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  // Three runs of 10 steps each, each resuming the last and checkpointing at its end.
+  JobRun a;
+  for (int steps : {10, 20, 30}) {
+    a = Train(tmp, "--steps=" + std::to_string(steps) + " --checkpoint_every_steps=10 --checkpoint_dir=" + ck);
+    ASSERT_EQ(a.exit_code, 0) << a.output;
+  }
+  ASSERT_EQ(List(ck).complete, (std::vector<int>{10, 20, 30}));
+  // Flip a byte in the middle of the largest SST of step 30, and in step 20's manifest.
+  fs::path biggest;
+  for (const auto& e : fs::recursive_directory_iterator(ck + "/step-000000000030")) {
+    if (e.path().extension() == ".sst" && (biggest.empty() || e.file_size() > fs::file_size(biggest))) biggest = e.path();
+  }
+  ASSERT_FALSE(biggest.empty());
+  FlipMiddleByte(biggest);
+  FlipMiddleByte(ck + "/step-000000000020/MANIFEST");
+  std::string out;
+  EXPECT_EQ(Tool("verify " + ck + " 30", &out), 1) << out;
+  EXPECT_NE(out.find("DAMAGED"), std::string::npos) << out;
+  EXPECT_NE(out.find("Corruption"), std::string::npos) << out;
+  EXPECT_EQ(Tool("verify " + ck + " 20", &out), 1) << out;
+  EXPECT_NE(out.find("MANIFEST"), std::string::npos) << out;
+  EXPECT_EQ(Tool("verify " + ck + " 10", &out), 0) << out;
+
+  JobRun b = Train(tmp, "--steps=30 --checkpoint_dir=" + ck);
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_NE(b.output.find("not resuming from the checkpoint of step 30"), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("not resuming from the checkpoint of step 20"), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("resuming from the checkpoint of step 10"), std::string::npos) << b.output;
+  EXPECT_EQ(Digest(b), Digest(a)) << "resumed from step 10, the run must end where the first one did";
+}
+
+class CrashPoint : public ::testing::TestWithParam<const char*> {};
+
+// A complete checkpoint of step 10, then a run to step 20 whose checkpoint at 20 is
+// interrupted at the crash point. Resume must use exactly one complete checkpoint (10 or
+// 20) and end where an uninterrupted run ends; the unfinished directory must be gone.
+TEST_P(CrashPoint, ResumeFindsTheOldOrTheNewCheckpointNeverAMix) {
+  testing::TempDir tmp;
+  JobRun full = Train(tmp, "--steps=30");
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  const std::string ck = tmp.path() + "/ck";
+  const std::string flags = "--checkpoint_every_steps=10 --checkpoint_keep=5 --checkpoint_dir=" + ck;
+  JobRun first = Train(tmp, "--steps=10 " + flags);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  ASSERT_EQ(List(ck).complete, std::vector<int>{10});
+  JobRun crashed = Train(tmp, "--steps=20 " + flags, 2, std::string("TESSERA_CRASH_AT=") + GetParam());
+  EXPECT_NE(crashed.exit_code, 0) << crashed.output;
+  EXPECT_NE(crashed.output.find(std::string("crashing at ") + GetParam()), std::string::npos) << crashed.output;
+  Listing l = List(ck);
+  ASSERT_FALSE(l.complete.empty()) << crashed.output;
+  const int newest = l.complete.back();
+  EXPECT_TRUE(newest == 10 || newest == 20) << newest;
+  for (int s : l.complete) {
+    std::string out;
+    EXPECT_EQ(Tool("verify " + ck + " " + std::to_string(s), &out), 0) << "a complete checkpoint is sound: " << out;
+  }
+  JobRun resumed = Train(tmp, "--steps=30 " + flags);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming from the checkpoint of step " + std::to_string(newest)), std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(Digest(resumed), Digest(full));
+  EXPECT_TRUE(List(ck).incomplete.empty()) << "the unfinished checkpoint was not garbage-collected";
+}
+
+INSTANTIATE_TEST_SUITE_P(Points, CrashPoint,
+                         ::testing::Values("after_snapshot", "mid_write", "after_done", "manifest_mid_write",
+                                           "before_rename", "after_rename", "before_dir_fsync",
+                                           "coordinator_before_commit"));
+
+// Starts a job in the background; its launcher's pid is in pid_file.
+class BackgroundJob {
+ public:
+  BackgroundJob(const testing::TempDir& tmp, const std::string& flags) {
+    metrics_ = tmp.path() + "/bg-metrics.jsonl";
+    const std::string pid_file = tmp.path() + "/launcher.pid";
+    thread_ = std::thread([this, flags, pid_file] {
+      result_ = RunCommand("echo $$ > " + pid_file + "; exec " + LaunchCommand(flags, metrics_, 2), 180);
+    });
+    for (int i = 0; i < 200 && pid_ <= 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::ifstream in(pid_file);
+      in >> pid_;
+    }
+  }
+  ~BackgroundJob() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // Waits until worker 0 has logged `steps` steps.
+  bool WaitForSteps(size_t steps) {
+    for (int i = 0; i < 600; ++i) {
+      size_t n = 0;
+      for (const auto& l : ReadLines(metrics_)) n += Field(l, "event") == "step";
+      if (n >= steps) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  // Pid of the launcher's child with TESSERA_RANK=rank.
+  pid_t Child(int rank) const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children");
+    for (pid_t c; in >> c;) {
+      std::ifstream env("/proc/" + std::to_string(c) + "/environ");
+      std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+      if (all.find("TESSERA_RANK=" + std::to_string(rank) + '\0') != std::string::npos) return c;
+    }
+    return -1;
+  }
+  JobRun Finish() {
+    thread_.join();
+    return {result_.exit_code, result_.output, ReadLines(metrics_)};
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::string metrics_;
+  pid_t pid_ = -1;
+  std::thread thread_;
+  testing::CommandResult result_;
+};
+
+TEST(CheckpointJob, SigtermToTheLauncherCheckpointsExits75AndResumesExactly) {
+  testing::TempDir tmp;
+  const std::string flags = "--steps=1500";
+  JobRun full = Train(tmp, flags);
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  const std::string ck = tmp.path() + "/ck";
+  BackgroundJob job(tmp, flags + " --checkpoint_dir=" + ck);
+  ASSERT_GT(job.pid(), 0);
+  ASSERT_TRUE(job.WaitForSteps(100));
+  ASSERT_EQ(kill(job.pid(), SIGTERM), 0);
+  JobRun pre = job.Finish();
+  EXPECT_EQ(pre.exit_code, 75) << pre.output;
+  EXPECT_NE(pre.output.find("preempted after the checkpoint of step"), std::string::npos) << pre.output;
+  ASSERT_EQ(List(ck).complete.size(), 1u) << pre.output;
+  const int step = List(ck).complete[0];
+  EXPECT_GT(step, 100);
+  EXPECT_LT(step, 1500) << "the checkpoint is taken at the next boundary, not at the end";
+  JobRun resumed = Train(tmp, flags + " --checkpoint_dir=" + ck);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(Digest(resumed), Digest(full));
+}
+
+TEST(CheckpointJob, SigusrToOneWorkerPreemptsTheWholeJob) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  BackgroundJob job(tmp, "--steps=1500 --checkpoint_dir=" + ck);
+  ASSERT_GT(job.pid(), 0);
+  ASSERT_TRUE(job.WaitForSteps(100));
+  const pid_t worker1 = job.Child(4);  // ranks: 0 coordinator, 1-2 servers, 3-4 workers
+  ASSERT_GT(worker1, 0);
+  ASSERT_EQ(kill(worker1, SIGUSR1), 0);
+  JobRun pre = job.Finish();
+  EXPECT_EQ(pre.exit_code, 75) << pre.output;
+  EXPECT_NE(pre.output.find("worker 1 (rank 4)"), std::string::npos) << pre.output;
+  EXPECT_EQ(List(ck).complete.size(), 1u) << pre.output;
+  // Every process ended with 75: the launcher reports the first failure's code only, so
+  // look for any other exit status in its log.
+  EXPECT_EQ(pre.output.find("exited with code 3"), std::string::npos) << pre.output;
+}
+
+TEST(CheckpointJob, SecondSignalEndsAtOnceKeepingThePreviousCheckpoint) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  BackgroundJob job(tmp, "--steps=3000 --checkpoint_every_steps=50 --checkpoint_keep=0 --checkpoint_dir=" + ck);
+  ASSERT_GT(job.pid(), 0);
+  ASSERT_TRUE(job.WaitForSteps(200));
+  const pid_t coordinator = job.Child(0), server = job.Child(1);
+  ASSERT_GT(coordinator, 0);
+  ASSERT_GT(server, 0);
+  // A stopped server cannot finish the preemption checkpoint, so the second signal is
+  // what ends the job. (Two signals sent back to back could merge into one.)
+  ASSERT_EQ(kill(server, SIGSTOP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(kill(coordinator, SIGTERM), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_EQ(kill(coordinator, SIGTERM), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  kill(server, SIGCONT);
+  JobRun pre = job.Finish();
+  EXPECT_EQ(pre.exit_code, 75) << pre.output;
+  EXPECT_NE(pre.output.find("a second signal"), std::string::npos) << pre.output;
+  size_t steps = 0;
+  for (const auto& l : pre.metrics) steps += Field(l, "event") == "step";
+  EXPECT_LT(steps, 3000u) << "the job must stop early";
+  Listing l = List(ck);
+  ASSERT_FALSE(l.complete.empty()) << pre.output;
+  for (int s : l.complete) {
+    std::string out;
+    EXPECT_EQ(Tool("verify " + ck + " " + std::to_string(s), &out), 0) << out;
+  }
+}
+
+}  // namespace
+}  // namespace tessera

@@ -1,0 +1,352 @@
+#include "worker/sparse/sparse_trainer.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "common/hash.h"
+#include "worker/sparse/ctr_workload.h"
+#include "worker/sparse/word2vec_workload.h"
+
+namespace tessera::worker::sparse {
+
+namespace {
+
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(double* sink) : sink_(sink), start_(Clock::now()) {}
+  ~PhaseTimer() { *sink_ += SecondsSince(start_); }
+  PhaseTimer(const PhaseTimer&) = delete;
+  PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+ private:
+  double* const sink_;
+  Clock::time_point start_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index,
+                                                       int num_workers) {
+  if (config.model == "word2vec") return CreateWord2VecWorkload(config, worker_index, num_workers);
+  return CreateCtrWorkload(config, worker_index, num_workers, worker_index == 0);
+}
+
+Result<std::unique_ptr<SparseTrainer>> SparseTrainer::Create(const TrainConfig& config,
+                                                             const TrainerPlace& place) {
+  TESSERA_RETURN_IF_ERROR(ValidateTrainConfig(config));
+  if (!IsSparseModel(config.model))
+    return Status::InvalidArgument("'" + config.model + "' is not a sparse model");
+  if (place.client == nullptr) return Status::InvalidArgument("SparseTrainer needs a client");
+  if (place.num_workers < 1 || place.worker_index < 0 || place.worker_index >= place.num_workers) {
+    return Status::InvalidArgument("worker index " + std::to_string(place.worker_index) +
+                                   " is outside [0, " + std::to_string(place.num_workers) + ")");
+  }
+  return std::unique_ptr<SparseTrainer>(new SparseTrainer(config, place));
+}
+
+TrainerState SparseTrainer::state() const {
+  TrainerState s;
+  s.next_step = next_step_;
+  // The iterator may be a batch ahead (prefetch): the next step's batch starts here.
+  if (prepared_ >= next_step_)
+    s.cursor = batch_cursor_[next_step_ & 1];
+  else if (batches_)
+    s.cursor = batches_->cursor();
+  return s;
+}
+
+Clock::duration SparseTrainer::Timeout() const {
+  return std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(config_.request_timeout_s));
+}
+
+Status SparseTrainer::WaitAll(std::vector<Handle>* handles, const char* what) {
+  Status first;
+  for (const Handle& h : *handles) {
+    Status st = h.Wait(Timeout());
+    if (first.ok() && !st.ok()) first = st.WithContext(what);
+  }
+  handles->clear();
+  return first;
+}
+
+Status SparseTrainer::Setup() {
+  TESSERA_ASSIGN_OR_RETURN(workload_,
+                           CreateWorkload(config_, place_.worker_index, place_.num_workers));
+  if (leader_) {
+    TESSERA_ASSIGN_OR_RETURN(metrics_, MetricsWriter::Open(config_.metrics_out));
+  }
+  steps_per_epoch_ =
+      StepsPerEpoch(config_.batch_size, workload_->total_examples(), place_.num_workers);
+  planned_steps_ = PlannedSteps(config_, workload_->total_examples(), place_.num_workers);
+  data::BatchIteratorOptions bo;
+  bo.batch_size = config_.batch_size;
+  bo.shuffle = config_.shuffle;
+  bo.seed = config_.seed;
+  bo.worker = place_.worker_index;
+  auto it = data::IndexBatches::Create(workload_->local_examples(), bo);
+  if (!it.ok()) return it.status().WithContext("worker " + std::to_string(place_.worker_index));
+  batches_.emplace(std::move(it).value());
+
+  std::vector<ParamSpec> specs = workload_->SparseParams();
+  const size_t num_tables = specs.size();
+  dense_ = workload_->DenseParameters();
+  for (model::Parameter* p : dense_) specs.push_back(p->spec);
+  TESSERA_RETURN_IF_ERROR_CTX(place_.client->DeclareParams(specs),
+                              "declaring the model's parameters");
+  for (size_t i = 0; i < specs.size(); ++i) {
+    TESSERA_ASSIGN_OR_RETURN(uint32_t id, place_.client->ParamId(specs[i].name));
+    if (i < num_tables) {
+      table_ids_.push_back(id);
+      table_width_.push_back(specs[i].numel());
+    } else {
+      dense_ids_.push_back(id);
+    }
+  }
+  batch_[0].tables.resize(num_tables);
+  batch_[1].tables.resize(num_tables);
+  prefetch_early_ = place_.sync != "bsp";
+  if (leader_) {
+    int64_t dense_numel = 0;
+    for (const model::Parameter* p : dense_) dense_numel += p->spec.numel();
+    LOG(INFO) << "training " << config_.model << " (" << num_tables << " sparse tables, "
+              << dense_numel << " dense parameters) for " << planned_steps_ << " steps ("
+              << steps_per_epoch_ << " per epoch) of " << config_.batch_size << " x "
+              << place_.num_workers << " workers, optimizer "
+              << OptimizerKindName(config_.mlp.optimizer.kind) << " lr " << config_.mlp.optimizer.lr
+              << ", sync " << place_.sync << "; " << workload_->local_examples()
+              << " local training examples";
+    uint64_t unused;
+    TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(0, &unused));
+    summary_.initial_eval_loss = r.heldout_loss >= 0 ? r.heldout_loss : r.logloss;
+  }
+  return Status::OK();
+}
+
+void SparseTrainer::IssueSparsePulls(SparseBatch* batch, int64_t step,
+                                     std::vector<Handle>* handles) {
+  for (size_t t = 0; t < table_ids_.size(); ++t) {
+    SparseRows& rows = batch->tables[t];
+    if (rows.keys.empty()) continue;
+    handles->push_back(
+        place_.client->PullSparse(table_ids_[t], rows.keys, rows.values.view(), step));
+  }
+}
+
+void SparseTrainer::IssueDensePulls(int64_t step, std::vector<Handle>* handles) {
+  for (size_t i = 0; i < dense_.size(); ++i) {
+    handles->push_back(place_.client->Pull(dense_ids_[i], dense_[i]->value.view(), step));
+  }
+}
+
+Status SparseTrainer::PullFor(SparseBatch* batch, int64_t step, const char* what) {
+  std::vector<Handle> pulls;
+  IssueSparsePulls(batch, step, &pulls);
+  IssueDensePulls(step, &pulls);
+  return WaitAll(&pulls, what);
+}
+
+Status SparseTrainer::PrepareBatch(int64_t step) {
+  PhaseTimer timer(&summary_.phases.data_s);
+  SparseBatch& b = batch_[step & 1];
+  b.slot = static_cast<int>(step & 1);
+  batch_cursor_[step & 1] = batches_->cursor();
+  const int64_t epoch = batches_->cursor().epoch;
+  auto examples = batches_->Next();
+  prepared_ = step;
+  return workload_->Prepare(examples, epoch, &b);
+}
+
+Status SparseTrainer::RunStep(int64_t step) {
+  PhaseTimes& t = summary_.phases;
+  SparseBatch& batch = batch_[step & 1];
+  const bool more = step + 1 < planned_steps_;
+  std::vector<Handle>& next_pulls = pulls_[(step + 1) & 1];
+  {
+    PhaseTimer timer(&t.pull_s);
+    TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pulls_[step & 1], "pulling rows"),
+                                "step " + std::to_string(step));
+  }
+  if (more && prefetch_early_) {
+    TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
+    PhaseTimer timer(&t.issue_s);
+    IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
+  }
+  double loss;
+  {
+    PhaseTimer timer(&t.compute_s);
+    TESSERA_ASSIGN_OR_RETURN(loss, workload_->Step(&batch));
+  }
+  std::vector<Handle> pushes;
+  {
+    PhaseTimer timer(&t.issue_s);
+    for (size_t i = 0; i < table_ids_.size(); ++i) {
+      const SparseRows& rows = batch.tables[i];
+      pushes.push_back(
+          place_.client->PushSparse(table_ids_[i], rows.keys, rows.grads.view(), step));
+    }
+    for (size_t i = 0; i < dense_.size(); ++i) {
+      pushes.push_back(place_.client->Push(dense_ids_[i], dense_[i]->grad.view(), step));
+    }
+  }
+  if (more) {
+    if (!prefetch_early_) {
+      TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
+      PhaseTimer timer(&t.issue_s);
+      IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
+    }
+    PhaseTimer timer(&t.issue_s);
+    IssueDensePulls(step + 1, &next_pulls);
+  }
+  {
+    PhaseTimer timer(&t.push_s);
+    TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pushes, "pushing gradients"),
+                                "step " + std::to_string(step));
+  }
+  samples_ += batch.examples;
+  next_step_ = step + 1;
+
+  PhaseTimer timer(&t.report_s);
+  place_.client->ReportStep(step, loss, static_cast<uint64_t>(batch.examples));
+  if (!leader_) return Status::OK();
+  window_loss_ += loss;
+  window_steps_ += 1;
+  window_samples_ += batch.examples;
+  const double window_s = SecondsSince(window_start_);
+  const double rate =
+      window_s > 0 ? static_cast<double>(window_samples_ * place_.num_workers) / window_s : 0;
+  metrics_->Step(step, static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch_), loss,
+                 rate);
+  summary_.final_loss = window_loss_ / static_cast<double>(window_steps_);
+  const bool last = step + 1 == planned_steps_;
+  if ((config_.log_every > 0 && (step + 1) % config_.log_every == 0) || last) {
+    char line[200];
+    std::snprintf(line, sizeof(line), "step %lld/%lld  epoch %.2f  loss %.4f  %.0f samples/s",
+                  static_cast<long long>(step + 1), static_cast<long long>(planned_steps_),
+                  static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch_),
+                  summary_.final_loss, rate);
+    LOG(INFO) << line;
+    window_loss_ = 0;
+    window_steps_ = 0;
+    window_samples_ = 0;
+    window_start_ = Clock::now();
+  }
+  return Status::OK();
+}
+
+Result<EvalReport> SparseTrainer::Evaluate(int64_t step, uint64_t* digest) {
+  SparseBatch eb;
+  eb.tables.resize(table_ids_.size());
+  uint64_t h = 0xcbf29ce484222325ULL;
+  // Dense values are those of the last pull; pull them for `step` with the first batch.
+  for (int64_t i = 0; i < workload_->NumEvalBatches(); ++i) {
+    TESSERA_RETURN_IF_ERROR(workload_->PrepareEval(i, &eb));
+    if (i == 0) {
+      TESSERA_RETURN_IF_ERROR(PullFor(&eb, step, "pulling rows for evaluation"));
+      for (const model::Parameter* p : dense_) h = Fnv1a64(p->value.data(), p->value.nbytes(), h);
+    } else {
+      std::vector<Handle> pulls;
+      for (size_t t = 0; t < table_ids_.size(); ++t) {
+        if (eb.tables[t].keys.empty()) continue;
+        pulls.push_back(place_.client->PullSparse(table_ids_[t], eb.tables[t].keys,
+                                                  eb.tables[t].values.view(), step));
+      }
+      TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling rows for evaluation"));
+    }
+    for (const SparseRows& r : eb.tables) {
+      h = Fnv1a64(r.keys.data(), r.keys.size() * sizeof(Key), h);
+      h = Fnv1a64(r.values.data(), r.values.nbytes(), h);
+    }
+    TESSERA_RETURN_IF_ERROR(workload_->Eval(i, eb));
+  }
+  *digest = h;
+  EvalReport r = workload_->FinishEval();
+  char line[200];
+  if (r.heldout_loss >= 0) {
+    std::snprintf(line, sizeof(line), "eval after %lld steps: held-out loss %.4f (%lld pairs)",
+                  static_cast<long long>(step), r.heldout_loss, static_cast<long long>(r.examples));
+  } else {
+    std::snprintf(
+        line, sizeof(line),
+        "eval after %lld steps: test AUC %.4f, log-loss %.4f, accuracy %.4f (%lld examples)",
+        static_cast<long long>(step), r.test_auc, r.logloss, r.accuracy,
+        static_cast<long long>(r.examples));
+  }
+  LOG(INFO) << line;
+  metrics_->Eval(step, r.accuracy >= 0 ? r.accuracy : 0.0,
+                 r.heldout_loss >= 0 ? r.heldout_loss : r.logloss, r.examples);
+  return r;
+}
+
+Result<TrainSummary> SparseTrainer::Run() {
+  const auto start = Clock::now();
+  TESSERA_RETURN_IF_ERROR(Setup());
+  summary_.setup_s = SecondsSince(start);
+  const auto loop_start = window_start_ = Clock::now();
+  Status st;
+  if (planned_steps_ > 0) {
+    st = PrepareBatch(0);
+    if (st.ok()) {
+      IssueSparsePulls(&batch_[0], 0, &pulls_[0]);
+      IssueDensePulls(0, &pulls_[0]);
+    }
+  }
+  for (int64_t step = 0; st.ok() && step < planned_steps_; ++step) st = RunStep(step);
+  if (!st.ok()) {
+    // No reply may land in a batch after it is freed: wait out what is still in flight.
+    for (auto& p : pulls_) (void)WaitAll(&p, "");
+    return st;
+  }
+  summary_.train_s = SecondsSince(loop_start);
+  const auto final_start = Clock::now();
+  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()),
+                              "waiting for every worker to finish");
+  if (leader_) {
+    TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(planned_steps_, &summary_.params_digest));
+    for (const std::string& line : r.lines) LOG(INFO) << line;
+    summary_.test_auc = r.test_auc;
+    summary_.logloss = r.logloss;
+    summary_.heldout_loss = r.heldout_loss;
+    summary_.test_examples = r.examples;
+    if (r.accuracy >= 0) summary_.test_accuracy = r.accuracy;
+    summary_.test_loss = r.heldout_loss >= 0 ? r.heldout_loss : r.logloss;
+  }
+  summary_.final_eval_s = SecondsSince(final_start);
+  summary_.wall_s = SecondsSince(start);
+  summary_.model = config_.model;
+  summary_.sync = place_.sync;
+  summary_.workers = place_.num_workers;
+  summary_.servers = place_.num_servers;
+  summary_.steps = planned_steps_;
+  summary_.batch_size = config_.batch_size;
+  summary_.epochs = static_cast<double>(planned_steps_) / static_cast<double>(steps_per_epoch_);
+  summary_.samples = samples_ * place_.num_workers;
+  summary_.samples_per_sec =
+      summary_.train_s > 0 ? static_cast<double>(summary_.samples) / summary_.train_s : 0;
+  const ClientStats& cs = place_.client->stats();
+  summary_.bytes_pushed = cs.bytes_pushed.load();
+  summary_.bytes_pulled = cs.bytes_pulled.load();
+  summary_.keys_pushed = cs.keys_pushed.load();
+  summary_.keys_pulled = cs.keys_pulled.load();
+  if (leader_) metrics_->Summary(summary_);
+  const PhaseTimes& p = summary_.phases;
+  char line[320];
+  std::snprintf(line, sizeof(line),
+                "worker %d: %lld steps in %.2f s: data %.2f s, pull wait %.2f s, compute %.2f s, "
+                "issue %.2f s, "
+                "push wait %.2f s, report %.2f s; %llu keys pushed, %llu pulled",
+                place_.worker_index, static_cast<long long>(planned_steps_), summary_.train_s,
+                p.data_s, p.pull_s, p.compute_s, p.issue_s, p.push_s, p.report_s,
+                static_cast<unsigned long long>(summary_.keys_pushed),
+                static_cast<unsigned long long>(summary_.keys_pulled));
+  LOG(INFO) << line;
+  return summary_;
+}
+
+}  // namespace tessera::worker::sparse

@@ -1,0 +1,104 @@
+// SparseTrainer: one worker's training loop for the sparse models (SparseWorkload:
+// logreg, widedeep, word2vec). `tessera train` runs it instead of worker/trainer.h's
+// dense loop when --model is one of them; the protocol with the servers is the same
+// (docs/training.md), per step s = 0 .. N-1 on every worker:
+//
+//   wait     for the pull of step s's rows (issued earlier, below)
+//   prefetch (ssp/asp only) prepare batch s+1 and pull its sparse rows tagged s+1 now,
+//            so the pull overlaps this step's compute (the staleness --sync allows)
+//   compute  forward + backward: one gradient row per distinct key, dense grads
+//   push     every table's rows (every server gets a push per table, an empty one when
+//            it owns none of the batch's keys) and every dense gradient, tagged step s
+//   next     (bsp) prepare batch s+1 and pull its rows tagged s+1, in flight together
+//            with the push (bsp answers it once step s is applied); dense parameters are
+//            always pulled here, as they are the memory compute reads
+//   report   wait for the push; ReportStep(s, loss)
+//
+// "Prepare" = next local examples from IndexBatches; the workload dedups their keys per
+// table. Batches alternate between two slots (SparseBatch::slot), so batch s+1 can be
+// prepared and pulled into while batch s is in use. Requests to different servers are
+// in flight at once (the client splits them).
+//
+// Worker 0 evaluates before the first step (the initial loss) and after the final
+// barrier (pulling at step N), prints the nearest-neighbour lines word2vec produces, and
+// fills the summary's test_auc / logloss / heldout_loss. params_digest chains the dense
+// values and, for each final evaluation batch and table, its keys and pulled rows.
+//
+// Checkpoint hooks: state() is {next_step, data cursor} like Trainer's.
+//
+// Thread safety: one thread (the worker's main thread) runs it; the client's reactor
+// writes pulled rows into the batch while a pull is in flight, and the loop does not touch
+// them until the handles are done.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "worker/client.h"
+#include "worker/data/index_batches.h"
+#include "worker/sparse/workload.h"
+#include "worker/train_config.h"
+#include "worker/train_metrics.h"
+#include "worker/trainer.h"
+
+namespace tessera::worker::sparse {
+
+// The workload --model names, loaded for this worker (worker 0 also loads test data).
+Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index,
+                                                       int num_workers);
+
+class SparseTrainer {
+ public:
+  // Validates the config and the place. Does no I/O.
+  static Result<std::unique_ptr<SparseTrainer>> Create(const TrainConfig& config,
+                                                       const TrainerPlace& place);
+
+  // Setup, the steps, and (worker 0) the evaluations. Errors as Trainer::Run.
+  Result<TrainSummary> Run();
+  TrainerState state() const;
+
+ private:
+  SparseTrainer(const TrainConfig& config, const TrainerPlace& place)
+      : config_(config), place_(place), leader_(place.worker_index == 0) {}
+
+  Status Setup();
+  Status RunStep(int64_t step);
+  // Next examples into batches_[step & 1] (slot step & 1), keys deduped by the workload.
+  Status PrepareBatch(int64_t step);
+  void IssueSparsePulls(SparseBatch* batch, int64_t step, std::vector<Handle>* handles);
+  void IssueDensePulls(int64_t step, std::vector<Handle>* handles);
+  // Pulls the batch's rows and dense values for `step`, waiting for all.
+  Status PullFor(SparseBatch* batch, int64_t step, const char* what);
+  Result<EvalReport> Evaluate(int64_t step, uint64_t* digest);
+  Status WaitAll(std::vector<Handle>* handles, const char* what);
+  Clock::duration Timeout() const;
+
+  const TrainConfig config_;
+  const TrainerPlace place_;
+  const bool leader_;
+
+  std::unique_ptr<SparseWorkload> workload_;
+  std::vector<uint32_t> table_ids_;
+  std::vector<int64_t> table_width_;
+  std::vector<model::Parameter*> dense_;
+  std::vector<uint32_t> dense_ids_;
+  std::optional<data::IndexBatches> batches_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  bool prefetch_early_ = false;       // sync is not bsp
+  SparseBatch batch_[2];              // by step & 1
+  std::vector<Handle> pulls_[2];      // in flight into batch_[i] (and dense values)
+  data::DataCursor batch_cursor_[2];  // cursor at batch_[i]'s first example
+  int64_t prepared_ = -1;             // last step whose batch was prepared
+
+  int64_t planned_steps_ = 0;
+  int64_t steps_per_epoch_ = 1;
+  int64_t next_step_ = 0;
+  int64_t samples_ = 0;
+  TrainSummary summary_;
+  double window_loss_ = 0;
+  int64_t window_steps_ = 0;
+  int64_t window_samples_ = 0;
+  Clock::time_point window_start_;
+};
+
+}  // namespace tessera::worker::sparse
