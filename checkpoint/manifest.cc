@@ -13,7 +13,10 @@ std::string Escape(const std::string& s) {
   if (s.empty()) return "%0";
   std::string out;
   for (char c : s) {
-    if (c == ' ' || c == '%' || c == '\n' || c == '\t' || c == '\r') {
+    // Every byte the line tokenizer (istream >>) could split on or a reader could choke
+    // on: control characters (\v and \f included, found by manifest_fuzzer), space, %, DEL.
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '%') {
       char buf[4];
       std::snprintf(buf, sizeof(buf), "%%%02x", static_cast<unsigned char>(c));
       out += buf;
@@ -101,7 +104,8 @@ struct Line {
     char* end = nullptr;
     errno = 0;
     uint64_t v = std::strtoull(t.c_str(), &end, base);
-    if (t.empty() || *end != '\0' || errno != 0 || t[0] == '-') ok = false;
+    // end must reach the token's real end: a NUL inside it would otherwise cut it short.
+    if (t.empty() || end != t.c_str() + t.size() || errno != 0 || t[0] == '-') ok = false;
     return v;
   }
   int64_t I64() {
@@ -110,7 +114,7 @@ struct Line {
     char* end = nullptr;
     errno = 0;
     int64_t v = std::strtoll(t.c_str(), &end, 10);
-    if (t.empty() || *end != '\0' || errno != 0) ok = false;
+    if (t.empty() || end != t.c_str() + t.size() || errno != 0) ok = false;
     return v;
   }
   float F32() {
@@ -265,6 +269,9 @@ Result<Manifest> ParseManifest(const std::string& text, const std::string& where
       s.store_digest = l.U64(16);
       s.records = l.U64();
       s.bytes = l.U64();
+      // A second line for the same server would make its files ambiguous (found by
+      // manifest_fuzzer: the files were attached to both).
+      for (const ServerPart& other : m.servers) if (other.index == s.index) l.ok = false;
       m.servers.push_back(std::move(s));
     } else if (what == "file") {
       int idx = static_cast<int>(l.I64());

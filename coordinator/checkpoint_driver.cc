@@ -228,6 +228,11 @@ void CheckpointDriver::Abort(const std::string& why) {
     c.setStep(step);
     c.setCommitted(false);
   }, Op::CKPT_COMMIT);
+  // The abandoned step's directory (created at prepare) has no MANIFEST: collect it now
+  // rather than at the next start, since a job ending here may never start again. A
+  // server still writing into it fails that write, which no longer matters.
+  auto gc = checkpoint::CollectGarbage(options_.dir, options_.keep);
+  if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
   if (after_attempt_) std::exchange(after_attempt_, nullptr)();
 }
 

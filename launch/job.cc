@@ -15,6 +15,7 @@
 #include "coordinator/coordinator.h"
 #include "kernels/ops.h"
 #include "launch/checkpoint_flags.h"
+#include "launch/job_auth.h"
 #include "launch/signals.h"
 #include "paramserver/server.h"
 #include "wire/alloc.h"
@@ -34,6 +35,8 @@ DEFINE_string(bind_host, "127.0.0.1", "Address servers and the coordinator bind 
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
 DEFINE_double(stall_warn_s, 60.0, "Name the worker(s) holding up a step after this many seconds without progress (0: never)");
+DEFINE_string(auth, "auto", "Socket security: curve (CURVE with the job key), none, or auto (curve when a key file is known; see docs/security.md)");
+DEFINE_string(auth_key_file, "", "Job key file for --auth=curve (default: $TESSERA_AUTH_KEY_FILE, set by tessera launch); rank 0 creates it when missing");
 DEFINE_double(stall_timeout_s, 600.0, "End the job (exit code 4) when no step completes for this long (0: never)");
 
 namespace tessera::launch {
@@ -133,6 +136,14 @@ int RunJobProcess(const WorkerMain& worker_main) {
   const std::string coord = "tcp://" + host + ":" + std::to_string(port);
   auto ctx = wire::Context::Create();
   if (!ctx.ok()) return Fail(ctx.status(), kExitFailure);
+  auto auth = ResolveJobAuth(FLAGS_auth, FLAGS_auth_key_file, CurrentEnv(), li.rank,
+                             !IsLoopbackHost(host) || !IsLoopbackHost(FLAGS_bind_host), Seconds(FLAGS_register_timeout_s));
+  if (!auth.ok()) return Fail(auth.status(), kExitConfig);
+  if (auth->curve) {
+    Status st = (*ctx)->EnableCurve(auth->keys);
+    if (!st.ok()) return Fail(st.WithContext("enabling CURVE"), kExitConfig);
+    LOG(INFO) << "CURVE authentication and encryption on (key file " << auth->key_file << ")";
+  }
 
   // All-reduce path: every process of an MPI world joins MPI (MPI_Init and MPI_Finalize
   // must match everywhere); the workers get the workers-only communicator. Destroyed

@@ -1,5 +1,7 @@
 #include "launch/local_launcher.h"
 
+#include "launch/job_auth.h"
+
 #include "common/exit_codes.h"
 
 #include <fcntl.h>
@@ -168,7 +170,7 @@ struct RunOutcome {
 };
 
 // One run of the whole job. `restart` is 0 for the first run.
-RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id) {
+RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, const std::string& key_file) {
   const int world = 1 + o.servers + o.workers;
   const int port = o.coordinator_port ? o.coordinator_port : PickFreePort();
   const std::string program = o.program.empty() ? SelfExe() : o.program;
@@ -200,6 +202,7 @@ RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id) {
         "TESSERA_JOB_ID=" + std::to_string(job_id),
         "TESSERA_RESTART_COUNT=" + std::to_string(restart),
     };
+    if (!key_file.empty()) env.push_back(std::string(kAuthKeyFileEnv) + "=" + key_file);
     std::string exe = program;
     if (mpirun_child) {
       env.push_back("TESSERA_RANK_BASE=" + std::to_string(r));
@@ -216,6 +219,10 @@ RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id) {
                             "TESSERA_COORDINATOR_PORT", "TESSERA_JOB_ID", "TESSERA_RESTART_COUNT"}) {
         m.push_back("-x");
         m.push_back(v);
+      }
+      if (!key_file.empty()) {
+        m.push_back("-x");
+        m.push_back(kAuthKeyFileEnv);
       }
       m.push_back(program);
       for (auto& a : args) m.push_back(a);
@@ -353,12 +360,25 @@ int RunLocalJob(const LocalLaunchOptions& o) {
   std::random_device rd;
   // One job id for every run: restarts are the same job (as under Slurm requeue).
   const uint64_t job_id = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(getpid());
+  // The job's CURVE key: private to this user, shared by every run of the job, removed
+  // when the launcher ends. Children read it through $TESSERA_AUTH_KEY_FILE (an
+  // --auth_key_file in the job arguments takes precedence; --auth=none ignores it).
+  std::string key_file;
+  if (wire::CurveAvailable()) {
+    auto k = CreateLaunchKeyFile();
+    if (!k.ok()) {
+      std::fprintf(stderr, "tessera launch: %s\n", k.status().ToString().c_str());
+      return 1;
+    }
+    key_file = *k;
+  }
   for (int restart = 0;; ++restart) {
-    RunOutcome r = RunOnce(o, restart, job_id);
+    RunOutcome r = RunOnce(o, restart, job_id, key_file);
     if (!WorthRestarting(r) || restart >= o.max_restarts) {
       if (r.exit_code != 0 && WorthRestarting(r) && o.max_restarts > 0) {
         std::fprintf(stderr, "tessera launch: giving up after %d restart(s)\n", restart);
       }
+      if (!key_file.empty()) RemoveLaunchKeyFile(key_file);
       return r.exit_code;
     }
     std::fprintf(stderr, "tessera launch: restarting the whole job (restart %d of %d)\n", restart + 1,

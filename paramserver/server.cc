@@ -8,6 +8,7 @@
 #include "checkpoint/crash_point.h"
 #include "common/exit_codes.h"
 #include "coordinator/shard_map_wire.h"
+#include "paramserver/request_decode.h"
 
 namespace tessera::paramserver {
 
@@ -224,38 +225,17 @@ void ParamServer::RequestPreempt(int signal, bool urgent) {
 }
 
 bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {
-  auto h = msg.header();
-  auto d = h.getBody().getData();
-  ParamRequest req;
-  req.shard_map_version = h.getShardMapVersion();
-  req.worker = h.getSenderRank() - 1 - options_.num_servers;
-  req.param_id = d.getParamId();
-  req.kind = d.getKind() == wire::capnp::ParamKind::SPARSE ? ParamKind::kSparse : ParamKind::kDense;
-  req.begin = d.getBegin();
-  req.end = d.getEnd();
-  req.step = h.getStep();
-  size_t values_frame = 0;
-  if (req.kind == ParamKind::kSparse) {
-    auto bytes = msg.payload(0);  // the codec checked: u64, numKeys elements
-    req.keys = {reinterpret_cast<const Key*>(bytes.data()), bytes.size() / sizeof(Key)};
-    values_frame = 1;
-  }
   auto reply_error = [&](const Status& st) {
     sock.Send(wire::MakeErrorReply(msg, st)).IgnoreError();
     return true;
   };
-  if (h.getSenderRole() != wire::Role::WORKER) return reply_error(Status::InvalidArgument("only workers push and pull"));
+  auto decoded = DecodeDataRequest(msg, options_.num_servers);
+  if (!decoded.ok()) return reply_error(decoded.status());
+  const ParamRequest& req = decoded->req;
   if (req.step > max_step_seen_) max_step_seen_ = req.step;
 
   if (msg.op() != Op::PULL && !already_pushed) {
-    if (msg.num_payloads() <= values_frame) return reply_error(Status::InvalidArgument("push without values"));
-    if (msg.payload_dtype(values_frame) != DType::kF32) {
-      return reply_error(Status::InvalidArgument("push values must be f32, got " +
-                                                 std::string(DTypeName(msg.payload_dtype(values_frame)))));
-    }
-    auto bytes = msg.payload(values_frame);
-    std::span<const float> values(reinterpret_cast<const float*>(bytes.data()), bytes.size() / sizeof(float));
-    Status st = core_->Push(req, values);
+    Status st = core_->Push(req, decoded->values);
     if (!st.ok()) return reply_error(st);
     if (msg.op() == Op::PUSH) {
       sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();

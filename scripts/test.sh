@@ -2,13 +2,13 @@
 # Installs what is missing, builds Tessera and runs the whole test suite.
 # This is the README's test command; .ci/run calls exactly this.
 #   scripts/test.sh            full suite: CUDA-enabled build (when nvcc exists), CPU-only build,
-#                              fuzzing for $TESSERA_FUZZ_SECONDS (default 60)
+#                              ASan+UBSan and TSan passes, fuzzing for $TESSERA_FUZZ_SECONDS per target (default 30, 4 targets)
 # Environment: TESSERA_JOBS (build parallelism, default: nproc)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 JOBS=${TESSERA_JOBS:-$(nproc)}
-FUZZ_SECONDS=${TESSERA_FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${TESSERA_FUZZ_SECONDS:-30}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 step() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
@@ -39,7 +39,7 @@ ctest --test-dir build-cpu --output-on-failure -j2 --timeout 600 -LE gpu
 # 3. AddressSanitizer + UndefinedBehaviorSanitizer over the code with threads and shared
 #    buffer ownership: the wire layer, the launcher and whole multi-process PS jobs.
 step "ASan+UBSan build + wire, launcher and parameter-server tests"
-SAN_TARGETS="wire_unit_test wire_integration_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test"
+SAN_TARGETS="wire_unit_test wire_integration_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_auth_test request_decode_test manifest_hostile_test idx_hostile_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
   -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=address,undefined \
   -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined" >/dev/null
@@ -47,11 +47,24 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CU
 cmake --build build-asan -j"$JOBS" --target $SAN_TARGETS
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j2 --timeout 600 \
-  -R '^(Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint)[.]'
+  -R '^(Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint)[.]'
 
-# 4. Fuzz the wire decoder for a bounded time (clang + libFuzzer).
+# 4. ThreadSanitizer over the code with the most threads: in-process jobs (coordinator,
+#    servers, worker and ZAP handler threads in one process) and whole multi-process
+#    jobs. libzmq is not instrumented (tests/wire/tsan.supp says why).
+step "TSan build + multi-threaded and multi-process tests"
+TSAN_TARGETS="wire_integration_test wire_peer ps_refusal_test ps_auth_test ps_job_test ps_peer tessera"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
+  -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=thread >/dev/null
+# shellcheck disable=SC2086
+cmake --build build-tsan -j"$JOBS" --target $TSAN_TARGETS
+TSAN_OPTIONS="suppressions=$ROOT/tests/wire/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
+  ctest --test-dir build-tsan --output-on-failure -j2 --timeout 600 \
+  -R '^(SocketTest|ZeroCopyTest|Reactor|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|LaunchedJobAuth|ParamServerJob)[.]'
+
+# 5. Fuzz the decoders for a bounded time each (clang + libFuzzer, ASan + UBSan).
 if [ -f scripts/fuzz.sh ] && [ "$FUZZ_SECONDS" -gt 0 ]; then
-  step "fuzzing the header decoder for ${FUZZ_SECONDS}s"
+  step "fuzzing the header, payload, manifest and data decoders for ${FUZZ_SECONDS}s each"
   bash scripts/fuzz.sh "$FUZZ_SECONDS"
 fi
 step "all tests passed"

@@ -116,7 +116,17 @@ Result<std::shared_ptr<Context>> Context::Create(int io_threads) {
   return std::shared_ptr<Context>(new Context(ctx));
 }
 
+Status Context::EnableCurve(const CurveKeys& keys) {
+  if (curve_) return Status::FailedPrecondition("CURVE is already enabled on this context");
+  TESSERA_ASSIGN_OR_RETURN(zap_, ZapHandler::Start(ctx_, keys.public_z85));
+  curve_ = keys;
+  return Status::OK();
+}
+
 Context::~Context() {
+  // The ZAP handler's socket belongs to this context too: close it first, or
+  // zmq_ctx_term would wait for it forever.
+  zap_.reset();
   // Every socket is closed by now (each holds a reference to us), so this returns once
   // their lingering messages are flushed or linger_ms has passed.
   while (zmq_ctx_term(ctx_) != 0 && zmq_errno() == EINTR) {
@@ -142,6 +152,19 @@ Result<std::unique_ptr<Socket>> Socket::Create(std::shared_ptr<Context> ctx, Soc
       SetOpt(sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof(max_frame), "ZMQ_MAXMSGSIZE"));
   if (type == SocketType::kRouter) {
     TESSERA_RETURN_IF_ERROR(SetInt(sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY"));
+  }
+  if (const CurveKeys* k = s->ctx_->curve(); k != nullptr && type != SocketType::kPair) {
+    // Z85 keys are passed with their terminating NUL (41 bytes), as zmq_setsockopt asks.
+    if (type == SocketType::kRouter) {
+      TESSERA_RETURN_IF_ERROR(SetInt(sock, ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER"));
+      TESSERA_RETURN_IF_ERROR(SetOpt(sock, ZMQ_CURVE_SECRETKEY, k->secret_z85.c_str(), 41, "ZMQ_CURVE_SECRETKEY"));
+      static constexpr char kDomain[] = "tessera";
+      TESSERA_RETURN_IF_ERROR(SetOpt(sock, ZMQ_ZAP_DOMAIN, kDomain, sizeof(kDomain) - 1, "ZMQ_ZAP_DOMAIN"));
+    } else {
+      TESSERA_RETURN_IF_ERROR(SetOpt(sock, ZMQ_CURVE_SERVERKEY, k->public_z85.c_str(), 41, "ZMQ_CURVE_SERVERKEY"));
+      TESSERA_RETURN_IF_ERROR(SetOpt(sock, ZMQ_CURVE_PUBLICKEY, k->public_z85.c_str(), 41, "ZMQ_CURVE_PUBLICKEY"));
+      TESSERA_RETURN_IF_ERROR(SetOpt(sock, ZMQ_CURVE_SECRETKEY, k->secret_z85.c_str(), 41, "ZMQ_CURVE_SECRETKEY"));
+    }
   }
   if (!o.routing_id.empty()) {
     TESSERA_RETURN_IF_ERROR(

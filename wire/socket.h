@@ -15,12 +15,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "wire/codec.h"
+#include "wire/curve.h"
 #include "wire/message.h"
 
 namespace tessera::wire {
@@ -37,9 +39,22 @@ class Context {
 
   void* raw() const { return ctx_; }
 
+  // Turns on CURVE for every ROUTER and DEALER socket created from this context from now
+  // on (ROUTERs: CURVE servers with the job's secret key; DEALERs: clients presenting
+  // the job's keypair), and starts the ZAP handler that admits only holders of `keys`
+  // (wire/curve.h). Call once, before creating any socket.
+  Status EnableCurve(const CurveKeys& keys);
+  // The job's keys when EnableCurve was called, else nullptr.
+  const CurveKeys* curve() const { return curve_ ? &*curve_ : nullptr; }
+  // Connections refused by the ZAP handler so far (0 without CURVE).
+  uint64_t auth_refusals() const { return zap_ ? zap_->refusals() : 0; }
+
  private:
   explicit Context(void* ctx) : ctx_(ctx) {}
   void* const ctx_;
+  // Written once by EnableCurve before any socket exists, read-only afterwards.
+  std::optional<CurveKeys> curve_;
+  std::unique_ptr<ZapHandler> zap_;
 };
 
 enum class SocketType { kRouter, kDealer, kPair };

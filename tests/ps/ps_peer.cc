@@ -7,18 +7,22 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <thread>
 
 #include "common/logging.h"
 #include "launch/job.h"
 #include "tests/ps/ps_scenario.h"
+#include "tests/ps/stress_scenario.h"
 
-DEFINE_string(scenario, "optimizers", "optimizers | steps");
+DEFINE_string(scenario, "optimizers", "optimizers | steps | stress");
 DEFINE_string(out_dir, "/tmp", "Where workers write their observations");
 DEFINE_int32(steps, 2, "Steps to run");
 DEFINE_int32(slow_worker, -1, "Worker index that sleeps --slow_ms per step");
 DEFINE_int32(slow_ms, 0, "Sleep per step of the slow worker");
+DEFINE_int32(window, 1, "stress: steps a worker may have in flight before waiting for the oldest");
 
 namespace tessera {
 namespace {
@@ -113,14 +117,89 @@ Status RunSteps(WorkerContext& wc) {
   return Status::OK();
 }
 
+// Each worker pushes the same dense gradient and sparse rows --steps times, keeping up
+// to --window steps in flight (asp), or, with --window=1, in lock-step: push, then pull
+// the next step's parameters (bsp). Then, once every worker is
+// done, it pulls everything and writes it with the number of pushes it had answered.
+Status RunStress(WorkerContext& wc) {
+  auto specs = testps::StressParams();
+  TESSERA_RETURN_IF_ERROR(wc.client->DeclareParams(specs));
+  const int w = wc.worker_index;
+  std::vector<float> dense(static_cast<size_t>(testps::kStressDense));
+  for (int64_t i = 0; i < testps::kStressDense; ++i) dense[static_cast<size_t>(i)] = testps::StressDenseGrad(w, i);
+  const std::vector<Key> keys = testps::StressKeys(w);
+  std::vector<float> rows(keys.size() * testps::kStressRowWidth);
+  for (size_t j = 0; j < keys.size(); ++j) {
+    for (int64_t c = 0; c < testps::kStressRowWidth; ++c) rows[j * testps::kStressRowWidth + static_cast<size_t>(c)] = testps::StressRowGrad(w, c);
+  }
+  const TensorView dv{dense.data(), DType::kF32, {testps::kStressDense}, Device::kCPU};
+  const TensorView rv{rows.data(), DType::kF32, {static_cast<int64_t>(keys.size()), testps::kStressRowWidth}, Device::kCPU};
+  std::deque<Handle> inflight;
+  uint64_t answered = 0;
+  std::vector<float> pulled(dense.size());
+  const size_t window = static_cast<size_t>(std::max(1, FLAGS_window)) * 2;
+  for (int s = 0; s < FLAGS_steps; ++s) {
+    inflight.push_back(wc.client->Push(0, dv, s));
+    inflight.push_back(wc.client->PushSparse(1, keys, rv, s));
+    while (inflight.size() >= window) {
+      TESSERA_RETURN_IF_ERROR_CTX(inflight.front().Wait(std::chrono::seconds(120)), "push of step " + std::to_string(s));
+      inflight.pop_front();
+      ++answered;
+    }
+    if (FLAGS_window <= 1) {
+      // Lock-step (bsp): a push is answered when it is buffered, not applied, so
+      // without this pull a worker could run up to the server's pending-step bound.
+      for (; !inflight.empty(); inflight.pop_front(), ++answered) TESSERA_RETURN_IF_ERROR(inflight.front().Wait(std::chrono::seconds(120)));
+      TESSERA_RETURN_IF_ERROR(wc.client->Pull(0, TensorView{pulled.data(), DType::kF32, {testps::kStressDense}, Device::kCPU}, s + 1)
+                                  .Wait(std::chrono::seconds(120)));
+    }
+    if (s % 10 == 0) wc.client->ReportStep(s, 0, 0);
+  }
+  for (; !inflight.empty(); inflight.pop_front(), ++answered) TESSERA_RETURN_IF_ERROR(inflight.front().Wait(std::chrono::seconds(120)));
+  TESSERA_RETURN_IF_ERROR(wc.client->Barrier(std::chrono::seconds(120)));
+  std::vector<float> pulled_dense(dense.size());
+  const std::vector<Key> pk = testps::StressPullKeys(wc.num_workers);
+  std::vector<float> pulled_rows(pk.size() * testps::kStressRowWidth);
+  TESSERA_RETURN_IF_ERROR(wc.client->Pull(0, TensorView{pulled_dense.data(), DType::kF32, {testps::kStressDense}, Device::kCPU}, FLAGS_steps)
+                              .Wait(std::chrono::seconds(120)));
+  TESSERA_RETURN_IF_ERROR(wc.client->PullSparse(1, pk, TensorView{pulled_rows.data(), DType::kF32, {static_cast<int64_t>(pk.size()), testps::kStressRowWidth}, Device::kCPU}, FLAGS_steps)
+                              .Wait(std::chrono::seconds(120)));
+  std::FILE* f = std::fopen((FLAGS_out_dir + "/stress" + std::to_string(w) + ".txt").c_str(), "w");
+  if (!f) return Status::IOError("cannot write to " + FLAGS_out_dir);
+  std::fprintf(f, "answered %llu\ndense", static_cast<unsigned long long>(answered));
+  for (float v : pulled_dense) std::fprintf(f, " %.9g", v);
+  std::fprintf(f, "\nsparse");
+  for (float v : pulled_rows) std::fprintf(f, " %.9g", v);
+  std::fprintf(f, "\n");
+  std::fclose(f);
+  return Status::OK();
+}
+
+// Peak resident memory of this process (VmHWM), written for the test's memory bound.
+void WritePeakRss() {
+  const char* rank = std::getenv("TESSERA_RANK");
+  if (rank == nullptr) return;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      std::ofstream(FLAGS_out_dir + "/rss" + rank + ".txt") << line.substr(6) << "\n";
+      return;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tessera
 
 int main(int argc, char** argv) {
   tessera::InitProcess(&argc, &argv, "ps_peer: a parameter-server test job process");
-  return tessera::launch::RunJobProcess([](tessera::launch::WorkerContext& wc) {
+  const int code = tessera::launch::RunJobProcess([](tessera::launch::WorkerContext& wc) {
     if (FLAGS_scenario == "optimizers") return tessera::RunOptimizers(wc);
     if (FLAGS_scenario == "steps") return tessera::RunSteps(wc);
+    if (FLAGS_scenario == "stress") return tessera::RunStress(wc);
     return tessera::Status::InvalidArgument("unknown --scenario " + FLAGS_scenario);
   });
+  if (FLAGS_scenario == "stress") tessera::WritePeakRss();
+  return code;
 }

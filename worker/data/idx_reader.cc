@@ -75,7 +75,11 @@ Result<std::unique_ptr<IdxReader>> IdxReader::Open(const std::string& path, uint
       return Status::Corruption(path + ": dimension " + std::to_string(d) + " is 0 at offset " +
                                 std::to_string(at));
     }
-    payload *= std::max<int64_t>(dim, 1);
+    // Checked before multiplying: payload (<= 2^40) times a 32-bit dim could overflow
+    // int64 (found by data_fuzzer) and wrap to a small, "valid" size.
+    const int64_t factor = std::max<int64_t>(dim, 1);
+    if (payload > kMaxPayloadBytes / factor) payload = kMaxPayloadBytes + 1;
+    else payload *= factor;
     if (payload > kMaxPayloadBytes) {
       return Status::Corruption(path + ": dimensions at offset " + std::to_string(at) +
                                 " promise more than 2^40 bytes");

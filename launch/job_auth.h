@@ -1,0 +1,49 @@
+// Which security a job's sockets use (--auth, --auth_key_file) and where its key comes
+// from.
+//
+//   --auth=curve  every socket uses CURVE with the job's keypair, read from the key file
+//                 (--auth_key_file, else $TESSERA_AUTH_KEY_FILE, which `tessera launch`
+//                 sets to the file it created). A named file that does not exist yet is
+//                 created by rank 0 (mode 0600) and awaited by the other ranks, which
+//                 is how mpirun/srun jobs share it over a shared file system.
+//   --auth=none   plain TCP: anyone who can reach the ports can join; a warning says so.
+//   --auth=auto   (default) curve when a key file is known; otherwise none with a
+//                 warning when every endpoint is loopback (a job started by hand on one
+//                 machine), and an error for a job that spans hosts.
+//
+// Threading: pure functions apart from the file system; call from the main thread.
+#pragma once
+
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "launch/env.h"
+#include "wire/curve.h"
+
+namespace tessera::launch {
+
+inline constexpr char kAuthKeyFileEnv[] = "TESSERA_AUTH_KEY_FILE";
+
+struct JobAuth {
+  bool curve = false;
+  wire::CurveKeys keys;    // when curve
+  std::string key_file;    // when curve
+};
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(const std::string& host);
+
+// Resolves the flags for the process of rank `rank`. `spans_hosts`: the coordinator or
+// the bind address is not loopback. Ranks other than 0 wait up to `wait` for a key file
+// rank 0 is creating. Errors name the flag, file and what to do.
+Result<JobAuth> ResolveJobAuth(const std::string& mode, const std::string& key_file_flag, const EnvMap& env,
+                               int rank, bool spans_hosts, Duration wait);
+
+// `tessera launch`: makes a private job directory (mode 0700, under $TMPDIR or /tmp)
+// holding a fresh key file job.key (mode 0600). Returns the key file's path.
+Result<std::string> CreateLaunchKeyFile();
+// Removes what CreateLaunchKeyFile made (best effort).
+void RemoveLaunchKeyFile(const std::string& key_file);
+
+}  // namespace tessera::launch
