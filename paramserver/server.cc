@@ -7,6 +7,7 @@
 
 #include "checkpoint/crash_point.h"
 #include "common/exit_codes.h"
+#include "common/hostname.h"
 #include "coordinator/shard_map_wire.h"
 #include "paramserver/request_decode.h"
 
@@ -18,12 +19,6 @@ using wire::OutMessage;
 using wire::Socket;
 
 namespace {
-
-std::string Hostname() {
-  char buf[256] = {0};
-  gethostname(buf, sizeof(buf) - 1);
-  return buf;
-}
 
 // "tcp://0.0.0.0:5555" + "node3" -> "tcp://node3:5555".
 std::string Advertised(const std::string& bound, const std::string& host) {

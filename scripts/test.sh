@@ -27,9 +27,18 @@ if [ "${TESSERA_SLURM_TESTS:-0}" = 1 ]; then
   SKIP_LABELS="none"
 fi
 
+# Compile flags for CI's builds. Full debug info (-g) costs about a third of the compile
+# time on 2 cores; -g1 keeps the line tables that stack traces and sanitizer reports need.
+# The sanitizer builds use -O1, which halves their compile time (measured on
+# coordinator/checkpoint_driver.cc with ASan+UBSan: 144 s at -O2 -g, 77 s at -O1 -g1).
+CI_FLAGS="-O2 -g1 -DNDEBUG"
+SAN_FLAGS="-O1 -g1 -DNDEBUG"
+
 # 1. The default build: CUDA backend when nvcc is present (sm_80, sm_90), warnings as errors.
+#    It runs the whole suite, the multi-process (integration) tests included.
 step "configure + build (TESSERA_CUDA=AUTO)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_WERROR=ON >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_WERROR=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$CI_FLAGS" >/dev/null
 cmake --build build -j"$JOBS"
 if grep -q 'TESSERA_HAVE_CUDA:INTERNAL=ON\|^TESSERA_HAVE_CUDA' build/CMakeCache.txt 2>/dev/null && [ -f scripts/check_cuda_arch.sh ]; then
   bash scripts/check_cuda_arch.sh build
@@ -37,19 +46,23 @@ fi
 step "tests (CUDA-enabled build; gpu-labelled tests skip without a GPU)"
 ctest --test-dir build --output-on-failure -j2 --timeout 600 -LE "$SKIP_LABELS"
 
-# 2. The CPU-only build must configure, build and pass on its own.
+# 2. The CPU-only build must configure, build and pass on its own. Its unit tests all run;
+#    of the multi-process tests, which run the same CPU code paths as in build 1 (no GPU
+#    there either), one training job per sync family proves its binaries work end to end.
 step "configure + build + test (TESSERA_CUDA=OFF)"
 cmake -S . -B build-cpu -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
-  -DTESSERA_WERROR=ON -DTESSERA_BUILD_BENCH=OFF >/dev/null
+  -DTESSERA_WERROR=ON -DTESSERA_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$CI_FLAGS" >/dev/null
 cmake --build build-cpu -j"$JOBS"
-ctest --test-dir build-cpu --output-on-failure -j2 --timeout 600 -LE "gpu|$SKIP_LABELS"
+ctest --test-dir build-cpu --output-on-failure -j2 --timeout 600 -L unit -LE gpu
+ctest --test-dir build-cpu --output-on-failure -j2 --timeout 600 \
+  -R '^(Sync/TrainReachesAccuracy[.]InEachSyncMode/bsp|AllReduceTrain[.]FusedAndPerTensorGiveTheSameParameters|CheckpointJob[.]ResumeAfterSigkillIsBitwiseExactAndReshards)$'
 
 # 3. AddressSanitizer + UndefinedBehaviorSanitizer over the code with threads and shared
 #    buffer ownership: the wire layer, the launcher and whole multi-process PS jobs.
 step "ASan+UBSan build + wire, launcher and parameter-server tests"
 SAN_TARGETS="wire_unit_test wire_integration_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_auth_test request_decode_test manifest_hostile_test idx_hostile_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
-  -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=address,undefined \
+  -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$SAN_FLAGS" \
   -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined" >/dev/null
 # shellcheck disable=SC2086
 cmake --build build-asan -j"$JOBS" --target $SAN_TARGETS
@@ -63,7 +76,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 step "TSan build + multi-threaded and multi-process tests"
 TSAN_TARGETS="wire_integration_test wire_peer ps_refusal_test ps_auth_test ps_job_test ps_peer tessera"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
-  -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=thread >/dev/null
+  -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=thread -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$SAN_FLAGS" >/dev/null
 # shellcheck disable=SC2086
 cmake --build build-tsan -j"$JOBS" --target $TSAN_TARGETS
 TSAN_OPTIONS="suppressions=$ROOT/tests/wire/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/exit_codes.h"
+#include "common/hostname.h"
 #include "coordinator/shard_map_wire.h"
 #include "kernels/ops.h"
 
@@ -18,12 +19,6 @@ using wire::OutMessage;
 using wire::Socket;
 
 namespace {
-
-std::string Hostname() {
-  char buf[256] = {0};
-  gethostname(buf, sizeof(buf) - 1);
-  return buf;
-}
 
 Status CheckHostF32(TensorView t, uint64_t elements, const char* what) {
   if (t.dtype != DType::kF32 || t.device != Device::kCPU) {
