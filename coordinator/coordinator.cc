@@ -105,6 +105,7 @@ void Coordinator::OnMessage(Socket& sock, InMessage&& msg) {
                                      body.getPreempt().getUrgent());
     }
     case Op::SHUTDOWN: return OnShutdown(msg, *m);
+    case Op::RENDEZVOUS: return OnRendezvous(sock, msg, *m);
     case Op::ERROR:
       LOG(WARNING) << members_.Describe(m->rank) << " reported: " << wire::StatusFromError(msg).ToString();
       return;
@@ -280,6 +281,32 @@ void Coordinator::OnShutdown(const InMessage& msg, Member& m) {
     if (checkpoints_->HoldJobEnd([this] { Finish(Status::OK(), kExitOk); })) return;
     Finish(Status::OK(), kExitOk);
   }
+}
+
+void Coordinator::OnRendezvous(Socket& sock, const InMessage& msg, const Member& m) {
+  auto r = msg.header().getBody().getRendezvous();  // the codec admits no other body for this op
+  const std::string key = r.getKey().cStr();
+  const std::string who = members_.Describe(m.rank);
+  Status st = m.role == MemberRole::kWorker
+                  ? RendezvousStore::CheckKey(key)
+                  : Status::FailedPrecondition("rendezvous is for workers; " + who + " is not one");
+  if (st.ok() && r.getPut()) {
+    auto v = r.getValue();
+    st = rendezvous_.Put(key, std::string(reinterpret_cast<const char*>(v.begin()), v.size()), who);
+  }
+  if (!st.ok()) {
+    LOG(WARNING) << "refused a rendezvous request from " << who << ": " << st.ToString();
+    sock.Send(wire::MakeErrorReply(msg, st)).IgnoreError();
+    return;
+  }
+  OutMessage rep = wire::MakeReply(msg, Op::RENDEZVOUS);
+  auto out = rep.header().getBody().initRendezvous();
+  out.setKey(key);
+  if (auto value = rendezvous_.Get(key)) {
+    out.setFound(true);
+    out.setValue(kj::arrayPtr(reinterpret_cast<const kj::byte*>(value->data()), value->size()));
+  }
+  sock.Send(std::move(rep)).IgnoreError();
 }
 
 void Coordinator::OnStatus(Socket& sock, const InMessage& msg) {

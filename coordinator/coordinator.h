@@ -23,6 +23,7 @@
 #include "common/thread_annotations.h"
 #include "coordinator/checkpoint_driver.h"
 #include "coordinator/membership.h"
+#include "coordinator/rendezvous_store.h"
 #include "coordinator/shard_map.h"
 #include "coordinator/stall_inspector.h"
 #include "wire/reactor.h"
@@ -89,6 +90,7 @@ class Coordinator {
   void OnBarrier(wire::Socket& sock, const wire::InMessage& msg, Member& m);
   void OnShutdown(const wire::InMessage& msg, Member& m);
   void OnStatus(wire::Socket& sock, const wire::InMessage& msg);
+  void OnRendezvous(wire::Socket& sock, const wire::InMessage& msg, const Member& m);
   void MaybePublishToServers();
   void PublishToWorkers();
   void CheckHeartbeats();
@@ -106,6 +108,7 @@ class Coordinator {
 
   // Loop thread only.
   std::unique_ptr<CheckpointDriver> checkpoints_;
+  RendezvousStore rendezvous_;
   Membership members_;
   std::vector<ParamSpec> params_;
   std::vector<bool> declared_;        // per worker index

@@ -50,6 +50,7 @@ constexpr OpRule kOpRules[kNumOps] = {
     {Op::STEP_DONE, {BodyWhich::STEP_DONE}, 1},
     {Op::STATUS, {BodyWhich::STATUS, BodyWhich::NONE}, 2},
     {Op::PREEMPT, {BodyWhich::PREEMPT}, 1},
+    {Op::RENDEZVOUS, {BodyWhich::RENDEZVOUS}, 1},
 };
 
 constexpr bool RulesAreIndexedByOp() {

@@ -12,7 +12,8 @@ std::string OpName(Op op) {
   static constexpr const char* kNames[kNumOps] = {
       "register", "welcome",    "declareParams", "shardMap", "barrier", "heartbeat",
       "push",     "pull",       "pushPull",      "response", "error",   "ckptPrepare",
-      "ckptDone", "ckptCommit", "shutdown",      "stepDone", "status",  "preempt"};
+      "ckptDone", "ckptCommit", "shutdown",      "stepDone", "status",  "preempt",
+      "rendezvous"};
   const auto raw = static_cast<uint16_t>(op);
   if (raw < kNumOps) return kNames[raw];
   return "op(" + std::to_string(raw) + ")";

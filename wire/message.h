@@ -42,7 +42,7 @@ using Role = capnp::Role;
 using Header = capnp::Header;
 using Body = capnp::Header::Body;  // Body::Which::DATA, Body::Which::ERROR, ...
 
-inline constexpr uint16_t kNumOps = 18;  // Op values are 0 .. kNumOps-1
+inline constexpr uint16_t kNumOps = 19;  // Op values are 0 .. kNumOps-1
 
 // "push", "ckptPrepare", ...; "op(<n>)" for a value outside the enum.
 std::string OpName(Op op);

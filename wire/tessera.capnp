@@ -49,6 +49,7 @@ enum Op {
   stepDone @15;         # worker -> coordinator: StepReport (step clock, metrics)
   status @16;           # tool -> coordinator: job status request; reply JobStatus
   preempt @17;          # server/worker -> coordinator: PreemptRequest (a signal arrived)
+  rendezvous @18;       # worker -> coordinator: Rendezvous put/get; the reply carries the same op
 }
 
 struct Header {
@@ -80,6 +81,7 @@ struct Header {
     stepDone @23 :StepReport;
     status @24 :JobStatus;
     preempt @25 :PreemptRequest;
+    rendezvous @26 :Rendezvous;
   }
 }
 
@@ -252,6 +254,16 @@ struct CheckpointCommit {
 struct PreemptRequest {
   signal @0 :Int32;               # the signal the peer got
   urgent @1 :Bool;                # a second signal: stop at once
+}
+
+# A small value the workers share through the coordinator (docs/protocol.md
+# "Rendezvous"): worker 0 puts the NCCL unique id, the others get it. A get of a key
+# nobody has put yet is answered at once with found = false (the worker polls).
+struct Rendezvous {
+  key @0 :Text;                   # 1..128 bytes
+  value @1 :Data;                 # put: at most 4096 bytes; reply: the stored value
+  put @2 :Bool;                   # request: true = store `value` under `key`, false = read it
+  found @3 :Bool;                 # reply: the key holds a value (always true after a put)
 }
 
 struct Shutdown {

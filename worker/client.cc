@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "common/exit_codes.h"
 #include "common/hostname.h"
@@ -208,6 +209,7 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
     }
     case Op::RESPONSE:
     case Op::BARRIER:
+    case Op::RENDEZVOUS:
       return CompleteFromReply(msg.request_id(), std::move(msg));
     case Op::ERROR: {
       if (pending_.count(msg.request_id())) return CompleteFromReply(msg.request_id(), std::move(msg));
@@ -228,6 +230,17 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
   Part p = std::move(it->second);
   pending_.erase(it);
   if (msg.op() == Op::ERROR) return p.handle.CompletePart(wire::StatusFromError(msg).WithContext(p.what));
+  if (p.rendezvous != nullptr) {
+    auto body = msg.header().getBody();
+    if (msg.op() != Op::RENDEZVOUS || !body.isRendezvous()) {
+      return p.handle.CompletePart(Status::Corruption(p.what + ": the coordinator answered with " +
+                                                      wire::OpName(msg.op())));
+    }
+    auto r = body.getRendezvous();
+    p.rendezvous->found = r.getFound();
+    p.rendezvous->value.assign(reinterpret_cast<const char*>(r.getValue().begin()), r.getValue().size());
+    return p.handle.CompletePart(Status::OK());
+  }
   if (p.out != nullptr) {
     if (msg.num_payloads() != 1 || msg.payload_dtype(0) != DType::kF32 ||
         msg.payload_elements(0) != p.out_elements) {
@@ -492,6 +505,57 @@ Status Client::Barrier(Duration timeout) {
     }
   });
   return h.Wait(timeout + std::chrono::seconds(1));
+}
+
+Result<Client::RendezvousReply> Client::Rendezvous(const std::string& key, std::string_view value, bool put,
+                                                   Duration timeout) {
+  OutMessage m(Op::RENDEZVOUS);
+  const uint64_t rid = ++next_request_id_;
+  m.SetRequestId(rid);
+  auto body = m.header().getBody().initRendezvous();
+  body.setKey(key);
+  body.setPut(put);
+  if (put) body.setValue(kj::arrayPtr(reinterpret_cast<const kj::byte*>(value.data()), value.size()));
+  auto reply = std::make_shared<RendezvousReply>();
+  Handle h = Handle::Pending(1);
+  auto holder = std::make_shared<OutMessage>(std::move(m));
+  std::string what = std::string("rendezvous ") + (put ? "put" : "get") + " of '" + key + "'";
+  reactor_->Post([this, holder, h, rid, timeout, reply, what] {
+    Part p;
+    p.handle = h;
+    p.deadline = Clock::now() + timeout;
+    p.what = what;
+    p.rendezvous = reply;
+    pending_.emplace(rid, std::move(p));
+    Status st = control_->Send(std::move(*holder));
+    if (!st.ok()) {
+      pending_.erase(rid);
+      h.CompletePart(st.WithContext(what));
+    }
+  });
+  TESSERA_RETURN_IF_ERROR(h.Wait(timeout + std::chrono::seconds(1)));
+  return *reply;
+}
+
+Status Client::RendezvousPut(const std::string& key, std::string_view value, Duration timeout) {
+  return Rendezvous(key, value, true, timeout).status();
+}
+
+Result<std::string> Client::RendezvousGet(const std::string& key, Duration timeout) {
+  const auto deadline = Clock::now() + timeout;
+  // Polling keeps the coordinator free of parked requests; the value is created once, at
+  // start-up, so a short fixed interval costs nothing worth a push notification.
+  constexpr auto kPoll = std::chrono::milliseconds(20);
+  for (;;) {
+    const auto left = deadline - Clock::now();
+    if (left <= Duration::zero()) break;
+    TESSERA_ASSIGN_OR_RETURN(RendezvousReply r, Rendezvous(key, {}, false, std::chrono::duration_cast<Duration>(left)));
+    if (r.found) return std::move(r.value);
+    std::this_thread::sleep_for(std::min<Duration>(kPoll, std::chrono::duration_cast<Duration>(deadline - Clock::now())));
+  }
+  return Status::TimedOut("rendezvous key '" + key + "': no worker put a value within " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+                          " ms (did worker 0 start?)");
 }
 
 void Client::ReportStep(int64_t step, double loss, uint64_t samples) {

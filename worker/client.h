@@ -30,6 +30,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -110,6 +111,13 @@ class Client {
 
   // Blocks until every worker reached this barrier (or timeout / failure).
   Status Barrier(Duration timeout);
+  // A small value the workers share through the coordinator (at most 4096 bytes, keys of
+  // 1..128 bytes; docs/protocol.md "Rendezvous"). Values are write-once: putting other
+  // bytes under a key that holds a value fails with FailedPrecondition.
+  Status RendezvousPut(const std::string& key, std::string_view value, Duration timeout);
+  // Polls until some worker has put `key`; TimedOut naming the key after `timeout`.
+  Result<std::string> RendezvousGet(const std::string& key, Duration timeout);
+
   // Tells the coordinator this worker's progress (step clock, status, metrics).
   void ReportStep(int64_t step, double loss, uint64_t samples);
   // Tells the coordinator this worker is done (exit_code 0) or failed, then closes the
@@ -138,6 +146,12 @@ class Client {
   int64_t checkpoint_step() const { return committed_step_.load(); }
 
  private:
+  // What a rendezvous reply said.
+  struct RendezvousReply {
+    bool found = false;
+    std::string value;
+  };
+
   // One in-flight request to one server (or to the coordinator).
   struct Part {
     Handle handle;
@@ -148,6 +162,7 @@ class Client {
     std::shared_ptr<std::vector<std::vector<uint64_t>>> positions;  // sparse: per reply row, output rows
     Clock::time_point deadline;
     std::string what;                // "pull of 'fc1.weight' from server 1"
+    std::shared_ptr<RendezvousReply> rendezvous;  // a rendezvous request: the reply goes here
   };
 
   Client(ClientOptions options, std::unique_ptr<wire::Reactor> reactor);
@@ -165,6 +180,8 @@ class Client {
   Handle DenseRequest(wire::Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step);
   wire::OutMessage NewData(wire::Op op, uint32_t param_id, ParamKind kind, int64_t step);
   Status WaitFor(const char* what, Duration timeout, bool ShardMapOrWelcome);
+  // Any thread: one rendezvous request to the coordinator and its reply.
+  Result<RendezvousReply> Rendezvous(const std::string& key, std::string_view value, bool put, Duration timeout);
 
   const ClientOptions options_;
   std::unique_ptr<wire::Reactor> reactor_;

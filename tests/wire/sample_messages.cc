@@ -188,6 +188,13 @@ OutMessage SampleMessage(Op op) {
       p.setUrgent(true);
       break;
     }
+    case Op::RENDEZVOUS: {
+      auto r = b.initRendezvous();
+      r.setKey("nccl-id");
+      r.setValue(kj::StringPtr("\x01\x02\x03").asBytes());
+      r.setPut(true);
+      break;
+    }
   }
   return m;
 }
@@ -326,6 +333,10 @@ std::string DiffFromSample(const InMessage& msg, Op op) {
       break;
     case Op::PREEMPT:
       DIFF_EXPECT(b.isPreempt() && b.getPreempt().getSignal() == 15 && b.getPreempt().getUrgent());
+      break;
+    case Op::RENDEZVOUS:
+      DIFF_EXPECT(b.isRendezvous() && b.getRendezvous().getKey() == "nccl-id");
+      DIFF_EXPECT(b.getRendezvous().getValue().size() == 3 && b.getRendezvous().getPut());
       break;
   }
   if (op != Op::PUSH && op != Op::PUSH_PULL && op != Op::PULL && op != Op::RESPONSE) {
