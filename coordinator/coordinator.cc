@@ -329,6 +329,8 @@ void Coordinator::CheckStall() {
       workers.push_back({m.rank, members_.Describe(m.rank), m.step, now - m.last_seen});
     }
   }
+  // Time spent checkpointing is not a stall (workers may wait at the boundary for it).
+  stall_.SetPaused(checkpoints_->checkpointing(), now);
   StallVerdict v = stall_.Check(workers, now);
   if (v.kind == StallVerdict::kWarn) LOG(WARNING) << "stall: " << v.message;
   if (v.kind == StallVerdict::kTimeout) Finish(Status::TimedOut("stall: " + v.message), kExitTimeout);
