@@ -316,7 +316,7 @@ void Coordinator::CheckHeartbeats() {
   double s = std::chrono::duration<double>(options_.heartbeat_timeout).count();
   Finish(Status::Unavailable(members_.Describe(*silent) + " sent no heartbeat for " +
                              std::to_string(s).substr(0, std::to_string(s).find('.') + 2) +
-                             " s: declared dead"),
+                             " s: declared dead; " + checkpoints_->ResumeHint()),
          kExitPeerFailure);
 }
 

@@ -128,7 +128,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 JobRequeue=1
-KillWait=10
+# TERM (scontrol requeue, scancel, preemption without a user signal) to SIGKILL: the time
+# a job has to checkpoint. Slurm's default; 10 s was too short on a loaded 2-core VM.
+KillWait=30
 MinJobAge=600
 InactiveLimit=0
 AccountingStorageType=accounting_storage/none
