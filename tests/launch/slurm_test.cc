@@ -168,6 +168,38 @@ TEST_F(SlurmJob, TemplateTrainsToCompletion) {
   EXPECT_GE(std::stod(SummaryField(out, "test_accuracy")), 0.90) << out;
 }
 
+// mpirun inside the allocation (no template): Open MPI's rank variables win over Slurm's
+// (they number mpirun's processes; Slurm's belong to the batch step), mpirun takes the process
+// count from the allocation, and the job trains to the end with a shared key file.
+TEST_F(SlurmJob, MpirunInsideTheAllocation) {
+  TempDir dir;
+  const std::string key = dir.path() + "/job.key";
+  auto r = RunCommand("cd " + dir.path() + " && sbatch --parsable --nodes=1 --ntasks=5 --overcommit --cpus-per-task=1"
+                          " --time=5 --output=" + dir.path() + "/job.out --wrap=\"env OMPI_ALLOW_RUN_AS_ROOT=1"
+                          " OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe --mca btl self,vader --bind-to none " +
+                          TesseraBinary() + " train --servers 2 --auth=curve --auth_key_file=" + key + " " + Data() +
+                          " --train_limit=2000 --test_limit=200 --hidden=32 --batch_size=16 --steps=60 --log_every=0"
+                          " --seed=2\"",
+                      60);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string id = Trim(r.output.substr(0, r.output.find(';')));
+  jobs_.push_back(id);
+  EXPECT_EQ(WaitForEnd(id, seconds(120)), "COMPLETED") << ReadFile(dir.path() + "/job.out");
+  const std::string out = ReadFile(dir.path() + "/job.out");
+  for (int rank = 0; rank < 5; ++rank) {
+    EXPECT_NE(out.find("launched by openmpi: rank " + std::to_string(rank) + " of 5"), std::string::npos) << out;
+  }
+  // The port still comes from the Slurm job id (docs/operations.md: it ranks above
+  // Open MPI's job id), and the log prefix carries the Slurm job.
+  EXPECT_NE(out.find("coordinator host from first host of SLURM_JOB_NODELIST, port derived from SLURM_JOB_ID"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("[coordinator | slurm " + id + " requeue 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("CURVE authentication and encryption on (key file " + key + ")"), std::string::npos) << out;
+  EXPECT_EQ(SummaryField(out, "steps"), "60") << out;
+  EXPECT_EQ(SummaryField(out, "workers"), "2") << out;
+}
+
 // A configuration error ends the job with code 2 and is not requeued.
 TEST_F(SlurmJob, ConfigurationErrorIsNotRequeued) {
   TempDir dir;
