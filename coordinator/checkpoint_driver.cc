@@ -143,6 +143,17 @@ void CheckpointDriver::OnPreempt(const std::string& who, int sig, bool urgent) {
   MaybeStart();
 }
 
+std::string CheckpointDriver::ResumeHint() const {
+  if (options_.dir.empty()) return "no --checkpoint_dir, so a rerun starts from the beginning";
+  if (last_committed_ < 0) {
+    return "no complete checkpoint in " + options_.dir + " yet, so a rerun starts from the beginning";
+  }
+  return "the newest complete checkpoint is step " + std::to_string(last_committed_) + " (" +
+         checkpoint::StepDir(options_.dir, last_committed_) +
+         "): run the job again with the same flags and --checkpoint_dir to resume from it (--resume=auto; the "
+         "Slurm template requeues itself, tessera launch --max_restarts restarts)";
+}
+
 void CheckpointDriver::EndPreempted(const std::string& how) {
   if (ended_) return;
   ended_ = true;

@@ -77,6 +77,11 @@ class CheckpointDriver {
   void OnPreempt(const std::string& who, int sig, bool urgent);
   void Tick();
   bool preempting() const { return preempt_requested_; }
+  // A checkpoint is being taken (prepared and not yet committed or abandoned).
+  bool checkpointing() const { return attempt_.has_value(); }
+  // For the message of a job that failed: the newest complete checkpoint (its directory)
+  // and how to resume from it, or that a rerun starts over.
+  std::string ResumeHint() const;
   // Every worker finished: when a checkpoint they all answered is still being written,
   // `then` runs after it commits or fails (returns true); otherwise false, and any
   // attempt nobody can answer any more is abandoned.

@@ -343,7 +343,7 @@ void Coordinator::CheckHeartbeats() {
   double s = std::chrono::duration<double>(options_.heartbeat_timeout).count();
   Finish(Status::Unavailable(members_.Describe(*silent) + " sent no heartbeat for " +
                              std::to_string(s).substr(0, std::to_string(s).find('.') + 2) +
-                             " s: declared dead"),
+                             " s: declared dead; " + checkpoints_->ResumeHint()),
          kExitPeerFailure);
 }
 
@@ -356,6 +356,8 @@ void Coordinator::CheckStall() {
       workers.push_back({m.rank, members_.Describe(m.rank), m.step, now - m.last_seen});
     }
   }
+  // Time spent checkpointing is not a stall (workers may wait at the boundary for it).
+  stall_.SetPaused(checkpoints_->checkpointing(), now);
   StallVerdict v = stall_.Check(workers, now);
   if (v.kind == StallVerdict::kWarn) LOG(WARNING) << "stall: " << v.message;
   if (v.kind == StallVerdict::kTimeout) Finish(Status::TimedOut("stall: " + v.message), kExitTimeout);

@@ -20,6 +20,16 @@ void StallInspector::Start(Clock::time_point now) {
   warned_ = false;
 }
 
+void StallInspector::SetPaused(bool paused, Clock::time_point now) {
+  if (paused == paused_) return;
+  paused_ = paused;
+  if (paused) {
+    paused_at_ = now;
+  } else {
+    since_ += now - paused_at_;  // the clock resumes where it stopped
+  }
+}
+
 StallVerdict StallInspector::Check(const std::vector<WorkerProgress>& workers, Clock::time_point now) {
   StallVerdict v;
   if (!started_ || workers.empty()) return v;
@@ -31,10 +41,12 @@ StallVerdict StallInspector::Check(const std::vector<WorkerProgress>& workers, C
   if (min_step != min_step_) {
     // Progress (or a worker finished and left the list): restart the clock.
     if (min_step_ != -2) since_ = now;
+    if (paused_) paused_at_ = now;  // the pause then adds only what follows this progress
     min_step_ = min_step;
     warned_ = false;
     return v;
   }
+  if (paused_) return v;
   const Duration stalled = now - since_;
   const bool timed_out = options_.timeout > Duration::zero() && stalled >= options_.timeout;
   const bool warn = options_.warn > Duration::zero() && stalled >= options_.warn && !warned_;

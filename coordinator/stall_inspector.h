@@ -52,12 +52,19 @@ class StallInspector {
   // then on) once it has not moved for `timeout`.
   StallVerdict Check(const std::vector<WorkerProgress>& workers, Clock::time_point now);
 
+  // While paused (a checkpoint is being taken, which may hold the workers at a step
+  // boundary) the stall clock stands still: that time counts neither towards the
+  // warning nor towards the timeout, and Check reports nothing.
+  void SetPaused(bool paused, Clock::time_point now);
+
  private:
   const StallOptions options_;
   bool started_ = false;
   int64_t min_step_ = -2;             // slowest step at the last change
   Clock::time_point since_{};         // when min_step_ last changed
   bool warned_ = false;               // warned about min_step_ already
+  bool paused_ = false;
+  Clock::time_point paused_at_{};     // when the current pause began (or progress was seen in it)
 };
 
 }  // namespace tessera

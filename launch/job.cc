@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/run_identity.h"
 #include "coordinator/coordinator.h"
+#include "kernels/device_select.h"
 #include "kernels/ops.h"
 #include "launch/checkpoint_flags.h"
 #include "launch/job_auth.h"
@@ -253,6 +254,14 @@ int RunJobProcess(const WorkerMain& worker_main) {
     // A job stopped while we were joining ends with the coordinator's code, like everyone's.
     int code = stop_code != 0 ? stop_code : ExitCodeForStatusCode(static_cast<int>(client.status().code()));
     return guard.Exit(Fail(client.status().WithContext("joining the job"), code));
+  }
+  // The local rank picks this worker's GPU, so the workers of one node spread over its
+  // devices (none on a CPU-only build or a node without GPUs).
+  if (const int gpus = kernels::CudaDeviceCount(); gpus > 0) {
+    const int device = DeviceForLocalRank(li.local_rank, gpus);
+    Status st = kernels::UseCudaDevice(device);
+    if (!st.ok()) return guard.Exit(Fail(st.WithContext("choosing the GPU of local rank " + std::to_string(li.local_rank)), kExitConfig));
+    LOG(INFO) << "CUDA device " << device << " of " << gpus << " visible (local rank " << li.local_rank << ")";
   }
   WorkerContext wc{client->get(), li.rank - 1 - servers, workers, servers, li, mpi.get()};
   // Workers of an all-reduce job share one MPI world: mpirun answers a dead rank by

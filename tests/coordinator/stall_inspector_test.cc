@@ -89,5 +89,37 @@ TEST(StallInspector, ZeroDisables) {
   EXPECT_EQ(off.Check(Steps({1, 2}), t0 + std::chrono::hours(10)).kind, StallVerdict::kNone);
 }
 
+// A checkpoint can hold the workers at a step boundary for a long time (a large model,
+// slow storage): that time is not a stall. The clock stops while paused and goes on
+// from where it stopped afterwards.
+TEST_F(StallInspectorTest, CheckpointTimeIsNotAStall) {
+  inspector_.Start(t0_);
+  inspector_.Check(Steps({7, 8}), t0_);
+  inspector_.SetPaused(true, t0_ + seconds(5));
+  EXPECT_EQ(inspector_.Check(Steps({7, 8}), t0_ + seconds(5 + 100)).kind, StallVerdict::kNone) << "paused";
+  inspector_.SetPaused(false, t0_ + seconds(5 + 100));
+  EXPECT_EQ(inspector_.Check(Steps({7, 8}), t0_ + seconds(5 + 100 + 4)).kind, StallVerdict::kNone)
+      << "9 s of stall counted, not 109";
+  StallVerdict w = inspector_.Check(Steps({7, 8}), t0_ + seconds(5 + 100 + 5));
+  ASSERT_EQ(w.kind, StallVerdict::kWarn);
+  EXPECT_NE(w.message.find("for 10.0 s"), std::string::npos) << w.message;
+  EXPECT_EQ(inspector_.Check(Steps({7, 8}), t0_ + seconds(5 + 100 + 24)).kind, StallVerdict::kNone);
+  EXPECT_EQ(inspector_.Check(Steps({7, 8}), t0_ + seconds(5 + 100 + 25)).kind, StallVerdict::kTimeout)
+      << "30 s of stall: 5 before the pause, 25 after";
+}
+
+// Progress during a pause restarts the clock; the pause counts only after it.
+TEST_F(StallInspectorTest, ProgressDuringACheckpointRestartsTheClock) {
+  inspector_.Start(t0_);
+  inspector_.Check(Steps({7, 8}), t0_);
+  inspector_.SetPaused(true, t0_ + seconds(8));
+  inspector_.Check(Steps({8, 8}), t0_ + seconds(20));  // progress while paused
+  inspector_.SetPaused(false, t0_ + seconds(50));
+  EXPECT_EQ(inspector_.Check(Steps({8, 8}), t0_ + seconds(59)).kind, StallVerdict::kNone);
+  StallVerdict w = inspector_.Check(Steps({8, 8}), t0_ + seconds(60));
+  ASSERT_EQ(w.kind, StallVerdict::kWarn);
+  EXPECT_NE(w.message.find("for 10.0 s"), std::string::npos) << w.message;
+}
+
 }  // namespace
 }  // namespace tessera

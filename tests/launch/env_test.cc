@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/device_select.h"
+
 namespace tessera::launch {
 namespace {
 
@@ -213,6 +215,19 @@ TEST(GpuChoice, LocalRankModuloVisibleDevices) {
   EXPECT_EQ(DeviceForLocalRank(9, 8), 1);
   EXPECT_EQ(DeviceForLocalRank(3, 1), 0) << "Slurm --gpus-per-task: each task sees one device";
   EXPECT_EQ(DeviceForLocalRank(0, 0), -1);
+}
+
+// What job.cc does with the choice: a device that does not exist is refused (on a
+// CPU-only build every device), and only an applied choice is recorded.
+TEST(GpuChoice, OnlyAVisibleDeviceIsApplied) {
+  const int n = kernels::CudaDeviceCount();
+  EXPECT_FALSE(kernels::UseCudaDevice(n).ok()) << "one past the last visible device";
+  EXPECT_FALSE(kernels::UseCudaDevice(-1).ok());
+  EXPECT_EQ(kernels::SelectedCudaDevice(), -1);
+  if (n > 0) {
+    ASSERT_TRUE(kernels::UseCudaDevice(DeviceForLocalRank(1, n)).ok());
+    EXPECT_EQ(kernels::SelectedCudaDevice(), DeviceForLocalRank(1, n));
+  }
 }
 
 }  // namespace

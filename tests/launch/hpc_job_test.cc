@@ -116,8 +116,15 @@ class KillNine : public ::testing::TestWithParam<KillCase> {};
 // with a failure exit code and a message naming the dead rank; nothing is left running.
 TEST_P(KillNine, JobEndsNamingTheDeadRank) {
   const KillCase c = GetParam();
-  BackgroundJob job(JobCommand(c.launcher, kEndlessJob + Data()));
+  // Without a launcher, the coordinator's message must also say where to resume from.
+  testing::TempDir ckpt;
+  const std::string ckpt_flags =
+      c.launcher == Launcher::kBare ? " --checkpoint_dir=" + ckpt.path() + " --checkpoint_every_steps=10" : "";
+  BackgroundJob job(JobCommand(c.launcher, kEndlessJob + ckpt_flags + Data()));
   ASSERT_TRUE(job.WaitForOutput("step 20/", seconds(60))) << job.Output();
+  if (c.launcher == Launcher::kBare) {
+    ASSERT_TRUE(job.WaitForOutput(" committed: ", seconds(60))) << job.Output();
+  }
   const pid_t pid = job.FindRankPid(RankVar(c.launcher), std::to_string(c.rank));
   ASSERT_GT(pid, 0) << "no process with " << RankVar(c.launcher) << "=" << c.rank;
   const double killed_at = job.ElapsedS();
@@ -146,7 +153,11 @@ TEST_P(KillNine, JobEndsNamingTheDeadRank) {
     case Launcher::kBare:
       EXPECT_EQ(code, 3) << "peer failure: resume from a checkpoint and retry\n" << out;
       EXPECT_NE(out.find("job failed: Unavailable: " + who + " (rank " + std::to_string(c.rank) +
-                         ") sent no heartbeat for 3.0 s: declared dead"),
+                         ") sent no heartbeat for 3.0 s: declared dead; the newest complete checkpoint is step "),
+                std::string::npos)
+          << out;
+      EXPECT_NE(out.find("(" + ckpt.path() + "/step-0000000000"), std::string::npos) << out;
+      EXPECT_NE(out.find("): run the job again with the same flags and --checkpoint_dir to resume from it"),
                 std::string::npos)
           << out;
       EXPECT_NE(out.find("coordinator exited with 3"), std::string::npos) << out;

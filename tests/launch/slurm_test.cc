@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/testutil/testutil.h"
 
@@ -51,17 +52,25 @@ class SlurmTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_TRUE(up_ok_) << "scripts/slurm-up.sh failed:\n" << up_output_; }
 
+  // A test that failed half-way must not leave its job running (or requeued) on the
+  // cluster the next tests share.
+  void TearDown() override {
+    for (const std::string& id : jobs_) RunCommand("scancel " + id, 30);
+  }
+
   // Submits the template from `dir` with the settings in `env` (exported by sbatch's
   // default --export=ALL); 1 node, 5 tasks (1 coordinator, 2 servers, 2 workers) on a
-  // 2-core VM, hence --overcommit. Returns the job id.
+  // 2-core VM, hence --overcommit. HOME is `dir`, so the template's default locations
+  // under $HOME (the job key) stay inside the test's directory. Returns the job id.
   std::string Submit(const TempDir& dir, const std::string& env, const std::string& binary = TesseraBinary()) {
-    auto r = RunCommand("cd " + dir.path() + " && " + env + " TESSERA=" + binary +
+    auto r = RunCommand("cd " + dir.path() + " && HOME=" + dir.path() + " " + env + " TESSERA=" + binary +
                             " sbatch --parsable --nodes=1 --ntasks=5 --overcommit --cpus-per-task=1 --time=10"
                             " --output=" + dir.path() + "/job.out " + SourceDir() +
                             "/launch/slurm/tessera.sbatch",
                         60);
     EXPECT_EQ(r.exit_code, 0) << r.output;
-    return Trim(r.output.substr(0, r.output.find(';')));
+    jobs_.push_back(Trim(r.output.substr(0, r.output.find(';'))));
+    return jobs_.back();
   }
 
   // "COMPLETED", "RUNNING", "PENDING", ... from scontrol (finished jobs stay MinJobAge=600 s).
@@ -96,6 +105,11 @@ class SlurmTest : public ::testing::Test {
     return false;
   }
 
+  // Where the template puts the job key by default (--job-name=tessera-mnist).
+  static std::string KeyFile(const TempDir& dir, const std::string& id) {
+    return dir.path() + "/.tessera/keys/tessera-mnist-" + id + ".key";
+  }
+
   static std::string SummaryField(const std::string& output, const std::string& key) {
     size_t s = output.rfind("summary: {");
     if (s == std::string::npos) return "";
@@ -107,6 +121,7 @@ class SlurmTest : public ::testing::Test {
     return v;
   }
 
+  std::vector<std::string> jobs_;
   static inline std::string up_output_;
   static inline bool up_ok_ = false;
 };
@@ -132,10 +147,57 @@ TEST_F(SlurmJob, TemplateTrainsToCompletion) {
   EXPECT_NE(out.find("launched by slurm: rank 4 of 5"), std::string::npos) << out;
   EXPECT_NE(out.find("port derived from SLURM_JOB_ID"), std::string::npos) << out;
   EXPECT_NE(out.find("tessera.sbatch: training finished"), std::string::npos) << out;
+  // Every rank used the job key rank 0 created at the template's default location; the
+  // template removed it once the job was over.
+  EXPECT_NE(out.find("created job key file " + KeyFile(dir, id)), std::string::npos) << out;
+  for (int r = 0; r < 5; ++r) {
+    EXPECT_NE(out.find("launched by slurm: rank " + std::to_string(r) + " of 5"), std::string::npos) << out;
+  }
+  size_t curve_lines = 0;
+  for (size_t p = 0; (p = out.find("CURVE authentication and encryption on (key file " + KeyFile(dir, id) + ")", p)) !=
+                     std::string::npos;
+       ++p) {
+    ++curve_lines;
+  }
+  EXPECT_EQ(curve_lines, 5u) << out;
+  EXPECT_NE(out.find("tessera.sbatch: removed the job key " + KeyFile(dir, id)), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(KeyFile(dir, id)));
   EXPECT_EQ(SummaryField(out, "steps"), "282") << out;
   EXPECT_EQ(SummaryField(out, "workers"), "2");
   ASSERT_FALSE(SummaryField(out, "test_accuracy").empty()) << out;
   EXPECT_GE(std::stod(SummaryField(out, "test_accuracy")), 0.90) << out;
+}
+
+// mpirun inside the allocation (no template): Open MPI's rank variables win over Slurm's
+// (they number mpirun's processes; Slurm's belong to the batch step), mpirun takes the process
+// count from the allocation, and the job trains to the end with a shared key file.
+TEST_F(SlurmJob, MpirunInsideTheAllocation) {
+  TempDir dir;
+  const std::string key = dir.path() + "/job.key";
+  auto r = RunCommand("cd " + dir.path() + " && sbatch --parsable --nodes=1 --ntasks=5 --overcommit --cpus-per-task=1"
+                          " --time=5 --output=" + dir.path() + "/job.out --wrap=\"env OMPI_ALLOW_RUN_AS_ROOT=1"
+                          " OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe --mca btl self,vader --bind-to none " +
+                          TesseraBinary() + " train --servers 2 --auth=curve --auth_key_file=" + key + " " + Data() +
+                          " --train_limit=2000 --test_limit=200 --hidden=32 --batch_size=16 --steps=60 --log_every=0"
+                          " --seed=2\"",
+                      60);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string id = Trim(r.output.substr(0, r.output.find(';')));
+  jobs_.push_back(id);
+  EXPECT_EQ(WaitForEnd(id, seconds(120)), "COMPLETED") << ReadFile(dir.path() + "/job.out");
+  const std::string out = ReadFile(dir.path() + "/job.out");
+  for (int rank = 0; rank < 5; ++rank) {
+    EXPECT_NE(out.find("launched by openmpi: rank " + std::to_string(rank) + " of 5"), std::string::npos) << out;
+  }
+  // The port still comes from the Slurm job id (docs/operations.md: it ranks above
+  // Open MPI's job id), and the log prefix carries the Slurm job.
+  EXPECT_NE(out.find("coordinator host from first host of SLURM_JOB_NODELIST, port derived from SLURM_JOB_ID"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("[coordinator | slurm " + id + " requeue 0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("CURVE authentication and encryption on (key file " + key + ")"), std::string::npos) << out;
+  EXPECT_EQ(SummaryField(out, "steps"), "60") << out;
+  EXPECT_EQ(SummaryField(out, "workers"), "2") << out;
 }
 
 // A configuration error ends the job with code 2 and is not requeued.
@@ -195,8 +257,8 @@ TEST_P(SlurmTemplate, SignalReachesEveryTaskAndExit75Requeues) {
   const std::string signal = how == std::string("usr1") ? "USR1" : "TERM";
   for (int t = 0; t < 5; ++t) {
     EXPECT_NE(out.find("task " + std::to_string(t) + " got " + signal + " at its step boundary"), std::string::npos) << out;
-    EXPECT_NE(out.find("task " + std::to_string(t) + " run 1: train --servers 2 --bind_host=0.0.0.0 --checkpoint_dir=" +
-                       ckpt + " --steps=7"),
+    EXPECT_NE(out.find("task " + std::to_string(t) + " run 1: train --servers 2 --bind_host=0.0.0.0 --auth=curve "
+                       "--auth_key_file=" + KeyFile(dir, id) + " --checkpoint_dir=" + ckpt + " --steps=7"),
               std::string::npos)
         << out;
     EXPECT_NE(out.find("task " + std::to_string(t) + " resumed"), std::string::npos) << out;
@@ -205,6 +267,8 @@ TEST_P(SlurmTemplate, SignalReachesEveryTaskAndExit75Requeues) {
   EXPECT_NE(out.find("tessera.sbatch: job step exited with code 75"), std::string::npos) << out;
   EXPECT_NE(out.find("SLURM_RESTART_COUNT=1"), std::string::npos) << "--open-mode=append keeps both runs\n" << out;
   EXPECT_NE(out.find("tessera.sbatch: training finished"), std::string::npos) << out;
+  // The key directory is private (the key file in it lets anyone join the job).
+  EXPECT_EQ(std::filesystem::status(dir.path() + "/.tessera/keys").permissions(), std::filesystem::perms::owner_all);
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, SlurmTemplate, ::testing::Values("usr1", "requeue"));
@@ -259,6 +323,12 @@ TEST_P(SlurmPreemption, CheckpointsRequeuesAndResumesToTheSameParameters) {
   EXPECT_NE(out.find("SLURM_RESTART_COUNT=1"), std::string::npos) << out;
   EXPECT_NE(out.find("slurm " + id + " requeue 1]"), std::string::npos) << "requeue count in the log prefix\n" << out;
   EXPECT_NE(out.find("tessera.sbatch: training finished"), std::string::npos) << out;
+  EXPECT_NE(out.find("checkpointing at the next step boundary"), std::string::npos) << out;
+  EXPECT_NE(out.find("resuming from the checkpoint of step"), std::string::npos) << out;
+  // The requeued run found the first run's job key (rank 0 created it once).
+  EXPECT_NE(out.find("created job key file"), std::string::npos) << out;
+  EXPECT_EQ(out.find("created job key file"), out.rfind("created job key file")) << out;
+  EXPECT_FALSE(std::filesystem::exists(KeyFile(dir, id))) << "the job key outlived the job";
   EXPECT_FALSE(std::filesystem::is_empty(ckpt)) << "no checkpoint in " << ckpt;
   EXPECT_EQ(SummaryField(out, "params_digest"), digest) << "resumed run differs from the uninterrupted one\n" << out;
 }
