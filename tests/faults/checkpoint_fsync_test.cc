@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "tests/testutil/testutil.h"
@@ -29,11 +30,12 @@ std::string Train(const std::string& program, const std::string& flags) {
          flags + " --data=" + testing::SourceDir() + "/data/mnist 2>&1; echo rc=$?";
 }
 
-// A --program for tessera launch that runs the servers (ranks 1 and 2) under fiu-run
-// with `point` failing with EIO (failinfo is the errno), the others as they are.
-std::string FaultyServers(const std::string& dir, const std::string& point) {
-  const std::string path = dir + "/fiu-servers.sh";
-  std::ofstream(path) << "#!/bin/sh\ncase \"$TESSERA_RANK\" in\n  1|2) exec fiu-run -x -c \"enable name=" << point
+// A --program for tessera launch that runs the given ranks ("1|2": the servers, "0": the
+// coordinator) under fiu-run with `point` failing with EIO (failinfo is the errno), the
+// others as they are.
+std::string Faulty(const std::string& dir, const std::string& ranks, const std::string& point) {
+  const std::string path = dir + "/fiu-" + std::to_string(std::hash<std::string>()(ranks + point)) + ".sh";
+  std::ofstream(path) << "#!/bin/sh\ncase \"$TESSERA_RANK\" in\n  " << ranks << ") exec fiu-run -x -c \"enable name=" << point
                       << ",failinfo=5\" " << testing::TesseraBinary() << " \"$@\" ;;\nesac\nexec "
                       << testing::TesseraBinary() << " \"$@\"\n";
   chmod(path.c_str(), 0755);
@@ -50,21 +52,37 @@ TEST(CheckpointFsyncFault, FailedSyncFailsTheCheckpointAndKeepsThePreviousOne) {
   ASSERT_NE(r.output.find("checkpoint of step 10 committed"), std::string::npos) << r.output;
   ASSERT_NE(r.output.find("rc=0"), std::string::npos) << r.output;
 
-  for (const char* point : {"posix/io/sync/fdatasync", "posix/io/sync/fsync"}) {
-    SCOPED_TRACE(point);
-    const std::string ck = tmp.path() + "/" + std::filesystem::path(point).filename().string();
+  struct Case {
+    const char* name;
+    const char* ranks;
+    const char* point;
+    const char* reported;  // how the coordinator reports the failed checkpoint
+    const char* cause;     // the failed call, as the report names it
+  };
+  // Servers: RocksDB's fdatasync of the SST / its fsync of the new database's directory.
+  // Coordinator: the fsync of the MANIFEST (then of its directory) that commits.
+  for (const Case& c : {Case{"servers-fdatasync", "1|2", "posix/io/sync/fdatasync", "checkpoint of step 20 abandoned",
+                             "While fdatasync"},
+                        Case{"servers-fsync", "1|2", "posix/io/sync/fsync", "checkpoint of step 20 abandoned",
+                             "While fsync"},
+                        Case{"coordinator-fsync", "0", "posix/io/sync/fsync", "checkpoint of step 20 not committed",
+                             "fsync of "}}) {
+    SCOPED_TRACE(c.name);
+    const char* point = c.name;
+    const std::string ck = tmp.path() + "/" + c.name;
     ASSERT_EQ(RunCommand("cp -a " + first + " " + ck, 30).exit_code, 0);
-    r = RunCommand(Train(FaultyServers(tmp.path(), point), "--steps=20 --checkpoint_dir=" + ck), 120);
+    r = RunCommand(Train(Faulty(tmp.path(), c.ranks, c.point), "--steps=20 --checkpoint_dir=" + ck), 120);
     const auto rc = r.output.substr(r.output.rfind("rc="));
     std::printf("[%s] %s", point, rc.c_str());
     EXPECT_NE(r.output.find("resuming at step 10"), std::string::npos) << r.output;
     // The failure is reported, with the OS's error, and nothing claims step 20.
-    EXPECT_NE(r.output.find("checkpoint of step 20 abandoned"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(c.reported), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("Input/output error"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(c.cause), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find("checkpoint of step 20 committed"), std::string::npos)
         << "reported success after a failed " << point << "\n" << r.output;
     EXPECT_FALSE(std::filesystem::exists(ck + "/step-000000000020/MANIFEST")) << r.output;
-    for (size_t p = r.output.find("abandoned"); p != std::string::npos; p = r.output.find("abandoned", p + 1)) {
+    for (size_t p = r.output.find(c.reported); p != std::string::npos; p = r.output.find(c.reported, p + 1)) {
       std::printf("[%s] %s\n", point, r.output.substr(p, r.output.find('\n', p) - p).c_str());
     }
     // The previous checkpoint is intact, and a resume would pick it.
