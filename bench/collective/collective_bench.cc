@@ -21,7 +21,8 @@
 // before the next; (b) one call per tensor, all issued then all waited; (c) the Bucketer
 // with --bucket_mb buckets, copying tensors in and out; (d) the same with the tensors
 // living in the buckets (AdoptBucketMemory, as the trainer does). Variants interleave
-// step by step; rank 0 prints one table per mix with each variant's time over (d)'s.
+// step by step; rank 0 prints one table per mix: median and mean time per step (slowest
+// rank) and each variant's speed-up over (a) and over (b), from the medians.
 #include <gflags/gflags.h>
 #include <mpi.h>
 
@@ -29,6 +30,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -182,40 +184,41 @@ void Fusion(MpiCommunicator& c, const std::string& mix) {
     for (size_t i = 0; i < views.size(); ++i) Must((*b)->MarkReady(i), "MarkReady");
     Must((*b)->Finish(kWait), "Finish");
   };
-  double ts[4] = {0, 0, 0, 0};
-  for (int warm = 0; warm < 1; ++warm) {
-    sync_each();
-    async_all();
-    fused();
-    viewed();
+  const std::function<void()> variants[4] = {sync_each, async_all, fused, viewed};
+  for (const auto& v : variants) v();  // warm-up
+  // Per step and variant, the slowest rank's time (agreed on outside the timed region).
+  // Variants interleave step by step, like part 1; the median resists the load spikes of
+  // a shared VM, the mean is printed next to it.
+  std::vector<double> times[4];
+  for (int s = 0; s < FLAGS_fusion_steps; ++s) {
+    for (int i = 0; i < 4; ++i) {
+      const double t0 = Now();
+      variants[i]();
+      times[i].push_back(MaxOverRanks(c, Now() - t0));
+    }
   }
-  for (int s = 0; s < FLAGS_fusion_steps; ++s) {  // interleaved, like part 1
-    double t0 = Now();
-    sync_each();
-    ts[0] += Now() - t0;
-    t0 = Now();
-    async_all();
-    ts[1] += Now() - t0;
-    t0 = Now();
-    fused();
-    ts[2] += Now() - t0;
-    t0 = Now();
-    viewed();
-    ts[3] += Now() - t0;
+  double med[4], mean[4];
+  for (int i = 0; i < 4; ++i) {
+    std::vector<double> v = times[i];
+    std::sort(v.begin(), v.end());
+    med[i] = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    mean[i] = 0;
+    for (double x : v) mean[i] += x / static_cast<double>(v.size());
   }
-  for (double& t : ts) t = MaxOverRanks(c, t / FLAGS_fusion_steps);
   (void)homes;
   if (c.rank() == 0) {
     std::printf("\n## fusion, mix %s: %d tensors (%lld of them <= %lld bytes), %.1f MiB in all, %d ranks, "
                 "%zu buckets of %.0f MiB, %d steps\n\n",
                 mix.c_str(), FLAGS_tensors, static_cast<long long>(small), static_cast<long long>(FLAGS_small_max),
                 total / 1048576.0, c.size(), (*b)->num_buckets(), FLAGS_bucket_mb, FLAGS_fusion_steps);
-    std::printf("| variant | ms per step | busbw GB/s | time / time of fused views |\n|---|--:|--:|--:|\n");
+    std::printf("| variant | median ms per step | mean ms | busbw GB/s (median) | speed-up vs each waited | "
+                "speed-up vs all in flight |\n|---|--:|--:|--:|--:|--:|\n");
     const char* names[4] = {"one call per tensor, each waited", "one call per tensor, all in flight",
                             "fused (Bucketer, copies in and out)", "fused, tensors as bucket views"};
     const double factor = 2.0 * (c.size() - 1) / c.size();
     for (int i = 0; i < 4; ++i) {
-      std::printf("| %s | %.2f | %.2f | %.2f |\n", names[i], ts[i] * 1e3, total / ts[i] / 1e9 * factor, ts[i] / ts[3]);
+      std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", names[i], med[i] * 1e3, mean[i] * 1e3,
+                  total / med[i] / 1e9 * factor, med[0] / med[i], med[1] / med[i]);
     }
     std::fflush(stdout);
   }
