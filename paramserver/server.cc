@@ -25,7 +25,7 @@ std::string Hostname() {
   return buf;
 }
 
-// "tcp://0.0.0.0:5555" + "node3" -> "tcp://node3:5555".
+// "tcp://0.0.0.0:5555" + "node3" -> "tcp://node3:5555"; a port > 0 replaces the bound one.
 std::string Advertised(const std::string& bound, const std::string& host, int port) {
   const auto colon = bound.rfind(':');
   std::string out = host.empty() ? bound.substr(0, colon) : "tcp://" + host;
