@@ -51,8 +51,10 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
     CrashPoint("manifest_mid_write");
     ok = write_all(content.size());
   }
-  if (!ok || fsync(fd) != 0) {
-    Status st = Errno("writing " + tmp);
+  // Name the call that failed: a failed fsync means the bytes may never reach the disk.
+  const char* failed = !ok ? "writing " : fsync(fd) != 0 ? "fsync of " : nullptr;
+  if (failed != nullptr) {
+    Status st = Errno(failed + tmp);
     close(fd);
     unlink(tmp.c_str());
     return st;

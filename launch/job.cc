@@ -33,6 +33,8 @@ DEFINE_double(request_timeout_s, 300.0, "Deadline of one push/pull request");
 DEFINE_string(coordinator_host, "", "Coordinator host (default: from the launcher's environment, else 127.0.0.1)");
 DEFINE_int32(coordinator_port, 0, "Coordinator port (default: from the launcher's environment)");
 DEFINE_string(bind_host, "127.0.0.1", "Address servers and the coordinator bind to (0.0.0.0 for multi-node jobs)");
+DEFINE_int32(data_port, 0, "Server r binds its data socket to port data_port + r - 1 (0: any free port)");
+DEFINE_int32(advertise_data_port, 0, "Server r tells workers to connect to port advertise_data_port + r - 1 instead of its bound port, for a relay or port forward in front of it (0: the bound port)");
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
 DEFINE_double(stall_warn_s, 60.0, "Name the worker(s) holding up a step after this many seconds without progress (0: never)");
@@ -228,7 +230,16 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.rank = li.rank;
     o.num_servers = servers;
     o.num_workers = workers;
-    o.bind = "tcp://" + FLAGS_bind_host + ":*";
+    for (int p : {FLAGS_data_port, FLAGS_advertise_data_port}) {
+      if (p < 0 || (p > 0 && p + servers - 1 > 65535)) {
+        return Fail(Status::InvalidArgument("--data_port/--advertise_data_port " + std::to_string(p) + " with " +
+                                            std::to_string(servers) + " servers: ports must lie in 1..65535"),
+                    kExitConfig);
+      }
+    }
+    o.bind = "tcp://" + FLAGS_bind_host + ":" +
+             (FLAGS_data_port > 0 ? std::to_string(FLAGS_data_port + li.rank - 1) : std::string("*"));
+    if (FLAGS_advertise_data_port > 0) o.advertise_port = FLAGS_advertise_data_port + li.rank - 1;
     o.register_timeout = Seconds(FLAGS_register_timeout_s);
     o.max_inflight = FLAGS_max_inflight;
     auto method = CheckpointWriteMethodFromFlags();

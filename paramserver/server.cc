@@ -20,11 +20,11 @@ using wire::Socket;
 
 namespace {
 
-// "tcp://0.0.0.0:5555" + "node3" -> "tcp://node3:5555".
-std::string Advertised(const std::string& bound, const std::string& host) {
-  if (host.empty()) return bound;
-  auto colon = bound.rfind(':');
-  return "tcp://" + host + bound.substr(colon);
+// "tcp://0.0.0.0:5555" + "node3" -> "tcp://node3:5555"; a port > 0 replaces the bound one.
+std::string Advertised(const std::string& bound, const std::string& host, int port) {
+  const auto colon = bound.rfind(':');
+  std::string out = host.empty() ? bound.substr(0, colon) : "tcp://" + host;
+  return out + (port > 0 ? ":" + std::to_string(port) : bound.substr(colon));
 }
 
 }  // namespace
@@ -54,7 +54,7 @@ Result<std::unique_ptr<ParamServer>> ParamServer::Start(ServerOptions options,
   TESSERA_RETURN_IF_ERROR(control->Connect(options.coordinator));
 
   std::unique_ptr<ParamServer> s(new ParamServer(std::move(options), std::move(reactor)));
-  s->data_endpoint_ = Advertised(bound, s->options_.advertise_host);
+  s->data_endpoint_ = Advertised(bound, s->options_.advertise_host, s->options_.advertise_port);
   ParamServer* self = s.get();
   s->data_ = s->reactor_->AddSocket(std::move(data), [self](Socket& k, InMessage&& m) { self->OnData(k, std::move(m)); });
   s->control_ = s->reactor_->AddSocket(std::move(control), [self](Socket& k, InMessage&& m) { self->OnControl(k, std::move(m)); });

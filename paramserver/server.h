@@ -41,6 +41,9 @@ struct ServerOptions {
   // Host name workers use to reach this server (replaces a wildcard bind address).
   // Default: "" (use the bound address as is).
   std::string advertise_host;
+  // Port workers use to reach this server, when something (a relay, a port forward)
+  // sits in front of the bound port (--advertise_data_port). Default: 0 (the bound port).
+  int advertise_port = 0;
   // Peers that have not registered and received a shard map by then give up. Default: 120 s.
   Duration register_timeout = std::chrono::seconds(120);
   AggregatorOptions aggregator;

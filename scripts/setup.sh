@@ -15,7 +15,7 @@ PKGS=(
   libopenblas-dev zlib1g-dev
   clang libclang-rt-14-dev
   python3
-  iproute2 iptables faketime
+  iproute2 iptables faketime fiu-utils
 )
 for arg in "$@"; do
   case "$arg" in
