@@ -188,13 +188,9 @@ Status SparseTrainer::RunStep(int64_t step) {
     PhaseTimer timer(&t.compute_s);
     TESSERA_ASSIGN_OR_RETURN(loss, workload_->Step(&batch));
   }
-  {
-    // All-reduced dense parameters (--sync=hybrid): wait and apply the update here.
-    PhaseTimer timer(&t.push_s);
-    Client* client = place_.client;
-    TESSERA_RETURN_IF_ERROR_CTX(grad_sync_->FinishStep([client] { return client->requested_exit_code() != 0; }),
-                                "step " + std::to_string(step));
-  }
+  // --sync=hybrid: start the dense all-reduce now (the workloads have no gradient-ready
+  // hook), so that it runs while the tables' rows travel to and from the servers.
+  for (model::Parameter* p : dense_) grad_sync_->OnGradReady(p);
   std::vector<Handle> pushes;
   {
     PhaseTimer timer(&t.issue_s);
@@ -217,9 +213,13 @@ Status SparseTrainer::RunStep(int64_t step) {
     IssueDensePulls(step + 1, server_dense_, &next_pulls);
   }
   {
+    // All-reduced dense parameters: wait, and apply the update to this worker's copy.
     PhaseTimer timer(&t.push_s);
-    TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pushes, "pushing gradients"),
-                                "step " + std::to_string(step));
+    Client* client = place_.client;
+    Status st = grad_sync_->FinishStep([client] { return client->requested_exit_code() != 0; });
+    Status pushed = WaitAll(&pushes, "pushing gradients");
+    if (st.ok()) st = pushed;
+    TESSERA_RETURN_IF_ERROR_CTX(st, "step " + std::to_string(step));
   }
   samples_ += batch.examples;
   next_step_ = step + 1;

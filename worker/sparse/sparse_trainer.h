@@ -12,7 +12,7 @@
 //   next     (bsp) prepare batch s+1 and pull its rows tagged s+1, in flight together
 //            with the push (bsp answers it once step s is applied); dense parameters are
 //            always pulled here, as they are the memory compute reads
-//   report   wait for the push; ReportStep(s, loss)
+//   report   wait for the push (and, in hybrid, the dense all-reduce); ReportStep(s, loss)
 //
 // "Prepare" = next local examples from IndexBatches; the workload dedups their keys per
 // table. Batches alternate between two slots (SparseBatch::slot), so batch s+1 can be
