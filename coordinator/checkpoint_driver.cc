@@ -35,6 +35,11 @@ Status CheckpointDriver::Init() {
   if (wants && options_.dir.empty()) {
     return Status::InvalidArgument("--checkpoint_every_steps/--checkpoint_every_s need --checkpoint_dir");
   }
+  if (!options_.dir.empty() && (options_.sync == "allreduce" || options_.sync == "hybrid")) {
+    return Status::InvalidArgument("checkpoints need --sync=bsp; with --sync=" + options_.sync +
+                                   " the all-reduced dense parameters and their optimizer state live on the "
+                                   "workers, which do not write them to checkpoints (docs/checkpoints.md)");
+  }
   if (!options_.dir.empty() && options_.sync != "bsp") {
     return Status::InvalidArgument("checkpoints need --sync=bsp (a consistent cut needs a step boundary); got --sync=" +
                                    options_.sync);

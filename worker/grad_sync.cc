@@ -122,6 +122,9 @@ Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
     }
   }
   TESSERA_RETURN_IF_ERROR_CTX(st, "all-reducing gradients");
+  if (comm_ != nullptr && comm_->size() > 1) {
+    for (const Local& l : locals_) bytes_allreduced_ += l.param->grad.nbytes();
+  }
   for (Local& l : locals_) TESSERA_RETURN_IF_ERROR_CTX(ApplyLocal(l), "applying the optimizer to '" + l.param->spec.name + "'");
   return Status::OK();
 }

@@ -64,6 +64,9 @@ class GradSync {
   // Indices (into params) of the parameters the trainer pushes and pulls itself.
   const std::vector<size_t>& server_params() const { return server_params_; }
   size_t num_buckets() const { return bucketer_ ? bucketer_->num_buckets() : 0; }
+  // f32 gradient bytes handed to all-reduce so far (before any --compress; 0 with one
+  // worker): every all-reduced parameter's gradient, once per step.
+  uint64_t bytes_allreduced() const { return bytes_allreduced_; }
 
   // The model's gradient-ready hook: p's gradient is final for this step.
   void OnGradReady(model::Parameter* p);
@@ -93,6 +96,7 @@ class GradSync {
   std::unordered_map<model::Parameter*, size_t> bucket_index_;  // param -> Bucketer tensor index
   std::unique_ptr<collective::Bucketer> bucketer_;
   Status hook_error_;
+  uint64_t bytes_allreduced_ = 0;
 };
 
 }  // namespace tessera::worker

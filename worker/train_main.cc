@@ -161,6 +161,8 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   c.sparse.neighbours = FLAGS_neighbours;
   c.sparse.embeddings_out = FLAGS_embeddings_out;
   TESSERA_RETURN_IF_ERROR(worker::ValidateTrainConfig(c));
+  // Every process refuses at start (exit 2), before a job is formed.
+  if (worker::IsSparseModel(c.model)) TESSERA_RETURN_IF_ERROR(worker::sparse::CheckSparseSync(c, launch::SyncFlag()));
   if (FLAGS_blas_threads < 0) {
     return Status::InvalidArgument("--blas_threads=" + std::to_string(FLAGS_blas_threads) + ": must be >= 0");
   }

@@ -81,6 +81,7 @@ std::string SummaryJson(const TrainSummary& s) {
   j += ",\"eval_s\":" + Num(p.eval_s, "%.3f");
   j += ",\"bytes_pushed\":" + std::to_string(s.bytes_pushed);
   j += ",\"bytes_pulled\":" + std::to_string(s.bytes_pulled);
+  if (s.bytes_allreduced > 0) j += ",\"bytes_allreduced\":" + std::to_string(s.bytes_allreduced);
   j += ",\"params_digest\":" + Str(DigestHex(s.params_digest));
   if (s.test_auc >= 0) j += ",\"test_auc\":" + Num(s.test_auc, "%.6f");
   if (s.logloss >= 0) j += ",\"logloss\":" + Num(s.logloss, "%.6f");

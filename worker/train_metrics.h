@@ -53,6 +53,9 @@ struct TrainSummary {
   PhaseTimes phases;
   uint64_t bytes_pushed = 0;    // by this worker
   uint64_t bytes_pulled = 0;
+  // --sync=allreduce|hybrid: gradient bytes this worker all-reduced (GradSync); 0 = left
+  // out of the JSON.
+  uint64_t bytes_allreduced = 0;
   uint64_t params_digest = 0;
   // Sparse models only (worker/sparse/); negative = not reported, left out of the JSON.
   double test_auc = -1;           // logreg, widedeep

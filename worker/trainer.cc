@@ -12,39 +12,6 @@ namespace tessera::worker {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
-double SecondsSince(SteadyClock::time_point t) {
-  return std::chrono::duration<double>(SteadyClock::now() - t).count();
-}
-
-// Adds the time from construction to destruction to *sink.
-class PhaseTimer {
- public:
-  explicit PhaseTimer(double* sink) : sink_(sink), start_(SteadyClock::now()) {}
-  ~PhaseTimer() { *sink_ += SecondsSince(start_); }
-  PhaseTimer(const PhaseTimer&) = delete;
-  PhaseTimer& operator=(const PhaseTimer&) = delete;
-
- private:
-  double* const sink_;  // a field of the Trainer's summary, which outlives the timer
-  SteadyClock::time_point start_;
-};
-
-std::string FormatEta(double seconds) {
-  char buf[32];
-  if (seconds >= 3600) {
-    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(seconds / 3600),
-                  static_cast<int>(seconds / 60) % 60);
-  } else if (seconds >= 60) {
-    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(seconds / 60),
-                  static_cast<int>(seconds) % 60);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%.0fs", seconds);
-  }
-  return buf;
-}
-
 // One case per entry of KnownModels().
 Result<std::unique_ptr<model::Model>> BuildModel(const TrainConfig& config, int64_t input_dim, int num_classes) {
   if (config.model == "mlp") {
@@ -62,11 +29,7 @@ Result<std::unique_ptr<model::Model>> BuildModel(const TrainConfig& config, int6
 
 Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config, const TrainerPlace& place) {
   TESSERA_RETURN_IF_ERROR(ValidateTrainConfig(config));
-  if (place.client == nullptr) return Status::InvalidArgument("Trainer needs a client");
-  if (place.num_workers < 1 || place.worker_index < 0 || place.worker_index >= place.num_workers) {
-    return Status::InvalidArgument("worker index " + std::to_string(place.worker_index) +
-                                   " is outside [0, " + std::to_string(place.num_workers) + ")");
-  }
+  TESSERA_RETURN_IF_ERROR(CheckPlace(place, "Trainer"));
   return std::unique_ptr<Trainer>(new Trainer(config, place));
 }
 
@@ -80,21 +43,6 @@ TrainerState Trainer::state() const {
   s.next_step = next_step_;
   if (batches_) s.cursor = batches_->cursor();
   return s;
-}
-
-SteadyClock::duration Trainer::Timeout() const {
-  return std::chrono::duration_cast<SteadyClock::duration>(
-      std::chrono::duration<double>(config_.request_timeout_s));
-}
-
-Status Trainer::WaitAll(std::vector<Handle>* handles, const char* what) {
-  Status first;
-  for (const Handle& h : *handles) {
-    Status st = h.Wait(Timeout());
-    if (first.ok() && !st.ok()) first = st.WithContext(what);
-  }
-  handles->clear();
-  return first;
 }
 
 void Trainer::IssuePulls(int64_t step, const std::vector<size_t>& which, std::vector<Handle>* handles) {
@@ -120,6 +68,7 @@ Status Trainer::Setup() {
     test_ = std::move(test).value();
     TESSERA_ASSIGN_OR_RETURN(metrics_, MetricsWriter::Open(config_.metrics_out));
   }
+  checkpoints_ = std::make_unique<CheckpointAnswerer>(place_.client, place_.worker_index, metrics_.get());
   const int64_t used = config_.train_limit > 0 ? std::min(config_.train_limit, train_.total_examples)
                                                : train_.total_examples;
   steps_per_epoch_ = StepsPerEpoch(config_.batch_size, used, place_.num_workers);
@@ -216,54 +165,17 @@ Status Trainer::RunStep(int64_t step) {
   PhaseTimer timer(&t.report_s);
   place_.client->ReportStep(step, loss.loss, static_cast<uint64_t>(batch.size));
   if (!leader_) return Status::OK();
-  window_loss_ += loss.loss;
-  window_steps_ += 1;
-  window_samples_ += batch.size;
-  const double window_s = SecondsSince(window_start_);
-  const double rate = window_s > 0 ? window_samples_ * place_.num_workers / window_s : 0;
+  const double rate = window_.Add(loss.loss, batch.size, place_.num_workers);
   metrics_->Step(step, static_cast<double>(step + 1) / steps_per_epoch_, loss.loss, rate);
-  summary_.final_loss = window_loss_ / window_steps_;
+  summary_.final_loss = window_.mean_loss();
   const bool last = step + 1 == planned_steps_;
-  if ((config_.log_every > 0 && (step + 1) % config_.log_every == 0) || last) LogProgress(step);
+  if ((config_.log_every > 0 && (step + 1) % config_.log_every == 0) || last) {
+    window_.Log(step, planned_steps_, steps_per_epoch_, place_.num_workers);
+  }
   return Status::OK();
 }
 
-void Trainer::CheckpointBoundary(int64_t step) {
-  boundaries_.emplace_back(step, batches_->cursor());
-  if (boundaries_.size() > 64) boundaries_.pop_front();
-  const int64_t want = place_.client->pending_checkpoint();
-  if (want >= 0 && want <= step) {
-    auto it = std::find_if(boundaries_.begin(), boundaries_.end(), [want](const auto& b) { return b.first == want; });
-    if (it != boundaries_.end()) {
-      place_.client->ReportCheckpoint(want, true, "", want, it->second.epoch, it->second.position);
-    } else {
-      place_.client->ReportCheckpoint(want, false, "worker " + std::to_string(place_.worker_index) +
-                                      " no longer knows its state at step " + std::to_string(want), -1, 0, 0);
-    }
-  }
-  const uint64_t bytes = place_.client->checkpoint_bytes();
-  if (leader_ && bytes != checkpoint_bytes_seen_) {
-    metrics_->Checkpoint(place_.client->checkpoint_step(), bytes - checkpoint_bytes_seen_);
-    checkpoint_bytes_seen_ = bytes;
-  }
-}
-
-void Trainer::LogProgress(int64_t step) {
-  const double window_s = SecondsSince(window_start_);
-  const double rate = window_s > 0 ? window_samples_ * place_.num_workers / window_s : 0;
-  const double elapsed = SecondsSince(loop_start_);
-  const double eta = elapsed / static_cast<double>(step + 1) * static_cast<double>(planned_steps_ - step - 1);
-  char line[256];
-  std::snprintf(line, sizeof(line), "step %lld/%lld  epoch %.2f  loss %.4f  %.0f samples/s  ETA %s",
-                static_cast<long long>(step + 1), static_cast<long long>(planned_steps_),
-                static_cast<double>(step + 1) / steps_per_epoch_, window_loss_ / std::max<int64_t>(1, window_steps_),
-                rate, FormatEta(eta).c_str());
-  LOG(INFO) << line;
-  window_loss_ = 0;
-  window_steps_ = 0;
-  window_samples_ = 0;
-  window_start_ = SteadyClock::now();
-}
+void Trainer::CheckpointBoundary(int64_t step) { checkpoints_->AtBoundary(step, batches_->cursor()); }
 
 Status Trainer::Evaluate(int64_t step, double* accuracy, double* loss, int64_t* examples) {
   TESSERA_ASSIGN_OR_RETURN(model::EvalResult r, model::Evaluate(*model_, test_, config_.eval_batch_size));
@@ -282,7 +194,7 @@ Status Trainer::Finish() {
   // Every worker's last push has been accepted once every worker passed the barrier; in
   // ssp/asp that is what makes the final pull see all of them (bsp's pull gate would
   // wait for the last update anyway).
-  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");
+  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(RequestTimeout(config_.request_timeout_s)), "waiting for every worker to finish");
   if (!leader_) return Status::OK();
   std::vector<Handle> pulls;
   IssuePulls(planned_steps_, server_params_, &pulls);
@@ -294,10 +206,11 @@ Status Trainer::Finish() {
 }
 
 Result<TrainSummary> Trainer::Run() {
-  const auto start = SteadyClock::now();
+  const auto start = Clock::now();
   TESSERA_RETURN_IF_ERROR(Setup());
   summary_.setup_s = SecondsSince(start);
-  loop_start_ = window_start_ = SteadyClock::now();
+  const auto loop_start = Clock::now();
+  window_.Start();
   for (int64_t step = next_step_; step < planned_steps_; ++step) {
     CheckpointBoundary(step);
     TESSERA_RETURN_IF_ERROR(RunStep(step));
@@ -310,8 +223,8 @@ Result<TrainSummary> Trainer::Run() {
     }
   }
   CheckpointBoundary(std::max(next_step_, planned_steps_));
-  summary_.train_s = SecondsSince(loop_start_);
-  const auto final_start = SteadyClock::now();
+  summary_.train_s = SecondsSince(loop_start);
+  const auto final_start = Clock::now();
   TESSERA_RETURN_IF_ERROR(Finish());
   summary_.final_eval_s = SecondsSince(final_start);
   summary_.wall_s = SecondsSince(start);
@@ -329,6 +242,7 @@ Result<TrainSummary> Trainer::Run() {
   summary_.samples_per_sec = busy > 0 ? summary_.samples / busy : 0;
   summary_.bytes_pushed = place_.client->stats().bytes_pushed.load();
   summary_.bytes_pulled = place_.client->stats().bytes_pulled.load();
+  summary_.bytes_allreduced = grad_sync_->bytes_allreduced();
   if (leader_) metrics_->Summary(summary_);
 
   const PhaseTimes& p = summary_.phases;

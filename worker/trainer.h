@@ -30,7 +30,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <utility>
 #include <memory>
 #include <string>
@@ -42,33 +41,12 @@
 #include "worker/data/batch_iterator.h"
 #include "worker/data/dataset.h"
 #include "worker/grad_sync.h"
+#include "worker/loop_common.h"
 #include "worker/model/model.h"
 #include "worker/train_config.h"
 #include "worker/train_metrics.h"
 
 namespace tessera::worker {
-
-// Where this worker sits in the job.
-struct TrainerPlace {
-  // Registered, DeclareParams not yet called. Not owned; outlives the Trainer.
-  Client* client = nullptr;
-  int worker_index = 0;
-  int num_workers = 1;
-  int num_servers = 1;
-  std::string sync = "bsp";  // --sync, for the summary only (the servers enforce it)
-  // --sync=allreduce|hybrid (docs/collective.md): the workers' communicator (not owned;
-  // null with one worker) and how gradients are routed, fused and compressed.
-  collective::Communicator* comm = nullptr;
-  GradSyncOptions grad_sync;
-};
-
-// A worker's part of a checkpoint (docs/checkpoints.md): the next step and the data
-// cursor; the model's values and optimizer state live on the servers. A resumed worker
-// gets both back through the Welcome (Client::resume()).
-struct TrainerState {
-  int64_t next_step = 0;
-  data::DataCursor cursor;
-};
 
 class Trainer {
  public:
@@ -99,11 +77,9 @@ class Trainer {
   // Pulls the parameters `which` (indices into params_) for `step` into the model,
   // appending the handles.
   void IssuePulls(int64_t step, const std::vector<size_t>& which, std::vector<Handle>* handles);
-  // Waits for every handle (even after a failure, so no reply can land in freed memory)
-  // and returns the first error.
-  Status WaitAll(std::vector<Handle>* handles, const char* what);
-  void LogProgress(int64_t step);
-  std::chrono::steady_clock::duration Timeout() const;
+  Status WaitAll(std::vector<Handle>* handles, const char* what) {
+    return worker::WaitAll(handles, RequestTimeout(config_.request_timeout_s), what);
+  }
 
   // Constant after construction
   const TrainConfig config_;
@@ -127,18 +103,9 @@ class Trainer {
   int64_t steps_per_epoch_ = 1;
   int64_t next_step_ = 0;
   int64_t samples_ = 0;  // this worker's
-  // (step, cursor at its boundary) of the last boundaries: a prepare may arrive after
-  // this worker passed the step the coordinator chose.
-  std::deque<std::pair<int64_t, data::DataCursor>> boundaries_;
-  uint64_t checkpoint_bytes_seen_ = 0;
+  std::unique_ptr<CheckpointAnswerer> checkpoints_;
   TrainSummary summary_;
-
-  // Progress window (worker 0).
-  double window_loss_ = 0;
-  int64_t window_steps_ = 0;
-  int64_t window_samples_ = 0;
-  std::chrono::steady_clock::time_point window_start_;
-  std::chrono::steady_clock::time_point loop_start_;
+  ProgressWindow window_;  // worker 0
 };
 
 }  // namespace tessera::worker

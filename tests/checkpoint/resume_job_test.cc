@@ -12,100 +12,35 @@
 //    next step boundary and exits with 75; resuming reaches the uninterrupted result.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "tests/checkpoint/job_helpers.h"
 #include "tests/testutil/testutil.h"
 
 namespace tessera {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::RunCommand;
+using namespace ckpt_testing;  // NOLINT: the helpers are this file's vocabulary
 using testing::SourceDir;
-using testing::TesseraBinary;
 
 constexpr const char* kJob =
     "--train_limit=2000 --test_limit=200 --hidden=32 --batch_size=32 --optimizer=adam --lr=0.002 "
     "--log_every=0 --seed=1 --sync=bsp --deterministic";
 
-struct JobRun {
-  int exit_code = -1;
-  std::string output;
-  std::vector<std::string> metrics;
-};
-
-std::string Field(const std::string& json, const std::string& key) {
-  const std::string k = "\"" + key + "\":";
-  size_t p = json.find(k);
-  if (p == std::string::npos) return "";
-  p += k.size();
-  if (json[p] == '"') return json.substr(p + 1, json.find('"', p + 1) - p - 1);
-  return json.substr(p, json.find_first_of(",}", p) - p);
-}
-
-std::string LaunchCommand(const std::string& flags, const std::string& metrics, int servers) {
-  return TesseraBinary() + " launch --servers " + std::to_string(servers) + " --workers 2 --grace_s 1 " + kJob +
-         " " + flags + " --data=" + SourceDir() + "/data/mnist --metrics_out=" + metrics;
-}
-
-std::vector<std::string> ReadLines(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream in(path);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
+// The MLP job: every run gets kJob and the MNIST data.
+std::string JobFlags(const std::string& flags) {
+  return std::string(kJob) + " " + flags + " --data=" + SourceDir() + "/data/mnist";
 }
 
 JobRun Train(const testing::TempDir& tmp, const std::string& flags, int servers = 2, const std::string& env = "") {
-  static int n = 0;
-  const std::string metrics = tmp.path() + "/metrics-" + std::to_string(++n) + ".jsonl";
-  auto r = RunCommand(env + " " + LaunchCommand(flags, metrics, servers), 120);
-  return {r.exit_code, r.output, ReadLines(metrics)};
-}
-
-std::string Digest(const JobRun& r) {
-  for (const auto& l : r.metrics) {
-    if (Field(l, "event") == "summary") return Field(l, "params_digest");
-  }
-  return "";
-}
-
-// step -> loss of every step line.
-std::vector<std::pair<int, std::string>> Losses(const JobRun& r) {
-  std::vector<std::pair<int, std::string>> out;
-  for (const auto& l : r.metrics) {
-    if (Field(l, "event") == "step") out.emplace_back(std::stoi(Field(l, "step")), Field(l, "loss"));
-  }
-  return out;
-}
-
-struct Listing {
-  std::vector<int> complete, incomplete;
-};
-Listing List(const std::string& dir) {
-  Listing out;
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("step-", 0) != 0) continue;
-    (fs::exists(e.path() / "MANIFEST") ? out.complete : out.incomplete).push_back(std::stoi(name.substr(5)));
-  }
-  std::sort(out.complete.begin(), out.complete.end());
-  std::sort(out.incomplete.begin(), out.incomplete.end());
-  return out;
-}
-
-int Tool(const std::string& args, std::string* output = nullptr) {
-  auto r = RunCommand(TesseraBinary() + " ckpt " + args, 60);
-  if (output != nullptr) *output = r.output;
-  return r.exit_code;
+  return RunJob(tmp, JobFlags(flags), servers, env);
 }
 
 TEST(CheckpointJob, ResumeAfterSigkillIsBitwiseExactAndReshards) {
@@ -135,12 +70,7 @@ TEST(CheckpointJob, ResumeAfterSigkillIsBitwiseExactAndReshards) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming from the checkpoint of step 20"), std::string::npos) << resumed.output;
   EXPECT_EQ(Digest(resumed), digest) << "final parameters differ from the uninterrupted run";
-  auto all = Losses(full), tail = Losses(resumed);
-  ASSERT_EQ(tail.size(), 20u);
-  for (const auto& [step, loss] : tail) {
-    ASSERT_GE(step, 20);
-    EXPECT_EQ(loss, all[static_cast<size_t>(step)].second) << "loss of step " << step;
-  }
+  ExpectSameLosses(full, resumed, 20, 39);
 
   // The same checkpoint (2 servers wrote it) loaded by 3 and by 1 servers.
   for (int servers : {3, 1}) {
@@ -245,64 +175,13 @@ INSTANTIATE_TEST_SUITE_P(Points, CrashPoint,
                                            "before_rename", "after_rename", "before_dir_fsync",
                                            "coordinator_before_commit"));
 
-// Starts a job in the background; its launcher's pid is in pid_file.
-class BackgroundJob {
- public:
-  BackgroundJob(const testing::TempDir& tmp, const std::string& flags) {
-    metrics_ = tmp.path() + "/bg-metrics.jsonl";
-    const std::string pid_file = tmp.path() + "/launcher.pid";
-    thread_ = std::thread([this, flags, pid_file] {
-      result_ = RunCommand("echo $$ > " + pid_file + "; exec " + LaunchCommand(flags, metrics_, 2), 180);
-    });
-    for (int i = 0; i < 200 && pid_ <= 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      std::ifstream in(pid_file);
-      in >> pid_;
-    }
-  }
-  ~BackgroundJob() {
-    if (thread_.joinable()) thread_.join();
-  }
-  // Waits until worker 0 has logged `steps` steps.
-  bool WaitForSteps(size_t steps) {
-    for (int i = 0; i < 600; ++i) {
-      size_t n = 0;
-      for (const auto& l : ReadLines(metrics_)) n += Field(l, "event") == "step";
-      if (n >= steps) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
-  // Pid of the launcher's child with TESSERA_RANK=rank.
-  pid_t Child(int rank) const {
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children");
-    for (pid_t c; in >> c;) {
-      std::ifstream env("/proc/" + std::to_string(c) + "/environ");
-      std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
-      if (all.find("TESSERA_RANK=" + std::to_string(rank) + '\0') != std::string::npos) return c;
-    }
-    return -1;
-  }
-  JobRun Finish() {
-    thread_.join();
-    return {result_.exit_code, result_.output, ReadLines(metrics_)};
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  std::string metrics_;
-  pid_t pid_ = -1;
-  std::thread thread_;
-  testing::CommandResult result_;
-};
-
 TEST(CheckpointJob, SigtermToTheLauncherCheckpointsExits75AndResumesExactly) {
   testing::TempDir tmp;
   const std::string flags = "--steps=1500";
   JobRun full = Train(tmp, flags);
   ASSERT_EQ(full.exit_code, 0) << full.output;
   const std::string ck = tmp.path() + "/ck";
-  BackgroundJob job(tmp, flags + " --checkpoint_dir=" + ck);
+  BackgroundJob job(tmp, JobFlags(flags + " --checkpoint_dir=" + ck));
   ASSERT_GT(job.pid(), 0);
   ASSERT_TRUE(job.WaitForSteps(100));
   ASSERT_EQ(kill(job.pid(), SIGTERM), 0);
@@ -321,7 +200,7 @@ TEST(CheckpointJob, SigtermToTheLauncherCheckpointsExits75AndResumesExactly) {
 TEST(CheckpointJob, SigusrToOneWorkerPreemptsTheWholeJob) {
   testing::TempDir tmp;
   const std::string ck = tmp.path() + "/ck";
-  BackgroundJob job(tmp, "--steps=1500 --checkpoint_dir=" + ck);
+  BackgroundJob job(tmp, JobFlags("--steps=1500 --checkpoint_dir=" + ck));
   ASSERT_GT(job.pid(), 0);
   ASSERT_TRUE(job.WaitForSteps(100));
   const pid_t worker1 = job.Child(4);  // ranks: 0 coordinator, 1-2 servers, 3-4 workers
@@ -339,7 +218,7 @@ TEST(CheckpointJob, SigusrToOneWorkerPreemptsTheWholeJob) {
 TEST(CheckpointJob, SecondSignalEndsAtOnceKeepingThePreviousCheckpoint) {
   testing::TempDir tmp;
   const std::string ck = tmp.path() + "/ck";
-  BackgroundJob job(tmp, "--steps=3000 --checkpoint_every_steps=50 --checkpoint_keep=0 --checkpoint_dir=" + ck);
+  BackgroundJob job(tmp, JobFlags("--steps=3000 --checkpoint_every_steps=50 --checkpoint_keep=0 --checkpoint_dir=" + ck));
   ASSERT_GT(job.pid(), 0);
   ASSERT_TRUE(job.WaitForSteps(200));
   const pid_t coordinator = job.Child(0), server = job.Child(1);

@@ -75,26 +75,7 @@ class CtrWorkload final : public SparseWorkload {
 
   std::string name() const override { return deep_ ? "widedeep" : "logreg"; }
 
-  std::vector<ParamSpec> SparseParams() const override {
-    std::vector<ParamSpec> out;
-    ParamSpec w;
-    w.name = deep_ ? "wide.weight" : "logreg.weight";
-    w.kind = ParamKind::kSparse;
-    w.shape = {1};
-    w.init = InitKind::kZeros;
-    w.seed = c_.seed;
-    w.optimizer = c_.mlp.optimizer;
-    out.push_back(w);
-    if (deep_) {
-      ParamSpec e = w;
-      e.name = "deep.embedding";
-      e.shape = {c_.sparse.embed_dim};
-      e.init = InitKind::kNormal;
-      e.init_scale = 0.1f;
-      out.push_back(e);
-    }
-    return out;
-  }
+  std::vector<ParamSpec> SparseParams() const override { return CtrSparseParams(c_); }
 
   std::vector<model::Parameter*> DenseParameters() override {
     std::vector<model::Parameter*> out;
@@ -310,6 +291,28 @@ Key CrossKey(std::span<const uint32_t> features, int hash_bits) {
   for (uint32_t f : features) h = HashCombine(h, f);
   const uint64_t mask = hash_bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << hash_bits) - 1;
   return h & mask;
+}
+
+std::vector<ParamSpec> CtrSparseParams(const TrainConfig& c) {
+  const bool deep = c.model == "widedeep";
+  std::vector<ParamSpec> out;
+  ParamSpec w;
+  w.name = deep ? "wide.weight" : "logreg.weight";
+  w.kind = ParamKind::kSparse;
+  w.shape = {1};
+  w.init = InitKind::kZeros;
+  w.seed = c.seed;
+  w.optimizer = c.mlp.optimizer;
+  out.push_back(w);
+  if (deep) {
+    ParamSpec e = w;
+    e.name = "deep.embedding";
+    e.shape = {c.sparse.embed_dim};
+    e.init = InitKind::kNormal;
+    e.init_scale = 0.1f;
+    out.push_back(e);
+  }
+  return out;
 }
 
 Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank,

@@ -26,6 +26,9 @@ namespace tessera::worker::sparse {
 // set is the bias. Exposed for tests.
 Key CrossKey(std::span<const uint32_t> features, int hash_bits);
 
+// The sparse tables of config.model (logreg or widedeep), without loading anything.
+std::vector<ParamSpec> CtrSparseParams(const TrainConfig& config);
+
 // Loads this worker's training shard (and, with load_test, the whole test split) from
 // config.data_dir. NotFound / Corruption name the file.
 Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank,

@@ -5,31 +5,12 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "collective/sync_mode.h"
 #include "common/hash.h"
 #include "worker/sparse/ctr_workload.h"
 #include "worker/sparse/word2vec_workload.h"
 
 namespace tessera::worker::sparse {
-
-namespace {
-
-double SecondsSince(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-class PhaseTimer {
- public:
-  explicit PhaseTimer(double* sink) : sink_(sink), start_(Clock::now()) {}
-  ~PhaseTimer() { *sink_ += SecondsSince(start_); }
-  PhaseTimer(const PhaseTimer&) = delete;
-  PhaseTimer& operator=(const PhaseTimer&) = delete;
-
- private:
-  double* const sink_;
-  Clock::time_point start_;
-};
-
-}  // namespace
 
 Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index,
                                                        int num_workers) {
@@ -37,16 +18,28 @@ Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config
   return CreateCtrWorkload(config, worker_index, num_workers, worker_index == 0);
 }
 
+std::vector<ParamSpec> SparseTableSpecs(const TrainConfig& config) {
+  if (config.model == "word2vec") return Word2VecSparseParams(config);
+  return CtrSparseParams(config);
+}
+
+Status CheckSparseSync(const TrainConfig& config, const std::string& sync) {
+  if (collective::GradSyncModeOf(sync) != collective::GradSyncMode::kAllReduce) return Status::OK();
+  std::string names;
+  for (const ParamSpec& p : SparseTableSpecs(config)) names += (names.empty() ? "" : ", ") + p.name;
+  return Status::InvalidArgument("--sync=allreduce cannot train --model=" + config.model + ": its sparse tables (" +
+                                 names +
+                                 ") would be all-reduced whole on every step; use --sync=hybrid (dense "
+                                 "parameters by all-reduce, sparse tables through the parameter servers)");
+}
+
 Result<std::unique_ptr<SparseTrainer>> SparseTrainer::Create(const TrainConfig& config,
                                                              const TrainerPlace& place) {
   TESSERA_RETURN_IF_ERROR(ValidateTrainConfig(config));
   if (!IsSparseModel(config.model))
     return Status::InvalidArgument("'" + config.model + "' is not a sparse model");
-  if (place.client == nullptr) return Status::InvalidArgument("SparseTrainer needs a client");
-  if (place.num_workers < 1 || place.worker_index < 0 || place.worker_index >= place.num_workers) {
-    return Status::InvalidArgument("worker index " + std::to_string(place.worker_index) +
-                                   " is outside [0, " + std::to_string(place.num_workers) + ")");
-  }
+  TESSERA_RETURN_IF_ERROR(CheckPlace(place, "SparseTrainer"));
+  TESSERA_RETURN_IF_ERROR(CheckSparseSync(config, place.grad_sync.sync));
   return std::unique_ptr<SparseTrainer>(new SparseTrainer(config, place));
 }
 
@@ -61,27 +54,13 @@ TrainerState SparseTrainer::state() const {
   return s;
 }
 
-Clock::duration SparseTrainer::Timeout() const {
-  return std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(config_.request_timeout_s));
-}
-
-Status SparseTrainer::WaitAll(std::vector<Handle>* handles, const char* what) {
-  Status first;
-  for (const Handle& h : *handles) {
-    Status st = h.Wait(Timeout());
-    if (first.ok() && !st.ok()) first = st.WithContext(what);
-  }
-  handles->clear();
-  return first;
-}
-
 Status SparseTrainer::Setup() {
   TESSERA_ASSIGN_OR_RETURN(workload_,
                            CreateWorkload(config_, place_.worker_index, place_.num_workers));
   if (leader_) {
     TESSERA_ASSIGN_OR_RETURN(metrics_, MetricsWriter::Open(config_.metrics_out));
   }
+  checkpoints_ = std::make_unique<CheckpointAnswerer>(place_.client, place_.worker_index, metrics_.get());
   steps_per_epoch_ =
       StepsPerEpoch(config_.batch_size, workload_->total_examples(), place_.num_workers);
   planned_steps_ = PlannedSteps(config_, workload_->total_examples(), place_.num_workers);
@@ -93,6 +72,15 @@ Status SparseTrainer::Setup() {
   auto it = data::IndexBatches::Create(workload_->local_examples(), bo);
   if (!it.ok()) return it.status().WithContext("worker " + std::to_string(place_.worker_index));
   batches_.emplace(std::move(it).value());
+  const ResumePoint resume = place_.client->resume();
+  if (resume.step >= 0) {
+    next_step_ = resume.step;
+    TESSERA_RETURN_IF_ERROR_CTX(batches_->Seek({resume.epoch, resume.position}), "resuming the data cursor");
+    if (leader_) {
+      LOG(INFO) << "resuming at step " << resume.step << " (data epoch " << resume.epoch << ", position "
+                << resume.position << ")";
+    }
+  }
 
   std::vector<ParamSpec> specs = workload_->SparseParams();
   const size_t num_tables = specs.size();
@@ -111,7 +99,16 @@ Status SparseTrainer::Setup() {
   }
   batch_[0].tables.resize(num_tables);
   batch_[1].tables.resize(num_tables);
-  prefetch_early_ = place_.sync != "bsp";
+  prefetch_early_ = collective::ServerSyncText(place_.sync) != "bsp";
+  // Every worker starts from the servers' dense values, whatever the routing.
+  TESSERA_ASSIGN_OR_RETURN(grad_sync_, GradSync::Create(place_.grad_sync, place_.comm, place_.num_workers, dense_));
+  server_dense_ = grad_sync_->server_params();
+  for (size_t i = 0; i < dense_.size(); ++i) all_dense_.push_back(i);
+  {
+    std::vector<Handle> pulls;
+    IssueDensePulls(next_step_, all_dense_, &pulls);
+    TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the initial dense parameters"));
+  }
   if (leader_) {
     int64_t dense_numel = 0;
     for (const model::Parameter* p : dense_) dense_numel += p->spec.numel();
@@ -122,8 +119,13 @@ Status SparseTrainer::Setup() {
               << OptimizerKindName(config_.mlp.optimizer.kind) << " lr " << config_.mlp.optimizer.lr
               << ", sync " << place_.sync << "; " << workload_->local_examples()
               << " local training examples";
+    if (grad_sync_->mode() == collective::GradSyncMode::kHybrid && dense_.empty()) {
+      LOG(INFO) << "--sync=hybrid: " << config_.model
+                << " has no dense parameters, so every table goes through the servers (as with --sync=bsp)";
+    }
+    // On resume: the loss at the checkpoint's step.
     uint64_t unused;
-    TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(0, &unused));
+    TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(next_step_, &unused));
     summary_.initial_eval_loss = r.heldout_loss >= 0 ? r.heldout_loss : r.logloss;
   }
   return Status::OK();
@@ -139,8 +141,9 @@ void SparseTrainer::IssueSparsePulls(SparseBatch* batch, int64_t step,
   }
 }
 
-void SparseTrainer::IssueDensePulls(int64_t step, std::vector<Handle>* handles) {
-  for (size_t i = 0; i < dense_.size(); ++i) {
+void SparseTrainer::IssueDensePulls(int64_t step, const std::vector<size_t>& which,
+                                    std::vector<Handle>* handles) {
+  for (size_t i : which) {
     handles->push_back(place_.client->Pull(dense_ids_[i], dense_[i]->value.view(), step));
   }
 }
@@ -148,7 +151,7 @@ void SparseTrainer::IssueDensePulls(int64_t step, std::vector<Handle>* handles) 
 Status SparseTrainer::PullFor(SparseBatch* batch, int64_t step, const char* what) {
   std::vector<Handle> pulls;
   IssueSparsePulls(batch, step, &pulls);
-  IssueDensePulls(step, &pulls);
+  IssueDensePulls(step, server_dense_, &pulls);
   return WaitAll(&pulls, what);
 }
 
@@ -168,6 +171,8 @@ Status SparseTrainer::RunStep(int64_t step) {
   SparseBatch& batch = batch_[step & 1];
   const bool more = step + 1 < planned_steps_;
   std::vector<Handle>& next_pulls = pulls_[(step + 1) & 1];
+  // Batch `step` is prepared: its first example's cursor is the state at this boundary.
+  checkpoints_->AtBoundary(step, batch_cursor_[step & 1]);
   {
     PhaseTimer timer(&t.pull_s);
     TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pulls_[step & 1], "pulling rows"),
@@ -183,6 +188,9 @@ Status SparseTrainer::RunStep(int64_t step) {
     PhaseTimer timer(&t.compute_s);
     TESSERA_ASSIGN_OR_RETURN(loss, workload_->Step(&batch));
   }
+  // --sync=hybrid: start the dense all-reduce now (the workloads have no gradient-ready
+  // hook), so that it runs while the tables' rows travel to and from the servers.
+  for (model::Parameter* p : dense_) grad_sync_->OnGradReady(p);
   std::vector<Handle> pushes;
   {
     PhaseTimer timer(&t.issue_s);
@@ -191,7 +199,7 @@ Status SparseTrainer::RunStep(int64_t step) {
       pushes.push_back(
           place_.client->PushSparse(table_ids_[i], rows.keys, rows.grads.view(), step));
     }
-    for (size_t i = 0; i < dense_.size(); ++i) {
+    for (size_t i : server_dense_) {
       pushes.push_back(place_.client->Push(dense_ids_[i], dense_[i]->grad.view(), step));
     }
   }
@@ -202,12 +210,16 @@ Status SparseTrainer::RunStep(int64_t step) {
       IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
     }
     PhaseTimer timer(&t.issue_s);
-    IssueDensePulls(step + 1, &next_pulls);
+    IssueDensePulls(step + 1, server_dense_, &next_pulls);
   }
   {
+    // All-reduced dense parameters: wait, and apply the update to this worker's copy.
     PhaseTimer timer(&t.push_s);
-    TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pushes, "pushing gradients"),
-                                "step " + std::to_string(step));
+    Client* client = place_.client;
+    Status st = grad_sync_->FinishStep([client] { return client->requested_exit_code() != 0; });
+    Status pushed = WaitAll(&pushes, "pushing gradients");
+    if (st.ok()) st = pushed;
+    TESSERA_RETURN_IF_ERROR_CTX(st, "step " + std::to_string(step));
   }
   samples_ += batch.examples;
   next_step_ = step + 1;
@@ -215,27 +227,13 @@ Status SparseTrainer::RunStep(int64_t step) {
   PhaseTimer timer(&t.report_s);
   place_.client->ReportStep(step, loss, static_cast<uint64_t>(batch.examples));
   if (!leader_) return Status::OK();
-  window_loss_ += loss;
-  window_steps_ += 1;
-  window_samples_ += batch.examples;
-  const double window_s = SecondsSince(window_start_);
-  const double rate =
-      window_s > 0 ? static_cast<double>(window_samples_ * place_.num_workers) / window_s : 0;
+  const double rate = window_.Add(loss, batch.examples, place_.num_workers);
   metrics_->Step(step, static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch_), loss,
                  rate);
-  summary_.final_loss = window_loss_ / static_cast<double>(window_steps_);
+  summary_.final_loss = window_.mean_loss();
   const bool last = step + 1 == planned_steps_;
   if ((config_.log_every > 0 && (step + 1) % config_.log_every == 0) || last) {
-    char line[200];
-    std::snprintf(line, sizeof(line), "step %lld/%lld  epoch %.2f  loss %.4f  %.0f samples/s",
-                  static_cast<long long>(step + 1), static_cast<long long>(planned_steps_),
-                  static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch_),
-                  summary_.final_loss, rate);
-    LOG(INFO) << line;
-    window_loss_ = 0;
-    window_steps_ = 0;
-    window_samples_ = 0;
-    window_start_ = Clock::now();
+    window_.Log(step, planned_steps_, steps_per_epoch_, place_.num_workers);
   }
   return Status::OK();
 }
@@ -284,39 +282,50 @@ Result<EvalReport> SparseTrainer::Evaluate(int64_t step, uint64_t* digest) {
   return r;
 }
 
+Status SparseTrainer::Finish() {
+  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");
+  if (server_dense_.size() < dense_.size()) {
+    // All-reduced dense parameters live on the workers: every copy must be the same.
+    std::vector<const Tensor*> values;
+    for (const model::Parameter* p : dense_) values.push_back(&p->value);
+    LOG(INFO) << "worker " << place_.worker_index << ": dense parameters digest " << DigestHex(ParamsDigest(values))
+              << " (all-reduced, " << grad_sync_->bytes_allreduced() << " bytes)";
+  }
+  if (!leader_) return Status::OK();
+  TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(planned_steps_, &summary_.params_digest));
+  for (const std::string& line : r.lines) LOG(INFO) << line;
+  summary_.test_auc = r.test_auc;
+  summary_.logloss = r.logloss;
+  summary_.heldout_loss = r.heldout_loss;
+  summary_.test_examples = r.examples;
+  if (r.accuracy >= 0) summary_.test_accuracy = r.accuracy;
+  summary_.test_loss = r.heldout_loss >= 0 ? r.heldout_loss : r.logloss;
+  return Status::OK();
+}
+
 Result<TrainSummary> SparseTrainer::Run() {
   const auto start = Clock::now();
   TESSERA_RETURN_IF_ERROR(Setup());
   summary_.setup_s = SecondsSince(start);
-  const auto loop_start = window_start_ = Clock::now();
+  const auto loop_start = Clock::now();
+  window_.Start();
   Status st;
-  if (planned_steps_ > 0) {
-    st = PrepareBatch(0);
-    if (st.ok()) {
-      IssueSparsePulls(&batch_[0], 0, &pulls_[0]);
-      IssueDensePulls(0, &pulls_[0]);
-    }
+  // The dense values for the first step were pulled by Setup.
+  if (next_step_ < planned_steps_) {
+    st = PrepareBatch(next_step_);
+    if (st.ok()) IssueSparsePulls(&batch_[next_step_ & 1], next_step_, &pulls_[next_step_ & 1]);
   }
-  for (int64_t step = 0; st.ok() && step < planned_steps_; ++step) st = RunStep(step);
+  for (int64_t step = next_step_; st.ok() && step < planned_steps_; ++step) st = RunStep(step);
   if (!st.ok()) {
     // No reply may land in a batch after it is freed: wait out what is still in flight.
     for (auto& p : pulls_) (void)WaitAll(&p, "");
     return st;
   }
+  // The state after the last step (a checkpoint at the job's end).
+  checkpoints_->AtBoundary(std::max(next_step_, planned_steps_), state().cursor);
   summary_.train_s = SecondsSince(loop_start);
   const auto final_start = Clock::now();
-  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()),
-                              "waiting for every worker to finish");
-  if (leader_) {
-    TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(planned_steps_, &summary_.params_digest));
-    for (const std::string& line : r.lines) LOG(INFO) << line;
-    summary_.test_auc = r.test_auc;
-    summary_.logloss = r.logloss;
-    summary_.heldout_loss = r.heldout_loss;
-    summary_.test_examples = r.examples;
-    if (r.accuracy >= 0) summary_.test_accuracy = r.accuracy;
-    summary_.test_loss = r.heldout_loss >= 0 ? r.heldout_loss : r.logloss;
-  }
+  TESSERA_RETURN_IF_ERROR(Finish());
   summary_.final_eval_s = SecondsSince(final_start);
   summary_.wall_s = SecondsSince(start);
   summary_.model = config_.model;
@@ -334,6 +343,7 @@ Result<TrainSummary> SparseTrainer::Run() {
   summary_.bytes_pulled = cs.bytes_pulled.load();
   summary_.keys_pushed = cs.keys_pushed.load();
   summary_.keys_pulled = cs.keys_pulled.load();
+  summary_.bytes_allreduced = grad_sync_->bytes_allreduced();
   if (leader_) metrics_->Summary(summary_);
   const PhaseTimes& p = summary_.phases;
   char line[320];

@@ -12,19 +12,32 @@
 //   next     (bsp) prepare batch s+1 and pull its rows tagged s+1, in flight together
 //            with the push (bsp answers it once step s is applied); dense parameters are
 //            always pulled here, as they are the memory compute reads
-//   report   wait for the push; ReportStep(s, loss)
+//   report   wait for the push (and, in hybrid, the dense all-reduce); ReportStep(s, loss)
 //
 // "Prepare" = next local examples from IndexBatches; the workload dedups their keys per
 // table. Batches alternate between two slots (SparseBatch::slot), so batch s+1 can be
 // prepared and pulled into while batch s is in use. Requests to different servers are
 // in flight at once (the client splits them).
 //
+// --sync=hybrid (docs/collective.md): the dense parameters (widedeep's MLP) are pulled
+// from the servers once, at the first step, and from then on all-reduced (mean) among the
+// workers by GradSync and updated by each worker with the servers' optimizer code, right
+// after backward; only the sparse tables are pushed and pulled (the servers run bsp for
+// them). A model without dense parameters (logreg, word2vec) then runs exactly as in bsp.
+// --sync=allreduce is refused for every sparse model (CheckSparseSync).
+//
 // Worker 0 evaluates before the first step (the initial loss) and after the final
 // barrier (pulling at step N), prints the nearest-neighbour lines word2vec produces, and
 // fills the summary's test_auc / logloss / heldout_loss. params_digest chains the dense
-// values and, for each final evaluation batch and table, its keys and pulled rows.
+// values and, for each final evaluation batch and table, its keys and pulled rows. When
+// the dense parameters are all-reduced, every worker logs the digest of its own copy.
 //
-// Checkpoint hooks: state() is {next_step, data cursor} like Trainer's.
+// Checkpoints (docs/checkpoints.md, --sync=bsp): at the boundary before step s (the batch
+// of step s is already prepared, so its first example's cursor is the state) the loop
+// answers a pending prepare with {s, data cursor}; the tables and dense values are on the
+// servers. A resumed worker seeks that cursor and starts at s. Nothing else is needed:
+// the batch order, word2vec's subsampling, windows and negatives are pure functions of
+// (seed, epoch, position), and the workloads keep no state across steps.
 //
 // Thread safety: one thread (the worker's main thread) runs it; the client's reactor
 // writes pulled rows into the batch while a pull is in flight, and the loop does not touch
@@ -33,19 +46,29 @@
 
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "worker/client.h"
+#include "worker/grad_sync.h"
+#include "worker/loop_common.h"
 #include "worker/data/index_batches.h"
 #include "worker/sparse/workload.h"
 #include "worker/train_config.h"
 #include "worker/train_metrics.h"
-#include "worker/trainer.h"
 
 namespace tessera::worker::sparse {
 
 // The workload --model names, loaded for this worker (worker 0 also loads test data).
 Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index,
                                                        int num_workers);
+
+// The sparse tables config.model declares, without loading any data.
+std::vector<ParamSpec> SparseTableSpecs(const TrainConfig& config);
+
+// Whether --sync=`sync` can train the sparse model config.model: InvalidArgument for
+// allreduce (it would all-reduce whole tables), naming the tables and pointing to hybrid.
+Status CheckSparseSync(const TrainConfig& config, const std::string& sync);
 
 class SparseTrainer {
  public:
@@ -63,15 +86,19 @@ class SparseTrainer {
 
   Status Setup();
   Status RunStep(int64_t step);
+  Status Finish();
   // Next examples into batches_[step & 1] (slot step & 1), keys deduped by the workload.
   Status PrepareBatch(int64_t step);
   void IssueSparsePulls(SparseBatch* batch, int64_t step, std::vector<Handle>* handles);
-  void IssueDensePulls(int64_t step, std::vector<Handle>* handles);
-  // Pulls the batch's rows and dense values for `step`, waiting for all.
+  // Pulls the dense parameters `which` (indices into dense_) for `step`.
+  void IssueDensePulls(int64_t step, const std::vector<size_t>& which, std::vector<Handle>* handles);
+  // Pulls the batch's rows and the server-held dense values for `step`, waiting for all.
   Status PullFor(SparseBatch* batch, int64_t step, const char* what);
   Result<EvalReport> Evaluate(int64_t step, uint64_t* digest);
-  Status WaitAll(std::vector<Handle>* handles, const char* what);
-  Clock::duration Timeout() const;
+  Status WaitAll(std::vector<Handle>* handles, const char* what) {
+    return worker::WaitAll(handles, Timeout(), what);
+  }
+  Clock::duration Timeout() const { return RequestTimeout(config_.request_timeout_s); }
 
   const TrainConfig config_;
   const TrainerPlace place_;
@@ -82,6 +109,12 @@ class SparseTrainer {
   std::vector<int64_t> table_width_;
   std::vector<model::Parameter*> dense_;
   std::vector<uint32_t> dense_ids_;
+  // Dense routing: server_dense_ (indices into dense_) are pushed and pulled every step
+  // (all of them in bsp/ssp/asp, none in hybrid); grad_sync_ all-reduces the others.
+  std::unique_ptr<GradSync> grad_sync_;
+  std::vector<size_t> server_dense_;
+  std::vector<size_t> all_dense_;
+  std::unique_ptr<CheckpointAnswerer> checkpoints_;
   std::optional<data::IndexBatches> batches_;
   std::unique_ptr<MetricsWriter> metrics_;
   bool prefetch_early_ = false;       // sync is not bsp
@@ -95,10 +128,7 @@ class SparseTrainer {
   int64_t next_step_ = 0;
   int64_t samples_ = 0;
   TrainSummary summary_;
-  double window_loss_ = 0;
-  int64_t window_steps_ = 0;
-  int64_t window_samples_ = 0;
-  Clock::time_point window_start_;
+  ProgressWindow window_;  // worker 0
 };
 
 }  // namespace tessera::worker::sparse

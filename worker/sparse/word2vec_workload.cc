@@ -88,21 +88,7 @@ class Word2Vec final : public SparseWorkload {
 
   std::string name() const override { return "word2vec"; }
 
-  std::vector<ParamSpec> SparseParams() const override {
-    ParamSpec in;
-    in.name = "w2v.input";
-    in.kind = ParamKind::kSparse;
-    in.shape = {D_};
-    in.init = InitKind::kUniform;
-    in.init_scale = 0.5f / static_cast<float>(D_);
-    in.seed = c_.seed;
-    in.optimizer = c_.mlp.optimizer;
-    ParamSpec out = in;
-    out.name = "w2v.output";
-    out.init = InitKind::kZeros;
-    out.init_scale = 0;
-    return {in, out};
-  }
+  std::vector<ParamSpec> SparseParams() const override { return Word2VecSparseParams(c_); }
   std::vector<model::Parameter*> DenseParameters() override { return {}; }
   int64_t local_examples() const override { return static_cast<int64_t>(corpus_.train.size()); }
   int64_t total_examples() const override { return corpus_.total_train; }
@@ -295,6 +281,23 @@ class Word2Vec final : public SparseWorkload {
 };
 
 }  // namespace
+
+std::vector<ParamSpec> Word2VecSparseParams(const TrainConfig& c) {
+  const int64_t dim = c.sparse.embed_dim;
+  ParamSpec in;
+  in.name = "w2v.input";
+  in.kind = ParamKind::kSparse;
+  in.shape = {dim};
+  in.init = InitKind::kUniform;
+  in.init_scale = 0.5f / static_cast<float>(dim);
+  in.seed = c.seed;
+  in.optimizer = c.mlp.optimizer;
+  ParamSpec out = in;
+  out.name = "w2v.output";
+  out.init = InitKind::kZeros;
+  out.init_scale = 0;
+  return {in, out};
+}
 
 Result<std::unique_ptr<SparseWorkload>> CreateWord2VecWorkload(const TrainConfig& config, int rank,
                                                                int world) {

@@ -28,6 +28,9 @@
 
 namespace tessera::worker::sparse {
 
+// The two tables, without loading anything.
+std::vector<ParamSpec> Word2VecSparseParams(const TrainConfig& config);
+
 // Loads the corpus from config.data_dir (every worker builds the same vocabulary).
 Result<std::unique_ptr<SparseWorkload>> CreateWord2VecWorkload(const TrainConfig& config, int rank,
                                                                int world);

@@ -1,0 +1,114 @@
+// Pieces the two training loops share: the dense loop (worker/trainer.h) and the sparse
+// one (worker/sparse/sparse_trainer.h). Where a worker sits in the job, waiting for a
+// batch of client requests, phase timing, worker 0's progress window, and the worker's
+// side of checkpoints (docs/checkpoints.md).
+//
+// Thread safety: everything here is used by the one thread that runs a training loop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "collective/communicator.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "worker/client.h"
+#include "worker/data/batch_iterator.h"
+#include "worker/grad_sync.h"
+#include "worker/handle.h"
+#include "worker/train_metrics.h"
+
+namespace tessera::worker {
+
+// Where this worker sits in the job.
+struct TrainerPlace {
+  // Registered, DeclareParams not yet called. Not owned; outlives the Trainer.
+  Client* client = nullptr;
+  int worker_index = 0;
+  int num_workers = 1;
+  int num_servers = 1;
+  std::string sync = "bsp";  // --sync, for the summary only (the servers enforce it)
+  // --sync=allreduce|hybrid (docs/collective.md): the workers' communicator (not owned;
+  // null with one worker) and how gradients are routed, fused and compressed.
+  collective::Communicator* comm = nullptr;
+  GradSyncOptions grad_sync;
+};
+
+// A worker's part of a checkpoint (docs/checkpoints.md): the next step and the data
+// cursor; the model's values and optimizer state live on the servers. A resumed worker
+// gets both back through the Welcome (Client::resume()).
+struct TrainerState {
+  int64_t next_step = 0;
+  data::DataCursor cursor;
+};
+
+// InvalidArgument unless the place has a client and a worker index inside [0, W).
+// `who` names the loop ("Trainer", "SparseTrainer").
+Status CheckPlace(const TrainerPlace& place, const char* who);
+
+// --request_timeout_s as a clock duration.
+Clock::duration RequestTimeout(double seconds);
+
+// Waits for every handle (even after a failure, so no reply can land in freed memory),
+// clears the list and returns the first error with `what` as context.
+Status WaitAll(std::vector<Handle>* handles, Clock::duration timeout, const char* what);
+
+double SecondsSince(Clock::time_point t);
+
+// Adds the time from construction to destruction to *sink.
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(double* sink) : sink_(sink), start_(Clock::now()) {}
+  ~PhaseTimer() { *sink_ += SecondsSince(start_); }
+  PhaseTimer(const PhaseTimer&) = delete;
+  PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+ private:
+  double* const sink_;  // a field of the loop's summary, which outlives the timer
+  Clock::time_point start_;
+};
+
+// Worker 0's progress: losses and samples since the last progress line.
+class ProgressWindow {
+ public:
+  void Start() { loop_start_ = start_ = Clock::now(); }
+  // Adds one step; returns the job's samples/s over the window (this worker's samples
+  // times num_workers).
+  double Add(double loss, int64_t samples, int num_workers);
+  double mean_loss() const { return steps_ > 0 ? loss_ / static_cast<double>(steps_) : 0; }
+  // "step 40/100  epoch 0.62  loss 0.4213  5400 samples/s  ETA 3s", logged, then the
+  // window restarts.
+  void Log(int64_t step, int64_t planned_steps, int64_t steps_per_epoch, int num_workers);
+
+ private:
+  double loss_ = 0;
+  int64_t steps_ = 0;
+  int64_t samples_ = 0;
+  Clock::time_point start_;
+  Clock::time_point loop_start_;
+};
+
+// The worker's side of the two-phase commit: at each step boundary, remembers the state
+// there and answers a pending prepare with the state at the prepared step (the prepare
+// may arrive after this worker passed it, hence the record of the last 64 boundaries).
+// Worker 0 also writes committed checkpoints' byte counts to the metrics file.
+class CheckpointAnswerer {
+ public:
+  // `metrics` may be null (workers other than 0). Neither is owned.
+  CheckpointAnswerer(Client* client, int worker_index, MetricsWriter* metrics)
+      : client_(client), worker_index_(worker_index), metrics_(metrics) {}
+  void AtBoundary(int64_t step, const data::DataCursor& cursor);
+
+ private:
+  Client* const client_;
+  const int worker_index_;
+  MetricsWriter* const metrics_;
+  std::deque<std::pair<int64_t, data::DataCursor>> boundaries_;
+  uint64_t bytes_seen_ = 0;
+};
+
+}  // namespace tessera::worker
