@@ -1,6 +1,7 @@
 #include "launch/local_launcher.h"
 
 #include "launch/job_auth.h"
+#include "launch/timeline_flags.h"
 
 #include "common/exit_codes.h"
 
@@ -457,7 +458,15 @@ int LaunchMain(int argc, char** argv) {
     std::fprintf(stderr, "tessera launch: %s\n", o.status().message().c_str());
     return 2;
   }
-  return RunLocalJob(*o);
+  const int code = RunLocalJob(*o);
+  // --timeline: one trace for the whole job out of the processes' files.
+  if (const std::string tl = TimelineFromArgs(o->job_args); !tl.empty()) {
+    int merged = 0;
+    Status st = MergeTimelines(tl, &merged);
+    if (st.ok()) std::fprintf(stderr, "tessera launch: timeline of %d processes in %s\n", merged, tl.c_str());
+    else std::fprintf(stderr, "tessera launch: could not merge the timeline: %s\n", st.ToString().c_str());
+  }
+  return code;
 }
 
 }  // namespace tessera::launch

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "common/timeline.h"
 #include "paramserver/optimizer.h"
 
 namespace tessera::worker {
@@ -111,6 +112,9 @@ Status GradSync::ApplyLocal(Local& l) {
 Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
   Status st = hook_error_;
   hook_error_ = Status::OK();
+  // The buckets run on the communicator's thread ("allreduce" spans there); this is the
+  // training thread waiting for the last of them.
+  timeline::Span wait("allreduce wait", "comm");
   if (bucketer_) {
     Status b = bucketer_->Finish(options_.timeout, should_stop);
     if (st.ok()) st = b;
@@ -121,7 +125,9 @@ Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
                                      options_.timeout);
     }
   }
+  wait.End();
   TESSERA_RETURN_IF_ERROR_CTX(st, "all-reducing gradients");
+  timeline::Span span("optimizer", "optimizer");
   for (Local& l : locals_) TESSERA_RETURN_IF_ERROR_CTX(ApplyLocal(l), "applying the optimizer to '" + l.param->spec.name + "'");
   return Status::OK();
 }

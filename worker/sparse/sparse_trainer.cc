@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "common/hash.h"
+#include "common/timeline.h"
 #include "worker/sparse/ctr_workload.h"
 #include "worker/sparse/word2vec_workload.h"
 
@@ -17,9 +18,12 @@ double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// Adds the time from construction to destruction to *sink and, with --timeline, records
+// it as the span `span` (a string literal).
 class PhaseTimer {
  public:
-  explicit PhaseTimer(double* sink) : sink_(sink), start_(Clock::now()) {}
+  PhaseTimer(double* sink, const char* span, const char* cat = "worker")
+      : sink_(sink), start_(Clock::now()), span_(span, cat) {}
   ~PhaseTimer() { *sink_ += SecondsSince(start_); }
   PhaseTimer(const PhaseTimer&) = delete;
   PhaseTimer& operator=(const PhaseTimer&) = delete;
@@ -27,6 +31,7 @@ class PhaseTimer {
  private:
   double* const sink_;
   Clock::time_point start_;
+  timeline::Span span_;
 };
 
 }  // namespace
@@ -153,7 +158,7 @@ Status SparseTrainer::PullFor(SparseBatch* batch, int64_t step, const char* what
 }
 
 Status SparseTrainer::PrepareBatch(int64_t step) {
-  PhaseTimer timer(&summary_.phases.data_s);
+  PhaseTimer timer(&summary_.phases.data_s, "data");
   SparseBatch& b = batch_[step & 1];
   b.slot = static_cast<int>(step & 1);
   batch_cursor_[step & 1] = batches_->cursor();
@@ -169,23 +174,25 @@ Status SparseTrainer::RunStep(int64_t step) {
   const bool more = step + 1 < planned_steps_;
   std::vector<Handle>& next_pulls = pulls_[(step + 1) & 1];
   {
-    PhaseTimer timer(&t.pull_s);
+    // bsp/ssp: answered once the step clock allows, so also the wait for the slowest worker.
+    PhaseTimer timer(&t.pull_s, "pull", "comm");
     TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pulls_[step & 1], "pulling rows"),
                                 "step " + std::to_string(step));
   }
   if (more && prefetch_early_) {
     TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
-    PhaseTimer timer(&t.issue_s);
+    PhaseTimer timer(&t.issue_s, "issue", "comm");
     IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
   }
   double loss;
   {
-    PhaseTimer timer(&t.compute_s);
+    // The workloads run forward and backward in one call.
+    PhaseTimer timer(&t.compute_s, "forward_backward", "compute");
     TESSERA_ASSIGN_OR_RETURN(loss, workload_->Step(&batch));
   }
   std::vector<Handle> pushes;
   {
-    PhaseTimer timer(&t.issue_s);
+    PhaseTimer timer(&t.issue_s, "issue", "comm");
     for (size_t i = 0; i < table_ids_.size(); ++i) {
       const SparseRows& rows = batch.tables[i];
       pushes.push_back(
@@ -198,21 +205,21 @@ Status SparseTrainer::RunStep(int64_t step) {
   if (more) {
     if (!prefetch_early_) {
       TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
-      PhaseTimer timer(&t.issue_s);
+      PhaseTimer timer(&t.issue_s, "issue", "comm");
       IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
     }
-    PhaseTimer timer(&t.issue_s);
+    PhaseTimer timer(&t.issue_s, "issue", "comm");
     IssueDensePulls(step + 1, &next_pulls);
   }
   {
-    PhaseTimer timer(&t.push_s);
+    PhaseTimer timer(&t.push_s, "push", "comm");
     TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pushes, "pushing gradients"),
                                 "step " + std::to_string(step));
   }
   samples_ += batch.examples;
   next_step_ = step + 1;
 
-  PhaseTimer timer(&t.report_s);
+  PhaseTimer timer(&t.report_s, "report");
   place_.client->ReportStep(step, loss, static_cast<uint64_t>(batch.examples));
   if (!leader_) return Status::OK();
   window_loss_ += loss;
@@ -297,7 +304,10 @@ Result<TrainSummary> SparseTrainer::Run() {
       IssueDensePulls(0, &pulls_[0]);
     }
   }
-  for (int64_t step = 0; st.ok() && step < planned_steps_; ++step) st = RunStep(step);
+  for (int64_t step = 0; st.ok() && step < planned_steps_; ++step) {
+    timeline::Span span("step", "step", "step", step);
+    st = RunStep(step);
+  }
   if (!st.ok()) {
     // No reply may land in a batch after it is freed: wait out what is still in flight.
     for (auto& p : pulls_) (void)WaitAll(&p, "");
@@ -305,9 +315,13 @@ Result<TrainSummary> SparseTrainer::Run() {
   }
   summary_.train_s = SecondsSince(loop_start);
   const auto final_start = Clock::now();
-  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()),
-                              "waiting for every worker to finish");
+  {
+    timeline::Span span("barrier", "wait");
+    TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()),
+                                "waiting for every worker to finish");
+  }
   if (leader_) {
+    timeline::Span span("final eval", "worker");
     TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(planned_steps_, &summary_.params_digest));
     for (const std::string& line : r.lines) LOG(INFO) << line;
     summary_.test_auc = r.test_auc;
