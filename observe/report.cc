@@ -280,9 +280,24 @@ std::vector<ReportFigure> BuildFigures(const std::vector<MetricsLog>& logs) {
                               1.0, "Phase timers of worker 0's loop from the summary (docs/training.md)"));
   }
   if (HasSummary(logs, "bytes_pushed")) {
+    std::string caption = "Payload MiB worker 0 pushed to and pulled from the servers over the run (summary)";
+    for (const MetricsLog& l : logs) {
+      auto steps = l.summary_numbers.find("steps");
+      auto pushed = l.summary_numbers.find("bytes_pushed");
+      auto pulled = l.summary_numbers.find("bytes_pulled");
+      if (steps == l.summary_numbers.end() || steps->second <= 0 || pushed == l.summary_numbers.end() ||
+          pulled == l.summary_numbers.end()) {
+        continue;
+      }
+      char per_step[160];
+      std::snprintf(per_step, sizeof(per_step), "; %s%.3f MiB pushed and %.3f MiB pulled per step",
+                    logs.size() > 1 ? (l.name + ": ").c_str() : "", pushed->second / steps->second / (1 << 20),
+                    pulled->second / steps->second / (1 << 20));
+      caption += per_step;
+    }
     out.push_back(SummaryBars(logs, "communication.svg", "Worker 0's traffic with the servers", "MiB",
                               {{"bytes_pushed", "pushed"}, {"bytes_pulled", "pulled"}}, 1024.0 * 1024.0,
-                              "Payload MiB worker 0 pushed to and pulled from the servers over the run (summary)"));
+                              caption.c_str()));
   }
   RankFigures(logs, &out);
   return out;

@@ -76,14 +76,28 @@ void AxesBox(std::ostringstream& o, const Frame& f) {
     << Num(f.y1()) << "\" stroke=\"#222\" stroke-width=\"1.2\"/>\n";
 }
 
-void Legend(std::ostringstream& o, const Frame& f, const std::vector<std::pair<std::string, std::string>>& entries) {
+// A legend entry: a bar swatch (width 0) or a line sample drawn like its series.
+struct LegendEntry {
+  std::string label;
+  std::string color;
+  double width = 0;
+  double opacity = 1;
+};
+
+void Legend(std::ostringstream& o, const Frame& f, const std::vector<LegendEntry>& entries) {
   if (entries.empty()) return;
   double y = f.y1() + 8;
   const double x = f.x1() + 14;
   o << "<g class=\"legend\">\n";
-  for (const auto& [label, color] : entries) {
-    o << "<rect x=\"" << Num(x) << "\" y=\"" << Num(y) << "\" width=\"14\" height=\"10\" fill=\"" << color
-      << "\"/>\n";
+  for (const auto& [label, color, width, opacity] : entries) {
+    if (width > 0) {
+      o << "<line x1=\"" << Num(x) << "\" y1=\"" << Num(y + 5) << "\" x2=\"" << Num(x + 16) << "\" y2=\"" << Num(y + 5)
+        << "\" stroke=\"" << color << "\" stroke-width=\"" << std::max(width, 1.5) << "\" stroke-opacity=\""
+        << std::max(opacity, 0.45) << "\"/>\n";
+    } else {
+      o << "<rect x=\"" << Num(x) << "\" y=\"" << Num(y) << "\" width=\"14\" height=\"10\" fill=\"" << color
+        << "\"/>\n";
+    }
     // Long labels are cut so they stay inside the picture.
     std::string text = label.size() > 20 ? label.substr(0, 19) + "…" : label;
     o << "<text x=\"" << Num(x + 20) << "\" y=\"" << Num(y + 9) << "\" " << kFont << " font-size=\"12\">"
@@ -138,7 +152,7 @@ std::string FormatTick(double v) {
   };
   if (a >= 1e9) return trim((std::snprintf(buf, sizeof(buf), "%.2f", v / 1e9), buf)) + "G";
   if (a >= 1e6) return trim((std::snprintf(buf, sizeof(buf), "%.2f", v / 1e6), buf)) + "M";
-  if (a >= 1e4) return trim((std::snprintf(buf, sizeof(buf), "%.2f", v / 1e3), buf)) + "k";
+  if (a >= 1e3) return trim((std::snprintf(buf, sizeof(buf), "%.2f", v / 1e3), buf)) + "k";
   if (a >= 1e-3) return trim((std::snprintf(buf, sizeof(buf), "%.4f", v), buf));
   std::snprintf(buf, sizeof(buf), "%.0e", v);
   return buf;
@@ -196,7 +210,7 @@ std::string RenderLinePlot(const LinePlot& plot, int width, int height) {
     o << "<text x=\"" << Num((f.x0() + f.x1()) / 2) << "\" y=\"" << Num((f.y0() + f.y1()) / 2)
       << "\" text-anchor=\"middle\" " << kFont << " font-size=\"14\" fill=\"#888\">no data</text>\n";
   }
-  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<LegendEntry> entries;
   for (size_t k = 0; k < plot.series.size(); ++k) {
     const Series& s = plot.series[k];
     const std::string color = s.color.empty() ? PaletteColor(k) : s.color;
@@ -216,7 +230,7 @@ std::string RenderLinePlot(const LinePlot& plot, int width, int height) {
           << "\"/>\n";
       }
     }
-    if (!s.label.empty()) entries.emplace_back(s.label, color);
+    if (!s.label.empty()) entries.push_back({s.label, color, s.width, s.opacity});
   }
   Legend(o, f, entries);
   XLabel(o, f, plot.x_label);
@@ -255,15 +269,19 @@ std::string RenderBarChart(const BarChart& chart, int width, int height) {
         << "\" width=\"" << Num(bar_w * 0.92) << "\" height=\"" << Num(f.y0() - top) << "\" fill=\""
         << PaletteColor(b) << "\"><title>" << XmlEscape(grp.label) << " " << XmlEscape(chart.bar_labels[b]) << ": "
         << FormatTick(v) << "</title></rect>\n";
+      // The value above the bar: the chart is read for its numbers.
+      o << "<text class=\"value\" x=\"" << Num(gx + bar_w * (static_cast<double>(b) + 0.46)) << "\" y=\""
+        << Num(top - 4) << "\" text-anchor=\"middle\" " << kFont << " font-size=\"10\" fill=\"#333\">" << FormatTick(v)
+        << "</text>\n";
     }
     o << "<text class=\"xtick\" x=\"" << Num(gx + group_w * 0.4) << "\" y=\"" << Num(f.y0() + 18)
       << "\" text-anchor=\"middle\" " << kFont << " font-size=\"11\" fill=\"#333\">" << XmlEscape(grp.label)
       << "</text>\n";
   }
   AxesBox(o, f);
-  std::vector<std::pair<std::string, std::string>> entries;
+  std::vector<LegendEntry> entries;
   if (legend) {
-    for (size_t b = 0; b < chart.bar_labels.size(); ++b) entries.emplace_back(chart.bar_labels[b], PaletteColor(b));
+    for (size_t b = 0; b < chart.bar_labels.size(); ++b) entries.push_back({chart.bar_labels[b], PaletteColor(b)});
   }
   Legend(o, f, entries);
   YLabel(o, f, chart.y_label);

@@ -216,6 +216,7 @@ TEST(SvgPlot, NiceTicksCoverTheRange) {
     EXPECT_LE(t.size(), 13u);
   }
   EXPECT_EQ(FormatTick(25000), "25k");
+  EXPECT_EQ(FormatTick(8000), "8k");
   EXPECT_EQ(FormatTick(1.5e6), "1.5M");
   EXPECT_EQ(FormatTick(0.25), "0.25");
   EXPECT_EQ(XmlEscape("a<b&\"c\">"), "a&lt;b&amp;&quot;c&quot;&gt;");
