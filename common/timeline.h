@@ -71,7 +71,8 @@ void SetThreadName(const char* name);
 void Record(const char* name, const char* cat, int64_t ts_us, int64_t dur_us, const char* k1 = nullptr,
             int64_t v1 = 0, const char* k2 = nullptr, int64_t v2 = 0);
 
-// One span: from construction to End() or destruction, on the constructing thread.
+// One span: from construction to End() or destruction, on the constructing thread. A
+// null `name` records nothing (for spans that only apply in some modes).
 class Span {
  public:
   Span(const char* name, const char* cat, const char* k1 = nullptr, int64_t v1 = 0, const char* k2 = nullptr,

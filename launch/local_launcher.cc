@@ -458,12 +458,14 @@ int LaunchMain(int argc, char** argv) {
     std::fprintf(stderr, "tessera launch: %s\n", o.status().message().c_str());
     return 2;
   }
+  const std::string timeline = TimelineFromArgs(o->job_args);
+  if (!timeline.empty()) RemoveTimelines(timeline);
   const int code = RunLocalJob(*o);
   // --timeline: one trace for the whole job out of the processes' files.
-  if (const std::string tl = TimelineFromArgs(o->job_args); !tl.empty()) {
+  if (!timeline.empty()) {
     int merged = 0;
-    Status st = MergeTimelines(tl, &merged);
-    if (st.ok()) std::fprintf(stderr, "tessera launch: timeline of %d processes in %s\n", merged, tl.c_str());
+    Status st = MergeTimelines(timeline, &merged);
+    if (st.ok()) std::fprintf(stderr, "tessera launch: timeline of %d processes in %s\n", merged, timeline.c_str());
     else std::fprintf(stderr, "tessera launch: could not merge the timeline: %s\n", st.ToString().c_str());
   }
   return code;

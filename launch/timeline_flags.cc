@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "common/timeline.h"
 
@@ -55,9 +57,11 @@ Status TimelineRecording::Start(int rank, int servers) {
   return Status::OK();
 }
 
-Status MergeTimelines(const std::string& flag, int* merged) {
+namespace {
+
+// (role, index, path) of every per-process file of `flag`, workers first.
+Result<std::vector<std::tuple<std::string, long, std::string>>> ProcessFiles(const std::string& flag) {
   namespace fs = std::filesystem;
-  *merged = 0;
   const std::string stem = Stem(flag);
   const fs::path stem_path(stem);
   const fs::path dir = stem_path.has_parent_path() ? stem_path.parent_path() : fs::path(".");
@@ -78,14 +82,33 @@ Status MergeTimelines(const std::string& flag, int* merged) {
     }
   }
   if (ec) return Status::NotFound("--timeline=" + flag + ": cannot list " + dir.string() + ": " + ec.message());
-  if (found.empty()) {
-    return Status::NotFound("--timeline=" + flag + ": no per-process files " + stem + ".server<N>.json / .worker<N>.json");
-  }
   // Workers first, like the tracks.
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
     if (std::get<0>(a) != std::get<0>(b)) return std::get<0>(a) == "worker";
     return std::get<1>(a) < std::get<1>(b);
   });
+  return found;
+}
+
+}  // namespace
+
+void RemoveTimelines(const std::string& flag) {
+  auto found = ProcessFiles(flag);
+  if (!found.ok()) return;
+  for (const auto& f : *found) {
+    std::error_code ec;
+    std::filesystem::remove(std::get<2>(f), ec);
+  }
+}
+
+Status MergeTimelines(const std::string& flag, int* merged) {
+  namespace fs = std::filesystem;
+  *merged = 0;
+  TESSERA_ASSIGN_OR_RETURN(auto found, ProcessFiles(flag));
+  if (found.empty()) {
+    return Status::NotFound("--timeline=" + flag + ": no per-process files " + Stem(flag) +
+                            ".server<N>.json / .worker<N>.json");
+  }
   std::ostringstream out;
   out << "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"writer\":\"tessera timeline (merged)\"},\"traceEvents\":[";
   bool first = true;
@@ -110,6 +133,7 @@ Status MergeTimelines(const std::string& flag, int* merged) {
     o.close();
     if (!o) return Status::InvalidArgument("--timeline=" + flag + ": cannot write " + tmp);
   }
+  std::error_code ec;
   fs::rename(tmp, flag, ec);
   if (ec) return Status::InvalidArgument("--timeline=" + flag + ": cannot rename " + tmp + ": " + ec.message());
   return Status::OK();

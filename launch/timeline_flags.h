@@ -42,6 +42,10 @@ class TimelineRecording {
 // Corruption naming the file when one is not a trace.
 Status MergeTimelines(const std::string& flag, int* merged);
 
+// Removes the per-process files of `flag` left by an earlier job (the launcher does this
+// before starting one, so a merge never mixes in a rank the new job does not have).
+void RemoveTimelines(const std::string& flag);
+
 // The --timeline value among `tessera launch`'s job args ("" when absent).
 std::string TimelineFromArgs(const std::vector<std::string>& args);
 

@@ -114,7 +114,8 @@ Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
   hook_error_ = Status::OK();
   // The buckets run on the communicator's thread ("allreduce" spans there); this is the
   // training thread waiting for the last of them.
-  timeline::Span wait("allreduce wait", "comm");
+  // No span in bsp/ssp/asp, where nothing is all-reduced.
+  timeline::Span wait(locals_.empty() ? nullptr : "allreduce wait", "comm");
   if (bucketer_) {
     Status b = bucketer_->Finish(options_.timeout, should_stop);
     if (st.ok()) st = b;
@@ -127,7 +128,7 @@ Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
   }
   wait.End();
   TESSERA_RETURN_IF_ERROR_CTX(st, "all-reducing gradients");
-  timeline::Span span("optimizer", "optimizer");
+  timeline::Span span(locals_.empty() ? nullptr : "optimizer", "optimizer");
   for (Local& l : locals_) TESSERA_RETURN_IF_ERROR_CTX(ApplyLocal(l), "applying the optimizer to '" + l.param->spec.name + "'");
   return Status::OK();
 }

@@ -194,7 +194,7 @@ Status Trainer::RunStep(int64_t step) {
   }
   {
     // All-reduced parameters (--sync=allreduce|hybrid): wait and apply the update here.
-    PhaseTimer timer(&t.push_s, "grad_sync", "comm");
+    PhaseTimer timer(&t.push_s, server_params_.size() < params_.size() ? "grad_sync" : nullptr, "comm");
     Client* client = place_.client;
     TESSERA_RETURN_IF_ERROR_CTX(grad_sync_->FinishStep([client] { return client->requested_exit_code() != 0; }),
                                 "step " + std::to_string(step));

@@ -55,10 +55,13 @@ TEST(TimelineJob, BspJobWritesNestedSpansPerProcessAndMergedReport) {
   testing::TempDir dir;
   const std::string trace = dir.path() + "/trace.json";
   const std::string metrics = dir.path() + "/metrics.jsonl";
+  // Left by an earlier job with more workers: the launcher removes it before starting.
+  std::ofstream(dir.path() + "/trace.worker7.json") << "{\"traceEvents\":[";
   auto r = Launch(2, 2, SmallJob() + " --sync=bsp --eval_every=4 --timeline=" + trace + " --metrics_out=" + metrics +
                             " --checkpoint_dir=" + dir.path() + "/ckpt --checkpoint_every_steps=5");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("timeline of 4 processes in " + trace), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/trace.worker7.json"));
   // Ranks: 0 coordinator (no file), 1-2 servers, 3-4 workers.
   for (const char* role : {"server0", "server1", "worker0", "worker1"}) {
     const std::string path = dir.path() + "/trace." + role + ".json";
@@ -75,6 +78,9 @@ TEST(TimelineJob, BspJobWritesNestedSpansPerProcessAndMergedReport) {
   for (int worker_pid : {3, 4}) {
     ExpectStepsContain(t, worker_pid, {"data", "forward", "backward", "issue", "push", "pull", "report"});
     EXPECT_EQ(Named(t, "barrier", worker_pid).size(), 1u);
+    // Nothing is all-reduced in bsp.
+    EXPECT_EQ(Named(t, "grad_sync", worker_pid).size(), 0u);
+    EXPECT_EQ(Named(t, "allreduce", worker_pid).size(), 0u);
     EXPECT_EQ(Named(t, "setup", worker_pid).size(), 1u);
     // Checkpoints every 5 steps: each worker answers the prepares.
     EXPECT_GE(Named(t, "checkpoint prepare", worker_pid).size(), 1u);
