@@ -202,6 +202,19 @@ TEST_F(ReportTest, CommandLine) {
   auto bad = testing::RunCommand(testing::TesseraBinary() + " report " + dir_.path() + "/bad.jsonl -o " + out);
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("bad.jsonl:2: not valid JSON"), std::string::npos) << bad.output;
+  // Merging the per-process timeline files of a job not started by `tessera launch`.
+  WriteFile(dir_.path() + "/tr.worker0.json",
+            "{\"traceEvents\":[{\"name\":\"step\",\"ph\":\"X\",\"ts\":1,\"dur\":2,\"pid\":3,\"tid\":9}]}");
+  WriteFile(dir_.path() + "/tr.server0.json",
+            "{\"traceEvents\":[{\"name\":\"push\",\"ph\":\"X\",\"ts\":1,\"dur\":1,\"pid\":1,\"tid\":8}]}");
+  auto merge = testing::RunCommand(testing::TesseraBinary() + " report --timeline=" + dir_.path() + "/tr.json");
+  EXPECT_EQ(merge.exit_code, 0) << merge.output;
+  const std::string merged = ReadAll(dir_.path() + "/tr.json");
+  EXPECT_LT(merged.find("\"step\""), merged.find("\"push\"")) << "workers first: " << merged;
+  WriteFile(dir_.path() + "/tr.worker1.json", "{\"traceEvents\":");
+  auto torn = testing::RunCommand(testing::TesseraBinary() + " report --timeline=" + dir_.path() + "/tr.json");
+  EXPECT_EQ(torn.exit_code, 1) << torn.output;
+  EXPECT_NE(torn.output.find("tr.worker1.json: not a Chrome trace"), std::string::npos) << torn.output;
   auto usage = testing::RunCommand(testing::TesseraBinary() + " report " + metrics_);
   EXPECT_EQ(usage.exit_code, 2) << usage.output;
   EXPECT_NE(usage.output.find("-o DIR"), std::string::npos) << usage.output;
