@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "collective/reduce16.h"
+#include "common/timeline.h"
 
 namespace tessera::collective {
 
@@ -180,6 +181,8 @@ Status MpiCommunicator::Shared::Execute(Op& op) {
     case OpKind::kAllReduce: {
       const int64_t n = op.t.numel();
       if (n == 0) return Status::OK();
+      // One span per bucket (or unfused tensor) of a step (collective/bucketer.h).
+      timeline::Span span("allreduce", "collective", "elements", n, "bytes", static_cast<int64_t>(op.t.nbytes()));
       if (op.t.dtype == DType::kF32 && op.wire == WireFormat::kNative) {
         return AllReduceF32(op.t.as<float>(), n, op.reduce);
       }
@@ -210,6 +213,7 @@ Status MpiCommunicator::Shared::Execute(Op& op) {
 }
 
 void MpiCommunicator::Shared::CommMain() {
+  timeline::SetThreadName("mpi comm");
   Status st = InitMpi();
   {
     std::lock_guard<std::mutex> lock(mu);

@@ -18,6 +18,7 @@
 #include "launch/checkpoint_flags.h"
 #include "launch/job_auth.h"
 #include "launch/signals.h"
+#include "launch/timeline_flags.h"
 #include "paramserver/server.h"
 #include "wire/alloc.h"
 
@@ -118,6 +119,8 @@ int RunJobProcess(const WorkerMain& worker_main) {
   SetLogTag(RoleTag(li.rank, servers) + (run.empty() ? "" : " | " + run));
   LOG(INFO) << "launched by " << li.source << ": rank " << li.rank << " of " << li.world_size << ", local rank "
             << li.local_rank << " (" << li.detail << ")";
+  TimelineRecording timeline;  // --timeline: stops (and writes the file) when this function returns
+  if (Status st = timeline.Start(li.rank, servers); !st.ok()) return Fail(st, kExitConfig);
 
   // allreduce/hybrid: the servers run bsp for what still goes through them.
   auto sync = ParseSyncPolicy(collective::ServerSyncText(FLAGS_sync));

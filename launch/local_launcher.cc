@@ -1,6 +1,7 @@
 #include "launch/local_launcher.h"
 
 #include "launch/job_auth.h"
+#include "launch/timeline_flags.h"
 
 #include "common/exit_codes.h"
 
@@ -457,7 +458,17 @@ int LaunchMain(int argc, char** argv) {
     std::fprintf(stderr, "tessera launch: %s\n", o.status().message().c_str());
     return 2;
   }
-  return RunLocalJob(*o);
+  const std::string timeline = TimelineFromArgs(o->job_args);
+  if (!timeline.empty()) RemoveTimelines(timeline);
+  const int code = RunLocalJob(*o);
+  // --timeline: one trace for the whole job out of the processes' files.
+  if (!timeline.empty()) {
+    int merged = 0;
+    Status st = MergeTimelines(timeline, &merged);
+    if (st.ok()) std::fprintf(stderr, "tessera launch: timeline of %d processes in %s\n", merged, timeline.c_str());
+    else std::fprintf(stderr, "tessera launch: could not merge the timeline: %s\n", st.ToString().c_str());
+  }
+  return code;
 }
 
 }  // namespace tessera::launch

@@ -8,6 +8,7 @@
 #include "checkpoint/tool/ckpt_tool.h"
 #include "launch/local_launcher.h"
 #include "launch/subcommands.h"
+#include "observe/report.h"
 #include "worker/train_main.h"
 
 namespace tessera {
@@ -25,6 +26,7 @@ const std::vector<Subcommand>& Commands() {
       {"launch", "start a whole job (coordinator, servers, workers) on this machine", &launch::LaunchMain},
       {"train", "one process of a training job (run it through `tessera launch`)", &TrainMain},
       {"ckpt", "inspect checkpoints: ckpt ls|show|verify DIR [STEP]", &checkpoint::CkptMain},
+      {"report", "plot metrics files: report METRICS.jsonl [...] -o DIR", &observe::ReportMain},
   };
   return cmds;
 }

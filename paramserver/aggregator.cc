@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/tensor.h"
+#include "common/timeline.h"
 #include "kernels/ops.h"
 
 namespace tessera::paramserver {
@@ -175,6 +176,7 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
       TESSERA_RETURN_IF_ERROR(Add(u.pending[step], worker, 0, {}, g));
       TESSERA_RETURN_IF_ERROR(DrainDense(store, param_id, c, u));
     } else {
+      timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
       scratch_.assign(g.begin(), g.end());
       TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
       TESSERA_RETURN_IF_ERROR(store.ApplyDense(param_id, c, scratch_));
@@ -197,6 +199,7 @@ Status Aggregator::PushSparse(ShardStore& store, int worker, uint32_t param_id, 
     TESSERA_RETURN_IF_ERROR(Add(u.pending[step], worker, width, keys, grad));
     return DrainSparse(store, param_id, u);
   }
+  timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
   scratch_.assign(grad.begin(), grad.end());
   TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -214,6 +217,7 @@ Status Aggregator::DrainDense(ShardStore& store, uint32_t param_id, uint64_t chu
       return Status::Internal(ChunkName(param_id, chunk) + ": step " + std::to_string(it->first) +
                               " complete but only " + std::to_string(p.folded) + " pushes folded");
     }
+    timeline::Span span("optimizer", "optimizer", "param", param_id, "step", it->first);
     TESSERA_RETURN_IF_ERROR(ScaleForReduce(p.sum));
     TESSERA_RETURN_IF_ERROR(store.ApplyDense(param_id, chunk, p.sum));
     TESSERA_RETURN_IF_ERROR(unit.gate.MarkApplied(it->first));
@@ -232,6 +236,7 @@ Status Aggregator::DrainSparse(ShardStore& store, uint32_t param_id, Unit& unit)
                               std::to_string(it->first) + " complete but only " +
                               std::to_string(p.folded) + " pushes folded");
     }
+    timeline::Span span("optimizer", "optimizer", "param", param_id, "step", it->first);
     TESSERA_RETURN_IF_ERROR(ScaleForReduce(p.sum));
     // Rows are independent, so the order of application does not change any value.
     for (size_t j = 0; j < p.sum_keys.size(); ++j) {

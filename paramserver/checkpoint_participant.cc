@@ -10,6 +10,7 @@
 
 #include "checkpoint/catalog.h"
 #include "checkpoint/crash_point.h"
+#include "common/timeline.h"
 
 namespace tessera::paramserver {
 namespace {
@@ -98,6 +99,8 @@ void CheckpointParticipant::AfterPush(ParamServerCore& core) {
 void CheckpointParticipant::Snapshot(ParamServerCore& core) {
   const Pending p = *pending_;
   pending_.reset();
+  // The reactor's stall: training waits for this copy, not for the write.
+  timeline::Span span("checkpoint snapshot", "checkpoint", "step", p.step);
   const auto start = SteadyClock::now();
   ShardStore& store = core.mutable_store();
   // A previous snapshot that was never committed or abandoned (the coordinator moved
@@ -142,6 +145,7 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
 }
 
 void CheckpointParticipant::WriterLoop() {
+  timeline::SetThreadName("checkpoint writer");
   for (;;) {
     Job job;
     {
@@ -151,6 +155,7 @@ void CheckpointParticipant::WriterLoop() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
+    timeline::Span span("checkpoint write", "checkpoint", "step", job.step);
     std::vector<checkpoint::RecordRef> records;
     records.reserve(job.snap.chunks.size() + job.snap.rows.size());
     for (const ChunkState& c : job.snap.chunks) {

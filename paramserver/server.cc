@@ -8,6 +8,7 @@
 #include "checkpoint/crash_point.h"
 #include "common/exit_codes.h"
 #include "common/hostname.h"
+#include "common/timeline.h"
 #include "coordinator/shard_map_wire.h"
 #include "paramserver/request_decode.h"
 
@@ -229,7 +230,10 @@ bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {
   const ParamRequest& req = decoded->req;
   if (req.step > max_step_seen_) max_step_seen_ = req.step;
 
+  timeline::SetThreadName("server reactor");
   if (msg.op() != Op::PULL && !already_pushed) {
+    // A bsp push that completes a step contains the "optimizer" spans of its update.
+    timeline::Span span("push", "server", "param", req.param_id, "step", req.step);
     Status st = core_->Push(req, decoded->values);
     if (!st.ok()) return reply_error(st);
     if (msg.op() == Op::PUSH) {
@@ -243,6 +247,7 @@ bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {
   // Not ready: the caller parks it; RetryParked serves it with already_pushed = true, so
   // the push half of a pushPull is applied exactly once.
   if (!*ready) return false;
+  timeline::Span span("pull", "server", "param", req.param_id, "step", req.step);
   uint64_t n = req.kind == ParamKind::kSparse
                    ? req.keys.size() * core_->map().param(req.param_id)->numel()
                    : req.end - req.begin;

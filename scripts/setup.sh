@@ -13,6 +13,7 @@ PKGS=(
   libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev zlib1g-dev
+  nlohmann-json3-dev
   clang libclang-rt-14-dev
   python3
   iproute2 iptables faketime fiu-utils

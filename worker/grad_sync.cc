@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "common/timeline.h"
 #include "paramserver/optimizer.h"
 
 namespace tessera::worker {
@@ -111,6 +112,10 @@ Status GradSync::ApplyLocal(Local& l) {
 Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
   Status st = hook_error_;
   hook_error_ = Status::OK();
+  // The buckets run on the communicator's thread ("allreduce" spans there); this is the
+  // training thread waiting for the last of them.
+  // No span in bsp/ssp/asp, where nothing is all-reduced.
+  timeline::Span wait(locals_.empty() ? nullptr : "allreduce wait", "comm");
   if (bucketer_) {
     Status b = bucketer_->Finish(options_.timeout, should_stop);
     if (st.ok()) st = b;
@@ -121,10 +126,12 @@ Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
                                      options_.timeout);
     }
   }
+  wait.End();
   TESSERA_RETURN_IF_ERROR_CTX(st, "all-reducing gradients");
   if (comm_ != nullptr && comm_->size() > 1) {
     for (const Local& l : locals_) bytes_allreduced_ += l.param->grad.nbytes();
   }
+  timeline::Span span(locals_.empty() ? nullptr : "optimizer", "optimizer");
   for (Local& l : locals_) TESSERA_RETURN_IF_ERROR_CTX(ApplyLocal(l), "applying the optimizer to '" + l.param->spec.name + "'");
   return Status::OK();
 }

@@ -85,6 +85,7 @@ void CheckpointAnswerer::AtBoundary(int64_t step, const data::DataCursor& cursor
   if (want >= 0 && want <= step) {
     auto it = std::find_if(boundaries_.begin(), boundaries_.end(),
                            [want](const auto& b) { return b.first == want; });
+    timeline::Span span("checkpoint prepare", "checkpoint", "step", want);
     if (it != boundaries_.end()) {
       client_->ReportCheckpoint(want, true, "", want, it->second.epoch, it->second.position);
     } else {

@@ -16,6 +16,7 @@
 #include "collective/communicator.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/timeline.h"
 #include "worker/client.h"
 #include "worker/data/batch_iterator.h"
 #include "worker/grad_sync.h"
@@ -59,10 +60,12 @@ Status WaitAll(std::vector<Handle>* handles, Clock::duration timeout, const char
 
 double SecondsSince(Clock::time_point t);
 
-// Adds the time from construction to destruction to *sink.
+// Adds the time from construction to destruction to *sink and, with --timeline, records
+// it as the span `span` (a string literal; null records no span).
 class PhaseTimer {
  public:
-  explicit PhaseTimer(double* sink) : sink_(sink), start_(Clock::now()) {}
+  explicit PhaseTimer(double* sink, const char* span = nullptr, const char* cat = "worker")
+      : sink_(sink), start_(Clock::now()), span_(span, cat) {}
   ~PhaseTimer() { *sink_ += SecondsSince(start_); }
   PhaseTimer(const PhaseTimer&) = delete;
   PhaseTimer& operator=(const PhaseTimer&) = delete;
@@ -70,6 +73,7 @@ class PhaseTimer {
  private:
   double* const sink_;  // a field of the loop's summary, which outlives the timer
   Clock::time_point start_;
+  timeline::Span span_;
 };
 
 // Worker 0's progress: losses and samples since the last progress line.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/timeline.h"
 #include "worker/model/evaluate.h"
 #include "worker/model/mlp.h"
 
@@ -124,25 +125,29 @@ Status Trainer::RunStep(int64_t step) {
   PhaseTimes& t = summary_.phases;
   data::Batch batch;
   {
-    PhaseTimer timer(&t.data_s);
+    PhaseTimer timer(&t.data_s, "data");
     TESSERA_ASSIGN_OR_RETURN(batch, batches_->Next());
   }
   model::LossResult loss;
   {
-    PhaseTimer timer(&t.compute_s);
-    TESSERA_ASSIGN_OR_RETURN(loss, model_->Forward(batch.features, batch.labels));
+    PhaseTimer timer(&t.compute_s, "compute", "compute");
+    {
+      timeline::Span span("forward", "compute");
+      TESSERA_ASSIGN_OR_RETURN(loss, model_->Forward(batch.features, batch.labels));
+    }
+    timeline::Span span("backward", "compute");
     TESSERA_RETURN_IF_ERROR(model_->Backward());
   }
   {
     // All-reduced parameters (--sync=allreduce|hybrid): wait and apply the update here.
-    PhaseTimer timer(&t.push_s);
+    PhaseTimer timer(&t.push_s, server_params_.size() < params_.size() ? "grad_sync" : nullptr, "comm");
     Client* client = place_.client;
     TESSERA_RETURN_IF_ERROR_CTX(grad_sync_->FinishStep([client] { return client->requested_exit_code() != 0; }),
                                 "step " + std::to_string(step));
   }
   std::vector<Handle> pushes, pulls;
   {
-    PhaseTimer timer(&t.issue_s);
+    PhaseTimer timer(&t.issue_s, "issue", "comm");
     for (size_t i : server_params_) {
       pushes.push_back(place_.client->Push(param_ids_[i], params_[i]->grad.view(), step));
     }
@@ -150,11 +155,13 @@ Status Trainer::RunStep(int64_t step) {
   }
   Status st;
   {
-    PhaseTimer timer(&t.push_s);
+    PhaseTimer timer(&t.push_s, "push", "comm");
     st = WaitAll(&pushes, "pushing gradients");
   }
   {
-    PhaseTimer timer(&t.pull_s);
+    // bsp/ssp: the servers answer once the step clock allows, so this is also the wait
+    // for the slowest worker.
+    PhaseTimer timer(&t.pull_s, "pull", "comm");
     Status pst = WaitAll(&pulls, "pulling parameters");
     if (st.ok()) st = pst;
   }
@@ -162,7 +169,7 @@ Status Trainer::RunStep(int64_t step) {
   samples_ += batch.size;
   next_step_ = step + 1;
 
-  PhaseTimer timer(&t.report_s);
+  PhaseTimer timer(&t.report_s, "report");
   place_.client->ReportStep(step, loss.loss, static_cast<uint64_t>(batch.size));
   if (!leader_) return Status::OK();
   const double rate = window_.Add(loss.loss, batch.size, place_.num_workers);
@@ -194,8 +201,13 @@ Status Trainer::Finish() {
   // Every worker's last push has been accepted once every worker passed the barrier; in
   // ssp/asp that is what makes the final pull see all of them (bsp's pull gate would
   // wait for the last update anyway).
-  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(RequestTimeout(config_.request_timeout_s)), "waiting for every worker to finish");
+  {
+    timeline::Span span("barrier", "wait");
+    TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(RequestTimeout(config_.request_timeout_s)),
+                                "waiting for every worker to finish");
+  }
   if (!leader_) return Status::OK();
+  timeline::Span span("final eval", "worker");
   std::vector<Handle> pulls;
   IssuePulls(planned_steps_, server_params_, &pulls);
   TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the final parameters"));
@@ -207,16 +219,22 @@ Status Trainer::Finish() {
 
 Result<TrainSummary> Trainer::Run() {
   const auto start = Clock::now();
-  TESSERA_RETURN_IF_ERROR(Setup());
+  {
+    timeline::Span span("setup", "worker");
+    TESSERA_RETURN_IF_ERROR(Setup());
+  }
   summary_.setup_s = SecondsSince(start);
   const auto loop_start = Clock::now();
   window_.Start();
   for (int64_t step = next_step_; step < planned_steps_; ++step) {
     CheckpointBoundary(step);
-    TESSERA_RETURN_IF_ERROR(RunStep(step));
+    {
+      timeline::Span span("step", "step", "step", step);
+      TESSERA_RETURN_IF_ERROR(RunStep(step));
+    }
     const int64_t done = step + 1;
     if (leader_ && config_.eval_every > 0 && done % config_.eval_every == 0 && done < planned_steps_) {
-      PhaseTimer timer(&summary_.phases.eval_s);
+      PhaseTimer timer(&summary_.phases.eval_s, "eval");
       double acc, loss;
       int64_t n;
       TESSERA_RETURN_IF_ERROR(Evaluate(done, &acc, &loss, &n));

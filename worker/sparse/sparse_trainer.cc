@@ -7,6 +7,7 @@
 
 #include "collective/sync_mode.h"
 #include "common/hash.h"
+#include "common/timeline.h"
 #include "worker/sparse/ctr_workload.h"
 #include "worker/sparse/word2vec_workload.h"
 
@@ -156,7 +157,7 @@ Status SparseTrainer::PullFor(SparseBatch* batch, int64_t step, const char* what
 }
 
 Status SparseTrainer::PrepareBatch(int64_t step) {
-  PhaseTimer timer(&summary_.phases.data_s);
+  PhaseTimer timer(&summary_.phases.data_s, "data");
   SparseBatch& b = batch_[step & 1];
   b.slot = static_cast<int>(step & 1);
   batch_cursor_[step & 1] = batches_->cursor();
@@ -174,18 +175,20 @@ Status SparseTrainer::RunStep(int64_t step) {
   // Batch `step` is prepared: its first example's cursor is the state at this boundary.
   checkpoints_->AtBoundary(step, batch_cursor_[step & 1]);
   {
-    PhaseTimer timer(&t.pull_s);
+    // bsp/ssp: answered once the step clock allows, so also the wait for the slowest worker.
+    PhaseTimer timer(&t.pull_s, "pull", "comm");
     TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pulls_[step & 1], "pulling rows"),
                                 "step " + std::to_string(step));
   }
   if (more && prefetch_early_) {
     TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
-    PhaseTimer timer(&t.issue_s);
+    PhaseTimer timer(&t.issue_s, "issue", "comm");
     IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
   }
   double loss;
   {
-    PhaseTimer timer(&t.compute_s);
+    // The workloads run forward and backward in one call.
+    PhaseTimer timer(&t.compute_s, "forward_backward", "compute");
     TESSERA_ASSIGN_OR_RETURN(loss, workload_->Step(&batch));
   }
   // --sync=hybrid: start the dense all-reduce now (the workloads have no gradient-ready
@@ -193,7 +196,7 @@ Status SparseTrainer::RunStep(int64_t step) {
   for (model::Parameter* p : dense_) grad_sync_->OnGradReady(p);
   std::vector<Handle> pushes;
   {
-    PhaseTimer timer(&t.issue_s);
+    PhaseTimer timer(&t.issue_s, "issue", "comm");
     for (size_t i = 0; i < table_ids_.size(); ++i) {
       const SparseRows& rows = batch.tables[i];
       pushes.push_back(
@@ -206,15 +209,15 @@ Status SparseTrainer::RunStep(int64_t step) {
   if (more) {
     if (!prefetch_early_) {
       TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
-      PhaseTimer timer(&t.issue_s);
+      PhaseTimer timer(&t.issue_s, "issue", "comm");
       IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
     }
-    PhaseTimer timer(&t.issue_s);
+    PhaseTimer timer(&t.issue_s, "issue", "comm");
     IssueDensePulls(step + 1, server_dense_, &next_pulls);
   }
   {
     // All-reduced dense parameters: wait, and apply the update to this worker's copy.
-    PhaseTimer timer(&t.push_s);
+    PhaseTimer timer(&t.push_s, "push", "comm");
     Client* client = place_.client;
     Status st = grad_sync_->FinishStep([client] { return client->requested_exit_code() != 0; });
     Status pushed = WaitAll(&pushes, "pushing gradients");
@@ -224,7 +227,7 @@ Status SparseTrainer::RunStep(int64_t step) {
   samples_ += batch.examples;
   next_step_ = step + 1;
 
-  PhaseTimer timer(&t.report_s);
+  PhaseTimer timer(&t.report_s, "report");
   place_.client->ReportStep(step, loss, static_cast<uint64_t>(batch.examples));
   if (!leader_) return Status::OK();
   const double rate = window_.Add(loss, batch.examples, place_.num_workers);
@@ -283,7 +286,10 @@ Result<EvalReport> SparseTrainer::Evaluate(int64_t step, uint64_t* digest) {
 }
 
 Status SparseTrainer::Finish() {
-  TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");
+  {
+    timeline::Span span("barrier", "wait");
+    TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");
+  }
   if (server_dense_.size() < dense_.size()) {
     // All-reduced dense parameters live on the workers: every copy must be the same.
     std::vector<const Tensor*> values;
@@ -292,6 +298,7 @@ Status SparseTrainer::Finish() {
               << " (all-reduced, " << grad_sync_->bytes_allreduced() << " bytes)";
   }
   if (!leader_) return Status::OK();
+  timeline::Span span("final eval", "worker");
   TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(planned_steps_, &summary_.params_digest));
   for (const std::string& line : r.lines) LOG(INFO) << line;
   summary_.test_auc = r.test_auc;
@@ -315,7 +322,10 @@ Result<TrainSummary> SparseTrainer::Run() {
     st = PrepareBatch(next_step_);
     if (st.ok()) IssueSparsePulls(&batch_[next_step_ & 1], next_step_, &pulls_[next_step_ & 1]);
   }
-  for (int64_t step = next_step_; st.ok() && step < planned_steps_; ++step) st = RunStep(step);
+  for (int64_t step = next_step_; st.ok() && step < planned_steps_; ++step) {
+    timeline::Span span("step", "step", "step", step);
+    st = RunStep(step);
+  }
   if (!st.ok()) {
     // No reply may land in a batch after it is freed: wait out what is still in flight.
     for (auto& p : pulls_) (void)WaitAll(&p, "");
