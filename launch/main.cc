@@ -7,6 +7,7 @@
 
 #include "checkpoint/tool/ckpt_tool.h"
 #include "launch/local_launcher.h"
+#include "launch/status_main.h"
 #include "launch/subcommands.h"
 #include "worker/train_main.h"
 
@@ -25,6 +26,7 @@ const std::vector<Subcommand>& Commands() {
       {"launch", "start a whole job (coordinator, servers, workers) on this machine", &launch::LaunchMain},
       {"train", "one process of a training job (run it through `tessera launch`)", &TrainMain},
       {"ckpt", "inspect checkpoints: ckpt ls|show|verify DIR [STEP]", &checkpoint::CkptMain},
+      {"status", "ask a running job's coordinator for its state: status HOST:PORT [--json]", &launch::StatusMain},
   };
   return cmds;
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "common/metrics_registry.h"
 #include "paramserver/optimizer.h"
 
 namespace tessera::worker {
@@ -122,6 +123,10 @@ Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
     }
   }
   TESSERA_RETURN_IF_ERROR_CTX(st, "all-reducing gradients");
+  if (comm_ != nullptr && comm_->size() > 1) {
+    static metrics::Counter& reduced = metrics::Global().GetCounter("bytes_allreduced_total");
+    for (const Local& l : locals_) reduced.Add(static_cast<uint64_t>(l.param->grad.nbytes()));
+  }
   for (Local& l : locals_) TESSERA_RETURN_IF_ERROR_CTX(ApplyLocal(l), "applying the optimizer to '" + l.param->spec.name + "'");
   return Status::OK();
 }
