@@ -258,7 +258,7 @@ std::string FormatStatus(JobStatus::Reader js, uint64_t job_id) {
       lat = std::isfinite(worst50) ? Ms(worst50) + " rtt" : "-";
     } else {
       const double p50 = MemberQuantile(m, "request_seconds", 0.5), p99 = MemberQuantile(m, "request_seconds", 0.99);
-      lat = std::isfinite(p50) ? Fmt("%.2f", p50 * 1e3) + "/" + Fmt("%.2f", p99 * 1e3) + " ms" : "-";
+      lat = std::isfinite(p50) ? Fmt("%.2g", p50 * 1e3) + "/" + Fmt("%.2g", p99 * 1e3) + " ms" : "-";
     }
     const double loss = MemberMetric(m, "loss");
     const std::string state = m.getFinished() ? "finished" : m.getHost().size() == 0 ? "not registered" : "running";
