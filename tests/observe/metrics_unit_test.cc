@@ -17,6 +17,8 @@
 #include "coordinator/metrics_http.h"
 #include "coordinator/metrics_store.h"
 #include "tests/testutil/testutil.h"
+#include "wire/codec.h"
+#include "wire/message.h"
 #include "wire/metrics_wire.h"
 
 namespace tessera {
@@ -90,6 +92,33 @@ TEST(MetricsWire, InvalidSamplesAreDroppedNotTrusted) {
   EXPECT_EQ(got[0].name, "steps_total");
   EXPECT_EQ(got[0].value, 7);
   EXPECT_EQ(dropped, 4u);
+}
+
+// Only a status request may leave the job id out (`tessera status` cannot know it).
+TEST(MetricsWire, StatusWithoutJobIdIsAcceptedOtherOpsAreNot) {
+  wire::DecodeOptions o;
+  o.expected_job_id = 77;
+  auto decode = [&](wire::OutMessage m) {
+    auto h = m.EncodeHeader();
+    return wire::DecodeCopy(h, {}, o);
+  };
+  EXPECT_OK(decode(wire::OutMessage(wire::Op::STATUS)).status());
+  wire::OutMessage hb(wire::Op::HEARTBEAT);
+  auto b = hb.header().getBody().initHeartbeat();
+  wire::SamplesToWire({{"steps_total", Kind::kCounter, 9, 0, -1}}, b.initMetrics(1));
+  auto refused = decode(std::move(hb));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().ToString().find("job id 0 != ours 77"), std::string::npos);
+
+  o.expected_job_id = 0;
+  wire::OutMessage hb2(wire::Op::HEARTBEAT);
+  auto b2 = hb2.header().getBody().initHeartbeat();
+  wire::SamplesToWire({{"steps_total", Kind::kCounter, 9, 0, -1}}, b2.initMetrics(1));
+  auto ok = decode(std::move(hb2));
+  ASSERT_OK(ok.status());
+  auto got = wire::SamplesFromWire(ok->header().getBody().getHeartbeat().getMetrics());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].value, 9);
 }
 
 TEST(MetricsStore, RatesComeFromTwoReports) {
