@@ -1,9 +1,11 @@
 #include "coordinator/coordinator.h"
 
 #include <glog/logging.h>
+#include <unistd.h>
 
 #include "common/exit_codes.h"
 #include "coordinator/shard_map_wire.h"
+#include "wire/metrics_wire.h"
 
 namespace tessera {
 
@@ -45,8 +47,15 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptions optio
     self->CheckHeartbeats();
     self->CheckStall();
     if (!self->finished_) self->checkpoints_->Tick();
+    self->OnMetricsTick();
   });
   c->reactor_->RunAfter(c->options_.register_timeout, [self] { self->CheckRegistrationDeadline(); });
+  if (c->options_.metrics.port > 0) {
+    MetricsStore* store = &c->metrics_store_;
+    TESSERA_ASSIGN_OR_RETURN(c->http_, MetricsHttpServer::Start(c->options_.metrics.bind, c->options_.metrics.port,
+                                                                [store] { return store->PrometheusText(); }));
+    LOG(INFO) << "metrics at http://" << c->options_.metrics.bind << ":" << c->http_->port() << "/metrics";
+  }
   TESSERA_RETURN_IF_ERROR(c->reactor_->Start());
   LOG(INFO) << "coordinator listening on " << ep << " for " << c->options_.num_servers
             << " servers and " << c->options_.num_workers << " workers";
@@ -60,7 +69,11 @@ Coordinator::Coordinator(CoordinatorOptions options, std::unique_ptr<wire::React
       declared_(static_cast<size_t>(options_.num_workers), false),
       server_ready_(static_cast<size_t>(options_.num_servers), false) {}
 
-Coordinator::~Coordinator() { reactor_->Stop(); }
+Coordinator::~Coordinator() {
+  http_.reset();
+  reactor_->Stop();
+  if (metrics_fd_ >= 0) ::close(metrics_fd_);
+}
 
 OutMessage Coordinator::NewMessage(Op op) {
   OutMessage m(op);
@@ -82,7 +95,14 @@ void Coordinator::OnMessage(Socket& sock, InMessage&& msg) {
   }
   switch (op) {
     case Op::HEARTBEAT: {
-      if (msg.header().getBody().isHeartbeat()) m->step = msg.header().getBody().getHeartbeat().getStep();
+      if (msg.header().getBody().isHeartbeat()) {
+        auto hb = msg.header().getBody().getHeartbeat();
+        m->step = hb.getStep();
+        if (hb.hasMetrics() && hb.getMetrics().size() > 0) {
+          metrics_store_.Update(m->role == MemberRole::kServer ? "server" : "worker", m->rank,
+                                wire::SamplesFromWire(hb.getMetrics()), Clock::now());
+        }
+      }
       OutMessage rep = wire::MakeReply(msg, Op::HEARTBEAT);
       sock.Send(std::move(rep)).IgnoreError();  // a gone peer is caught by its own heartbeat check
       return;
@@ -311,28 +331,7 @@ void Coordinator::OnRendezvous(Socket& sock, const InMessage& msg, const Member&
 
 void Coordinator::OnStatus(Socket& sock, const InMessage& msg) {
   OutMessage rep = wire::MakeReply(msg, Op::STATUS);
-  auto js = rep.header().getBody().initStatus();
-  auto list = js.initMembers(static_cast<unsigned>(members_.members().size()));
-  int64_t min_step = INT64_MAX, max_step = -1;
-  int slowest = -1;
-  auto now = Clock::now();
-  for (size_t i = 0; i < members_.members().size(); ++i) {
-    const Member& m = members_.members()[i];
-    auto e = list[static_cast<unsigned>(i)];
-    e.setRole(m.role == MemberRole::kServer ? wire::Role::SERVER : wire::Role::WORKER);
-    e.setRank(m.rank);
-    e.setHost(m.host);
-    e.setStep(m.step);
-    e.setLastHeartbeatMsAgo(m.registered ? static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - m.last_seen).count()) : 0);
-    if (m.role == MemberRole::kWorker) {
-      if (m.step < min_step) { min_step = m.step; slowest = m.rank; }
-      max_step = std::max(max_step, m.step);
-    }
-  }
-  js.setMinStep(min_step == INT64_MAX ? -1 : min_step);
-  js.setMaxStep(max_step);
-  js.setLastCheckpointStep(checkpoints_->last_checkpoint_step());
-  js.setSlowestWorkerRank(slowest);
+  FillStatus(rep.header().getBody().initStatus());
   sock.Send(std::move(rep)).IgnoreError();
 }
 

@@ -9,7 +9,9 @@
 // -> workers; heartbeats both ways; worker -> shutdown(exitCode) when done.
 //
 // Threading: one reactor thread ("tessera-reactor") owns the ROUTER socket and every
-// piece of state below; Wait() and Abort() may be called from any thread.
+// piece of state below; Wait() and Abort() may be called from any thread. With
+// --metrics_port the HTTP thread (coordinator/metrics_http.h) reads metrics_store_,
+// which has its own lock; it touches nothing else.
 #pragma once
 
 #include <condition_variable>
@@ -24,6 +26,8 @@
 #include "coordinator/checkpoint_driver.h"
 #include "coordinator/membership.h"
 #include "coordinator/rendezvous_store.h"
+#include "coordinator/metrics_http.h"
+#include "coordinator/metrics_store.h"
 #include "coordinator/shard_map.h"
 #include "coordinator/stall_inspector.h"
 #include "wire/reactor.h"
@@ -48,6 +52,12 @@ struct CoordinatorOptions {
   StallOptions stall;
   // Checkpoints, resume and preemption (docs/checkpoints.md). Default: off.
   CheckpointOptions checkpoint;
+  // Metrics (docs/metrics.md). Default: off.
+  struct Metrics {
+    std::string out;          // --metrics_out: append rank_metrics lines here ("": none)
+    int port = 0;             // --metrics_port: serve GET /metrics (0: off)
+    std::string bind = "127.0.0.1";  // --metrics_bind
+  } metrics;
 };
 
 // How the job ended.
@@ -67,6 +77,8 @@ class Coordinator {
 
   // The endpoint actually bound ("tcp://127.0.0.1:43127").
   const std::string& endpoint() const { return endpoint_; }
+  // The port GET /metrics is served on (0: off).
+  int metrics_port() const { return http_ ? http_->port() : 0; }
 
   // Blocks until the job has ended (or `timeout` passes: TimedOut outcome, job still
   // running), then stops the reactor once the final Shutdown messages are out.
@@ -96,6 +108,8 @@ class Coordinator {
   void CheckHeartbeats();
   void CheckStall();
   void CheckRegistrationDeadline();
+  void OnMetricsTick();  // coordinator/coordinator_metrics.cc
+  void FillStatus(wire::capnp::JobStatus::Builder js);
   void Finish(Status status, int exit_code);
   void SendShutdown(const Member& m, const std::string& reason, int exit_code);
   wire::OutMessage NewMessage(wire::Op op);
@@ -121,6 +135,16 @@ class Coordinator {
   std::vector<wire::OutMessage> pending_barrier_replies_;
   uint64_t barrier_id_ = 0;
   uint64_t next_request_id_ = 0;
+  Clock::time_point started_ = Clock::now();
+  Clock::time_point last_metrics_tick_{};
+  int64_t seen_checkpoint_step_ = -1;
+  int64_t checkpoint_seen_unix_ms_ = 0;
+  int metrics_fd_ = -1;               // --metrics_out (O_APPEND), opened at the first rank line
+  bool metrics_out_failed_ = false;
+
+  // Own lock (see the threading note above); the HTTP server reads it.
+  MetricsStore metrics_store_;
+  std::unique_ptr<MetricsHttpServer> http_;  // after metrics_store_: stopped first
 
   // State below is protected by mu_.
   std::mutex mu_;

@@ -17,6 +17,7 @@
 #include "kernels/ops.h"
 #include "launch/checkpoint_flags.h"
 #include "launch/job_auth.h"
+#include "launch/metrics_flags.h"
 #include "launch/signals.h"
 #include "launch/timeline_flags.h"
 #include "paramserver/server.h"
@@ -212,6 +213,9 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.checkpoint.sync = FLAGS_sync;
     o.checkpoint.grad_reduce = FLAGS_grad_reduce;
     o.checkpoint.chunk_bytes = FLAGS_chunk_bytes;
+    auto metrics = MetricsOptionsFromFlags();
+    if (!metrics.ok()) return Fail(metrics.status(), kExitConfig);
+    o.metrics = *metrics;
     auto c = Coordinator::Start(o, *ctx);
     if (!c.ok()) return Fail(c.status().WithContext("starting the coordinator on " + o.bind), kExitConfig);
     Coordinator* coord = c->get();

@@ -7,6 +7,7 @@
 
 #include "checkpoint/tool/ckpt_tool.h"
 #include "launch/local_launcher.h"
+#include "launch/status_main.h"
 #include "launch/subcommands.h"
 #include "observe/report.h"
 #include "worker/train_main.h"
@@ -27,6 +28,7 @@ const std::vector<Subcommand>& Commands() {
       {"train", "one process of a training job (run it through `tessera launch`)", &TrainMain},
       {"ckpt", "inspect checkpoints: ckpt ls|show|verify DIR [STEP]", &checkpoint::CkptMain},
       {"report", "plot metrics files: report METRICS.jsonl [...] -o DIR", &observe::ReportMain},
+      {"status", "ask a running job's coordinator for its state: status HOST:PORT [--json]", &launch::StatusMain},
   };
   return cmds;
 }

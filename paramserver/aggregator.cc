@@ -2,12 +2,20 @@
 
 #include <algorithm>
 
+#include "common/metrics_registry.h"
 #include "common/tensor.h"
 #include "common/timeline.h"
 #include "kernels/ops.h"
 
 namespace tessera::paramserver {
 namespace {
+
+// Optimizer updates (docs/metrics.md: tessera_optimizer_seconds), one observation per
+// applied chunk or sparse batch.
+metrics::Latency& OptimizerLatency() {
+  static metrics::Latency& l = metrics::Global().GetLatency("optimizer_seconds");
+  return l;
+}
 
 // Kernels take mutable views; these are only read (the x of Axpy).
 TensorView ReadView(std::span<const float> v) {
@@ -179,6 +187,7 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
       timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
       scratch_.assign(g.begin(), g.end());
       TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
+      metrics::ScopedLatency t(OptimizerLatency());
       TESSERA_RETURN_IF_ERROR(store.ApplyDense(param_id, c, scratch_));
     }
   }
@@ -202,6 +211,7 @@ Status Aggregator::PushSparse(ShardStore& store, int worker, uint32_t param_id, 
   timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
   scratch_.assign(grad.begin(), grad.end());
   TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
+  metrics::ScopedLatency t(OptimizerLatency());
   for (size_t i = 0; i < keys.size(); ++i) {
     TESSERA_RETURN_IF_ERROR(
         store.ApplySparse(param_id, keys[i], std::span<float>(scratch_).subspan(i * width, width)));
@@ -219,7 +229,10 @@ Status Aggregator::DrainDense(ShardStore& store, uint32_t param_id, uint64_t chu
     }
     timeline::Span span("optimizer", "optimizer", "param", param_id, "step", it->first);
     TESSERA_RETURN_IF_ERROR(ScaleForReduce(p.sum));
-    TESSERA_RETURN_IF_ERROR(store.ApplyDense(param_id, chunk, p.sum));
+    {
+      metrics::ScopedLatency t(OptimizerLatency());
+      TESSERA_RETURN_IF_ERROR(store.ApplyDense(param_id, chunk, p.sum));
+    }
     TESSERA_RETURN_IF_ERROR(unit.gate.MarkApplied(it->first));
     unit.pending.erase(it);
   }
@@ -239,9 +252,12 @@ Status Aggregator::DrainSparse(ShardStore& store, uint32_t param_id, Unit& unit)
     timeline::Span span("optimizer", "optimizer", "param", param_id, "step", it->first);
     TESSERA_RETURN_IF_ERROR(ScaleForReduce(p.sum));
     // Rows are independent, so the order of application does not change any value.
-    for (size_t j = 0; j < p.sum_keys.size(); ++j) {
-      TESSERA_RETURN_IF_ERROR(store.ApplySparse(param_id, p.sum_keys[j],
-                                                std::span<float>(p.sum).subspan(j * width, width)));
+    {
+      metrics::ScopedLatency t(OptimizerLatency());
+      for (size_t j = 0; j < p.sum_keys.size(); ++j) {
+        TESSERA_RETURN_IF_ERROR(store.ApplySparse(param_id, p.sum_keys[j],
+                                                  std::span<float>(p.sum).subspan(j * width, width)));
+      }
     }
     TESSERA_RETURN_IF_ERROR(unit.gate.MarkApplied(it->first));
     unit.pending.erase(it);

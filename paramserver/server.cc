@@ -85,7 +85,11 @@ Result<std::unique_ptr<ParamServer>> ParamServer::Start(ServerOptions options,
 }
 
 ParamServer::ParamServer(ServerOptions options, std::unique_ptr<wire::Reactor> reactor)
-    : options_(std::move(options)), reactor_(std::move(reactor)) {}
+    : options_(std::move(options)),
+      reactor_(std::move(reactor)),
+      reporter_([this](std::vector<metrics::Sample>& out) {
+        out.push_back({"parked_requests", metrics::Kind::kGauge, static_cast<double>(parked_.size()), 0, -1});
+      }) {}
 
 ParamServer::~ParamServer() { reactor_->Stop(); }
 
@@ -131,6 +135,11 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
                 d.setRecords(r.records);
                 d.setBytesWritten(r.bytes);
                 if (r.ok) {
+                  auto& reg = metrics::Global();
+                  reg.GetGauge("checkpoint_write_seconds").Set(r.write_s);
+                  reg.GetGauge("checkpoint_snapshot_seconds").Set(r.snapshot_s);
+                  reg.GetCounter("checkpoint_bytes_total").Add(r.bytes);
+                  reg.GetCounter("checkpoints_total").Add(1);
                   VLOG(1) << "checkpoint of step " << r.step << ": " << r.bytes << " bytes written in " << r.write_s
                           << " s (snapshot " << r.snapshot_s * 1e3 << " ms)";
                 } else {
@@ -183,7 +192,9 @@ void ParamServer::Heartbeat() {
                   kExitPeerFailure);
   }
   OutMessage hb(Op::HEARTBEAT);
-  hb.header().getBody().initHeartbeat().setStep(max_step_seen_);
+  auto b = hb.header().getBody().initHeartbeat();
+  b.setStep(max_step_seen_);
+  reporter_.MaybeAttach(b, Clock::now());
   control_->Send(std::move(hb)).IgnoreError();
 }
 
@@ -199,7 +210,17 @@ void ParamServer::OnData(Socket& sock, InMessage&& msg) {
     sock.Send(wire::MakeErrorReply(msg, Status::Unavailable("server has no shard map yet"))).IgnoreError();
     return;
   }
-  if (!Serve(sock, msg, false)) {
+  static metrics::Latency& handling = metrics::Global().GetLatency("request_seconds");
+  static metrics::Counter& requests = metrics::Global().GetCounter("requests_total");
+  static metrics::Counter& bytes_in = metrics::Global().GetCounter("server_bytes_in_total");
+  requests.Add(1);
+  for (size_t i = 0; i < msg.num_payloads(); ++i) bytes_in.Add(msg.payload(i).size());
+  bool served;
+  {
+    metrics::ScopedLatency t(handling);
+    served = Serve(sock, msg, false);
+  }
+  if (!served) {
     parked_.push_back(std::move(msg));
     return;
   }
@@ -261,6 +282,8 @@ bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {
   r.setAppliedStep(applied);
   st = rep.AddPayload(std::move(out), DType::kF32, n);
   if (!st.ok()) return reply_error(st);
+  static metrics::Counter& bytes_out = metrics::Global().GetCounter("server_bytes_out_total");
+  bytes_out.Add(n * sizeof(float));
   sock.Send(std::move(rep)).IgnoreError();
   return true;
 }

@@ -26,6 +26,7 @@
 #include "checkpoint/shard_db.h"
 #include "paramserver/checkpoint_participant.h"
 #include "paramserver/server_core.h"
+#include "wire/metrics_wire.h"
 #include "wire/reactor.h"
 
 namespace tessera::paramserver {
@@ -102,6 +103,7 @@ class ParamServer {
   bool finished_ = false;
   int64_t max_step_seen_ = -1;
   std::vector<float> scratch_;
+  wire::MetricsReporter reporter_;  // heartbeats carry metrics (docs/metrics.md)
 
   std::mutex mu_;
   std::condition_variable done_cv_;

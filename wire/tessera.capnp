@@ -197,6 +197,23 @@ struct Barrier {
 
 struct Heartbeat {
   step @0 :Int64;
+  metrics @1 :List(MetricSample);  # at most once per --metrics_interval_s; empty otherwise
+}
+
+# One measurement of one process (common/metrics_registry.h, docs/metrics.md). Names carry
+# no prefix ("steps_total"); the coordinator adds tessera_ and the role/rank labels.
+enum MetricKind {
+  counter @0;     # monotonic since the process started
+  gauge @1;       # the current value
+  quantile @2;    # a summary's quantile (field quantile) over the last reporting window
+}
+
+struct MetricSample {
+  name @0 :Text;
+  kind @1 :MetricKind;
+  value @2 :Float64;
+  quantile @3 :Float64;           # kind quantile: 0.5, 0.99
+  peerRank @4 :Int32 = -1;        # the server this value is about (workers' per-server values)
 }
 
 # A dense request names an element range [begin, end) of parameter paramId; a sparse
@@ -283,6 +300,11 @@ struct MemberStatus {
   host @2 :Text;
   step @3 :Int64;
   lastHeartbeatMsAgo @4 :UInt64;
+  metrics @5 :List(MetricSample); # the latest the member reported
+  stepsPerSec @6 :Float64;        # from its last two reports (0 before that)
+  samplesPerSec @7 :Float64;
+  finished @8 :Bool;
+  metricsAgeMs @9 :UInt64;        # how old `metrics` is
 }
 
 struct JobStatus {
@@ -291,4 +313,9 @@ struct JobStatus {
   maxStep @2 :Int64;
   lastCheckpointStep @3 :Int64;
   slowestWorkerRank @4 :Int32;
+  numServers @5 :UInt32;
+  numWorkers @6 :UInt32;
+  lastCheckpointUnixMs @7 :Int64; # when it committed (0: none in this run)
+  trainingStarted @8 :Bool;
+  uptimeMs @9 :UInt64;            # since the coordinator started
 }

@@ -11,6 +11,7 @@
 #include "common/hostname.h"
 #include "coordinator/shard_map_wire.h"
 #include "kernels/ops.h"
+#include "worker/client_metrics.h"
 
 namespace tessera::worker {
 
@@ -84,7 +85,15 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shar
 }
 
 Client::Client(ClientOptions options, std::unique_ptr<wire::Reactor> reactor)
-    : options_(std::move(options)), reactor_(std::move(reactor)) {}
+    : options_(std::move(options)),
+      reactor_(std::move(reactor)),
+      metrics_(std::make_unique<ClientMetrics>(options_.num_servers)) {
+  metrics_->reporter = wire::MetricsReporter([this](std::vector<metrics::Sample>& out) {
+    out.push_back({"bytes_pushed_total", metrics::Kind::kCounter, static_cast<double>(stats_.bytes_pushed.load()), 0, -1});
+    out.push_back({"bytes_pulled_total", metrics::Kind::kCounter, static_cast<double>(stats_.bytes_pulled.load()), 0, -1});
+    out.push_back({"requests_inflight", metrics::Kind::kGauge, static_cast<double>(pending_.size()), 0, -1});
+  });
+}
 
 Client::~Client() { reactor_->Stop(); }
 
@@ -147,7 +156,9 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
         auto interval = std::chrono::milliseconds(std::max<uint32_t>(50, w.getHeartbeatIntervalMs()));
         reactor_->RunEvery(interval, [this] {
           OutMessage hb(Op::HEARTBEAT);
-          hb.header().getBody().initHeartbeat().setStep(last_step_);
+          auto b = hb.header().getBody().initHeartbeat();
+          b.setStep(last_step_);
+          metrics_->reporter.MaybeAttach(b, Clock::now());
           control_->Send(std::move(hb)).IgnoreError();
         });
       }
@@ -229,6 +240,9 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
   if (it == pending_.end()) return;  // expired earlier; its handle already failed
   Part p = std::move(it->second);
   pending_.erase(it);
+  if (p.server >= 0 && static_cast<size_t>(p.server) < metrics_->rtt.size()) {
+    metrics_->rtt[static_cast<size_t>(p.server)]->Record(std::chrono::duration<double>(Clock::now() - p.sent).count());
+  }
   if (msg.op() == Op::ERROR) return p.handle.CompletePart(wire::StatusFromError(msg).WithContext(p.what));
   if (p.rendezvous != nullptr) {
     auto body = msg.header().getBody();
@@ -320,6 +334,8 @@ void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
       std::lock_guard<std::mutex> l(mu_);
       if (!health_.ok()) return shared_part->handle.CompletePart(health_.WithContext(shared_part->what));
     }
+    shared_part->server = static_cast<int>(server);
+    shared_part->sent = Clock::now();
     pending_.emplace(rid, *shared_part);
     Status st = servers_[server]->Send(std::move(*holder));
     if (!st.ok()) {
@@ -559,6 +575,9 @@ Result<std::string> Client::RendezvousGet(const std::string& key, Duration timeo
 }
 
 void Client::ReportStep(int64_t step, double loss, uint64_t samples) {
+  metrics_->steps.Add(1);
+  metrics_->samples.Add(samples);
+  metrics_->loss.Set(loss);
   reactor_->Post([this, step, loss, samples] {
     last_step_ = step;
     OutMessage m(Op::STEP_DONE);

@@ -46,6 +46,8 @@
 
 namespace tessera::worker {
 
+struct ClientMetrics;  // worker/client_metrics.h
+
 struct ClientOptions {
   std::string coordinator;      // "tcp://127.0.0.1:5555"
   uint64_t job_id = 0;
@@ -163,6 +165,8 @@ class Client {
     Clock::time_point deadline;
     std::string what;                // "pull of 'fc1.weight' from server 1"
     std::shared_ptr<RendezvousReply> rendezvous;  // a rendezvous request: the reply goes here
+    int server = -1;                 // server index, for the round-trip metric
+    Clock::time_point sent{};
   };
 
   Client(ClientOptions options, std::unique_ptr<wire::Reactor> reactor);
@@ -192,6 +196,7 @@ class Client {
   std::atomic<uint64_t> barriers_{0};
   std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns
   ClientStats stats_;
+  std::unique_ptr<ClientMetrics> metrics_;     // constant pointer after construction
   std::atomic<int> requested_exit_code_{0};
   std::atomic<int64_t> pending_checkpoint_{-1};
   std::atomic<uint64_t> committed_bytes_{0};  // bytes of the checkpoints committed so far

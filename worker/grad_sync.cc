@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/timeline.h"
+#include "common/metrics_registry.h"
 #include "paramserver/optimizer.h"
 
 namespace tessera::worker {
@@ -129,7 +130,11 @@ Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
   wait.End();
   TESSERA_RETURN_IF_ERROR_CTX(st, "all-reducing gradients");
   if (comm_ != nullptr && comm_->size() > 1) {
-    for (const Local& l : locals_) bytes_allreduced_ += l.param->grad.nbytes();
+    static metrics::Counter& reduced = metrics::Global().GetCounter("bytes_allreduced_total");
+    for (const Local& l : locals_) {
+      bytes_allreduced_ += l.param->grad.nbytes();
+      reduced.Add(static_cast<uint64_t>(l.param->grad.nbytes()));
+    }
   }
   timeline::Span span(locals_.empty() ? nullptr : "optimizer", "optimizer");
   for (Local& l : locals_) TESSERA_RETURN_IF_ERROR_CTX(ApplyLocal(l), "applying the optimizer to '" + l.param->spec.name + "'");

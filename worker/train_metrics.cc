@@ -1,5 +1,9 @@
 #include "worker/train_metrics.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cinttypes>
 #include <cmath>
@@ -98,8 +102,12 @@ Result<std::unique_ptr<MetricsWriter>> MetricsWriter::Open(const std::string& pa
   std::error_code ec;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  std::FILE* f = std::fopen(path.c_str(), "w");
+  // O_APPEND: the coordinator appends its rank_metrics lines to the same file
+  // (docs/metrics.md); each flushed line is one write, so lines never interleave.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  std::FILE* f = fd < 0 ? nullptr : ::fdopen(fd, "a");
   if (f == nullptr) {
+    if (fd >= 0) ::close(fd);
     return Status::InvalidArgument("--metrics_out=" + path + ": cannot open for writing: " +
                                    std::strerror(errno));
   }
@@ -112,9 +120,15 @@ MetricsWriter::~MetricsWriter() {
 
 void MetricsWriter::Line(const std::string& json) {
   if (f_ == nullptr) return;
+  // The coordinator appends rank_metrics lines under the same lock and never after a
+  // summary line (coordinator/coordinator_metrics.cc), so the summary stays last.
+  const int fd = fileno(f_);
+  while (::flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+  }
   std::fputs(json.c_str(), f_);
   std::fputc('\n', f_);
   std::fflush(f_);
+  ::flock(fd, LOCK_UN);
 }
 
 void MetricsWriter::Step(int64_t step, double epoch, double loss, double samples_per_sec) {
