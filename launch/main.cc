@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "checkpoint/tool/ckpt_tool.h"
+#include "launch/flag_docs.h"
 #include "launch/local_launcher.h"
 #include "launch/subcommands.h"
 #include "worker/train_main.h"
@@ -25,6 +26,7 @@ const std::vector<Subcommand>& Commands() {
       {"launch", "start a whole job (coordinator, servers, workers) on this machine", &launch::LaunchMain},
       {"train", "one process of a training job (run it through `tessera launch`)", &TrainMain},
       {"ckpt", "inspect checkpoints: ckpt ls|show|verify DIR [STEP]", &checkpoint::CkptMain},
+      {"flags", "print every flag with its default and description (docs/configuration.md)", &launch::FlagsMain},
   };
   return cmds;
 }
