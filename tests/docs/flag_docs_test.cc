@@ -4,6 +4,8 @@
 // flag tables name a flag that does not exist.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -39,7 +41,7 @@ std::vector<std::string> Lines(const std::string& text) {
   return out;
 }
 
-std::string Run(const std::string& args) {
+std::string RunTessera(const std::string& args) {
   const auto r = RunCommand(TesseraBinary() + " " + args + " 2>/dev/null", 60);
   EXPECT_EQ(r.exit_code, 0) << "tessera " << args << ":\n" << r.output;
   return r.output;
@@ -75,7 +77,7 @@ struct FlagLine {
 
 std::vector<FlagLine> FlagsTsv() {
   std::vector<FlagLine> out;
-  for (const auto& line : Lines(Run("flags --tsv"))) {
+  for (const auto& line : Lines(RunTessera("flags --tsv"))) {
     std::vector<std::string> f;
     std::string::size_type pos = 0;
     for (int i = 0; i < 5; ++i) {
@@ -98,7 +100,7 @@ std::vector<FlagLine> FlagsTsv() {
 std::set<std::string> LauncherFlagNames() {
   static const std::regex opt(R"(^  --([a-z0-9_]+))");
   std::set<std::string> out;
-  for (const auto& line : Lines(Run("launch --help"))) {
+  for (const auto& line : Lines(RunTessera("launch --help"))) {
     std::smatch m;
     if (std::regex_search(line, m, opt)) out.insert(m[1]);
   }
@@ -109,7 +111,7 @@ TEST(FlagDocs, ConfigurationMdMatchesTheBinary) {
   const std::string path = SourceDir() + "/docs/configuration.md";
   const std::string doc = ReadFile(path);
   ASSERT_FALSE(doc.empty()) << path << " is missing or empty; " << kRegenerate;
-  const std::string want = Run("flags --markdown");
+  const std::string want = RunTessera("flags --markdown");
   ASSERT_FALSE(want.empty());
   const std::string have = GeneratedPart(doc);
   if (have == want) return;
@@ -163,24 +165,52 @@ TEST(FlagDocs, TrainingMdFlagTablesNameRealFlags) {
   }
 }
 
-// Every `--name` in inline code in docs/*.md and README.md. Flags of other programs
-// (mpirun, srun, cmake, benchmarks, examples) appear too, so unknown names are listed as
-// a warning, not a failure; the known other programs' flags are skipped.
+// Flags of the other programs whose commands the docs show: DEFINE_* in bench/, examples/
+// and tests/ sources, and the options the scripts' `case` statements accept ("--name)").
+std::set<std::string> OtherProgramsFlagNames() {
+  namespace fs = std::filesystem;
+  static const std::regex define(R"(DEFINE_[a-z0-9]+\(\s*([a-z0-9_]+))");
+  static const std::regex option(R"(--([a-z0-9_]+)\))");
+  std::set<std::string> out;
+  for (const char* dir : {"bench", "examples", "tests", "scripts"}) {
+    for (const auto& e : fs::recursive_directory_iterator(SourceDir() + "/" + dir)) {
+      const std::string ext = e.path().extension().string();
+      if (!e.is_regular_file() || (ext != ".cc" && ext != ".sh")) continue;
+      const std::string text = ReadFile(e.path().string());
+      const std::regex& re = ext == ".cc" ? define : option;
+      for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+        out.insert((*it)[1]);
+      }
+    }
+  }
+  return out;
+}
+
+// Every `--name` in inline code in docs/*.md and README.md. Names with a '-' (gflags
+// names use '_') and wildcards ("--checkpoint_*") are other programs' or families;
+// mpirun's and Slurm's flags appear too, so names that are still unknown are listed as
+// a warning, not a failure.
 TEST(FlagDocs, FlagsMentionedInDocsExistOrAreListed) {
   std::set<std::string> known = LauncherFlagNames();
   for (const auto& f : FlagsTsv()) known.insert(f.name);
-  static const std::regex code(R"(`--([a-z][a-z0-9_]*)[^`]*`)");
+  const std::set<std::string> other = OtherProgramsFlagNames();
+  EXPECT_TRUE(other.count("bench_mode")) << "bench/ps/ps_bench.cc's flags were not found";
+  static const std::regex code(R"(`--([a-z][a-z0-9_-]*)[^`]*`)");
   std::map<std::string, std::set<std::string>> unknown;  // name -> files
-  const auto r = RunCommand("ls " + SourceDir() + "/docs/*.md " + SourceDir() + "/README.md", 10);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> paths = {SourceDir() + "/README.md"};
+  for (const auto& e : std::filesystem::directory_iterator(SourceDir() + "/docs")) {
+    if (e.path().extension() == ".md") paths.push_back(e.path().string());
+  }
+  std::sort(paths.begin(), paths.end());
   int files = 0;
-  for (const auto& path : Lines(r.output)) {
+  for (const auto& path : paths) {
     if (path.find("/docs/configuration.md") != std::string::npos) continue;
     ++files;
     const std::string text = ReadFile(path);
     for (auto it = std::sregex_iterator(text.begin(), text.end(), code); it != std::sregex_iterator(); ++it) {
       const std::string name = (*it)[1];
-      if (!known.count(name)) unknown[name].insert(path.substr(path.rfind('/') + 1));
+      if (name.find('-') != std::string::npos || name.back() == '_') continue;
+      if (!known.count(name) && !other.count(name)) unknown[name].insert(path.substr(path.rfind('/') + 1));
     }
   }
   EXPECT_GT(files, 10);
@@ -191,8 +221,8 @@ TEST(FlagDocs, FlagsMentionedInDocsExistOrAreListed) {
     for (const auto& w : where) list << " " << w;
     list << "\n";
   }
-  std::cout << "[warning] `--name` in docs that is neither a tessera flag nor a launcher flag "
-               "(fine for mpirun/srun/benchmark flags; check the rest):\n"
+  std::cout << "[warning] `--name` in docs that is not a flag of tessera, its launcher, a benchmark, an "
+               "example or a script (fine for mpirun/srun/sbatch flags; check the rest):\n"
             << list.str();
 }
 

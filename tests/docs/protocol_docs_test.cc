@@ -40,14 +40,21 @@ std::set<std::string> SchemaOps() {
   return ops;
 }
 
-// First cells of table rows of the form "| `name` | ..." (the op tables).
+// First cells ("| `name` |") of the rows of the doc's op tables: the tables whose header
+// row starts with "| op |".
 std::set<std::string> OpRows(const std::string& doc) {
   static const std::regex row(R"(^\| `([A-Za-z]+)` \|)");
   std::set<std::string> out;
   std::istringstream in(doc);
+  bool in_op_table = false;
   for (std::string line; std::getline(in, line);) {
+    if (line.rfind("| op |", 0) == 0) {
+      in_op_table = true;
+      continue;
+    }
+    if (line.empty() || line[0] != '|') in_op_table = false;
     std::smatch m;
-    if (std::regex_search(line, m, row)) out.insert(m[1]);
+    if (in_op_table && std::regex_search(line, m, row)) out.insert(m[1]);
   }
   return out;
 }
@@ -56,6 +63,7 @@ void ExpectOpTableMatchesSchema(const std::string& doc_path) {
   const auto ops = SchemaOps();
   ASSERT_GE(ops.size(), 18u) << "parsed too few ops from wire/tessera.capnp";
   const auto rows = OpRows(ReadFile(doc_path));
+  ASSERT_FALSE(rows.empty()) << doc_path << " has no op table (a table whose header row starts with \"| op |\")";
   for (const auto& op : ops) {
     EXPECT_TRUE(rows.count(op)) << doc_path << " does not document op `" << op
                                 << "` of wire/tessera.capnp: add a row \"| `" << op << "` | ...\" to its op table";
