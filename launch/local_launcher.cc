@@ -433,23 +433,27 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
   return o;
 }
 
+const char* LaunchHelpText() {
+  return
+      "usage: tessera launch --servers S --workers W [launcher flags] [--] [job flags]\n"
+      "  --servers S            parameter servers (default 1)\n"
+      "  --workers W            workers (default 1)\n"
+      "  --grace_s N            seconds between SIGTERM and SIGKILL when stopping (default 10)\n"
+      "  --coordinator_port P   coordinator port on 127.0.0.1 (default: a free one)\n"
+      "  --max_restarts N       restart the whole job up to N times after a failure (not after\n"
+      "                         exit 0, a configuration error (2), preemption (75) or a signal to\n"
+      "                         the launcher); each run resumes from the newest checkpoint (default 0)\n"
+      "  --subcommand C         what each process runs (default: train; none with --program)\n"
+      "  --program PATH         binary to start instead of this tessera\n"
+      "  --mpirun PATH          mpirun used for the workers with --sync=allreduce|hybrid (default: mpirun)\n"
+      "Every other flag goes to each process of the job.\n";
+}
+
 int LaunchMain(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--")) break;
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::printf(
-          "usage: tessera launch --servers S --workers W [launcher flags] [--] [job flags]\n"
-          "  --servers S            parameter servers (default 1)\n"
-          "  --workers W            workers (default 1)\n"
-          "  --grace_s N            seconds between SIGTERM and SIGKILL when stopping (default 10)\n"
-          "  --coordinator_port P   coordinator port on 127.0.0.1 (default: a free one)\n"
-          "  --max_restarts N       restart the whole job up to N times after a failure (not after\n"
-          "                         exit 0, a configuration error (2), preemption (75) or a signal to\n"
-          "                         the launcher); each run resumes from the newest checkpoint (default 0)\n"
-          "  --subcommand C         what each process runs (default: train; none with --program)\n"
-          "  --program PATH         binary to start instead of this tessera\n"
-          "  --mpirun PATH          mpirun used for the workers with --sync=allreduce|hybrid (default: mpirun)\n"
-          "Every other flag goes to each process of the job.\n");
+      std::fputs(LaunchHelpText(), stdout);
       return 0;
     }
   }

@@ -52,4 +52,8 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv);
 // Entry point of `tessera launch`.
 int LaunchMain(int argc, char** argv);
 
+// What `tessera launch --help` prints: the launcher's own flags (they are not gflags;
+// docs/configuration.md quotes this text).
+const char* LaunchHelpText();
+
 }  // namespace tessera::launch

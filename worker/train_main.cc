@@ -33,7 +33,7 @@ DEFINE_double(clip_norm, 0.0, "Clip each gradient chunk to this L2 norm on the s
 DEFINE_uint64(seed, 0, "Seed of the parameter initialisers and the data shuffle");
 DEFINE_bool(shuffle, true, "Reshuffle each worker's partition every epoch");
 DEFINE_bool(deterministic, false,
-            "Bitwise-reproducible run: requires --sync=bsp and forces --blas_threads=1");
+            "Bitwise-reproducible run: requires --sync=bsp, allreduce or hybrid and forces --blas_threads=1");
 DEFINE_int32(blas_threads, 1, "OpenBLAS threads per worker (0 = the library's default, one per core)");
 DEFINE_int64(log_every, 50, "Progress line on stderr every N steps (worker 0; 0 = only the last step)");
 DEFINE_int64(eval_every, 0, "Evaluate on the test split every N steps (worker 0; 0 = only at the end)");
