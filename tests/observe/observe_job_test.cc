@@ -186,9 +186,18 @@ TEST(ObserveJob, EndpointStatusAndRankLinesOfARunningJob) {
   EXPECT_GT(Get(first, "tessera_rss_bytes{role=\"coordinator\",rank=\"0\"}"), 1e6) << first.raw;
   EXPECT_EQ(Get(first, "tessera_job_members_registered"), 4) << first.raw;
 
-  // A second scrape later: the step counters moved on.
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  Scrape second = ScrapeMetrics(metrics_port);
+  // A later scrape: the step counters moved on (polled: under a sanitizer on a loaded
+  // machine a step can take seconds).
+  Scrape second;
+  for (int i = 0; i < 120; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    second = ScrapeMetrics(metrics_port);
+    if (!second.error.empty()) break;
+    if (Get(second, "tessera_steps_total" + W(3)) > Get(first, "tessera_steps_total" + W(3)) &&
+        Get(second, "tessera_steps_total" + W(4)) > Get(first, "tessera_steps_total" + W(4))) {
+      break;
+    }
+  }
   ASSERT_EQ(second.error, "") << second.raw;
   for (int r : {3, 4}) {
     EXPECT_GT(Get(second, "tessera_steps_total" + W(r)), Get(first, "tessera_steps_total" + W(r))) << second.raw;
