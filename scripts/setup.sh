@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   libopenmpi-dev openmpi-bin
   libzmq3-dev cppzmq-dev
   capnproto libcapnp-dev

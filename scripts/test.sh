@@ -37,10 +37,21 @@ fi
 CI_FLAGS="-O2 -g1 -DNDEBUG"
 SAN_FLAGS="-O1 -g1 -DNDEBUG"
 
+# ccache lets the CPU-only build (2) reuse build 1's objects: only the few files that see
+# TESSERA_HAVE_CUDA preprocess differently. BASEDIR and NOHASHDIR make the two build
+# trees' paths hash alike; the cache lives in build-ccache/ so a run starts from what this
+# checkout built before, never from another project's cache.
+LAUNCHER=()
+if command -v ccache >/dev/null; then
+  export CCACHE_DIR="$ROOT/build-ccache" CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1 CCACHE_MAXSIZE=4G
+  LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  ccache --zero-stats >/dev/null
+fi
+
 # 1. The default build: CUDA backend when nvcc is present (sm_80, sm_90), warnings as errors.
 #    It runs the whole suite, the multi-process (integration) tests included.
 step "configure + build (TESSERA_CUDA=AUTO)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_WERROR=ON \
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_WERROR=ON "${LAUNCHER[@]}" \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$CI_FLAGS" >/dev/null
 cmake --build build -j"$JOBS"
 if grep -q 'TESSERA_HAVE_CUDA:INTERNAL=ON\|^TESSERA_HAVE_CUDA' build/CMakeCache.txt 2>/dev/null && [ -f scripts/check_cuda_arch.sh ]; then
@@ -54,8 +65,9 @@ ctest --test-dir build --output-on-failure -j2 --timeout 600 -LE "$SKIP_LABELS"
 #    there either), one training job per sync family proves its binaries work end to end.
 step "configure + build + test (TESSERA_CUDA=OFF)"
 cmake -S . -B build-cpu -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
-  -DTESSERA_WERROR=ON -DTESSERA_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$CI_FLAGS" >/dev/null
+  -DTESSERA_WERROR=ON -DTESSERA_BUILD_BENCH=OFF "${LAUNCHER[@]}" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$CI_FLAGS" >/dev/null
 cmake --build build-cpu -j"$JOBS"
+if ((${#LAUNCHER[@]})); then ccache --show-stats | grep -Ei 'hit|miss' || true; fi
 ctest --test-dir build-cpu --output-on-failure -j2 --timeout 600 -L unit -LE gpu
 ctest --test-dir build-cpu --output-on-failure -j2 --timeout 600 \
   -R '^(Sync/TrainReachesAccuracy[.]InEachSyncMode/bsp|AllReduceTrain[.]FusedAndPerTensorGiveTheSameParameters|CheckpointJob[.]ResumeAfterSigkillIsBitwiseExactAndReshards)$'
