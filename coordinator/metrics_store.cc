@@ -34,8 +34,8 @@ constexpr HelpEntry kHelp[] = {
     {"checkpoint_bytes_total", "Bytes this server wrote to checkpoints"},
     {"checkpoints_total", "Checkpoints this server wrote"},
     {"rss_bytes", "Resident memory of the process (/proc/self/statm)"},
-    {"steps_per_second", "Steps per second of this worker between its last two reports"},
-    {"samples_per_second", "Examples per second of this worker between its last two reports"},
+    {"steps_per_second", "Steps per second of this worker over its reports of about the last 10 s"},
+    {"samples_per_second", "Examples per second of this worker over its reports of about the last 10 s"},
     {"metrics_age_seconds", "Seconds since this rank's latest metrics report"},
     {"job_min_step", "Smallest step any worker reported (-1: none yet)"},
     {"job_max_step", "Largest step any worker reported (-1: none yet)"},
@@ -80,19 +80,23 @@ void MetricsStore::Update(const std::string& role, int rank, std::vector<metrics
   Entry& e = ranks_[rank];
   const double steps = FindSample(samples, "steps_total", -1);
   const double ex = FindSample(samples, "samples_total", -1);
-  if (e.latest.updates == 0 || e.base_steps < 0) {
-    e.base_time = now;
-    e.base_steps = steps;
-    e.base_samples = ex;
-  } else {
-    const double dt = std::chrono::duration<double>(now - e.base_time).count();
-    if (dt >= 0.5) {
-      if (steps >= e.base_steps) e.latest.steps_per_sec = (steps - e.base_steps) / dt;
-      if (ex >= e.base_samples) e.latest.samples_per_sec = (ex - e.base_samples) / dt;
-      e.base_time = now;
-      e.base_steps = steps;
-      e.base_samples = ex;
+  auto& h = e.history;
+  if (steps < 0 || (!h.empty() && (steps < h.back().steps || ex < h.back().samples))) {
+    h.clear();
+    e.latest.steps_per_sec = e.latest.samples_per_sec = 0;
+  }
+  if (steps >= 0) {
+    // Drop points while the next one is still at least a window old: the front stays
+    // the newest report that covers the whole window.
+    while (h.size() >= 2 && now - h[1].time >= kRateWindow) h.pop_front();
+    if (!h.empty()) {
+      const double dt = std::chrono::duration<double>(now - h.front().time).count();
+      if (dt >= 0.5) {
+        e.latest.steps_per_sec = (steps - h.front().steps) / dt;
+        e.latest.samples_per_sec = (ex - h.front().samples) / dt;
+      }
     }
+    h.push_back({now, steps, ex});
   }
   e.latest.role = role;
   e.latest.rank = rank;

@@ -1,6 +1,6 @@
 // MetricsStore: the coordinator's latest metrics of every rank, and what is derived
-// from them: steps/s and samples/s per rank (from the counters of its last two
-// reports), the Prometheus text exposition (GET /metrics, coordinator/metrics_http.h)
+// from them: steps/s and samples/s per rank (from its counters over about the last
+// 10 s of reports), the Prometheus text exposition (GET /metrics, coordinator/metrics_http.h)
 // and the JSON lines of --metrics_out ({"event":"rank_metrics",...}, docs/metrics.md).
 //
 // Threading: the coordinator's reactor thread calls Update; the HTTP thread calls
@@ -9,6 +9,8 @@
 // scrape never stalls the reactor for more than that.
 #pragma once
 
+#include <chrono>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -25,15 +27,19 @@ struct RankMetrics {
   int rank = -1;
   Clock::time_point updated{};
   std::vector<metrics::Sample> samples;
-  double steps_per_sec = 0;    // from steps_total of the last two reports
+  double steps_per_sec = 0;    // from steps_total over the rate window
   double samples_per_sec = 0;  // from samples_total
   uint64_t updates = 0;
 };
 
 class MetricsStore {
  public:
-  // Records the report of `rank`. Rates use the previous report at least 0.5 s older, so
-  // back-to-back heartbeats do not make them noisy.
+  // Records the report of `rank`. Rates are measured from the newest report at least
+  // kRateWindow older (or the oldest kept, if at least 0.5 s older): a worker whose step
+  // takes longer than a heartbeat period then shows a steady rate rather than one that
+  // alternates with 0, and back-to-back heartbeats do not make it noisy. Counters that
+  // go backwards (a restarted process) restart the window.
+  static constexpr std::chrono::seconds kRateWindow{10};
   void Update(const std::string& role, int rank, std::vector<metrics::Sample> samples, Clock::time_point now);
 
   // A copy of one rank's latest (updates == 0: nothing reported yet).
@@ -61,9 +67,12 @@ class MetricsStore {
  private:
   struct Entry {
     RankMetrics latest;
-    // The report the rates are measured from.
-    Clock::time_point base_time{};
-    double base_steps = -1, base_samples = -1;
+    // Earlier reports' counters, oldest first; the front is what rates are measured from.
+    struct Point {
+      Clock::time_point time;
+      double steps, samples;
+    };
+    std::deque<Point> history;
     bool written = true;  // in the JSON lines since its last update
   };
   mutable std::mutex mu_;

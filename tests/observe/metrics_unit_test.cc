@@ -132,6 +132,33 @@ TEST(MetricsStore, RatesComeFromTwoReports) {
   EXPECT_DOUBLE_EQ(st.Get(3).samples_per_sec, 640);
 }
 
+TEST(MetricsStore, SlowStepsKeepASteadyRateOverTheWindow) {
+  // One step per 2 s, heartbeats once a second: every other report repeats the count.
+  MetricsStore st;
+  auto t0 = Clock::now();
+  auto report = [&](int s, double steps) {
+    st.Update("worker", 4, {{"steps_total", Kind::kCounter, steps, 0, -1}, {"samples_total", Kind::kCounter, 32 * steps, 0, -1}},
+              t0 + std::chrono::seconds(s));
+  };
+  for (int s = 0; s <= 30; ++s) {
+    report(s, s / 2);
+    if (s >= 2) {
+      EXPECT_GT(st.Get(4).steps_per_sec, 0) << "at " << s << " s";
+    }
+  }
+  // Past the window the rate is measured over 10-11 s: about 0.5 steps/s.
+  EXPECT_NEAR(st.Get(4).steps_per_sec, 0.5, 0.06);
+  EXPECT_NEAR(st.Get(4).samples_per_sec, 16, 2);
+  // A stalled worker decays to 0 once the window has passed.
+  for (int s = 31; s <= 42; ++s) report(s, 15);
+  EXPECT_EQ(st.Get(4).steps_per_sec, 0);
+  // A restarted worker (counter back to 0) starts a new window rather than a negative rate.
+  report(43, 0);
+  EXPECT_EQ(st.Get(4).steps_per_sec, 0);
+  report(45, 4);
+  EXPECT_DOUBLE_EQ(st.Get(4).steps_per_sec, 2);
+}
+
 TEST(MetricsStore, PrometheusTextHasHelpTypeAndLabels) {
   MetricsStore st;
   auto now = Clock::now();
