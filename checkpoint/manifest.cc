@@ -301,8 +301,14 @@ Result<Manifest> ParseManifest(const std::string& text, const std::string& where
     if (!l.ok) return bad("line " + std::to_string(n) + " is malformed: " + raw);
   }
   if (!have_header || !have_step) return bad("missing the header or the step");
-  if (m.servers.empty() || static_cast<int>(m.servers.size()) != m.num_servers) {
-    return bad("lists " + std::to_string(m.servers.size()) + " server parts for " + std::to_string(m.num_servers) +
+  int server_parts = 0;
+  for (const ServerPart& s : m.servers) {
+    if (s.index == kReplicaPart) continue;
+    if (s.index < 0 || s.index >= m.num_servers) return bad("server part " + std::to_string(s.index) + " out of range");
+    ++server_parts;
+  }
+  if (server_parts == 0 || server_parts != m.num_servers) {
+    return bad("lists " + std::to_string(server_parts) + " server parts for " + std::to_string(m.num_servers) +
                " servers");
   }
   return m;

@@ -18,6 +18,8 @@
 //         <nesterov> <beta1> <beta2> <eps> <weight_decay> <clip_norm> <initial_acc>
 //   server <index> <dir> <digest> <store_digest> <records> <bytes>
 //   file <server index> <relative path> <size>
+//   server -1 replica ...         (--sync=allreduce|hybrid: worker 0's all-reduced dense
+//   file -1 <relative path> <size> parameters, values and optimizer state; see kReplicaPart)
 //   worker <index> <next_step> <epoch> <position>
 //   bytes_written <n>
 //   checksum <hex>
@@ -37,8 +39,15 @@ namespace tessera::checkpoint {
 inline constexpr int kManifestVersion = 1;
 inline constexpr const char* kManifestName = "MANIFEST";
 
+// The index of the part worker 0 writes under --sync=allreduce|hybrid: the dense
+// parameters live (replicated) on the workers there, so their values and optimizer slots
+// are one more database beside the servers' (which then hold only sparse rows). Readers
+// treat it as one more part: restore, verification and resharding need nothing else.
+inline constexpr int kReplicaPart = -1;
+inline constexpr const char* kReplicaDir = "replica";
+
 struct ServerPart {
-  int index = 0;
+  int index = 0;  // a server's index, or kReplicaPart
   std::string dir;             // relative to the step directory ("server-0")
   uint64_t digest = 0;         // ShardReader digest of the database
   uint64_t store_digest = 0;   // ShardStore::Digest() of the snapshot (values only)

@@ -35,14 +35,9 @@ Status CheckpointDriver::Init() {
   if (wants && options_.dir.empty()) {
     return Status::InvalidArgument("--checkpoint_every_steps/--checkpoint_every_s need --checkpoint_dir");
   }
-  if (!options_.dir.empty() && (options_.sync == "allreduce" || options_.sync == "hybrid")) {
-    return Status::InvalidArgument("checkpoints need --sync=bsp; with --sync=" + options_.sync +
-                                   " the all-reduced dense parameters and their optimizer state live on the "
-                                   "workers, which do not write them to checkpoints (docs/checkpoints.md)");
-  }
-  if (!options_.dir.empty() && options_.sync != "bsp") {
-    return Status::InvalidArgument("checkpoints need --sync=bsp (a consistent cut needs a step boundary); got --sync=" +
-                                   options_.sync);
+  if (!options_.dir.empty() && options_.sync != "bsp" && !dense_on_workers()) {
+    return Status::InvalidArgument("checkpoints need --sync=bsp, allreduce or hybrid (a consistent cut needs a "
+                                   "step boundary); got --sync=" + options_.sync);
   }
   if (!options_.dir.empty()) {
     std::error_code ec;
@@ -282,6 +277,17 @@ void CheckpointDriver::OnDone(const Member& m, const InMessage& msg) {
       Abort(who + " reported its state at step " + std::to_string(w.next_step));
       return MaybeStart();
     }
+    if (w.index == 0 && dense_on_workers() && d.getRecords() > 0) {
+      // Worker 0 wrote the all-reduced dense parameters (checkpoint::kReplicaPart; none
+      // for a model without dense parameters).
+      checkpoint::ServerPart r;
+      r.index = checkpoint::kReplicaPart;
+      r.dir = checkpoint::kReplicaDir;
+      r.digest = d.getDigest();
+      r.store_digest = d.getStoreDigest();
+      r.records = d.getRecords();
+      attempt_->replica = std::move(r);
+    }
     attempt_->workers[static_cast<size_t>(w.index)] = w;
   }
   for (const auto& s : attempt_->servers) {
@@ -310,6 +316,7 @@ void CheckpointDriver::Commit() {
   mf.flags = options_.flags;
   mf.params = params_;
   Status st;
+  if (a.replica) a.servers.push_back(std::move(a.replica));
   for (auto& s : a.servers) {
     auto files = checkpoint::ListFiles(a.dir + "/" + s->dir);
     if (!files.ok()) {
@@ -339,9 +346,9 @@ void CheckpointDriver::Commit() {
   checkpoints_since_full_ = a.full ? 0 : checkpoints_since_full_ + 1;
   char line[256];
   std::snprintf(line, sizeof(line),
-                "checkpoint of step %" PRId64 " committed: %s, %.2f MB written by %d servers in %.2f s", a.step,
+                "checkpoint of step %" PRId64 " committed: %s, %.2f MB written by %d servers%s in %.2f s", a.step,
                 a.full ? "full" : "incremental", static_cast<double>(mf.bytes_written) / 1e6, num_servers_,
-                SecondsSince(a.started));
+                dense_on_workers() ? " and worker 0" : "", SecondsSince(a.started));
   LOG(INFO) << line;
   const uint64_t bytes = mf.bytes_written;
   Broadcast([&](OutMessage& out) {

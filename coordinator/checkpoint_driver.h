@@ -6,7 +6,8 @@
 //     -> pick step s ahead of every worker (max reported step + kLeadSteps, or the next
 //        multiple of N) and send CheckpointPrepare{s} to every server and worker
 //     <- CheckpointDone from each: servers after their background write (digest, files),
-//        workers with their state at the boundary of s
+//        workers with their state at the boundary of s (under --sync=allreduce|hybrid
+//        worker 0 first writes the dense parameters it holds, checkpoint::kReplicaPart)
 //     -> all ok: write MANIFEST atomically (this is the commit), CheckpointCommit{true},
 //        retention / garbage collection; any not ok: CheckpointCommit{false}, the
 //        unfinished directory is collected later, and the trigger fires again.
@@ -100,7 +101,12 @@ class CheckpointDriver {
     Clock::time_point started;
     std::vector<std::optional<checkpoint::ServerPart>> servers;
     std::vector<std::optional<checkpoint::WorkerPart>> workers;
+    std::optional<checkpoint::ServerPart> replica;  // worker 0's, with dense_on_workers()
   };
+
+  // --sync=allreduce|hybrid: the dense parameters live on the workers and worker 0 writes
+  // them (values and optimizer slots) as checkpoint::kReplicaPart.
+  bool dense_on_workers() const { return options_.sync == "allreduce" || options_.sync == "hybrid"; }
 
   void MaybeStart();
   void Start(int64_t step);

@@ -252,6 +252,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
     auto method = CheckpointWriteMethodFromFlags();
     if (!method.ok()) return Fail(method.status(), kExitConfig);
     o.checkpoint_write = *method;
+    o.dense_on_workers = collective::IsCollectiveSync(FLAGS_sync);
     auto s = paramserver::ParamServer::Start(o, *ctx);
     if (!s.ok()) return Fail(s.status().WithContext("starting the server"), kExitConfig);
     SignalWatcher watcher(peer_signal("server", s->get()));

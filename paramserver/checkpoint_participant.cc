@@ -18,9 +18,10 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 double Since(SteadyClock::time_point t) { return std::chrono::duration<double>(SteadyClock::now() - t).count(); }
 
-// Lowest and highest applied step over every unit this server holds; false when it holds
-// none (then any moment is a boundary).
-bool AppliedRange(const ParamServerCore& core, int64_t* lo, int64_t* hi) {
+// Lowest and highest applied step over every unit this server holds (sparse tables only
+// when the dense parameters live on the workers); false when it holds none (then any
+// moment is a boundary).
+bool AppliedRange(const ParamServerCore& core, bool dense_on_workers, int64_t* lo, int64_t* hi) {
   *lo = INT64_MAX;
   *hi = INT64_MIN;
   const ShardMap& map = core.map();
@@ -32,7 +33,7 @@ bool AppliedRange(const ParamServerCore& core, int64_t* lo, int64_t* hi) {
       continue;
     }
     const DenseLayout* l = map.dense_layout(id);
-    if (l == nullptr) continue;
+    if (l == nullptr || dense_on_workers) continue;
     for (uint64_t c = 0; c < l->num_chunks(); ++c) {
       if (l->chunk_server[c] != core.server()) continue;
       const int64_t a = core.aggregator().DenseAppliedStep(id, c, c);
@@ -46,8 +47,12 @@ bool AppliedRange(const ParamServerCore& core, int64_t* lo, int64_t* hi) {
 }  // namespace
 
 CheckpointParticipant::CheckpointParticipant(uint32_t server, checkpoint::WriteMethod method, PostFn post,
-                                             ReportFn report)
-    : server_(server), method_(method), post_(std::move(post)), report_(std::move(report)) {
+                                             ReportFn report, bool dense_on_workers)
+    : server_(server),
+      method_(method),
+      dense_on_workers_(dense_on_workers),
+      post_(std::move(post)),
+      report_(std::move(report)) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -81,7 +86,7 @@ void CheckpointParticipant::OnCommit(int64_t step, bool committed, ParamServerCo
 void CheckpointParticipant::AfterPush(ParamServerCore& core) {
   if (!pending_) return;
   int64_t lo, hi;
-  const bool holds = AppliedRange(core, &lo, &hi);
+  const bool holds = AppliedRange(core, dense_on_workers_, &lo, &hi);
   const int64_t s = pending_->step;
   if (holds && hi >= s) {
     CheckpointReport r;
@@ -115,6 +120,7 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
     store.SnapshotInto(&spare_);
     job.snap = std::move(spare_);
     spare_ = {};
+    if (dense_on_workers_) job.snap.chunks.clear();
   } else {
     // Dense chunks always; sparse rows only when changed since the parent checkpoint.
     job.snap.shard_map_version = store.shard_map_version();
@@ -122,7 +128,7 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
     const ShardMap& map = core.map();
     for (uint32_t id = 0; id < map.num_params(); ++id) {
       const DenseLayout* l = map.dense_layout(id);
-      if (l == nullptr) continue;
+      if (l == nullptr || dense_on_workers_) continue;
       for (uint64_t c = 0; c < l->num_chunks(); ++c) {
         if (const ChunkState* ch = store.chunk(id, c)) job.snap.chunks.push_back(*ch);
       }

@@ -53,7 +53,11 @@ class CheckpointParticipant {
   using PostFn = std::function<void(std::function<void()>)>;  // runs a task on the loop
   using ReportFn = std::function<void(const CheckpointReport&)>;
 
-  CheckpointParticipant(uint32_t server, checkpoint::WriteMethod method, PostFn post, ReportFn report);
+  // `dense_on_workers` (--sync=allreduce|hybrid): the workers hold the dense parameters
+  // (worker 0 checkpoints them itself, checkpoint::kReplicaPart), so this server's dense
+  // chunks are stale copies: they neither decide the step boundary nor get written.
+  CheckpointParticipant(uint32_t server, checkpoint::WriteMethod method, PostFn post, ReportFn report,
+                        bool dense_on_workers = false);
   ~CheckpointParticipant();
   CheckpointParticipant(const CheckpointParticipant&) = delete;
   CheckpointParticipant& operator=(const CheckpointParticipant&) = delete;
@@ -84,6 +88,7 @@ class CheckpointParticipant {
 
   const uint32_t server_;
   const checkpoint::WriteMethod method_;
+  const bool dense_on_workers_;
   PostFn post_;
   ReportFn report_;
 

@@ -147,7 +147,8 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
                 }
                 control_->Send(std::move(out)).IgnoreError();
                 checkpoint::CrashPoint("after_done");
-              });
+              },
+              options_.dense_on_workers);
         }
       }
       if (!st.ok()) {

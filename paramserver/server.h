@@ -52,6 +52,9 @@ struct ServerOptions {
   int max_inflight = 1000;
   // How checkpoint parts are written (--checkpoint_write). Default: SST + ingestion.
   checkpoint::WriteMethod checkpoint_write = checkpoint::WriteMethod::kSstIngest;
+  // --sync=allreduce|hybrid: the workers own the dense parameters; checkpoints of this
+  // server hold its sparse tables only (CheckpointParticipant). Default: false.
+  bool dense_on_workers = false;
 };
 
 class ParamServer {

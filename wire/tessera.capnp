@@ -251,12 +251,13 @@ struct CheckpointPrepare {
 
 struct CheckpointDone {
   step @0 :Int64;
-  digest @1 :UInt64;              # servers: the database digest (checkpoint/shard_db.h)
+  digest @1 :UInt64;              # servers, and worker 0 under --sync=allreduce|hybrid (its
+                                  # replica part): the database digest (checkpoint/shard_db.h)
   bytesWritten @2 :UInt64;
   ok @3 :Bool;
   message @4 :Text;               # why not ok
   storeDigest @5 :UInt64;         # servers: ShardStore::Digest() of the snapshot
-  records @6 :UInt64;             # servers: records written
+  records @6 :UInt64;             # servers, worker 0's replica (0: none): records written
   nextStep @7 :Int64;             # workers: the step the worker runs next
   dataEpoch @8 :Int64;            # workers: data cursor
   dataPosition @9 :Int64;

@@ -162,14 +162,19 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
         });
       }
       std::lock_guard<std::mutex> l(mu_);
-      resume_ = {w.getResumeStep(), w.getResumeEpoch(), w.getResumePosition()};
+      resume_ = {w.getResumeStep(), w.getResumeEpoch(), w.getResumePosition(), w.getCheckpointPath().cStr()};
       welcomed_ = true;
       cv_.notify_all();
       return;
     }
-    case Op::CKPT_PREPARE:
+    case Op::CKPT_PREPARE: {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        prepared_dir_ = {body.getCkptPrepare().getStep(), body.getCkptPrepare().getDirectory().cStr()};
+      }
       pending_checkpoint_ = body.getCkptPrepare().getStep();
       return;
+    }
     case Op::CKPT_COMMIT: {
       auto c = body.getCkptCommit();
       int64_t expected = c.getStep();

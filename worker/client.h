@@ -30,6 +30,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -77,6 +78,13 @@ struct ResumePoint {
   int64_t step = -1;
   int64_t epoch = 0;     // this worker's data cursor at `step`
   int64_t position = 0;
+  std::string checkpoint_path;  // the step directory resumed from
+};
+
+// A database a worker wrote into a checkpoint (Client::ReportCheckpoint).
+struct WrittenPart {
+  uint64_t digest = 0;
+  uint64_t records = 0;
 };
 
 class Client {
@@ -132,9 +140,13 @@ class Client {
   // The step of a checkpoint the coordinator asked for and this worker has not answered
   // yet, or -1. The trainer looks at each step boundary.
   int64_t pending_checkpoint() const { return pending_checkpoint_.load(); }
+  // The step directory the prepare of `step` named ("" unless that is the newest prepare).
+  std::string pending_checkpoint_dir(int64_t step) const;
   // Answers the prepare of `step` with this worker's state at that boundary (or not ok).
+  // `part`: the database this worker wrote into the checkpoint (worker 0 under
+  // --sync=allreduce|hybrid; records 0: none).
   void ReportCheckpoint(int64_t step, bool ok, const std::string& message, int64_t next_step, int64_t epoch,
-                        int64_t position);
+                        int64_t position, WrittenPart part = {});
   // A preemption signal reached this process: tells the coordinator (urgent: stop now).
   void RequestPreempt(int signal, bool urgent);
 
@@ -216,6 +228,7 @@ class Client {
   bool welcomed_ GUARDED_BY(mu_) = false;
   bool have_map_ GUARDED_BY(mu_) = false;
   ResumePoint resume_ GUARDED_BY(mu_);
+  std::pair<int64_t, std::string> prepared_dir_ GUARDED_BY(mu_){-1, ""};  // newest prepare
   Status health_ GUARDED_BY(mu_);
   std::unique_ptr<ShardMap> received_map_ GUARDED_BY(mu_);
 };

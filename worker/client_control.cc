@@ -108,11 +108,16 @@ ResumePoint Client::resume() const {
   return resume_;
 }
 
+std::string Client::pending_checkpoint_dir(int64_t step) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return prepared_dir_.first == step ? prepared_dir_.second : std::string();
+}
+
 void Client::ReportCheckpoint(int64_t step, bool ok, const std::string& message, int64_t next_step, int64_t epoch,
-                              int64_t position) {
+                              int64_t position, WrittenPart part) {
   int64_t expected = step;
   pending_checkpoint_.compare_exchange_strong(expected, -1);
-  reactor_->Post([this, step, ok, message, next_step, epoch, position] {
+  reactor_->Post([this, step, ok, message, next_step, epoch, position, part] {
     OutMessage m(Op::CKPT_DONE);
     m.SetStep(step);
     auto d = m.header().getBody().initCkptDone();
@@ -122,6 +127,8 @@ void Client::ReportCheckpoint(int64_t step, bool ok, const std::string& message,
     d.setNextStep(next_step);
     d.setDataEpoch(epoch);
     d.setDataPosition(position);
+    d.setDigest(part.digest);
+    d.setRecords(part.records);
     control_->Send(std::move(m)).IgnoreError();
   });
 }

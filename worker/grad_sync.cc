@@ -93,6 +93,12 @@ void GradSync::OnGradReady(model::Parameter* p) {
   if (hook_error_.ok() && !st.ok()) hook_error_ = st;
 }
 
+std::vector<GradSync::LocalState> GradSync::local_states() {
+  std::vector<LocalState> out;
+  for (Local& l : locals_) out.push_back({l.param, l.chunk, &l.slots, &l.updates});
+  return out;
+}
+
 Status GradSync::ApplyLocal(Local& l) {
   model::Parameter* p = l.param;
   const int64_t n = p->value.numel();

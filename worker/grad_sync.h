@@ -71,6 +71,16 @@ class GradSync {
   // The model's gradient-ready hook: p's gradient is final for this step.
   void OnGradReady(model::Parameter* p);
 
+  // The optimizer state of one all-reduced parameter, for checkpoints
+  // (worker/replica_state.h): its values are param->value, chunked like a server's.
+  struct LocalState {
+    model::Parameter* param;
+    int64_t chunk;                          // elements per chunk
+    std::vector<std::vector<float>>* slots;  // per chunk: slot k at k * chunk length
+    int64_t* updates;                        // optimizer updates applied so far
+  };
+  std::vector<LocalState> local_states();
+
   // Waits for this step's all-reduces (in slices; `should_stop` may end the wait with
   // kAborted when the job is stopping) and applies one optimizer update to every
   // all-reduced parameter.

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "checkpoint/manifest.h"
+#include "worker/replica_state.h"
+
 namespace tessera::worker {
 
 namespace {
@@ -78,6 +81,18 @@ void ProgressWindow::Log(int64_t step, int64_t planned_steps, int64_t steps_per_
   start_ = Clock::now();
 }
 
+Result<WrittenPart> CheckpointAnswerer::WriteReplicaPart(int64_t step) {
+  const std::string dir = client_->pending_checkpoint_dir(step);
+  if (dir.empty()) return Status::Aborted("the prepare of step " + std::to_string(step) + " was replaced");
+  timeline::Span span("replica write", "checkpoint", "step", step);
+  const auto start = Clock::now();
+  TESSERA_ASSIGN_OR_RETURN(checkpoint::WriteStats st,
+                           WriteReplica(*replica_, dir + "/" + checkpoint::kReplicaDir, method_));
+  VLOG(1) << "checkpoint of step " << step << ": wrote " << st.records << " records of all-reduced parameters ("
+          << st.file_bytes << " bytes) in " << SecondsSince(start) << " s";
+  return WrittenPart{st.digest, st.records};
+}
+
 void CheckpointAnswerer::AtBoundary(int64_t step, const data::DataCursor& cursor) {
   boundaries_.emplace_back(step, cursor);
   if (boundaries_.size() > 64) boundaries_.pop_front();
@@ -86,7 +101,20 @@ void CheckpointAnswerer::AtBoundary(int64_t step, const data::DataCursor& cursor
     auto it = std::find_if(boundaries_.begin(), boundaries_.end(),
                            [want](const auto& b) { return b.first == want; });
     timeline::Span span("checkpoint prepare", "checkpoint", "step", want);
-    if (it != boundaries_.end()) {
+    if (replica_ != nullptr && want != step) {
+      client_->ReportCheckpoint(want, false, "worker " + std::to_string(worker_index_) + " was at step " +
+                                                 std::to_string(step) + " when asked for its all-reduced parameters at step " +
+                                                 std::to_string(want) + " (too late)",
+                                -1, 0, 0);
+    } else if (replica_ != nullptr) {
+      auto part = WriteReplicaPart(want);
+      if (part.ok()) {
+        client_->ReportCheckpoint(want, true, "", want, cursor.epoch, cursor.position, *part);
+      } else {
+        client_->ReportCheckpoint(want, false, "worker " + std::to_string(worker_index_) + ": " + part.status().ToString(),
+                                  -1, 0, 0);
+      }
+    } else if (it != boundaries_.end()) {
       client_->ReportCheckpoint(want, true, "", want, it->second.epoch, it->second.position);
     } else {
       client_->ReportCheckpoint(want, false, "worker " + std::to_string(worker_index_) +
@@ -99,6 +127,19 @@ void CheckpointAnswerer::AtBoundary(int64_t step, const data::DataCursor& cursor
     metrics_->Checkpoint(client_->checkpoint_step(), bytes - bytes_seen_);
     bytes_seen_ = bytes;
   }
+}
+
+Status SetupCheckpoints(const TrainerPlace& place, const ResumePoint& resume, MetricsWriter* metrics, GradSync& sync,
+                        std::unique_ptr<CheckpointAnswerer>* answerer) {
+  const bool holds = !sync.local_states().empty();
+  if (holds && resume.step >= 0) {
+    TESSERA_RETURN_IF_ERROR_CTX(LoadReplica(sync, resume.checkpoint_path),
+                                "restoring the all-reduced parameters from " + resume.checkpoint_path);
+  }
+  GradSync* replica = holds && place.worker_index == 0 ? &sync : nullptr;
+  *answerer = std::make_unique<CheckpointAnswerer>(place.client, place.worker_index, metrics, replica,
+                                                   place.checkpoint_write);
+  return Status::OK();
 }
 
 }  // namespace tessera::worker

@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "checkpoint/shard_db.h"
 #include "collective/communicator.h"
 #include "common/clock.h"
 #include "common/status.h"
@@ -37,11 +39,14 @@ struct TrainerPlace {
   // null with one worker) and how gradients are routed, fused and compressed.
   collective::Communicator* comm = nullptr;
   GradSyncOptions grad_sync;
+  // --checkpoint_write: how worker 0 writes the all-reduced parameters into checkpoints.
+  checkpoint::WriteMethod checkpoint_write = checkpoint::WriteMethod::kSstIngest;
 };
 
 // A worker's part of a checkpoint (docs/checkpoints.md): the next step and the data
-// cursor; the model's values and optimizer state live on the servers. A resumed worker
-// gets both back through the Welcome (Client::resume()).
+// cursor; the model's values and optimizer state live on the servers (under
+// --sync=allreduce|hybrid the dense ones on the workers: worker/replica_state.h). A
+// resumed worker gets both back through the Welcome (Client::resume()).
 struct TrainerState {
   int64_t next_step = 0;
   data::DataCursor cursor;
@@ -99,20 +104,37 @@ class ProgressWindow {
 // The worker's side of the two-phase commit: at each step boundary, remembers the state
 // there and answers a pending prepare with the state at the prepared step (the prepare
 // may arrive after this worker passed it, hence the record of the last 64 boundaries).
-// Worker 0 also writes committed checkpoints' byte counts to the metrics file.
+// Worker 0 also writes committed checkpoints' byte counts to the metrics file and, when
+// it holds all-reduced parameters, writes them into the checkpoint at the prepared
+// boundary itself (worker/replica_state.h): a prepare that arrives after that boundary
+// is answered not ok, and the coordinator picks a later step.
 class CheckpointAnswerer {
  public:
-  // `metrics` may be null (workers other than 0). Neither is owned.
-  CheckpointAnswerer(Client* client, int worker_index, MetricsWriter* metrics)
-      : client_(client), worker_index_(worker_index), metrics_(metrics) {}
+  // `metrics` may be null (workers other than 0); `replica` is worker 0's GradSync under
+  // --sync=allreduce|hybrid, else null. None is owned.
+  CheckpointAnswerer(Client* client, int worker_index, MetricsWriter* metrics, GradSync* replica = nullptr,
+                     checkpoint::WriteMethod method = checkpoint::WriteMethod::kSstIngest)
+      : client_(client), worker_index_(worker_index), metrics_(metrics), replica_(replica), method_(method) {}
   void AtBoundary(int64_t step, const data::DataCursor& cursor);
 
  private:
+  // Worker 0's dense state at the boundary of `step`, written into the prepared directory.
+  Result<WrittenPart> WriteReplicaPart(int64_t step);
+
   Client* const client_;
   const int worker_index_;
   MetricsWriter* const metrics_;
+  GradSync* const replica_;
+  const checkpoint::WriteMethod method_;
   std::deque<std::pair<int64_t, data::DataCursor>> boundaries_;
   uint64_t bytes_seen_ = 0;
 };
+
+// Creates the loop's CheckpointAnswerer (worker 0 of --sync=allreduce|hybrid writes the
+// all-reduced parameters) and, on resume, restores the all-reduced parameters' values and
+// optimizer state from the checkpoint (worker/replica_state.h). Call after the initial
+// pull. `metrics` may be null.
+Status SetupCheckpoints(const TrainerPlace& place, const ResumePoint& resume, MetricsWriter* metrics, GradSync& sync,
+                        std::unique_ptr<CheckpointAnswerer>* answerer);
 
 }  // namespace tessera::worker

@@ -12,6 +12,7 @@
 #include "collective/sync_mode.h"
 #include "common/exit_codes.h"
 #include "common/logging.h"
+#include "launch/checkpoint_flags.h"
 #include "launch/job.h"
 #include "worker/sparse/sparse_trainer.h"
 #include "worker/trainer.h"
@@ -221,6 +222,7 @@ int TrainMain(int argc, char** argv) {
     place.sync = launch::SyncFlag();
     place.comm = wc.comm;
     place.grad_sync = *grad_sync;
+    TESSERA_ASSIGN_OR_RETURN(place.checkpoint_write, launch::CheckpointWriteMethodFromFlags());
     worker::TrainSummary summary;
     if (worker::IsSparseModel(config->model)) {
       TESSERA_ASSIGN_OR_RETURN(auto sparse_trainer, worker::sparse::SparseTrainer::Create(*config, place));

@@ -69,7 +69,6 @@ Status Trainer::Setup() {
     test_ = std::move(test).value();
     TESSERA_ASSIGN_OR_RETURN(metrics_, MetricsWriter::Open(config_.metrics_out));
   }
-  checkpoints_ = std::make_unique<CheckpointAnswerer>(place_.client, place_.worker_index, metrics_.get());
   const int64_t used = config_.train_limit > 0 ? std::min(config_.train_limit, train_.total_examples)
                                                : train_.total_examples;
   steps_per_epoch_ = StepsPerEpoch(config_.batch_size, used, place_.num_workers);
@@ -109,6 +108,7 @@ Status Trainer::Setup() {
   std::vector<Handle> pulls;
   IssuePulls(next_step_, all_params_, &pulls);
   TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the initial parameters"));
+  TESSERA_RETURN_IF_ERROR(SetupCheckpoints(place_, resume, metrics_.get(), *grad_sync_, &checkpoints_));
   if (leader_) {
     int64_t numel = 0;
     for (const model::Parameter* p : params_) numel += p->spec.numel();

@@ -106,10 +106,11 @@ int Show(const std::string& step_dir) {
     std::printf("  %-40s lr %g seed %" PRIu64 "\n", DescribeParam(p).c_str(), static_cast<double>(p.optimizer.lr),
                 p.seed);
   }
-  std::printf("\nservers:\n");
+  std::printf("\nparts (w0: worker 0's all-reduced dense state):\n");
   for (const auto& s : m->servers) {
-    std::printf("  %d  %-10s %8" PRIu64 " records %12s  digest %016" PRIx64 "  params digest %016" PRIx64 "\n",
-                s.index, s.dir.c_str(), s.records, Mb(s.bytes).c_str(), s.digest, s.store_digest);
+    const std::string who = s.index == kReplicaPart ? "w0" : std::to_string(s.index);
+    std::printf("  %-2s %-10s %8" PRIu64 " records %12s  digest %016" PRIx64 "  params digest %016" PRIx64 "\n",
+                who.c_str(), s.dir.c_str(), s.records, Mb(s.bytes).c_str(), s.digest, s.store_digest);
   }
   std::printf("\nworkers:\n");
   for (const auto& w : m->workers) {

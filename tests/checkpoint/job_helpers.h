@@ -46,6 +46,14 @@ inline std::vector<std::string> ReadLines(const std::string& path) {
   return out;
 }
 
+// The widedeep job of the sparse checkpoint tests (a9a subset, --deterministic) under
+// `sync`, plus `flags`.
+inline std::string WideDeepFlags(const std::string& sync, const std::string& flags) {
+  return "--model=widedeep --data=" + testing::SourceDir() +
+         "/data/a9a --train_limit=4000 --test_limit=1000 --batch_size=32 --optimizer=adagrad --lr=0.03 "
+         "--hidden=8 --embed_dim=4 --log_every=0 --seed=5 --deterministic --sync=" + sync + " " + flags;
+}
+
 // `tessera launch` with `flags` (which hold every job flag, --data included).
 inline std::string LaunchCommand(const std::string& flags, const std::string& metrics, int servers,
                                  int workers = 2) {

@@ -20,12 +20,7 @@ namespace {
 using namespace ckpt_testing;  // NOLINT: the helpers are this file's vocabulary
 using testing::SourceDir;
 
-std::string WideDeep(const std::string& flags) {
-  return "--model=widedeep --data=" + SourceDir() +
-         "/data/a9a --train_limit=4000 --test_limit=1000 --batch_size=32 --optimizer=adagrad --lr=0.03 "
-         "--hidden=8 --embed_dim=4 --log_every=0 --seed=5 --sync=bsp --deterministic " +
-         flags;
-}
+std::string WideDeep(const std::string& flags) { return WideDeepFlags("bsp", flags); }
 
 TEST(SparseCheckpointJob, WideDeepResumeAfterSigkillIsBitwiseExactAndReshards) {
   testing::TempDir tmp;

@@ -186,6 +186,33 @@ TEST(Manifest, RoundTripsExactlyAndRefusesDamage) {
   EXPECT_FALSE(ParseManifest(text.substr(0, text.size() / 2), "M").ok()) << "a torn manifest is refused";
 }
 
+TEST(Manifest, TheWorkersReplicaPartRoundTripsBesideTheServers) {
+  Manifest m = SampleManifest(30);
+  m.sync = "allreduce";
+  m.servers.push_back({kReplicaPart, kReplicaDir, 0x77, 0, 3, 500, {{"000004.sst", 480}}});
+  const std::string text = SerializeManifest(m);
+  EXPECT_NE(text.find("server -1 replica"), std::string::npos) << text;
+  auto back = ParseManifest(text, "M");
+  ASSERT_OK(back.status());
+  EXPECT_EQ(SerializeManifest(*back), text);
+  ASSERT_EQ(back->servers.size(), 2u);
+  EXPECT_EQ(back->servers[1].index, kReplicaPart);
+  EXPECT_EQ(back->servers[1].files.size(), 1u);
+
+  // Server parts must still match num_servers, and indexes must be in range.
+  Manifest two = m;
+  two.num_servers = 2;
+  auto r = ParseManifest(SerializeManifest(two), "M");
+  EXPECT_NE(r.status().message().find("lists 1 server parts for 2 servers"), std::string::npos) << r.status().ToString();
+  Manifest far = m;
+  far.servers[0].index = 4;
+  r = ParseManifest(SerializeManifest(far), "M");
+  EXPECT_NE(r.status().message().find("server part 4 out of range"), std::string::npos) << r.status().ToString();
+  Manifest neg = m;
+  neg.servers[1].index = -2;
+  EXPECT_FALSE(ParseManifest(SerializeManifest(neg), "M").ok());
+}
+
 TEST(Manifest, CompatibilityNamesTheFirstMismatch) {
   Manifest m = SampleManifest(1);
   std::vector<ParamSpec> same = m.params;

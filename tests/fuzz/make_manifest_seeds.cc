@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
       p.files = {{"000001.sst", 4000}, {"MANIFEST-000002", 96}};
       m.servers.push_back(p);
     }
+    if (!full) {  // an --sync=hybrid checkpoint: worker 0's replica part beside the servers'
+      m.sync = "hybrid";
+      m.servers.push_back({checkpoint::kReplicaPart, checkpoint::kReplicaDir, 0x9abc, 0, 4, 2048, {{"000004.sst", 2000}}});
+    }
     for (int w = 0; w < 3; ++w) m.workers.push_back({w, m.step, 1, 640 * w});
     m.bytes_written = 8192;
     const std::string path = std::string(argv[1]) + (full ? "/full" : "/incremental");

@@ -96,6 +96,22 @@ class SlurmTest : public ::testing::Test {
     return "still " + st;
   }
 
+  // Makes a requeued job eligible at once instead of after the requeue delay. Only once
+  // the node has cleaned up the killed run, and not in the same second: slurmd revokes
+  // the job's credential at the kill and refuses a credential created no later than that
+  // second ("Job credential revoked", slurm_cred.c), which fails the job instead of
+  // running it again.
+  static void StartRequeuedNow(const std::string& id) {
+    for (int i = 0; i < 40 && JobField(id, "Restarts") == "0"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    for (int i = 0; i < 120 && Trim(RunCommand("sinfo -h -o %T", 30).output) != "idle"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+    RunCommand("scontrol update JobId=" + id + " StartTime=now", 30);
+  }
+
   static bool WaitForText(const std::string& path, const std::string& text, seconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -248,8 +264,7 @@ TEST_P(SlurmTemplate, SignalReachesEveryTaskAndExit75Requeues) {
   auto sig = RunCommand(how == std::string("usr1") ? "scancel --signal=USR1 --batch " + id : "scontrol requeue " + id, 30);
   ASSERT_EQ(sig.exit_code, 0) << sig.output;
   ASSERT_TRUE(WaitForText(out_path, "tessera.sbatch: requeueing " + id, seconds(60))) << ReadFile(out_path);
-  for (int i = 0; i < 40 && JobField(id, "Restarts") == "0"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  RunCommand("scontrol update JobId=" + id + " StartTime=now", 30);
+  StartRequeuedNow(id);
   EXPECT_EQ(WaitForEnd(id, seconds(120)), "COMPLETED") << ReadFile(out_path);
   EXPECT_EQ(JobField(id, "Restarts"), "1");
   EXPECT_EQ(JobField(id, "ExitCode"), "0:0");
@@ -315,8 +330,7 @@ TEST_P(SlurmPreemption, CheckpointsRequeuesAndResumesToTheSameParameters) {
 
   // Requeued: make it eligible at once instead of after the requeue delay.
   ASSERT_TRUE(WaitForText(out_path, "exited with code 75", seconds(60))) << ReadFile(out_path);
-  for (int i = 0; i < 40 && JobField(id, "Restarts") == "0"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  RunCommand("scontrol update JobId=" + id + " StartTime=now", 30);
+  StartRequeuedNow(id);
   EXPECT_EQ(WaitForEnd(id, seconds(180)), "COMPLETED") << ReadFile(out_path);
   EXPECT_EQ(JobField(id, "Restarts"), "1");
   const std::string out = ReadFile(out_path);

@@ -61,7 +61,6 @@ Status SparseTrainer::Setup() {
   if (leader_) {
     TESSERA_ASSIGN_OR_RETURN(metrics_, MetricsWriter::Open(config_.metrics_out));
   }
-  checkpoints_ = std::make_unique<CheckpointAnswerer>(place_.client, place_.worker_index, metrics_.get());
   steps_per_epoch_ =
       StepsPerEpoch(config_.batch_size, workload_->total_examples(), place_.num_workers);
   planned_steps_ = PlannedSteps(config_, workload_->total_examples(), place_.num_workers);
@@ -110,6 +109,7 @@ Status SparseTrainer::Setup() {
     IssueDensePulls(next_step_, all_dense_, &pulls);
     TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the initial dense parameters"));
   }
+  TESSERA_RETURN_IF_ERROR(SetupCheckpoints(place_, resume, metrics_.get(), *grad_sync_, &checkpoints_));
   if (leader_) {
     int64_t dense_numel = 0;
     for (const model::Parameter* p : dense_) dense_numel += p->spec.numel();
