@@ -6,6 +6,57 @@
 
 namespace tessera::paramserver {
 
+namespace {
+
+// Frames: i32 offsets from begin, then f32 values, as many of each.
+Status DecodeTopK(const wire::InMessage& msg, DataRequest* out) {
+  const ParamRequest& req = out->req;
+  if (msg.num_payloads() != 2 || msg.payload_dtype(1) != DType::kF32) {
+    return Status::InvalidArgument("a top-k push needs two payload frames: i32 offsets, then f32 values");
+  }
+  auto ob = msg.payload(0), vb = msg.payload(1);
+  const size_t n = ob.size() / sizeof(uint32_t);
+  if (vb.size() / sizeof(float) != n) {
+    return Status::InvalidArgument("a top-k push carries " + std::to_string(n) + " offsets but " +
+                                   std::to_string(vb.size() / sizeof(float)) + " values");
+  }
+  if (req.end <= req.begin) {
+    return Status::InvalidArgument("a top-k push needs begin < end, got [" + std::to_string(req.begin) + ", " +
+                                   std::to_string(req.end) + ")");
+  }
+  std::span<const int32_t> offsets{reinterpret_cast<const int32_t*>(ob.data()), n};
+  const uint64_t len = req.end - req.begin;
+  for (size_t i = 0; i < n; ++i) {
+    if (offsets[i] < 0 || static_cast<uint64_t>(offsets[i]) >= len || (i > 0 && offsets[i] <= offsets[i - 1])) {
+      return Status::InvalidArgument("top-k offset " + std::to_string(offsets[i]) + " (entry " + std::to_string(i) +
+                                     ") is outside [0, " + std::to_string(len) + ") or not above the one before");
+    }
+  }
+  out->topk = true;
+  out->topk_offsets = offsets;
+  out->values = {reinterpret_cast<const float*>(vb.data()), n};
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ExpandTopKPush(const ShardMap& map, DataRequest* r, std::vector<float>* storage) {
+  if (!r->topk) return Status::OK();
+  const ParamSpec* spec = map.param(r->req.param_id);
+  if (spec == nullptr || spec->kind != ParamKind::kDense) {
+    return Status::InvalidArgument("a top-k push needs a dense parameter (id " + std::to_string(r->req.param_id) + ")");
+  }
+  if (r->req.end > static_cast<uint64_t>(spec->numel())) {
+    return Status::InvalidArgument("top-k push range [" + std::to_string(r->req.begin) + ", " +
+                                   std::to_string(r->req.end) + ") is past the end of '" + spec->name + "' (" +
+                                   std::to_string(spec->numel()) + " elements)");
+  }
+  storage->assign(r->req.end - r->req.begin, 0.0f);
+  for (size_t i = 0; i < r->topk_offsets.size(); ++i) (*storage)[r->topk_offsets[i]] = r->values[i];
+  r->values = *storage;
+  return Status::OK();
+}
+
 Result<DataRequest> DecodeDataRequest(const wire::InMessage& msg, int num_servers) {
   auto h = msg.header();
   if (h.getSenderRole() != wire::Role::WORKER) return Status::InvalidArgument("only workers push and pull");
@@ -31,6 +82,11 @@ Result<DataRequest> DecodeDataRequest(const wire::InMessage& msg, int num_server
     auto bytes = msg.payload(0);
     req.keys = {reinterpret_cast<const Key*>(bytes.data()), bytes.size() / sizeof(Key)};
     values_frame = 1;
+  }
+  if (msg.op() != wire::Op::PULL && req.kind == ParamKind::kDense && msg.num_payloads() > 0 &&
+      msg.payload_dtype(0) == DType::kI32) {
+    TESSERA_RETURN_IF_ERROR(DecodeTopK(msg, &out));
+    return out;
   }
   if (msg.op() != wire::Op::PULL) {
     if (msg.num_payloads() <= values_frame) return Status::InvalidArgument("push without values");

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "common/status.h"
 #include "paramserver/server_core.h"
@@ -18,11 +19,24 @@ namespace tessera::paramserver {
 struct DataRequest {
   ParamRequest req;                // keys point into msg's first payload frame (sparse)
   std::span<const float> values;   // push / pushPull: the gradient; empty for a pull
+  // A top-k dense push (--compress=topk:R on the parameter-server path, docs/wire_format.md):
+  // `values` holds only the sent entries and `topk_offsets` their offsets from req.begin
+  // (strictly ascending, < end - begin); every other element of [begin, end) is zero.
+  bool topk = false;
+  std::span<const int32_t> topk_offsets;
 };
 
 // InvalidArgument (naming what is wrong) for a sender that is not a worker, a push
-// without values or with values that are not f32. `num_servers` maps the sender's rank
-// to its worker index (rank - 1 - num_servers).
+// without values or with values that are not f32, and a top-k push whose offsets (i32)
+// are not as many as its values, not strictly ascending or outside [begin, end).
+// `num_servers` maps the sender's rank to its worker index (rank - 1 - num_servers).
 Result<DataRequest> DecodeDataRequest(const wire::InMessage& msg, int num_servers);
+
+// A top-k push as the dense gradient ParamServerCore takes: writes [begin, end) into
+// *storage (the sent values at their offsets, zeros elsewhere) and points r->values at
+// it. The range is checked against `map` (a dense parameter, end within it) before
+// anything is allocated, so a hostile range cannot make the server allocate; the core
+// checks the rest. No-op for other requests.
+Status ExpandTopKPush(const ShardMap& map, DataRequest* r, std::vector<float>* storage);
 
 }  // namespace tessera::paramserver

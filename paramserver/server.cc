@@ -256,7 +256,10 @@ bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {
   if (msg.op() != Op::PULL && !already_pushed) {
     // A bsp push that completes a step contains the "optimizer" spans of its update.
     timeline::Span span("push", "server", "param", req.param_id, "step", req.step);
-    Status st = core_->Push(req, decoded->values);
+    std::vector<float> expanded;  // a top-k push as its dense gradient
+    Status st = ExpandTopKPush(core_->map(), &*decoded, &expanded);
+    if (!st.ok()) return reply_error(st);
+    st = core_->Push(req, decoded->values);
     if (!st.ok()) return reply_error(st);
     if (msg.op() == Op::PUSH) {
       sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();

@@ -172,10 +172,22 @@ Status CheckDataRequest(Op op, Header::Reader h, const std::vector<Buffer>& fram
         return Status::InvalidArgument(what + ": range begin " + N(d.getBegin()) + " > end " +
                                        N(d.getEnd()));
       }
+      // A top-k push (--compress=topk:R): numKeys i32 offsets into the range, then as many
+      // f32 values; the server checks the offsets themselves.
+      if (sends_values && frames.size() == 2 && descs[0].getDtype() == capnp::DType::I32) {
+        if (descs[0].getNumElements() != d.getNumKeys() || descs[1].getNumElements() != d.getNumKeys() ||
+            d.getNumKeys() > d.getEnd() - d.getBegin()) {
+          return Status::InvalidArgument(what + ": a top-k push needs numKeys (" + N(d.getNumKeys()) +
+                                         ") i32 offsets and as many values, at most the range's " +
+                                         N(d.getEnd() - d.getBegin()) + " elements");
+        }
+        return Status::OK();
+      }
       const size_t want_frames = sends_values ? 1 : 0;
       if (frames.size() != want_frames) {
         return Status::InvalidArgument(what + ": dense request carries " + N(frames.size()) +
-                                       " payloads, expected " + N(want_frames));
+                                       " payloads, expected " + N(want_frames) +
+                                       (sends_values ? " (or 2 for a top-k push)" : ""));
       }
       if (sends_values && descs[0].getNumElements() != d.getEnd() - d.getBegin()) {
         return Status::InvalidArgument(what + ": " + N(descs[0].getNumElements()) +

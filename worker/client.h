@@ -114,6 +114,13 @@ class Client {
   Handle Pull(uint32_t param_id, TensorView out, int64_t step);
   Handle PushPull(uint32_t param_id, TensorView grad, TensorView out, int64_t step);
 
+  // Dense, --compress=topk:R on the parameter-server path: only the entries `indices`
+  // (ascending, < the parameter's element count) with `values` travel, as i32 offsets
+  // plus f32 values (docs/wire_format.md); the rest of the gradient is zero. Every server
+  // holding a piece of the parameter gets a push, empty when no entry falls in it (bsp
+  // counts one push per worker and step). Defined in client_topk.cc.
+  Handle PushTopK(uint32_t param_id, std::span<const uint32_t> indices, std::span<const float> values, int64_t step);
+
   // Sparse: rows is f32 [keys.size(), row_width] (duplicate keys are summed before
   // sending); out is f32 [keys.size(), row_width] (row i receives key keys[i]).
   Handle PushSparse(uint32_t param_id, std::span<const Key> keys, TensorView rows, int64_t step);

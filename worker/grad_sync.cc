@@ -18,9 +18,10 @@ Status ValidateGradSyncOptions(const GradSyncOptions& o) {
   }
   if (o.chunk_bytes < 4) return Status::InvalidArgument("--chunk_bytes=" + std::to_string(o.chunk_bytes) + ": must be >= 4");
   const GradSyncMode mode = collective::GradSyncModeOf(o.sync);
-  if (o.compress.kind != CompressionSpec::Kind::kNone && mode == GradSyncMode::kServers) {
+  const bool half = o.compress.kind == CompressionSpec::Kind::kF16 || o.compress.kind == CompressionSpec::Kind::kBF16;
+  if (half && mode == GradSyncMode::kServers) {
     return Status::InvalidArgument("--compress=" + o.compress.ToString() + " needs --sync=allreduce or --sync=hybrid (got --sync=" +
-                                   o.sync + "): the parameter-server wire carries f32 gradients");
+                                   o.sync + "): the parameter-server wire carries f32 gradients (topk:R works with both)");
   }
   return Status::OK();
 }
@@ -30,6 +31,7 @@ Result<std::unique_ptr<GradSync>> GradSync::Create(const GradSyncOptions& option
   TESSERA_RETURN_IF_ERROR(ValidateGradSyncOptions(options));
   std::unique_ptr<GradSync> g(new GradSync(options, comm));
   g->mode_ = collective::GradSyncModeOf(options.sync);
+  g->params_ = params;
   std::vector<ParamSpec> specs;
   for (const model::Parameter* p : params) specs.push_back(p->spec);
   TESSERA_ASSIGN_OR_RETURN(std::vector<Route> routes, collective::RouteParams(specs, g->mode_));
@@ -67,7 +69,14 @@ Result<std::unique_ptr<GradSync>> GradSync::Create(const GradSyncOptions& option
     g->locals_.push_back(std::move(l));
   }
   for (size_t i = 0; i < params.size(); ++i) {
-    if (routes[i] == Route::kServers) g->server_params_.push_back(i);
+    if (routes[i] != Route::kServers) continue;
+    g->server_params_.push_back(i);
+    // topk:R on the parameter-server path: dense pushes send their top entries.
+    if (g->mode_ == GradSyncMode::kServers && options.compress.kind == CompressionSpec::Kind::kTopK &&
+        params[i]->spec.kind == ParamKind::kDense) {
+      g->push_topk_[i] = std::make_unique<collective::TopKCompressor>(static_cast<size_t>(params[i]->value.numel()),
+                                                                       options.compress.topk_ratio);
+    }
   }
   const bool communicate = comm != nullptr && num_workers > 1;
   if (communicate && !grads.empty() && options.compress.kind != CompressionSpec::Kind::kTopK) {
@@ -91,6 +100,14 @@ void GradSync::OnGradReady(model::Parameter* p) {
   if (it == bucket_index_.end()) return;  // a server-routed parameter
   Status st = bucketer_->MarkReady(it->second);
   if (hook_error_.ok() && !st.ok()) hook_error_ = st;
+}
+
+Handle GradSync::Push(Client* client, size_t i, uint32_t param_id, int64_t step) {
+  model::Parameter* p = params_[i];
+  auto it = push_topk_.find(i);
+  if (it == push_topk_.end()) return client->Push(param_id, p->grad.view(), step);
+  it->second->Compress({p->grad.as<float>(), static_cast<size_t>(p->grad.numel())}, &push_indices_, &push_values_);
+  return client->PushTopK(param_id, push_indices_, push_values_, step);
 }
 
 std::vector<GradSync::LocalState> GradSync::local_states() {

@@ -13,7 +13,8 @@
 //
 // --compress: fp16/bf16 put 16-bit values on the wire (f32 sums); topk:R sends each
 // worker's top R of (gradient + residual) by all-gather, one parameter at a time, after
-// backward (no overlap).
+// backward (no overlap), and under --sync=bsp|ssp|asp pushes only the top R of each
+// dense gradient to the servers (Push, Client::PushTopK).
 //
 // Thread safety: one thread (the training loop) calls everything; the communicator's
 // thread works on bucket buffers and gradients while their all-reduce is in flight,
@@ -29,6 +30,8 @@
 #include "collective/bucketer.h"
 #include "collective/compression.h"
 #include "collective/sync_mode.h"
+#include "worker/client.h"
+#include "worker/handle.h"
 #include "worker/model/model.h"
 
 namespace tessera::worker {
@@ -68,6 +71,13 @@ class GradSync {
   // worker): every all-reduced parameter's gradient, once per step.
   uint64_t bytes_allreduced() const { return bytes_allreduced_; }
 
+  // Pushes the gradient of server-routed parameter params[i] (an index from
+  // server_params()) for `step`: its top entries under --compress=topk:R with
+  // --sync=bsp|ssp|asp (error feedback kept here; sparse tables are never compressed),
+  // else the whole tensor.
+  Handle Push(Client* client, size_t i, uint32_t param_id, int64_t step);
+  bool compresses_pushes() const { return !push_topk_.empty(); }
+
   // The model's gradient-ready hook: p's gradient is final for this step.
   void OnGradReady(model::Parameter* p);
 
@@ -105,6 +115,10 @@ class GradSync {
   std::vector<Local> locals_;
   std::unordered_map<model::Parameter*, size_t> bucket_index_;  // param -> Bucketer tensor index
   std::unique_ptr<collective::Bucketer> bucketer_;
+  std::vector<model::Parameter*> params_;
+  std::unordered_map<size_t, std::unique_ptr<collective::TopKCompressor>> push_topk_;  // by params_ index
+  std::vector<uint32_t> push_indices_;  // scratch of Push
+  std::vector<float> push_values_;
   Status hook_error_;
   uint64_t bytes_allreduced_ = 0;
 };

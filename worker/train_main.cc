@@ -43,7 +43,9 @@ DEFINE_int64(train_limit, 0, "Use only the first N training examples (0 = all)")
 DEFINE_int64(test_limit, 0, "Evaluate on only the first N test examples (0 = all)");
 DEFINE_string(metrics_out, "", "Worker 0 writes JSON-lines metrics (step, eval, summary) to this file");
 DEFINE_double(bucket_mb, 25, "--sync=allreduce|hybrid: gradient fusion buffer in MiB (0 = one all-reduce per tensor)");
-DEFINE_string(compress, "none", "--sync=allreduce|hybrid: gradients on the wire as none, fp16, bf16 or topk:R (0 < R <= 1)");
+DEFINE_string(compress, "none",
+              "Gradients on the wire: none, fp16 or bf16 (--sync=allreduce|hybrid), or topk:R (0 < R <= 1, any --sync: "
+              "the top R of each dense gradient plus its residual)");
 // Sparse models (worker/sparse/sparse_config.h, docs/training.md).
 DEFINE_int32(cross_order, 2, "logreg/widedeep: hash every set of up to N active features (1, 2 or 3)");
 DEFINE_int32(hash_bits, 24, "logreg/widedeep: hashed keys live in [0, 2^hash_bits)");

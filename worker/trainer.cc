@@ -149,7 +149,7 @@ Status Trainer::RunStep(int64_t step) {
   {
     PhaseTimer timer(&t.issue_s, "issue", "comm");
     for (size_t i : server_params_) {
-      pushes.push_back(place_.client->Push(param_ids_[i], params_[i]->grad.view(), step));
+      pushes.push_back(grad_sync_->Push(place_.client, i, param_ids_[i], step));
     }
     if (step + 1 < planned_steps_) IssuePulls(step + 1, server_params_, &pulls);
   }

@@ -138,6 +138,23 @@ TEST(AllReduceTrain, CompressedGradientsStillLearn) {
   }
 }
 
+// --compress=topk:R on the parameter-server path: each dense push carries the top R of
+// (gradient + residual) as i32 offsets + f32 values. topk:1 sends every entry, so the
+// servers see the very same gradients: bitwise the uncompressed run, at twice the bytes.
+TEST(PsTopKTrain, TopKPushesLearnWithAFifthOfTheBytesAndTopK1IsExact) {
+  const std::string job = std::string(kSmallJob) + " --sync=bsp --deterministic";
+  JobResult plain = Launch(job + " --compress=none");
+  JobResult all = Launch(job + " --compress=topk:1");
+  JobResult tenth = Launch(job + " --compress=topk:0.1");
+  for (const JobResult* r : {&plain, &all, &tenth}) ASSERT_EQ(r->exit_code, 0) << r->output;
+  EXPECT_EQ(Field(Summary(all), "params_digest"), Field(Summary(plain), "params_digest"));
+  const double bytes = std::stod(Field(Summary(plain), "bytes_pushed"));
+  ASSERT_GT(bytes, 0);
+  EXPECT_NEAR(std::stod(Field(Summary(all), "bytes_pushed")) / bytes, 2.0, 0.01) << Summary(all);
+  EXPECT_LE(std::stod(Field(Summary(tenth), "bytes_pushed")) / bytes, 0.21) << Summary(tenth);
+  EXPECT_GE(std::stod(Field(Summary(tenth), "test_accuracy")), 0.90) << Summary(tenth);
+}
+
 // Under a plain mpirun every role is an MPI process: the workers' communicator is split
 // off MPI_COMM_WORLD, and the coordinator and server match MPI_Init/MPI_Finalize.
 TEST(AllReduceTrain, RunsUnderPlainMpirun) {
@@ -190,6 +207,7 @@ TEST(AllReduceFlags, BadCompressionIsAConfigError) {
   JobResult s = Launch(std::string(kSmallJob) + " --sync=bsp --compress=fp16");
   EXPECT_EQ(s.exit_code, 2) << s.output;
   EXPECT_NE(s.output.find("--compress=fp16 needs --sync=allreduce or --sync=hybrid"), std::string::npos) << s.output;
+  EXPECT_NE(s.output.find("(topk:R works with both)"), std::string::npos) << s.output;
   JobResult b = Launch(std::string(kSmallJob) + " --sync=allreduce --bucket_mb=-1");
   EXPECT_EQ(b.exit_code, 2) << b.output;
   EXPECT_NE(b.output.find("--bucket_mb=-1"), std::string::npos) << b.output;

@@ -1,6 +1,6 @@
 // One input of the payload fuzzer, run through the parameter server's data path: the
-// codec (header and payload frames), DecodeDataRequest, then ParamServerCore's Push /
-// PullReady / Pull, in the order the server loop calls them. Shared by payload_fuzzer
+// codec (header and payload frames), DecodeDataRequest, ExpandTopKPush, then
+// ParamServerCore's Push / PullReady / Pull, in the order the server loop calls them. Shared by payload_fuzzer
 // and the regression test that replays the inputs it found (tests/paramserver).
 //
 // Properties checked (a violation aborts):
@@ -76,7 +76,9 @@ inline int RunPayloadInput(const uint8_t* data, size_t size) {
   Check(core.ok());
   if (msg->op() != wire::Op::PULL) {
     const uint64_t before = core->Digest();
-    Status st = core->Push(req->req, req->values);
+    std::vector<float> expanded;  // a top-k push, as the server expands it
+    Status st = paramserver::ExpandTopKPush(core->map(), &*req, &expanded);
+    if (st.ok()) st = core->Push(req->req, req->values);
     if (!st.ok()) {
       Check(!st.message().empty());
       Check(core->Digest() == before);

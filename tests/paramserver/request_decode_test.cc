@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <climits>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
+#include "coordinator/shard_map.h"
 #include "tests/fuzz/payload_fuzz_run.h"
 #include "tests/testutil/testutil.h"
 #include "wire/message.h"
@@ -59,6 +61,84 @@ TEST(RequestDecode, OnlyWorkersAndPushesNeedF32Values) {
   r = paramserver::DecodeDataRequest(Decoded(std::move(push)), 2);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("must be f32, got f64"), std::string::npos) << r.status().ToString();
+}
+
+// A top-k push: [begin, end) = [2, 10), entries at offsets 1 and 6.
+wire::OutMessage TopKPush(std::vector<int32_t> offsets, std::vector<float> values, uint64_t num_keys) {
+  wire::OutMessage m(wire::Op::PUSH);
+  m.SetSender(wire::Role::WORKER, 3);
+  auto d = m.header().getBody().initData();
+  d.setParamId(0);
+  d.setKind(wire::capnp::ParamKind::DENSE);
+  d.setBegin(2);
+  d.setEnd(10);
+  d.setNumKeys(num_keys);
+  Buffer ob = Buffer::Allocate(offsets.size() * 4), vb = Buffer::Allocate(values.size() * 4);
+  if (!offsets.empty()) std::memcpy(ob.data(), offsets.data(), offsets.size() * 4);
+  if (!values.empty()) std::memcpy(vb.data(), values.data(), values.size() * 4);
+  EXPECT_TRUE(m.AddPayload(std::move(ob), DType::kI32, offsets.size()).ok());
+  EXPECT_TRUE(m.AddPayload(std::move(vb), DType::kF32, values.size()).ok());
+  return m;
+}
+
+ShardMap Map(int64_t numel) {
+  ParamSpec p;
+  p.name = "w";
+  p.shape = {numel};
+  auto map = ShardMap::Build({}, {{1, "tcp://127.0.0.1:1"}}, {p});
+  EXPECT_TRUE(map.ok()) << map.status().ToString();
+  return std::move(map).value();
+}
+
+TEST(RequestDecode, TopKPushExpandsToItsDenseGradient) {
+  const wire::InMessage msg = Decoded(TopKPush({1, 6}, {0.5f, -2.0f}, 2));  // the request points into it
+  auto r = paramserver::DecodeDataRequest(msg, 2);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->topk);
+  std::vector<float> storage;
+  ASSERT_OK(paramserver::ExpandTopKPush(Map(10), &*r, &storage));
+  EXPECT_EQ(std::vector<float>(r->values.begin(), r->values.end()),
+            (std::vector<float>{0, 0.5f, 0, 0, 0, 0, -2.0f, 0}));
+  // No entry in this server's piece: still a push (bsp counts it), of zeros.
+  const wire::InMessage none = Decoded(TopKPush({}, {}, 0));
+  auto empty = paramserver::DecodeDataRequest(none, 2);
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  ASSERT_OK(paramserver::ExpandTopKPush(Map(10), &*empty, &storage));
+  EXPECT_EQ(std::vector<float>(empty->values.begin(), empty->values.end()), std::vector<float>(8, 0.0f));
+}
+
+TEST(RequestDecode, HostileTopKPushesAreRefusedNamingWhy) {
+  struct Case {
+    std::vector<int32_t> offsets;
+    std::vector<float> values;
+    uint64_t num_keys;
+    const char* why;
+  };
+  const Case cases[] = {
+      {{1, 6}, {0.5f}, 2, "a top-k push needs numKeys (2) i32 offsets and as many values"},  // codec
+      {{6, 1}, {1, 2}, 2, "top-k offset 1 (entry 1) is outside [0, 8) or not above the one before"},
+      {{3, 3}, {1, 2}, 2, "top-k offset 3 (entry 1)"},
+      {{1, 8}, {1, 2}, 2, "top-k offset 8 (entry 1) is outside [0, 8)"},
+      {{-1}, {1}, 1, "top-k offset -1 (entry 0)"},
+  };
+  for (const Case& c : cases) {
+    wire::OutMessage m = TopKPush(c.offsets, c.values, c.num_keys);
+    std::vector<Buffer> frames;
+    for (const auto& p : m.payloads()) frames.push_back(Buffer::CopyOf(p.bytes));
+    auto in = wire::Decode("peer", Buffer::CopyOf(m.EncodeHeader()), std::move(frames), {});
+    Status st = in.status();
+    if (in.ok()) st = paramserver::DecodeDataRequest(*in, 2).status();
+    ASSERT_FALSE(st.ok()) << c.why;
+    EXPECT_NE(st.message().find(c.why), std::string::npos) << st.ToString();
+  }
+  // A range past the parameter's end is refused before anything is allocated.
+  const wire::InMessage far = Decoded(TopKPush({1}, {1}, 1));
+  auto r = paramserver::DecodeDataRequest(far, 2);
+  ASSERT_TRUE(r.ok());
+  std::vector<float> storage;
+  Status st = paramserver::ExpandTopKPush(Map(6), &*r, &storage);
+  EXPECT_NE(st.message().find("past the end of 'w' (6 elements)"), std::string::npos) << st.ToString();
+  EXPECT_TRUE(storage.empty());
 }
 
 TEST(RequestDecode, FuzzerRegressionsReplay) {

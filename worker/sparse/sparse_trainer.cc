@@ -203,7 +203,7 @@ Status SparseTrainer::RunStep(int64_t step) {
           place_.client->PushSparse(table_ids_[i], rows.keys, rows.grads.view(), step));
     }
     for (size_t i : server_dense_) {
-      pushes.push_back(place_.client->Push(dense_ids_[i], dense_[i]->grad.view(), step));
+      pushes.push_back(grad_sync_->Push(place_.client, i, dense_ids_[i], step));
     }
   }
   if (more) {
