@@ -48,6 +48,9 @@ struct CheckpointOptions {
   double preempt_grace_s = 60; // --preempt_grace_s
   // Job facts recorded in the manifest.
   std::string sync;
+  // --sync=allreduce|hybrid (collective::IsCollectiveSync): the dense parameters live on
+  // the workers and worker 0 writes them (checkpoint::kReplicaPart).
+  bool dense_on_workers = false;
   std::string grad_reduce;
   uint64_t chunk_bytes = 0;
   std::vector<std::pair<std::string, std::string>> flags;
@@ -104,9 +107,7 @@ class CheckpointDriver {
     std::optional<checkpoint::ServerPart> replica;  // worker 0's, with dense_on_workers()
   };
 
-  // --sync=allreduce|hybrid: the dense parameters live on the workers and worker 0 writes
-  // them (values and optimizer slots) as checkpoint::kReplicaPart.
-  bool dense_on_workers() const { return options_.sync == "allreduce" || options_.sync == "hybrid"; }
+  bool dense_on_workers() const { return options_.dense_on_workers; }
 
   void MaybeStart();
   void Start(int64_t step);

@@ -211,6 +211,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.stall.silent_after = Seconds(4 * FLAGS_heartbeat_interval_s);
     o.checkpoint = CheckpointOptionsFromFlags();
     o.checkpoint.sync = FLAGS_sync;
+    o.checkpoint.dense_on_workers = collective::IsCollectiveSync(FLAGS_sync);
     o.checkpoint.grad_reduce = FLAGS_grad_reduce;
     o.checkpoint.chunk_bytes = FLAGS_chunk_bytes;
     auto metrics = MetricsOptionsFromFlags();

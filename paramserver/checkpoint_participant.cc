@@ -117,10 +117,9 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
   job.step = p.step;
   job.dir = p.directory + "/server-" + std::to_string(server_);
   if (p.full) {
-    store.SnapshotInto(&spare_);
+    store.SnapshotInto(&spare_, !dense_on_workers_);
     job.snap = std::move(spare_);
     spare_ = {};
-    if (dense_on_workers_) job.snap.chunks.clear();
   } else {
     // Dense chunks always; sparse rows only when changed since the parent checkpoint.
     job.snap.shard_map_version = store.shard_map_version();
@@ -137,7 +136,9 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
       if (const RowState* row = store.row(id, key)) job.snap.rows.push_back(*row);
     }
   }
-  job.store_digest = store.Digest();
+  // With the dense parameters on the workers the store's digest would hash their stale
+  // copies, which this part does not hold: 0 (as for the replica part).
+  job.store_digest = dense_on_workers_ ? 0 : store.Digest();
   for (uint32_t id = 0; id < core.map().num_params(); ++id) job.names.push_back(core.map().param(id)->name);
   job.snapshot_s = Since(start);
   checkpoint::CrashPoint("after_snapshot");

@@ -209,11 +209,11 @@ ShardSnapshot ShardStore::Snapshot() const {
   return snap;
 }
 
-void ShardStore::SnapshotInto(ShardSnapshot* out) const {
+void ShardStore::SnapshotInto(ShardSnapshot* out, bool with_dense) const {
   out->shard_map_version = version_;
   out->server = server_;
-  out->chunks.resize(chunks_.size());
-  for (size_t i = 0; i < chunks_.size(); ++i) out->chunks[i] = chunks_[i];  // reuses capacity
+  out->chunks.resize(with_dense ? chunks_.size() : 0);
+  for (size_t i = 0; i < out->chunks.size(); ++i) out->chunks[i] = chunks_[i];  // reuses capacity
   size_t n = 0;
   for (const Param& p : params_) n += p.rows.size();
   out->rows.resize(n);

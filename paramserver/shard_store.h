@@ -111,7 +111,8 @@ class ShardStore {
   ShardSnapshot Snapshot() const;
   // The same copy into *out, reusing its vectors' memory: a checkpoint's snapshot then
   // costs a memcpy instead of page faults on fresh memory (docs/benchmarks-checkpoint.md).
-  void SnapshotInto(ShardSnapshot* out) const;
+  // `with_dense` false: rows only (the dense parameters live on the workers).
+  void SnapshotInto(ShardSnapshot* out, bool with_dense = true) const;
 
   // ---- Checkpoint hooks (paramserver/checkpoint_participant.h) ----
   // Resume: the chunk to overwrite (nullptr when not stored here), and a restored row

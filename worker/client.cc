@@ -326,6 +326,14 @@ OutMessage Client::NewData(Op op, uint32_t param_id, ParamKind kind, int64_t ste
   return m;
 }
 
+OutMessage Client::NewDensePiece(Op op, uint32_t param_id, const DensePiece& piece, int64_t step) {
+  OutMessage m = NewData(op, param_id, ParamKind::kDense, step);
+  auto d = m.header().getBody().getData();
+  d.setBegin(piece.begin);
+  d.setEnd(piece.end);
+  return m;
+}
+
 void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
   stats_.requests++;
   stats_.bytes_pushed += msg.payload_bytes();
@@ -370,10 +378,7 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
   // The caller's gradient memory goes out as is (zero copy); the caller keeps it alive.
   Buffer owner = pushing ? Buffer::Wrap(grad.data, n * sizeof(float), Device::kCPU, nullptr) : Buffer();
   for (const DensePiece& piece : *pieces) {
-    OutMessage m = NewData(op, param_id, ParamKind::kDense, step);
-    auto d = m.header().getBody().getData();
-    d.setBegin(piece.begin);
-    d.setEnd(piece.end);
+    OutMessage m = NewDensePiece(op, param_id, piece, step);
     const uint64_t len = piece.end - piece.begin;
     if (pushing) {
       std::span<const std::byte> bytes(static_cast<const std::byte*>(grad.data) + piece.begin * sizeof(float),

@@ -202,6 +202,8 @@ class Client {
   void SendToServer(uint32_t server, wire::OutMessage&& msg, Part part);
   Handle DenseRequest(wire::Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step);
   wire::OutMessage NewData(wire::Op op, uint32_t param_id, ParamKind kind, int64_t step);
+  // NewData for one server's piece [begin, end) of a dense parameter.
+  wire::OutMessage NewDensePiece(wire::Op op, uint32_t param_id, const DensePiece& piece, int64_t step);
   Status WaitFor(const char* what, Duration timeout, bool ShardMapOrWelcome);
   // Any thread: one rendezvous request to the coordinator and its reply.
   Result<RendezvousReply> Rendezvous(const std::string& key, std::string_view value, bool put, Duration timeout);

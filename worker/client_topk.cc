@@ -42,11 +42,8 @@ Handle Client::PushTopK(uint32_t param_id, std::span<const uint32_t> indices, st
     Buffer vb = Buffer::Allocate(k * sizeof(float));
     for (size_t j = 0; j < k; ++j) ob.as<int32_t>()[j] = static_cast<int32_t>(first[j] - piece.begin);
     if (k > 0) std::memcpy(vb.data(), values.data() + at, k * sizeof(float));
-    OutMessage m = NewData(Op::PUSH, param_id, ParamKind::kDense, step);
-    auto d = m.header().getBody().getData();
-    d.setBegin(piece.begin);
-    d.setEnd(piece.end);
-    d.setNumKeys(k);
+    OutMessage m = NewDensePiece(Op::PUSH, param_id, piece, step);
+    m.header().getBody().getData().setNumKeys(k);
     Status st = m.AddPayload(std::move(ob), DType::kI32, k);
     if (st.ok()) st = m.AddPayload(std::move(vb), DType::kF32, k);
     if (!st.ok()) {
