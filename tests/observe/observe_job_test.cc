@@ -155,8 +155,15 @@ TEST(ObserveJob, EndpointStatusAndRankLinesOfARunningJob) {
   Scrape first;
   for (int i = 0; i < 200; ++i) {
     first = ScrapeMetrics(metrics_port);
+    // Every rank's first report with requests in it (each server reports on its own
+    // heartbeat, so one server's metrics may arrive a beat after the other's).
+    bool servers_reported = true;
+    for (int r : {1, 2}) {
+      servers_reported = servers_reported && !std::isnan(Get(first, "tessera_request_seconds{role=\"server\",rank=\"" +
+                                                                        std::to_string(r) + "\",quantile=\"0.5\"}"));
+    }
     if (Get(first, "tessera_steps_total" + W(3)) > 0 && Get(first, "tessera_steps_total" + W(4)) > 0 &&
-        !std::isnan(Get(first, "tessera_request_seconds{role=\"server\",rank=\"1\",quantile=\"0.5\"}"))) {
+        servers_reported) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
