@@ -27,6 +27,7 @@ struct Op {
   WireFormat wire = WireFormat::kNative;
   int root = 0;
   std::function<Status(void*)> fn;
+  bool world = false;  // kRun over MPI_COMM_WORLD (members or not) instead of the members' communicator
   CollHandle handle;
   std::string what;  // for error messages: "all-reduce of 4096 bytes"
 };
@@ -206,8 +207,11 @@ Status MpiCommunicator::Shared::Execute(Op& op) {
                    "MPI_Allgather");
     case OpKind::kBarrier:
       return Check(MPI_Barrier(comm), "MPI_Barrier");
-    case OpKind::kRun:
-      return op.fn(&comm);
+    case OpKind::kRun: {
+      if (!op.world) return op.fn(&comm);
+      MPI_Comm world = MPI_COMM_WORLD;
+      return op.fn(&world);
+    }
   }
   return Status::Internal("unknown collective operation");
 }
@@ -348,6 +352,42 @@ CollHandle Enqueue(MpiCommunicator::Shared* s, Op op);
 
 }  // namespace
 
+Result<std::vector<std::string>> MpiCommunicator::AllGatherWorldStrings(const std::string& mine) {
+  if (mine.size() > (size_t{1} << 20)) return Status::InvalidArgument("AllGatherWorldStrings: more than 1 MiB per rank");
+  auto all = std::make_shared<std::vector<std::string>>();
+  Op op;
+  op.kind = OpKind::kRun;
+  op.world = true;
+  op.what = "exchange of job records over MPI_COMM_WORLD";
+  op.fn = [mine, all](void* c) -> Status {
+    MPI_Comm world = *static_cast<MPI_Comm*>(c);
+    int n = 0;
+    TESSERA_RETURN_IF_ERROR(Check(MPI_Comm_size(world, &n), "MPI_Comm_size"));
+    std::vector<int> lens(static_cast<size_t>(n)), displs(static_cast<size_t>(n));
+    int len = static_cast<int>(mine.size());
+    TESSERA_RETURN_IF_ERROR(Check(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, world), "MPI_Allgather"));
+    int64_t total = 0;
+    for (int i = 0; i < n; ++i) {
+      displs[static_cast<size_t>(i)] = static_cast<int>(total);
+      total += lens[static_cast<size_t>(i)];
+      if (lens[static_cast<size_t>(i)] < 0 || total > (int64_t{1} << 30)) {
+        return Status::InvalidArgument("MPI rank " + std::to_string(i) + " sent a record of bad length");
+      }
+    }
+    std::string buf(static_cast<size_t>(total), '\0');
+    TESSERA_RETURN_IF_ERROR(Check(MPI_Allgatherv(mine.data(), len, MPI_CHAR, buf.data(), lens.data(), displs.data(),
+                                                 MPI_CHAR, world),
+                                  "MPI_Allgatherv"));
+    for (int i = 0; i < n; ++i) {
+      all->push_back(buf.substr(static_cast<size_t>(displs[static_cast<size_t>(i)]), static_cast<size_t>(lens[static_cast<size_t>(i)])));
+    }
+    return Status::OK();
+  };
+  CollHandle h = Enqueue(shared_.get(), std::move(op));
+  TESSERA_RETURN_IF_ERROR(h.Wait(shared_->options.op_timeout + std::chrono::seconds(5)));
+  return std::move(*all);
+}
+
 CollHandle MpiCommunicator::AllReduce(TensorView t, ReduceOp reduce, WireFormat wire) {
   Status st = ValidateAllReduce(t, wire);
   if (!st.ok()) return CollHandle::Failed(st);
@@ -408,7 +448,7 @@ CollHandle MpiCommunicator::Run(std::function<Status(void*)> fn) {
 namespace {
 
 CollHandle Enqueue(MpiCommunicator::Shared* s, Op op) {
-  if (s->size <= 0) {
+  if (s->size <= 0 && !op.world) {
     return CollHandle::Failed(Status::FailedPrecondition(op.what + ": this process is not a member of the communicator"));
   }
   op.handle = CollHandle::Pending();

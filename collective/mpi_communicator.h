@@ -30,6 +30,8 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "collective/communicator.h"
 
@@ -69,6 +71,11 @@ class MpiCommunicator final : public Communicator {
   // MPI_Comm*), in issue order with the other operations: for benchmarks that compare
   // against raw MPI calls.
   CollHandle Run(std::function<Status(void* mpi_comm)> fn);
+
+  // Every process of MPI_COMM_WORLD (members or not) contributes `mine` and gets every
+  // rank's string, indexed by world rank: the launch rendezvous (launch/rendezvous.h)
+  // publishes rank 0's endpoint this way. Blocks until done, up to op_timeout.
+  Result<std::vector<std::string>> AllGatherWorldStrings(const std::string& mine);
 
   // Non-OK once the communicator is broken (an operation timed out or MPI failed).
   Status broken() const;

@@ -1,16 +1,20 @@
 #include "coordinator/checkpoint_driver.h"
 
+#include <fcntl.h>
 #include <glog/logging.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cinttypes>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "checkpoint/catalog.h"
 #include "checkpoint/crash_point.h"
 #include "checkpoint/fs_util.h"
 #include "common/exit_codes.h"
+#include "common/hostname.h"
 
 namespace tessera {
 
@@ -24,6 +28,31 @@ double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(
 
 CheckpointDriver::CheckpointDriver(CheckpointOptions options, int num_servers, int num_workers)
     : options_(std::move(options)), num_servers_(num_servers), num_workers_(num_workers) {}
+
+CheckpointDriver::~CheckpointDriver() {
+  if (!marker_path_.empty()) ::unlink(marker_path_.c_str());
+}
+
+Status CheckpointDriver::WriteMarker() {
+  uint64_t nonce = 0;
+  std::random_device rd;
+  nonce = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  char name[64];
+  std::snprintf(name, sizeof(name), "/.tessera-marker-%016llx", static_cast<unsigned long long>(nonce));
+  const std::string path = options_.dir + name;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError("--checkpoint_dir=" + options_.dir + ": cannot create " + path + ": " + std::strerror(errno));
+  const std::string text = "written by the coordinator on " + Hostname() + " (pid " + std::to_string(getpid()) +
+                           "); every node of the job must see this file\n";
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!ok) {
+    ::unlink(path.c_str());
+    return Status::IOError("--checkpoint_dir=" + options_.dir + ": cannot write " + path);
+  }
+  marker_path_ = path;
+  return Status::OK();
+}
 
 Status CheckpointDriver::Init() {
   if (options_.every_steps < 0 || options_.every_s < 0) {
@@ -43,6 +72,7 @@ Status CheckpointDriver::Init() {
     std::error_code ec;
     std::filesystem::create_directories(options_.dir, ec);
     if (ec) return Status::InvalidArgument("--checkpoint_dir=" + options_.dir + ": " + ec.message());
+    TESSERA_RETURN_IF_ERROR(WriteMarker());
     // Unfinished checkpoints of an earlier run (no manifest) never existed: remove them.
     auto gc = checkpoint::CollectGarbage(options_.dir, 0);
     if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
@@ -80,6 +110,8 @@ void CheckpointDriver::SetHooks(Membership* members, SendFn send, FinishFn finis
 
 void CheckpointDriver::FillWelcome(const Member& m, wire::capnp::Welcome::Builder w) const {
   w.setResumeStep(resume_step());
+  // Servers write and read their shards; workers too when they hold the dense state.
+  if (m.role == MemberRole::kServer || dense_on_workers()) w.setSharedMarker(marker_path_);
   if (!resume_) return;
   w.setCheckpointPath(resume_dir_);
   if (m.role == MemberRole::kWorker) {

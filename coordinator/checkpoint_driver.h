@@ -62,8 +62,15 @@ class CheckpointDriver {
   using FinishFn = std::function<void(Status, int exit_code)>;
 
   CheckpointDriver(CheckpointOptions options, int num_servers, int num_workers);
+  // Removes the shared-directory marker file.
+  ~CheckpointDriver();
+  CheckpointDriver(const CheckpointDriver&) = delete;
+  CheckpointDriver& operator=(const CheckpointDriver&) = delete;
 
-  // Start-up: validates the options and picks the checkpoint to resume from.
+  // Start-up: validates the options, writes the shared-directory marker (a file in
+  // --checkpoint_dir whose path every peer that reads or writes checkpoints gets in its
+  // Welcome and must see: a node-local directory on another node is refused at start),
+  // and picks the checkpoint to resume from.
   // InvalidArgument for bad flags, a --resume path that does not verify, or a
   // checkpoint made for another number of workers.
   Status Init();
@@ -96,6 +103,7 @@ class CheckpointDriver {
   static constexpr int64_t kLeadSteps = 3;
 
  private:
+  Status WriteMarker();
   struct Attempt {
     int64_t step = 0;
     bool full = true;
@@ -138,6 +146,7 @@ class CheckpointDriver {
   Clock::time_point preempt_deadline_;
   bool ended_ = false;
   std::function<void()> after_attempt_;  // HoldJobEnd
+  std::string marker_path_;  // "" without --checkpoint_dir
 };
 
 }  // namespace tessera

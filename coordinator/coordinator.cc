@@ -1,5 +1,7 @@
 #include "coordinator/coordinator.h"
 
+#include "common/hostname.h"
+
 #include <glog/logging.h>
 #include <unistd.h>
 
@@ -339,10 +341,8 @@ void Coordinator::CheckHeartbeats() {
   if (finished_) return;
   auto silent = members_.FindSilent(Clock::now(), options_.heartbeat_timeout);
   if (!silent) return;
-  double s = std::chrono::duration<double>(options_.heartbeat_timeout).count();
-  Finish(Status::Unavailable(members_.Describe(*silent) + " sent no heartbeat for " +
-                             std::to_string(s).substr(0, std::to_string(s).find('.') + 2) +
-                             " s: declared dead; " + checkpoints_->ResumeHint()),
+  Finish(Status::Unavailable(members_.DescribeSilent(*silent, Clock::now(), options_.heartbeat_timeout, Hostname()) +
+                             ": declared dead; " + checkpoints_->ResumeHint()),
          kExitPeerFailure);
 }
 

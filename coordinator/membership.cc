@@ -99,6 +99,30 @@ std::optional<int> Membership::FindSilent(Clock::time_point now, Duration timeou
   return std::nullopt;
 }
 
+std::string Membership::DescribeSilent(int rank, Clock::time_point now, Duration timeout,
+                                       const std::string& own_host) const {
+  const Member& silent = members_[static_cast<size_t>(rank - 1)];
+  const double s = std::chrono::duration<double>(timeout).count();
+  std::string secs = std::to_string(s);
+  secs = secs.substr(0, secs.find('.') + 2);
+  std::string ranks;
+  int on_host = 0;
+  bool whole_node = !silent.host.empty() && silent.host != own_host;
+  for (const Member& m : members_) {
+    if (!m.registered || m.finished || m.host != silent.host) continue;
+    ++on_host;
+    if (now - m.last_seen <= timeout / 2) whole_node = false;
+    ranks += std::string(ranks.empty() ? "" : ", ") + Describe(m.rank);
+  }
+  if (whole_node && on_host > 1) {
+    return "node " + silent.host + " is down or unreachable: none of its " + std::to_string(on_host) + " processes (" +
+           ranks + ") sent a heartbeat for " + secs + " s";
+  }
+  const bool name_host = !silent.host.empty() && silent.host != own_host;
+  return Describe(rank) + (name_host ? " on " + silent.host : "") + " sent no heartbeat for " + secs +
+         " s" + (whole_node ? " (its node's only process: the node may be down or unreachable)" : "");
+}
+
 bool Membership::AllWorkersFinished() const {
   for (const Member& m : members_) {
     if (m.role == MemberRole::kWorker && !m.finished) return false;

@@ -62,6 +62,12 @@ class Membership {
   // First registered, unfinished member silent for longer than `timeout`, if any.
   std::optional<int> FindSilent(Clock::time_point now, Duration timeout) const;
 
+  // What went silent, for the job's failure message. When every unfinished process on
+  // the silent member's host has been silent for over half of `timeout` and that host is
+  // not `own_host` (the coordinator's), the whole node is named with its ranks ("node tn3
+  // is down or unreachable: ..."); otherwise the member and its host.
+  std::string DescribeSilent(int rank, Clock::time_point now, Duration timeout, const std::string& own_host) const;
+
   const std::vector<Member>& members() const { return members_; }  // index = rank - 1
   std::vector<Member>& mutable_members() { return members_; }
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/hash.h"
+#include "launch/net_iface.h"
 
 extern char** environ;
 
@@ -37,6 +38,44 @@ Status Check(const LaunchInfo& li) {
   if (li.world_size < 1 || li.rank >= li.world_size) {
     return Status::InvalidArgument("rank " + std::to_string(li.rank) + " is outside world size " +
                                    std::to_string(li.world_size) + " (from " + li.source + ")");
+  }
+  return Status::OK();
+}
+
+// Sets li->spans_hosts from the launcher's per-node counts (the header lists them).
+Status DetectSpansHosts(const EnvMap& env, LaunchInfo* li) {
+  auto fewer = [&](const char* local, const char* total) -> Result<bool> {
+    if (!Find(env, local) || !Find(env, total)) return false;
+    TESSERA_ASSIGN_OR_RETURN(int l, ParseInt(env, local, 0, true));
+    TESSERA_ASSIGN_OR_RETURN(int t, ParseInt(env, total, 0, true));
+    return l < t;
+  };
+  std::vector<std::pair<const char*, const char*>> pairs;
+  if (li->source == "openmpi" || (li->source == "tessera-launch" && li->mpi_world_size > 0 && Find(env, "OMPI_COMM_WORLD_SIZE"))) {
+    pairs = {{"OMPI_COMM_WORLD_LOCAL_SIZE", "OMPI_COMM_WORLD_SIZE"}};
+  } else if (li->source == "mpich") {
+    pairs = {{"MPI_LOCALNRANKS", "PMI_SIZE"}};
+  } else if (li->source == "torchrun") {
+    pairs = {{"LOCAL_WORLD_SIZE", "WORLD_SIZE"}};
+  }
+  for (const auto& [local, total] : pairs) {
+    TESSERA_ASSIGN_OR_RETURN(bool f, fewer(local, total));
+    if (f) {
+      li->spans_hosts = true;
+      li->spans_from = std::string(local) + " < " + total;
+      return Status::OK();
+    }
+  }
+  if (li->source == "slurm") {
+    for (const char* var : {"SLURM_STEP_NUM_NODES", "SLURM_NNODES"}) {
+      if (!Find(env, var)) continue;
+      TESSERA_ASSIGN_OR_RETURN(int nodes, ParseInt(env, var, 1, true));
+      if (nodes > 1) {
+        li->spans_hosts = true;
+        li->spans_from = std::string(var) + "=" + std::to_string(nodes);
+      }
+      break;
+    }
   }
   return Status::OK();
 }
@@ -177,6 +216,9 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
   } else if (Find(env, "PMI_SIZE")) {
     TESSERA_ASSIGN_OR_RETURN(li.mpi_world_size, ParseInt(env, "PMI_SIZE", 0, true));
     TESSERA_ASSIGN_OR_RETURN(li.mpi_rank, ParseInt(env, "PMI_RANK", 0, true));
+    if (Find(env, "PMI_FD")) {
+      TESSERA_ASSIGN_OR_RETURN(li.pmi_fd, ParseInt(env, "PMI_FD", 0, true));
+    }
   }
 
   if (Find(env, "TESSERA_RANK_BASE") && !Find(env, "TESSERA_RANK")) {
@@ -237,21 +279,34 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
       {"single", "no launcher variables"}};
   li.detail = "rank from " + kRankVars.at(li.source);
 
+  TESSERA_RETURN_IF_ERROR(DetectSpansHosts(env, &li));
+
   // Coordinator address: explicit TESSERA_COORDINATOR_* (set by tessera launch), else
-  // torchrun's MASTER_*, else the first Slurm host, else loopback.
+  // torchrun's MASTER_*, else the first host of the Slurm step, else loopback.
   std::string host_from = "default 127.0.0.1";
   if (const std::string* h = Find(env, "TESSERA_COORDINATOR_HOST")) {
     li.coordinator_host = *h;
     host_from = "TESSERA_COORDINATOR_HOST";
+    li.coordinator_host_explicit = true;
   } else if (const std::string* m = Find(env, "MASTER_ADDR")) {
     li.coordinator_host = *m;
     host_from = "MASTER_ADDR";
+    li.coordinator_host_explicit = true;
   } else if (li.source != "tessera-launch" && li.source != "single") {
-    if (const std::string* nl = Find(env, "SLURM_JOB_NODELIST")) {
-      // Rank 0 runs on the allocation's first node (srun and mpirun both place it there).
+    // Rank 0 runs on the first node of its step (srun places it there; mpirun inside an
+    // allocation too). The step's own list: a step on a subset of the nodes, or one of
+    // several concurrent steps, does not start on the allocation's first node.
+    for (const char* var : {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST"}) {
+      const std::string* nl = Find(env, var);
+      if (nl == nullptr) continue;
       TESSERA_ASSIGN_OR_RETURN(li.coordinator_host, FirstSlurmHost(*nl));
-      host_from = "first host of SLURM_JOB_NODELIST";
+      host_from = std::string("first host of ") + var;
+      break;
     }
+  }
+  if (li.coordinator_host_explicit && !IsLoopbackHost(li.coordinator_host) && !li.spans_hosts) {
+    li.spans_hosts = true;
+    li.spans_from = host_from + " is not loopback";
   }
   // A port derived from a job key: every rank of the job computes the same one, and two
   // jobs on one node (almost always) differ. 20000-39999 stays below the ephemeral range.
@@ -266,8 +321,14 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
     TESSERA_ASSIGN_OR_RETURN(li.coordinator_port, ParseInt(env, "MASTER_PORT", 0, true));
     port_from = "MASTER_PORT";
   } else if (!li.slurm_job_id.empty()) {
-    li.coordinator_port = 20000 + static_cast<int>(Mix64(std::strtoull(li.slurm_job_id.c_str(), nullptr, 10)) % 20000);
-    port_from = "derived from SLURM_JOB_ID";
+    // Each step of an allocation gets its own port: concurrent steps never collide.
+    if (const std::string* step = Find(env, "SLURM_STEP_ID")) {
+      li.coordinator_port = derived_port(li.slurm_job_id + "." + *step);
+      port_from = "derived from SLURM_JOB_ID and SLURM_STEP_ID";
+    } else {
+      li.coordinator_port = 20000 + static_cast<int>(Mix64(std::strtoull(li.slurm_job_id.c_str(), nullptr, 10)) % 20000);
+      port_from = "derived from SLURM_JOB_ID";
+    }
   } else if (li.source == "openmpi" && ompi_job != nullptr) {
     li.coordinator_port = derived_port(*ompi_job);
     port_from = "derived from Open MPI's job id";

@@ -10,11 +10,19 @@
 // step that started mpirun. The source and the variables used are reported in
 // LaunchInfo::detail so RunJobProcess can log them.
 //
-// Coordinator address: TESSERA_COORDINATOR_HOST > MASTER_ADDR > first host of
-// SLURM_JOB_NODELIST > 127.0.0.1. Port: TESSERA_COORDINATOR_PORT > MASTER_PORT >
-// derived from SLURM_JOB_ID > derived from Open MPI's job id (OMPI_MCA_ess_base_jobid,
-// else PMIX_NAMESPACE) > none. A derived port depends only on the job, so every rank
-// computes the same one and two jobs on one node get different ports.
+// Coordinator address: TESSERA_COORDINATOR_HOST > MASTER_ADDR > first host of the
+// step's node list (SLURM_STEP_NODELIST, else SLURM_JOB_NODELIST) > 127.0.0.1. Port:
+// TESSERA_COORDINATOR_PORT > MASTER_PORT > derived from SLURM_JOB_ID and SLURM_STEP_ID >
+// derived from Open MPI's job id (OMPI_MCA_ess_base_jobid, else PMIX_NAMESPACE) > none.
+// A derived port depends only on the job step, so every rank computes the same one, and
+// two jobs on one node, or two steps of one allocation, get different ports. Under
+// mpirun with no explicit host, RunJobProcess does not use these: rank 0 publishes its
+// bound endpoint through MPI (launch/rendezvous.h).
+//
+// Whether the job spans hosts (LaunchInfo::spans_hosts) comes from the launcher's
+// per-node counts: OMPI_COMM_WORLD_LOCAL_SIZE < OMPI_COMM_WORLD_SIZE, MPI_LOCALNRANKS <
+// PMI_SIZE, SLURM_STEP_NUM_NODES (else SLURM_NNODES) > 1, LOCAL_WORLD_SIZE < WORLD_SIZE;
+// and from a coordinator host that is not loopback.
 // `tessera launch --sync=allreduce` starts its workers as one mpirun with
 // TESSERA_RANK_BASE instead of TESSERA_RANK: rank = TESSERA_RANK_BASE + the MPI rank.
 #pragma once
@@ -43,11 +51,19 @@ struct LaunchInfo {
   int restart_count = 0;           // TESSERA_RESTART_COUNT (tessera launch --max_restarts)
   uint64_t job_id = 0;             // TESSERA_JOB_ID, else derived from the Slurm/MPI job id, else 0
   std::string detail;              // which variables gave rank, host and port (for the log)
+  // The coordinator host came from TESSERA_COORDINATOR_HOST or MASTER_ADDR (the user or
+  // the launcher named it), not from a node list or the default.
+  bool coordinator_host_explicit = false;
+  // Some of the job's processes run on other hosts; spans_from says which variables told.
+  bool spans_hosts = false;
+  std::string spans_from = "no launcher variable says so";
   // The MPI world this process belongs to (Open MPI's OMPI_COMM_WORLD_* or MPICH's PMI_*,
   // whatever the source above): 0 when not started by an MPI launcher. The all-reduce
   // path (docs/collective.md) calls MPI_Init only when this is > 0.
   int mpi_world_size = 0;
   int mpi_rank = -1;
+  // MPICH's Hydra (and other PMI-1 launchers): the PMI_FD descriptor; -1 without.
+  int pmi_fd = -1;
 };
 
 // Reads the process environment into an EnvMap (for main()).

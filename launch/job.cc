@@ -4,6 +4,7 @@
 #include <glog/logging.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <optional>
 #include <thread>
 
@@ -17,6 +18,8 @@
 #include "kernels/ops.h"
 #include "launch/checkpoint_flags.h"
 #include "launch/job_auth.h"
+#include "launch/job_network.h"
+#include "common/hostname.h"
 #include "launch/metrics_flags.h"
 #include "launch/signals.h"
 #include "launch/timeline_flags.h"
@@ -32,9 +35,11 @@ DEFINE_double(heartbeat_timeout_s, 10.0, "A peer silent this long is declared de
 DEFINE_double(heartbeat_interval_s, 0.5, "How often every process sends a heartbeat");
 DEFINE_double(register_timeout_s, 120.0, "How long the job waits for every process to register");
 DEFINE_double(request_timeout_s, 300.0, "Deadline of one push/pull request");
-DEFINE_string(coordinator_host, "", "Coordinator host (default: from the launcher's environment, else 127.0.0.1)");
-DEFINE_int32(coordinator_port, 0, "Coordinator port (default: from the launcher's environment)");
-DEFINE_string(bind_host, "127.0.0.1", "Address servers and the coordinator bind to (0.0.0.0 for multi-node jobs)");
+DEFINE_string(coordinator_host, "", "Coordinator host (default: published by rank 0 under mpirun, else from the launcher's environment, else 127.0.0.1)");
+DEFINE_int32(coordinator_port, 0, "Coordinator port (default: any free port published by rank 0 under mpirun, else from the launcher's environment)");
+DEFINE_string(bind_host, "", "Address servers and the coordinator bind to (default: 127.0.0.1 when the job stays on one host, else the address of the --interface; 0.0.0.0 listens on every interface and advertises the interface's address)");
+DEFINE_string(interface, "", "Network interface for a job that spans hosts: a name prefix (eth), =exact name, ^excluded prefix, or an IPv4 network (10.1.0.0/16), comma-separated (default: $TESSERA_SOCKET_IFNAME, else the first interface that is up and not loopback or virtual, InfiniBand first)");
+DEFINE_string(advertise_host, "", "Host or address peers are told to connect to (default: the address chosen for --bind_host); for NAT or a relay in front of this process");
 DEFINE_int32(data_port, 0, "Server r binds its data socket to port data_port + r - 1 (0: any free port)");
 DEFINE_int32(advertise_data_port, 0, "Server r tells workers to connect to port advertise_data_port + r - 1 instead of its bound port, for a relay or port forward in front of it (0: the bound port)");
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
@@ -118,8 +123,6 @@ int RunJobProcess(const WorkerMain& worker_main) {
   SetRunIdentity(RunIdentityOf(li));
   const std::string run = CurrentRunIdentity().LogSuffix();
   SetLogTag(RoleTag(li.rank, servers) + (run.empty() ? "" : " | " + run));
-  LOG(INFO) << "launched by " << li.source << ": rank " << li.rank << " of " << li.world_size << ", local rank "
-            << li.local_rank << " (" << li.detail << ")";
   TimelineRecording timeline;  // --timeline: stops (and writes the file) when this function returns
   if (Status st = timeline.Start(li.rank, servers); !st.ok()) return Fail(st, kExitConfig);
 
@@ -135,16 +138,27 @@ int RunJobProcess(const WorkerMain& worker_main) {
       FLAGS_heartbeat_interval_s >= FLAGS_heartbeat_timeout_s) {
     return Fail(Status::InvalidArgument("need 0 < --heartbeat_interval_s < --heartbeat_timeout_s"), kExitConfig);
   }
-  std::string host = FLAGS_coordinator_host.empty() ? li.coordinator_host : FLAGS_coordinator_host;
-  int port = FLAGS_coordinator_port ? FLAGS_coordinator_port : li.coordinator_port;
-  if (port <= 0) {
-    return Fail(Status::InvalidArgument("no coordinator port: pass --coordinator_port (the launcher set none)"), kExitConfig);
+  auto ifs = ListInterfaces();
+  if (!ifs.ok()) return Fail(ifs.status(), kExitConfig);
+  NetworkFlags nf{FLAGS_coordinator_host, FLAGS_coordinator_port, {FLAGS_bind_host, FLAGS_interface, FLAGS_advertise_host}};
+  if (nf.addresses.interface_spec.empty()) {
+    if (const char* e = std::getenv("TESSERA_SOCKET_IFNAME")) nf.addresses.interface_spec = e;
   }
-  const std::string coord = "tcp://" + host + ":" + std::to_string(port);
+  auto net_or = PlanNetwork(li, nf, *ifs);
+  if (!net_or.ok()) return Fail(net_or.status(), kExitConfig);
+  const NetworkPlan net = *net_or;
+  // Under the MPI rendezvous the environment's coordinator host and port are not used.
+  LOG(INFO) << "launched by " << li.source << ": rank " << li.rank << " of " << li.world_size << ", local rank "
+            << li.local_rank << " (" << (net.launcher_rendezvous() ? li.detail.substr(0, li.detail.find(", coordinator host")) : li.detail)
+            << ")";
+  LOG(INFO) << "network: " << (net.spans_hosts ? "the job spans hosts (" + net.spans_from + ")" : std::string("one host"))
+            << "; listening on " << (li.rank == 0 ? net.coordinator_bind : net.addresses.bind_host) << ", advertised as "
+            << net.addresses.advertise_host << " (" << net.addresses.reason << "); coordinator "
+            << (net.launcher_rendezvous() ? std::string("endpoint published by rank 0 through the launcher") : net.coordinator_endpoint);
   auto ctx = wire::Context::Create();
   if (!ctx.ok()) return Fail(ctx.status(), kExitFailure);
   auto auth = ResolveJobAuth(FLAGS_auth, FLAGS_auth_key_file, CurrentEnv(), li.rank,
-                             !IsLoopbackHost(host) || !IsLoopbackHost(FLAGS_bind_host), Seconds(FLAGS_register_timeout_s));
+                             net.spans_hosts || !IsLoopbackHost(net.addresses.bind_host), Seconds(FLAGS_register_timeout_s));
   if (!auth.ok()) return Fail(auth.status(), kExitConfig);
   if (auth->curve) {
     Status st = (*ctx)->EnableCurve(auth->keys);
@@ -158,15 +172,15 @@ int RunJobProcess(const WorkerMain& worker_main) {
   const bool is_worker = li.rank > servers;
   MpiGuard guard;
   std::unique_ptr<collective::MpiCommunicator>& mpi = guard.mpi_;
-  if (collective::IsCollectiveSync(FLAGS_sync) && li.mpi_world_size > 0) {
+  if ((collective::IsCollectiveSync(FLAGS_sync) && li.mpi_world_size > 0 && li.source != "mpich") || net.mpi_rendezvous) {
     collective::MpiOptions mo;
-    mo.member = is_worker;
+    mo.member = is_worker && collective::IsCollectiveSync(FLAGS_sync);
     mo.op_timeout = Seconds(FLAGS_request_timeout_s);
     mo.init_timeout = Seconds(FLAGS_register_timeout_s);
     auto m = collective::MpiCommunicator::Start(mo);
     if (!m.ok()) return Fail(m.status().WithContext("--sync=" + FLAGS_sync), kExitConfig);
     mpi = std::move(m).value();
-    if (is_worker && mpi->size() != workers) {
+    if (mo.member && mpi->size() != workers) {
       return Fail(Status::InvalidArgument("--sync=" + FLAGS_sync + ": the MPI world holds " + std::to_string(mpi->size()) +
                                           " workers but the job has " + std::to_string(workers)),
                   kExitConfig);
@@ -174,7 +188,10 @@ int RunJobProcess(const WorkerMain& worker_main) {
   } else if (collective::IsCollectiveSync(FLAGS_sync) && is_worker && workers > 1) {
     return Fail(Status::InvalidArgument("--sync=" + FLAGS_sync + " with " + std::to_string(workers) +
                                         " workers needs the workers in one MPI world: start the job with "
-                                        "`tessera launch` (it runs the workers under mpirun) or with mpirun"),
+                                        "`tessera launch` (it runs the workers under mpirun) or with Open MPI's mpirun" +
+                                        std::string(li.source == "mpich" ? " (this tessera links Open MPI and cannot "
+                                                                           "join MPICH's world; parameter-server modes work under MPICH)"
+                                                                         : "")),
                 kExitConfig);
   }
 
@@ -194,9 +211,11 @@ int RunJobProcess(const WorkerMain& worker_main) {
       }
     };
   };
+  // Rank 0 binds before the MPI exchange, so the endpoint it publishes is the real one.
+  std::unique_ptr<Coordinator> coordinator;
   if (li.rank == 0) {
     CoordinatorOptions o;
-    o.bind = "tcp://" + FLAGS_bind_host + ":" + std::to_string(port);
+    o.bind = "tcp://" + net.coordinator_bind + ":" + (net.coordinator_port > 0 ? std::to_string(net.coordinator_port) : "*");
     o.job_id = li.job_id;
     o.num_servers = servers;
     o.num_workers = workers;
@@ -219,7 +238,24 @@ int RunJobProcess(const WorkerMain& worker_main) {
     o.metrics = *metrics;
     auto c = Coordinator::Start(o, *ctx);
     if (!c.ok()) return Fail(c.status().WithContext("starting the coordinator on " + o.bind), kExitConfig);
-    Coordinator* coord = c->get();
+    coordinator = std::move(c).value();
+  }
+  std::string coord_endpoint = net.coordinator_endpoint;
+  if (net.launcher_rendezvous()) {
+    JobRecord mine{li.rank, Hostname(), li.job_id, li.world_size, servers, workers, FLAGS_sync,
+                   auth->curve ? KeyFingerprint(auth->keys.public_z85) : "", ""};
+    if (coordinator) mine.coordinator = AdvertisedEndpoint(coordinator->endpoint(), net.addresses.advertise_host);
+    auto ep = ExchangeJobRecords(net.mpi_rendezvous ? mpi.get() : nullptr, li, mine, Seconds(FLAGS_register_timeout_s));
+    if (!ep.ok()) return guard.Exit(Fail(ep.status(), kExitConfig));
+    coord_endpoint = *ep;
+    LOG(INFO) << "coordinator at " << coord_endpoint << " (published by rank 0 through "
+              << (net.mpi_rendezvous ? "MPI" : "PMI") << "; all " << li.world_size << " ranks agree on the job)";
+    // A parameter-server job needs MPI for nothing else: finalise it now (every rank
+    // does, collectively), so a failure later is handled as in any other launch.
+    if (net.mpi_rendezvous && !collective::IsCollectiveSync(FLAGS_sync)) mpi.reset();
+  }
+  if (li.rank == 0) {
+    Coordinator* coord = coordinator.get();
     JobOutcome out;
     {
       SignalWatcher watcher([coord](int sig, int n) {
@@ -233,7 +269,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
   }
   if (li.rank <= servers) {
     paramserver::ServerOptions o;
-    o.coordinator = coord;
+    o.coordinator = coord_endpoint;
     o.job_id = li.job_id;
     o.rank = li.rank;
     o.num_servers = servers;
@@ -245,8 +281,9 @@ int RunJobProcess(const WorkerMain& worker_main) {
                     kExitConfig);
       }
     }
-    o.bind = "tcp://" + FLAGS_bind_host + ":" +
+    o.bind = "tcp://" + net.addresses.bind_host + ":" +
              (FLAGS_data_port > 0 ? std::to_string(FLAGS_data_port + li.rank - 1) : std::string("*"));
+    o.advertise_host = net.addresses.advertise_host;
     if (FLAGS_advertise_data_port > 0) o.advertise_port = FLAGS_advertise_data_port + li.rank - 1;
     o.register_timeout = Seconds(FLAGS_register_timeout_s);
     o.max_inflight = FLAGS_max_inflight;
@@ -260,7 +297,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
     return guard.Exit((*s)->Wait().exit_code);
   }
   worker::ClientOptions o;
-  o.coordinator = coord;
+  o.coordinator = coord_endpoint;
   o.job_id = li.job_id;
   o.rank = li.rank;
   o.num_servers = servers;

@@ -11,10 +11,6 @@
 
 namespace tessera::launch {
 
-bool IsLoopbackHost(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
 namespace {
 
 bool Exists(const std::string& path) {

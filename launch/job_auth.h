@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "launch/env.h"
+#include "launch/net_iface.h"
 #include "wire/curve.h"
 
 namespace tessera::launch {
@@ -30,9 +31,6 @@ struct JobAuth {
   wire::CurveKeys keys;    // when curve
   std::string key_file;    // when curve
 };
-
-// True for 127.0.0.0/8, ::1 and "localhost".
-bool IsLoopbackHost(const std::string& host);
 
 // Resolves the flags for the process of rank `rank`. `spans_hosts`: the coordinator or
 // the bind address is not loopback. Ranks other than 0 wait up to `wait` for a key file

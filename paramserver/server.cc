@@ -8,6 +8,7 @@
 #include "checkpoint/crash_point.h"
 #include "common/exit_codes.h"
 #include "common/hostname.h"
+#include "common/shared_marker.h"
 #include "common/timeline.h"
 #include "coordinator/shard_map_wire.h"
 #include "paramserver/request_decode.h"
@@ -104,6 +105,15 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
       heartbeat_timeout_ = std::chrono::milliseconds(w.getHeartbeatTimeoutMs());
       resume_step_ = w.getResumeStep();
       resume_path_ = w.getCheckpointPath().cStr();
+      if (Status st = CheckSharedMarker(w.getSharedMarker().cStr()); !st.ok()) {
+        // Tell the coordinator, so the job ends at once and its message names this node.
+        OutMessage out(Op::SHUTDOWN);
+        auto sd = out.header().getBody().initShutdown();
+        sd.setExitCode(kExitConfig);
+        sd.setReason(st.message());
+        control_->Send(std::move(out)).IgnoreError();
+        return Finish(st, kExitConfig);
+      }
       auto interval = std::chrono::milliseconds(std::max<uint32_t>(50, w.getHeartbeatIntervalMs()));
       reactor_->RunEvery(interval, [this] { Heartbeat(); });
       return;

@@ -17,6 +17,7 @@ PKGS=(
   clang libclang-rt-14-dev
   python3
   iproute2 iptables faketime fiu-utils
+  mpich
 )
 for arg in "$@"; do
   case "$arg" in

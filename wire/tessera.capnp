@@ -110,6 +110,8 @@ struct Welcome {
   checkpointPath @5 :Text;       # the step directory to resume from ("" fresh)
   resumeEpoch @6 :Int64;          # workers: data cursor at resumeStep
   resumePosition @7 :Int64;
+  sharedMarker @8 :Text;          # a file rank 0 made in --checkpoint_dir; a peer that reads or
+                                  # writes checkpoints must see it ("" when it need not)
 }
 
 enum ParamKind {

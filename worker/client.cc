@@ -8,6 +8,7 @@
 
 #include "common/exit_codes.h"
 #include "common/hostname.h"
+#include "common/shared_marker.h"
 #include "coordinator/shard_map_wire.h"
 #include "kernels/ops.h"
 #include "worker/client_metrics.h"
@@ -79,6 +80,17 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shar
   if (!joined.ok()) {
     if (requested_exit_code != nullptr) *requested_exit_code = c->requested_exit_code_.load();
     return joined;
+  }
+  std::string marker;
+  {
+    std::lock_guard<std::mutex> l(c->mu_);
+    marker = c->shared_marker_;
+  }
+  if (Status st = CheckSharedMarker(marker); !st.ok()) {
+    // Tell the coordinator, so the job ends at once and its message names this node.
+    c->Finish(kExitConfig, st.message()).IgnoreError();
+    if (requested_exit_code != nullptr) *requested_exit_code = kExitConfig;
+    return st;
   }
   return c;
 }
@@ -163,6 +175,7 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
       }
       std::lock_guard<std::mutex> l(mu_);
       resume_ = {w.getResumeStep(), w.getResumeEpoch(), w.getResumePosition(), w.getCheckpointPath().cStr()};
+      shared_marker_ = w.getSharedMarker().cStr();
       welcomed_ = true;
       cv_.notify_all();
       return;

@@ -237,6 +237,7 @@ class Client {
   bool welcomed_ GUARDED_BY(mu_) = false;
   bool have_map_ GUARDED_BY(mu_) = false;
   ResumePoint resume_ GUARDED_BY(mu_);
+  std::string shared_marker_ GUARDED_BY(mu_);  // Welcome.sharedMarker: checked by Connect
   std::pair<int64_t, std::string> prepared_dir_ GUARDED_BY(mu_){-1, ""};  // newest prepare
   Status health_ GUARDED_BY(mu_);
   std::unique_ptr<ShardMap> received_map_ GUARDED_BY(mu_);

@@ -37,8 +37,8 @@ class NetnsFaultTest : public ::testing::Test {
                         30);
     if (r.exit_code != 0) {
       TearDown();
-      GTEST_SKIP() << "cannot create a network namespace with a veth pair here (needs root, CAP_NET_ADMIN, iptables and tc): "
-                   << r.output;
+      TESSERA_SKIP_OR_FAIL_IN_CI("cannot create a network namespace with a veth pair here (needs root, CAP_NET_ADMIN, "
+                                 "iptables and tc: Debian packages iproute2, iptables): " + r.output);
     }
     created_ = true;
   }

@@ -232,3 +232,48 @@ TEST(GpuChoice, OnlyAVisibleDeviceIsApplied) {
 
 }  // namespace
 }  // namespace tessera::launch
+
+namespace tessera::launch {
+namespace {
+
+TEST(LaunchEnvHosts, EachLauncherSaysWhetherTheJobSpansHosts) {
+  EnvMap one = {{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "5"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "5"}};
+  EXPECT_FALSE(DetectLaunchEnv(one)->spans_hosts);
+  one["OMPI_COMM_WORLD_LOCAL_SIZE"] = "2";
+  auto li = DetectLaunchEnv(one);
+  ASSERT_TRUE(li.ok());
+  EXPECT_TRUE(li->spans_hosts);
+  EXPECT_EQ(li->spans_from, "OMPI_COMM_WORLD_LOCAL_SIZE < OMPI_COMM_WORLD_SIZE");
+  EXPECT_TRUE(DetectLaunchEnv({{"PMI_RANK", "0"}, {"PMI_SIZE", "4"}, {"MPI_LOCALNRANKS", "2"}})->spans_hosts);
+  EXPECT_TRUE(DetectLaunchEnv({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "5"}, {"SLURM_STEP_NUM_NODES", "3"}})->spans_hosts);
+  EXPECT_FALSE(DetectLaunchEnv({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "5"}, {"SLURM_STEP_NUM_NODES", "1"},
+                                {"SLURM_NNODES", "3"}})->spans_hosts)
+      << "the step's own node count wins over the allocation's";
+  EXPECT_TRUE(DetectLaunchEnv({{"RANK", "0"}, {"WORLD_SIZE", "4"}, {"LOCAL_WORLD_SIZE", "2"}})->spans_hosts);
+  EXPECT_FALSE(DetectLaunchEnv({{"TESSERA_RANK", "0"}, {"TESSERA_WORLD_SIZE", "3"}, {"TESSERA_COORDINATOR_HOST", "127.0.0.1"}})
+                   ->spans_hosts);
+  auto remote = DetectLaunchEnv({{"RANK", "1"}, {"WORLD_SIZE", "3"}, {"MASTER_ADDR", "10.1.2.3"}, {"MASTER_PORT", "29500"}});
+  ASSERT_TRUE(remote.ok());
+  EXPECT_TRUE(remote->spans_hosts);
+  EXPECT_TRUE(remote->coordinator_host_explicit);
+}
+
+TEST(LaunchEnvHosts, SlurmStepsUseTheirOwnNodeListAndPort) {
+  EnvMap env = {{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "3"}, {"SLURM_JOB_ID", "900"},
+                {"SLURM_JOB_NODELIST", "tn[1-3]"}, {"SLURM_STEP_NODELIST", "tn[2-3]"}, {"SLURM_STEP_ID", "0"}};
+  auto a = DetectLaunchEnv(env);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->coordinator_host, "tn2") << "a step on a subset of the nodes starts rank 0 on its own first node";
+  EXPECT_FALSE(a->coordinator_host_explicit);
+  EXPECT_NE(a->detail.find("first host of SLURM_STEP_NODELIST, port derived from SLURM_JOB_ID and SLURM_STEP_ID"),
+            std::string::npos)
+      << a->detail;
+  env["SLURM_STEP_ID"] = "1";
+  auto b = DetectLaunchEnv(env);
+  ASSERT_TRUE(b.ok());
+  EXPECT_NE(a->coordinator_port, b->coordinator_port) << "two steps of one allocation collide";
+  EXPECT_EQ(a->job_id, b->job_id) << "the job is the same";
+}
+
+}  // namespace
+}  // namespace tessera::launch

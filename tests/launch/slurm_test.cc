@@ -161,7 +161,10 @@ TEST_F(SlurmJob, TemplateTrainsToCompletion) {
   EXPECT_NE(out.find("tessera.sbatch: job " + id + ", SLURM_RESTART_COUNT=0"), std::string::npos) << out;
   EXPECT_NE(out.find("[coordinator | slurm " + id + " requeue 0]"), std::string::npos) << out;
   EXPECT_NE(out.find("launched by slurm: rank 4 of 5"), std::string::npos) << out;
-  EXPECT_NE(out.find("port derived from SLURM_JOB_ID"), std::string::npos) << out;
+  // The step's own node list and step id: concurrent steps of one allocation never collide.
+  EXPECT_NE(out.find("coordinator host from first host of SLURM_STEP_NODELIST, port derived from SLURM_JOB_ID and SLURM_STEP_ID"),
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("tessera.sbatch: training finished"), std::string::npos) << out;
   // Every rank used the job key rank 0 created at the template's default location; the
   // template removed it once the job was over.
@@ -205,11 +208,9 @@ TEST_F(SlurmJob, MpirunInsideTheAllocation) {
   for (int rank = 0; rank < 5; ++rank) {
     EXPECT_NE(out.find("launched by openmpi: rank " + std::to_string(rank) + " of 5"), std::string::npos) << out;
   }
-  // The port still comes from the Slurm job id (docs/operations.md: it ranks above
-  // Open MPI's job id), and the log prefix carries the Slurm job.
-  EXPECT_NE(out.find("coordinator host from first host of SLURM_JOB_NODELIST, port derived from SLURM_JOB_ID"),
-            std::string::npos)
-      << out;
+  // mpirun inside the allocation: rank 0 publishes the endpoint it bound through MPI
+  // (no port guessed from the Slurm job id), and the log prefix carries the Slurm job.
+  EXPECT_NE(out.find("(published by rank 0 through MPI; all 5 ranks agree on the job)"), std::string::npos) << out;
   EXPECT_NE(out.find("[coordinator | slurm " + id + " requeue 0]"), std::string::npos) << out;
   EXPECT_NE(out.find("CURVE authentication and encryption on (key file " + key + ")"), std::string::npos) << out;
   EXPECT_EQ(SummaryField(out, "steps"), "60") << out;
@@ -272,7 +273,7 @@ TEST_P(SlurmTemplate, SignalReachesEveryTaskAndExit75Requeues) {
   const std::string signal = how == std::string("usr1") ? "USR1" : "TERM";
   for (int t = 0; t < 5; ++t) {
     EXPECT_NE(out.find("task " + std::to_string(t) + " got " + signal + " at its step boundary"), std::string::npos) << out;
-    EXPECT_NE(out.find("task " + std::to_string(t) + " run 1: train --servers 2 --bind_host=0.0.0.0 --auth=curve "
+    EXPECT_NE(out.find("task " + std::to_string(t) + " run 1: train --servers 2 --auth=curve "
                        "--auth_key_file=" + KeyFile(dir, id) + " --checkpoint_dir=" + ckpt + " --steps=7"),
               std::string::npos)
         << out;

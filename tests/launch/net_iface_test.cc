@@ -1,0 +1,171 @@
+// Interface choice, address plans and the job-record agreement check: pure functions,
+// tested on recorded interface tables.
+#include "launch/net_iface.h"
+
+#include <gtest/gtest.h>
+
+#include "launch/job_network.h"
+#include "launch/job_record.h"
+
+namespace tessera::launch {
+namespace {
+
+std::vector<NetInterface> Table() {
+  return {{"lo", "127.0.0.1", 8, true, true},
+          {"eth0", "10.77.0.2", 24, true, false},
+          {"docker0", "172.17.0.1", 16, true, false},
+          {"eth1", "192.168.5.9", 24, false, false},  // down
+          {"ib0", "10.20.0.2", 16, true, false}};
+}
+
+TEST(ChooseInterface, DefaultPrefersInfinibandAndSkipsLoopbackVirtualAndDown) {
+  auto i = ChooseInterface(Table(), "");
+  ASSERT_TRUE(i.ok()) << i.status().ToString();
+  EXPECT_EQ(i->name, "ib0");
+  auto no_ib = Table();
+  no_ib.pop_back();
+  EXPECT_EQ(ChooseInterface(no_ib, "")->name, "eth0");
+}
+
+TEST(ChooseInterface, SpecByPrefixExactExclusionAndNetwork) {
+  EXPECT_EQ(ChooseInterface(Table(), "eth")->name, "eth0");
+  EXPECT_EQ(ChooseInterface(Table(), "=eth0")->name, "eth0");
+  EXPECT_EQ(ChooseInterface(Table(), "^ib")->name, "eth0");
+  EXPECT_EQ(ChooseInterface(Table(), "10.77.0.0/16")->name, "eth0");
+  EXPECT_EQ(ChooseInterface(Table(), "10.20.0.0/24")->name, "ib0");
+  EXPECT_EQ(ChooseInterface(Table(), "lo")->name, "lo") << "an explicit loopback choice is the user's";
+  EXPECT_FALSE(ChooseInterface(Table(), "=eth").ok()) << "exact means exact";
+}
+
+TEST(ChooseInterface, NothingUsableNamesEveryInterfaceSeen) {
+  auto i = ChooseInterface(Table(), "eth1");
+  ASSERT_FALSE(i.ok());
+  EXPECT_NE(i.status().message().find("eth1"), std::string::npos);
+  EXPECT_NE(i.status().message().find("eth1 192.168.5.9/24 down"), std::string::npos) << i.status().ToString();
+  EXPECT_NE(i.status().message().find("lo 127.0.0.1/8 up"), std::string::npos);
+  auto only_lo = ChooseInterface({{"lo", "127.0.0.1", 8, true, true}}, "");
+  ASSERT_FALSE(only_lo.ok());
+  EXPECT_NE(only_lo.status().message().find("no usable network interface"), std::string::npos);
+  EXPECT_FALSE(ChooseInterface(Table(), "10.0.0.0/33").ok());
+  EXPECT_FALSE(ChooseInterface(Table(), "^").ok());
+}
+
+TEST(PlanAddresses, OneHostListensOnLoopback) {
+  auto p = PlanAddresses(Table(), {}, false);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->bind_host, "127.0.0.1");
+  EXPECT_EQ(p->advertise_host, "127.0.0.1");
+}
+
+TEST(PlanAddresses, SpanningHostsBindsAndAdvertisesTheInterfaceNeverAWildcard) {
+  auto p = PlanAddresses(Table(), {"", "eth", ""}, true);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->bind_host, "10.77.0.2");
+  EXPECT_EQ(p->advertise_host, "10.77.0.2");
+  auto wild = PlanAddresses(Table(), {"0.0.0.0", "eth", ""}, true);
+  ASSERT_TRUE(wild.ok());
+  EXPECT_EQ(wild->bind_host, "0.0.0.0");
+  EXPECT_EQ(wild->advertise_host, "10.77.0.2") << "0.0.0.0 must never be advertised";
+  auto adv = PlanAddresses(Table(), {"0.0.0.0", "", "relay.example"}, true);
+  ASSERT_TRUE(adv.ok());
+  EXPECT_EQ(adv->advertise_host, "relay.example");
+}
+
+TEST(PlanAddresses, LoopbackBindInAJobAcrossHostsIsRefused) {
+  auto p = PlanAddresses(Table(), {"127.0.0.1", "", ""}, true);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("spans hosts"), std::string::npos) << p.status().ToString();
+  auto none = PlanAddresses({{"lo", "127.0.0.1", 8, true, true}}, {}, true);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("interfaces seen: lo 127.0.0.1/8 up"), std::string::npos);
+}
+
+TEST(ListInterfaces, SeesLoopback) {
+  auto ifs = ListInterfaces();
+  ASSERT_TRUE(ifs.ok()) << ifs.status().ToString();
+  bool lo = false;
+  for (const auto& i : *ifs) lo |= i.loopback && i.address == "127.0.0.1";
+  EXPECT_TRUE(lo) << DescribeInterfaces(*ifs);
+}
+
+LaunchInfo MpiRank(int rank, bool spans) {
+  LaunchInfo li;
+  li.source = "openmpi";
+  li.rank = rank;
+  li.world_size = 5;
+  li.mpi_world_size = 5;
+  li.mpi_rank = rank;
+  li.coordinator_port = 31000;
+  li.spans_hosts = spans;
+  li.spans_from = spans ? "OMPI_COMM_WORLD_LOCAL_SIZE < OMPI_COMM_WORLD_SIZE" : "";
+  return li;
+}
+
+TEST(PlanNetwork, MpirunPublishesThroughMpiOnAnyFreePort) {
+  auto p = PlanNetwork(MpiRank(0, true), {}, Table());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_TRUE(p->mpi_rendezvous);
+  EXPECT_EQ(p->coordinator_port, 0) << "the derived port may be taken; rank 0 binds any and publishes it";
+  EXPECT_EQ(p->coordinator_bind, "10.20.0.2");
+  EXPECT_EQ(AdvertisedEndpoint("tcp://0.0.0.0:4711", p->addresses.advertise_host), "tcp://10.20.0.2:4711");
+}
+
+TEST(PlanNetwork, AnExplicitHostSkipsTheMpiRendezvous) {
+  NetworkFlags f;
+  f.coordinator_host = "10.77.0.1";
+  auto p = PlanNetwork(MpiRank(2, false), f, Table());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_FALSE(p->mpi_rendezvous);
+  EXPECT_TRUE(p->spans_hosts) << "a non-loopback coordinator is on another host";
+  EXPECT_EQ(p->coordinator_endpoint, "tcp://10.77.0.1:31000");
+  EXPECT_EQ(p->addresses.advertise_host, "10.20.0.2");
+}
+
+TEST(PlanNetwork, SlurmRankZeroListensWhereItsNodeNameResolves) {
+  LaunchInfo li;
+  li.source = "slurm";
+  li.world_size = 5;
+  li.coordinator_host = "10.77.0.2";  // what peers resolve the step's first node to
+  li.coordinator_port = 25000;
+  li.spans_hosts = true;
+  auto p = PlanNetwork(li, {}, Table());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->coordinator_bind, "10.77.0.2");
+  li.coordinator_host = "10.99.0.9";  // not ours: listen everywhere
+  EXPECT_EQ(PlanNetwork(li, {}, Table())->coordinator_bind, "0.0.0.0");
+  li.coordinator_port = 0;
+  EXPECT_FALSE(PlanNetwork(li, {}, Table()).ok());
+}
+
+JobRecord Rec(int rank, const std::string& host) {
+  return {rank, host, 42, 3, 1, 1, "bsp", "abcd", rank == 0 ? "tcp://10.77.0.1:5000" : ""};
+}
+
+TEST(JobRecord, RoundTripsAndRefusesATruncatedRecord) {
+  JobRecord r = Rec(0, "tn1");
+  auto back = DecodeJobRecord(EncodeJobRecord(r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->host, "tn1");
+  EXPECT_EQ(back->job_id, 42u);
+  EXPECT_EQ(back->coordinator, "tcp://10.77.0.1:5000");
+  EXPECT_FALSE(DecodeJobRecord("rank=0\nhost=a\n").ok());
+  EXPECT_FALSE(DecodeJobRecord("rank=zero\n").ok());
+}
+
+TEST(JobRecord, AgreementNamesEachRankThatDisagreesWithItsHost) {
+  std::vector<JobRecord> all = {Rec(0, "tn1"), Rec(1, "tn2"), Rec(2, "tn3")};
+  EXPECT_TRUE(CheckJobAgreement(all).ok());
+  all[2].servers = 2;
+  all[2].key_fingerprint = "ffff";
+  Status st = CheckJobAgreement(all);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("rank 2 on tn3: --servers 2 vs rank 0's 1, job key ffff vs rank 0's abcd"), std::string::npos)
+      << st.ToString();
+  EXPECT_EQ(st.message().find("rank 1 on"), std::string::npos) << st.ToString();
+  all = {Rec(0, "tn1"), Rec(1, "tn2")};
+  all[0].coordinator.clear();
+  EXPECT_FALSE(CheckJobAgreement(all).ok()) << "rank 0 must publish an endpoint";
+}
+
+}  // namespace
+}  // namespace tessera::launch
