@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -27,6 +28,8 @@ DEFINE_int32(warmup, 3, "unmeasured iterations first");
 DEFINE_int64(keys_per_batch, 4096, "sparse: keys per push and pull");
 DEFINE_int64(table_keys, 10000000, "sparse: keys are drawn from [0, table_keys)");
 DEFINE_int32(dim, 16, "sparse: row width");
+DEFINE_string(echo_bind, "", "baseline: only run the raw-ZeroMQ echo side, bound here (tcp://ADDR:PORT), for a client on another host");
+DEFINE_string(echo_connect, "", "baseline: only run the raw-ZeroMQ client side, against an echo side at this endpoint on another host");
 
 namespace {
 
@@ -90,20 +93,25 @@ Status Sparse(tessera::launch::WorkerContext& wc) {
 }
 
 // Raw ZeroMQ: DEALER sends N bytes, ROUTER echoes N bytes back (the same bytes a
-// push+pull moves), over tcp://127.0.0.1 between two threads; and memcpy of N bytes.
+// push+pull moves), over tcp://127.0.0.1 between two threads, or between two hosts with
+// --echo_bind on one and --echo_connect on the other; and memcpy of N bytes.
 int Baseline() {
   tessera::wire::TuneAllocatorForLargeMessages();
   const size_t n = static_cast<size_t>(FLAGS_bytes);
   void* ctx = zmq_ctx_new();
   void* router = zmq_socket(ctx, ZMQ_ROUTER);
   void* dealer = zmq_socket(ctx, ZMQ_DEALER);
-  zmq_bind(router, "tcp://127.0.0.1:*");
+  const bool echo_only = !FLAGS_echo_bind.empty(), client_only = !FLAGS_echo_connect.empty();
+  if (!client_only && zmq_bind(router, echo_only ? FLAGS_echo_bind.c_str() : "tcp://127.0.0.1:*") != 0) {
+    std::fprintf(stderr, "ps_bench: cannot bind %s: %s\n", FLAGS_echo_bind.c_str(), zmq_strerror(zmq_errno()));
+    return 1;
+  }
   char ep[256];
   size_t len = sizeof(ep);
   zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &len);
-  zmq_connect(dealer, ep);
+  if (!echo_only) zmq_connect(dealer, client_only ? FLAGS_echo_connect.c_str() : ep);
   const int total = FLAGS_warmup + FLAGS_iters;
-  std::thread echo([&] {
+  auto echo_loop = [&] {
     for (int i = 0; i < total; ++i) {
       zmq_msg_t id, body;
       zmq_msg_init(&id);
@@ -117,7 +125,15 @@ int Baseline() {
       zmq_msg_close(&body);
       zmq_msg_send(&reply, router, 0);
     }
-  });
+  };
+  if (echo_only) {
+    echo_loop();
+    zmq_close(dealer);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+    return 0;
+  }
+  std::thread echo(client_only ? std::function<void()>([] {}) : std::function<void()>(echo_loop));
   std::vector<char> buf(n, 1), back(n);
   Clock::time_point t0;
   for (int i = 0; i < total; ++i) {
