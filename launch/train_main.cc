@@ -1,4 +1,4 @@
-#include "worker/train_main.h"
+#include "launch/train_main.h"
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
