@@ -179,20 +179,156 @@ std::string SerializeManifest(const Manifest& m) {
   return body + buf;
 }
 
-Result<Manifest> ParseManifest(const std::string& text, const std::string& where) {
+namespace {
+
+// The record parsers: each reads its fields from `l` (clearing l.ok on a bad one).
+void ParseJob(Line& l, Manifest* m) {
+  m->num_servers = static_cast<int>(l.I64());
+  m->num_workers = static_cast<int>(l.I64());
+  m->sync = l.Str();
+  m->grad_reduce = l.Str();
+  m->chunk_bytes = l.U64();
+}
+
+ParamSpec ParseParam(Line& l) {
+  ParamSpec p;
+  p.name = l.Str();
+  std::string kind = l.Str(), dtype = l.Str(), shape = l.Str(), init = l.Str();
+  if (kind == "dense") p.kind = ParamKind::kDense;
+  else if (kind == "sparse") p.kind = ParamKind::kSparse;
+  else l.ok = false;
+  auto dt = ParseDType(dtype);
+  if (dt) p.dtype = *dt;
+  else l.ok = false;
+  if (shape != "-") {
+    std::istringstream ss(shape);
+    for (std::string d; std::getline(ss, d, ',');) p.shape.push_back(std::atoll(d.c_str()));
+  }
+  if (!ParseName<InitKind>(init, &p.init, InitName, 4)) l.ok = false;
+  p.init_scale = l.F32();
+  p.seed = l.U64();
+  std::string opt = l.Str();
+  if (!ParseName<OptimizerKind>(opt, &p.optimizer.kind, OptName, 5)) l.ok = false;
+  OptimizerConfig& c = p.optimizer;
+  c.lr = l.F32();
+  c.momentum = l.F32();
+  c.nesterov = l.I64() != 0;
+  c.beta1 = l.F32();
+  c.beta2 = l.F32();
+  c.eps = l.F32();
+  c.weight_decay = l.F32();
+  c.clip_norm = l.F32();
+  c.initial_accumulator = l.F32();
+  return p;
+}
+
+void ParseServer(Line& l, Manifest* m) {
+  ServerPart s;
+  s.index = static_cast<int>(l.I64());
+  s.dir = l.Str();
+  s.digest = l.U64(16);
+  s.store_digest = l.U64(16);
+  s.records = l.U64();
+  s.bytes = l.U64();
+  // A second line for the same server would make its files ambiguous (found by
+  // manifest_fuzzer: the files were attached to both).
+  for (const ServerPart& other : m->servers) if (other.index == s.index) l.ok = false;
+  m->servers.push_back(std::move(s));
+}
+
+// A file belongs to a server listed before it.
+void ParseFile(Line& l, Manifest* m) {
+  int idx = static_cast<int>(l.I64());
+  FileEntry f;
+  f.name = l.Str();
+  f.size = l.U64();
+  bool found = false;
+  for (ServerPart& s : m->servers) {
+    if (s.index == idx) {
+      s.files.push_back(f);
+      found = true;
+    }
+  }
+  if (!found) l.ok = false;
+}
+
+WorkerPart ParseWorker(Line& l) {
+  WorkerPart w;
+  w.index = static_cast<int>(l.I64());
+  w.next_step = l.I64();
+  w.epoch = l.I64();
+  w.position = l.I64();
+  return w;
+}
+
+// One record after the header into `m`. False for an unknown record name.
+bool ParseRecord(Line& l, Manifest* m) {
+  const std::string& what = l.tok[0];
+  if (what == "step") {
+    m->step = l.I64();
+  } else if (what == "created_unix_ms") {
+    m->created_unix_ms = l.I64();
+  } else if (what == "full") {
+    m->full = l.I64() != 0;
+  } else if (what == "parent") {
+    m->parent_step = l.I64();
+  } else if (what == "job") {
+    ParseJob(l, m);
+  } else if (what == "flag") {
+    std::string k = l.Str(), v = l.Str();
+    m->flags.emplace_back(k, v);
+  } else if (what == "param") {
+    m->params.push_back(ParseParam(l));
+  } else if (what == "server") {
+    ParseServer(l, m);
+  } else if (what == "file") {
+    ParseFile(l, m);
+  } else if (what == "worker") {
+    m->workers.push_back(ParseWorker(l));
+  } else if (what == "bytes_written") {
+    m->bytes_written = l.U64();
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<size_t> ManifestBodySize(const std::string& text, const std::string& where) {
   auto bad = [&](const std::string& what) { return Status::Corruption(where + ": " + what); };
   const size_t last = text.rfind("checksum ", text.size() >= 2 ? text.size() - 2 : 0);
   if (last == std::string::npos || (last != 0 && text[last - 1] != '\n')) return bad("no checksum line (torn write?)");
-  {
-    unsigned stored = 0;
-    if (std::sscanf(text.c_str() + last, "checksum %8x", &stored) != 1) return bad("unreadable checksum line");
-    const uint32_t computed = Crc32c(text.data(), last);
-    if (stored != computed) {
-      char buf[80];
-      std::snprintf(buf, sizeof(buf), "checksum mismatch (stored %08x, computed %08x)", stored, computed);
-      return bad(buf);
-    }
+  unsigned stored = 0;
+  if (std::sscanf(text.c_str() + last, "checksum %8x", &stored) != 1) return bad("unreadable checksum line");
+  const uint32_t computed = Crc32c(text.data(), last);
+  if (stored != computed) {
+    char buf[80];
+    std::snprintf(buf, sizeof(buf), "checksum mismatch (stored %08x, computed %08x)", stored, computed);
+    return bad(buf);
   }
+  return last;
+}
+
+Status CheckServerParts(const Manifest& m, const std::string& where) {
+  int server_parts = 0;
+  for (const ServerPart& s : m.servers) {
+    if (s.index == kReplicaPart) continue;
+    if (s.index < 0 || s.index >= m.num_servers) {
+      return Status::Corruption(where + ": server part " + std::to_string(s.index) + " out of range");
+    }
+    ++server_parts;
+  }
+  if (server_parts == 0 || server_parts != m.num_servers) {
+    return Status::Corruption(where + ": lists " + std::to_string(server_parts) + " server parts for " +
+                              std::to_string(m.num_servers) + " servers");
+  }
+  return Status::OK();
+}
+
+Result<Manifest> ParseManifest(const std::string& text, const std::string& where) {
+  auto bad = [&](const std::string& what) { return Status::Corruption(where + ": " + what); };
+  TESSERA_ASSIGN_OR_RETURN(const size_t last, ManifestBodySize(text, where));
   Manifest m;
   std::istringstream in(text.substr(0, last));
   std::string raw;
@@ -213,104 +349,14 @@ Result<Manifest> ParseManifest(const std::string& text, const std::string& where
                                        ", this build reads version " + std::to_string(kManifestVersion));
       }
       have_header = true;
-    } else if (what == "step") {
-      m.step = l.I64();
-      have_step = true;
-    } else if (what == "created_unix_ms") {
-      m.created_unix_ms = l.I64();
-    } else if (what == "full") {
-      m.full = l.I64() != 0;
-    } else if (what == "parent") {
-      m.parent_step = l.I64();
-    } else if (what == "job") {
-      m.num_servers = static_cast<int>(l.I64());
-      m.num_workers = static_cast<int>(l.I64());
-      m.sync = l.Str();
-      m.grad_reduce = l.Str();
-      m.chunk_bytes = l.U64();
-    } else if (what == "flag") {
-      std::string k = l.Str(), v = l.Str();
-      m.flags.emplace_back(k, v);
-    } else if (what == "param") {
-      ParamSpec p;
-      p.name = l.Str();
-      std::string kind = l.Str(), dtype = l.Str(), shape = l.Str(), init = l.Str();
-      if (kind == "dense") p.kind = ParamKind::kDense;
-      else if (kind == "sparse") p.kind = ParamKind::kSparse;
-      else l.ok = false;
-      auto dt = ParseDType(dtype);
-      if (dt) p.dtype = *dt;
-      else l.ok = false;
-      if (shape != "-") {
-        std::istringstream ss(shape);
-        for (std::string d; std::getline(ss, d, ',');) p.shape.push_back(std::atoll(d.c_str()));
-      }
-      if (!ParseName<InitKind>(init, &p.init, InitName, 4)) l.ok = false;
-      p.init_scale = l.F32();
-      p.seed = l.U64();
-      std::string opt = l.Str();
-      if (!ParseName<OptimizerKind>(opt, &p.optimizer.kind, OptName, 5)) l.ok = false;
-      OptimizerConfig& c = p.optimizer;
-      c.lr = l.F32();
-      c.momentum = l.F32();
-      c.nesterov = l.I64() != 0;
-      c.beta1 = l.F32();
-      c.beta2 = l.F32();
-      c.eps = l.F32();
-      c.weight_decay = l.F32();
-      c.clip_norm = l.F32();
-      c.initial_accumulator = l.F32();
-      m.params.push_back(std::move(p));
-    } else if (what == "server") {
-      ServerPart s;
-      s.index = static_cast<int>(l.I64());
-      s.dir = l.Str();
-      s.digest = l.U64(16);
-      s.store_digest = l.U64(16);
-      s.records = l.U64();
-      s.bytes = l.U64();
-      // A second line for the same server would make its files ambiguous (found by
-      // manifest_fuzzer: the files were attached to both).
-      for (const ServerPart& other : m.servers) if (other.index == s.index) l.ok = false;
-      m.servers.push_back(std::move(s));
-    } else if (what == "file") {
-      int idx = static_cast<int>(l.I64());
-      FileEntry f;
-      f.name = l.Str();
-      f.size = l.U64();
-      bool found = false;
-      for (ServerPart& s : m.servers) {
-        if (s.index == idx) {
-          s.files.push_back(f);
-          found = true;
-        }
-      }
-      if (!found) l.ok = false;
-    } else if (what == "worker") {
-      WorkerPart w;
-      w.index = static_cast<int>(l.I64());
-      w.next_step = l.I64();
-      w.epoch = l.I64();
-      w.position = l.I64();
-      m.workers.push_back(w);
-    } else if (what == "bytes_written") {
-      m.bytes_written = l.U64();
-    } else {
+    } else if (!ParseRecord(l, &m)) {
       return bad("line " + std::to_string(n) + ": unknown record '" + what + "'");
     }
+    have_step = have_step || (n != 1 && what == "step");
     if (!l.ok) return bad("line " + std::to_string(n) + " is malformed: " + raw);
   }
   if (!have_header || !have_step) return bad("missing the header or the step");
-  int server_parts = 0;
-  for (const ServerPart& s : m.servers) {
-    if (s.index == kReplicaPart) continue;
-    if (s.index < 0 || s.index >= m.num_servers) return bad("server part " + std::to_string(s.index) + " out of range");
-    ++server_parts;
-  }
-  if (server_parts == 0 || server_parts != m.num_servers) {
-    return bad("lists " + std::to_string(server_parts) + " server parts for " + std::to_string(m.num_servers) +
-               " servers");
-  }
+  TESSERA_RETURN_IF_ERROR(CheckServerParts(m, where));
   return m;
 }
 

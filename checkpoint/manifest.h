@@ -85,6 +85,12 @@ struct Manifest {
 std::string SerializeManifest(const Manifest& m);
 // Corruption naming `where` and the line for anything malformed or a checksum mismatch.
 Result<Manifest> ParseManifest(const std::string& text, const std::string& where);
+// ParseManifest's first and last checks. ManifestBodySize: the length of the text the
+// final "checksum" line covers, or Corruption naming `where` when the line is missing,
+// unreadable or does not match. CheckServerParts: Corruption unless `m` lists exactly one
+// part for each of its num_servers servers (the replica part aside).
+Result<size_t> ManifestBodySize(const std::string& text, const std::string& where);
+Status CheckServerParts(const Manifest& m, const std::string& where);
 // Reads <step_dir>/MANIFEST.
 Result<Manifest> ReadManifest(const std::string& step_dir);
 

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "common/exit_codes.h"
-#include "coordinator/shard_map_wire.h"
+#include "wire/shard_map_wire.h"
 #include "wire/metrics_wire.h"
 
 namespace tessera {

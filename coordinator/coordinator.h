@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/cluster/job_outcome.h"
+#include "common/cluster/shard_map.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "coordinator/checkpoint_driver.h"
@@ -28,7 +30,6 @@
 #include "coordinator/rendezvous_store.h"
 #include "coordinator/metrics_http.h"
 #include "coordinator/metrics_store.h"
-#include "coordinator/shard_map.h"
 #include "coordinator/stall_inspector.h"
 #include "wire/reactor.h"
 
@@ -58,12 +59,6 @@ struct CoordinatorOptions {
     int port = 0;             // --metrics_port: serve GET /metrics (0: off)
     std::string bind = "127.0.0.1";  // --metrics_bind
   } metrics;
-};
-
-// How the job ended.
-struct JobOutcome {
-  Status status;     // OK when every worker finished with exit code 0
-  int exit_code = 0; // see common/exit_codes.h
 };
 
 class Coordinator {

@@ -2,6 +2,8 @@
 
 #include <gflags/gflags.h>
 
+#include "launch/flag_value.h"
+
 DEFINE_string(checkpoint_dir, "", "Directory of the job's checkpoints (\"\": no checkpoints)");
 DEFINE_int64(checkpoint_every_steps, 0, "Checkpoint at every multiple of this step (0: off)");
 DEFINE_double(checkpoint_every_s, 0, "Checkpoint when this many seconds passed since the last one (0: off)");
@@ -35,9 +37,7 @@ CheckpointOptions CheckpointOptionsFromFlags() {
 }
 
 Result<checkpoint::WriteMethod> CheckpointWriteMethodFromFlags() {
-  auto m = checkpoint::ParseWriteMethod(FLAGS_checkpoint_write);
-  if (!m.ok()) return m.status().WithContext("--checkpoint_write");
-  return m;
+  return FlagValue(checkpoint::ParseWriteMethod(FLAGS_checkpoint_write), "--checkpoint_write");
 }
 
 double PreemptGraceSeconds() { return FLAGS_preempt_grace_s; }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/hash.h"
+#include "launch/env_detect.h"
 #include "launch/net_iface.h"
 
 extern char** environ;
@@ -197,11 +198,32 @@ RunIdentity RunIdentityOf(const LaunchInfo& li) {
   return id;
 }
 
-Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
-  LaunchInfo li;
-  if (const std::string* j = Find(env, "SLURM_JOB_ID")) li.slurm_job_id = *j;
-  TESSERA_ASSIGN_OR_RETURN(li.slurm_restart_count, ParseInt(env, "SLURM_RESTART_COUNT", 0, false));
-  TESSERA_ASSIGN_OR_RETURN(li.restart_count, ParseInt(env, "TESSERA_RESTART_COUNT", 0, false));
+namespace detect {
+namespace {
+
+// Open MPI's job id (PMIx's namespace under srun --mpi=pmix), or null.
+const std::string* OmpiJobId(const EnvMap& env) {
+  const std::string* ompi_job = Find(env, "OMPI_MCA_ess_base_jobid");
+  return ompi_job != nullptr ? ompi_job : Find(env, "PMIX_NAMESPACE");
+}
+
+}  // namespace
+
+Status MpiWorld(const EnvMap& env, LaunchInfo* li) {
+  if (Find(env, "OMPI_COMM_WORLD_SIZE")) {
+    TESSERA_ASSIGN_OR_RETURN(li->mpi_world_size, ParseInt(env, "OMPI_COMM_WORLD_SIZE", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->mpi_rank, ParseInt(env, "OMPI_COMM_WORLD_RANK", 0, true));
+  } else if (Find(env, "PMI_SIZE")) {
+    TESSERA_ASSIGN_OR_RETURN(li->mpi_world_size, ParseInt(env, "PMI_SIZE", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->mpi_rank, ParseInt(env, "PMI_RANK", 0, true));
+    if (Find(env, "PMI_FD")) {
+      TESSERA_ASSIGN_OR_RETURN(li->pmi_fd, ParseInt(env, "PMI_FD", 0, true));
+    }
+  }
+  return Status::OK();
+}
+
+Status Rank(const EnvMap& env, LaunchInfo* li) {
   // The local rank when the chosen launcher does not say: Hydra/Intel MPI, PALS, Slurm.
   auto local_fallback = [&env]() -> Result<int> {
     for (const char* v : {"MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"}) {
@@ -209,58 +231,49 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
     }
     return 0;
   };
-
-  if (Find(env, "OMPI_COMM_WORLD_SIZE")) {
-    TESSERA_ASSIGN_OR_RETURN(li.mpi_world_size, ParseInt(env, "OMPI_COMM_WORLD_SIZE", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.mpi_rank, ParseInt(env, "OMPI_COMM_WORLD_RANK", 0, true));
-  } else if (Find(env, "PMI_SIZE")) {
-    TESSERA_ASSIGN_OR_RETURN(li.mpi_world_size, ParseInt(env, "PMI_SIZE", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.mpi_rank, ParseInt(env, "PMI_RANK", 0, true));
-    if (Find(env, "PMI_FD")) {
-      TESSERA_ASSIGN_OR_RETURN(li.pmi_fd, ParseInt(env, "PMI_FD", 0, true));
-    }
-  }
-
   if (Find(env, "TESSERA_RANK_BASE") && !Find(env, "TESSERA_RANK")) {
-    if (li.mpi_world_size == 0) {
+    if (li->mpi_world_size == 0) {
       return Status::InvalidArgument("TESSERA_RANK_BASE is set but this process was not started by mpirun");
     }
-    li.source = "tessera-launch";
+    li->source = "tessera-launch";
     TESSERA_ASSIGN_OR_RETURN(int base, ParseInt(env, "TESSERA_RANK_BASE", 0, true));
-    li.rank = base + li.mpi_rank;
-    TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "TESSERA_WORLD_SIZE", 0, true));
-    li.local_rank = li.rank;
+    li->rank = base + li->mpi_rank;
+    TESSERA_ASSIGN_OR_RETURN(li->world_size, ParseInt(env, "TESSERA_WORLD_SIZE", 0, true));
+    li->local_rank = li->rank;
   } else if (Find(env, "TESSERA_RANK")) {
-    li.source = "tessera-launch";
-    TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "TESSERA_RANK", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "TESSERA_WORLD_SIZE", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.local_rank, ParseInt(env, "TESSERA_LOCAL_RANK", li.rank, false));
+    li->source = "tessera-launch";
+    TESSERA_ASSIGN_OR_RETURN(li->rank, ParseInt(env, "TESSERA_RANK", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->world_size, ParseInt(env, "TESSERA_WORLD_SIZE", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->local_rank, ParseInt(env, "TESSERA_LOCAL_RANK", li->rank, false));
   } else if (Find(env, "OMPI_COMM_WORLD_RANK")) {
-    li.source = "openmpi";
-    TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "OMPI_COMM_WORLD_RANK", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "OMPI_COMM_WORLD_SIZE", 0, true));
+    li->source = "openmpi";
+    TESSERA_ASSIGN_OR_RETURN(li->rank, ParseInt(env, "OMPI_COMM_WORLD_RANK", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->world_size, ParseInt(env, "OMPI_COMM_WORLD_SIZE", 0, true));
     if (Find(env, "OMPI_COMM_WORLD_LOCAL_RANK")) {
-      TESSERA_ASSIGN_OR_RETURN(li.local_rank, ParseInt(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0, true));
+      TESSERA_ASSIGN_OR_RETURN(li->local_rank, ParseInt(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0, true));
     } else {
-      TESSERA_ASSIGN_OR_RETURN(li.local_rank, local_fallback());
+      TESSERA_ASSIGN_OR_RETURN(li->local_rank, local_fallback());
     }
   } else if (Find(env, "PMI_RANK")) {
-    li.source = "mpich";
-    TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "PMI_RANK", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "PMI_SIZE", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.local_rank, local_fallback());
+    li->source = "mpich";
+    TESSERA_ASSIGN_OR_RETURN(li->rank, ParseInt(env, "PMI_RANK", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->world_size, ParseInt(env, "PMI_SIZE", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->local_rank, local_fallback());
   } else if (Find(env, "SLURM_PROCID")) {
-    li.source = "slurm";
-    TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "SLURM_PROCID", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "SLURM_NTASKS", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.local_rank, ParseInt(env, "SLURM_LOCALID", 0, false));
+    li->source = "slurm";
+    TESSERA_ASSIGN_OR_RETURN(li->rank, ParseInt(env, "SLURM_PROCID", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->world_size, ParseInt(env, "SLURM_NTASKS", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->local_rank, ParseInt(env, "SLURM_LOCALID", 0, false));
   } else if (Find(env, "RANK") && Find(env, "WORLD_SIZE")) {
-    li.source = "torchrun";
-    TESSERA_ASSIGN_OR_RETURN(li.rank, ParseInt(env, "RANK", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.world_size, ParseInt(env, "WORLD_SIZE", 0, true));
-    TESSERA_ASSIGN_OR_RETURN(li.local_rank, ParseInt(env, "LOCAL_RANK", 0, false));
+    li->source = "torchrun";
+    TESSERA_ASSIGN_OR_RETURN(li->rank, ParseInt(env, "RANK", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->world_size, ParseInt(env, "WORLD_SIZE", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->local_rank, ParseInt(env, "LOCAL_RANK", 0, false));
   }
-  TESSERA_RETURN_IF_ERROR(Check(li));
+  return Check(*li);
+}
+
+Status PmixRankAgrees(const EnvMap& env, const LaunchInfo& li) {
   // PMIx (Open MPI's runtime, srun --mpi=pmix) states the rank too: a different one means
   // the environment was mixed up (e.g. a wrapper exported another launcher's variables).
   if (const std::string* pr = Find(env, "PMIX_RANK"); pr && (li.source == "openmpi" || li.source == "slurm")) {
@@ -270,6 +283,10 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
                                      " from " + li.source);
     }
   }
+  return Status::OK();
+}
+
+const std::string& RankVariables(const std::string& source) {
   static const std::map<std::string, std::string> kRankVars = {
       {"tessera-launch", "TESSERA_RANK/TESSERA_WORLD_SIZE"},
       {"openmpi", "OMPI_COMM_WORLD_RANK/SIZE"},
@@ -277,75 +294,100 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
       {"slurm", "SLURM_PROCID/SLURM_NTASKS"},
       {"torchrun", "RANK/WORLD_SIZE"},
       {"single", "no launcher variables"}};
-  li.detail = "rank from " + kRankVars.at(li.source);
+  return kRankVars.at(source);
+}
 
-  TESSERA_RETURN_IF_ERROR(DetectSpansHosts(env, &li));
-
-  // Coordinator address: explicit TESSERA_COORDINATOR_* (set by tessera launch), else
-  // torchrun's MASTER_*, else the first host of the Slurm step, else loopback.
+Result<std::string> CoordinatorHost(const EnvMap& env, LaunchInfo* li) {
+  // Explicit TESSERA_COORDINATOR_* (set by tessera launch), else torchrun's MASTER_*,
+  // else the first host of the Slurm step, else loopback.
   std::string host_from = "default 127.0.0.1";
   if (const std::string* h = Find(env, "TESSERA_COORDINATOR_HOST")) {
-    li.coordinator_host = *h;
+    li->coordinator_host = *h;
     host_from = "TESSERA_COORDINATOR_HOST";
-    li.coordinator_host_explicit = true;
+    li->coordinator_host_explicit = true;
   } else if (const std::string* m = Find(env, "MASTER_ADDR")) {
-    li.coordinator_host = *m;
+    li->coordinator_host = *m;
     host_from = "MASTER_ADDR";
-    li.coordinator_host_explicit = true;
-  } else if (li.source != "tessera-launch" && li.source != "single") {
+    li->coordinator_host_explicit = true;
+  } else if (li->source != "tessera-launch" && li->source != "single") {
     // Rank 0 runs on the first node of its step (srun places it there; mpirun inside an
     // allocation too). The step's own list: a step on a subset of the nodes, or one of
     // several concurrent steps, does not start on the allocation's first node.
     for (const char* var : {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST"}) {
       const std::string* nl = Find(env, var);
       if (nl == nullptr) continue;
-      TESSERA_ASSIGN_OR_RETURN(li.coordinator_host, FirstSlurmHost(*nl));
+      TESSERA_ASSIGN_OR_RETURN(li->coordinator_host, FirstSlurmHost(*nl));
       host_from = std::string("first host of ") + var;
       break;
     }
   }
-  if (li.coordinator_host_explicit && !IsLoopbackHost(li.coordinator_host) && !li.spans_hosts) {
-    li.spans_hosts = true;
-    li.spans_from = host_from + " is not loopback";
+  if (li->coordinator_host_explicit && !IsLoopbackHost(li->coordinator_host) && !li->spans_hosts) {
+    li->spans_hosts = true;
+    li->spans_from = host_from + " is not loopback";
   }
+  return host_from;
+}
+
+Result<std::string> CoordinatorPort(const EnvMap& env, LaunchInfo* li) {
   // A port derived from a job key: every rank of the job computes the same one, and two
   // jobs on one node (almost always) differ. 20000-39999 stays below the ephemeral range.
   auto derived_port = [](const std::string& key) { return 20000 + static_cast<int>(Mix64(Fnv1a64(key.data(), key.size())) % 20000); };
   std::string port_from = "none";
-  const std::string* ompi_job = Find(env, "OMPI_MCA_ess_base_jobid");
-  if (ompi_job == nullptr) ompi_job = Find(env, "PMIX_NAMESPACE");
+  const std::string* ompi_job = OmpiJobId(env);
   if (Find(env, "TESSERA_COORDINATOR_PORT")) {
-    TESSERA_ASSIGN_OR_RETURN(li.coordinator_port, ParseInt(env, "TESSERA_COORDINATOR_PORT", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->coordinator_port, ParseInt(env, "TESSERA_COORDINATOR_PORT", 0, true));
     port_from = "TESSERA_COORDINATOR_PORT";
   } else if (Find(env, "MASTER_PORT")) {
-    TESSERA_ASSIGN_OR_RETURN(li.coordinator_port, ParseInt(env, "MASTER_PORT", 0, true));
+    TESSERA_ASSIGN_OR_RETURN(li->coordinator_port, ParseInt(env, "MASTER_PORT", 0, true));
     port_from = "MASTER_PORT";
-  } else if (!li.slurm_job_id.empty()) {
+  } else if (!li->slurm_job_id.empty()) {
     // Each step of an allocation gets its own port: concurrent steps never collide.
     if (const std::string* step = Find(env, "SLURM_STEP_ID")) {
-      li.coordinator_port = derived_port(li.slurm_job_id + "." + *step);
+      li->coordinator_port = derived_port(li->slurm_job_id + "." + *step);
       port_from = "derived from SLURM_JOB_ID and SLURM_STEP_ID";
     } else {
-      li.coordinator_port = 20000 + static_cast<int>(Mix64(std::strtoull(li.slurm_job_id.c_str(), nullptr, 10)) % 20000);
+      li->coordinator_port = 20000 + static_cast<int>(Mix64(std::strtoull(li->slurm_job_id.c_str(), nullptr, 10)) % 20000);
       port_from = "derived from SLURM_JOB_ID";
     }
-  } else if (li.source == "openmpi" && ompi_job != nullptr) {
-    li.coordinator_port = derived_port(*ompi_job);
+  } else if (li->source == "openmpi" && ompi_job != nullptr) {
+    li->coordinator_port = derived_port(*ompi_job);
     port_from = "derived from Open MPI's job id";
   }
-  li.detail += ", coordinator host from " + host_from + ", port " + port_from;
-  if (li.coordinator_port > 65535) return Status::InvalidArgument("coordinator port out of range");
+  return port_from;
+}
 
+Status JobId(const EnvMap& env, LaunchInfo* li) {
+  const std::string* ompi_job = OmpiJobId(env);
   if (Find(env, "TESSERA_JOB_ID")) {
     const std::string& v = *Find(env, "TESSERA_JOB_ID");
     char* end = nullptr;
-    li.job_id = std::strtoull(v.c_str(), &end, 10);
+    li->job_id = std::strtoull(v.c_str(), &end, 10);
     if (v.empty() || *end != '\0') return Status::InvalidArgument("TESSERA_JOB_ID='" + v + "' is not a number");
-  } else if (!li.slurm_job_id.empty()) {
-    li.job_id = Mix64(std::strtoull(li.slurm_job_id.c_str(), nullptr, 10));
-  } else if (li.source == "openmpi" && ompi_job != nullptr) {
-    li.job_id = Mix64(Fnv1a64(ompi_job->data(), ompi_job->size()) ^ 0x6d706972756eULL);
+  } else if (!li->slurm_job_id.empty()) {
+    li->job_id = Mix64(std::strtoull(li->slurm_job_id.c_str(), nullptr, 10));
+  } else if (li->source == "openmpi" && ompi_job != nullptr) {
+    li->job_id = Mix64(Fnv1a64(ompi_job->data(), ompi_job->size()) ^ 0x6d706972756eULL);
   }
+  return Status::OK();
+}
+
+}  // namespace detect
+
+Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
+  LaunchInfo li;
+  if (const std::string* j = Find(env, "SLURM_JOB_ID")) li.slurm_job_id = *j;
+  TESSERA_ASSIGN_OR_RETURN(li.slurm_restart_count, ParseInt(env, "SLURM_RESTART_COUNT", 0, false));
+  TESSERA_ASSIGN_OR_RETURN(li.restart_count, ParseInt(env, "TESSERA_RESTART_COUNT", 0, false));
+  TESSERA_RETURN_IF_ERROR(detect::MpiWorld(env, &li));
+  TESSERA_RETURN_IF_ERROR(detect::Rank(env, &li));
+  TESSERA_RETURN_IF_ERROR(detect::PmixRankAgrees(env, li));
+  li.detail = "rank from " + detect::RankVariables(li.source);
+  TESSERA_RETURN_IF_ERROR(DetectSpansHosts(env, &li));
+  TESSERA_ASSIGN_OR_RETURN(const std::string host_from, detect::CoordinatorHost(env, &li));
+  TESSERA_ASSIGN_OR_RETURN(const std::string port_from, detect::CoordinatorPort(env, &li));
+  li.detail += ", coordinator host from " + host_from + ", port " + port_from;
+  if (li.coordinator_port > 65535) return Status::InvalidArgument("coordinator port out of range");
+  TESSERA_RETURN_IF_ERROR(detect::JobId(env, &li));
   return li;
 }
 

@@ -11,7 +11,7 @@
 #include "launch/status_main.h"
 #include "launch/subcommands.h"
 #include "observe/report.h"
-#include "worker/train_main.h"
+#include "launch/train_main.h"
 
 namespace tessera {
 namespace {

@@ -17,7 +17,7 @@ Result<CoordinatorOptions::Metrics> MetricsOptionsFromFlags() {
   CoordinatorOptions::Metrics m;
   m.port = FLAGS_metrics_port;
   m.bind = FLAGS_metrics_bind;
-  // --metrics_out belongs to `tessera train` (worker/train_main.cc); looked up by name so
+  // --metrics_out belongs to `tessera train` (launch/train_main.cc); looked up by name so
   // this library does not depend on the trainer.
   std::string out;
   if (gflags::GetCommandLineOption("metrics_out", &out)) m.out = out;

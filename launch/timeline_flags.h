@@ -7,21 +7,19 @@
 // free of cross-process coordination and lets a crashed process's file stand alone.
 //
 // Threads: TimelineRecording is used by the process's main thread (launch/job.cc); the
-// merge functions are plain file I/O on the caller's thread.
+// merge (observe/timeline_files.h) is plain file I/O on the caller's thread.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "observe/timeline_files.h"
 
 namespace tessera::launch {
 
 // The value of --timeline ("" = off).
 std::string TimelineFlag();
-
-// "run/trace.json" + "worker1" -> "run/trace.worker1.json" (a missing ".json" is added).
-std::string TimelineProcessPath(const std::string& flag, const std::string& role);
 
 // Records this process's spans while it lives, when --timeline is set.
 class TimelineRecording {
@@ -37,14 +35,11 @@ class TimelineRecording {
   Status Start(int rank, int servers);
 };
 
-// Merges the per-process files of `flag` (server0.., worker0.., as many as exist) into
-// `flag` itself. *merged gets the number of files read. NotFound when there is none;
-// Corruption naming the file when one is not a trace.
-Status MergeTimelines(const std::string& flag, int* merged);
-
-// Removes the per-process files of `flag` left by an earlier job (the launcher does this
-// before starting one, so a merge never mixes in a rank the new job does not have).
-void RemoveTimelines(const std::string& flag);
+// The file names and the merge live in observe/ (shared with `tessera report`); the
+// launcher keeps calling them by these names.
+using observe::MergeTimelines;
+using observe::RemoveTimelines;
+using observe::TimelineProcessPath;
 
 // The --timeline value among `tessera launch`'s job args ("" when absent).
 std::string TimelineFromArgs(const std::vector<std::string>& args);

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "common/exit_codes.h"
-#include "launch/timeline_flags.h"
+#include "observe/timeline_files.h"
 #include "observe/svg_plot.h"
 
 namespace tessera::observe {
@@ -354,7 +354,7 @@ int ReportMain(int argc, char** argv) {
   }
   if (!timeline.empty()) {
     int merged = 0;
-    Status st = launch::MergeTimelines(timeline, &merged);
+    Status st = observe::MergeTimelines(timeline, &merged);
     if (!st.ok()) {
       std::fprintf(stderr, "tessera report: %s\n", st.ToString().c_str());
       return kExitFailure;

@@ -2,7 +2,7 @@
 // shard map's sync policy and grad_reduce (rules: docs/consistency.md).
 //
 // Unit of aggregation: a dense chunk, or a whole sparse table on this server. Each unit
-// has a StepGate (coordinator/sync_policy.h).
+// has a StepGate (common/cluster/sync_policy.h).
 //  - bsp: the pushes of step s are summed per unit and applied once all W arrived, steps
 //    strictly in order. The sum is formed in worker order 0, 1, ..., W-1 whatever the
 //    arrival order (a push that arrives early waits in a per-worker buffer until the ones
@@ -12,7 +12,7 @@
 //  - ssp:K and asp: each push is applied on arrival, scaled by 1/W for mean (so W pushes
 //    of g make one SGD step of g); the gate only holds back pulls.
 // Clipping (cfg.clip_norm) applies to the gradient that reaches the optimizer: per dense
-// chunk, per sparse row (paramserver/optimizer.h).
+// chunk, per sparse row (kernels/optimizer_step.h).
 //
 // Dense pushes are whole chunks: [first_chunk, last_chunk] with the gradient of exactly
 // their elements, in order. Sparse pushes carry distinct keys (ParamServerCore refuses
@@ -34,8 +34,8 @@
 
 #include "common/keys.h"
 #include "common/status.h"
-#include "coordinator/shard_map.h"
-#include "coordinator/sync_policy.h"
+#include "common/cluster/shard_map.h"
+#include "common/cluster/sync_policy.h"
 #include "paramserver/shard_store.h"
 
 namespace tessera::paramserver {

@@ -10,7 +10,7 @@
 #include "common/hostname.h"
 #include "common/shared_marker.h"
 #include "common/timeline.h"
-#include "coordinator/shard_map_wire.h"
+#include "wire/shard_map_wire.h"
 #include "paramserver/request_decode.h"
 
 namespace tessera::paramserver {

@@ -20,9 +20,9 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/cluster/job_outcome.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
-#include "coordinator/coordinator.h"
 #include "checkpoint/shard_db.h"
 #include "paramserver/checkpoint_participant.h"
 #include "paramserver/server_core.h"

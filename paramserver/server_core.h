@@ -34,8 +34,8 @@
 #include "common/keys.h"
 #include "common/param_spec.h"
 #include "common/status.h"
-#include "coordinator/shard_map.h"
-#include "coordinator/sync_policy.h"
+#include "common/cluster/shard_map.h"
+#include "common/cluster/sync_policy.h"
 #include "paramserver/aggregator.h"
 #include "paramserver/shard_store.h"
 

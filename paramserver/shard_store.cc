@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include "common/hash.h"
-#include "paramserver/optimizer.h"
-#include "worker/model/param_init.h"
+#include "kernels/optimizer_step.h"
+#include "kernels/param_init.h"
 
 namespace tessera::paramserver {
 namespace {
@@ -54,7 +54,7 @@ Result<ShardStore> ShardStore::Create(const ShardMap& map, uint32_t server) {
       chunk.slots.resize(SlotFloats(p.spec, r.size()));
       TESSERA_RETURN_IF_ERROR(
           InitializeParam(p.spec, View(chunk.values.data(), r.size()), r.begin));
-      TESSERA_RETURN_IF_ERROR(InitSlots(p.spec.optimizer, chunk.slots, r.size()));
+      TESSERA_RETURN_IF_ERROR(kernels::InitSlots(p.spec.optimizer, chunk.slots, r.size()));
       p.chunk_index[c] = static_cast<int64_t>(store.chunks_.size());
       store.chunks_.push_back(std::move(chunk));
     }
@@ -135,7 +135,7 @@ Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span
   }
   ChunkState& ch = chunks_[static_cast<size_t>(i)];
   TESSERA_RETURN_IF_ERROR(
-      ApplyUpdate(params_[param_id].spec.optimizer, ch.updates + 1, ch.values, ch.slots, grad));
+      kernels::ApplyUpdate(params_[param_id].spec.optimizer, ch.updates + 1, ch.values, ch.slots, grad));
   ++ch.updates;
   return Status::OK();
 }
@@ -154,14 +154,14 @@ Status ShardStore::ApplySparse(uint32_t param_id, Key key, std::span<float> grad
     row.values.resize(width);
     row.slots.resize(SlotFloats(p.spec, width));
     Status st = InitializeSparseRow(p.spec, key, View(row.values.data(), width));
-    if (st.ok()) st = InitSlots(p.spec.optimizer, row.slots, width);
+    if (st.ok()) st = kernels::InitSlots(p.spec.optimizer, row.slots, width);
     if (!st.ok()) {
       p.rows.erase(it);  // leave no half-made row behind
       return st;
     }
   }
   TESSERA_RETURN_IF_ERROR(
-      ApplyUpdate(p.spec.optimizer, row.updates + 1, row.values, row.slots, grad));
+      kernels::ApplyUpdate(p.spec.optimizer, row.updates + 1, row.values, row.slots, grad));
   ++row.updates;
   if (track_dirty_) dirty_.emplace_back(param_id, key);
   return Status::OK();

@@ -4,7 +4,7 @@
 // (ParamServerCore does; every method here REQUIRES arguments it has checked).
 //
 //  - Dense: every chunk the map places on this server, created at construction with
-//    the deterministic initialiser (worker/model/param_init.h) at the chunk's global
+//    the deterministic initialiser (kernels/param_init.h) at the chunk's global
 //    offset, so a chunk's initial bits do not depend on the chunk size or the server.
 //  - Sparse: rows created on first update with InitializeSparseRow(spec, key): a pure
 //    function of (seed, table name, key), so results never depend on the order in which
@@ -28,7 +28,7 @@
 #include "common/keys.h"
 #include "common/param_spec.h"
 #include "common/status.h"
-#include "coordinator/shard_map.h"
+#include "common/cluster/shard_map.h"
 
 namespace tessera::paramserver {
 

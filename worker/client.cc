@@ -9,7 +9,7 @@
 #include "common/exit_codes.h"
 #include "common/hostname.h"
 #include "common/shared_marker.h"
-#include "coordinator/shard_map_wire.h"
+#include "wire/shard_map_wire.h"
 #include "kernels/ops.h"
 #include "worker/client_metrics.h"
 

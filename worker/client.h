@@ -41,7 +41,7 @@
 #include "common/status.h"
 #include "common/tensor.h"
 #include "common/thread_annotations.h"
-#include "coordinator/shard_map.h"
+#include "common/cluster/shard_map.h"
 #include "wire/reactor.h"
 #include "worker/handle.h"
 

@@ -4,7 +4,7 @@
 
 #include "common/timeline.h"
 #include "common/metrics_registry.h"
-#include "paramserver/optimizer.h"
+#include "kernels/optimizer_step.h"
 
 namespace tessera::worker {
 
@@ -58,7 +58,7 @@ Result<std::unique_ptr<GradSync>> GradSync::Create(const GradSyncOptions& option
     for (int64_t off = 0; off < n; off += l.chunk) {
       const int64_t len = std::min(l.chunk, n - off);
       std::vector<float> s(static_cast<size_t>(nslots * len));
-      TESSERA_RETURN_IF_ERROR(paramserver::InitSlots(p->spec.optimizer, s, static_cast<uint64_t>(len)));
+      TESSERA_RETURN_IF_ERROR(kernels::InitSlots(p->spec.optimizer, s, static_cast<uint64_t>(len)));
       l.slots.push_back(std::move(s));
     }
     if (options.compress.kind == CompressionSpec::Kind::kTopK) {
@@ -126,7 +126,7 @@ Status GradSync::ApplyLocal(Local& l) {
   size_t c = 0;
   for (int64_t off = 0; off < n; off += l.chunk, ++c) {
     const size_t len = static_cast<size_t>(std::min(l.chunk, n - off));
-    TESSERA_RETURN_IF_ERROR(paramserver::ApplyUpdate(p->spec.optimizer, l.updates, {value + off, len},
+    TESSERA_RETURN_IF_ERROR(kernels::ApplyUpdate(p->spec.optimizer, l.updates, {value + off, len},
                                                      {l.slots[c].data(), static_cast<size_t>(nslots) * len},
                                                      {grad + off, len}));
   }

@@ -4,7 +4,7 @@
 // gradients fused into buckets (collective::Bucketer, --bucket_mb) as backward produces
 // them (the model's gradient-ready hook calls OnGradReady), each bucket all-reduced (mean)
 // on the communicator's thread while backward goes on; FinishStep then waits for them and
-// applies the optimizer locally with the servers' own code (paramserver::ApplyUpdate, per
+// applies the optimizer locally with the servers' code (kernels::ApplyUpdate, per
 // chunk of --chunk_bytes like the servers, so clipping and every update match bsp). The
 // other parameters (sparse tables in hybrid) stay with the trainer's push/pull path.
 // The gradients of fused parameters are re-homed into their bucket's flat buffer

@@ -1,5 +1,5 @@
 // TrainConfig: everything `tessera train` decides about one training run, as a plain
-// value with validated fields. worker/train_main.cc fills it from gflags; tests fill it
+// value with validated fields. launch/train_main.cc fills it from gflags; tests fill it
 // directly. The loop that consumes it is worker/trainer.h; the reference of every flag
 // is docs/training.md.
 //

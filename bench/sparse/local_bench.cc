@@ -12,11 +12,11 @@
 #include <chrono>
 #include <cstdio>
 
-#include "coordinator/shard_map.h"
-#include "paramserver/optimizer.h"
+#include "common/cluster/shard_map.h"
+#include "kernels/optimizer_step.h"
 #include "paramserver/shard_store.h"
 #include "worker/data/index_batches.h"
-#include "worker/model/param_init.h"
+#include "kernels/param_init.h"
 #include "worker/sparse/sparse_trainer.h"
 
 DEFINE_string(model, "word2vec", "word2vec, widedeep or logreg");
@@ -93,7 +93,7 @@ int Main() {
             specs[t], static_cast<Key>(k),
             {values[t].data() + k * widths[t], DType::kF32, {widths[t]}, Device::kCPU});
       }
-      (void)paramserver::InitSlots(specs[t].optimizer, slots[t], values[t].size());
+      (void)kernels::InitSlots(specs[t].optimizer, slots[t], values[t].size());
     }
   }
   int64_t samples = 0, keys = 0;
@@ -127,7 +127,7 @@ int Main() {
         std::span<float> g{r.grads.as<float>() + k * width, static_cast<size_t>(width)};
         if (arrays) {
           const size_t off = static_cast<size_t>(r.keys[k] * width);
-          st = paramserver::ApplyUpdate(specs[t].optimizer, 1, {values[t].data() + off, g.size()},
+          st = kernels::ApplyUpdate(specs[t].optimizer, 1, {values[t].data() + off, g.size()},
                                         {slots[t].data() + off, g.size()}, g);
         } else {
           st = store->ApplySparse(static_cast<uint32_t>(t), r.keys[k], g);

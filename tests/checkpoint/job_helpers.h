@@ -19,32 +19,15 @@
 #include <utility>
 #include <vector>
 
+#include "tests/testutil/job_run.h"
 #include "tests/testutil/testutil.h"
 
 namespace tessera::ckpt_testing {
 
-struct JobRun {
-  int exit_code = -1;
-  std::string output;
-  std::vector<std::string> metrics;  // lines of worker 0's --metrics_out
-};
+using testing::JobRun;
+using testing::ReadLines;
 
-// The value of "key" in a one-line JSON object (a string without its quotes), or "".
-inline std::string Field(const std::string& json, const std::string& key) {
-  const std::string k = "\"" + key + "\":";
-  size_t p = json.find(k);
-  if (p == std::string::npos) return "";
-  p += k.size();
-  if (json[p] == '"') return json.substr(p + 1, json.find('"', p + 1) - p - 1);
-  return json.substr(p, json.find_first_of(",}", p) - p);
-}
-
-inline std::vector<std::string> ReadLines(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream in(path);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
+inline std::string Field(const std::string& json, const std::string& key) { return testing::JsonField(json, key); }
 
 // The widedeep job of the sparse checkpoint tests (a9a subset, --deterministic) under
 // `sync`, plus `flags`.
@@ -57,16 +40,14 @@ inline std::string WideDeepFlags(const std::string& sync, const std::string& fla
 // `tessera launch` with `flags` (which hold every job flag, --data included).
 inline std::string LaunchCommand(const std::string& flags, const std::string& metrics, int servers,
                                  int workers = 2) {
-  return testing::TesseraBinary() + " launch --servers " + std::to_string(servers) + " --workers " +
-         std::to_string(workers) + " --grace_s 1 " + flags + " --metrics_out=" + metrics;
+  return testing::LaunchCommand(flags, metrics, servers, workers, 1);
 }
 
 // Runs a job to its end (`env` is prepended, e.g. "TESSERA_CRASH_AT=after_commit").
 inline JobRun RunJob(const testing::TempDir& tmp, const std::string& flags, int servers, const std::string& env = "") {
   static int n = 0;
   const std::string metrics = tmp.path() + "/metrics-" + std::to_string(++n) + ".jsonl";
-  auto r = testing::RunCommand(env + " " + LaunchCommand(flags, metrics, servers), 120);
-  return {r.exit_code, r.output, ReadLines(metrics)};
+  return testing::RunJobCommand(env + " " + LaunchCommand(flags, metrics, servers), metrics, 120);
 }
 
 inline std::string Summary(const JobRun& r) {

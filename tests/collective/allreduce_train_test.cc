@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testutil/job_run.h"
 #include "tests/testutil/testutil.h"
 
 namespace tessera {
@@ -22,48 +23,19 @@ constexpr const char* kSmallJob =
     "--train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64 --epochs=3 "
     "--optimizer=adam --lr=0.002 --log_every=0 --seed=1";
 
-struct JobResult {
-  int exit_code = -1;
-  std::string output;
-  std::vector<std::string> metrics;
-};
+using JobResult = testing::JobRun;
+using testing::Events;
 
 std::string DataFlag() { return " --data=" + SourceDir() + "/data/mnist"; }
-
-JobResult Collect(const testing::CommandResult& r, const std::string& metrics) {
-  JobResult out;
-  out.exit_code = r.exit_code;
-  out.output = r.output;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) out.metrics.push_back(line);
-  return out;
-}
 
 JobResult Launch(const std::string& flags, int workers = 2, int servers = 1) {
   testing::TempDir dir;
   const std::string metrics = dir.path() + "/metrics.jsonl";
-  auto r = RunCommand(TesseraBinary() + " launch --servers " + std::to_string(servers) + " --workers " +
-                          std::to_string(workers) + " --grace_s 2 " + flags + DataFlag() + " --metrics_out=" + metrics,
-                      240);
-  return Collect(r, metrics);
+  return testing::RunJobCommand(testing::LaunchCommand(flags + DataFlag(), metrics, servers, workers, 2), metrics,
+                                240);
 }
 
-std::string Field(const std::string& json, const std::string& key) {
-  const std::string k = "\"" + key + "\":";
-  size_t p = json.find(k);
-  if (p == std::string::npos) return "";
-  p += k.size();
-  if (json[p] == '"') return json.substr(p + 1, json.find('"', p + 1) - p - 1);
-  return json.substr(p, json.find_first_of(",}", p) - p);
-}
-
-std::vector<std::string> Events(const JobResult& r, const std::string& event) {
-  std::vector<std::string> out;
-  for (const auto& l : r.metrics) {
-    if (Field(l, "event") == event) out.push_back(l);
-  }
-  return out;
-}
+std::string Field(const std::string& json, const std::string& key) { return testing::JsonField(json, key); }
 
 std::string Summary(const JobResult& r) {
   auto s = Events(r, "summary");
@@ -164,7 +136,7 @@ TEST(AllReduceTrain, RunsUnderPlainMpirun) {
              "--bind-to none " + TesseraBinary() + " train --servers=1 --workers=2 --coordinator_port=" +
              std::to_string(testing::FreeTcpPort()) + " " + kSmallJob + " --steps=40 --deterministic --sync=allreduce" +
              DataFlag() + " --metrics_out=" + metrics;
-  JobResult r = Collect(RunCommand(cmd, 120), metrics);
+  JobResult r = testing::RunJobCommand(cmd, metrics, 120);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(Field(Summary(r), "steps"), "40");
   JobResult launched = Launch(std::string(kSmallJob) + " --steps=40 --deterministic --sync=allreduce");

@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "paramserver/optimizer.h"
+#include "kernels/optimizer_step.h"
 
 namespace tessera::worker {
 namespace {
@@ -54,7 +54,7 @@ TEST(GradSync, AllReduceRefusesATable) {
   EXPECT_NE(g.status().message().find("'emb' is a sparse table"), std::string::npos);
 }
 
-// Adam with clipping over 3 steps: the local update equals paramserver::ApplyUpdate run
+// Adam with clipping over 3 steps: the local update equals kernels::ApplyUpdate run
 // chunk by chunk (chunk_bytes 16 = 4 elements), as the servers would.
 TEST(GradSync, LocalUpdateEqualsTheServersPerChunk) {
   OptimizerConfig adam;
@@ -67,7 +67,7 @@ TEST(GradSync, LocalUpdateEqualsTheServersPerChunk) {
   for (int c = 0; c < 3; ++c) {
     const size_t len = c < 2 ? 4 : 2;
     slots.emplace_back(2 * len);
-    ASSERT_TRUE(paramserver::InitSlots(adam, slots.back(), len).ok());
+    ASSERT_TRUE(kernels::InitSlots(adam, slots.back(), len).ok());
   }
   GradSyncOptions o;
   o.sync = "allreduce";
@@ -79,7 +79,7 @@ TEST(GradSync, LocalUpdateEqualsTheServersPerChunk) {
     std::vector<float> grad(w.grad.as<float>(), w.grad.as<float>() + 10);
     for (int c = 0; c < 3; ++c) {
       const size_t off = static_cast<size_t>(c) * 4, len = c < 2 ? 4 : 2;
-      ASSERT_TRUE(paramserver::ApplyUpdate(adam, step, {ref.data() + off, len}, slots[c], {grad.data() + off, len}).ok());
+      ASSERT_TRUE(kernels::ApplyUpdate(adam, step, {ref.data() + off, len}, slots[c], {grad.data() + off, len}).ok());
     }
     ASSERT_TRUE((*g)->FinishStep({}).ok());
     for (int i = 0; i < 10; ++i) EXPECT_EQ(w.value.as<float>()[i], ref[i]) << "step " << step << " element " << i;

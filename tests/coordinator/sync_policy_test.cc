@@ -1,4 +1,4 @@
-#include "coordinator/sync_policy.h"
+#include "common/cluster/sync_policy.h"
 
 #include <gtest/gtest.h>
 

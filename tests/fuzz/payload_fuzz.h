@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/param_spec.h"
-#include "coordinator/shard_map.h"
+#include "common/cluster/shard_map.h"
 
 namespace tessera::fuzz {
 

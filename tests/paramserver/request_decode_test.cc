@@ -10,7 +10,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "coordinator/shard_map.h"
+#include "common/cluster/shard_map.h"
 #include "tests/fuzz/payload_fuzz_run.h"
 #include "tests/testutil/testutil.h"
 #include "wire/message.h"

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/paramserver/test_cluster.h"
-#include "worker/model/param_init.h"
+#include "kernels/param_init.h"
 
 namespace tessera::paramserver::testing {
 namespace {

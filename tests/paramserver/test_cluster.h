@@ -9,7 +9,7 @@
 #include <map>
 #include <vector>
 
-#include "coordinator/shard_map.h"
+#include "common/cluster/shard_map.h"
 #include "paramserver/server_core.h"
 #include "tests/testutil/testutil.h"
 

@@ -3,11 +3,10 @@
 // file worker 0 writes (--metrics_out, docs/training.md).
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "tests/testutil/job_run.h"
 #include "tests/testutil/testutil.h"
 
 namespace tessera {
@@ -24,11 +23,8 @@ constexpr const char* kSmallJob =
     "--train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64 --epochs=3 "
     "--optimizer=adam --lr=0.002 --log_every=0 --seed=1";
 
-struct JobResult {
-  int exit_code = -1;
-  std::string output;                // launcher + every process, stdout and stderr
-  std::vector<std::string> metrics;  // lines of the metrics file
-};
+using JobResult = testing::JobRun;
+using testing::Events;
 
 std::string DataDir() { return SourceDir() + "/data/mnist"; }
 
@@ -37,40 +33,11 @@ JobResult RunTrain(const std::string& flags, const std::string& data = DataDir()
                    int workers = 2) {
   testing::TempDir dir;
   const std::string metrics = dir.path() + "/metrics.jsonl";
-  const std::string cmd = TesseraBinary() + " launch --servers " + std::to_string(servers) + " --workers " +
-                          std::to_string(workers) + " --grace_s 2 " + flags + " --data=" + data +
-                          " --metrics_out=" + metrics;
-  auto r = RunCommand(cmd, 240);
-  JobResult out;
-  out.exit_code = r.exit_code;
-  out.output = r.output;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) out.metrics.push_back(line);
-  return out;
+  return testing::RunJobCommand(testing::LaunchCommand(flags + " --data=" + data, metrics, servers, workers, 2),
+                                metrics, 240);
 }
 
-// The raw text of `key`'s value in a one-line JSON object ("" when absent); strings
-// keep their quotes off.
-std::string Field(const std::string& json, const std::string& key) {
-  const std::string k = "\"" + key + "\":";
-  size_t p = json.find(k);
-  if (p == std::string::npos) return "";
-  p += k.size();
-  if (json[p] == '"') {
-    size_t e = json.find('"', p + 1);
-    return json.substr(p + 1, e - p - 1);
-  }
-  size_t e = json.find_first_of(",}", p);
-  return json.substr(p, e - p);
-}
-
-std::vector<std::string> Events(const JobResult& r, const std::string& event) {
-  std::vector<std::string> out;
-  for (const auto& l : r.metrics) {
-    if (Field(l, "event") == event) out.push_back(l);
-  }
-  return out;
-}
+std::string Field(const std::string& json, const std::string& key) { return testing::JsonField(json, key); }
 
 std::string Summary(const JobResult& r) {
   auto s = Events(r, "summary");

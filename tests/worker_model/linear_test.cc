@@ -8,7 +8,7 @@
 #include "common/hash.h"
 #include "tests/testutil/testutil.h"
 #include "tests/worker_model/grad_check.h"
-#include "worker/model/param_init.h"
+#include "kernels/param_init.h"
 
 namespace tessera::model {
 namespace {

@@ -1,6 +1,6 @@
 #include "worker/model/model.h"
 
-#include "worker/model/param_init.h"
+#include "kernels/param_init.h"
 
 namespace tessera::model {
 

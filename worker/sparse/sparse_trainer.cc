@@ -36,23 +36,16 @@ Status CheckSparseSync(const TrainConfig& config, const std::string& sync) {
 
 Result<std::unique_ptr<SparseTrainer>> SparseTrainer::Create(const TrainConfig& config,
                                                              const TrainerPlace& place) {
-  TESSERA_RETURN_IF_ERROR(ValidateTrainConfig(config));
+  TESSERA_RETURN_IF_ERROR(CheckConfigAndPlace(config, place, "SparseTrainer"));
   if (!IsSparseModel(config.model))
     return Status::InvalidArgument("'" + config.model + "' is not a sparse model");
-  TESSERA_RETURN_IF_ERROR(CheckPlace(place, "SparseTrainer"));
   TESSERA_RETURN_IF_ERROR(CheckSparseSync(config, place.grad_sync.sync));
   return std::unique_ptr<SparseTrainer>(new SparseTrainer(config, place));
 }
 
-TrainerState SparseTrainer::state() const {
-  TrainerState s;
-  s.next_step = next_step_;
-  // The iterator may be a batch ahead (prefetch): the next step's batch starts here.
-  if (prepared_ >= next_step_)
-    s.cursor = batch_cursor_[next_step_ & 1];
-  else if (batches_)
-    s.cursor = batches_->cursor();
-  return s;
+data::DataCursor SparseTrainer::cursor() const {
+  if (prepared_ >= next_step_) return batch_cursor_[next_step_ & 1];
+  return batches_ ? batches_->cursor() : data::DataCursor{};
 }
 
 Status SparseTrainer::Setup() {
@@ -64,52 +57,34 @@ Status SparseTrainer::Setup() {
   steps_per_epoch_ =
       StepsPerEpoch(config_.batch_size, workload_->total_examples(), place_.num_workers);
   planned_steps_ = PlannedSteps(config_, workload_->total_examples(), place_.num_workers);
-  data::BatchIteratorOptions bo;
-  bo.batch_size = config_.batch_size;
-  bo.shuffle = config_.shuffle;
-  bo.seed = config_.seed;
-  bo.worker = place_.worker_index;
-  auto it = data::IndexBatches::Create(workload_->local_examples(), bo);
+  auto it = data::IndexBatches::Create(workload_->local_examples(), BatchOptions());
   if (!it.ok()) return it.status().WithContext("worker " + std::to_string(place_.worker_index));
   batches_.emplace(std::move(it).value());
   const ResumePoint resume = place_.client->resume();
-  if (resume.step >= 0) {
-    next_step_ = resume.step;
-    TESSERA_RETURN_IF_ERROR_CTX(batches_->Seek({resume.epoch, resume.position}), "resuming the data cursor");
-    if (leader_) {
-      LOG(INFO) << "resuming at step " << resume.step << " (data epoch " << resume.epoch << ", position "
-                << resume.position << ")";
-    }
-  }
+  TESSERA_RETURN_IF_ERROR(ResumeAt(resume, [this](const data::DataCursor& c) { return batches_->Seek(c); }));
 
   std::vector<ParamSpec> specs = workload_->SparseParams();
   const size_t num_tables = specs.size();
-  dense_ = workload_->DenseParameters();
-  for (model::Parameter* p : dense_) specs.push_back(p->spec);
+  std::vector<model::Parameter*> dense = workload_->DenseParameters();
+  for (model::Parameter* p : dense) specs.push_back(p->spec);
   TESSERA_RETURN_IF_ERROR_CTX(place_.client->DeclareParams(specs),
                               "declaring the model's parameters");
+  std::vector<uint32_t> dense_ids;
   for (size_t i = 0; i < specs.size(); ++i) {
     TESSERA_ASSIGN_OR_RETURN(uint32_t id, place_.client->ParamId(specs[i].name));
     if (i < num_tables) {
       table_ids_.push_back(id);
       table_width_.push_back(specs[i].numel());
     } else {
-      dense_ids_.push_back(id);
+      dense_ids.push_back(id);
     }
   }
   batch_[0].tables.resize(num_tables);
   batch_[1].tables.resize(num_tables);
   prefetch_early_ = collective::ServerSyncText(place_.sync) != "bsp";
-  // Every worker starts from the servers' dense values, whatever the routing.
-  TESSERA_ASSIGN_OR_RETURN(grad_sync_, GradSync::Create(place_.grad_sync, place_.comm, place_.num_workers, dense_));
-  server_dense_ = grad_sync_->server_params();
-  for (size_t i = 0; i < dense_.size(); ++i) all_dense_.push_back(i);
-  {
-    std::vector<Handle> pulls;
-    IssueDensePulls(next_step_, all_dense_, &pulls);
-    TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the initial dense parameters"));
-  }
-  TESSERA_RETURN_IF_ERROR(SetupCheckpoints(place_, resume, metrics_.get(), *grad_sync_, &checkpoints_));
+  TESSERA_RETURN_IF_ERROR(
+      DeclareDense(std::move(dense), std::move(dense_ids), "pulling the initial dense parameters"));
+  TESSERA_RETURN_IF_ERROR(StartCheckpoints(resume));
   if (leader_) {
     int64_t dense_numel = 0;
     for (const model::Parameter* p : dense_) dense_numel += p->spec.numel();
@@ -142,13 +117,6 @@ void SparseTrainer::IssueSparsePulls(SparseBatch* batch, int64_t step,
   }
 }
 
-void SparseTrainer::IssueDensePulls(int64_t step, const std::vector<size_t>& which,
-                                    std::vector<Handle>* handles) {
-  for (size_t i : which) {
-    handles->push_back(place_.client->Pull(dense_ids_[i], dense_[i]->value.view(), step));
-  }
-}
-
 Status SparseTrainer::PullFor(SparseBatch* batch, int64_t step, const char* what) {
   std::vector<Handle> pulls;
   IssueSparsePulls(batch, step, &pulls);
@@ -172,8 +140,6 @@ Status SparseTrainer::RunStep(int64_t step) {
   SparseBatch& batch = batch_[step & 1];
   const bool more = step + 1 < planned_steps_;
   std::vector<Handle>& next_pulls = pulls_[(step + 1) & 1];
-  // Batch `step` is prepared: its first example's cursor is the state at this boundary.
-  checkpoints_->AtBoundary(step, batch_cursor_[step & 1]);
   {
     // bsp/ssp: answered once the step clock allows, so also the wait for the slowest worker.
     PhaseTimer timer(&t.pull_s, "pull", "comm");
@@ -202,9 +168,7 @@ Status SparseTrainer::RunStep(int64_t step) {
       pushes.push_back(
           place_.client->PushSparse(table_ids_[i], rows.keys, rows.grads.view(), step));
     }
-    for (size_t i : server_dense_) {
-      pushes.push_back(grad_sync_->Push(place_.client, i, dense_ids_[i], step));
-    }
+    IssueDensePushes(step, &pushes);
   }
   if (more) {
     if (!prefetch_early_) {
@@ -218,26 +182,12 @@ Status SparseTrainer::RunStep(int64_t step) {
   {
     // All-reduced dense parameters: wait, and apply the update to this worker's copy.
     PhaseTimer timer(&t.push_s, "push", "comm");
-    Client* client = place_.client;
-    Status st = grad_sync_->FinishStep([client] { return client->requested_exit_code() != 0; });
+    Status st = FinishAllReduce();
     Status pushed = WaitAll(&pushes, "pushing gradients");
     if (st.ok()) st = pushed;
     TESSERA_RETURN_IF_ERROR_CTX(st, "step " + std::to_string(step));
   }
-  samples_ += batch.examples;
-  next_step_ = step + 1;
-
-  PhaseTimer timer(&t.report_s, "report");
-  place_.client->ReportStep(step, loss, static_cast<uint64_t>(batch.examples));
-  if (!leader_) return Status::OK();
-  const double rate = window_.Add(loss, batch.examples, place_.num_workers);
-  metrics_->Step(step, static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch_), loss,
-                 rate);
-  summary_.final_loss = window_.mean_loss();
-  const bool last = step + 1 == planned_steps_;
-  if ((config_.log_every > 0 && (step + 1) % config_.log_every == 0) || last) {
-    window_.Log(step, planned_steps_, steps_per_epoch_, place_.num_workers);
-  }
+  EndStep(step, loss, batch.examples);
   return Status::OK();
 }
 
@@ -285,11 +235,7 @@ Result<EvalReport> SparseTrainer::Evaluate(int64_t step, uint64_t* digest) {
   return r;
 }
 
-Status SparseTrainer::Finish() {
-  {
-    timeline::Span span("barrier", "wait");
-    TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");
-  }
+Status SparseTrainer::FinishAfterBarrier() {
   if (server_dense_.size() < dense_.size()) {
     // All-reduced dense parameters live on the workers: every copy must be the same.
     std::vector<const Tensor*> values;
@@ -310,51 +256,23 @@ Status SparseTrainer::Finish() {
   return Status::OK();
 }
 
-Result<TrainSummary> SparseTrainer::Run() {
-  const auto start = Clock::now();
-  TESSERA_RETURN_IF_ERROR(Setup());
-  summary_.setup_s = SecondsSince(start);
-  const auto loop_start = Clock::now();
-  window_.Start();
-  Status st;
-  // The dense values for the first step were pulled by Setup.
-  if (next_step_ < planned_steps_) {
-    st = PrepareBatch(next_step_);
-    if (st.ok()) IssueSparsePulls(&batch_[next_step_ & 1], next_step_, &pulls_[next_step_ & 1]);
-  }
-  for (int64_t step = next_step_; st.ok() && step < planned_steps_; ++step) {
-    timeline::Span span("step", "step", "step", step);
-    st = RunStep(step);
-  }
-  if (!st.ok()) {
-    // No reply may land in a batch after it is freed: wait out what is still in flight.
-    for (auto& p : pulls_) (void)WaitAll(&p, "");
-    return st;
-  }
-  // The state after the last step (a checkpoint at the job's end).
-  checkpoints_->AtBoundary(std::max(next_step_, planned_steps_), state().cursor);
-  summary_.train_s = SecondsSince(loop_start);
-  const auto final_start = Clock::now();
-  TESSERA_RETURN_IF_ERROR(Finish());
-  summary_.final_eval_s = SecondsSince(final_start);
-  summary_.wall_s = SecondsSince(start);
-  summary_.model = config_.model;
-  summary_.sync = place_.sync;
-  summary_.workers = place_.num_workers;
-  summary_.servers = place_.num_servers;
-  summary_.steps = planned_steps_;
-  summary_.batch_size = config_.batch_size;
-  summary_.epochs = static_cast<double>(planned_steps_) / static_cast<double>(steps_per_epoch_);
-  summary_.samples = samples_ * place_.num_workers;
-  summary_.samples_per_sec =
-      summary_.train_s > 0 ? static_cast<double>(summary_.samples) / summary_.train_s : 0;
+Status SparseTrainer::BeforeSteps() {
+  TESSERA_RETURN_IF_ERROR(PrepareBatch(next_step_));
+  IssueSparsePulls(&batch_[next_step_ & 1], next_step_, &pulls_[next_step_ & 1]);
+  return Status::OK();
+}
+
+void SparseTrainer::AbandonSteps() {
+  for (auto& p : pulls_) (void)WaitAll(&p, "");
+}
+
+void SparseTrainer::CompleteSummary() {
   const ClientStats& cs = place_.client->stats();
-  summary_.bytes_pushed = cs.bytes_pushed.load();
-  summary_.bytes_pulled = cs.bytes_pulled.load();
   summary_.keys_pushed = cs.keys_pushed.load();
   summary_.keys_pulled = cs.keys_pulled.load();
-  summary_.bytes_allreduced = grad_sync_->bytes_allreduced();
-  if (leader_) metrics_->Summary(summary_);
+}
+
+std::string SparseTrainer::PhaseLine() const {
   const PhaseTimes& p = summary_.phases;
   char line[320];
   std::snprintf(line, sizeof(line),
@@ -365,8 +283,7 @@ Result<TrainSummary> SparseTrainer::Run() {
                 p.data_s, p.pull_s, p.compute_s, p.issue_s, p.push_s, p.report_s,
                 static_cast<unsigned long long>(summary_.keys_pushed),
                 static_cast<unsigned long long>(summary_.keys_pulled));
-  LOG(INFO) << line;
-  return summary_;
+  return line;
 }
 
 }  // namespace tessera::worker::sparse

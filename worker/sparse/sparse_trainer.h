@@ -1,7 +1,7 @@
-// SparseTrainer: one worker's training loop for the sparse models (SparseWorkload:
-// logreg, widedeep, word2vec). `tessera train` runs it instead of worker/trainer.h's
-// dense loop when --model is one of them; the protocol with the servers is the same
-// (docs/training.md), per step s = 0 .. N-1 on every worker:
+// SparseTrainer: one worker's steps of the training loop (worker/train_loop.h) for the
+// sparse models (SparseWorkload: logreg, widedeep, word2vec). `tessera train` runs it
+// instead of worker/trainer.h's dense steps when --model is one of them; the protocol
+// with the servers is the same (docs/training.md), per step s = 0 .. N-1 on every worker:
 //
 //   wait     for the pull of step s's rows (issued earlier, below)
 //   prefetch (ssp/asp only) prepare batch s+1 and pull its sparse rows tagged s+1 now,
@@ -51,10 +51,10 @@
 
 #include "worker/client.h"
 #include "worker/grad_sync.h"
-#include "worker/loop_common.h"
 #include "worker/data/index_batches.h"
 #include "worker/sparse/workload.h"
 #include "worker/train_config.h"
+#include "worker/train_loop.h"
 #include "worker/train_metrics.h"
 
 namespace tessera::worker::sparse {
@@ -70,65 +70,43 @@ std::vector<ParamSpec> SparseTableSpecs(const TrainConfig& config);
 // allreduce (it would all-reduce whole tables), naming the tables and pointing to hybrid.
 Status CheckSparseSync(const TrainConfig& config, const std::string& sync);
 
-class SparseTrainer {
+// The sparse models' steps of the training loop (worker/train_loop.h).
+class SparseTrainer : public TrainLoop {
  public:
   // Validates the config and the place. Does no I/O.
   static Result<std::unique_ptr<SparseTrainer>> Create(const TrainConfig& config,
                                                        const TrainerPlace& place);
 
-  // Setup, the steps, and (worker 0) the evaluations. Errors as Trainer::Run.
-  Result<TrainSummary> Run();
-  TrainerState state() const;
-
  private:
-  SparseTrainer(const TrainConfig& config, const TrainerPlace& place)
-      : config_(config), place_(place), leader_(place.worker_index == 0) {}
+  SparseTrainer(const TrainConfig& config, const TrainerPlace& place) : TrainLoop(config, place) {}
 
-  Status Setup();
-  Status RunStep(int64_t step);
-  Status Finish();
+  Status Setup() override;
+  // Prepares the first batch and pulls its rows (the dense values came with Setup).
+  Status BeforeSteps() override;
+  // The iterator may be a batch ahead (prefetch): the next step's batch starts there.
+  data::DataCursor cursor() const override;
+  Status RunStep(int64_t step) override;
+  // No reply may land in a batch after it is freed.
+  void AbandonSteps() override;
+  Status FinishAfterBarrier() override;
+  void CompleteSummary() override;
+  std::string PhaseLine() const override;
   // Next examples into batches_[step & 1] (slot step & 1), keys deduped by the workload.
   Status PrepareBatch(int64_t step);
   void IssueSparsePulls(SparseBatch* batch, int64_t step, std::vector<Handle>* handles);
-  // Pulls the dense parameters `which` (indices into dense_) for `step`.
-  void IssueDensePulls(int64_t step, const std::vector<size_t>& which, std::vector<Handle>* handles);
   // Pulls the batch's rows and the server-held dense values for `step`, waiting for all.
   Status PullFor(SparseBatch* batch, int64_t step, const char* what);
   Result<EvalReport> Evaluate(int64_t step, uint64_t* digest);
-  Status WaitAll(std::vector<Handle>* handles, const char* what) {
-    return worker::WaitAll(handles, Timeout(), what);
-  }
-  Clock::duration Timeout() const { return RequestTimeout(config_.request_timeout_s); }
-
-  const TrainConfig config_;
-  const TrainerPlace place_;
-  const bool leader_;
 
   std::unique_ptr<SparseWorkload> workload_;
   std::vector<uint32_t> table_ids_;
   std::vector<int64_t> table_width_;
-  std::vector<model::Parameter*> dense_;
-  std::vector<uint32_t> dense_ids_;
-  // Dense routing: server_dense_ (indices into dense_) are pushed and pulled every step
-  // (all of them in bsp/ssp/asp, none in hybrid); grad_sync_ all-reduces the others.
-  std::unique_ptr<GradSync> grad_sync_;
-  std::vector<size_t> server_dense_;
-  std::vector<size_t> all_dense_;
-  std::unique_ptr<CheckpointAnswerer> checkpoints_;
   std::optional<data::IndexBatches> batches_;
-  std::unique_ptr<MetricsWriter> metrics_;
   bool prefetch_early_ = false;       // sync is not bsp
   SparseBatch batch_[2];              // by step & 1
   std::vector<Handle> pulls_[2];      // in flight into batch_[i] (and dense values)
   data::DataCursor batch_cursor_[2];  // cursor at batch_[i]'s first example
   int64_t prepared_ = -1;             // last step whose batch was prepared
-
-  int64_t planned_steps_ = 0;
-  int64_t steps_per_epoch_ = 1;
-  int64_t next_step_ = 0;
-  int64_t samples_ = 0;
-  TrainSummary summary_;
-  ProgressWindow window_;  // worker 0
 };
 
 }  // namespace tessera::worker::sparse

@@ -1,4 +1,4 @@
-#include "coordinator/shard_map_wire.h"
+#include "wire/shard_map_wire.h"
 
 #include <string>
 

@@ -1,9 +1,9 @@
-#include "paramserver/optimizer.h"
+#include "kernels/optimizer_step.h"
 
 #include "common/tensor.h"
 #include "kernels/ops.h"
 
-namespace tessera::paramserver {
+namespace tessera::kernels {
 namespace {
 
 TensorView View(float* data, uint64_t n) {
@@ -53,4 +53,4 @@ Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<f
   return st.ok() ? st : Status::Internal(st.ToString());
 }
 
-}  // namespace tessera::paramserver
+}  // namespace tessera::kernels

@@ -1,4 +1,4 @@
-#include "worker/train_main.h"
+#include "launch/train_main.h"
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
@@ -13,6 +13,7 @@
 #include "common/exit_codes.h"
 #include "common/logging.h"
 #include "launch/checkpoint_flags.h"
+#include "launch/flag_value.h"
 #include "launch/job.h"
 #include "worker/sparse/sparse_trainer.h"
 #include "worker/trainer.h"
@@ -126,15 +127,11 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   worker::TrainConfig c;
   c.model = FLAGS_model;
   c.data_dir = FLAGS_data;
-  auto hidden = model::ParseHiddenSizes(FLAGS_hidden);
-  if (!hidden.ok()) return hidden.status().WithContext("--hidden");
-  c.mlp.hidden_sizes = *hidden;
-  auto act = model::ParseActivation(FLAGS_activation);
-  if (!act.ok()) return act.status().WithContext("--activation");
-  c.mlp.activation = *act;
-  auto opt = worker::ParseOptimizerKind(FLAGS_optimizer);
-  if (!opt.ok()) return opt.status().WithContext("--optimizer");
-  c.mlp.optimizer.kind = *opt;
+  TESSERA_ASSIGN_OR_RETURN(c.mlp.hidden_sizes, launch::FlagValue(model::ParseHiddenSizes(FLAGS_hidden), "--hidden"));
+  TESSERA_ASSIGN_OR_RETURN(c.mlp.activation,
+                           launch::FlagValue(model::ParseActivation(FLAGS_activation), "--activation"));
+  TESSERA_ASSIGN_OR_RETURN(c.mlp.optimizer.kind,
+                           launch::FlagValue(worker::ParseOptimizerKind(FLAGS_optimizer), "--optimizer"));
   c.mlp.optimizer.lr = static_cast<float>(FLAGS_lr);
   c.mlp.optimizer.momentum = static_cast<float>(FLAGS_momentum);
   c.mlp.optimizer.weight_decay = static_cast<float>(FLAGS_weight_decay);

@@ -1,4 +1,6 @@
-// The server-side optimizer step for one unit of storage (a dense chunk or a sparse row):
+// The optimizer step for one unit of storage (a dense chunk or a sparse row), the one
+// definition the servers (bsp/ssp/asp) and the all-reduce workers both run, so switching
+// --sync does not change the update rule:
 // clip the unit's aggregated gradient to cfg.clip_norm, then run the fused kernel
 // (kernels::ApplyOptimizer). All math is in kernels/; this file only fixes the order
 // (clip, then update) and the memory layout of the slots.
@@ -16,7 +18,7 @@
 #include "common/param_spec.h"
 #include "common/status.h"
 
-namespace tessera::paramserver {
+namespace tessera::kernels {
 
 // Sets the NumOptimizerSlots(cfg.kind) slots of a unit of `n` elements to their initial
 // values. `slots` holds them back to back: slot k is slots[k * n, (k + 1) * n).
@@ -31,4 +33,4 @@ Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n)
 Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
                    std::span<float> slots, std::span<float> grad);
 
-}  // namespace tessera::paramserver
+}  // namespace tessera::kernels

@@ -1,4 +1,4 @@
-#include "worker/model/param_init.h"
+#include "kernels/param_init.h"
 
 #include <cmath>
 #include <string>

@@ -1,7 +1,7 @@
 // Deterministic parameter initialisation: the single definition shared by the model
 // (worker/model, single-process and allreduce runs) and the parameter servers (which
-// create dense chunks and sparse rows with it). Its own library, tessera_param_init, links
-// only tessera_common so that paramserver/ can use it without depending on worker/.
+// create dense chunks and sparse rows with it). It sits in kernels/ as its own library,
+// tessera_param_init (common only), below both roles so neither imports the other.
 //
 // Rule (frozen: changing it changes every fresh parameter; docs/models.md):
 //   base        = HashCombine(spec.seed, ParamNameHash(spec.name))

@@ -8,7 +8,7 @@
 
 #include "common/param_spec.h"
 #include "common/status.h"
-#include "coordinator/shard_map.h"
+#include "common/cluster/shard_map.h"
 #include "wire/tessera.capnp.h"
 
 namespace tessera {

@@ -27,7 +27,7 @@
 #include "common/keys.h"
 #include "common/param_spec.h"
 #include "common/status.h"
-#include "coordinator/sync_policy.h"
+#include "common/cluster/sync_policy.h"
 
 namespace tessera {
 

@@ -1,4 +1,4 @@
-#include "coordinator/shard_map.h"
+#include "common/cluster/shard_map.h"
 
 #include <algorithm>
 #include <functional>
