@@ -333,6 +333,10 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
     li.coordinator_port = derived_port(*ompi_job);
     port_from = "derived from Open MPI's job id";
   }
+  if (Find(env, "TESSERA_COORDINATOR_FD") && li.rank == 0) {
+    TESSERA_ASSIGN_OR_RETURN(li.coordinator_listen_fd, ParseInt(env, "TESSERA_COORDINATOR_FD", 0, true));
+    port_from += " (bound by the launcher, inherited as fd " + std::to_string(li.coordinator_listen_fd) + ")";
+  }
   li.detail += ", coordinator host from " + host_from + ", port " + port_from;
   if (li.coordinator_port > 65535) return Status::InvalidArgument("coordinator port out of range");
 
