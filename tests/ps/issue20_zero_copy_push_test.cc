@@ -23,7 +23,7 @@
 #include "coordinator/coordinator.h"
 #include "paramserver/server.h"
 #include "tests/testutil/testutil.h"
-#include "wire/socket.h"
+#include "tests/wire/raw_worker.h"
 #include "worker/client.h"
 
 namespace tessera {
@@ -102,14 +102,8 @@ TEST(Issue20ZeroCopyPush, TimedOutPushCompletesOnlyAfterZeroMqReleasedTheCallers
 
   // The server read what reached it (at most a truncated message, dropped) and serves a
   // pull: no NaN from the reused memory, and no update from a partial push.
-  wire::SocketOptions ro;
-  ro.stamp_sender = true;
-  ro.job_id = kJob;
-  ro.role = wire::Role::WORKER;
-  ro.rank = 2;
-  auto raw = wire::Socket::Create(ctx, wire::SocketType::kDealer, ro);
-  ASSERT_TRUE(raw.ok());
-  ASSERT_OK((*raw)->Connect((*client)->shard_map().data().servers[0].endpoint));
+  auto raw = wire::testing::RawWorkerSocket(ctx, kJob, 2, (*client)->shard_map().data().servers[0].endpoint);
+  ASSERT_TRUE(raw.ok()) << raw.status().ToString();
   wire::OutMessage pull(wire::Op::PULL);
   pull.header().setShardMapVersion((*client)->shard_map().version());
   pull.SetStep(-1);
