@@ -17,21 +17,28 @@ struct Target {
   int nth = 1;
 };
 
+Target Parse(const char* v) {
+  Target r;
+  if (v == nullptr || *v == '\0') return r;
+  std::string s(v);
+  auto colon = s.find(':');
+  r.name = s.substr(0, colon);
+  if (colon != std::string::npos) r.nth = std::max(1, std::atoi(s.c_str() + colon + 1));
+  return r;
+}
+
+// Test-only variables; see crash_point.h.
 const Target& Armed() {
-  static const Target t = [] {
-    Target r;
-    const char* v = std::getenv("TESSERA_CRASH_AT");  // test-only; see crash_point.h
-    if (v == nullptr || *v == '\0') return r;
-    std::string s(v);
-    auto colon = s.find(':');
-    r.name = s.substr(0, colon);
-    if (colon != std::string::npos) r.nth = std::max(1, std::atoi(s.c_str() + colon + 1));
-    return r;
-  }();
+  static const Target t = Parse(std::getenv("TESSERA_CRASH_AT"));
+  return t;
+}
+const Target& ArmedFailure() {
+  static const Target t = Parse(std::getenv("TESSERA_FAIL_AT"));
   return t;
 }
 
 std::atomic<int> g_hits{0};
+std::atomic<int> g_failure_hits{0};
 
 }  // namespace
 
@@ -42,6 +49,14 @@ void CrashPoint(const char* name) {
   LOG(ERROR) << "TESSERA_CRASH_AT: crashing at " << name << " (pid " << getpid() << ")";
   google::FlushLogFiles(google::GLOG_INFO);
   raise(SIGKILL);
+}
+
+bool FailPoint(const char* name) {
+  const Target& t = ArmedFailure();
+  if (t.name.empty() || t.name != name) return false;
+  if (g_failure_hits.fetch_add(1) + 1 != t.nth) return false;
+  LOG(ERROR) << "TESSERA_FAIL_AT: failing at " << name << " (pid " << getpid() << ")";
+  return true;
 }
 
 }  // namespace tessera::checkpoint

@@ -4,11 +4,18 @@
 // are listed in docs/checkpoints.md ("Crash points"). Without the variable a crash point
 // costs one relaxed atomic load.
 //
-// Thread safety: CrashPoint may be called from any thread.
+// TESSERA_FAIL_AT=<name>[:<n>] makes FailPoint(<name>) return true the n-th time it is
+// passed (and only then): the caller fails that step as if the system call had returned
+// EIO. It exists for the one failure libfiu cannot aim at: fiu-run fails every fsync of a
+// process, while the directory fsync after the MANIFEST's rename must fail alone (the
+// MANIFEST's own fsync succeeding). Names are listed in docs/checkpoints.md too.
+//
+// Thread safety: CrashPoint and FailPoint may be called from any thread.
 #pragma once
 
 namespace tessera::checkpoint {
 
 void CrashPoint(const char* name);
+[[nodiscard]] bool FailPoint(const char* name);
 
 }  // namespace tessera::checkpoint

@@ -30,7 +30,8 @@ Status FsyncDir(const std::string& dir) {
   return Status::OK();
 }
 
-Status WriteFileAtomically(const std::string& path, const std::string& content) {
+Status WriteFileAtomically(const std::string& path, const std::string& content, bool* in_place) {
+  if (in_place != nullptr) *in_place = false;
   const std::string tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("creating " + tmp);
@@ -62,9 +63,14 @@ Status WriteFileAtomically(const std::string& path, const std::string& content) 
   if (close(fd) != 0) return Errno("closing " + tmp);
   CrashPoint("before_rename");
   if (rename(tmp.c_str(), path.c_str()) != 0) return Errno("renaming " + tmp + " to " + path);
+  if (in_place != nullptr) *in_place = true;
   CrashPoint("after_rename");
   CrashPoint("before_dir_fsync");
-  return FsyncDir(fs::path(path).parent_path().string());
+  const std::string dir = fs::path(path).parent_path().string();
+  if (FailPoint("manifest_dir_fsync")) {
+    return Status::IOError("fsync of directory " + dir + ": " + std::strerror(EIO) + " (TESSERA_FAIL_AT)");
+  }
+  return FsyncDir(dir);
 }
 
 Result<std::string> ReadWholeFile(const std::string& path) {

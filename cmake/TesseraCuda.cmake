@@ -22,3 +22,7 @@ if(NOT TESSERA_CUDA STREQUAL "OFF")
   endif()
 endif()
 message(STATUS "TESSERA_HAVE_CUDA=${TESSERA_HAVE_CUDA}")
+# What scripts/check_cuda_arch.sh holds the built kernels against: neither variable is in
+# CMakeCache.txt (both are plain variables), so the configuration writes them down.
+file(WRITE "${CMAKE_BINARY_DIR}/tessera_cuda.txt"
+     "TESSERA_HAVE_CUDA=${TESSERA_HAVE_CUDA}\nCMAKE_CUDA_ARCHITECTURES=${CMAKE_CUDA_ARCHITECTURES}\n")

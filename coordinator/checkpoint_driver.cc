@@ -362,15 +362,35 @@ void CheckpointDriver::Commit() {
     mf.servers.push_back(std::move(*s));
   }
   for (auto& w : a.workers) mf.workers.push_back(*w);
+  // Everything the MANIFEST points at must be durable before it is written: the step
+  // directory's entry in the root (and the root's in its parent, on the first commit)
+  // and the servers' directories in the step directory. Otherwise a power loss after GC
+  // (below) removed the older checkpoints could leave neither.
+  if (st.ok()) st = checkpoint::FsyncDir(options_.dir);
+  if (st.ok()) st = checkpoint::FsyncDir(a.dir);
+  if (st.ok() && !root_entry_synced_) {
+    st = checkpoint::FsyncDir(std::filesystem::absolute(options_.dir).parent_path().string());
+    root_entry_synced_ = st.ok();
+  }
+  bool in_place = false;
   if (st.ok()) {
     checkpoint::CrashPoint("coordinator_before_commit");
-    st = checkpoint::WriteFileAtomically(a.dir + "/" + checkpoint::kManifestName, checkpoint::SerializeManifest(mf));
+    st = checkpoint::WriteFileAtomically(a.dir + "/" + checkpoint::kManifestName, checkpoint::SerializeManifest(mf),
+                                         &in_place);
   }
-  if (!st.ok()) {
+  if (!st.ok() && !in_place) {
     LOG(ERROR) << "checkpoint of step " << a.step << " not committed: " << st.ToString();
     attempt_ = std::move(a);
     Abort("writing the manifest failed");
     return;
+  }
+  // The MANIFEST is in place but its directory fsync failed: --resume=auto would use it,
+  // so it is reported committed, as it is, with the risk named, and nothing older is
+  // collected (docs/checkpoints.md "Durability").
+  const bool durable = st.ok();
+  if (!durable) {
+    LOG(ERROR) << "checkpoint of step " << a.step << " committed but not known to be durable (" << st.ToString()
+               << "): a power loss may lose it; older checkpoints are kept";
   }
   checkpoint::CrashPoint("after_commit");
   last_committed_ = a.step;
@@ -389,8 +409,11 @@ void CheckpointDriver::Commit() {
     c.setCommitted(true);
     c.setBytesWritten(bytes);
   }, Op::CKPT_COMMIT);
-  auto gc = checkpoint::CollectGarbage(options_.dir, options_.keep);
-  if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
+  checkpoint::CrashPoint("before_gc");
+  if (durable) {
+    auto gc = checkpoint::CollectGarbage(options_.dir, options_.keep);
+    if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
+  }
   if (after_attempt_) return std::exchange(after_attempt_, nullptr)();
   if (preempt_requested_) return EndPreempted("preempted after the checkpoint of step " + std::to_string(a.step));
   MaybeStart();

@@ -137,6 +137,7 @@ class CheckpointDriver {
   bool training_ = false;
   int64_t max_reported_ = -1;
   int64_t last_committed_ = -1;
+  bool root_entry_synced_ = false;  // the checkpoint root's entry in its parent was fsynced
   int64_t last_target_ = -1;        // newest step an attempt was started for
   int checkpoints_since_full_ = 0;  // incremental: commits since the last full one
   Clock::time_point last_commit_time_;

@@ -31,7 +31,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptions optio
   so.role = wire::Role::COORDINATOR;
   so.rank = 0;
   TESSERA_ASSIGN_OR_RETURN(auto sock, Socket::Create(ctx, wire::SocketType::kRouter, so));
-  TESSERA_ASSIGN_OR_RETURN(std::string ep, sock->Bind(options.bind));
+  TESSERA_ASSIGN_OR_RETURN(std::string ep, options.listen_fd >= 0 ? sock->BindListeningFd(options.bind, options.listen_fd)
+                                                                   : sock->Bind(options.bind));
   auto driver = std::make_unique<CheckpointDriver>(options.checkpoint, options.num_servers, options.num_workers);
   TESSERA_RETURN_IF_ERROR(driver->Init());
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), std::move(reactor)));

@@ -38,6 +38,10 @@ namespace tessera {
 struct CoordinatorOptions {
   // Where peers connect. "tcp://127.0.0.1:*" picks a free port. Default: loopback, any port.
   std::string bind = "tcp://127.0.0.1:*";
+  // A TCP socket already bound to `bind`'s address and listening, inherited from the
+  // launcher (LaunchInfo::coordinator_listen_fd); the coordinator takes it over instead
+  // of binding its own. Default: -1 (bind `bind`).
+  int listen_fd = -1;
   uint64_t job_id = 0;                   // every peer must present it (0: accept any)
   int num_servers = 1;
   int num_workers = 1;

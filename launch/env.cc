@@ -353,6 +353,11 @@ Result<std::string> CoordinatorPort(const EnvMap& env, LaunchInfo* li) {
     li->coordinator_port = derived_port(*ompi_job);
     port_from = "derived from Open MPI's job id";
   }
+  // tessera launch binds the coordinator's port itself and hands rank 0 the listening socket.
+  if (Find(env, "TESSERA_COORDINATOR_FD") && li->rank == 0) {
+    TESSERA_ASSIGN_OR_RETURN(li->coordinator_listen_fd, ParseInt(env, "TESSERA_COORDINATOR_FD", 0, true));
+    port_from += " (bound by the launcher, inherited as fd " + std::to_string(li->coordinator_listen_fd) + ")";
+  }
   return port_from;
 }
 

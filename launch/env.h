@@ -45,6 +45,9 @@ struct LaunchInfo {
   int local_rank = 0;
   std::string coordinator_host = "127.0.0.1";
   int coordinator_port = 0;        // 0: not known from the environment
+  // Rank 0 under tessera launch: the launcher's socket bound to coordinator_port and
+  // listening, inherited as this fd (TESSERA_COORDINATOR_FD); -1: none, bind the port.
+  int coordinator_listen_fd = -1;
   std::string source = "single";   // "tessera-launch", "openmpi", "mpich", "slurm", "torchrun", "single"
   std::string slurm_job_id;        // "" outside Slurm
   int slurm_restart_count = 0;

@@ -216,6 +216,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
   if (li.rank == 0) {
     CoordinatorOptions o;
     o.bind = "tcp://" + net.coordinator_bind + ":" + (net.coordinator_port > 0 ? std::to_string(net.coordinator_port) : "*");
+    o.listen_fd = li.coordinator_listen_fd;  // tessera launch bound the port for us (issue 20)
     o.job_id = li.job_id;
     o.num_servers = servers;
     o.num_workers = workers;

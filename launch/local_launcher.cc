@@ -23,6 +23,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 
 namespace tessera::launch {
 
@@ -53,23 +54,33 @@ std::string RoleName(int rank, int servers) {
   return "worker " + std::to_string(rank - 1 - servers);
 }
 
-// A free loopback port below the kernel's ephemeral range (32768+ by default), so a
-// server binding port 0 cannot be handed the coordinator's port before it binds it.
-int PickFreePort() {
-  std::random_device rd;
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    int port = 20000 + static_cast<int>(rd() % 12000);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return 0;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    close(fd);
-    if (ok) return port;
+// The coordinator's listening socket, made here rather than in the coordinator: bound to
+// port 0 on loopback (the kernel picks a free port) and listening before any child runs,
+// so the port every child is told is held from the start and no other process can take
+// it (issue 20: picking a port, closing it and letting the child bind it later raced).
+// The coordinator inherits the fd (TESSERA_COORDINATOR_FD) and ZeroMQ adopts it.
+struct ListeningSocket {
+  int fd = -1;
+  int port = 0;
+};
+
+Result<ListeningSocket> ListenOnLoopback() {
+  ListeningSocket l;
+  l.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (l.fd < 0) return Status::IOError(std::string("socket: ") + strerror(errno));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  if (bind(l.fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(l.fd, SOMAXCONN) != 0 ||
+      getsockname(l.fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    Status st = Status::IOError(std::string("binding a loopback port for the coordinator: ") + strerror(errno));
+    close(l.fd);
+    return st;
   }
-  return 0;
+  l.port = ntohs(a.sin_port);
+  return l;
 }
 
 std::string SelfExe() {
@@ -128,8 +139,9 @@ int ExitCodeOf(int status) {
   return 1;
 }
 
+// `inherit_fd` (>= 0): a close-on-exec fd the child keeps across exec.
 Status Spawn(Child* c, const std::string& program, const std::vector<std::string>& args,
-             const std::vector<std::string>& env_add) {
+             const std::vector<std::string>& env_add, int inherit_fd = -1) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     return Status::IOError(std::string("pipe: ") + strerror(errno));
@@ -147,6 +159,7 @@ Status Spawn(Child* c, const std::string& program, const std::vector<std::string
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGUSR1, SIG_DFL);
+    if (inherit_fd >= 0) fcntl(inherit_fd, F_SETFD, 0);
     for (const auto& kv : env_add) putenv(const_cast<char*>(kv.c_str()));
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(program.c_str()));
@@ -173,7 +186,16 @@ struct RunOutcome {
 // One run of the whole job. `restart` is 0 for the first run.
 RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, const std::string& key_file) {
   const int world = 1 + o.servers + o.workers;
-  const int port = o.coordinator_port ? o.coordinator_port : PickFreePort();
+  ListeningSocket listener;
+  if (o.coordinator_port == 0) {
+    auto l = ListenOnLoopback();
+    if (!l.ok()) {
+      std::fprintf(stderr, "tessera launch: %s\n", l.status().ToString().c_str());
+      return {1, false};
+    }
+    listener = *l;
+  }
+  const int port = o.coordinator_port ? o.coordinator_port : listener.port;
   const std::string program = o.program.empty() ? SelfExe() : o.program;
 
   std::fprintf(stderr, "tessera launch: job %llu%s: 1 coordinator, %d servers, %d workers on 127.0.0.1:%d\n",
@@ -233,7 +255,12 @@ RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, co
       env.push_back("TESSERA_RANK=" + std::to_string(r));
       env.push_back("TESSERA_LOCAL_RANK=" + std::to_string(r));
     }
-    Status st = Spawn(&c, exe, args, env);
+    const int inherit = r == 0 ? listener.fd : -1;
+    if (inherit >= 0) env.push_back("TESSERA_COORDINATOR_FD=" + std::to_string(inherit));
+    Status st = Spawn(&c, exe, args, env, inherit);
+    // The coordinator holds the port now; the launcher's copy would keep it open after
+    // the coordinator died, and peers would connect to nobody.
+    if (r == 0 && listener.fd >= 0) close(std::exchange(listener.fd, -1));
     if (!st.ok()) {
       std::fprintf(stderr, "tessera launch: could not start %s: %s\n", c.name.c_str(), st.ToString().c_str());
       for (auto& k : kids) if (k.pid > 0) kill(k.pid, SIGKILL);

@@ -3,7 +3,8 @@
 // Rank 0 is the coordinator, ranks 1..S the servers, the rest the workers; each child
 // runs `tessera <subcommand> <job args> --servers=S --workers=W` with its rank in the
 // environment (TESSERA_RANK, TESSERA_WORLD_SIZE, TESSERA_COORDINATOR_HOST/PORT,
-// TESSERA_JOB_ID). Every line a child prints is prefixed with its role and rank.
+// TESSERA_JOB_ID; rank 0 also TESSERA_COORDINATOR_FD, the coordinator's listening socket,
+// bound by the launcher to the port the others are told). Every line a child prints is prefixed with its role and rank.
 // SIGINT/SIGTERM/SIGUSR1 are forwarded to every child (a second SIGINT/SIGTERM kills
 // them). When a child fails, the others get SIGTERM, then SIGKILL after the grace
 // period, and the launcher exits non-zero naming the failed process. Children die with
@@ -28,7 +29,9 @@ struct LocalLaunchOptions {
   std::vector<std::string> job_args;  // passed to every child unchanged
   std::string program;                // binary to start; "" means this tessera binary
   int grace_s = 10;                   // SIGTERM -> SIGKILL delay when stopping. Default: 10
-  int coordinator_port = 0;           // 0: pick a free loopback port
+  // 0: the launcher binds a free loopback port and hands the listening socket to the
+  // coordinator (TESSERA_COORDINATOR_FD), so the port is held from the start. Default: 0
+  int coordinator_port = 0;
   // Restarts of the whole job after a failure (exit code other than 0, 2 and 75, and
   // not stopped by a signal to the launcher). Each run gets TESSERA_RESTART_COUNT and a
   // fresh port; `tessera train` resumes from the newest complete checkpoint. Default: 0

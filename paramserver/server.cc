@@ -227,13 +227,21 @@ void ParamServer::OnData(Socket& sock, InMessage&& msg) {
   static metrics::Counter& bytes_in = metrics::Global().GetCounter("server_bytes_in_total");
   requests.Add(1);
   for (size_t i = 0; i < msg.num_payloads(); ++i) bytes_in.Add(msg.payload(i).size());
+  auto decoded = DecodeDataRequest(msg, options_.num_servers);
+  if (!decoded.ok()) {
+    sock.Send(wire::MakeErrorReply(msg, decoded.status())).IgnoreError();
+    return;
+  }
+  if (decoded->req.step > max_step_seen_) max_step_seen_ = decoded->req.step;
   bool served;
   {
     metrics::ScopedLatency t(handling);
-    served = Serve(sock, msg, false);
+    served = Serve(sock, msg, *decoded, false);
   }
   if (!served) {
-    parked_.push_back(std::move(msg));
+    // Decoded once, here: RetryParked runs after every push and must not decode the
+    // whole queue each time.
+    parked_.push_back({std::move(msg), std::move(decoded).value()});
     return;
   }
   if (msg.op() != Op::PULL) {
@@ -253,24 +261,21 @@ void ParamServer::RequestPreempt(int signal, bool urgent) {
   });
 }
 
-bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {
+bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded, bool already_pushed) {
   auto reply_error = [&](const Status& st) {
     sock.Send(wire::MakeErrorReply(msg, st)).IgnoreError();
     return true;
   };
-  auto decoded = DecodeDataRequest(msg, options_.num_servers);
-  if (!decoded.ok()) return reply_error(decoded.status());
-  const ParamRequest& req = decoded->req;
-  if (req.step > max_step_seen_) max_step_seen_ = req.step;
+  const ParamRequest& req = decoded.req;
 
   timeline::SetThreadName("server reactor");
   if (msg.op() != Op::PULL && !already_pushed) {
     // A bsp push that completes a step contains the "optimizer" spans of its update.
     timeline::Span span("push", "server", "param", req.param_id, "step", req.step);
     std::vector<float> expanded;  // a top-k push as its dense gradient
-    Status st = ExpandTopKPush(core_->map(), &*decoded, &expanded);
+    Status st = ExpandTopKPush(core_->map(), &decoded, &expanded);
     if (!st.ok()) return reply_error(st);
-    st = core_->Push(req, decoded->values);
+    st = core_->Push(req, decoded.values);
     if (!st.ok()) return reply_error(st);
     if (msg.op() == Op::PUSH) {
       sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();
@@ -306,7 +311,7 @@ bool ParamServer::Serve(Socket& sock, InMessage& msg, bool already_pushed) {
 void ParamServer::RetryParked() {
   // Parked requests keep arrival order; each pass serves every one that became ready.
   for (size_t i = 0; i < parked_.size();) {
-    if (Serve(*data_, parked_[i], /*already_pushed=*/true)) {
+    if (Serve(*data_, parked_[i].msg, parked_[i].decoded, /*already_pushed=*/true)) {
       parked_.erase(parked_.begin() + static_cast<std::ptrdiff_t>(i));
     } else {
       ++i;

@@ -25,6 +25,7 @@
 #include "common/thread_annotations.h"
 #include "checkpoint/shard_db.h"
 #include "paramserver/checkpoint_participant.h"
+#include "paramserver/request_decode.h"
 #include "paramserver/server_core.h"
 #include "wire/metrics_wire.h"
 #include "wire/reactor.h"
@@ -81,9 +82,16 @@ class ParamServer {
   // Loop thread only.
   void OnControl(wire::Socket& sock, wire::InMessage&& msg);
   void OnData(wire::Socket& sock, wire::InMessage&& msg);
-  // Handles one data request; returns true when it was answered (or refused), false
-  // when it was parked.
-  bool Serve(wire::Socket& sock, wire::InMessage& msg, bool already_pushed);
+  // A pull (or pushPull whose push is applied) waiting for its step, kept decoded:
+  // `decoded` points into msg's payload Buffers, whose bytes stay put when the message
+  // is moved, so it stays valid for as long as msg does.
+  struct ParkedRequest {
+    wire::InMessage msg;
+    DataRequest decoded;
+  };
+  // Handles one decoded data request; returns true when it was answered (or refused),
+  // false when it must be parked.
+  bool Serve(wire::Socket& sock, const wire::InMessage& msg, DataRequest& decoded, bool already_pushed);
   void RetryParked();
   void Heartbeat();
   void Finish(Status status, int exit_code);
@@ -99,7 +107,7 @@ class ParamServer {
   std::unique_ptr<CheckpointParticipant> checkpoints_;
   int64_t resume_step_ = -1;       // from the Welcome
   std::string resume_path_;
-  std::deque<wire::InMessage> parked_;  // pulls waiting for their step (pushes already applied)
+  std::deque<ParkedRequest> parked_;  // pulls waiting for their step (pushes already applied)
   Clock::time_point coordinator_seen_;
   Duration heartbeat_timeout_ = std::chrono::seconds(10);
   bool welcomed_ = false;

@@ -190,6 +190,17 @@ Result<std::string> Socket::Bind(const std::string& endpoint) {
   return std::string(buf, len > 0 && buf[len - 1] == '\0' ? len - 1 : len);
 }
 
+Result<std::string> Socket::BindListeningFd(const std::string& endpoint, int fd) {
+  if (zmq_setsockopt(sock_, ZMQ_USE_FD, &fd, sizeof(fd)) != 0) return ZmqError("ZMQ_USE_FD", zmq_errno());
+  auto bound = Bind(endpoint);
+  // Later binds of this socket must create their own listening sockets again.
+  const int none = -1;
+  if (zmq_setsockopt(sock_, ZMQ_USE_FD, &none, sizeof(none)) != 0 && bound.ok()) {
+    return ZmqError("ZMQ_USE_FD", zmq_errno());
+  }
+  return bound;
+}
+
 Status Socket::Connect(const std::string& endpoint) {
   if (zmq_connect(sock_, endpoint.c_str()) != 0) {
     return ZmqError(("connect " + endpoint).c_str(), zmq_errno());

@@ -101,6 +101,11 @@ class Socket {
   // Binds and returns the endpoint actually bound: "tcp://127.0.0.1:*" picks a free
   // port and returns "tcp://127.0.0.1:43127".
   Result<std::string> Bind(const std::string& endpoint);
+  // Bind on a TCP socket some other process already bound and listened on (ZMQ_USE_FD),
+  // e.g. `tessera launch`, which binds port 0 and publishes the port before the child
+  // that owns the ZeroMQ socket runs, so no other process can take the port in between.
+  // `endpoint` must name the fd's address; the socket takes ownership of `fd`.
+  Result<std::string> BindListeningFd(const std::string& endpoint, int fd);
   // Asynchronous: ZeroMQ connects (and reconnects) in the background; messages sent
   // before the connection exists wait in the queue (up to send_hwm).
   Status Connect(const std::string& endpoint);

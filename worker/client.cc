@@ -221,6 +221,7 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
           cv_.notify_all();
           return;
         }
+        server_endpoints_.push_back(s.endpoint);
         servers_.push_back(reactor_->AddSocket(std::move(sock_or).value(),
                                                [this](Socket& k, InMessage&& m) { OnData(k, std::move(m)); }));
       }
@@ -305,14 +306,28 @@ void Client::Tick() {
     requested_exit_code_ = kExitPeerFailure;
     return FailAll(st);
   }
+  std::string push_timed_out;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (now > it->second.deadline) {
-      it->second.handle.CompletePart(Status::TimedOut(it->second.what + " got no reply in time"));
+      const Part& p = it->second;
+      if (p.zero_copy_push && push_timed_out.empty()) push_timed_out = p.what;
+      p.handle.CompletePart(PartFailure(p, Status::TimedOut(p.what + " got no reply in time")));
       it = pending_.erase(it);
     } else {
       ++it;
     }
   }
+  // ZeroMQ may still hold that push's frames (a stalled server): only dropping the
+  // connections releases them, and with them the push handles (client.h "Failures").
+  if (!push_timed_out.empty()) {
+    requested_exit_code_ = kExitPeerFailure;
+    FailAll(Status::TimedOut(push_timed_out + " got no reply in time; the connections to the servers are dropped"));
+  }
+}
+
+Status Client::PartFailure(const Part& p, const Status& st) {
+  if (!p.zero_copy_push) return st;
+  return Status(st.code(), st.message() + " (the push may have been applied by the server)");
 }
 
 void Client::FailAll(const Status& st) {
@@ -321,8 +336,12 @@ void Client::FailAll(const Status& st) {
     if (health_.ok()) health_ = st;
     cv_.notify_all();
   }
-  for (auto& [rid, p] : pending_) p.handle.CompletePart(st.WithContext(p.what));
+  for (auto& [rid, p] : pending_) p.handle.CompletePart(PartFailure(p, st.WithContext(p.what)));
   pending_.clear();
+  // Nothing more goes to the servers (SendToServer checks health_). Dropping the
+  // connections (linger 0) makes ZeroMQ discard what it still queues and release the
+  // frames of zero-copy pushes, which completes their handles (DenseRequest).
+  for (size_t s = 0; s < servers_.size(); ++s) servers_[s]->Disconnect(server_endpoints_[s]).IgnoreError();
 }
 
 Status Client::health() const {
@@ -389,9 +408,15 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
   }
   auto pieces = map_->SplitDense(param_id, 0, n);
   if (!pieces.ok()) return Handle(pieces.status());
-  Handle h = Handle::Pending(static_cast<int>(pieces->size()));
-  // The caller's gradient memory goes out as is (zero copy); the caller keeps it alive.
-  Buffer owner = pushing ? Buffer::Wrap(grad.data, n * sizeof(float), Device::kCPU, nullptr) : Buffer();
+  // The caller's gradient memory goes out as is (zero copy). One more part than pieces:
+  // it completes when the last reference to `owner` dies, i.e. when ZeroMQ has released
+  // every frame over the gradient (or a message was dropped before it was sent). So the
+  // Handle is never done while ZeroMQ may still read the caller's memory, even after a
+  // timeout or a failure completed every piece. Runs on whichever thread drops it last.
+  Handle h = Handle::Pending(static_cast<int>(pieces->size()) + (pushing ? 1 : 0));
+  Buffer owner = pushing ? Buffer::Wrap(grad.data, n * sizeof(float), Device::kCPU,
+                                        [h] { h.CompletePart(Status::OK()); })
+                         : Buffer();
   for (const DensePiece& piece : *pieces) {
     OutMessage m = NewDensePiece(op, param_id, piece, step);
     const uint64_t len = piece.end - piece.begin;
@@ -407,6 +432,7 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
     Part p;
     p.handle = h;
     p.param_id = param_id;
+    p.zero_copy_push = pushing;
     if (pulling) {
       p.out = out.as<float>() + piece.begin;
       p.out_elements = len;

@@ -6,9 +6,13 @@
 //   h.Wait(timeout);
 //
 // Requests are split by the shard map and the pieces go to their servers in parallel;
-// the Handle completes when every piece has been answered. Pushes send the caller's
-// memory without copying, so a pushed or pulled tensor must stay alive and unchanged
-// (pushed) / untouched (pulled) until its Handle is done. Sparse pushes merge duplicate
+// the Handle completes when every piece has been answered. Dense pushes send the
+// caller's memory without copying, so a pushed or pulled tensor must stay alive and
+// unchanged (pushed) / untouched (pulled) until its Handle is done (IsDone(), or Wait()
+// returning anything but its own "still in flight" TimedOut). A dense push's Handle
+// completes only once ZeroMQ has released every frame over the caller's memory (its free
+// callback ran), also when the push failed or timed out: a failed Handle never leaves
+// ZeroMQ reading memory the caller got back. Sparse and top-k pushes send copies. Sparse pushes merge duplicate
 // keys first, so only distinct keys travel; sparse pulls fetch each distinct key once.
 // In every sync mode each sparse push reaches every server (an empty key list where a
 // server owns none of the batch's keys), because a server counts one push per worker
@@ -17,6 +21,12 @@
 // Failures: each request has a deadline (request_timeout); a Shutdown from the
 // coordinator with a non-zero code, or a coordinator silent past the heartbeat timeout,
 // fails every pending request and makes health() non-OK, so the training loop stops.
+// A dense push past its deadline does the same (TimedOut): ZeroMQ may still be sending
+// it to a stalled server, and only dropping the server connections (zmq_disconnect,
+// linger 0) makes it release the frames. A push that failed this way MAY HAVE BEEN
+// APPLIED: the frames may have reached the server before the connection dropped, and a
+// server applies a push it received completely. Its error says so ("... may have been
+// applied"); a pull or a sparse push that times out fails only its own Handle.
 //
 // Threading: one reactor thread owns every socket and the table of pending requests.
 // Every public method may be called from any thread; calls are cheap (they build the
@@ -186,6 +196,7 @@ class Client {
     std::shared_ptr<RendezvousReply> rendezvous;  // a rendezvous request: the reply goes here
     int server = -1;                 // server index, for the round-trip metric
     Clock::time_point sent{};
+    bool zero_copy_push = false;     // the message's frames are the caller's memory
   };
 
   Client(ClientOptions options, std::unique_ptr<wire::Reactor> reactor);
@@ -196,6 +207,9 @@ class Client {
   void CompleteFromReply(uint64_t request_id, wire::InMessage&& msg);
   void Tick();
   void FailAll(const Status& st);
+  // The status a failed part completes with: for a zero-copy push, that it may have been
+  // applied (see "Failures" above).
+  static Status PartFailure(const Part& p, const Status& st);
   void ConnectServers();
 
   // Any thread: builds and queues a request to a server; the Part completes its handle.
@@ -213,6 +227,7 @@ class Client {
   std::shared_ptr<wire::Context> ctx_;
   wire::Socket* control_ = nullptr;            // loop thread only
   std::vector<wire::Socket*> servers_;         // loop thread only (index = server)
+  std::vector<std::string> server_endpoints_;  // loop thread only (index = server)
   std::atomic<uint64_t> next_request_id_{0};
   std::atomic<uint64_t> barriers_{0};
   std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns

@@ -7,6 +7,7 @@ real GPU, ptx = virtual-ISA text JIT-compiled by the driver) and architecture.
 
   fatbin_archs.py build/kernels/libtessera_kernels.a            # print the table
   fatbin_archs.py --require sm_90 --require sm_80 LIB           # exit 1 if any is missing
+  fatbin_archs.py --require-ptx sm_90 LIB                         # the same for PTX entries
 
 Fatbin layout used (stable across CUDA 11-13): a 16-byte header {u32 magic 0xBA55ED50,
 u16 version, u16 header_size, u64 body_size}, then entries {u16 kind (1 PTX, 2 ELF),
@@ -86,18 +87,21 @@ def main():
     parser.add_argument("files", nargs="+")
     parser.add_argument("--require", action="append", default=[],
                         help="sm_XX that must be present as SASS (repeatable)")
+    parser.add_argument("--require-ptx", action="append", default=[],
+                        help="sm_XX that must be present as PTX (compute_XX; repeatable)")
     args = parser.parse_args()
-    found = set()
+    found = {"sass": set(), "ptx": set()}
     for f in args.files:
         for member, kind, arch in inspect(f):
             print(f"{member}\t{kind}\tsm_{arch}")
-            if kind == "sass":
-                found.add(f"sm_{arch}")
-    missing = [r for r in args.require if r not in found]
-    if missing:
-        print("missing SASS for: " + ", ".join(missing), file=sys.stderr)
-        return 1
-    return 0
+            found.setdefault(kind, set()).add(f"sm_{arch}")
+    status = 0
+    for kind, required in (("sass", args.require), ("ptx", args.require_ptx)):
+        missing = [r for r in required if r not in found[kind]]
+        if missing:
+            print(f"missing {kind.upper()} for: " + ", ".join(missing), file=sys.stderr)
+            status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -5,10 +5,15 @@
 // SST and MANIFEST files with it) or every fsync (directory syncs, RocksDB's and
 // Tessera's own) failing with EIO in the servers. The checkpoint of step 20 must end with
 // an error naming the failure, never be reported committed or get a MANIFEST, and step
-// 10 must still verify. Skipped, with the reason, where fiu-run is not installed.
+// 10 must still verify; a failure in the coordinator is the fsync of the checkpoint root,
+// the first thing a commit makes durable. Skipped, with the reason, where fiu-run is not
+// installed (a failure under CI). Then, with the test-only fail and crash points
+// (checkpoint/crash_point.h): the directory fsync after the MANIFEST's rename failing
+// alone, and a coordinator killed between the commit and the garbage collection.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -79,6 +84,10 @@ TEST(CheckpointFsyncFault, FailedSyncFailsTheCheckpointAndKeepsThePreviousOne) {
     EXPECT_NE(r.output.find(c.reported), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("Input/output error"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find(c.cause), std::string::npos) << r.output;
+    if (std::string(c.ranks) == "0") {
+      // The root's entry for the new step directory is synced first, before the MANIFEST.
+      EXPECT_NE(r.output.find("fsync of directory " + ck + ": Input/output error"), std::string::npos) << r.output;
+    }
     EXPECT_EQ(r.output.find("checkpoint of step 20 committed"), std::string::npos)
         << "reported success after a failed " << point << "\n" << r.output;
     EXPECT_FALSE(std::filesystem::exists(ck + "/step-000000000020/MANIFEST")) << r.output;
@@ -91,6 +100,63 @@ TEST(CheckpointFsyncFault, FailedSyncFailsTheCheckpointAndKeepsThePreviousOne) {
     auto ls = RunCommand(testing::TesseraBinary() + " ckpt ls " + ck, 60);
     std::printf("[%s] ckpt ls:\n%s\n", point, ls.output.c_str());
   }
+}
+
+// The step directories of `dir` that `tessera ckpt ls` reports complete, as "10 20".
+std::string CompleteSteps(const std::string& dir) {
+  std::string out;
+  for (int step : {10, 20, 30}) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "/step-%012d/MANIFEST", step);
+    if (std::filesystem::exists(dir + name)) out += (out.empty() ? "" : " ") + std::to_string(step);
+  }
+  return out;
+}
+
+// issue 20: the MANIFEST is renamed into place but the fsync of its directory fails. A
+// resume would use that MANIFEST, so the coordinator must say it committed (adding that
+// it is not known to be durable), and must keep the older checkpoint (no GC) because the
+// new one may not survive a power loss. The old code said "not committed" here.
+TEST(CheckpointCommitSync, FailedManifestDirFsyncIsReportedCommittedAndKeepsTheOlder) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  auto r = RunCommand(Train("", "--steps=10 --checkpoint_keep=1 --checkpoint_dir=" + ck), 120);
+  ASSERT_NE(r.output.find("checkpoint of step 10 committed"), std::string::npos) << r.output;
+  r = RunCommand("TESSERA_FAIL_AT=manifest_dir_fsync " +
+                 Train("", "--steps=20 --checkpoint_keep=1 --checkpoint_dir=" + ck), 120);
+  EXPECT_NE(r.output.find("resuming at step 10"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("TESSERA_FAIL_AT: failing at manifest_dir_fsync"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("checkpoint of step 20 committed but not known to be durable"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("checkpoint of step 20 not committed"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rc=0"), std::string::npos) << r.output;
+  // What is reported is what a resume sees: step 20 is there and sound; step 10 too.
+  EXPECT_EQ(CompleteSteps(ck), "10 20") << r.output;
+  auto v = RunCommand(testing::TesseraBinary() + " ckpt verify " + ck + " 20", 60);
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+}
+
+// A coordinator killed after the commit and before the garbage collection: both the new
+// checkpoint and the one GC would have removed are complete, a resume takes the new one,
+// and the next durable commit collects what --checkpoint_keep=1 no longer keeps.
+TEST(CheckpointCommitSync, CrashBetweenCommitAndGcResumesFromTheNewCheckpoint) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  auto r = RunCommand(Train("", "--steps=10 --checkpoint_keep=1 --checkpoint_dir=" + ck), 120);
+  ASSERT_NE(r.output.find("checkpoint of step 10 committed"), std::string::npos) << r.output;
+  r = RunCommand("TESSERA_CRASH_AT=before_gc " + Train("", "--steps=20 --checkpoint_keep=1 --checkpoint_dir=" + ck),
+                 120);
+  EXPECT_NE(r.output.find("TESSERA_CRASH_AT: crashing at before_gc"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("rc=0"), std::string::npos) << "the job survived its coordinator\n" << r.output;
+  EXPECT_EQ(CompleteSteps(ck), "10 20") << r.output;
+  for (const char* step : {"10", "20"}) {
+    auto v = RunCommand(testing::TesseraBinary() + " ckpt verify " + ck + " " + step, 60);
+    EXPECT_EQ(v.exit_code, 0) << "step " << step << ":\n" << v.output;
+  }
+  r = RunCommand(Train("", "--steps=30 --checkpoint_keep=1 --checkpoint_dir=" + ck), 120);
+  EXPECT_NE(r.output.find("resuming at step 20"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rc=0"), std::string::npos) << r.output;
+  EXPECT_EQ(CompleteSteps(ck), "30") << r.output;
 }
 
 }  // namespace

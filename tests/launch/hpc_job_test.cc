@@ -157,7 +157,9 @@ TEST_P(KillNine, JobEndsNamingTheDeadRank) {
                          ") sent no heartbeat for 3.0 s: declared dead; the newest complete checkpoint is step "),
                 std::string::npos)
           << out;
-      EXPECT_NE(out.find("(" + ckpt.path() + "/step-0000000000"), std::string::npos) << out;
+      // Any step: checkpoints every 10 steps at ~2000 steps/s, so the newest one before
+      // the kill may well be past step 99 (step-000000000210).
+      EXPECT_NE(out.find("(" + ckpt.path() + "/step-"), std::string::npos) << out;
       EXPECT_NE(out.find("): run the job again with the same flags and --checkpoint_dir to resume from it"),
                 std::string::npos)
           << out;

@@ -45,6 +45,34 @@ TEST(LocalLauncher, PassesJobArgsAndCounts) {
   EXPECT_NE(r.output.find("args=--servers=1,--workers=1 coord=127.0.0.1:"), std::string::npos) << r.output;
 }
 
+// issue 20: the coordinator's port is bound (and listening) by the launcher before any
+// child runs, and only the coordinator inherits the socket. The old launcher picked a
+// port, closed it and let the coordinator bind it later: another process (here a server
+// binding the same port) could take it in between.
+TEST(LocalLauncher, CoordinatorPortIsHeldBeforeAnyChildStarts) {
+  testing::TempDir tmp;
+  const std::string done = tmp.path() + "/checked", script = tmp.path() + "/child.sh";
+  // Rank 0 shows what its inherited fd is and stays up until server 0 has tried to bind
+  // the coordinator's port itself (python3: sh cannot bind).
+  std::ofstream(script) << "if [ $TESSERA_RANK = 0 ]; then\n"
+                        << "  echo held=$(readlink /proc/$$/fd/$TESSERA_COORDINATOR_FD)\n"
+                        << "  i=0; while [ ! -e " << done << " ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n"
+                        << "  exit 0\n"
+                        << "fi\n"
+                        << "echo fd=${TESSERA_COORDINATOR_FD:-none}\n"
+                        << "if [ $TESSERA_RANK = 1 ]; then\n"
+                        << "  python3 -c 'import sys, socket; socket.socket().bind((\"127.0.0.1\", int(sys.argv[1])))' "
+                        << "$TESSERA_COORDINATOR_PORT 2>&1 | tail -n 1\n"
+                        << "  touch " << done << "\n"
+                        << "fi\n";
+  auto r = RunCommand(Launch(1, 1, "sh " + script));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[coordinator] held=socket:["), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[server 0] fd=none"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[worker 0] fd=none"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[server 0] OSError: [Errno 98] Address already in use"), std::string::npos) << r.output;
+}
+
 TEST(LocalLauncher, OneFailureStopsTheRestAndNamesIt) {
   auto t0 = std::chrono::steady_clock::now();
   auto r = RunCommand(Launch(1, 2, "if [ $TESSERA_RANK = 3 ]; then sleep 0.3; exit 3; fi; sleep 60"));

@@ -10,6 +10,7 @@
 #include "coordinator/coordinator.h"
 #include "paramserver/server.h"
 #include "tests/testutil/testutil.h"
+#include "tests/wire/raw_worker.h"
 #include "wire/socket.h"
 #include "worker/client.h"
 
@@ -80,14 +81,8 @@ class RefusalTest : public ::testing::Test {
   }
 
   std::unique_ptr<wire::Socket> RawSocket(uint64_t job_id, const std::string& endpoint) {
-    wire::SocketOptions o;
-    o.stamp_sender = true;
-    o.job_id = job_id;
-    o.role = wire::Role::WORKER;
-    o.rank = 3;
-    auto s = wire::Socket::Create(ctx_, wire::SocketType::kDealer, o);
-    EXPECT_TRUE(s.ok());
-    EXPECT_OK((*s)->Connect(endpoint));
+    auto s = wire::testing::RawWorkerSocket(ctx_, job_id, 3, endpoint);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
     return std::move(s).value();
   }
 
