@@ -330,8 +330,10 @@ Result<std::string> CoordinatorHost(const EnvMap& env, LaunchInfo* li) {
 
 Result<std::string> CoordinatorPort(const EnvMap& env, LaunchInfo* li) {
   // A port derived from a job key: every rank of the job computes the same one, and two
-  // jobs on one node (almost always) differ. 20000-39999 stays below the ephemeral range.
-  auto derived_port = [](const std::string& key) { return 20000 + static_cast<int>(Mix64(Fnv1a64(key.data(), key.size())) % 20000); };
+  // jobs on one node (almost always) differ. 20000-31999 stays below Linux's ephemeral
+  // range (32768-60999), where srun's own listening sockets and every outgoing
+  // connection's local port live: a derived port inside it was seen taken by srun.
+  auto derived_port = [](const std::string& key) { return 20000 + static_cast<int>(Mix64(Fnv1a64(key.data(), key.size())) % 12000); };
   std::string port_from = "none";
   const std::string* ompi_job = OmpiJobId(env);
   if (Find(env, "TESSERA_COORDINATOR_PORT")) {
@@ -346,7 +348,7 @@ Result<std::string> CoordinatorPort(const EnvMap& env, LaunchInfo* li) {
       li->coordinator_port = derived_port(li->slurm_job_id + "." + *step);
       port_from = "derived from SLURM_JOB_ID and SLURM_STEP_ID";
     } else {
-      li->coordinator_port = 20000 + static_cast<int>(Mix64(std::strtoull(li->slurm_job_id.c_str(), nullptr, 10)) % 20000);
+      li->coordinator_port = 20000 + static_cast<int>(Mix64(std::strtoull(li->slurm_job_id.c_str(), nullptr, 10)) % 12000);
       port_from = "derived from SLURM_JOB_ID";
     }
   } else if (li->source == "openmpi" && ompi_job != nullptr) {

@@ -19,6 +19,7 @@
 #include "launch/checkpoint_flags.h"
 #include "launch/job_auth.h"
 #include "launch/job_network.h"
+#include "launch/job_shape.h"
 #include "common/hostname.h"
 #include "launch/metrics_flags.h"
 #include "launch/signals.h"
@@ -87,227 +88,212 @@ class MpiGuard {
   int code_ = 1;
 };
 
-}  // namespace
+// Everything a role needs once the process knows where it stands.
+struct JobSetup {
+  LaunchInfo li;
+  JobShape shape;
+  SyncPolicy sync;
+  GradReduce reduce = GradReduce::kMean;
+  NetworkPlan net;
+  std::shared_ptr<wire::Context> ctx;
+  JobAuth auth;
+  bool collective = false;  // --sync=allreduce|hybrid
+};
 
-std::string SyncFlag() { return FLAGS_sync; }
-
-int RunJobProcess(const WorkerMain& worker_main) {
-  // From here on a signal is queued for the SignalWatcher started below, never acted on
-  // in a handler (launch/signals.h).
-  InstallJobSignalHandlers();
-  wire::TuneAllocatorForLargeMessages();
-  kernels::SetCpuThreads(FLAGS_kernel_threads);
-  auto li_or = DetectLaunchEnv(CurrentEnv());
-  if (!li_or.ok()) return Fail(li_or.status().WithContext("reading the launcher environment"), kExitConfig);
-  LaunchInfo li = *li_or;
-
-  int servers = FLAGS_servers, workers = FLAGS_workers;
-  if (servers < 0 || workers < 0) return Fail(Status::InvalidArgument("--servers and --workers must be >= 0"), kExitConfig);
-  if (li.world_size > 1) {
-    if (servers == 0) servers = std::max(1, (li.world_size - 1) / 2);
-    if (workers == 0) workers = li.world_size - 1 - servers;
-    if (1 + servers + workers != li.world_size) {
-      return Fail(Status::InvalidArgument("the launcher started " + std::to_string(li.world_size) +
-                                          " processes, but 1 coordinator + " + std::to_string(servers) +
-                                          " servers + " + std::to_string(workers) + " workers need " +
-                                          std::to_string(1 + servers + workers)),
-                  kExitConfig);
-    }
-  } else {
-    return Fail(Status::InvalidArgument(
-                    "this process is alone (world size 1): start the job with `tessera launch --servers S "
-                    "--workers W`, mpirun or srun"),
-                kExitConfig);
-  }
-  if (servers < 1 || workers < 1) return Fail(Status::InvalidArgument("a job needs at least 1 server and 1 worker"), kExitConfig);
-  SetRunIdentity(RunIdentityOf(li));
-  const std::string run = CurrentRunIdentity().LogSuffix();
-  SetLogTag(RoleTag(li.rank, servers) + (run.empty() ? "" : " | " + run));
-  TimelineRecording timeline;  // --timeline: stops (and writes the file) when this function returns
-  if (Status st = timeline.Start(li.rank, servers); !st.ok()) return Fail(st, kExitConfig);
-
-  // allreduce/hybrid: the servers run bsp for what still goes through them.
-  auto sync = ParseSyncPolicy(collective::ServerSyncText(FLAGS_sync));
-  if (!sync.ok()) return Fail(sync.status(), kExitConfig);
-  auto reduce = ParseGradReduce(FLAGS_grad_reduce);
-  if (!reduce.ok()) return Fail(reduce.status(), kExitConfig);
+Status CheckJobFlags() {
   if (FLAGS_stall_warn_s < 0 || FLAGS_stall_timeout_s < 0) {
-    return Fail(Status::InvalidArgument("--stall_warn_s and --stall_timeout_s must be >= 0"), kExitConfig);
+    return Status::InvalidArgument("--stall_warn_s and --stall_timeout_s must be >= 0");
   }
   if (FLAGS_heartbeat_timeout_s <= 0 || FLAGS_heartbeat_interval_s <= 0 ||
       FLAGS_heartbeat_interval_s >= FLAGS_heartbeat_timeout_s) {
-    return Fail(Status::InvalidArgument("need 0 < --heartbeat_interval_s < --heartbeat_timeout_s"), kExitConfig);
+    return Status::InvalidArgument("need 0 < --heartbeat_interval_s < --heartbeat_timeout_s");
   }
-  auto ifs = ListInterfaces();
-  if (!ifs.ok()) return Fail(ifs.status(), kExitConfig);
+  return Status::OK();
+}
+
+// Where this process listens and how it finds the coordinator (launch/job_network.h),
+// logged with how each was decided.
+Result<NetworkPlan> PlanThisProcessNetwork(const LaunchInfo& li) {
+  TESSERA_ASSIGN_OR_RETURN(auto ifs, ListInterfaces());
   NetworkFlags nf{FLAGS_coordinator_host, FLAGS_coordinator_port, {FLAGS_bind_host, FLAGS_interface, FLAGS_advertise_host}};
   if (nf.addresses.interface_spec.empty()) {
     if (const char* e = std::getenv("TESSERA_SOCKET_IFNAME")) nf.addresses.interface_spec = e;
   }
-  auto net_or = PlanNetwork(li, nf, *ifs);
-  if (!net_or.ok()) return Fail(net_or.status(), kExitConfig);
-  const NetworkPlan net = *net_or;
-  // Under the MPI rendezvous the environment's coordinator host and port are not used.
+  TESSERA_ASSIGN_OR_RETURN(NetworkPlan net, PlanNetwork(li, nf, ifs));
+  // Under the launcher's rendezvous the environment's coordinator host and port are not used.
   LOG(INFO) << "launched by " << li.source << ": rank " << li.rank << " of " << li.world_size << ", local rank "
-            << li.local_rank << " (" << (net.launcher_rendezvous() ? li.detail.substr(0, li.detail.find(", coordinator host")) : li.detail)
-            << ")";
+            << li.local_rank << " ("
+            << (net.launcher_rendezvous() ? li.detail.substr(0, li.detail.find(", coordinator host")) : li.detail) << ")";
   LOG(INFO) << "network: " << (net.spans_hosts ? "the job spans hosts (" + net.spans_from + ")" : std::string("one host"))
             << "; listening on " << (li.rank == 0 ? net.coordinator_bind : net.addresses.bind_host) << ", advertised as "
             << net.addresses.advertise_host << " (" << net.addresses.reason << "); coordinator "
-            << (net.launcher_rendezvous() ? std::string("endpoint published by rank 0 through the launcher") : net.coordinator_endpoint);
-  auto ctx = wire::Context::Create();
-  if (!ctx.ok()) return Fail(ctx.status(), kExitFailure);
-  auto auth = ResolveJobAuth(FLAGS_auth, FLAGS_auth_key_file, CurrentEnv(), li.rank,
-                             net.spans_hosts || !IsLoopbackHost(net.addresses.bind_host), Seconds(FLAGS_register_timeout_s));
-  if (!auth.ok()) return Fail(auth.status(), kExitConfig);
-  if (auth->curve) {
-    Status st = (*ctx)->EnableCurve(auth->keys);
-    if (!st.ok()) return Fail(st.WithContext("enabling CURVE"), kExitConfig);
-    LOG(INFO) << "CURVE authentication and encryption on (key file " << auth->key_file << ")";
-  }
+            << (net.launcher_rendezvous() ? std::string("endpoint published by rank 0 through the launcher")
+                                          : net.coordinator_endpoint);
+  return net;
+}
 
-  // All-reduce path: every process of an MPI world joins MPI (MPI_Init and MPI_Finalize
-  // must match everywhere); the workers get the workers-only communicator. Destroyed
-  // (MPI_Finalize) when this function returns, after the role is done.
-  const bool is_worker = li.rank > servers;
-  MpiGuard guard;
-  std::unique_ptr<collective::MpiCommunicator>& mpi = guard.mpi_;
-  if ((collective::IsCollectiveSync(FLAGS_sync) && li.mpi_world_size > 0 && li.source != "mpich") || net.mpi_rendezvous) {
+Status SetUpAuth(JobSetup& job) {
+  TESSERA_ASSIGN_OR_RETURN(job.auth, ResolveJobAuth(FLAGS_auth, FLAGS_auth_key_file, CurrentEnv(), job.li.rank,
+                                                    job.net.spans_hosts || !IsLoopbackHost(job.net.addresses.bind_host),
+                                                    Seconds(FLAGS_register_timeout_s)));
+  if (!job.auth.curve) return Status::OK();
+  TESSERA_RETURN_IF_ERROR(job.ctx->EnableCurve(job.auth.keys).WithContext("enabling CURVE"));
+  LOG(INFO) << "CURVE authentication and encryption on (key file " << job.auth.key_file << ")";
+  return Status::OK();
+}
+
+// MPI, when the all-reduce path or the rendezvous needs it: every process of an MPI
+// world joins (MPI_Init and MPI_Finalize must match everywhere); the workers get the
+// workers-only communicator.
+Status StartMpiIfNeeded(const JobSetup& job, MpiGuard& guard) {
+  const LaunchInfo& li = job.li;
+  const bool is_worker = li.rank > job.shape.servers;
+  const int workers = job.shape.workers;
+  if ((job.collective && li.mpi_world_size > 0 && li.source != "mpich") || job.net.mpi_rendezvous) {
     collective::MpiOptions mo;
-    mo.member = is_worker && collective::IsCollectiveSync(FLAGS_sync);
+    mo.member = is_worker && job.collective;
     mo.op_timeout = Seconds(FLAGS_request_timeout_s);
     mo.init_timeout = Seconds(FLAGS_register_timeout_s);
     auto m = collective::MpiCommunicator::Start(mo);
-    if (!m.ok()) return Fail(m.status().WithContext("--sync=" + FLAGS_sync), kExitConfig);
-    mpi = std::move(m).value();
-    if (mo.member && mpi->size() != workers) {
-      return Fail(Status::InvalidArgument("--sync=" + FLAGS_sync + ": the MPI world holds " + std::to_string(mpi->size()) +
-                                          " workers but the job has " + std::to_string(workers)),
-                  kExitConfig);
+    if (!m.ok()) return m.status().WithContext("--sync=" + FLAGS_sync);
+    guard.mpi_ = std::move(m).value();
+    if (mo.member && guard.mpi_->size() != workers) {
+      return Status::InvalidArgument("--sync=" + FLAGS_sync + ": the MPI world holds " + std::to_string(guard.mpi_->size()) +
+                                     " workers but the job has " + std::to_string(workers));
     }
-  } else if (collective::IsCollectiveSync(FLAGS_sync) && is_worker && workers > 1) {
-    return Fail(Status::InvalidArgument("--sync=" + FLAGS_sync + " with " + std::to_string(workers) +
-                                        " workers needs the workers in one MPI world: start the job with "
-                                        "`tessera launch` (it runs the workers under mpirun) or with Open MPI's mpirun" +
-                                        std::string(li.source == "mpich" ? " (this tessera links Open MPI and cannot "
-                                                                           "join MPICH's world; parameter-server modes work under MPICH)"
-                                                                         : "")),
-                kExitConfig);
+  } else if (job.collective && is_worker && workers > 1) {
+    return Status::InvalidArgument("--sync=" + FLAGS_sync + " with " + std::to_string(workers) +
+                                   " workers needs the workers in one MPI world: start the job with "
+                                   "`tessera launch` (it runs the workers under mpirun) or with Open MPI's mpirun" +
+                                   std::string(li.source == "mpich" ? " (this tessera links Open MPI and cannot "
+                                                                      "join MPICH's world; parameter-server modes work under MPICH)"
+                                                                    : ""));
   }
+  return Status::OK();
+}
 
+Result<std::unique_ptr<Coordinator>> StartCoordinator(const JobSetup& job) {
+  CoordinatorOptions o;
+  o.bind = "tcp://" + job.net.coordinator_bind + ":" +
+           (job.net.coordinator_port > 0 ? std::to_string(job.net.coordinator_port) : "*");
+  o.listen_fd = job.li.coordinator_listen_fd;  // tessera launch bound the port for us
+  o.job_id = job.li.job_id;
+  o.num_servers = job.shape.servers;
+  o.num_workers = job.shape.workers;
+  o.heartbeat_timeout = Seconds(FLAGS_heartbeat_timeout_s);
+  o.heartbeat_interval = Seconds(FLAGS_heartbeat_interval_s);
+  o.register_timeout = Seconds(FLAGS_register_timeout_s);
+  o.shard.chunk_bytes = FLAGS_chunk_bytes;
+  o.shard.sync = job.sync;
+  o.shard.grad_reduce = job.reduce;
+  o.stall.warn = Seconds(FLAGS_stall_warn_s);
+  o.stall.timeout = Seconds(FLAGS_stall_timeout_s);
+  o.stall.silent_after = Seconds(4 * FLAGS_heartbeat_interval_s);
+  o.checkpoint = CheckpointOptionsFromFlags();
+  o.checkpoint.sync = FLAGS_sync;
+  o.checkpoint.dense_on_workers = job.collective;
+  o.checkpoint.grad_reduce = FLAGS_grad_reduce;
+  o.checkpoint.chunk_bytes = FLAGS_chunk_bytes;
+  TESSERA_ASSIGN_OR_RETURN(o.metrics, MetricsOptionsFromFlags());
+  auto c = Coordinator::Start(o, job.ctx);
+  if (!c.ok()) return c.status().WithContext("starting the coordinator on " + o.bind);
+  return c;
+}
 
-  // Signals (docs/checkpoints.md, "Preemption"): SIGTERM/SIGUSR1 to any process asks the
-  // coordinator to checkpoint and end the job with kExitPreempted; a second one ends it
-  // at once. SIGINT stops the job (coordinator) or is ignored (the others).
-  auto peer_signal = [](const char* role, auto* peer) {
-    return [role, peer](int sig, int n) {
-      if (sig == SIGINT) return;
-      LOG(WARNING) << role << " got " << strsignal(sig) << (n > 1 ? " again: stopping at once" : ": asking the coordinator to checkpoint and stop");
-      peer->RequestPreempt(sig, n > 1);
-      if (n > 1) {
-        // The coordinator ends the job for everyone; if it cannot, leave anyway.
-        std::this_thread::sleep_for(std::chrono::seconds(2));
-        std::_Exit(kExitPreempted);
-      }
-    };
+// The launcher's rendezvous (MPI or PMI): every rank states its job, rank 0 its bound
+// endpoint; returns that endpoint once all agree.
+Result<std::string> RendezvousThroughLauncher(const JobSetup& job, const Coordinator* coordinator, MpiGuard& guard) {
+  const LaunchInfo& li = job.li;
+  JobRecord mine{li.rank, Hostname(), li.job_id, li.world_size, job.shape.servers, job.shape.workers, FLAGS_sync,
+                 job.auth.curve ? KeyFingerprint(job.auth.keys.public_z85) : "", ""};
+  if (coordinator != nullptr) mine.coordinator = AdvertisedEndpoint(coordinator->endpoint(), job.net.addresses.advertise_host);
+  TESSERA_ASSIGN_OR_RETURN(std::string endpoint,
+                           ExchangeJobRecords(job.net.mpi_rendezvous ? guard.mpi_.get() : nullptr, li, mine,
+                                              Seconds(FLAGS_register_timeout_s)));
+  LOG(INFO) << "coordinator at " << endpoint << " (published by rank 0 through "
+            << (job.net.mpi_rendezvous ? "MPI" : "PMI") << "; all " << li.world_size << " ranks agree on the job)";
+  // A parameter-server job needs MPI for nothing else: finalise it now (every rank
+  // does, collectively), so a failure later is handled as in any other launch.
+  if (job.net.mpi_rendezvous && !job.collective) guard.mpi_.reset();
+  return endpoint;
+}
+
+// Signals (docs/checkpoints.md, "Preemption"): SIGTERM/SIGUSR1 to any process asks the
+// coordinator to checkpoint and end the job with kExitPreempted; a second one ends it
+// at once. SIGINT stops the job (coordinator) or is ignored (the others).
+template <typename Peer>
+std::function<void(int, int)> PeerSignalHandler(const char* role, Peer* peer) {
+  return [role, peer](int sig, int n) {
+    if (sig == SIGINT) return;
+    LOG(WARNING) << role << " got " << strsignal(sig)
+                 << (n > 1 ? " again: stopping at once" : ": asking the coordinator to checkpoint and stop");
+    peer->RequestPreempt(sig, n > 1);
+    if (n > 1) {
+      // The coordinator ends the job for everyone; if it cannot, leave anyway.
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      std::_Exit(kExitPreempted);
+    }
   };
-  // Rank 0 binds before the MPI exchange, so the endpoint it publishes is the real one.
-  std::unique_ptr<Coordinator> coordinator;
-  if (li.rank == 0) {
-    CoordinatorOptions o;
-    o.bind = "tcp://" + net.coordinator_bind + ":" + (net.coordinator_port > 0 ? std::to_string(net.coordinator_port) : "*");
-    o.listen_fd = li.coordinator_listen_fd;  // tessera launch bound the port for us (issue 20)
-    o.job_id = li.job_id;
-    o.num_servers = servers;
-    o.num_workers = workers;
-    o.heartbeat_timeout = Seconds(FLAGS_heartbeat_timeout_s);
-    o.heartbeat_interval = Seconds(FLAGS_heartbeat_interval_s);
-    o.register_timeout = Seconds(FLAGS_register_timeout_s);
-    o.shard.chunk_bytes = FLAGS_chunk_bytes;
-    o.shard.sync = *sync;
-    o.shard.grad_reduce = *reduce;
-    o.stall.warn = Seconds(FLAGS_stall_warn_s);
-    o.stall.timeout = Seconds(FLAGS_stall_timeout_s);
-    o.stall.silent_after = Seconds(4 * FLAGS_heartbeat_interval_s);
-    o.checkpoint = CheckpointOptionsFromFlags();
-    o.checkpoint.sync = FLAGS_sync;
-    o.checkpoint.dense_on_workers = collective::IsCollectiveSync(FLAGS_sync);
-    o.checkpoint.grad_reduce = FLAGS_grad_reduce;
-    o.checkpoint.chunk_bytes = FLAGS_chunk_bytes;
-    auto metrics = MetricsOptionsFromFlags();
-    if (!metrics.ok()) return Fail(metrics.status(), kExitConfig);
-    o.metrics = *metrics;
-    auto c = Coordinator::Start(o, *ctx);
-    if (!c.ok()) return Fail(c.status().WithContext("starting the coordinator on " + o.bind), kExitConfig);
-    coordinator = std::move(c).value();
+}
+
+int RunCoordinator(Coordinator* coord, MpiGuard& guard) {
+  JobOutcome out;
+  {
+    SignalWatcher watcher([coord](int sig, int n) {
+      if (sig == SIGINT) return coord->Abort(std::string("stopped by signal ") + strsignal(sig), 128 + sig);
+      LOG(WARNING) << "coordinator got " << strsignal(sig) << (n > 1 ? " again: stopping at once" : "");
+      coord->Preempt(sig, n > 1);
+    });
+    out = coord->Wait();
   }
-  std::string coord_endpoint = net.coordinator_endpoint;
-  if (net.launcher_rendezvous()) {
-    JobRecord mine{li.rank, Hostname(), li.job_id, li.world_size, servers, workers, FLAGS_sync,
-                   auth->curve ? KeyFingerprint(auth->keys.public_z85) : "", ""};
-    if (coordinator) mine.coordinator = AdvertisedEndpoint(coordinator->endpoint(), net.addresses.advertise_host);
-    auto ep = ExchangeJobRecords(net.mpi_rendezvous ? mpi.get() : nullptr, li, mine, Seconds(FLAGS_register_timeout_s));
-    if (!ep.ok()) return guard.Exit(Fail(ep.status(), kExitConfig));
-    coord_endpoint = *ep;
-    LOG(INFO) << "coordinator at " << coord_endpoint << " (published by rank 0 through "
-              << (net.mpi_rendezvous ? "MPI" : "PMI") << "; all " << li.world_size << " ranks agree on the job)";
-    // A parameter-server job needs MPI for nothing else: finalise it now (every rank
-    // does, collectively), so a failure later is handled as in any other launch.
-    if (net.mpi_rendezvous && !collective::IsCollectiveSync(FLAGS_sync)) mpi.reset();
-  }
-  if (li.rank == 0) {
-    Coordinator* coord = coordinator.get();
-    JobOutcome out;
-    {
-      SignalWatcher watcher([coord](int sig, int n) {
-        if (sig == SIGINT) return coord->Abort(std::string("stopped by signal ") + strsignal(sig), 128 + sig);
-        LOG(WARNING) << "coordinator got " << strsignal(sig) << (n > 1 ? " again: stopping at once" : "");
-        coord->Preempt(sig, n > 1);
-      });
-      out = coord->Wait();
-    }
-    return guard.Exit(out.exit_code);
-  }
-  if (li.rank <= servers) {
-    paramserver::ServerOptions o;
-    o.coordinator = coord_endpoint;
-    o.job_id = li.job_id;
-    o.rank = li.rank;
-    o.num_servers = servers;
-    o.num_workers = workers;
-    for (int p : {FLAGS_data_port, FLAGS_advertise_data_port}) {
-      if (p < 0 || (p > 0 && p + servers - 1 > 65535)) {
-        return Fail(Status::InvalidArgument("--data_port/--advertise_data_port " + std::to_string(p) + " with " +
-                                            std::to_string(servers) + " servers: ports must lie in 1..65535"),
-                    kExitConfig);
-      }
-    }
-    o.bind = "tcp://" + net.addresses.bind_host + ":" +
-             (FLAGS_data_port > 0 ? std::to_string(FLAGS_data_port + li.rank - 1) : std::string("*"));
-    o.advertise_host = net.addresses.advertise_host;
-    if (FLAGS_advertise_data_port > 0) o.advertise_port = FLAGS_advertise_data_port + li.rank - 1;
-    o.register_timeout = Seconds(FLAGS_register_timeout_s);
-    o.max_inflight = FLAGS_max_inflight;
-    auto method = CheckpointWriteMethodFromFlags();
-    if (!method.ok()) return Fail(method.status(), kExitConfig);
-    o.checkpoint_write = *method;
-    o.dense_on_workers = collective::IsCollectiveSync(FLAGS_sync);
-    auto s = paramserver::ParamServer::Start(o, *ctx);
-    if (!s.ok()) return Fail(s.status().WithContext("starting the server"), kExitConfig);
-    SignalWatcher watcher(peer_signal("server", s->get()));
-    return guard.Exit((*s)->Wait().exit_code);
-  }
-  worker::ClientOptions o;
-  o.coordinator = coord_endpoint;
+  return guard.Exit(out.exit_code);
+}
+
+int RunServer(const JobSetup& job, const std::string& coordinator, MpiGuard& guard) {
+  const LaunchInfo& li = job.li;
+  const int servers = job.shape.servers;
+  paramserver::ServerOptions o;
+  o.coordinator = coordinator;
   o.job_id = li.job_id;
   o.rank = li.rank;
   o.num_servers = servers;
-  o.num_workers = workers;
+  o.num_workers = job.shape.workers;
+  for (int p : {FLAGS_data_port, FLAGS_advertise_data_port}) {
+    if (p < 0 || (p > 0 && p + servers - 1 > 65535)) {
+      return Fail(Status::InvalidArgument("--data_port/--advertise_data_port " + std::to_string(p) + " with " +
+                                          std::to_string(servers) + " servers: ports must lie in 1..65535"),
+                  kExitConfig);
+    }
+  }
+  o.bind = "tcp://" + job.net.addresses.bind_host + ":" +
+           (FLAGS_data_port > 0 ? std::to_string(FLAGS_data_port + li.rank - 1) : std::string("*"));
+  o.advertise_host = job.net.addresses.advertise_host;
+  if (FLAGS_advertise_data_port > 0) o.advertise_port = FLAGS_advertise_data_port + li.rank - 1;
+  o.register_timeout = Seconds(FLAGS_register_timeout_s);
+  o.max_inflight = FLAGS_max_inflight;
+  auto method = CheckpointWriteMethodFromFlags();
+  if (!method.ok()) return Fail(method.status(), kExitConfig);
+  o.checkpoint_write = *method;
+  o.dense_on_workers = job.collective;
+  auto s = paramserver::ParamServer::Start(o, job.ctx);
+  if (!s.ok()) return Fail(s.status().WithContext("starting the server"), kExitConfig);
+  SignalWatcher watcher(PeerSignalHandler("server", s->get()));
+  return guard.Exit((*s)->Wait().exit_code);
+}
+
+int RunWorker(const JobSetup& job, const std::string& coordinator, MpiGuard& guard, const WorkerMain& worker_main) {
+  const LaunchInfo& li = job.li;
+  worker::ClientOptions o;
+  o.coordinator = coordinator;
+  o.job_id = li.job_id;
+  o.rank = li.rank;
+  o.num_servers = job.shape.servers;
+  o.num_workers = job.shape.workers;
   o.request_timeout = Seconds(FLAGS_request_timeout_s);
   o.register_timeout = Seconds(FLAGS_register_timeout_s);
   o.max_inflight = FLAGS_max_inflight;
   int stop_code = 0;
-  auto client = worker::Client::Connect(o, *ctx, &stop_code);
+  auto client = worker::Client::Connect(o, job.ctx, &stop_code);
   if (!client.ok()) {
     // A job stopped while we were joining ends with the coordinator's code, like everyone's.
     int code = stop_code != 0 ? stop_code : ExitCodeForStatusCode(static_cast<int>(client.status().code()));
@@ -318,15 +304,18 @@ int RunJobProcess(const WorkerMain& worker_main) {
   if (const int gpus = kernels::CudaDeviceCount(); gpus > 0) {
     const int device = DeviceForLocalRank(li.local_rank, gpus);
     Status st = kernels::UseCudaDevice(device);
-    if (!st.ok()) return guard.Exit(Fail(st.WithContext("choosing the GPU of local rank " + std::to_string(li.local_rank)), kExitConfig));
+    if (!st.ok()) {
+      return guard.Exit(Fail(st.WithContext("choosing the GPU of local rank " + std::to_string(li.local_rank)), kExitConfig));
+    }
     LOG(INFO) << "CUDA device " << device << " of " << gpus << " visible (local rank " << li.local_rank << ")";
   }
-  WorkerContext wc{client->get(), li.rank - 1 - servers, workers, servers, li, mpi.get()};
+  WorkerContext wc{client->get(), li.rank - 1 - job.shape.servers, job.shape.workers, job.shape.servers, li,
+                   guard.mpi_.get()};
   // Workers of an all-reduce job share one MPI world: mpirun answers a dead rank by
   // sending SIGTERM to the others, which is a failure, not a preemption (and those modes
   // take no checkpoints), so they keep the default action and die with the world.
   std::optional<SignalWatcher> watcher;
-  if (!collective::IsCollectiveSync(FLAGS_sync)) watcher.emplace(peer_signal("worker", client->get()));
+  if (!job.collective) watcher.emplace(PeerSignalHandler("worker", client->get()));
   Status st = worker_main(wc);
   if (st.ok()) {
     (*client)->Finish(kExitOk, "done").IgnoreError();
@@ -338,6 +327,67 @@ int RunJobProcess(const WorkerMain& worker_main) {
   LOG(ERROR) << "worker failed: " << st.ToString();
   (*client)->Finish(code, st.ToString()).IgnoreError();
   return guard.Exit(code);
+}
+
+}  // namespace
+
+std::string SyncFlag() { return FLAGS_sync; }
+
+int RunJobProcess(const WorkerMain& worker_main) {
+  // From here on a signal is queued for the SignalWatcher started below, never acted on
+  // in a handler (launch/signals.h).
+  InstallJobSignalHandlers();
+  wire::TuneAllocatorForLargeMessages();
+  kernels::SetCpuThreads(FLAGS_kernel_threads);
+  JobSetup job;
+  auto li = DetectLaunchEnv(CurrentEnv());
+  if (!li.ok()) return Fail(li.status().WithContext("reading the launcher environment"), kExitConfig);
+  job.li = *li;
+  auto shape = ResolveJobShape(job.li.world_size, FLAGS_servers, FLAGS_workers);
+  if (!shape.ok()) return Fail(shape.status(), kExitConfig);
+  job.shape = *shape;
+  SetRunIdentity(RunIdentityOf(job.li));
+  const std::string run = CurrentRunIdentity().LogSuffix();
+  SetLogTag(RoleTag(job.li.rank, job.shape.servers) + (run.empty() ? "" : " | " + run));
+  TimelineRecording timeline;  // --timeline: stops (and writes the file) when this function returns
+  if (Status st = timeline.Start(job.li.rank, job.shape.servers); !st.ok()) return Fail(st, kExitConfig);
+
+  // allreduce/hybrid: the servers run bsp for what still goes through them.
+  auto sync = ParseSyncPolicy(collective::ServerSyncText(FLAGS_sync));
+  if (!sync.ok()) return Fail(sync.status(), kExitConfig);
+  job.sync = *sync;
+  auto reduce = ParseGradReduce(FLAGS_grad_reduce);
+  if (!reduce.ok()) return Fail(reduce.status(), kExitConfig);
+  job.reduce = *reduce;
+  job.collective = collective::IsCollectiveSync(FLAGS_sync);
+  if (Status st = CheckJobFlags(); !st.ok()) return Fail(st, kExitConfig);
+  auto net = PlanThisProcessNetwork(job.li);
+  if (!net.ok()) return Fail(net.status(), kExitConfig);
+  job.net = *net;
+  auto ctx = wire::Context::Create();
+  if (!ctx.ok()) return Fail(ctx.status(), kExitFailure);
+  job.ctx = *ctx;
+  if (Status st = SetUpAuth(job); !st.ok()) return Fail(st, kExitConfig);
+
+  // Destroyed (MPI_Finalize) when this function returns, after the role is done.
+  MpiGuard guard;
+  if (Status st = StartMpiIfNeeded(job, guard); !st.ok()) return Fail(st, kExitConfig);
+  // Rank 0 binds before the rendezvous, so the endpoint it publishes is the real one.
+  std::unique_ptr<Coordinator> coordinator;
+  if (job.li.rank == 0) {
+    auto c = StartCoordinator(job);
+    if (!c.ok()) return Fail(c.status(), kExitConfig);
+    coordinator = std::move(c).value();
+  }
+  std::string endpoint = job.net.coordinator_endpoint;
+  if (job.net.launcher_rendezvous()) {
+    auto ep = RendezvousThroughLauncher(job, coordinator.get(), guard);
+    if (!ep.ok()) return guard.Exit(Fail(ep.status(), kExitConfig));
+    endpoint = *ep;
+  }
+  if (job.li.rank == 0) return RunCoordinator(coordinator.get(), guard);
+  if (job.li.rank <= job.shape.servers) return RunServer(job, endpoint, guard);
+  return RunWorker(job, endpoint, guard, worker_main);
 }
 
 }  // namespace tessera::launch

@@ -57,7 +57,7 @@ std::string RoleName(int rank, int servers) {
 // The coordinator's listening socket, made here rather than in the coordinator: bound to
 // port 0 on loopback (the kernel picks a free port) and listening before any child runs,
 // so the port every child is told is held from the start and no other process can take
-// it (issue 20: picking a port, closing it and letting the child bind it later raced).
+// it (picking a port, closing it and letting the child bind it later raced).
 // The coordinator inherits the fd (TESSERA_COORDINATOR_FD) and ZeroMQ adopts it.
 struct ListeningSocket {
   int fd = -1;
@@ -178,96 +178,74 @@ Status Spawn(Child* c, const std::string& program, const std::vector<std::string
 }
 
 
+}  // namespace
+
+ChildCommand ChildCommandFor(const LocalLaunchOptions& o, const ChildRun& run, int r) {
+  ChildCommand cmd;
+  const bool mpi_workers = o.mpi_workers && o.workers > 1;
+  const bool mpirun_child = mpi_workers && r == 1 + o.servers;
+  cmd.name = mpirun_child ? "workers" : RoleName(r, o.servers);
+  std::vector<std::string> args;
+  if (!o.subcommand.empty()) args.push_back(o.subcommand);
+  for (const auto& a : o.job_args) args.push_back(a);
+  args.push_back("--servers=" + std::to_string(o.servers));
+  args.push_back("--workers=" + std::to_string(o.workers));
+  cmd.env = {
+      "TESSERA_WORLD_SIZE=" + std::to_string(run.world),
+      "TESSERA_COORDINATOR_HOST=127.0.0.1",
+      "TESSERA_COORDINATOR_PORT=" + std::to_string(run.port),
+      "TESSERA_JOB_ID=" + std::to_string(run.job_id),
+      "TESSERA_RESTART_COUNT=" + std::to_string(run.restart),
+  };
+  if (!run.key_file.empty()) cmd.env.push_back(std::string(kAuthKeyFileEnv) + "=" + run.key_file);
+  cmd.exe = run.program;
+  if (mpirun_child) {
+    cmd.env.push_back("TESSERA_RANK_BASE=" + std::to_string(r));
+    if (geteuid() == 0) {  // Open MPI refuses root without both (docs/collective.md)
+      cmd.env.push_back("OMPI_ALLOW_RUN_AS_ROOT=1");
+      cmd.env.push_back("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1");
+    }
+    // mpi_yield_when_idle: a rank waiting in MPI yields the core instead of spinning,
+    // which the compute thread next to the communication thread needs when workers
+    // share cores (measured 2.5-5x faster steps on the 2-core VM, docs/collective.md).
+    std::vector<std::string> m = {"-np", std::to_string(o.workers), "--oversubscribe", "--bind-to", "none",
+                                  "--mca", "btl", "self,vader", "--mca", "mpi_yield_when_idle", "1"};
+    for (const char* v : {"TESSERA_RANK_BASE", "TESSERA_WORLD_SIZE", "TESSERA_COORDINATOR_HOST",
+                          "TESSERA_COORDINATOR_PORT", "TESSERA_JOB_ID", "TESSERA_RESTART_COUNT"}) {
+      m.push_back("-x");
+      m.push_back(v);
+    }
+    if (!run.key_file.empty()) {
+      m.push_back("-x");
+      m.push_back(kAuthKeyFileEnv);
+    }
+    m.push_back(run.program);
+    for (auto& a : args) m.push_back(a);
+    args = std::move(m);
+    cmd.exe = o.mpirun;
+  } else {
+    cmd.env.push_back("TESSERA_RANK=" + std::to_string(r));
+    cmd.env.push_back("TESSERA_LOCAL_RANK=" + std::to_string(r));
+  }
+  cmd.args = std::move(args);
+  if (r == 0 && run.listen_fd >= 0) {
+    cmd.inherit_fd = run.listen_fd;
+    cmd.env.push_back("TESSERA_COORDINATOR_FD=" + std::to_string(run.listen_fd));
+  }
+  return cmd;
+}
+
+namespace {
+
 struct RunOutcome {
   int exit_code = 0;
   bool signalled = false;  // the launcher itself got a signal: a stop request, never restarted
 };
 
-// One run of the whole job. `restart` is 0 for the first run.
-RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, const std::string& key_file) {
-  const int world = 1 + o.servers + o.workers;
-  ListeningSocket listener;
-  if (o.coordinator_port == 0) {
-    auto l = ListenOnLoopback();
-    if (!l.ok()) {
-      std::fprintf(stderr, "tessera launch: %s\n", l.status().ToString().c_str());
-      return {1, false};
-    }
-    listener = *l;
-  }
-  const int port = o.coordinator_port ? o.coordinator_port : listener.port;
-  const std::string program = o.program.empty() ? SelfExe() : o.program;
-
-  std::fprintf(stderr, "tessera launch: job %llu%s: 1 coordinator, %d servers, %d workers on 127.0.0.1:%d\n",
-               static_cast<unsigned long long>(job_id),
-               restart > 0 ? (" restart " + std::to_string(restart)).c_str() : "", o.servers, o.workers, port);
-  // --sync=allreduce|hybrid: the workers run as ONE `mpirun -np W` child, so they share
-  // an MPI world (docs/collective.md); each finds its rank from TESSERA_RANK_BASE plus its
-  // MPI rank. The coordinator and servers stay plain processes outside MPI.
-  const bool mpi_workers = o.mpi_workers && o.workers > 1;
-  const int num_kids = mpi_workers ? 1 + o.servers + 1 : world;
-  if (mpi_workers) std::fprintf(stderr, "tessera launch: workers run under mpirun (all-reduce path)\n");
-  std::vector<Child> kids(num_kids);
-  for (int r = 0; r < num_kids; ++r) {
-    Child& c = kids[r];
-    c.rank = r;
-    const bool mpirun_child = mpi_workers && r == 1 + o.servers;
-    c.name = mpirun_child ? "workers" : RoleName(r, o.servers);
-    std::vector<std::string> args;
-    if (!o.subcommand.empty()) args.push_back(o.subcommand);
-    for (const auto& a : o.job_args) args.push_back(a);
-    args.push_back("--servers=" + std::to_string(o.servers));
-    args.push_back("--workers=" + std::to_string(o.workers));
-    std::vector<std::string> env = {
-        "TESSERA_WORLD_SIZE=" + std::to_string(world),
-        "TESSERA_COORDINATOR_HOST=127.0.0.1",
-        "TESSERA_COORDINATOR_PORT=" + std::to_string(port),
-        "TESSERA_JOB_ID=" + std::to_string(job_id),
-        "TESSERA_RESTART_COUNT=" + std::to_string(restart),
-    };
-    if (!key_file.empty()) env.push_back(std::string(kAuthKeyFileEnv) + "=" + key_file);
-    std::string exe = program;
-    if (mpirun_child) {
-      env.push_back("TESSERA_RANK_BASE=" + std::to_string(r));
-      if (geteuid() == 0) {  // Open MPI refuses root without both (docs/collective.md)
-        env.push_back("OMPI_ALLOW_RUN_AS_ROOT=1");
-        env.push_back("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1");
-      }
-      // mpi_yield_when_idle: a rank waiting in MPI yields the core instead of spinning,
-      // which the compute thread next to the communication thread needs when workers
-      // share cores (measured 2.5-5x faster steps on the 2-core VM, docs/collective.md).
-      std::vector<std::string> m = {"-np", std::to_string(o.workers), "--oversubscribe", "--bind-to", "none",
-                                    "--mca", "btl", "self,vader", "--mca", "mpi_yield_when_idle", "1"};
-      for (const char* v : {"TESSERA_RANK_BASE", "TESSERA_WORLD_SIZE", "TESSERA_COORDINATOR_HOST",
-                            "TESSERA_COORDINATOR_PORT", "TESSERA_JOB_ID", "TESSERA_RESTART_COUNT"}) {
-        m.push_back("-x");
-        m.push_back(v);
-      }
-      if (!key_file.empty()) {
-        m.push_back("-x");
-        m.push_back(kAuthKeyFileEnv);
-      }
-      m.push_back(program);
-      for (auto& a : args) m.push_back(a);
-      args = std::move(m);
-      exe = o.mpirun;
-    } else {
-      env.push_back("TESSERA_RANK=" + std::to_string(r));
-      env.push_back("TESSERA_LOCAL_RANK=" + std::to_string(r));
-    }
-    const int inherit = r == 0 ? listener.fd : -1;
-    if (inherit >= 0) env.push_back("TESSERA_COORDINATOR_FD=" + std::to_string(inherit));
-    Status st = Spawn(&c, exe, args, env, inherit);
-    // The coordinator holds the port now; the launcher's copy would keep it open after
-    // the coordinator died, and peers would connect to nobody.
-    if (r == 0 && listener.fd >= 0) close(std::exchange(listener.fd, -1));
-    if (!st.ok()) {
-      std::fprintf(stderr, "tessera launch: could not start %s: %s\n", c.name.c_str(), st.ToString().c_str());
-      for (auto& k : kids) if (k.pid > 0) kill(k.pid, SIGKILL);
-      return {1, false};
-    }
-  }
-
+// Forwards the launcher's signals, relays the children's output, and stops the job when
+// one child fails (SIGTERM, then SIGKILL after the grace period), until every child exited.
+RunOutcome Supervise(std::vector<Child>& kids, const LocalLaunchOptions& o, int world) {
+  const int num_kids = static_cast<int>(kids.size());
   int exit_code = 0;
   bool stopping = false;
   int signals_seen = 0;
@@ -361,6 +339,51 @@ RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, co
   if (exit_code == 0) std::fprintf(stderr, "tessera launch: all %d processes exited cleanly\n", world);
   else std::fprintf(stderr, "tessera launch: job failed with exit code %d\n", exit_code);
   return {exit_code, signals_seen > 0};
+}
+
+// One run of the whole job. `restart` is 0 for the first run.
+RunOutcome RunOnce(const LocalLaunchOptions& o, int restart, uint64_t job_id, const std::string& key_file) {
+  const int world = 1 + o.servers + o.workers;
+  ListeningSocket listener;
+  if (o.coordinator_port == 0) {
+    auto l = ListenOnLoopback();
+    if (!l.ok()) {
+      std::fprintf(stderr, "tessera launch: %s\n", l.status().ToString().c_str());
+      return {1, false};
+    }
+    listener = *l;
+  }
+  const int port = o.coordinator_port ? o.coordinator_port : listener.port;
+  const std::string program = o.program.empty() ? SelfExe() : o.program;
+
+  std::fprintf(stderr, "tessera launch: job %llu%s: 1 coordinator, %d servers, %d workers on 127.0.0.1:%d\n",
+               static_cast<unsigned long long>(job_id),
+               restart > 0 ? (" restart " + std::to_string(restart)).c_str() : "", o.servers, o.workers, port);
+  // --sync=allreduce|hybrid: the workers run as ONE `mpirun -np W` child, so they share
+  // an MPI world (docs/collective.md); each finds its rank from TESSERA_RANK_BASE plus its
+  // MPI rank. The coordinator and servers stay plain processes outside MPI.
+  const bool mpi_workers = o.mpi_workers && o.workers > 1;
+  const int num_kids = mpi_workers ? 1 + o.servers + 1 : world;
+  if (mpi_workers) std::fprintf(stderr, "tessera launch: workers run under mpirun (all-reduce path)\n");
+  std::vector<Child> kids(num_kids);
+  const ChildRun run{world, port, job_id, restart, key_file, program, listener.fd};
+  for (int r = 0; r < num_kids; ++r) {
+    Child& c = kids[r];
+    c.rank = r;
+    ChildCommand cmd = ChildCommandFor(o, run, r);
+    c.name = cmd.name;
+    Status st = Spawn(&c, cmd.exe, cmd.args, cmd.env, cmd.inherit_fd);
+    // The coordinator holds the port now; the launcher's copy would keep it open after
+    // the coordinator died, and peers would connect to nobody.
+    if (r == 0 && listener.fd >= 0) close(std::exchange(listener.fd, -1));
+    if (!st.ok()) {
+      std::fprintf(stderr, "tessera launch: could not start %s: %s\n", c.name.c_str(), st.ToString().c_str());
+      for (auto& k : kids) if (k.pid > 0) kill(k.pid, SIGKILL);
+      return {1, false};
+    }
+  }
+
+  return Supervise(kids, o, world);
 }
 
 // Like torchrun: a failed job is worth another run (from its newest complete checkpoint,

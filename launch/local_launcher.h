@@ -15,6 +15,7 @@
 // Threading: single-threaded; signal handlers only write to a self-pipe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,26 @@ struct LocalLaunchOptions {
   bool mpi_workers = false;
   std::string mpirun = "mpirun";      // --mpirun. Default: mpirun from PATH
 };
+
+// What one child of a run is started as (for RunLocalJob and its tests).
+struct ChildRun {
+  int world = 0;
+  int port = 0;               // the coordinator's
+  uint64_t job_id = 0;
+  int restart = 0;
+  std::string key_file;       // "" without CURVE
+  std::string program;        // the binary every child runs
+  int listen_fd = -1;         // the coordinator's listening socket (handed to rank 0), or -1
+};
+struct ChildCommand {
+  std::string name;              // "coordinator", "server 0", "worker 1", or "workers" (the mpirun child)
+  std::string exe;               // program, or mpirun
+  std::vector<std::string> args;
+  std::vector<std::string> env;  // added to the launcher's
+  int inherit_fd = -1;           // kept open across exec (rank 0: the listening socket)
+};
+// Child r of a run: rank r, or with mpi_workers (and W > 1) child S+1 is `mpirun -np W`.
+ChildCommand ChildCommandFor(const LocalLaunchOptions& options, const ChildRun& run, int r);
 
 // Runs the job to completion (restarting it up to max_restarts times). Returns the exit
 // code for the launcher process: 0 when every child exited 0; else the first failing

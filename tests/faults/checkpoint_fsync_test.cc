@@ -113,7 +113,7 @@ std::string CompleteSteps(const std::string& dir) {
   return out;
 }
 
-// issue 20: the MANIFEST is renamed into place but the fsync of its directory fails. A
+// The MANIFEST is renamed into place but the fsync of its directory fails. A
 // resume would use that MANIFEST, so the coordinator must say it committed (adding that
 // it is not known to be durable), and must keep the older checkpoint (no GC) because the
 // new one may not survive a power loss. The old code said "not committed" here.

@@ -131,7 +131,7 @@ TEST(DetectCoordinatorPort, SlurmStepsGetDifferentDerivedPorts) {
   EXPECT_EQ(*from, "derived from SLURM_JOB_ID and SLURM_STEP_ID");
   EXPECT_NE(a.coordinator_port, b.coordinator_port);
   EXPECT_GE(a.coordinator_port, 20000);
-  EXPECT_LT(a.coordinator_port, 40000);
+  EXPECT_LT(a.coordinator_port, 32000) << "inside the ephemeral port range";
 }
 
 TEST(DetectCoordinatorPort, NoneWithoutAJobId) {

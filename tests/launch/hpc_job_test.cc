@@ -17,14 +17,11 @@ namespace {
 
 using std::chrono::seconds;
 using testing::BackgroundJob;
+using testing::SummaryField;
 using testing::SourceDir;
 using testing::TesseraBinary;
 
-// mpirun as root on this machine: the two OMPI_ALLOW_* variables, no InfiniBand/TCP
-// BTLs, no binding (2 cores, 5 ranks). Never in the binary: docs and tests only.
-const std::string kMpirun =
-    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe --mca btl self,vader "
-    "--bind-to none -x TESSERA_TEST_MARKER";
+const std::string& kMpirun = testing::kMpirunAsRoot;
 
 std::string Data() { return " --data=" + SourceDir() + "/data/mnist"; }
 
@@ -67,18 +64,6 @@ std::string JobCommand(Launcher l, const std::string& flags) {
     }
   }
   return "";
-}
-
-std::string SummaryField(const std::string& output, const std::string& key) {
-  size_t s = output.rfind("summary: {");
-  if (s == std::string::npos) return "";
-  size_t k = output.find("\"" + key + "\":", s);
-  if (k == std::string::npos) return "";
-  k += key.size() + 3;
-  size_t e = output.find_first_of(",}", k);
-  std::string v = output.substr(k, e - k);
-  if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
-  return v;
 }
 
 TEST(Mpirun, FiveRanksTrainTheMlpToItsThreshold) {

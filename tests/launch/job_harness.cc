@@ -140,4 +140,15 @@ int CountMarkedProcesses(const std::string& marker) {
   return n;
 }
 
+std::string SummaryField(const std::string& output, const std::string& key) {
+  size_t s = output.rfind("summary: {");
+  if (s == std::string::npos) return "";
+  size_t k = output.find("\"" + key + "\":", s);
+  if (k == std::string::npos) return "";
+  k += key.size() + 3;
+  std::string v = output.substr(k, output.find_first_of(",}", k) - k);
+  if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
+  return v;
+}
+
 }  // namespace tessera::testing

@@ -46,4 +46,13 @@ class BackgroundJob {
 // Number of live processes (not zombies) whose environment holds TESSERA_TEST_MARKER=marker.
 int CountMarkedProcesses(const std::string& marker);
 
+// mpirun as root on this machine: the two OMPI_ALLOW_* variables, shared memory only, no
+// binding (2 cores, 5 ranks), the test marker forwarded. Never in the binary: tests only.
+inline const std::string kMpirunAsRoot =
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe --mca btl self,vader "
+    "--bind-to none -x TESSERA_TEST_MARKER";
+
+// A field of the last "summary: {...}" line of a job's output, unquoted ("" when missing).
+std::string SummaryField(const std::string& output, const std::string& key);
+
 }  // namespace tessera::testing

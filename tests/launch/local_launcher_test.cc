@@ -45,7 +45,7 @@ TEST(LocalLauncher, PassesJobArgsAndCounts) {
   EXPECT_NE(r.output.find("args=--servers=1,--workers=1 coord=127.0.0.1:"), std::string::npos) << r.output;
 }
 
-// issue 20: the coordinator's port is bound (and listening) by the launcher before any
+// The coordinator's port is bound (and listening) by the launcher before any
 // child runs, and only the coordinator inherits the socket. The old launcher picked a
 // port, closed it and let the coordinator bind it later: another process (here a server
 // binding the same port) could take it in between.

@@ -169,3 +169,30 @@ TEST(JobRecord, AgreementNamesEachRankThatDisagreesWithItsHost) {
 
 }  // namespace
 }  // namespace tessera::launch
+
+#include "launch/job_shape.h"
+
+namespace tessera::launch {
+namespace {
+
+TEST(JobShape, DerivedCountsAndEveryRefusal) {
+  auto s = ResolveJobShape(5, 0, 0);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->servers, 2);
+  EXPECT_EQ(s->workers, 2);
+  EXPECT_EQ(ResolveJobShape(9, 4, 0)->workers, 4);
+  EXPECT_EQ(ResolveJobShape(3, 0, 0)->servers, 1);
+  auto alone = ResolveJobShape(1, 0, 0);
+  ASSERT_FALSE(alone.ok());
+  EXPECT_NE(alone.status().message().find("alone"), std::string::npos);
+  auto sum = ResolveJobShape(5, 2, 3);
+  ASSERT_FALSE(sum.ok());
+  EXPECT_NE(sum.status().message().find("started 5 processes, but 1 coordinator + 2 servers + 3 workers need 6"),
+            std::string::npos)
+      << sum.status().ToString();
+  EXPECT_FALSE(ResolveJobShape(5, -1, 0).ok());
+  EXPECT_FALSE(ResolveJobShape(3, 2, 0).ok()) << "no worker left";
+}
+
+}  // namespace
+}  // namespace tessera::launch

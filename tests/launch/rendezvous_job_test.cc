@@ -18,26 +18,25 @@ namespace {
 
 using std::chrono::seconds;
 using testing::BackgroundJob;
+using testing::SummaryField;
 using testing::SourceDir;
 using testing::TesseraBinary;
 
-const std::string kMpirun =
-    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe --mca btl self,vader "
-    "--bind-to none -x TESSERA_TEST_MARKER";
+const std::string& kMpirun = testing::kMpirunAsRoot;
 
 const std::string kJob = " --data=" + SourceDir() +
                          "/data/mnist --train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64 --epochs=3"
                          " --optimizer=adam --lr=0.002 --log_every=0 --seed=1";
 
-std::string SummaryField(const std::string& out, const std::string& key) {
-  size_t s = out.rfind("summary: {");
-  if (s == std::string::npos) return "";
-  size_t k = out.find("\"" + key + "\":", s);
-  if (k == std::string::npos) return "";
-  k += key.size() + 3;
-  std::string v = out.substr(k, out.find_first_of(",}", k) - k);
-  if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
-  return v;
+// Open MPI: rank 0 binds any free port and publishes it through MPI; the job trains.
+TEST(MpiRendezvous, FiveRanksTrainThroughThePublishedEndpoint) {
+  BackgroundJob job(kMpirun + " -np 5 " + TesseraBinary() + " train --servers 2" + kJob);
+  ASSERT_EQ(job.Wait(seconds(180)), 0) << job.Output();
+  const std::string out = job.Output();
+  EXPECT_NE(out.find("(published by rank 0 through MPI; all 5 ranks agree on the job)"), std::string::npos) << out;
+  EXPECT_NE(out.find("network: one host; listening on 127.0.0.1, advertised as 127.0.0.1"), std::string::npos) << out;
+  EXPECT_EQ(SummaryField(out, "steps"), "282") << out;
+  EXPECT_GE(std::stod(SummaryField(out, "test_accuracy")), 0.90) << out;
 }
 
 // mpirun's MPMD form starts rank 4 with --servers 1 while the others have 2: every rank

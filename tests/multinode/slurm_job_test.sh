@@ -18,7 +18,7 @@ BUILD="$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)"
 mn_require
 mn_setup 3 --slurm
 
-JOB=" --data=$SRC/data/mnist --train_limit=2000 --test_limit=200 --hidden=32 --batch_size=16 --steps=2000 --log_every=10 --deterministic --seed=3 --checkpoint_every_steps=50"
+JOB=" --data=$SRC/data/mnist --train_limit=2000 --test_limit=200 --hidden=32 --batch_size=16 --steps=2000 --log_every=10 --deterministic --seed=3 --checkpoint_every_steps=50 --register_timeout_s=30"
 
 # submit NAME SBATCH-ARGS...: prints the job id.
 submit() {

@@ -1,4 +1,4 @@
-// issue 20, item 1: a zero-copy dense push that times out against a stalled server must
+// A zero-copy dense push that times out against a stalled server must
 // not leave ZeroMQ reading the caller's memory after the Handle completes.
 //
 // A real server process (forked before this process starts any thread) is stopped with
@@ -50,7 +50,7 @@ constexpr int64_t kElements = 8 << 20;  // 32 MiB of f32: far more than loopback
   _exit(0);
 }
 
-TEST(Issue20ZeroCopyPush, TimedOutPushCompletesOnlyAfterZeroMqReleasedTheCallersMemory) {
+TEST(PushLifetime, TimedOutPushCompletesOnlyAfterZeroMqReleasedTheCallersMemory) {
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
   const pid_t server = fork();  // before any thread of this process exists
