@@ -75,6 +75,20 @@ TEST(MpiRendezvous, ARankWithAnotherJobKeyIsNamed) {
   EXPECT_EQ(out.find("summary: {"), std::string::npos) << out;
 }
 
+// An interface that does not exist: every process stops at start (exit 2), naming the
+// spec and the interfaces it saw, before anything binds.
+TEST(NetworkChoice, AnUnknownInterfaceFailsAtStartNamingTheInterfacesSeen) {
+  BackgroundJob job("TESSERA_SOCKET_IFNAME=nosuchif0 " + TesseraBinary() + " launch --servers 1 --workers 1" + kJob);
+  const int code = job.Wait(seconds(60));
+  const std::string out = job.Output();
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("no interface that is up matches --interface/TESSERA_SOCKET_IFNAME='nosuchif0'; interfaces seen: "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("lo 127.0.0.1/8 up"), std::string::npos) << out;
+  EXPECT_EQ(out.find("summary: {"), std::string::npos) << out;
+}
+
 // MPICH's mpiexec: Tessera links Open MPI, so it cannot call MPI here; rank 0 publishes
 // its endpoint in PMI-1's key-value space (PMI_FD) instead, and the job trains.
 TEST(PmiRendezvous, HydraRanksTrainTheMlpToItsThreshold) {
