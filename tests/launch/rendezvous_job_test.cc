@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "common/hostname.h"
@@ -22,7 +23,14 @@ using testing::SummaryField;
 using testing::SourceDir;
 using testing::TesseraBinary;
 
-const std::string& kMpirun = testing::kMpirunAsRoot;
+// Open MPI's MPI_Init/MPI_Finalize leave allocations behind (in libmpi and in MCA
+// components it has already unloaded, so no suppression can name them). Under the ASan
+// stage, processes that finalise MPI keep every memory check but the leak report.
+std::string MpiRankEnv() {
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  return asan == nullptr ? "" : "ASAN_OPTIONS=" + std::string(asan) + ":detect_leaks=0 ";
+}
+const std::string kMpirun = MpiRankEnv() + testing::kMpirunAsRoot;
 
 const std::string kJob = " --data=" + SourceDir() +
                          "/data/mnist --train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64 --epochs=3"
