@@ -6,16 +6,22 @@
 # Usage: scripts/quickstart.sh [--quick] [extra tessera train flags...]
 #   --quick   the few-second smoke run (examples/mnist_mlp_quick.flags)
 #
-# Metrics go to out/mnist_mlp.metrics.jsonl (docs/training.md). Checkpointing comes with
-# a later issue: this run does not write or resume a checkpoint yet.
+# Metrics go to out/mnist_mlp.metrics.jsonl (docs/training.md); checkpoints to
+# out/mnist_mlp.ckpt every 4 epochs, the last one at the final step (docs/checkpoints.md).
+# Each run starts afresh: the previous run's checkpoints are removed first (to resume
+# instead, run `tessera launch` with the same --checkpoint_dir yourself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FLAGS=examples/mnist_mlp.flags
 METRICS=out/mnist_mlp.metrics.jsonl
+CKPT=out/mnist_mlp.ckpt
+EVERY=472   # 4 epochs of 118 steps (2 workers, batch 256): the 20th epoch's last step is one
 if [[ "${1:-}" == "--quick" ]]; then
   FLAGS=examples/mnist_mlp_quick.flags
   METRICS=out/mnist_mlp_quick.metrics.jsonl
+  CKPT=out/mnist_mlp_quick.ckpt
+  EVERY=94    # one epoch; the run's last step (282) is a multiple
   shift
 fi
 
@@ -23,8 +29,12 @@ scripts/setup.sh
 cmake -S . -B build -G Ninja
 cmake --build build
 mkdir -p out
+rm -rf "$CKPT"
 build/launch/tessera launch --servers 2 --workers 2 --flagfile "$FLAGS" \
-  --metrics_out="$METRICS" "$@"
+  --metrics_out="$METRICS" --checkpoint_dir="$CKPT" --checkpoint_every_steps="$EVERY" "$@"
+echo
+echo "checkpoints: $CKPT"
+build/launch/tessera ckpt ls "$CKPT"
 echo
 echo "metrics: $METRICS"
 tail -n 1 "$METRICS"
