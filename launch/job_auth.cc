@@ -9,6 +9,8 @@
 #include <cstring>
 #include <thread>
 
+#include "common/hostname.h"
+
 namespace tessera::launch {
 
 namespace {
@@ -65,8 +67,8 @@ Result<JobAuth> ResolveJobAuth(const std::string& mode, const std::string& key_f
       const Deadline deadline(wait);
       while (!Exists(path)) {
         if (deadline.Expired()) {
-          return Status::TimedOut("--auth_key_file " + path + " did not appear (rank 0 creates it; is it on a "
-                                  "file system this host shares with rank 0?)");
+          return Status::TimedOut("node " + Hostname() + " cannot see --auth_key_file " + path + ", which rank 0 creates: "
+                                  "put the key file on a file system every node shares with rank 0");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }

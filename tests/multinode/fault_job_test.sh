@@ -9,6 +9,7 @@
 #   2. a partition between tn1 (coordinator) and tn3: the same naming, exit code 3.
 #   3. a node whose --checkpoint_dir is node-local (a private mount): refused at start,
 #      naming that node; nothing trains.
+#   4. the same for the job key file (--auth_key_file on node-local storage).
 # Usage: fault_job_test.sh BUILD_DIR   (ctest label multinode)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -113,4 +114,25 @@ wait_all; rc=$RC
 tj_expect "$MN_TMP/priv.r0" "failed: node tn[23] cannot see /tmp/tessera-mn-local-ckpt/.tessera-marker-[0-9a-f]+, which rank 0 wrote into --checkpoint_dir" "3: the node named"
 if grep -q "summary: {" "$MN_TMP"/priv.r*; then mn_fail "3: a job with a node-local checkpoint directory trained"; fi
 rm -rf /tmp/tessera-mn-local-ckpt
-mn_pass "dead node, partition and node-local checkpoint directory across 3 nodes"
+
+mn_log "4: the job key file is node-local on tn2 and tn3"
+TJ_PORT=29615
+rm -rf /tmp/tessera-mn-local-key
+PIDS=()
+for r in 0 1 2 3; do
+  node=tn1
+  [ "$r" = 2 ] && node=tn2
+  [ "$r" = 3 ] && node=tn3
+  private=()
+  [ "$node" != tn1 ] && private=(--private /tmp/tessera-mn-local-key)
+  TESSERA_RANK="$r" TESSERA_WORLD_SIZE=4 TESSERA_COORDINATOR_HOST=tn1 TESSERA_COORDINATOR_PORT="$TJ_PORT" TESSERA_JOB_ID=4711 \
+    mn_exec "${private[@]}" "$node" "$T" train --servers 2 --workers 1 --auth_key_file=/tmp/tessera-mn-local-key/job.key \
+      $JOB --steps=50 --register_timeout_s=5 > "$MN_TMP/key.r$r" 2>&1 &
+  PIDS+=($!)
+done
+wait_all
+tj_expect "$MN_TMP/key.r2" "node tn2 cannot see --auth_key_file /tmp/tessera-mn-local-key/job.key, which rank 0 creates" "4: tn2 named"
+tj_expect "$MN_TMP/key.r3" "node tn3 cannot see --auth_key_file /tmp/tessera-mn-local-key/job.key, which rank 0 creates" "4: tn3 named"
+if grep -q "summary: {" "$MN_TMP"/key.r*; then mn_fail "4: a job with a node-local key file trained"; fi
+rm -rf /tmp/tessera-mn-local-key
+mn_pass "dead node, partition, node-local checkpoint directory and key file across 3 nodes"
