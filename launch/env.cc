@@ -52,7 +52,8 @@ Status DetectSpansHosts(const EnvMap& env, LaunchInfo* li) {
     return l < t;
   };
   std::vector<std::pair<const char*, const char*>> pairs;
-  if (li->source == "openmpi" || (li->source == "tessera-launch" && li->mpi_world_size > 0 && Find(env, "OMPI_COMM_WORLD_SIZE"))) {
+  // tessera launch is one host by construction; the others say it per node.
+  if (li->source == "openmpi") {
     pairs = {{"OMPI_COMM_WORLD_LOCAL_SIZE", "OMPI_COMM_WORLD_SIZE"}};
   } else if (li->source == "mpich") {
     pairs = {{"MPI_LOCALNRANKS", "PMI_SIZE"}};

@@ -108,7 +108,7 @@ Status CheckJobAgreement(const std::vector<JobRecord>& records) {
     field("--workers", std::to_string(r.workers), std::to_string(ref.workers));
     field("--sync", r.sync, ref.sync);
     field("job key", r.key_fingerprint, ref.key_fingerprint);
-    if (static_cast<int>(records.size()) != r.world_size) {
+    if (r.world_size == ref.world_size && static_cast<int>(records.size()) != r.world_size) {
       field("world size", std::to_string(r.world_size), std::to_string(records.size()) + " (ranks that answered)");
     }
     if (diff.empty()) continue;

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/launch/job_harness.h"
 #include "tests/testutil/testutil.h"
 
 namespace tessera {
@@ -23,6 +24,7 @@ namespace {
 using std::chrono::seconds;
 using testing::RunCommand;
 using testing::SourceDir;
+using testing::SummaryField;
 using testing::TempDir;
 using testing::TesseraBinary;
 
@@ -124,17 +126,6 @@ class SlurmTest : public ::testing::Test {
   // Where the template puts the job key by default (--job-name=tessera-mnist).
   static std::string KeyFile(const TempDir& dir, const std::string& id) {
     return dir.path() + "/.tessera/keys/tessera-mnist-" + id + ".key";
-  }
-
-  static std::string SummaryField(const std::string& output, const std::string& key) {
-    size_t s = output.rfind("summary: {");
-    if (s == std::string::npos) return "";
-    size_t k = output.find("\"" + key + "\":", s);
-    if (k == std::string::npos) return "";
-    k += key.size() + 3;
-    std::string v = output.substr(k, output.find_first_of(",}", k) - k);
-    if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
-    return v;
   }
 
   std::vector<std::string> jobs_;
