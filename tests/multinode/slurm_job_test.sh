@@ -61,11 +61,15 @@ b="$(submit pre --nodes=2 --nodelist=tn1,tn2)"
 mn_wait_log "$MN_TMP/pre.out" "step 200/" 120 || mn_fail "2: job $b did not reach step 200"
 scancel --signal=USR1 --batch "$b" || mn_fail "2: scancel --signal=USR1 failed"
 mn_wait_log "$MN_TMP/pre.out" "exited with code 75" 90 || mn_fail "2: no checkpoint-and-exit (75) after USR1"
-# The template requeued itself; while it waits, send it to two other nodes (one of them
-# new) and make it eligible now instead of after Slurm's requeue delay.
-mn_wait_cmd 30 test "$(field "$b" Restarts)" = 1 || mn_fail "2: not requeued"
-mn_wait_cmd 60 test "$(sinfo -h -n tn1 -o %T)" = idle || true
-scontrol update JobId="$b" ReqNodeList=tn2,tn3 || mn_fail "2: cannot move the job to tn2,tn3"
+# The template requeues itself; hold the job while it waits (it may start again within
+# seconds), send it to two other nodes (one of them new), release it and make it eligible
+# now instead of after Slurm's requeue delay.
+mn_wait_log "$MN_TMP/pre.out" "requeueing $b" 30 || mn_fail "2: the template did not requeue the job"
+mn_wait_cmd 30 test "$(state "$b")" = PENDING || mn_fail "2: the requeued job is $(state "$b"), not pending"
+mn_wait_cmd 20 scontrol hold "$b" || mn_fail "2: cannot hold the requeued job (state $(state "$b"))"
+[ "$(field "$b" Restarts)" = 1 ] || mn_fail "2: Restarts=$(field "$b" Restarts) after the requeue"
+err="$(scontrol update JobId="$b" ReqNodeList=tn2,tn3 2>&1)" || mn_fail "2: cannot move the job to tn2,tn3: $err"
+scontrol release "$b" || mn_fail "2: cannot release the job"
 sleep 2.1
 scontrol update JobId="$b" StartTime=now || true
 st="$(wait_end "$b" 240)"
