@@ -65,7 +65,8 @@ mn_wait_log "$MN_TMP/pre.out" "exited with code 75" 90 || mn_fail "2: no checkpo
 # seconds), send it to two other nodes (one of them new), release it and make it eligible
 # now instead of after Slurm's requeue delay.
 mn_wait_log "$MN_TMP/pre.out" "requeueing $b" 30 || mn_fail "2: the template did not requeue the job"
-mn_wait_cmd 30 test "$(state "$b")" = PENDING || mn_fail "2: the requeued job is $(state "$b"), not pending"
+is_pending() { [ "$(state "$1")" = PENDING ]; }   # re-read at every poll of mn_wait_cmd
+mn_wait_cmd 30 is_pending "$b" || mn_fail "2: the requeued job is $(state "$b"), not pending"
 mn_wait_cmd 20 scontrol hold "$b" || mn_fail "2: cannot hold the requeued job (state $(state "$b"))"
 [ "$(field "$b" Restarts)" = 1 ] || mn_fail "2: Restarts=$(field "$b" Restarts) after the requeue"
 err="$(scontrol update JobId="$b" ReqNodeList=tn2,tn3 2>&1)" || mn_fail "2: cannot move the job to tn2,tn3: $err"
