@@ -10,6 +10,7 @@ set(GFLAGS_USE_TARGET_NAMESPACE ON)
 find_package(gflags CONFIG REQUIRED)                        # gflags::gflags
 find_package(glog CONFIG REQUIRED)                          # glog::glog
 find_package(nlohmann_json 3.10 CONFIG REQUIRED)            # nlohmann_json::nlohmann_json (timeline merge, tessera report)
+find_package(OpenSSL 3.0 REQUIRED COMPONENTS Crypto)         # OpenSSL::Crypto (--auth=mac tags: Poly1305/GMAC, HMAC-SHA256)
 find_package(ZLIB REQUIRED)                                 # ZLIB::ZLIB (gzip data sets)
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)                                 # BLAS::BLAS (OpenBLAS)

@@ -379,6 +379,25 @@ ReplyTarget PeekReplyTarget(std::string routing_id, std::span<const std::byte> h
   return t;
 }
 
+bool PeekSender(std::span<const std::byte> header, int32_t* role, int32_t* rank) {
+  const size_t words = header.size() / sizeof(::capnp::word);
+  if (words == 0 || header.size() % sizeof(::capnp::word) != 0 || header.size() > kMaxHeaderBytes) return false;
+  try {
+    kj::Array<::capnp::word> copy = kj::heapArray<::capnp::word>(words);
+    std::memcpy(copy.begin(), header.data(), words * sizeof(::capnp::word));
+    ::capnp::ReaderOptions opts;
+    opts.traversalLimitInWords = kHeaderTraversalLimitWords;
+    opts.nestingLimit = kHeaderNestingLimit;
+    ::capnp::FlatArrayMessageReader reader(copy, opts);
+    Header::Reader h = reader.getRoot<Header>();
+    *role = static_cast<int32_t>(h.getSenderRole());
+    *rank = h.getSenderRank();
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 bool BodyAllowedForOp(Op op, Body::Which which) {
   const auto raw = static_cast<uint16_t>(op);
   if (raw >= kNumOps) return false;

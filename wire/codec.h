@@ -61,6 +61,10 @@ Result<InMessage> DecodeCopy(std::span<const std::byte> header,
 // ReplyTarget's defaults.
 ReplyTarget PeekReplyTarget(std::string routing_id, std::span<const std::byte> header);
 
+// For --auth=mac, before Decode: reads senderRole and senderRank from an authenticated
+// header (no full validation). False when they cannot be read.
+bool PeekSender(std::span<const std::byte> header, int32_t* role, int32_t* rank);
+
 // The op -> body table (the single definition): true when a message with `op` may
 // carry body `which`. Unknown ops allow nothing.
 bool BodyAllowedForOp(Op op, Body::Which which);

@@ -4,7 +4,9 @@
 #include <zmq.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -117,9 +119,27 @@ Result<std::shared_ptr<Context>> Context::Create(int io_threads) {
 }
 
 Status Context::EnableCurve(const CurveKeys& keys) {
+  if (mac_) return Status::FailedPrecondition("--auth=mac is already enabled on this context");
   if (curve_) return Status::FailedPrecondition("CURVE is already enabled on this context");
   TESSERA_ASSIGN_OR_RETURN(zap_, ZapHandler::Start(ctx_, keys.public_z85));
   curve_ = keys;
+  return Status::OK();
+}
+
+Status Context::EnableMac(const CurveKeys& keys) {
+  if (mac_ || curve_) return Status::FailedPrecondition("authentication is already enabled on this context");
+  std::array<uint8_t, 32> secret{};
+  if (keys.secret_z85.size() != 40 || zmq_z85_decode(secret.data(), keys.secret_z85.c_str()) == nullptr) {
+    return Status::InvalidArgument("malformed job secret key");
+  }
+  MacAuthConfig c;
+  c.job_key = DeriveJobMacKey(secret);
+  std::string why;
+  c.primitive = PreferredMacPrimitive(&why);
+  // The self-test catches an OpenSSL without the primitive before any peer does.
+  TESSERA_ASSIGN_OR_RETURN(auto probe, FrameMac::Create(c.primitive, c.job_key));
+  LOG(INFO) << "mac: " << MacPrimitiveName(c.primitive) << " (" << why << ")";
+  mac_ = c;
   return Status::OK();
 }
 
@@ -166,6 +186,12 @@ Result<std::unique_ptr<Socket>> Socket::Create(std::shared_ptr<Context> ctx, Soc
       TESSERA_RETURN_IF_ERROR(SetOpt(sock, ZMQ_CURVE_SECRETKEY, k->secret_z85.c_str(), 41, "ZMQ_CURVE_SECRETKEY"));
     }
   }
+  if (const MacAuthConfig* m = s->ctx_->mac(); m != nullptr && type != SocketType::kPair) {
+    const uint64_t job = o.decode.expected_job_id != 0 ? o.decode.expected_job_id : o.job_id;
+    s->mac_ = std::make_unique<MacLink>(*m, type == SocketType::kRouter,
+                                        PeerIdentity{o.job_id, static_cast<int32_t>(o.role), o.rank}, job,
+                                        static_cast<size_t>(std::max(o.send_hwm, 1)));
+  }
   if (!o.routing_id.empty()) {
     TESSERA_RETURN_IF_ERROR(
         SetOpt(sock, ZMQ_ROUTING_ID, o.routing_id.data(), o.routing_id.size(), "ZMQ_ROUTING_ID"));
@@ -205,6 +231,10 @@ Status Socket::Connect(const std::string& endpoint) {
   if (zmq_connect(sock_, endpoint.c_str()) != 0) {
     return ZmqError(("connect " + endpoint).c_str(), zmq_errno());
   }
+  if (mac_ && type_ == SocketType::kDealer) {  // auth=mac: HELLO goes first (wire/session.h)
+    mac_->set_endpoint(endpoint);
+    return MacSendHandshake({}, mac_->StartHandshake(), 0);
+  }
   return Status::OK();
 }
 
@@ -229,22 +259,37 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
     return Status::InvalidArgument("send of " + OpName(msg.op()) +
                                    " on a ROUTER needs a routing id");
   }
+  if (mac_ && type_ == SocketType::kDealer && !mac_->established()) {  // auth=mac: wait for WELCOME
+    if (mac_->HandshakeStale()) TESSERA_RETURN_IF_ERROR(MacSendHandshake({}, mac_->StartHandshake(), 0));
+    return mac_->Hold(std::move(msg));
+  }
   const std::vector<std::byte> header = msg.EncodeHeader();
   const auto& payloads = msg.payloads();
+  std::array<std::byte, kTrailerBytes> trailer;
+  if (mac_) {  // auth=mac: the trailer's tag covers every frame below
+    std::vector<std::span<const std::byte>> frames{header};
+    for (const auto& p : payloads) frames.push_back(p.bytes);
+    TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(rid, frames));
+  }
+  const int trailer_more = mac_ ? ZMQ_SNDMORE : 0;
   if (type_ == SocketType::kRouter) {
     std::span<const std::byte> id(reinterpret_cast<const std::byte*>(rid.data()), rid.size());
-    TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE),
-                                "sending " + OpName(msg.op()));
+    Status st = SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE);
+    if (mac_ && st.code() == StatusCode::kUnavailable) mac_->Forget(rid);  // the peer is gone
+    TESSERA_RETURN_IF_ERROR_CTX(st, "sending " + OpName(msg.op()));
   }
   // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
   TESSERA_RETURN_IF_ERROR_CTX(
-      SendFrame(sock_, nullptr, header, flags | (payloads.empty() ? 0 : ZMQ_SNDMORE)),
+      SendFrame(sock_, nullptr, header, flags | (payloads.empty() ? trailer_more : ZMQ_SNDMORE)),
       "sending " + OpName(msg.op()));
   for (size_t i = 0; i < payloads.size(); ++i) {
-    const int more = i + 1 < payloads.size() ? ZMQ_SNDMORE : 0;
+    const int more = i + 1 < payloads.size() ? ZMQ_SNDMORE : trailer_more;
     TESSERA_RETURN_IF_ERROR_CTX(
         SendFrame(sock_, &payloads[i].owner, payloads[i].bytes, flags | more),
         "sending payload of " + OpName(msg.op()));
+  }
+  if (mac_) {
+    TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, trailer, flags), "sending the trailer of " + OpName(msg.op()));
   }
   return Status::OK();
 }
@@ -258,7 +303,9 @@ Result<InMessage> Socket::Recv(Deadline deadline) {
   for (;;) {
     // A blocking receive bounded by ZMQ_RCVTIMEO waits on the socket's own mailbox: one
     // call per message, cheaper than a zmq_poll before every receive.
-    const int wait = static_cast<int>(std::min<int64_t>(deadline.RemainingMillis(), INT32_MAX));
+    int wait = static_cast<int>(std::min<int64_t>(deadline.RemainingMillis(), INT32_MAX));
+    // auth=mac: wake up to re-send a HELLO that went unanswered (ReceiveOne does).
+    if (mac_ && mac_->pending()) wait = std::min(wait, 1000);
     if (wait != rcvtimeo_ms_) {
       TESSERA_RETURN_IF_ERROR(SetInt(sock_, ZMQ_RCVTIMEO, wait, "ZMQ_RCVTIMEO"));
       rcvtimeo_ms_ = wait;
@@ -277,6 +324,9 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
   std::vector<Buffer> payloads;
   size_t index = 0;
   const size_t first_header = type_ == SocketType::kRouter ? 1 : 0;
+  bool truncated = false;
+  std::string peer;  // auth=mac: the sender's address, for refusal log lines
+  if (mac_ && mac_->HandshakeStale()) TESSERA_RETURN_IF_ERROR(MacSendHandshake({}, mac_->StartHandshake(), 0));
   for (bool more = true; more; ++index) {
     auto* m = new zmq_msg_t;
     zmq_msg_init(m);
@@ -298,18 +348,28 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
       zmq_msg_close(m);
       delete m;
     } else if (index == first_header) {
+      if (mac_) {
+        const char* a = zmq_msg_gets(m, "Peer-Address");
+        peer = a != nullptr ? a : mac_->endpoint();
+      }
       header = AdoptFrame(m);
-    } else if (payloads.size() <= kMaxPayloadFrames) {  // one extra, so Decode sees the excess
+    } else if (payloads.size() <= kMaxPayloadFrames + (mac_ ? 1 : 0)) {  // one extra, so Decode sees the excess
       payloads.push_back(AdoptFrame(m));
     } else {
+      truncated = true;
       // Drain the rest of an over-long message without keeping it; Decode refuses the
       // message for the one extra frame kept above.
       zmq_msg_close(m);
       delete m;
     }
   }
+  if (mac_ && index > first_header && !MacAdmit(routing_id, header, payloads, index - first_header, truncated, peer)) {
+    *got = false;  // a handshake frame or a refused message: nothing for the caller
+    return Status::TimedOut("no message queued");
+  }
   Result<InMessage> r = [&]() -> Result<InMessage> {
     if (index <= first_header) return Status::Corruption("message without a header frame");
+    ++decoded_messages_;
     return Decode(routing_id, header, std::move(payloads), options_.decode);
   }();
   if (!r.ok()) ReportMalformed(routing_id, header, r.status());
@@ -351,6 +411,53 @@ Result<InMessage> Call(Socket& socket, OutMessage&& request, Deadline deadline) 
     if (!st.ok()) return st;
     return r;
   }
+}
+
+// ------------------------------------------------------------- auth=mac hooks
+// The protocol and its state live in wire/session.h; these only move its frames.
+
+Status Socket::MacSendHandshake(std::string_view routing_id, std::span<const std::byte> frame, int flags) {
+  if (type_ == SocketType::kRouter) {
+    std::span<const std::byte> id(reinterpret_cast<const std::byte*>(routing_id.data()), routing_id.size());
+    TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE));
+  }
+  return SendFrame(sock_, nullptr, frame, flags).WithContext("sending an auth=mac handshake frame");
+}
+
+bool Socket::MacAdmit(const std::string& routing_id, const Buffer& header, std::vector<Buffer>& payloads,
+                      size_t frames, bool truncated, const std::string& peer) {
+  MacLink::Incoming in;
+  if (frames == 1) {
+    in = mac_->OnHandshake(routing_id, header.bytes(), peer);
+  } else {
+    std::vector<std::span<const std::byte>> covered{header.bytes()};
+    for (size_t i = 0; i + 1 < payloads.size(); ++i) covered.push_back(payloads[i].bytes());
+    // A message cut short above cannot verify: its tag covered the dropped frames.
+    in = mac_->Open(routing_id, covered, truncated ? std::span<const std::byte>() : payloads.back().bytes(), peer);
+    if (in.verdict == MacLink::Verdict::kData) {
+      payloads.pop_back();
+      if (type_ != SocketType::kRouter) return true;
+      // The session's identity, checked before the codec sees the header; an unreadable
+      // sender matches no identity.
+      int32_t role = INT32_MIN, rank = INT32_MIN;
+      PeekSender(header.bytes(), &role, &rank);
+      return mac_->IdentityMatches(routing_id, role, rank, peer);
+      return false;
+    }
+  }
+  // Never blocks: a peer that does not read must not stall the loop (ROUTER); a DEALER's
+  // HELLO waits like any send.
+  if (!in.reply.empty()) {
+    Status st = MacSendHandshake(routing_id, in.reply, type_ == SocketType::kRouter ? ZMQ_DONTWAIT : 0);
+    if (!st.ok()) LOG(WARNING) << "auth=mac: " << st.ToString();
+  }
+  if (in.verdict == MacLink::Verdict::kHandshake && mac_->established()) {
+    for (OutMessage& m : mac_->TakeHeld()) {
+      Status st = SendImpl(std::move(m), {}, 0);
+      if (!st.ok()) LOG(WARNING) << "auth=mac: a send held for the handshake failed: " << st.ToString();
+    }
+  }
+  return false;
 }
 
 }  // namespace tessera::wire

@@ -24,6 +24,7 @@
 #include "wire/codec.h"
 #include "wire/curve.h"
 #include "wire/message.h"
+#include "wire/session.h"
 
 namespace tessera::wire {
 
@@ -49,12 +50,21 @@ class Context {
   // Connections refused by the ZAP handler so far (0 without CURVE).
   uint64_t auth_refusals() const { return zap_ ? zap_->refusals() : 0; }
 
+  // --auth=mac (wire/session.h): every ROUTER and DEALER created from now on opens an
+  // authenticated session per connection and tags every message; the job MAC key is
+  // derived from `keys`' secret. Logs the tag primitive and why. Call once, before
+  // creating any socket; not together with EnableCurve.
+  Status EnableMac(const CurveKeys& keys);
+  // The MAC configuration when EnableMac was called, else nullptr.
+  const MacAuthConfig* mac() const { return mac_ ? &*mac_ : nullptr; }
+
  private:
   explicit Context(void* ctx) : ctx_(ctx) {}
   void* const ctx_;
   // Written once by EnableCurve before any socket exists, read-only afterwards.
   std::optional<CurveKeys> curve_;
   std::unique_ptr<ZapHandler> zap_;
+  std::optional<MacAuthConfig> mac_;  // written once by EnableMac, like curve_
 };
 
 enum class SocketType { kRouter, kDealer, kPair };
@@ -136,6 +146,13 @@ class Socket {
   // The zmq socket, for zmq_poll (Reactor). Not for sending or receiving.
   void* raw() const { return sock_; }
 
+  // --auth=mac: messages refused by authentication (zero without it).
+  AuthRefusals auth_refusals() const { return mac_ ? mac_->refusals() : AuthRefusals{}; }
+  // --auth=mac: authenticated sessions open (ROUTER: peers; DEALER: 0 or 1).
+  size_t auth_sessions() const { return mac_ ? mac_->num_sessions() : 0; }
+  // Messages handed to the codec (Decode) so far: tests check refused ones never are.
+  uint64_t decoded_messages() const { return decoded_messages_; }
+
  private:
   Socket(std::shared_ptr<Context> ctx, void* sock, SocketType type, SocketOptions options);
   // Receives one message; the first frame's wait is bounded by ZMQ_RCVTIMEO (flags 0) or
@@ -143,6 +160,12 @@ class Socket {
   Result<InMessage> ReceiveOne(int first_flags, bool* got);
   Status SendImpl(OutMessage&& msg, std::string_view routing_id, int flags);
   void ReportMalformed(const std::string& routing_id, const Buffer& header, const Status& st);
+  // --auth=mac hooks (the end of socket.cc; the protocol is wire/session.h).
+  Status MacSendHandshake(std::string_view routing_id, std::span<const std::byte> frame, int flags);
+  // True when the message is authenticated data (its trailer popped off `payloads`);
+  // false when it was a handshake frame or was refused.
+  bool MacAdmit(const std::string& routing_id, const Buffer& header, std::vector<Buffer>& payloads, size_t frames,
+                bool truncated, const std::string& peer);
 
   const std::shared_ptr<Context> ctx_;  // keeps the context alive while the socket lives
   void* const sock_;
@@ -153,6 +176,8 @@ class Socket {
   // Rate limit for malformed-message log lines.
   int64_t last_log_us_ = 0;
   uint64_t suppressed_logs_ = 0;
+  std::unique_ptr<MacLink> mac_;  // --auth=mac state; null otherwise
+  uint64_t decoded_messages_ = 0;
 };
 
 // Sends `request` on a DEALER socket and waits until `deadline` for the reply with the

@@ -1,0 +1,138 @@
+#include "wire/mac_auth.h"
+
+#include <gflags/gflags.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+DEFINE_string(mac_primitive, "auto",
+              "--auth=mac tag primitive a connecting socket proposes: auto (the fastest on this CPU), "
+              "poly1305 or gmac (servers accept either)");
+
+namespace tessera::wire {
+
+namespace {
+
+constexpr char kJobKeyLabel[] = "tessera/auth=mac/job-key/v1";
+
+const EVP_CIPHER* CipherOf(MacPrimitive p) {
+  return p == MacPrimitive::kGmac ? EVP_aes_256_gcm() : EVP_chacha20_poly1305();
+}
+
+void PutU64(uint64_t v, uint8_t out[8]) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+}  // namespace
+
+std::string_view MacPrimitiveName(MacPrimitive p) {
+  switch (p) {
+    case MacPrimitive::kPoly1305:
+      return "Poly1305";
+    case MacPrimitive::kGmac:
+      return "AES-256-GMAC";
+  }
+  return "?";
+}
+
+bool IsKnownMacPrimitive(uint8_t p) {
+  return p == static_cast<uint8_t>(MacPrimitive::kPoly1305) || p == static_cast<uint8_t>(MacPrimitive::kGmac);
+}
+
+MacPrimitive PreferredMacPrimitive(std::string* why) {
+  if (FLAGS_mac_primitive == "poly1305" || FLAGS_mac_primitive == "gmac") {
+    *why = "--mac_primitive=" + FLAGS_mac_primitive;
+    return FLAGS_mac_primitive == "gmac" ? MacPrimitive::kGmac : MacPrimitive::kPoly1305;
+  }
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool aes = __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
+  // OpenSSL 3.0 hashes GCM's associated data with 128-bit PCLMULQDQ (VAES and VPCLMULQDQ
+  // serve only its encryption path), while its Poly1305 has AVX2 and AVX-512 code: on
+  // Zen 4 Poly1305 measured ~1.3-1.6x faster (docs/benchmarks.md). GMAC wins only where
+  // AES-NI exists without AVX2.
+  if (avx512 || avx2) {
+    *why = avx512 ? "AVX-512F: OpenSSL's vector Poly1305 beats its PCLMULQDQ GHASH" : "AVX2: vector Poly1305";
+    return MacPrimitive::kPoly1305;
+  }
+  if (aes) {
+    *why = "AES-NI+PCLMULQDQ without AVX2";
+    return MacPrimitive::kGmac;
+  }
+  *why = "no AES-NI: portable Poly1305";
+  return MacPrimitive::kPoly1305;
+}
+
+MacKey HmacParts(const MacKey& key, std::string_view label,
+                 std::initializer_list<std::span<const uint8_t>> parts) {
+  // Handshake inputs are a few hundred bytes: one buffer and the one-shot HMAC().
+  std::vector<uint8_t> in(label.begin(), label.end());
+  for (auto p : parts) in.insert(in.end(), p.begin(), p.end());
+  MacKey out{};
+  unsigned int len = 0;
+  // HMAC() fails only on allocation failure; the zero key then fails every handshake.
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), in.data(), in.size(), out.data(), &len) == nullptr) {
+    out.fill(0);
+  }
+  return out;
+}
+
+MacKey DeriveJobMacKey(std::span<const uint8_t> secret) {
+  MacKey k{};
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const uint8_t*>(kJobKeyLabel),
+       sizeof(kJobKeyLabel) - 1, k.data(), &len);
+  return k;
+}
+
+bool TagsEqual(std::span<const uint8_t> a, std::span<const uint8_t> b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Result<std::unique_ptr<FrameMac>> FrameMac::Create(MacPrimitive primitive, const MacKey& key) {
+  EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+  if (c == nullptr) return Status::Internal("EVP_CIPHER_CTX_new failed");
+  // Keyed once: the key schedule is not redone per message.
+  if (EVP_EncryptInit_ex(c, CipherOf(primitive), nullptr, key.data(), nullptr) != 1) {
+    EVP_CIPHER_CTX_free(c);
+    return Status::Internal("EVP_EncryptInit_ex failed for " + std::string(MacPrimitiveName(primitive)));
+  }
+  return std::unique_ptr<FrameMac>(new FrameMac(primitive, c));
+}
+
+FrameMac::~FrameMac() { EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_)); }
+
+Result<MacTag> FrameMac::Compute(uint64_t seq, std::span<const std::span<const std::byte>> frames) {
+  auto* c = static_cast<EVP_CIPHER_CTX*>(ctx_);
+  uint8_t iv[12] = {};
+  PutU64(seq, iv);
+  int len = 0;
+  if (EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, iv) != 1) return Status::Internal("MAC: setting the IV failed");
+  uint8_t prefix[8];
+  PutU64(seq, prefix);
+  bool ok = EVP_EncryptUpdate(c, nullptr, &len, prefix, 8) == 1;
+  for (auto f : frames) {
+    PutU64(f.size(), prefix);
+    ok = ok && EVP_EncryptUpdate(c, nullptr, &len, prefix, 8) == 1;
+    // EVP lengths are int: feed large frames in pieces.
+    for (size_t off = 0; ok && off < f.size();) {
+      const size_t n = std::min<size_t>(f.size() - off, size_t{1} << 30);
+      ok = EVP_EncryptUpdate(c, nullptr, &len, reinterpret_cast<const uint8_t*>(f.data()) + off,
+                             static_cast<int>(n)) == 1;
+      off += n;
+    }
+  }
+  uint8_t none[16];
+  ok = ok && EVP_EncryptFinal_ex(c, none, &len) == 1;
+  MacTag tag{};
+  ok = ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kMacTagBytes), tag.data()) == 1;
+  if (!ok) return Status::Internal("MAC: OpenSSL failed to compute a tag");
+  return tag;
+}
+
+}  // namespace tessera::wire
