@@ -46,8 +46,8 @@ DEFINE_int32(advertise_data_port, 0, "Server r tells workers to connect to port 
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
 DEFINE_double(stall_warn_s, 60.0, "Name the worker(s) holding up a step after this many seconds without progress (0: never)");
-DEFINE_string(auth, "auto", "Socket security: curve (CURVE with the job key), none, or auto (curve when a key file is known; see docs/security.md)");
-DEFINE_string(auth_key_file, "", "Job key file for --auth=curve (default: $TESSERA_AUTH_KEY_FILE, set by tessera launch); rank 0 creates it when missing");
+DEFINE_string(auth, "auto", "Socket security: mac (every message authenticated with the job key, not encrypted), curve (CURVE: authenticated and encrypted, slower), none, or auto (mac when a key file is known; see docs/security.md)");
+DEFINE_string(auth_key_file, "", "Job key file for --auth=mac and --auth=curve (default: $TESSERA_AUTH_KEY_FILE, set by tessera launch); rank 0 creates it when missing");
 DEFINE_double(stall_timeout_s, 600.0, "End the job (exit code 4) when no step completes for this long (0: never)");
 
 namespace tessera::launch {
@@ -136,9 +136,19 @@ Status SetUpAuth(JobSetup& job) {
   TESSERA_ASSIGN_OR_RETURN(job.auth, ResolveJobAuth(FLAGS_auth, FLAGS_auth_key_file, CurrentEnv(), job.li.rank,
                                                     job.net.spans_hosts || !IsLoopbackHost(job.net.addresses.bind_host),
                                                     Seconds(FLAGS_register_timeout_s)));
-  if (!job.auth.curve) return Status::OK();
-  TESSERA_RETURN_IF_ERROR(job.ctx->EnableCurve(job.auth.keys).WithContext("enabling CURVE"));
-  LOG(INFO) << "CURVE authentication and encryption on (key file " << job.auth.key_file << ")";
+  switch (job.auth.mode) {
+    case AuthMode::kNone:
+      return Status::OK();
+    case AuthMode::kCurve:
+      TESSERA_RETURN_IF_ERROR(job.ctx->EnableCurve(job.auth.keys).WithContext("enabling CURVE"));
+      LOG(INFO) << "CURVE authentication and encryption on (key file " << job.auth.key_file << ")";
+      return Status::OK();
+    case AuthMode::kMac:
+      TESSERA_RETURN_IF_ERROR(job.ctx->EnableMac(job.auth.keys).WithContext("enabling --auth=mac"));
+      LOG(INFO) << "auth=mac: every message authenticated with the job key (not encrypted; key file "
+                << job.auth.key_file << ")";
+      return Status::OK();
+  }
   return Status::OK();
 }
 
@@ -205,7 +215,7 @@ Result<std::unique_ptr<Coordinator>> StartCoordinator(const JobSetup& job) {
 Result<std::string> RendezvousThroughLauncher(const JobSetup& job, const Coordinator* coordinator, MpiGuard& guard) {
   const LaunchInfo& li = job.li;
   JobRecord mine{li.rank, Hostname(), li.job_id, li.world_size, job.shape.servers, job.shape.workers, FLAGS_sync,
-                 job.auth.curve ? KeyFingerprint(job.auth.keys.public_z85) : "", ""};
+                 job.auth.keyed() ? std::string(AuthModeName(job.auth.mode)) + ":" + KeyFingerprint(job.auth.keys.public_z85) : "", ""};
   if (coordinator != nullptr) mine.coordinator = AdvertisedEndpoint(coordinator->endpoint(), job.net.addresses.advertise_host);
   TESSERA_ASSIGN_OR_RETURN(std::string endpoint,
                            ExchangeJobRecords(job.net.mpi_rendezvous ? guard.mpi_.get() : nullptr, li, mine,

@@ -20,24 +20,41 @@ bool Exists(const std::string& path) {
   return ::stat(path.c_str(), &sb) == 0;
 }
 
-Result<JobAuth> Curve(const std::string& path) {
-  if (!wire::CurveAvailable()) {
-    return Status::FailedPrecondition("--auth=curve: this libzmq was built without CURVE (use --auth=none)");
+Result<JobAuth> Keyed(AuthMode mode, const std::string& path) {
+  if (mode == AuthMode::kCurve && !wire::CurveAvailable()) {
+    return Status::FailedPrecondition("--auth=curve: this libzmq was built without CURVE (use --auth=mac)");
   }
   TESSERA_ASSIGN_OR_RETURN(wire::CurveKeys keys, wire::ReadCurveKeyFile(path));
-  return JobAuth{true, keys, path};
+  return JobAuth{mode, keys, path};
 }
 
 }  // namespace
 
+const char* AuthModeName(AuthMode m) {
+  switch (m) {
+    case AuthMode::kNone:
+      return "none";
+    case AuthMode::kMac:
+      return "mac";
+    case AuthMode::kCurve:
+      return "curve";
+  }
+  return "?";
+}
+
 Result<JobAuth> ResolveJobAuth(const std::string& mode, const std::string& key_file_flag, const EnvMap& env,
                                int rank, bool spans_hosts, Duration wait) {
-  if (mode != "auto" && mode != "curve" && mode != "none") {
-    return Status::InvalidArgument("--auth=" + mode + ": expected curve, none or auto");
+  if (mode != "auto" && mode != "mac" && mode != "curve" && mode != "none") {
+    return Status::InvalidArgument("--auth=" + mode + ": expected mac, curve, none or auto");
   }
   if (mode == "none") {
-    LOG(WARNING) << "--auth=none: the job's sockets are neither authenticated nor encrypted; anyone who can "
-                    "reach its ports can join it or push updates";
+    // On loopback only local users can reach the ports: the user chose that, say nothing.
+    if (spans_hosts) {
+      LOG(WARNING) << "******** --auth=none on a job that spans hosts: its sockets are neither authenticated nor "
+                      "encrypted; anyone on the network who can reach its ports can join it, read its traffic or "
+                      "push updates. Use --auth=mac (the default with a key file) unless the network is trusted. "
+                      "********";
+    }
     return JobAuth{};
   }
   std::string path = key_file_flag;
@@ -46,9 +63,9 @@ Result<JobAuth> ResolveJobAuth(const std::string& mode, const std::string& key_f
     if (it != env.end()) path = it->second;
   }
   if (path.empty()) {
-    if (mode == "curve" || spans_hosts) {
+    if (mode != "auto" || spans_hosts) {
       return Status::InvalidArgument(
-          std::string(mode == "curve" ? "--auth=curve" : "this job spans hosts, so it") +
+          (mode != "auto" ? "--auth=" + mode : std::string("this job spans hosts, so it")) +
           " needs a key file: pass --auth_key_file=PATH on a file system every rank can read (rank 0 creates "
           "it when missing), start it with `tessera launch`, or accept an open cluster with --auth=none");
     }
@@ -74,7 +91,7 @@ Result<JobAuth> ResolveJobAuth(const std::string& mode, const std::string& key_f
       }
     }
   }
-  auto auth = Curve(path);
+  auto auth = Keyed(mode == "curve" ? AuthMode::kCurve : AuthMode::kMac, path);
   if (!auth.ok()) return auth.status().WithContext("--auth_key_file");
   return auth;
 }

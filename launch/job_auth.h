@@ -1,13 +1,19 @@
 // Which security a job's sockets use (--auth, --auth_key_file) and where its key comes
-// from.
+// from (docs/security.md).
 //
-//   --auth=curve  every socket uses CURVE with the job's keypair, read from the key file
-//                 (--auth_key_file, else $TESSERA_AUTH_KEY_FILE, which `tessera launch`
-//                 sets to the file it created). A named file that does not exist yet is
-//                 created by rank 0 (mode 0600) and awaited by the other ranks, which
-//                 is how mpirun/srun jobs share it over a shared file system.
-//   --auth=none   plain TCP: anyone who can reach the ports can join; a warning says so.
-//   --auth=auto   (default) curve when a key file is known; otherwise none with a
+//   --auth=mac    every message is authenticated (wire/session.h: a handshake per
+//                 connection, then a tag on every message under a per-connection key
+//                 derived from the job key), not encrypted. The key comes from the key
+//                 file (--auth_key_file, else $TESSERA_AUTH_KEY_FILE, which `tessera
+//                 launch` sets to the file it created). A named file that does not exist
+//                 yet is created by rank 0 (mode 0600) and awaited by the other ranks,
+//                 which is how mpirun/srun jobs share it over a shared file system.
+//   --auth=curve  CURVE with the job's keypair from the same key file: authenticated
+//                 and encrypted, ~5x slower for large messages.
+//   --auth=none   plain TCP: anyone who can reach the ports can join. Silent on a job
+//                 that stays on loopback; a loud warning on every process of a job that
+//                 spans hosts.
+//   --auth=auto   (default) mac when a key file is known; otherwise none with a
 //                 warning when every endpoint is loopback (a job started by hand on one
 //                 machine), and an error for a job that spans hosts.
 //
@@ -26,10 +32,15 @@ namespace tessera::launch {
 
 inline constexpr char kAuthKeyFileEnv[] = "TESSERA_AUTH_KEY_FILE";
 
+enum class AuthMode { kNone, kMac, kCurve };
+// "none", "mac", "curve".
+const char* AuthModeName(AuthMode m);
+
 struct JobAuth {
-  bool curve = false;
-  wire::CurveKeys keys;    // when curve
-  std::string key_file;    // when curve
+  AuthMode mode = AuthMode::kNone;
+  wire::CurveKeys keys;    // unless kNone
+  std::string key_file;    // unless kNone
+  bool keyed() const { return mode != AuthMode::kNone; }
 };
 
 // Resolves the flags for the process of rank `rank`. `spans_hosts`: the coordinator or

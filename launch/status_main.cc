@@ -23,12 +23,13 @@ using wire::capnp::MemberStatus;
 
 int Usage(FILE* out) {
   std::fprintf(out,
-               "usage: tessera status ADDRESS [--json] [--timeout_s=S] [--key_file=PATH | --job_dir=DIR]\n"
+               "usage: tessera status ADDRESS [--json] [--timeout_s=S] [--key_file=PATH | --job_dir=DIR] [--auth=mac|curve]\n"
                "  ADDRESS        the coordinator's host:port (or tcp://host:port)\n"
                "  --json         one JSON object instead of the table\n"
                "  --timeout_s=S  give up after S seconds without an answer (default 5)\n"
-               "  --key_file=P   the job's CURVE key file (default: $%s)\n"
+               "  --key_file=P   the job's key file (default: $%s)\n"
                "  --job_dir=D    the job directory holding job.key\n"
+               "  --auth=M       with a key file: mac (default, as the job's --auth=auto) or curve\n"
                "exit codes: 0 answered, 2 bad usage or refused, 3 no answer\n",
                kAuthKeyFileEnv);
   return out == stdout ? 0 : kExitConfig;
@@ -149,14 +150,14 @@ struct Answer {
 };
 
 // Sends the status request and waits for the answer, watching the handshake.
-Answer Ask(const std::string& endpoint, const std::string& key_file, double timeout_s, bool json) {
+Answer Ask(const std::string& endpoint, const std::string& key_file, bool curve, double timeout_s, bool json) {
   auto ctx = wire::Context::Create();
   if (!ctx.ok()) return {kExitFailure, ctx.status().ToString()};
   if (!key_file.empty()) {
     auto keys = wire::ReadCurveKeyFile(key_file);
     if (!keys.ok()) return {kExitConfig, keys.status().WithContext("--key_file=" + key_file).ToString()};
-    Status st = (*ctx)->EnableCurve(*keys);
-    if (!st.ok()) return {kExitConfig, st.WithContext("enabling CURVE").ToString()};
+    Status st = curve ? (*ctx)->EnableCurve(*keys) : (*ctx)->EnableMac(*keys);
+    if (!st.ok()) return {kExitConfig, st.WithContext(curve ? "enabling CURVE" : "enabling --auth=mac").ToString()};
   }
   wire::SocketOptions so;
   so.stamp_sender = true;
@@ -198,9 +199,10 @@ Answer Ask(const std::string& endpoint, const std::string& key_file, double time
         std::string why = key_file.empty()
                               ? "the coordinator at " + endpoint +
                                     " refused the connection: the job uses CURVE; pass its key file with --key_file "
-                                    "(or --job_dir)"
-                              : "the coordinator at " + endpoint + " refused the key in " + key_file +
-                                    " (a different job's key, or the job does not use CURVE)";
+                                    "(or --job_dir) and --auth=curve"
+                              : "the coordinator at " + endpoint + " refused the connection with " + key_file +
+                                    (curve ? " (a different job's key, or the job does not use CURVE)"
+                                           : " (the job uses --auth=curve: pass --auth=curve)");
         return {kExitConfig, why};
       }
     }
@@ -221,7 +223,8 @@ Answer Ask(const std::string& endpoint, const std::string& key_file, double time
     return {kExitOk, ""};
   }
   return {kExitPeerFailure, "no answer from a coordinator at " + endpoint + " within " + Fmt("%g", timeout_s) +
-                                " s (is the job running, and is this its coordinator's address?)"};
+                                " s (is the job running, and is this its coordinator's address? A job with a key file needs it: "
+                                "--key_file or --job_dir; a refused key is logged by the coordinator)"};
 }
 
 }  // namespace
@@ -310,7 +313,7 @@ std::string StatusJson(JobStatus::Reader js, uint64_t job_id) {
 }
 
 int StatusMain(int argc, char** argv) {
-  std::string address, key_file, job_dir;
+  std::string address, key_file, job_dir, auth = "mac";
   bool json = false;
   double timeout_s = 5;
   for (int i = 1; i < argc; ++i) {
@@ -338,6 +341,11 @@ int StatusMain(int argc, char** argv) {
         return kExitConfig;
       }
     } else if (value("--key_file", &key_file) || value("--job_dir", &job_dir)) {
+    } else if (value("--auth", &auth)) {
+      if (auth != "mac" && auth != "curve") {
+        std::fprintf(stderr, "tessera status: --auth=%s: expected mac or curve\n", auth.c_str());
+        return kExitConfig;
+      }
     } else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "tessera status: unknown flag %s\n", a.c_str());
       return Usage(stderr);
@@ -359,7 +367,7 @@ int StatusMain(int argc, char** argv) {
     const char* env = std::getenv(kAuthKeyFileEnv);
     if (env != nullptr) key_file = env;
   }
-  Answer a = Ask(*ep, key_file, timeout_s, json);
+  Answer a = Ask(*ep, key_file, auth == "curve", timeout_s, json);
   if (a.exit_code != 0) std::fprintf(stderr, "tessera status: %s\n", a.error.c_str());
   return a.exit_code;
 }

@@ -163,13 +163,13 @@ TEST_F(SlurmJob, TemplateTrainsToCompletion) {
   for (int r = 0; r < 5; ++r) {
     EXPECT_NE(out.find("launched by slurm: rank " + std::to_string(r) + " of 5"), std::string::npos) << out;
   }
-  size_t curve_lines = 0;
-  for (size_t p = 0; (p = out.find("CURVE authentication and encryption on (key file " + KeyFile(dir, id) + ")", p)) !=
-                     std::string::npos;
+  size_t mac_lines = 0;  // the template's default: --auth=mac
+  for (size_t p = 0; (p = out.find("auth=mac: every message authenticated with the job key (not encrypted; key file " +
+                                   KeyFile(dir, id) + ")", p)) != std::string::npos;
        ++p) {
-    ++curve_lines;
+    ++mac_lines;
   }
-  EXPECT_EQ(curve_lines, 5u) << out;
+  EXPECT_EQ(mac_lines, 5u) << out;
   EXPECT_NE(out.find("tessera.sbatch: removed the job key " + KeyFile(dir, id)), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(KeyFile(dir, id)));
   EXPECT_EQ(SummaryField(out, "steps"), "282") << out;
@@ -264,7 +264,7 @@ TEST_P(SlurmTemplate, SignalReachesEveryTaskAndExit75Requeues) {
   const std::string signal = how == std::string("usr1") ? "USR1" : "TERM";
   for (int t = 0; t < 5; ++t) {
     EXPECT_NE(out.find("task " + std::to_string(t) + " got " + signal + " at its step boundary"), std::string::npos) << out;
-    EXPECT_NE(out.find("task " + std::to_string(t) + " run 1: train --servers 2 --auth=curve "
+    EXPECT_NE(out.find("task " + std::to_string(t) + " run 1: train --servers 2 --auth=mac "
                        "--auth_key_file=" + KeyFile(dir, id) + " --checkpoint_dir=" + ckpt + " --steps=7"),
               std::string::npos)
         << out;

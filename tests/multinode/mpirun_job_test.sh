@@ -38,7 +38,7 @@ run_case() {
   t1=$(date +%s.%N)
   local log="$MN_TMP/$name.log"
   tj_expect "$log" "published by rank 0 through MPI; all 5 ranks agree on the job" "$name: endpoint through MPI"
-  tj_expect "$log" "CURVE authentication and encryption on" "$name: CURVE"
+  tj_expect "$log" "auth=mac: every message authenticated" "$name: --auth=mac (the default with a key file)"
   # Each process listens on and advertises its own node's address (rank 0 and server 0 on
   # tn1, rank 2 on tn2, ranks 3-4 on tn3), never 0.0.0.0/127.x.
   tj_expect "$log" "\[server 0\] .*network: the job spans hosts .*advertised as ${TESSERA_MN_SUBNET%.*/*}\.1 " "$name: server 0 on tn1"

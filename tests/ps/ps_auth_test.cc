@@ -2,6 +2,7 @@
 // process on 127.0.0.1) that refuses peers without the job's key while it keeps serving
 // its own workers; registrations with a wrong job id or protocol version are refused
 // with errors naming both values.
+#include <glog/logging.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <zmq.h>
@@ -84,9 +85,9 @@ TEST(JobAuth, FlagResolution) {
   // auto, loopback, no key: open, with a warning.
   auto a = launch::ResolveJobAuth("auto", "", {}, 1, false, wait);
   ASSERT_TRUE(a.ok());
-  EXPECT_FALSE(a->curve);
-  // auto across hosts without a key, and curve without a key: refused, saying what to do.
-  for (auto [mode, spans] : {std::pair{"auto", true}, std::pair{"curve", false}}) {
+  EXPECT_EQ(a->mode, launch::AuthMode::kNone);
+  // auto across hosts without a key, and mac or curve without a key: refused, saying what to do.
+  for (auto [mode, spans] : {std::pair{"auto", true}, std::pair{"curve", false}, std::pair{"mac", false}}) {
     a = launch::ResolveJobAuth(mode, "", {}, 1, spans, wait);
     ASSERT_FALSE(a.ok()) << mode;
     EXPECT_NE(a.status().message().find("--auth_key_file"), std::string::npos) << a.status().ToString();
@@ -99,12 +100,42 @@ TEST(JobAuth, FlagResolution) {
   // Rank 0 creates it; the others (here through the environment) read the same key.
   auto r0 = launch::ResolveJobAuth("auto", path, {}, 0, true, wait);
   ASSERT_TRUE(r0.ok()) << r0.status().ToString();
-  EXPECT_TRUE(r0->curve);
+  EXPECT_EQ(r0->mode, launch::AuthMode::kMac) << "auto with a key file must pick mac";
   auto r3 = launch::ResolveJobAuth("auto", "", {{launch::kAuthKeyFileEnv, path}}, 3, true, wait);
   ASSERT_TRUE(r3.ok()) << r3.status().ToString();
   EXPECT_EQ(r3->keys.secret_z85, r0->keys.secret_z85);
+  // Explicit curve and mac read the same file.
+  auto c = launch::ResolveJobAuth("curve", path, {}, 3, true, wait);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->mode, launch::AuthMode::kCurve);
+  auto m = launch::ResolveJobAuth("mac", path, {}, 3, true, wait);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->mode, launch::AuthMode::kMac);
   // none ignores a key.
-  EXPECT_FALSE(launch::ResolveJobAuth("none", path, {}, 0, true, wait)->curve);
+  EXPECT_EQ(launch::ResolveJobAuth("none", path, {}, 0, true, wait)->mode, launch::AuthMode::kNone);
+}
+
+// Captures WARNING lines.
+class WarningSink : public google::LogSink {
+ public:
+  WarningSink() { google::AddLogSink(this); }
+  ~WarningSink() override { google::RemoveLogSink(this); }
+  void send(google::LogSeverity severity, const char*, const char*, int, const google::LogMessageTime&,
+            const char* message, size_t len) override {
+    if (severity >= google::GLOG_WARNING) text += std::string(message, len) + "\n";
+  }
+  std::string text;
+};
+
+TEST(JobAuth, NoneWarnsOnlyAcrossHosts) {
+  {
+    WarningSink sink;
+    ASSERT_TRUE(launch::ResolveJobAuth("none", "", {}, 2, false, std::chrono::milliseconds(10)).ok());
+    EXPECT_EQ(sink.text, "") << "explicit --auth=none on loopback must log nothing";
+  }
+  WarningSink sink;
+  ASSERT_TRUE(launch::ResolveJobAuth("none", "", {}, 2, true, std::chrono::milliseconds(10)).ok());
+  EXPECT_NE(sink.text.find("--auth=none on a job that spans hosts"), std::string::npos) << sink.text;
 }
 
 class CurveJobTest : public ::testing::Test {
@@ -113,7 +144,7 @@ class CurveJobTest : public ::testing::Test {
     ASSERT_TRUE(wire::CurveAvailable());
     keys_ = *wire::GenerateCurveKeys();
     ctx_ = *wire::Context::Create();
-    ASSERT_OK(ctx_->EnableCurve(keys_));
+    ASSERT_OK(EnableAuth());
     CoordinatorOptions co;
     co.job_id = kJob;
     co.num_servers = 1;
@@ -148,6 +179,8 @@ class CurveJobTest : public ::testing::Test {
     ASSERT_OK(client_->DeclareParams({w}));
     server_endpoint_ = client_->shard_map().data().servers[0].endpoint;
   }
+
+  virtual Status EnableAuth() { return ctx_->EnableCurve(keys_); }
 
   void TearDown() override {
     if (client_) client_->Finish(0, "test done").IgnoreError();
@@ -260,6 +293,46 @@ TEST_F(CurveJobTest, AuthenticatedRegistrationWithWrongJobIdOrVersionIsRefusedBy
   ExpectStillTraining();
 }
 
+// The same job under --auth=mac: training works through authenticated sessions, and
+// peers without the job key get no answer while the job goes on.
+class MacJobTest : public CurveJobTest {
+ protected:
+  Status EnableAuth() override { return ctx_->EnableMac(keys_); }
+};
+
+TEST_F(MacJobTest, TrainingWorksThroughAuthenticatedSessions) { ExpectStillTraining(); }
+
+TEST_F(MacJobTest, PeerWithAnotherJobsKeyGetsNoAnswer) {
+  auto intruder = *wire::Context::Create();
+  ASSERT_OK(intruder->EnableMac(*wire::GenerateCurveKeys()));
+  Status st = Ask(intruder, coord_->endpoint(), Register(2));
+  EXPECT_EQ(st.code(), StatusCode::kTimedOut) << st.ToString();
+  OutMessage pull(Op::PULL);
+  st = Ask(intruder, server_endpoint_, std::move(pull));
+  EXPECT_EQ(st.code(), StatusCode::kTimedOut) << st.ToString();
+  ExpectStillTraining();
+}
+
+TEST_F(MacJobTest, PlainTextPeerGetsNoAnswerAndTheJobGoesOn) {
+  auto plain = *wire::Context::Create();
+  Status st = Ask(plain, coord_->endpoint(), Register(2));
+  EXPECT_EQ(st.code(), StatusCode::kTimedOut) << st.ToString();
+  OutMessage pull(Op::PULL);
+  st = Ask(plain, server_endpoint_, std::move(pull));
+  EXPECT_EQ(st.code(), StatusCode::kTimedOut) << st.ToString();
+  ExpectStillTraining();
+}
+
+TEST_F(MacJobTest, AuthenticatedRegistrationWithWrongJobIdIsRefusedByName) {
+  OutMessage reg = Register(2);
+  reg.SetJobId(kJob + 1);
+  Status st = Ask(ctx_, coord_->endpoint(), std::move(reg), 5000);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.code(), StatusCode::kTimedOut) << st.ToString();
+  EXPECT_NE(st.message().find(std::to_string(kJob + 1)), std::string::npos) << st.ToString();
+  ExpectStillTraining();
+}
+
 }  // namespace
 }  // namespace tessera
 
@@ -273,7 +346,7 @@ std::string LaunchSteps(const std::string& extra) {
 
 // `tessera launch` makes a private key for the job, every process uses it, and it is
 // gone when the job ends.
-TEST(LaunchedJobAuth, CurveByDefaultWithAPrivateKeyRemovedAtTheEnd) {
+TEST(LaunchedJobAuth, MacByDefaultWithAPrivateKeyRemovedAtTheEnd) {
   testing::TempDir dir;
   // While the job runs, record the key file's mode and the job directory's.
   auto r = testing::RunCommand("TMPDIR=" + dir.path() + " " + LaunchSteps("--slow_worker=0 --slow_ms=300 --out_dir=" + dir.path()) +
@@ -285,18 +358,30 @@ TEST(LaunchedJobAuth, CurveByDefaultWithAPrivateKeyRemovedAtTheEnd) {
   EXPECT_NE(r.output.find("rc=0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("mode 600\nmode 700"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("No such file"), std::string::npos) << "job directory left behind\n" << r.output;
-  // All 4 processes (coordinator, server, 2 workers) turned CURVE on.
+  // All 4 processes (coordinator, server, 2 workers) turned --auth=mac on.
+  size_t n = 0;
+  for (size_t p = 0; (p = r.output.find("auth=mac: every message authenticated", p)) != std::string::npos; ++p) ++n;
+  EXPECT_EQ(n, 4u) << r.output;
+  EXPECT_EQ(r.output.find("CURVE authentication and encryption on"), std::string::npos) << r.output;
+}
+
+TEST(LaunchedJobAuth, CurveOnRequest) {
+  testing::TempDir dir;
+  auto r = testing::RunCommand(LaunchSteps("--auth=curve --out_dir=" + dir.path()), 60);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
   size_t n = 0;
   for (size_t p = 0; (p = r.output.find("CURVE authentication and encryption on", p)) != std::string::npos; ++p) ++n;
   EXPECT_EQ(n, 4u) << r.output;
 }
 
-TEST(LaunchedJobAuth, NoneIsAllowedWithAWarning) {
+// On one host, an explicit --auth=none is the user's informed choice: no warning. (A job
+// that spans hosts warns on every process: JobAuth.NoneWarnsOnlyAcrossHosts.)
+TEST(LaunchedJobAuth, NoneOnLoopbackIsSilent) {
   testing::TempDir dir;
   auto r = testing::RunCommand(LaunchSteps("--auth=none --out_dir=" + dir.path()), 60);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("--auth=none: the job's sockets are neither authenticated nor encrypted"), std::string::npos)
-      << r.output;
+  EXPECT_EQ(r.output.find("neither authenticated nor encrypted"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("auth=mac: every message authenticated"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("CURVE authentication and encryption on"), std::string::npos) << r.output;
 }
 
