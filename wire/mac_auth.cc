@@ -43,10 +43,13 @@ bool IsKnownMacPrimitive(uint8_t p) {
   return p == static_cast<uint8_t>(MacPrimitive::kPoly1305) || p == static_cast<uint8_t>(MacPrimitive::kGmac);
 }
 
-MacPrimitive PreferredMacPrimitive(std::string* why) {
+Result<MacPrimitive> PreferredMacPrimitive(std::string* why) {
   if (FLAGS_mac_primitive == "poly1305" || FLAGS_mac_primitive == "gmac") {
     *why = "--mac_primitive=" + FLAGS_mac_primitive;
     return FLAGS_mac_primitive == "gmac" ? MacPrimitive::kGmac : MacPrimitive::kPoly1305;
+  }
+  if (FLAGS_mac_primitive != "auto") {
+    return Status::InvalidArgument("--mac_primitive=" + FLAGS_mac_primitive + ": expected auto, poly1305 or gmac");
   }
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f");

@@ -42,8 +42,9 @@ bool IsKnownMacPrimitive(uint8_t p);
 
 // The primitive this CPU computes fastest, chosen once from the CPU flags (measured on
 // Zen 4 with OpenSSL 3.0: docs/benchmarks.md, "Authentication cost"). *why names the
-// flags behind the choice. Overridden by --mac_primitive=poly1305|gmac.
-MacPrimitive PreferredMacPrimitive(std::string* why);
+// flags behind the choice. Overridden by --mac_primitive=poly1305|gmac; InvalidArgument
+// for another value than those and auto.
+Result<MacPrimitive> PreferredMacPrimitive(std::string* why);
 
 // The job MAC key from the key file's raw 32-byte secret (domain-separated).
 MacKey DeriveJobMacKey(std::span<const uint8_t> secret);

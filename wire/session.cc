@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "common/clock.h"
 
@@ -17,8 +18,8 @@ constexpr uint8_t kVersion = 1;
 constexpr uint8_t kHello = 1, kWelcome = 2, kRetry = 3;
 constexpr size_t kHelloBody = 56;  // HELLO without its tag
 constexpr size_t kWelcomeBody = 40;
-// A ROUTER keeps at most this many sessions; the oldest goes first (its peer, if still
-// there, gets a RETRY on its next message and says HELLO again).
+// A ROUTER keeps at most this many sessions; unused ones go first, then the oldest (its
+// peer, if still there, gets a RETRY on its next message and says HELLO again).
 constexpr size_t kMaxSessions = 4096;
 constexpr int64_t kHelloResendUs = 1000000;
 
@@ -183,8 +184,11 @@ MacLink::Incoming MacLink::OnHandshake(std::string_view routing_id, std::span<co
       return in;
     }
     if (sessions_.size() >= kMaxSessions && sessions_.find(std::string(routing_id)) == sessions_.end()) {
-      auto oldest = std::min_element(sessions_.begin(), sessions_.end(),
-                                     [](const auto& a, const auto& b) { return a.second.opened < b.second.opened; });
+      // Sessions that never carried a message go first (a replayed HELLO opens one that
+      // nobody can use), then the oldest.
+      auto oldest = std::min_element(sessions_.begin(), sessions_.end(), [](const auto& a, const auto& b) {
+        return std::pair(a.second.recv_seq != 0, a.second.opened) < std::pair(b.second.recv_seq != 0, b.second.opened);
+      });
       sessions_.erase(oldest);
     }
     (*s)->opened = ++opened_;

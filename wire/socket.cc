@@ -135,7 +135,7 @@ Status Context::EnableMac(const CurveKeys& keys) {
   MacAuthConfig c;
   c.job_key = DeriveJobMacKey(secret);
   std::string why;
-  c.primitive = PreferredMacPrimitive(&why);
+  TESSERA_ASSIGN_OR_RETURN(c.primitive, PreferredMacPrimitive(&why));
   // The self-test catches an OpenSSL without the primitive before any peer does.
   TESSERA_ASSIGN_OR_RETURN(auto probe, FrameMac::Create(c.primitive, c.job_key));
   LOG(INFO) << "mac: " << MacPrimitiveName(c.primitive) << " (" << why << ")";
