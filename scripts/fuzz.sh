@@ -3,7 +3,8 @@
 #
 # Targets (default: all): header (wire header codec), payload (the parameter server's
 # data path: codec + request decoding + ParamServerCore), manifest (checkpoint MANIFEST
-# reader), data (LIBSVM, IDX and text-corpus loaders). Each runs for the given seconds
+# reader), data (LIBSVM, IDX and text-corpus loaders), mac (the --auth=mac framing:
+# sealing, tag and replay checks, handshake). Each runs for the given seconds
 # (default 60 each).
 #
 # Configures a separate clang build (build-fuzz/, or $TESSERA_FUZZ_BUILD_DIR) with
@@ -16,7 +17,7 @@ set -euo pipefail
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(header payload manifest data)
+[ ${#targets[@]} -eq 0 ] && targets=(header payload manifest data mac)
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${TESSERA_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 jobs="${JOBS:-2}"
@@ -29,7 +30,7 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja \
 build_targets=()
 for t in "${targets[@]}"; do
   build_targets+=("${t}_fuzzer")
-  [ "$t" != data ] && build_targets+=("${t}_fuzzer_seeds")
+  [ "$t" != data ] && [ "$t" != mac ] && build_targets+=("${t}_fuzzer_seeds")
 done
 cmake --build "$build" --target "${build_targets[@]}" -j"$jobs"
 
@@ -49,6 +50,12 @@ for t in "${targets[@]}"; do
       zcat "$root/data/mnist/t10k-images-idx3-ubyte.gz" | tail -c +17 | head -c 1568; } > "$corpus/idx-images"
     { printf '\003'; zcat "$root/data/text8-head/text8.split.head.gz" | head -c 3000; } > "$corpus/corpus"
     set -o pipefail
+  elif [ "$t" = mac ]; then
+    # First byte: mode (tests/fuzz/mac_fuzzer.cc), second: frame count.
+    printf '\000\001header-bytes-0123payload\000\000\000\000\000\000\000\000' > "$corpus/sealed-intact"
+    printf '\000\002header-bytes-0123payload\000\001' > "$corpus/sealed-altered"
+    printf '\001\001header-bytes-0123trailer-0123456789abcdef' > "$corpus/raw"
+    printf '\002\000TSAH\001\001\001\000' > "$corpus/hello-prefix"
   else
     "$build/tests/fuzz/${t}_fuzzer_seeds" "$corpus"
   fi
