@@ -132,13 +132,15 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
         if (const ChunkState* ch = store.chunk(id, c)) job.snap.chunks.push_back(*ch);
       }
     }
+    job.snap.rows.reserve(uncommitted_rows_.size());
     for (const auto& [id, key] : uncommitted_rows_) {
-      if (const RowState* row = store.row(id, key)) job.snap.rows.push_back(*row);
+      if (auto row = store.row(id, key)) job.snap.rows.push_back(std::move(*row));
     }
   }
-  // With the dense parameters on the workers the store's digest would hash their stale
-  // copies, which this part does not hold: 0 (as for the replica part).
-  job.store_digest = dense_on_workers_ ? 0 : store.Digest();
+  // The store's digest is kept up to date per row (O(dense elements) here, not O(rows)).
+  // With the dense parameters on the workers it would hash their stale copies, which
+  // this part does not hold: then the rows' part only.
+  job.store_digest = dense_on_workers_ ? store.SparseDigest() : store.Digest();
   for (uint32_t id = 0; id < core.map().num_params(); ++id) job.names.push_back(core.map().param(id)->name);
   job.snapshot_s = Since(start);
   checkpoint::CrashPoint("after_snapshot");
