@@ -40,6 +40,32 @@ uint32_t RowTable::Find(Key key) const {
   }
 }
 
+void RowTable::FindMany(std::span<const Key> keys, uint32_t* slots) const {
+  constexpr size_t kAhead = 16;
+  const size_t n = keys.size();
+  if (index_.empty()) {
+    std::fill(slots, slots + n, kNoSlot);
+    return;
+  }
+  const uint64_t mask = index_.size() - 1;
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) __builtin_prefetch(&index_[KeyHash(keys[i]) & mask]);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(&index_[KeyHash(keys[i + kAhead]) & mask]);
+    // Halfway: the entry prefetched earlier has likely arrived; when its home entry
+    // holds a row with the right tag, fetch that row's key for the compare.
+    if (i + kAhead / 2 < n) {
+      const uint64_t h = KeyHash(keys[i + kAhead / 2]);
+      const uint64_t e = index_[h & mask];
+      const uint64_t low = e & 0xffffffffULL;
+      if (e != 0 && low != kTombstone && (e >> 32) == (h >> 32)) {
+        const auto slot = static_cast<uint32_t>(low - 1);
+        __builtin_prefetch(&chunks_[slot / kChunkRows].keys[slot % kChunkRows]);
+      }
+    }
+    slots[i] = Find(keys[i]);
+  }
+}
+
 void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
   const uint64_t mask = index_.size() - 1;
   uint64_t i = h & mask;

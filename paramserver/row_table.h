@@ -51,6 +51,15 @@ class RowTable {
 
   // The slot holding `key`, or kNoSlot.
   uint32_t Find(Key key) const;
+  // slots[i] = Find(keys[i]) for a batch, prefetching index entries a few keys ahead so
+  // the cache misses of a random batch overlap instead of queueing (what a push or pull
+  // of thousands of keys over a table far larger than the cache spends its time on).
+  void FindMany(std::span<const Key> keys, uint32_t* slots) const;
+  // Hints that row `slot` (its counter and floats) is about to be read.
+  void Prefetch(uint32_t slot) const {
+    __builtin_prefetch(data(slot));
+    __builtin_prefetch(&chunks_[slot / kChunkRows].updates[slot % kChunkRows]);
+  }
   // A new slot for `key` (REQUIRES Find(key) == kNoSlot) with counter 0 and unset floats:
   // the caller fills them, then calls EndWrite(slot) (Insert has not hashed the row).
   uint32_t Insert(Key key);

@@ -139,11 +139,18 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
   const RowTable& t = *p.rows;
+  std::vector<uint32_t>& slots = read_scratch_;
+  slots.resize(keys.size());
+  t.FindMany(keys, slots.data());
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
+    if (slots[i] != RowTable::kNoSlot) t.Prefetch(slots[i]);
+  }
   for (size_t i = 0; i < keys.size(); ++i) {
+    if (i + kAhead < keys.size() && slots[i + kAhead] != RowTable::kNoSlot) t.Prefetch(slots[i + kAhead]);
     float* dst = out.data() + i * width;
-    const uint32_t slot = t.Find(keys[i]);
-    if (slot != RowTable::kNoSlot) {
-      std::memcpy(dst, t.data(slot), width * sizeof(float));
+    if (slots[i] != RowTable::kNoSlot) {
+      std::memcpy(dst, t.data(slots[i]), width * sizeof(float));
     } else {
       TESSERA_RETURN_IF_ERROR(InitializeSparseRow(p.spec, keys[i], View(dst, width)));
     }
@@ -180,8 +187,17 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   row_scratch_.clear();
   step_scratch_.clear();
   Status st;
-  for (const Key key : keys) {
-    uint32_t slot = t.Find(key);
+  std::vector<uint32_t>& found = read_scratch_;
+  found.resize(keys.size());
+  t.FindMany(keys, found.data());
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
+    if (found[i] != RowTable::kNoSlot) t.Prefetch(found[i]);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i + kAhead < keys.size() && found[i + kAhead] != RowTable::kNoSlot) t.Prefetch(found[i + kAhead]);
+    const Key key = keys[i];
+    uint32_t slot = found[i];
     if (slot == RowTable::kNoSlot) {
       slot = t.Insert(key);  // not in the digest yet: no BeginWrite
       float* d = t.data(slot);

@@ -168,6 +168,7 @@ class ShardStore {
   std::vector<ChunkState> chunks_;  // (param_id, chunk) ascending
   // ApplySparseRows' gathered rows, reused so a push allocates nothing.
   std::vector<uint32_t> slot_scratch_;
+  mutable std::vector<uint32_t> read_scratch_;  // FindMany's answers (ReadSparse is const)
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
 };

@@ -54,6 +54,7 @@
 #include "common/cluster/shard_map.h"
 #include "wire/reactor.h"
 #include "worker/handle.h"
+#include "worker/key_groups.h"
 
 namespace tessera::worker {
 
@@ -189,8 +190,11 @@ class Client {
     uint32_t param_id = 0;
     float* out = nullptr;            // pull destination (dense: at offset 0 of the piece)
     uint64_t out_elements = 0;       // expected reply elements
-    uint64_t row_width = 0;          // sparse: row width, with `positions` below
-    std::shared_ptr<std::vector<std::vector<uint64_t>>> positions;  // sparse: per reply row, output rows
+    uint64_t row_width = 0;          // sparse: row width, with `groups` below
+    // Sparse pull: reply row r is key group group_of[r] of `groups` (shared by the
+    // request's parts), copied to each of that group's output rows.
+    std::shared_ptr<const KeyGroups> groups;
+    std::vector<uint64_t> group_of;
     Clock::time_point deadline;
     std::string what;                // "pull of 'fc1.weight' from server 1"
     std::shared_ptr<RendezvousReply> rendezvous;  // a rendezvous request: the reply goes here
