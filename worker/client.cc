@@ -275,6 +275,11 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
     p.rendezvous->value.assign(reinterpret_cast<const char*>(r.getValue().begin()), r.getValue().size());
     return p.handle.CompletePart(Status::OK());
   }
+  if (p.digest_sum != nullptr) {
+    auto body = msg.header().getBody();
+    if (!body.isResponse()) return p.handle.CompletePart(Status::Corruption(p.what + ": not a response"));
+    *p.digest_sum += body.getResponse().getStoreDigest();
+  }
   if (p.out != nullptr) {
     if (msg.num_payloads() != 1 || msg.payload_dtype(0) != DType::kF32 ||
         msg.payload_elements(0) != p.out_elements) {
@@ -538,6 +543,33 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
     p.groups = groups;
     p.group_of = std::move(split->positions[s]);
     p.what = "sparse pull of '" + spec->name + "' (" + std::to_string(skeys.size()) + " keys) from server " + std::to_string(s);
+    SendToServer(s, std::move(m), std::move(p));
+  }
+  return h;
+}
+
+Handle Client::PullStoreDigest(uint32_t table, int64_t step, bool sparse_only, uint64_t* sum) {
+  const ParamSpec* spec = map_ ? map_->param(table) : nullptr;
+  if (spec == nullptr || spec->kind != ParamKind::kSparse) {
+    return Handle(Status::InvalidArgument("PullStoreDigest: parameter " + std::to_string(table) + " is not a sparse table"));
+  }
+  const uint32_t S = map_->num_servers();
+  Handle h = Handle::Pending(static_cast<int>(S));
+  for (uint32_t s = 0; s < S; ++s) {
+    OutMessage m = NewData(Op::PULL, table, ParamKind::kSparse, step);
+    auto d = m.header().getBody().getData();
+    d.setNumKeys(0);
+    d.setWantDigest(sparse_only ? 2 : 1);
+    Status a = m.AddPayload(Buffer::Allocate(0), DType::kU64, 0);
+    if (!a.ok()) {
+      h.CompletePart(a);
+      continue;
+    }
+    Part p;
+    p.handle = h;
+    p.param_id = table;
+    p.digest_sum = sum;
+    p.what = "store digest of server " + std::to_string(s);
     SendToServer(s, std::move(m), std::move(p));
   }
   return h;
