@@ -111,19 +111,22 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
   // A previous snapshot that was never committed or abandoned (the coordinator moved
   // on): its rows count as changed.
   for (const auto& [id, key] : uncommitted_rows_) store.MarkDirty(id, key);
-  uncommitted_rows_ = store.TakeDirtyRows();
   uncommitted_step_ = p.step;
   Job job;
   job.step = p.step;
   job.dir = p.directory + "/server-" + std::to_string(server_);
   if (p.full) {
+    // Everything is in this one; the rows changed since the last commit go back should
+    // it be abandoned.
+    store.SnapshotDirtyInto(nullptr, &uncommitted_rows_);
     store.SnapshotInto(&spare_, !dense_on_workers_);
     job.snap = std::move(spare_);
     spare_ = {};
   } else {
-    // Dense chunks always; sparse rows only when changed since the parent checkpoint.
-    job.snap.shard_map_version = store.shard_map_version();
-    job.snap.server = server_;
+    // Sparse rows only when changed since the parent checkpoint: O(changed rows), into
+    // fresh memory (trimming the spare full snapshot to them would free every other
+    // row's vectors here).
+    store.SnapshotDirtyInto(&job.snap, &uncommitted_rows_);
     const ShardMap& map = core.map();
     for (uint32_t id = 0; id < map.num_params(); ++id) {
       const DenseLayout* l = map.dense_layout(id);
@@ -131,10 +134,6 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
       for (uint64_t c = 0; c < l->num_chunks(); ++c) {
         if (const ChunkState* ch = store.chunk(id, c)) job.snap.chunks.push_back(*ch);
       }
-    }
-    job.snap.rows.reserve(uncommitted_rows_.size());
-    for (const auto& [id, key] : uncommitted_rows_) {
-      if (auto row = store.row(id, key)) job.snap.rows.push_back(std::move(*row));
     }
   }
   // The store's digest is kept up to date per row (O(dense elements) here, not O(rows)).

@@ -112,8 +112,7 @@ uint32_t RowTable::Insert(Key key) {
   Chunk& c = chunks_[slot / kChunkRows];
   c.keys[slot % kChunkRows] = key;
   c.updates[slot % kChunkRows] = 0;
-  SetBit(live_, slot, true);
-  SetBit(dirty_bits_, slot, false);
+  SetBit(live_, slot, true);  // a reused slot keeps its dirty bit: it is still listed
   IndexInsert(KeyHash(key), slot);
   ++size_;
   return slot;
@@ -123,7 +122,7 @@ void RowTable::EndWrite(uint32_t slot) {
   digest_ += RowHash(slot);
   if (track_dirty_ && !Bit(dirty_bits_, slot)) {
     SetBit(dirty_bits_, slot, true);
-    dirty_.push_back(key(slot));
+    dirty_slots_.push_back(slot);
   }
 }
 
@@ -139,8 +138,7 @@ void RowTable::Erase(Key key) {
     const auto slot = static_cast<uint32_t>(low - 1);
     if (this->key(slot) != key) continue;
     digest_ -= RowHash(slot);
-    if (track_dirty_ && !Bit(dirty_bits_, slot)) dirty_.push_back(key);
-    SetBit(dirty_bits_, slot, false);
+    if (track_dirty_) dirty_erased_.push_back(key);
     SetBit(live_, slot, false);
     index_[i] = kTombstone;
     ++tombstones_;
@@ -152,21 +150,29 @@ void RowTable::Erase(Key key) {
 
 void RowTable::MarkDirty(Key key) {
   const uint32_t slot = Find(key);
-  if (slot != kNoSlot) {
-    if (Bit(dirty_bits_, slot)) return;
+  if (slot == kNoSlot) {
+    dirty_erased_.push_back(key);
+  } else if (!Bit(dirty_bits_, slot)) {
     SetBit(dirty_bits_, slot, true);
+    dirty_slots_.push_back(slot);
   }
-  dirty_.push_back(key);
+}
+
+void RowTable::TakeDirty(std::vector<uint32_t>* slots, std::vector<Key>* erased) {
+  slots->clear();
+  erased->clear();
+  slots->swap(dirty_slots_);
+  erased->swap(dirty_erased_);
+  for (const uint32_t s : *slots) SetBit(dirty_bits_, s, false);
 }
 
 std::vector<Key> RowTable::TakeDirty() {
+  std::vector<uint32_t> slots;
   std::vector<Key> out;
-  out.swap(dirty_);
-  for (Key k : out) {
-    const uint32_t slot = Find(k);
-    if (slot != kNoSlot) SetBit(dirty_bits_, slot, false);
+  TakeDirty(&slots, &out);
+  for (const uint32_t s : slots) {
+    if (live(s)) out.push_back(key(s));
   }
-  // An erased key marked again after re-insertion can appear twice: O(dirty log dirty).
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -176,7 +182,7 @@ uint64_t RowTable::MemoryBytes() const {
   const uint64_t per_chunk = kChunkRows * (sizeof(Key) + sizeof(int64_t) + uint64_t{stride_} * sizeof(float));
   return chunks_.size() * per_chunk + index_.capacity() * sizeof(uint64_t) +
          (live_.capacity() + dirty_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
-         dirty_.capacity() * sizeof(Key);
+         dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);
 }
 
 }  // namespace tessera::paramserver

@@ -16,9 +16,9 @@
 //    so the job's digest is the sum of the servers'. Every mutation goes through
 //    BeginWrite/EndWrite (or Insert/Erase), which subtract the row's old hash and add its
 //    new one: Digest() is O(1).
-//  - Dirty bits: with tracking on, EndWrite/Insert/Erase record the key once (a bit per
-//    slot guards the list) until TakeDirty hands the list over; an incremental
-//    checkpoint then costs O(dirty rows), not O(rows).
+//  - Dirty bits: with tracking on, EndWrite records the slot once (a bit per slot guards
+//    the list) and Erase the key, until TakeDirty hands the lists over; an incremental
+//    checkpoint then costs O(dirty rows), not O(rows), with no lookup per row.
 //
 // Thread safety: none; the server's reactor thread owns every ShardStore and its tables.
 #pragma once
@@ -84,8 +84,13 @@ class RowTable {
 
   // Dirty tracking (incremental checkpoints). With it off nothing is recorded.
   void TrackDirty(bool on) { track_dirty_ = on; }
-  // Keys written or erased since the last call, each once, in no particular order.
+  // Hands over what changed since the last call: the slots written (each once; a slot
+  // erased since may be free or hold another key: check live()) and the keys erased.
+  // O(changes). A reused slot keeps its dirty bit, so it is never listed twice.
+  void TakeDirty(std::vector<uint32_t>* slots, std::vector<Key>* erased);
+  // Keys only (tests): the live dirty rows' keys and the erased keys, sorted, unique.
   std::vector<Key> TakeDirty();
+  // Puts a key back (an abandoned checkpoint): its slot when resident, else an erase.
   void MarkDirty(Key key);
 
   // Bytes held: arena chunks, index, bit sets, free list.
@@ -123,7 +128,8 @@ class RowTable {
   std::vector<uint64_t> live_;
   std::vector<uint64_t> dirty_bits_;
   std::vector<uint32_t> free_;
-  std::vector<Key> dirty_;
+  std::vector<uint32_t> dirty_slots_;
+  std::vector<Key> dirty_erased_;
   bool track_dirty_ = false;
 };
 

@@ -278,6 +278,46 @@ std::vector<std::pair<uint32_t, Key>> ShardStore::TakeDirtyRows() {
   return out;
 }
 
+void ShardStore::SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uint32_t, Key>>* taken) {
+  if (out != nullptr) {
+    out->shard_map_version = version_;
+    out->server = server_;
+  }
+  taken->clear();
+  size_t k = 0;
+  std::vector<uint32_t> slots;
+  std::vector<Key> erased;
+  for (uint32_t id = 0; id < params_.size(); ++id) {
+    if (!params_[id].rows) continue;
+    RowTable& t = *params_[id].rows;
+    t.TakeDirty(&slots, &erased);
+    for (const Key key : erased) taken->emplace_back(id, key);
+    // In arena order, so the copies walk memory forwards (O(d log d) on d changed rows).
+    std::sort(slots.begin(), slots.end());
+    if (out != nullptr) out->rows.reserve(k + slots.size());
+    constexpr size_t kAhead = 8;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (i + kAhead < slots.size()) t.Prefetch(slots[i + kAhead]);
+      const uint32_t slot = slots[i];
+      if (!t.live(slot)) continue;
+      if (out == nullptr) {
+        taken->emplace_back(id, t.key(slot));
+        continue;
+      }
+      if (k == out->rows.size()) out->rows.emplace_back();
+      RowState& r = out->rows[k++];
+      r.param_id = id;
+      r.key = t.key(slot);
+      r.updates = t.updates(slot);
+      const float* d = t.data(slot);
+      r.values.assign(d, d + t.width());
+      r.slots.assign(d + t.width(), d + t.stride());
+      taken->emplace_back(id, r.key);
+    }
+  }
+  if (out != nullptr) out->rows.resize(k);
+}
+
 ShardSnapshot ShardStore::Snapshot() const {
   ShardSnapshot snap;
   SnapshotInto(&snap);

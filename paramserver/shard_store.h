@@ -139,11 +139,18 @@ class ShardStore {
   // row whose sizes do not match the spec.
   ChunkState* mutable_chunk(uint32_t param_id, uint64_t chunk);
   Status RestoreRow(RowState row);
-  // Incremental checkpoints: once enabled, every write to a row records (param, key)
-  // once until TakeDirtyRows() hands the set over (and clears it; O(dirty rows), sorted
-  // by (param, key)); MarkDirty puts rows back.
+  // Incremental checkpoints: once enabled, every write to a row records it once until
+  // a Take hands the set over (and clears it); MarkDirty puts rows back.
   void TrackDirtyRows(bool on);
+  // The changed rows as (param, key), sorted (tests, tools).
   std::vector<std::pair<uint32_t, Key>> TakeDirtyRows();
+  // What an incremental checkpoint's snapshot takes: copies every changed resident row
+  // into out->rows (reusing its vectors' memory; out->chunks untouched) and lists in
+  // *taken every changed (param, key), erased ones included, for MarkDirty should the
+  // checkpoint be abandoned. O(d log d) for d changed rows (their slots are sorted so the
+  // copies walk the arenas forwards), no lookup, nothing over all rows. With out == nullptr
+  // only *taken is filled (a full checkpoint, which copies everything anyway).
+  void SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uint32_t, Key>>* taken);
   void MarkDirty(uint32_t param_id, Key key);
 
  private:

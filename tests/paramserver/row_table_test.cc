@@ -130,6 +130,45 @@ TEST(RowTable, DirtyKeysAreTrackedOnceAndTakenInOrder) {
   t.MarkDirty(5);
   t.Erase(9);
   EXPECT_EQ(t.TakeDirty(), (std::vector<Key>{5, 9}));
+  // An erased row's slot reused by another key: listed once, under the new key.
+  WriteRow(t, t.Find(5), 5.0f, 5);
+  t.Erase(5);
+  InsertRow(t, 77, 1.0f);
+  std::vector<uint32_t> slots;
+  std::vector<Key> erased;
+  t.TakeDirty(&slots, &erased);
+  ASSERT_EQ(slots.size(), 1u);
+  EXPECT_EQ(t.key(slots[0]), 77u);
+  EXPECT_EQ(erased, std::vector<Key>{5});
+}
+
+TEST(ShardStoreRows, IncrementalSnapshotCopiesOnlyChangedRows) {
+  OptimizerConfig adam;
+  adam.kind = OptimizerKind::kAdam;
+  Cluster c(1, 1, {SparseSpec("emb", 4, adam)}, {SyncMode::kAsp, 0});
+  ShardStore& store = c.core(0).mutable_store();
+  std::vector<Key> keys(1000);
+  std::iota(keys.begin(), keys.end(), 0);
+  std::vector<float> g(keys.size() * 4, 0.5f);
+  ASSERT_OK(store.ApplySparseRows(0, keys, g));
+  store.TrackDirtyRows(true);
+  const std::vector<Key> changed = {3, 500, 999, 5000};
+  g.assign(changed.size() * 4, 0.25f);
+  ASSERT_OK(store.ApplySparseRows(0, changed, g));
+  ShardSnapshot inc;
+  std::vector<std::pair<uint32_t, Key>> taken;
+  store.SnapshotDirtyInto(&inc, &taken);
+  ASSERT_EQ(inc.rows.size(), changed.size());
+  std::sort(inc.rows.begin(), inc.rows.end(), [](const RowState& a, const RowState& b) { return a.key < b.key; });
+  for (size_t i = 0; i < changed.size(); ++i) {
+    EXPECT_EQ(inc.rows[i].key, changed[i]);
+    EXPECT_EQ(inc.rows[i], *store.row(0, changed[i]));
+  }
+  EXPECT_EQ(taken.size(), changed.size());
+  store.SnapshotDirtyInto(&inc, &taken);
+  EXPECT_TRUE(inc.rows.empty()) << "taken once";
+  for (const auto& [id, key] : std::vector<std::pair<uint32_t, Key>>{{0, 3}, {0, 5000}}) store.MarkDirty(id, key);
+  EXPECT_EQ(store.TakeDirtyRows(), (std::vector<std::pair<uint32_t, Key>>{{0, 3}, {0, 5000}}));
 }
 
 // Randomized: inserts, erases, writes and lookups against a std::map, checking the
