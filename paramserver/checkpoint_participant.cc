@@ -114,6 +114,7 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
   uncommitted_step_ = p.step;
   Job job;
   job.step = p.step;
+  job.full = p.full;
   job.dir = p.directory + "/server-" + std::to_string(server_);
   if (p.full) {
     // Everything is in this one; the rows changed since the last commit go back should
@@ -124,9 +125,12 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
     spare_ = {};
   } else {
     // Sparse rows only when changed since the parent checkpoint: O(changed rows), into
-    // fresh memory (trimming the spare full snapshot to them would free every other
-    // row's vectors here).
-    store.SnapshotDirtyInto(&job.snap, &uncommitted_rows_);
+    // the previous incremental snapshot's memory (not the full one's: trimming that to
+    // the changed rows would free every other row's vectors here).
+    store.SnapshotDirtyInto(&spare_incremental_, &uncommitted_rows_);
+    job.snap = std::move(spare_incremental_);
+    spare_incremental_ = {};
+    job.snap.chunks.clear();
     const ShardMap& map = core.map();
     for (uint32_t id = 0; id < map.num_params(); ++id) {
       const DenseLayout* l = map.dense_layout(id);
@@ -187,8 +191,10 @@ void CheckpointParticipant::WriterLoop() {
       rep.message = "server " + std::to_string(server_) + ": " + stats.status().ToString();
     }
     auto snap = std::make_shared<ShardSnapshot>(std::move(job.snap));
-    post_([this, rep, snap] {
-      if (spare_.chunks.empty() && spare_.rows.empty()) spare_ = std::move(*snap);
+    const bool full = job.full;
+    post_([this, rep, snap, full] {
+      ShardSnapshot& spare = full ? spare_ : spare_incremental_;
+      if (spare.chunks.empty() && spare.rows.empty()) spare = std::move(*snap);
       report_(rep);
     });
   }
