@@ -50,8 +50,9 @@ struct ServerPart {
   int index = 0;  // a server's index, or kReplicaPart
   std::string dir;             // relative to the step directory ("server-0")
   uint64_t digest = 0;         // ShardReader digest of the database
-  uint64_t store_digest = 0;   // ShardStore::Digest() of the snapshot (values only); 0 for the
-                               // replica and for servers under --sync=allreduce|hybrid
+  uint64_t store_digest = 0;   // ShardStore::Digest() at the snapshot (values, slots and counters
+                               // of every unit, summable over servers; docs/checkpoints.md);
+                               // 0 for the replica; the rows' part only under --sync=hybrid
   uint64_t records = 0;
   uint64_t bytes = 0;          // file bytes of the database
   std::vector<FileEntry> files;  // relative to dir

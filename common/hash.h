@@ -25,4 +25,12 @@ constexpr float UnitFloat(uint64_t bits) { return static_cast<float>(bits >> 40)
 // FNV-1a 64 over bytes: digests of parameters (params_digest) and checkpoint values.
 uint64_t Fnv1a64(const void* data, size_t n, uint64_t seed = 0xcbf29ce484222325ULL);
 
+// A 64-bit hash of `n` bytes for digests that are summed (the store's per-row and
+// per-chunk digests, paramserver/row_table.h): every 8-byte word goes through Mix64 in
+// one of four independent lanes (so the multiply chains overlap), the lanes and the
+// length are mixed at the end. Unlike FNV-1a a one-bit change flips about half the
+// output bits, which a commutative sum of many hashes needs. Part of the checkpoint's
+// store_digest contract.
+uint64_t Hash64(const void* data, size_t n, uint64_t seed);
+
 }  // namespace tessera

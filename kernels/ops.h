@@ -99,6 +99,16 @@ Status InitOptimizerSlots(const OptimizerConfig& cfg, std::span<const TensorView
 Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param,
                       TensorView grad, std::span<const TensorView> slots);
 
+// The same update for many rows of one sparse table in one call (host memory): row i is
+// rows[i], `width` values followed by its NumOptimizerSlots(cfg.kind) slots of `width`
+// each (slot k at rows[i] + (k + 1) * width); its gradient is grad[i * width, +width);
+// steps[i] its 1-based update count, this one included. Unlike ApplyOptimizer, each row's
+// gradient is first clipped in place to cfg.clip_norm when it is > 0, with exactly
+// ClipByNorm's arithmetic, so a row's bits equal ClipByNorm + ApplyOptimizer on it.
+// The config is validated once per call; the per-row loop is the backend's fused loop.
+Status ApplyOptimizerRows(const OptimizerConfig& cfg, int64_t width, std::span<float* const> rows,
+                          std::span<const int64_t> steps, float* grad);
+
 // ---- GEMM ------------------------------------------------------------------------------
 
 // c = alpha * op(a) @ op(b) + beta * c, row-major 2-D f32; op(x) = trans ? x^T : x.

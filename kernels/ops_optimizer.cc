@@ -52,6 +52,55 @@ Status CheckSlots(std::string_view op, const OptimizerConfig& cfg,
 
 bool Finite(float x) { return std::isfinite(x); }
 
+// The checks of the hyper-parameters and of step, shared by both entry points.
+Status CheckConfig(std::string_view op, const OptimizerConfig& cfg) {
+  TESSERA_RETURN_IF_ERROR(CheckKind(op, cfg.kind));
+  if (!Finite(cfg.lr) || !Finite(cfg.weight_decay) || !Finite(cfg.momentum) ||
+      !Finite(cfg.beta1) || !Finite(cfg.beta2) || !Finite(cfg.eps)) {
+    return Invalid(op, "optimizer config has a non-finite hyper-parameter");
+  }
+  const bool adam = cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW;
+  if (adam && (cfg.beta1 < 0 || cfg.beta1 >= 1 || cfg.beta2 < 0 || cfg.beta2 >= 1)) {
+    return Invalid(op, "Adam betas must lie in [0, 1)");
+  }
+  return Status::OK();
+}
+
+OptimizerOp OpOf(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::kSgd: return OptimizerOp::kSgd;
+    case OptimizerKind::kMomentum: return OptimizerOp::kMomentum;
+    case OptimizerKind::kAdaGrad: return OptimizerOp::kAdaGrad;
+    case OptimizerKind::kAdam: return OptimizerOp::kAdam;
+    case OptimizerKind::kAdamW: return OptimizerOp::kAdamW;
+  }
+  return OptimizerOp::kSgd;
+}
+
+math::OptimizerScalars ScalarsOf(const OptimizerConfig& cfg) {
+  math::OptimizerScalars s;
+  s.lr = cfg.lr;
+  s.weight_decay = cfg.weight_decay;
+  s.momentum = cfg.momentum;
+  s.nesterov = cfg.nesterov;
+  s.beta1 = cfg.beta1;
+  s.beta2 = cfg.beta2;
+  s.one_minus_beta1 = static_cast<float>(1.0 - static_cast<double>(cfg.beta1));
+  s.one_minus_beta2 = static_cast<float>(1.0 - static_cast<double>(cfg.beta2));
+  s.eps = cfg.eps;
+  return s;
+}
+
+// Adam's bias corrections for `step` (>= 1).
+void SetAdamStep(const OptimizerConfig& cfg, int64_t step, math::OptimizerScalars* s) {
+  const double t = static_cast<double>(step);
+  const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), t);
+  const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), t);
+  // beta1 == 0 gives bc1 == 1; beta == 0 is fine. bc > 0 because beta < 1 and step >= 1.
+  s->step_size = static_cast<float>(static_cast<double>(cfg.lr) / bc1);
+  s->sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+}
+
 }  // namespace
 
 Status InitOptimizerSlots(const OptimizerConfig& cfg, std::span<const TensorView> slots) {
@@ -71,16 +120,8 @@ Status InitOptimizerSlots(const OptimizerConfig& cfg, std::span<const TensorView
 Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param,
                       TensorView grad, std::span<const TensorView> slots) {
   constexpr std::string_view kOp = "ApplyOptimizer";
-  TESSERA_RETURN_IF_ERROR(CheckKind(kOp, cfg.kind));
+  TESSERA_RETURN_IF_ERROR(CheckConfig(kOp, cfg));
   if (step < 1) return Invalid(kOp, "step must be >= 1 (1-based), got " + std::to_string(step));
-  if (!Finite(cfg.lr) || !Finite(cfg.weight_decay) || !Finite(cfg.momentum) ||
-      !Finite(cfg.beta1) || !Finite(cfg.beta2) || !Finite(cfg.eps)) {
-    return Invalid(kOp, "optimizer config has a non-finite hyper-parameter");
-  }
-  const bool adam = cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW;
-  if (adam && (cfg.beta1 < 0 || cfg.beta1 >= 1 || cfg.beta2 < 0 || cfg.beta2 >= 1)) {
-    return Invalid(kOp, "Adam betas must lie in [0, 1)");
-  }
   TESSERA_RETURN_IF_ERROR(CheckView(kOp, "param", param, {DType::kF32}));
   TESSERA_RETURN_IF_ERROR(CheckView(kOp, "grad", grad, {DType::kF32}));
   TESSERA_RETURN_IF_ERROR(CheckSameNumel(kOp, "param", param, "grad", grad));
@@ -88,36 +129,48 @@ Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param
   TESSERA_RETURN_IF_ERROR(CheckSlots(kOp, cfg, slots, param.numel(), param.device));
   TESSERA_ASSIGN_OR_RETURN(const Backend* be, BackendFor(param.device));
   if (param.numel() == 0) return Status::OK();
-
-  math::OptimizerScalars s;
-  s.lr = cfg.lr;
-  s.weight_decay = cfg.weight_decay;
-  s.momentum = cfg.momentum;
-  s.nesterov = cfg.nesterov;
-  s.beta1 = cfg.beta1;
-  s.beta2 = cfg.beta2;
-  s.one_minus_beta1 = static_cast<float>(1.0 - static_cast<double>(cfg.beta1));
-  s.one_minus_beta2 = static_cast<float>(1.0 - static_cast<double>(cfg.beta2));
-  s.eps = cfg.eps;
-  OptimizerOp op = OptimizerOp::kSgd;
-  switch (cfg.kind) {
-    case OptimizerKind::kSgd: op = OptimizerOp::kSgd; break;
-    case OptimizerKind::kMomentum: op = OptimizerOp::kMomentum; break;
-    case OptimizerKind::kAdaGrad: op = OptimizerOp::kAdaGrad; break;
-    case OptimizerKind::kAdam: op = OptimizerOp::kAdam; break;
-    case OptimizerKind::kAdamW: op = OptimizerOp::kAdamW; break;
-  }
-  if (adam) {
-    const double t = static_cast<double>(step);
-    const double bc1 = 1.0 - std::pow(static_cast<double>(cfg.beta1), t);
-    const double bc2 = 1.0 - std::pow(static_cast<double>(cfg.beta2), t);
-    // beta1 == 0 gives bc1 == 1; beta == 0 is fine. bc > 0 because beta < 1 and step >= 1.
-    s.step_size = static_cast<float>(static_cast<double>(cfg.lr) / bc1);
-    s.sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
-  }
+  math::OptimizerScalars s = ScalarsOf(cfg);
+  if (cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW) SetAdamStep(cfg, step, &s);
   float* s0 = slots.size() > 0 ? slots[0].as<float>() : nullptr;
   float* s1 = slots.size() > 1 ? slots[1].as<float>() : nullptr;
-  return be->optimizer(op, s, param.as<float>(), grad.as<float>(), s0, s1, param.numel());
+  return be->optimizer(OpOf(cfg.kind), s, param.as<float>(), grad.as<float>(), s0, s1, param.numel());
+}
+
+Status ApplyOptimizerRows(const OptimizerConfig& cfg, int64_t width, std::span<float* const> rows,
+                          std::span<const int64_t> steps, float* grad) {
+  constexpr std::string_view kOp = "ApplyOptimizerRows";
+  TESSERA_RETURN_IF_ERROR(CheckConfig(kOp, cfg));
+  if (std::isnan(cfg.clip_norm)) return Invalid(kOp, "clip_norm is NaN");
+  if (width < 0 || rows.size() != steps.size()) {
+    return Invalid(kOp, std::to_string(rows.size()) + " rows with " + std::to_string(steps.size()) +
+                            " update counts, width " + std::to_string(width));
+  }
+  if (rows.empty() || width == 0) return Status::OK();
+  if (grad == nullptr) return Invalid(kOp, "null gradient");
+  TESSERA_ASSIGN_OR_RETURN(const Backend* be, BackendFor(Device::kCPU));
+  const bool adam = cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW;
+  const int nslots = NumOptimizerSlots(cfg.kind);
+  const OptimizerOp op = OpOf(cfg.kind);
+  math::OptimizerScalars s = ScalarsOf(cfg);
+  int64_t scalars_step = 0;  // the step s's Adam fields were computed for
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (steps[i] < 1) return Invalid(kOp, "row " + std::to_string(i) + ": step " + std::to_string(steps[i]) + " < 1");
+    float* g = grad + static_cast<int64_t>(i) * width;
+    if (cfg.clip_norm > 0) {  // ClipByNorm's arithmetic: double norm, one float factor
+      double sq = 0;
+      TESSERA_RETURN_IF_ERROR(be->sum_squares(g, width, &sq));
+      const double norm = std::sqrt(sq);
+      if (norm > cfg.clip_norm) TESSERA_RETURN_IF_ERROR(be->scale(g, width, static_cast<float>(cfg.clip_norm / norm)));
+    }
+    if (adam && steps[i] != scalars_step) {
+      SetAdamStep(cfg, steps[i], &s);
+      scalars_step = steps[i];
+    }
+    float* p = rows[i];
+    TESSERA_RETURN_IF_ERROR(be->optimizer(op, s, p, g, nslots > 0 ? p + width : nullptr,
+                                          nslots > 1 ? p + 2 * width : nullptr, width));
+  }
+  return Status::OK();
 }
 
 }  // namespace tessera::kernels

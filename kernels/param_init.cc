@@ -36,6 +36,14 @@ Status CheckTarget(const ParamSpec& spec, const TensorView& out, const char* wha
 void Fill(const ParamSpec& spec, uint64_t base, uint64_t first, TensorView out) {
   float* p = out.as<float>();
   const int64_t n = out.numel();
+  if (spec.init == InitKind::kUniform) {  // the common case, without a call and a switch per element
+    const float scale = spec.init_scale;
+    for (int64_t i = 0; i < n; ++i) {
+      const float u0 = UnitFloat(HashCombine(base, 2 * (first + static_cast<uint64_t>(i))));
+      p[i] = scale * (2.0f * u0 - 1.0f);
+    }
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     p[i] = InitElement(spec.init, spec.init_scale, base, first + static_cast<uint64_t>(i));
   }

@@ -212,11 +212,7 @@ Status Aggregator::PushSparse(ShardStore& store, int worker, uint32_t param_id, 
   scratch_.assign(grad.begin(), grad.end());
   TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
   metrics::ScopedLatency t(OptimizerLatency());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    TESSERA_RETURN_IF_ERROR(
-        store.ApplySparse(param_id, keys[i], std::span<float>(scratch_).subspan(i * width, width)));
-  }
-  return Status::OK();
+  return store.ApplySparseRows(param_id, keys, scratch_);
 }
 
 Status Aggregator::DrainDense(ShardStore& store, uint32_t param_id, uint64_t chunk, Unit& unit) {
@@ -240,7 +236,6 @@ Status Aggregator::DrainDense(ShardStore& store, uint32_t param_id, uint64_t chu
 }
 
 Status Aggregator::DrainSparse(ShardStore& store, uint32_t param_id, Unit& unit) {
-  const uint64_t width = params_[param_id].row_width;
   while (!unit.pending.empty() && unit.gate.CanApply(unit.pending.begin()->first)) {
     auto it = unit.pending.begin();
     Pending& p = it->second;
@@ -254,10 +249,7 @@ Status Aggregator::DrainSparse(ShardStore& store, uint32_t param_id, Unit& unit)
     // Rows are independent, so the order of application does not change any value.
     {
       metrics::ScopedLatency t(OptimizerLatency());
-      for (size_t j = 0; j < p.sum_keys.size(); ++j) {
-        TESSERA_RETURN_IF_ERROR(store.ApplySparse(param_id, p.sum_keys[j],
-                                                  std::span<float>(p.sum).subspan(j * width, width)));
-      }
+      TESSERA_RETURN_IF_ERROR(store.ApplySparseRows(param_id, p.sum_keys, p.sum));
     }
     TESSERA_RETURN_IF_ERROR(unit.gate.MarkApplied(it->first));
     unit.pending.erase(it);

@@ -111,19 +111,26 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
   // A previous snapshot that was never committed or abandoned (the coordinator moved
   // on): its rows count as changed.
   for (const auto& [id, key] : uncommitted_rows_) store.MarkDirty(id, key);
-  uncommitted_rows_ = store.TakeDirtyRows();
   uncommitted_step_ = p.step;
   Job job;
   job.step = p.step;
+  job.full = p.full;
   job.dir = p.directory + "/server-" + std::to_string(server_);
   if (p.full) {
+    // Everything is in this one; the rows changed since the last commit go back should
+    // it be abandoned.
+    store.SnapshotDirtyInto(nullptr, &uncommitted_rows_);
     store.SnapshotInto(&spare_, !dense_on_workers_);
     job.snap = std::move(spare_);
     spare_ = {};
   } else {
-    // Dense chunks always; sparse rows only when changed since the parent checkpoint.
-    job.snap.shard_map_version = store.shard_map_version();
-    job.snap.server = server_;
+    // Sparse rows only when changed since the parent checkpoint: O(changed rows), into
+    // the previous incremental snapshot's memory (not the full one's: trimming that to
+    // the changed rows would free every other row's vectors here).
+    store.SnapshotDirtyInto(&spare_incremental_, &uncommitted_rows_);
+    job.snap = std::move(spare_incremental_);
+    spare_incremental_ = {};
+    job.snap.chunks.clear();
     const ShardMap& map = core.map();
     for (uint32_t id = 0; id < map.num_params(); ++id) {
       const DenseLayout* l = map.dense_layout(id);
@@ -132,13 +139,11 @@ void CheckpointParticipant::Snapshot(ParamServerCore& core) {
         if (const ChunkState* ch = store.chunk(id, c)) job.snap.chunks.push_back(*ch);
       }
     }
-    for (const auto& [id, key] : uncommitted_rows_) {
-      if (const RowState* row = store.row(id, key)) job.snap.rows.push_back(*row);
-    }
   }
-  // With the dense parameters on the workers the store's digest would hash their stale
-  // copies, which this part does not hold: 0 (as for the replica part).
-  job.store_digest = dense_on_workers_ ? 0 : store.Digest();
+  // The store's digest is kept up to date per row (O(dense elements) here, not O(rows)).
+  // With the dense parameters on the workers it would hash their stale copies, which
+  // this part does not hold: then the rows' part only.
+  job.store_digest = dense_on_workers_ ? store.SparseDigest() : store.Digest();
   for (uint32_t id = 0; id < core.map().num_params(); ++id) job.names.push_back(core.map().param(id)->name);
   job.snapshot_s = Since(start);
   checkpoint::CrashPoint("after_snapshot");
@@ -186,8 +191,10 @@ void CheckpointParticipant::WriterLoop() {
       rep.message = "server " + std::to_string(server_) + ": " + stats.status().ToString();
     }
     auto snap = std::make_shared<ShardSnapshot>(std::move(job.snap));
-    post_([this, rep, snap] {
-      if (spare_.chunks.empty() && spare_.rows.empty()) spare_ = std::move(*snap);
+    const bool full = job.full;
+    post_([this, rep, snap, full] {
+      ShardSnapshot& spare = full ? spare_ : spare_incremental_;
+      if (spare.chunks.empty() && spare.rows.empty()) spare = std::move(*snap);
       report_(rep);
     });
   }

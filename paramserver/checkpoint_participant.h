@@ -71,6 +71,7 @@ class CheckpointParticipant {
  private:
   struct Job {
     int64_t step = 0;
+    bool full = true;
     std::string dir;
     ShardSnapshot snap;
     std::vector<std::string> names;  // param names by id
@@ -98,8 +99,10 @@ class CheckpointParticipant {
   // back when the attempt is abandoned.
   int64_t uncommitted_step_ = -1;
   std::vector<std::pair<uint32_t, Key>> uncommitted_rows_;
-  // The previous snapshot's memory, handed back by the writer: reused by the next one.
+  // The previous snapshot's memory, handed back by the writer: reused by the next one
+  // of the same kind (full / incremental).
   ShardSnapshot spare_;
+  ShardSnapshot spare_incremental_;
 
   std::mutex mu_;
   std::condition_variable cv_;

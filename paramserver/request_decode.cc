@@ -74,6 +74,10 @@ Result<DataRequest> DecodeDataRequest(const wire::InMessage& msg, int num_server
   req.begin = d.getBegin();
   req.end = d.getEnd();
   req.step = h.getStep();
+  out.want_digest = d.getWantDigest();
+  if (out.want_digest > 2) {
+    return Status::InvalidArgument("wantDigest " + std::to_string(out.want_digest) + " (0, 1 or 2)");
+  }
   size_t values_frame = 0;
   if (req.kind == ParamKind::kSparse) {
     if (msg.num_payloads() == 0 || msg.payload_dtype(0) != DType::kU64) {

@@ -24,6 +24,9 @@ struct DataRequest {
   // (strictly ascending, < end - begin); every other element of [begin, end) is zero.
   bool topk = false;
   std::span<const int32_t> topk_offsets;
+  // A pull that also asks for the store's digest (DataRequest.wantDigest; params_digest,
+  // docs/training.md): 0 none, 1 Digest(), 2 SparseDigest().
+  uint8_t want_digest = 0;
 };
 
 // InvalidArgument (naming what is wrong) for a sender that is not a worker, a push

@@ -300,6 +300,10 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
   auto r = rep.header().getBody().initResponse();
   r.setParamId(req.param_id);
   r.setAppliedStep(applied);
+  // O(dense elements) for 1, O(tables) for 2: the rows keep their sum up to date.
+  if (decoded.want_digest != 0) {
+    r.setStoreDigest(decoded.want_digest == 1 ? core_->Digest() : core_->store().SparseDigest());
+  }
   st = rep.AddPayload(std::move(out), DType::kF32, n);
   if (!st.ok()) return reply_error(st);
   static metrics::Counter& bytes_out = metrics::Global().GetCounter("server_bytes_out_total");

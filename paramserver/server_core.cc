@@ -1,6 +1,7 @@
 #include "paramserver/server_core.h"
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 namespace tessera::paramserver {
@@ -83,8 +84,9 @@ Status ParamServerCore::Push(const ParamRequest& req, std::span<const float> val
   }
   // Distinct keys: a repeated key would be a second gradient for the same row in one
   // step, which the server would have to either sum silently or apply twice. The client
-  // merges duplicates (kernels::ScatterAddUnique); a repeat here is a client bug.
-  if (req.keys.size() > 1) {
+  // merges duplicates and sends its keys ascending (worker/client.cc), which one pass
+  // proves; only other orders pay for a sorted copy to find a repeat.
+  if (!std::is_sorted(req.keys.begin(), req.keys.end(), std::less_equal<Key>())) {
     std::vector<Key> sorted(req.keys.begin(), req.keys.end());
     std::sort(sorted.begin(), sorted.end());
     auto dup = std::adjacent_find(sorted.begin(), sorted.end());

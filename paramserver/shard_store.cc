@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/hash.h"
+#include "kernels/ops.h"
 #include "kernels/optimizer_step.h"
 #include "kernels/param_init.h"
 
@@ -37,6 +38,15 @@ Result<ShardStore> ShardStore::Create(const ShardMap& map, uint32_t server) {
       return Status::InvalidArgument("param " + std::to_string(id) + " '" + p.spec.name +
                                      "': servers store f32 parameters only, this one is " +
                                      std::string(DTypeName(p.spec.dtype)));
+    }
+    p.name_hash = ParamNameHash(p.spec.name);
+    if (p.spec.kind == ParamKind::kSparse) {
+      const int nslots = NumOptimizerSlots(p.spec.optimizer.kind);
+      if (nslots < 0 || p.spec.numel() <= 0 || p.spec.numel() > (int64_t{1} << 24)) {
+        return Status::InvalidArgument("sparse param " + std::to_string(id) + " '" + p.spec.name + "': row width " +
+                                       std::to_string(p.spec.numel()) + " outside [1, 2^24]");
+      }
+      p.rows.emplace(p.name_hash, static_cast<uint32_t>(p.spec.numel()), static_cast<uint32_t>(nslots));
     }
     const DenseLayout* l = map.dense_layout(id);
     if (l == nullptr) continue;
@@ -73,14 +83,27 @@ const ChunkState* ShardStore::chunk(uint32_t param_id, uint64_t chunk) const {
   return i < 0 ? nullptr : &chunks_[static_cast<size_t>(i)];
 }
 
-const RowState* ShardStore::row(uint32_t param_id, Key key) const {
-  if (param_id >= params_.size()) return nullptr;
-  auto it = params_[param_id].rows.find(key);
-  return it == params_[param_id].rows.end() ? nullptr : &it->second;
+const RowTable* ShardStore::table(uint32_t param_id) const {
+  return param_id < params_.size() && params_[param_id].rows ? &*params_[param_id].rows : nullptr;
+}
+
+std::optional<RowState> ShardStore::row(uint32_t param_id, Key key) const {
+  const RowTable* t = table(param_id);
+  const uint32_t slot = t == nullptr ? RowTable::kNoSlot : t->Find(key);
+  if (slot == RowTable::kNoSlot) return std::nullopt;
+  RowState r;
+  r.param_id = param_id;
+  r.key = key;
+  r.updates = t->updates(slot);
+  const float* d = t->data(slot);
+  r.values.assign(d, d + t->width());
+  r.slots.assign(d + t->width(), d + t->stride());
+  return r;
 }
 
 uint64_t ShardStore::num_rows(uint32_t param_id) const {
-  return param_id < params_.size() ? params_[param_id].rows.size() : 0;
+  const RowTable* t = table(param_id);
+  return t == nullptr ? 0 : t->size();
 }
 
 Status ShardStore::ReadDense(uint32_t param_id, uint64_t begin, uint64_t end,
@@ -115,11 +138,19 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
     return Status::Internal("ReadSparse: output size " + std::to_string(out.size()) + " for " +
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
+  const RowTable& t = *p.rows;
+  std::vector<uint32_t>& slots = read_scratch_;
+  slots.resize(keys.size());
+  t.FindMany(keys, slots.data());
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
+    if (slots[i] != RowTable::kNoSlot) t.Prefetch(slots[i]);
+  }
   for (size_t i = 0; i < keys.size(); ++i) {
+    if (i + kAhead < keys.size() && slots[i + kAhead] != RowTable::kNoSlot) t.Prefetch(slots[i + kAhead]);
     float* dst = out.data() + i * width;
-    auto it = p.rows.find(keys[i]);
-    if (it != p.rows.end()) {
-      std::memcpy(dst, it->second.values.data(), width * sizeof(float));
+    if (slots[i] != RowTable::kNoSlot) {
+      std::memcpy(dst, t.data(slots[i]), width * sizeof(float));
     } else {
       TESSERA_RETURN_IF_ERROR(InitializeSparseRow(p.spec, keys[i], View(dst, width)));
     }
@@ -140,31 +171,62 @@ Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span
   return Status::OK();
 }
 
-Status ShardStore::ApplySparse(uint32_t param_id, Key key, std::span<float> grad) {
-  if (param_id >= params_.size() || params_[param_id].spec.kind != ParamKind::kSparse) {
-    return Status::Internal("ApplySparse: param " + std::to_string(param_id) + " is not sparse");
+Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads) {
+  if (param_id >= params_.size() || !params_[param_id].rows) {
+    return Status::Internal("ApplySparseRows: param " + std::to_string(param_id) + " is not sparse");
   }
   Param& p = params_[param_id];
-  const uint64_t width = static_cast<uint64_t>(p.spec.numel());
-  auto [it, inserted] = p.rows.try_emplace(key);
-  RowState& row = it->second;
-  if (inserted) {
-    row.param_id = param_id;
-    row.key = key;
-    row.values.resize(width);
-    row.slots.resize(SlotFloats(p.spec, width));
-    Status st = InitializeSparseRow(p.spec, key, View(row.values.data(), width));
-    if (st.ok()) st = kernels::InitSlots(p.spec.optimizer, row.slots, width);
-    if (!st.ok()) {
-      p.rows.erase(it);  // leave no half-made row behind
-      return st;
-    }
+  RowTable& t = *p.rows;
+  const uint64_t width = t.width();
+  if (grads.size() != keys.size() * width) {
+    return Status::Internal("ApplySparseRows: " + std::to_string(grads.size()) + " gradient values for " +
+                            std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
-  TESSERA_RETURN_IF_ERROR(
-      kernels::ApplyUpdate(p.spec.optimizer, row.updates + 1, row.values, row.slots, grad));
-  ++row.updates;
-  if (track_dirty_) dirty_.emplace_back(param_id, key);
-  return Status::OK();
+  // Gather: find or create each row, and take its hash out of the digest.
+  slot_scratch_.clear();
+  row_scratch_.clear();
+  step_scratch_.clear();
+  Status st;
+  std::vector<uint32_t>& found = read_scratch_;
+  found.resize(keys.size());
+  t.FindMany(keys, found.data());
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
+    if (found[i] != RowTable::kNoSlot) t.Prefetch(found[i]);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i + kAhead < keys.size() && found[i + kAhead] != RowTable::kNoSlot) t.Prefetch(found[i + kAhead]);
+    const Key key = keys[i];
+    uint32_t slot = found[i];
+    if (slot == RowTable::kNoSlot) {
+      slot = t.Insert(key);  // not in the digest yet: no BeginWrite
+      float* d = t.data(slot);
+      st = InitializeSparseRow(p.spec, key, View(d, width));
+      if (st.ok()) st = kernels::InitSlots(p.spec.optimizer, {d + width, t.stride() - width}, width);
+      if (!st.ok()) {  // leave no half-made row behind
+        t.EndWrite(slot);
+        t.Erase(key);
+        break;
+      }
+    } else {
+      t.BeginWrite(slot);
+    }
+    slot_scratch_.push_back(slot);
+    row_scratch_.push_back(t.data(slot));
+    step_scratch_.push_back(t.updates(slot) + 1);
+  }
+  if (st.ok()) {
+    st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width), row_scratch_, step_scratch_,
+                                     grads.data());
+    if (!st.ok()) st = Status::Internal(st.ToString());
+  }
+  // Scatter the counters and the new hashes back, whatever happened: the digest must
+  // match the rows.
+  for (const uint32_t slot : slot_scratch_) {
+    if (st.ok()) ++t.updates(slot);
+    t.EndWrite(slot);
+  }
+  return st;
 }
 
 ChunkState* ShardStore::mutable_chunk(uint32_t param_id, uint64_t chunk_index) {
@@ -173,7 +235,7 @@ ChunkState* ShardStore::mutable_chunk(uint32_t param_id, uint64_t chunk_index) {
 }
 
 Status ShardStore::RestoreRow(RowState row) {
-  if (row.param_id >= params_.size() || params_[row.param_id].spec.kind != ParamKind::kSparse) {
+  if (row.param_id >= params_.size() || !params_[row.param_id].rows) {
     return Status::Internal("RestoreRow: param " + std::to_string(row.param_id) + " is not sparse");
   }
   Param& p = params_[row.param_id];
@@ -182,30 +244,86 @@ Status ShardStore::RestoreRow(RowState row) {
     return Status::Internal("RestoreRow: row of " + std::to_string(row.values.size()) + " values and " +
                             std::to_string(row.slots.size()) + " slots for param '" + p.spec.name + "'");
   }
-  const Key key = row.key;
-  p.rows.insert_or_assign(key, std::move(row));
+  RowTable& t = *p.rows;
+  uint32_t slot = t.Find(row.key);
+  if (slot == RowTable::kNoSlot) {
+    slot = t.Insert(row.key);
+  } else {
+    t.BeginWrite(slot);
+  }
+  float* d = t.data(slot);
+  std::memcpy(d, row.values.data(), width * sizeof(float));
+  if (!row.slots.empty()) std::memcpy(d + width, row.slots.data(), row.slots.size() * sizeof(float));
+  t.updates(slot) = row.updates;
+  t.EndWrite(slot);
   return Status::OK();
+}
+
+void ShardStore::TrackDirtyRows(bool on) {
+  for (Param& p : params_) {
+    if (p.rows) p.rows->TrackDirty(on);
+  }
+}
+
+void ShardStore::MarkDirty(uint32_t param_id, Key key) {
+  if (param_id < params_.size() && params_[param_id].rows) params_[param_id].rows->MarkDirty(key);
 }
 
 std::vector<std::pair<uint32_t, Key>> ShardStore::TakeDirtyRows() {
   std::vector<std::pair<uint32_t, Key>> out;
-  out.swap(dirty_);
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  for (uint32_t id = 0; id < params_.size(); ++id) {
+    if (!params_[id].rows) continue;
+    for (const Key k : params_[id].rows->TakeDirty()) out.emplace_back(id, k);
+  }
   return out;
+}
+
+void ShardStore::SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uint32_t, Key>>* taken) {
+  if (out != nullptr) {
+    out->shard_map_version = version_;
+    out->server = server_;
+  }
+  taken->clear();
+  size_t k = 0;
+  std::vector<uint32_t> slots;
+  std::vector<Key> erased;
+  for (uint32_t id = 0; id < params_.size(); ++id) {
+    if (!params_[id].rows) continue;
+    RowTable& t = *params_[id].rows;
+    t.TakeDirty(&slots, &erased);
+    for (const Key key : erased) taken->emplace_back(id, key);
+    // In arena order, so the copies walk memory forwards (O(d log d) on d changed rows).
+    std::sort(slots.begin(), slots.end());
+    if (out != nullptr) out->rows.reserve(k + slots.size());
+    constexpr size_t kAhead = 8;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (i + kAhead < slots.size()) t.Prefetch(slots[i + kAhead]);
+      const uint32_t slot = slots[i];
+      if (!t.live(slot)) continue;
+      if (out == nullptr) {
+        taken->emplace_back(id, t.key(slot));
+        continue;
+      }
+      if (k == out->rows.size()) out->rows.emplace_back();
+      RowState& r = out->rows[k++];
+      r.param_id = id;
+      r.key = t.key(slot);
+      r.updates = t.updates(slot);
+      const float* d = t.data(slot);
+      r.values.assign(d, d + t.width());
+      r.slots.assign(d + t.width(), d + t.stride());
+      taken->emplace_back(id, r.key);
+    }
+  }
+  if (out != nullptr) out->rows.resize(k);
 }
 
 ShardSnapshot ShardStore::Snapshot() const {
   ShardSnapshot snap;
-  snap.shard_map_version = version_;
-  snap.server = server_;
-  snap.chunks = chunks_;
-  for (const Param& p : params_) {
-    const size_t first = snap.rows.size();
-    for (const auto& [key, row] : p.rows) snap.rows.push_back(row);
-    std::sort(snap.rows.begin() + static_cast<ptrdiff_t>(first), snap.rows.end(),
-              [](const RowState& a, const RowState& b) { return a.key < b.key; });
-  }
+  SnapshotInto(&snap);
+  std::sort(snap.rows.begin(), snap.rows.end(), [](const RowState& a, const RowState& b) {
+    return a.param_id != b.param_id ? a.param_id < b.param_id : a.key < b.key;
+  });
   return snap;
 }
 
@@ -215,33 +333,41 @@ void ShardStore::SnapshotInto(ShardSnapshot* out, bool with_dense) const {
   out->chunks.resize(with_dense ? chunks_.size() : 0);
   for (size_t i = 0; i < out->chunks.size(); ++i) out->chunks[i] = chunks_[i];  // reuses capacity
   size_t n = 0;
-  for (const Param& p : params_) n += p.rows.size();
+  for (const Param& p : params_) n += p.rows ? p.rows->size() : 0;
   out->rows.resize(n);
   size_t k = 0;
-  for (const Param& p : params_) {
-    const size_t first = k;
-    for (const auto& [key, row] : p.rows) out->rows[k++] = row;
-    std::sort(out->rows.begin() + static_cast<ptrdiff_t>(first), out->rows.begin() + static_cast<ptrdiff_t>(k),
-              [](const RowState& a, const RowState& b) { return a.key < b.key; });
+  for (uint32_t id = 0; id < params_.size(); ++id) {
+    if (!params_[id].rows) continue;
+    const RowTable& t = *params_[id].rows;
+    for (uint32_t slot = 0; slot < t.slot_limit(); ++slot) {
+      if (!t.live(slot)) continue;
+      RowState& r = out->rows[k++];
+      r.param_id = id;
+      r.key = t.key(slot);
+      r.updates = t.updates(slot);
+      const float* d = t.data(slot);
+      r.values.assign(d, d + t.width());
+      r.slots.assign(d + t.width(), d + t.stride());
+    }
   }
 }
 
+uint64_t ShardStore::ChunkHash(const ChunkState& ch) const {
+  const uint64_t seed =
+      HashCombine(HashCombine(params_[ch.param_id].name_hash, ch.begin), static_cast<uint64_t>(ch.updates));
+  const uint64_t v = Hash64(ch.values.data(), ch.values.size() * sizeof(float), seed);
+  return Hash64(ch.slots.data(), ch.slots.size() * sizeof(float), v);
+}
+
+uint64_t ShardStore::SparseDigest() const {
+  uint64_t h = 0;
+  for (const Param& p : params_) h += p.rows ? p.rows->digest() : 0;
+  return h;
+}
+
 uint64_t ShardStore::Digest() const {
-  uint64_t h = Fnv1a64(nullptr, 0);
-  for (const ChunkState& ch : chunks_) {
-    h = Fnv1a64(ch.values.data(), ch.values.size() * sizeof(float), h);
-  }
-  std::vector<const RowState*> rows;
-  for (const Param& p : params_) {
-    rows.clear();
-    for (const auto& [key, row] : p.rows) rows.push_back(&row);
-    std::sort(rows.begin(), rows.end(),
-              [](const RowState* a, const RowState* b) { return a->key < b->key; });
-    for (const RowState* row : rows) {
-      h = Fnv1a64(&row->key, sizeof(row->key), h);
-      h = Fnv1a64(row->values.data(), row->values.size() * sizeof(float), h);
-    }
-  }
+  uint64_t h = SparseDigest();
+  for (const ChunkState& ch : chunks_) h += ChunkHash(ch);
   return h;
 }
 

@@ -6,10 +6,11 @@
 //  - Dense: every chunk the map places on this server, created at construction with
 //    the deterministic initialiser (kernels/param_init.h) at the chunk's global
 //    offset, so a chunk's initial bits do not depend on the chunk size or the server.
-//  - Sparse: rows created on first update with InitializeSparseRow(spec, key): a pure
-//    function of (seed, table name, key), so results never depend on the order in which
-//    rows were first touched. Reading an absent row returns those initial values without
-//    storing the row.
+//  - Sparse: one RowTable per table (paramserver/row_table.h: flat arenas and an
+//    open-addressing index, no per-row heap object). Rows are created on first update
+//    with InitializeSparseRow(spec, key): a pure function of (seed, table name, key), so
+//    results never depend on the order in which rows were first touched. Reading an
+//    absent row returns those initial values without storing the row.
 //  - Values and slots are f32 (only f32 parameters are accepted for now).
 //  - Update counters (the `step` of Adam's bias correction) are kept per dense chunk and
 //    per sparse row: the number of optimizer applications that unit has seen
@@ -21,14 +22,15 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "common/keys.h"
 #include "common/param_spec.h"
 #include "common/status.h"
 #include "common/cluster/shard_map.h"
+#include "paramserver/row_table.h"
 
 namespace tessera::paramserver {
 
@@ -44,7 +46,7 @@ struct ChunkState {
   friend bool operator==(const ChunkState&, const ChunkState&) = default;
 };
 
-// One sparse row.
+// One sparse row (a copy: the store keeps rows in its RowTables).
 struct RowState {
   uint32_t param_id = 0;
   Key key = 0;
@@ -54,8 +56,9 @@ struct RowState {
   friend bool operator==(const RowState&, const RowState&) = default;
 };
 
-// A deep copy of a store: chunks in (param_id, chunk) order, rows in (param_id, key)
-// order. The input of checkpoint writing (and of Digest()).
+// A deep copy of a store: chunks in (param_id, chunk) order, rows by param_id and in
+// no particular order within a table (checkpoint::WriteShard sorts on the writer thread,
+// off the reactor). The input of checkpoint writing.
 struct ShardSnapshot {
   uint64_t shard_map_version = 0;
   uint32_t server = 0;
@@ -81,8 +84,11 @@ class ShardStore {
 
   // nullptr when chunk `chunk` of dense `param_id` is not stored here.
   const ChunkState* chunk(uint32_t param_id, uint64_t chunk) const;
-  // nullptr when the row has never been updated.
-  const RowState* row(uint32_t param_id, Key key) const;
+  // A copy of the row; nullopt when it has never been updated.
+  std::optional<RowState> row(uint32_t param_id, Key key) const;
+  // The table of sparse `param_id` (nullptr for anything else): read-only access for
+  // tests, benchmarks and the checkpoint participant.
+  const RowTable* table(uint32_t param_id) const;
   // Number of rows stored for sparse table `param_id` (0 for anything else).
   uint64_t num_rows(uint32_t param_id) const;
 
@@ -99,17 +105,30 @@ class ShardStore {
   // `grad` (the chunk's size; clipped in place). REQUIRES: the chunk is stored here.
   Status ApplyDense(uint32_t param_id, uint64_t chunk, std::span<float> grad);
 
-  // One optimizer step on row `key` of sparse `param_id`, creating the row (initial
-  // values and slots) first when absent. `grad` is the row's width; clipped in place.
-  Status ApplySparse(uint32_t param_id, Key key, std::span<float> grad);
+  // One optimizer step on each row keys[i] of sparse `param_id` with gradient
+  // grads[i * width, +width) (clipped in place per row), creating absent rows (initial
+  // values and slots) first: one kernels::ApplyOptimizerRows call over the gathered
+  // rows. REQUIRES distinct keys (ParamServerCore refuses repeats).
+  Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads);
+  // The same for one row.
+  Status ApplySparse(uint32_t param_id, Key key, std::span<float> grad) {
+    return ApplySparseRows(param_id, std::span<const Key>(&key, 1), grad);
+  }
 
-  // FNV-1a 64 of every value (not slots, not counters) in snapshot order: per dense
-  // chunk its float bytes; per row its key's 8 bytes then its float bytes. Equal stores
-  // give equal digests; it is bitwise, so 0.0f and -0.0f differ.
+  // Order- and placement-independent digest of everything the store holds: the wrapping
+  // sum of one Hash64 (common/hash.h) per unit, dense chunk (param name, begin, counter,
+  // values, slots) and resident sparse row (table name, key, counter, values, slots).
+  // Summing the servers' digests gives the same number for any server count (the dense
+  // chunking depends on --chunk_bytes only). Sparse tables keep their sum up to date on
+  // every write, so this costs O(dense elements), not O(rows). Bitwise: 0.0f and -0.0f
+  // differ.
   uint64_t Digest() const;
+  // The sparse rows' part of Digest() only: O(tables).
+  uint64_t SparseDigest() const;
 
+  // A copy with rows sorted by (param_id, key) (tests, tools).
   ShardSnapshot Snapshot() const;
-  // The same copy into *out, reusing its vectors' memory: a checkpoint's snapshot then
+  // The same copy, rows unsorted, into *out, reusing its vectors' memory: a checkpoint's snapshot then
   // costs a memcpy instead of page faults on fresh memory (docs/benchmarks-checkpoint.md).
   // `with_dense` false: rows only (the dense parameters live on the workers).
   void SnapshotInto(ShardSnapshot* out, bool with_dense = true) const;
@@ -120,11 +139,19 @@ class ShardStore {
   // row whose sizes do not match the spec.
   ChunkState* mutable_chunk(uint32_t param_id, uint64_t chunk);
   Status RestoreRow(RowState row);
-  // Incremental checkpoints: once enabled, every ApplySparse records (param, key) until
-  // TakeDirtyRows() hands the set over (and clears it); MarkDirty puts rows back.
-  void TrackDirtyRows(bool on) { track_dirty_ = on; }
+  // Incremental checkpoints: once enabled, every write to a row records it once until
+  // a Take hands the set over (and clears it); MarkDirty puts rows back.
+  void TrackDirtyRows(bool on);
+  // The changed rows as (param, key), sorted (tests, tools).
   std::vector<std::pair<uint32_t, Key>> TakeDirtyRows();
-  void MarkDirty(uint32_t param_id, Key key) { dirty_.emplace_back(param_id, key); }
+  // What an incremental checkpoint's snapshot takes: copies every changed resident row
+  // into out->rows (reusing its vectors' memory; out->chunks untouched) and lists in
+  // *taken every changed (param, key), erased ones included, for MarkDirty should the
+  // checkpoint be abandoned. O(d log d) for d changed rows (their slots are sorted so the
+  // copies walk the arenas forwards), no lookup, nothing over all rows. With out == nullptr
+  // only *taken is filled (a full checkpoint, which copies everything anyway).
+  void SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uint32_t, Key>>* taken);
+  void MarkDirty(uint32_t param_id, Key key);
 
  private:
   struct Param {
@@ -132,9 +159,11 @@ class ShardStore {
     uint64_t chunk_elements = 0;  // dense: the layout's
     // Dense: index into chunks_ for each chunk of the layout; -1 when not stored here.
     std::vector<int64_t> chunk_index;
-    // Sparse: rows by key.
-    std::unordered_map<Key, RowState> rows;
+    uint64_t name_hash = 0;  // ParamNameHash(spec.name): the digest's salt
+    // Sparse: the rows.
+    std::optional<RowTable> rows;
   };
+  uint64_t ChunkHash(const ChunkState& ch) const;
 
   ShardStore() = default;
   // Position of the chunk in chunks_, or -1 when not stored here.
@@ -144,8 +173,11 @@ class ShardStore {
   uint64_t version_ = 0;
   std::vector<Param> params_;       // by param id
   std::vector<ChunkState> chunks_;  // (param_id, chunk) ascending
-  bool track_dirty_ = false;
-  std::vector<std::pair<uint32_t, Key>> dirty_;  // may repeat; deduplicated when taken
+  // ApplySparseRows' gathered rows, reused so a push allocates nothing.
+  std::vector<uint32_t> slot_scratch_;
+  mutable std::vector<uint32_t> read_scratch_;  // FindMany's answers (ReadSparse is const)
+  std::vector<float*> row_scratch_;
+  std::vector<int64_t> step_scratch_;
 };
 
 }  // namespace tessera::paramserver

@@ -227,11 +227,14 @@ struct DataRequest {
   begin @2 :UInt64;
   end @3 :UInt64;
   numKeys @4 :UInt64;
+  wantDigest @5 :UInt8;           # pull: 1 = reply with the server's whole store digest,
+                                  # 2 = its sparse rows' part only; 0 = none
 }
 
 struct DataResponse {
   paramId @0 :UInt32;
   appliedStep @1 :Int64;          # newest step whose update these values include
+  storeDigest @2 :UInt64;         # what wantDigest asked for (ShardStore::Digest, summable)
 }
 
 struct ErrorInfo {

@@ -275,6 +275,11 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
     p.rendezvous->value.assign(reinterpret_cast<const char*>(r.getValue().begin()), r.getValue().size());
     return p.handle.CompletePart(Status::OK());
   }
+  if (p.digest_sum != nullptr) {
+    auto body = msg.header().getBody();
+    if (!body.isResponse()) return p.handle.CompletePart(Status::Corruption(p.what + ": not a response"));
+    *p.digest_sum += body.getResponse().getStoreDigest();
+  }
   if (p.out != nullptr) {
     if (msg.num_payloads() != 1 || msg.payload_dtype(0) != DType::kF32 ||
         msg.payload_elements(0) != p.out_elements) {
@@ -282,13 +287,18 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
     }
     auto bytes = msg.payload(0);
     stats_.bytes_pulled += bytes.size();
-    if (p.positions == nullptr) {
+    if (p.groups == nullptr) {
       std::memcpy(p.out, bytes.data(), bytes.size());
     } else {
+      // Straight from the reply frame into the caller's rows.
       const float* src = reinterpret_cast<const float*>(bytes.data());
-      const auto& pos = *p.positions;
-      for (size_t r = 0; r < pos.size(); ++r) {
-        for (uint64_t dst : pos[r]) std::memcpy(p.out + dst * p.row_width, src + r * p.row_width, p.row_width * sizeof(float));
+      const KeyGroups& g = *p.groups;
+      const size_t row_bytes = p.row_width * sizeof(float);
+      for (size_t r = 0; r < p.group_of.size(); ++r) {
+        const uint64_t u = p.group_of[r];
+        for (uint32_t t = g.begin[u]; t < g.begin[u + 1]; ++t) {
+          std::memcpy(p.out + uint64_t{g.positions[t]} * p.row_width, src + r * p.row_width, row_bytes);
+        }
       }
     }
   }
@@ -457,15 +467,12 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   const uint64_t width = static_cast<uint64_t>(spec->numel());
   Status st = CheckHostF32(rows, keys.size() * width, "sparse gradient rows");
   if (!st.ok()) return Handle(st.WithContext(spec->name));
-  // Merge duplicates: only distinct keys travel.
-  std::vector<uint64_t> unique;
-  Tensor summed;
-  if (!keys.empty()) {
-    TensorView kv{const_cast<Key*>(keys.data()), DType::kU64, {static_cast<int64_t>(keys.size())}, Device::kCPU};
-    TensorView gv{rows.data, DType::kF32, {static_cast<int64_t>(keys.size()), static_cast<int64_t>(width)}, Device::kCPU};
-    st = kernels::ScatterAddUnique(kv, gv, &unique, &summed);
-    if (!st.ok()) return Handle(st.WithContext(spec->name));
-  }
+  // Merge duplicates: only distinct keys travel, ascending (what a server trusts without
+  // sorting), each server's summed rows written straight into its message buffer.
+  KeyGroups groups;
+  st = GroupKeys(keys, &groups);
+  if (!st.ok()) return Handle(st.WithContext(spec->name));
+  const std::vector<Key>& unique = groups.unique;
   auto split = map_->SplitSparse(param_id, unique);
   if (!split.ok()) return Handle(split.status());
   const uint32_t S = map_->num_servers();
@@ -478,9 +485,7 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
     Buffer kb = Buffer::Allocate(skeys.size() * sizeof(Key));
     if (!skeys.empty()) std::memcpy(kb.data(), skeys.data(), skeys.size() * sizeof(Key));
     Buffer vb = Buffer::Allocate(skeys.size() * width * sizeof(float));
-    for (size_t j = 0; j < spos.size(); ++j) {
-      std::memcpy(vb.as<float>() + j * width, summed.as<float>() + spos[j] * width, width * sizeof(float));
-    }
+    if (!spos.empty()) SumGroups(groups, spos, static_cast<const float*>(rows.data), width, vb.as<float>());
     stats_.keys_pushed += skeys.size();
     Status a = m.AddPayload(std::move(kb), DType::kU64, skeys.size());
     if (a.ok()) a = m.AddPayload(std::move(vb), DType::kF32, skeys.size() * width);
@@ -504,19 +509,12 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   const uint64_t width = static_cast<uint64_t>(spec->numel());
   Status st = CheckHostF32(out, keys.size() * width, "sparse output rows");
   if (!st.ok()) return Handle(st.WithContext(spec->name));
-  // Distinct keys, each remembering every output row that wants it.
-  std::vector<uint64_t> order(keys.size());
-  for (uint64_t i = 0; i < keys.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](uint64_t a, uint64_t b) { return keys[a] < keys[b] || (keys[a] == keys[b] && a < b); });
-  std::vector<Key> unique;
-  std::vector<std::vector<uint64_t>> rows_of;
-  for (uint64_t i : order) {
-    if (unique.empty() || unique.back() != keys[i]) {
-      unique.push_back(keys[i]);
-      rows_of.emplace_back();
-    }
-    rows_of.back().push_back(i);
-  }
+  // Distinct keys, each group remembering every output row that wants it (flat: no
+  // allocation per key).
+  auto groups = std::make_shared<KeyGroups>();
+  st = GroupKeys(keys, groups.get());
+  if (!st.ok()) return Handle(st.WithContext(spec->name));
+  const std::vector<Key>& unique = groups->unique;
   auto split = map_->SplitSparse(param_id, unique);
   if (!split.ok()) return Handle(split.status());
   const uint32_t S = map_->num_servers();
@@ -542,9 +540,36 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
     p.out = out.as<float>();
     p.out_elements = skeys.size() * width;
     p.row_width = width;
-    p.positions = std::make_shared<std::vector<std::vector<uint64_t>>>();
-    for (uint64_t u : split->positions[s]) p.positions->push_back(rows_of[u]);
+    p.groups = groups;
+    p.group_of = std::move(split->positions[s]);
     p.what = "sparse pull of '" + spec->name + "' (" + std::to_string(skeys.size()) + " keys) from server " + std::to_string(s);
+    SendToServer(s, std::move(m), std::move(p));
+  }
+  return h;
+}
+
+Handle Client::PullStoreDigest(uint32_t table, int64_t step, bool sparse_only, uint64_t* sum) {
+  const ParamSpec* spec = map_ ? map_->param(table) : nullptr;
+  if (spec == nullptr || spec->kind != ParamKind::kSparse) {
+    return Handle(Status::InvalidArgument("PullStoreDigest: parameter " + std::to_string(table) + " is not a sparse table"));
+  }
+  const uint32_t S = map_->num_servers();
+  Handle h = Handle::Pending(static_cast<int>(S));
+  for (uint32_t s = 0; s < S; ++s) {
+    OutMessage m = NewData(Op::PULL, table, ParamKind::kSparse, step);
+    auto d = m.header().getBody().getData();
+    d.setNumKeys(0);
+    d.setWantDigest(sparse_only ? 2 : 1);
+    Status a = m.AddPayload(Buffer::Allocate(0), DType::kU64, 0);
+    if (!a.ok()) {
+      h.CompletePart(a);
+      continue;
+    }
+    Part p;
+    p.handle = h;
+    p.param_id = table;
+    p.digest_sum = sum;
+    p.what = "store digest of server " + std::to_string(s);
     SendToServer(s, std::move(m), std::move(p));
   }
   return h;

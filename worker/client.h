@@ -54,6 +54,7 @@
 #include "common/cluster/shard_map.h"
 #include "wire/reactor.h"
 #include "worker/handle.h"
+#include "worker/key_groups.h"
 
 namespace tessera::worker {
 
@@ -135,6 +136,12 @@ class Client {
   // sending); out is f32 [keys.size(), row_width] (row i receives key keys[i]).
   Handle PushSparse(uint32_t param_id, std::span<const Key> keys, TensorView rows, int64_t step);
   Handle PullSparse(uint32_t param_id, std::span<const Key> keys, TensorView out, int64_t step);
+  // Adds every server's store digest (paramserver::ShardStore::Digest, or only its
+  // sparse rows' part when `sparse_only`) into *sum, each read when that server serves a
+  // pull of sparse table `table` at `step` (so under bsp after step - 1 is applied
+  // everywhere). The digests are wrapping sums of per-unit hashes, so *sum does not
+  // depend on the server count. *sum must stay alive until the handle completes.
+  Handle PullStoreDigest(uint32_t table, int64_t step, bool sparse_only, uint64_t* sum);
 
   // Blocks until every worker reached this barrier (or timeout / failure).
   Status Barrier(Duration timeout);
@@ -189,8 +196,12 @@ class Client {
     uint32_t param_id = 0;
     float* out = nullptr;            // pull destination (dense: at offset 0 of the piece)
     uint64_t out_elements = 0;       // expected reply elements
-    uint64_t row_width = 0;          // sparse: row width, with `positions` below
-    std::shared_ptr<std::vector<std::vector<uint64_t>>> positions;  // sparse: per reply row, output rows
+    uint64_t row_width = 0;          // sparse: row width, with `groups` below
+    // Sparse pull: reply row r is key group group_of[r] of `groups` (shared by the
+    // request's parts), copied to each of that group's output rows.
+    std::shared_ptr<const KeyGroups> groups;
+    std::vector<uint64_t> group_of;
+    uint64_t* digest_sum = nullptr;  // PullStoreDigest: the reply's storeDigest is added here
     Clock::time_point deadline;
     std::string what;                // "pull of 'fc1.weight' from server 1"
     std::shared_ptr<RendezvousReply> rendezvous;  // a rendezvous request: the reply goes here

@@ -157,7 +157,7 @@ TEST_P(BspOptimizer, SparseMatchesReferenceWithOverlappingKeys) {
     rows += cluster_.core(s).store().num_rows(kEmb);
   EXPECT_EQ(rows, 7u);
   const uint32_t owner1 = ShardMap::SparseServerOf(kEmb, 1, 2);
-  ASSERT_NE(cluster_.core(owner1).store().row(kEmb, 1), nullptr);
+  ASSERT_TRUE(cluster_.core(owner1).store().row(kEmb, 1).has_value());
   EXPECT_EQ(cluster_.core(owner1).store().row(kEmb, 1)->updates, 2);
 }
 

@@ -63,6 +63,20 @@ TEST(RequestDecode, OnlyWorkersAndPushesNeedF32Values) {
   EXPECT_NE(r.status().message().find("must be f32, got f64"), std::string::npos) << r.status().ToString();
 }
 
+TEST(RequestDecode, WantDigestIsCarriedAndAnUnknownValueRefused) {
+  for (uint8_t want : {0, 1, 2, 3, 255}) {
+    wire::OutMessage m = Pull(wire::Role::WORKER, 3);
+    m.header().getBody().getData().setWantDigest(want);
+    auto r = paramserver::DecodeDataRequest(Decoded(std::move(m)), 2);
+    if (want <= 2) {
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->want_digest, want);
+    } else {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << int{want};
+    }
+  }
+}
+
 // A top-k push: [begin, end) = [2, 10), entries at offsets 1 and 6.
 wire::OutMessage TopKPush(std::vector<int32_t> offsets, std::vector<float> values, uint64_t num_keys) {
   wire::OutMessage m(wire::Op::PUSH);

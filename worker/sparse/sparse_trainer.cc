@@ -246,6 +246,17 @@ Status SparseTrainer::FinishAfterBarrier() {
   if (!leader_) return Status::OK();
   timeline::Span span("final eval", "worker");
   TESSERA_ASSIGN_OR_RETURN(EvalReport r, Evaluate(planned_steps_, &summary_.params_digest));
+  if (!table_ids_.empty()) {
+    // Every resident row of every table with its optimizer slots and counter, summed
+    // over the servers. Rows only: the dense optimizer state lives on the servers under
+    // bsp and on the workers under hybrid, and the two modes must keep one digest
+    // (SparseHybridJob); the dense values are in the chain above.
+    uint64_t store = 0;
+    std::vector<Handle> digest{place_.client->PullStoreDigest(table_ids_[0], planned_steps_, true, &store)};
+    TESSERA_RETURN_IF_ERROR(WaitAll(&digest, "reading the servers' store digests"));
+    LOG(INFO) << "servers' store digest " << DigestHex(store);
+    summary_.params_digest = HashCombine(summary_.params_digest, store);
+  }
   for (const std::string& line : r.lines) LOG(INFO) << line;
   summary_.test_auc = r.test_auc;
   summary_.logloss = r.logloss;

@@ -29,7 +29,9 @@
 // Worker 0 evaluates before the first step (the initial loss) and after the final
 // barrier (pulling at step N), prints the nearest-neighbour lines word2vec produces, and
 // fills the summary's test_auc / logloss / heldout_loss. params_digest chains the dense
-// values and, for each final evaluation batch and table, its keys and pulled rows. When
+// values and, for each final evaluation batch and table, its keys and pulled rows, then
+// combines that with the servers' summed row digests (Client::PullStoreDigest: every
+// resident row with its slots and counter), so it does not depend on the server count. When
 // the dense parameters are all-reduced, every worker logs the digest of its own copy.
 //
 // Checkpoints (docs/checkpoints.md, --sync=bsp): at the boundary before step s (the batch

@@ -1,0 +1,188 @@
+#include "paramserver/row_table.h"
+
+#include <algorithm>
+
+#include "common/hash.h"
+
+namespace tessera::paramserver {
+namespace {
+
+constexpr uint64_t kTombstone = 0xffffffffULL;
+constexpr uint64_t kMinCapacity = 64;
+// Not the shard map's key hash (Mix64(key ^ Mix64(table))): a server's keys share that
+// hash modulo the server count, so its low bits would crowd the probe sequences.
+constexpr uint64_t kIndexSeed = 0x6a09e667f3bcc909ULL;
+
+}  // namespace
+
+RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
+    : salt_(salt), width_(width), stride_(width * (1 + nslots)) {}
+
+uint64_t RowTable::KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
+
+uint64_t RowTable::RowHash(uint32_t slot) const {
+  const uint64_t seed = HashCombine(HashCombine(salt_, key(slot)), static_cast<uint64_t>(updates(slot)));
+  return Hash64(data(slot), uint64_t{stride_} * sizeof(float), seed);
+}
+
+uint32_t RowTable::Find(Key key) const {
+  if (index_.empty()) return kNoSlot;
+  const uint64_t h = KeyHash(key);
+  const uint64_t tag = h >> 32, mask = index_.size() - 1;
+  for (uint64_t i = h & mask;; i = (i + 1) & mask) {
+    const uint64_t e = index_[i];
+    if (e == 0) return kNoSlot;
+    const uint64_t low = e & 0xffffffffULL;
+    if (low != kTombstone && (e >> 32) == tag) {
+      const auto slot = static_cast<uint32_t>(low - 1);
+      if (this->key(slot) == key) return slot;
+    }
+  }
+}
+
+void RowTable::FindMany(std::span<const Key> keys, uint32_t* slots) const {
+  constexpr size_t kAhead = 16;
+  const size_t n = keys.size();
+  if (index_.empty()) {
+    std::fill(slots, slots + n, kNoSlot);
+    return;
+  }
+  const uint64_t mask = index_.size() - 1;
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) __builtin_prefetch(&index_[KeyHash(keys[i]) & mask]);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(&index_[KeyHash(keys[i + kAhead]) & mask]);
+    // Halfway: the entry prefetched earlier has likely arrived; when its home entry
+    // holds a row with the right tag, fetch that row's key for the compare.
+    if (i + kAhead / 2 < n) {
+      const uint64_t h = KeyHash(keys[i + kAhead / 2]);
+      const uint64_t e = index_[h & mask];
+      const uint64_t low = e & 0xffffffffULL;
+      if (e != 0 && low != kTombstone && (e >> 32) == (h >> 32)) {
+        const auto slot = static_cast<uint32_t>(low - 1);
+        __builtin_prefetch(&chunks_[slot / kChunkRows].keys[slot % kChunkRows]);
+      }
+    }
+    slots[i] = Find(keys[i]);
+  }
+}
+
+void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
+  const uint64_t mask = index_.size() - 1;
+  uint64_t i = h & mask;
+  while (index_[i] != 0 && (index_[i] & 0xffffffffULL) != kTombstone) i = (i + 1) & mask;
+  if (index_[i] != 0) --tombstones_;
+  index_[i] = ((h >> 32) << 32) | (uint64_t{slot} + 1);
+}
+
+void RowTable::Rebuild(uint64_t capacity) {
+  index_.assign(capacity, 0);
+  tombstones_ = 0;
+  for (uint32_t s = 0; s < high_; ++s) {
+    if (Bit(live_, s)) IndexInsert(KeyHash(key(s)), s);
+  }
+}
+
+uint32_t RowTable::NewSlot() {
+  if (!free_.empty()) {
+    const uint32_t s = free_.back();
+    free_.pop_back();
+    return s;
+  }
+  if (high_ % kChunkRows == 0) {
+    Chunk c;
+    c.keys = std::make_unique_for_overwrite<Key[]>(kChunkRows);
+    c.updates = std::make_unique_for_overwrite<int64_t[]>(kChunkRows);
+    c.data = std::make_unique_for_overwrite<float[]>(kChunkRows * stride_);
+    chunks_.push_back(std::move(c));
+    live_.resize((high_ + kChunkRows + 63) / 64, 0);
+    dirty_bits_.resize(live_.size(), 0);
+  }
+  return high_++;
+}
+
+uint32_t RowTable::Insert(Key key) {
+  // Keep live + tombstones <= 3/4 of the index (linear probing slows sharply above);
+  // rebuilding doubles it when live entries alone pass 1/2, else only drops tombstones.
+  if (index_.empty()) {
+    Rebuild(kMinCapacity);
+  } else if ((size_ + tombstones_ + 1) * 4 > index_.size() * 3) {
+    Rebuild((size_ + 1) * 2 > index_.size() ? index_.size() * 2 : index_.size());
+  }
+  const uint32_t slot = NewSlot();
+  Chunk& c = chunks_[slot / kChunkRows];
+  c.keys[slot % kChunkRows] = key;
+  c.updates[slot % kChunkRows] = 0;
+  SetBit(live_, slot, true);  // a reused slot keeps its dirty bit: it is still listed
+  IndexInsert(KeyHash(key), slot);
+  ++size_;
+  return slot;
+}
+
+void RowTable::EndWrite(uint32_t slot) {
+  digest_ += RowHash(slot);
+  if (track_dirty_ && !Bit(dirty_bits_, slot)) {
+    SetBit(dirty_bits_, slot, true);
+    dirty_slots_.push_back(slot);
+  }
+}
+
+void RowTable::Erase(Key key) {
+  if (index_.empty()) return;
+  const uint64_t h = KeyHash(key);
+  const uint64_t tag = h >> 32, mask = index_.size() - 1;
+  for (uint64_t i = h & mask;; i = (i + 1) & mask) {
+    const uint64_t e = index_[i];
+    if (e == 0) return;
+    const uint64_t low = e & 0xffffffffULL;
+    if (low == kTombstone || (e >> 32) != tag) continue;
+    const auto slot = static_cast<uint32_t>(low - 1);
+    if (this->key(slot) != key) continue;
+    digest_ -= RowHash(slot);
+    if (track_dirty_) dirty_erased_.push_back(key);
+    SetBit(live_, slot, false);
+    index_[i] = kTombstone;
+    ++tombstones_;
+    --size_;
+    free_.push_back(slot);
+    return;
+  }
+}
+
+void RowTable::MarkDirty(Key key) {
+  const uint32_t slot = Find(key);
+  if (slot == kNoSlot) {
+    dirty_erased_.push_back(key);
+  } else if (!Bit(dirty_bits_, slot)) {
+    SetBit(dirty_bits_, slot, true);
+    dirty_slots_.push_back(slot);
+  }
+}
+
+void RowTable::TakeDirty(std::vector<uint32_t>* slots, std::vector<Key>* erased) {
+  slots->clear();
+  erased->clear();
+  slots->swap(dirty_slots_);
+  erased->swap(dirty_erased_);
+  for (const uint32_t s : *slots) SetBit(dirty_bits_, s, false);
+}
+
+std::vector<Key> RowTable::TakeDirty() {
+  std::vector<uint32_t> slots;
+  std::vector<Key> out;
+  TakeDirty(&slots, &out);
+  for (const uint32_t s : slots) {
+    if (live(s)) out.push_back(key(s));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+uint64_t RowTable::MemoryBytes() const {
+  const uint64_t per_chunk = kChunkRows * (sizeof(Key) + sizeof(int64_t) + uint64_t{stride_} * sizeof(float));
+  return chunks_.size() * per_chunk + index_.capacity() * sizeof(uint64_t) +
+         (live_.capacity() + dirty_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
+         dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);
+}
+
+}  // namespace tessera::paramserver

@@ -1,0 +1,136 @@
+// RowTable: the rows of one sparse table on one server, stored flat.
+//
+//  - Arena: rows live in chunks of kChunkRows row slots, allocated one chunk at a time
+//    as the table grows (never moved, so a row's floats stay put while the table grows).
+//    A slot holds the key, the update counter and `stride` floats: the row's values
+//    followed by its optimizer slots (slot k at values + (k + 1) * width), the layout
+//    kernels::ApplyOptimizerRows and kernels::InitSlots expect. No per-row heap object.
+//  - Index: open addressing with linear probing from a key hash to a slot; each entry is
+//    8 bytes (the slot and 32 bits of the key's hash, so a probe rarely touches a row it
+//    does not want). Erase leaves a tombstone; the index is rebuilt when live entries and
+//    tombstones pass 3/4 of it (doubled when live entries alone pass 1/2), so it holds
+//    between 8/0.75 and 8/0.375 bytes per row.
+//  - Freed slots go on a free list and are reused before the arena grows.
+//  - Digest: the wrapping sum over resident rows of RowHash (table, key, counter, values,
+//    slots). A sum does not depend on insertion order or on which server holds a row,
+//    so the job's digest is the sum of the servers'. Every mutation goes through
+//    BeginWrite/EndWrite (or Insert/Erase), which subtract the row's old hash and add its
+//    new one: Digest() is O(1).
+//  - Dirty bits: with tracking on, EndWrite records the slot once (a bit per slot guards
+//    the list) and Erase the key, until TakeDirty hands the lists over; an incremental
+//    checkpoint then costs O(dirty rows), not O(rows), with no lookup per row.
+//
+// Thread safety: none; the server's reactor thread owns every ShardStore and its tables.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/keys.h"
+
+namespace tessera::paramserver {
+
+class RowTable {
+ public:
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+  static constexpr uint64_t kChunkRows = 8192;
+
+  // `salt` names the table in row hashes (ParamNameHash of its name); `nslots` is
+  // NumOptimizerSlots of its optimizer.
+  RowTable(uint64_t salt, uint32_t width, uint32_t nslots);
+  RowTable(RowTable&&) = default;
+  RowTable& operator=(RowTable&&) = default;
+
+  uint32_t width() const { return width_; }
+  uint32_t stride() const { return stride_; }
+  uint64_t size() const { return size_; }
+  // The wrapping sum of the resident rows' hashes.
+  uint64_t digest() const { return digest_; }
+
+  // The slot holding `key`, or kNoSlot.
+  uint32_t Find(Key key) const;
+  // slots[i] = Find(keys[i]) for a batch, prefetching index entries a few keys ahead so
+  // the cache misses of a random batch overlap instead of queueing (what a push or pull
+  // of thousands of keys over a table far larger than the cache spends its time on).
+  void FindMany(std::span<const Key> keys, uint32_t* slots) const;
+  // Hints that row `slot` (its counter and floats) is about to be read.
+  void Prefetch(uint32_t slot) const {
+    __builtin_prefetch(data(slot));
+    __builtin_prefetch(&chunks_[slot / kChunkRows].updates[slot % kChunkRows]);
+  }
+  // A new slot for `key` (REQUIRES Find(key) == kNoSlot) with counter 0 and unset floats:
+  // the caller fills them, then calls EndWrite(slot) (Insert has not hashed the row).
+  uint32_t Insert(Key key);
+  // Removes the row (no-op when absent); its slot is reused by a later Insert.
+  void Erase(Key key);
+
+  Key key(uint32_t slot) const { return chunks_[slot / kChunkRows].keys[slot % kChunkRows]; }
+  int64_t& updates(uint32_t slot) { return chunks_[slot / kChunkRows].updates[slot % kChunkRows]; }
+  int64_t updates(uint32_t slot) const { return chunks_[slot / kChunkRows].updates[slot % kChunkRows]; }
+  float* data(uint32_t slot) { return chunks_[slot / kChunkRows].data.get() + (slot % kChunkRows) * stride_; }
+  const float* data(uint32_t slot) const {
+    return chunks_[slot / kChunkRows].data.get() + (slot % kChunkRows) * stride_;
+  }
+  bool live(uint32_t slot) const { return slot < high_ && Bit(live_, slot); }
+  // Slots are in [0, slot_limit()); live() says which hold rows.
+  uint32_t slot_limit() const { return high_; }
+
+  // Around every change of a resident row's floats or counter: BeginWrite takes its hash
+  // out of the digest, EndWrite puts the new one in and marks it dirty.
+  void BeginWrite(uint32_t slot) { digest_ -= RowHash(slot); }
+  void EndWrite(uint32_t slot);
+
+  // Dirty tracking (incremental checkpoints). With it off nothing is recorded.
+  void TrackDirty(bool on) { track_dirty_ = on; }
+  // Hands over what changed since the last call: the slots written (each once; a slot
+  // erased since may be free or hold another key: check live()) and the keys erased.
+  // O(changes). A reused slot keeps its dirty bit, so it is never listed twice.
+  void TakeDirty(std::vector<uint32_t>* slots, std::vector<Key>* erased);
+  // Keys only (tests): the live dirty rows' keys and the erased keys, sorted, unique.
+  std::vector<Key> TakeDirty();
+  // Puts a key back (an abandoned checkpoint): its slot when resident, else an erase.
+  void MarkDirty(Key key);
+
+  // Bytes held: arena chunks, index, bit sets, free list.
+  uint64_t MemoryBytes() const;
+
+  uint64_t RowHash(uint32_t slot) const;
+
+ private:
+  struct Chunk {
+    std::unique_ptr<Key[]> keys;
+    std::unique_ptr<int64_t[]> updates;
+    std::unique_ptr<float[]> data;
+  };
+  static bool Bit(const std::vector<uint64_t>& bits, uint32_t i) { return (bits[i / 64] >> (i % 64)) & 1; }
+  static void SetBit(std::vector<uint64_t>& bits, uint32_t i, bool v) {
+    if (v) {
+      bits[i / 64] |= uint64_t{1} << (i % 64);
+    } else {
+      bits[i / 64] &= ~(uint64_t{1} << (i % 64));
+    }
+  }
+  static uint64_t KeyHash(Key key);
+  void Rebuild(uint64_t capacity);
+  void IndexInsert(uint64_t h, uint32_t slot);
+  uint32_t NewSlot();
+
+  uint64_t salt_;
+  uint32_t width_, stride_;
+  uint64_t size_ = 0;
+  uint64_t tombstones_ = 0;
+  uint64_t digest_ = 0;
+  uint32_t high_ = 0;  // slots ever handed out
+  std::vector<Chunk> chunks_;
+  std::vector<uint64_t> index_;  // 0 empty, kTombstone, else (hash >> 32) << 32 | (slot + 1)
+  std::vector<uint64_t> live_;
+  std::vector<uint64_t> dirty_bits_;
+  std::vector<uint32_t> free_;
+  std::vector<uint32_t> dirty_slots_;
+  std::vector<Key> dirty_erased_;
+  bool track_dirty_ = false;
+};
+
+}  // namespace tessera::paramserver

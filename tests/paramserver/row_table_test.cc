@@ -1,0 +1,321 @@
+// The flat sparse row store (paramserver/row_table.h) and ShardStore over it: growth,
+// tombstones and slot reuse, the incremental digest (order and placement invariance,
+// coverage of slots and counters), the batched optimizer against the per-row one, a
+// bitwise snapshot/restore round trip, and a randomized run against a std::map.
+#include "paramserver/row_table.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "kernels/optimizer_step.h"
+#include "kernels/param_init.h"
+#include "paramserver/shard_store.h"
+#include "tests/paramserver/test_cluster.h"
+
+namespace tessera::paramserver::testing {
+namespace {
+
+// Writes `v` into every float of the row and sets its counter, through the digest hooks.
+void WriteRow(RowTable& t, uint32_t slot, float v, int64_t updates) {
+  t.BeginWrite(slot);
+  std::fill(t.data(slot), t.data(slot) + t.stride(), v);
+  t.updates(slot) = updates;
+  t.EndWrite(slot);
+}
+
+uint32_t InsertRow(RowTable& t, Key k, float v, int64_t updates = 1) {
+  const uint32_t slot = t.Insert(k);
+  std::fill(t.data(slot), t.data(slot) + t.stride(), v);
+  t.updates(slot) = updates;
+  t.EndWrite(slot);
+  return slot;
+}
+
+// The digest recomputed from every live slot.
+uint64_t Recomputed(const RowTable& t) {
+  uint64_t h = 0;
+  for (uint32_t s = 0; s < t.slot_limit(); ++s) {
+    if (t.live(s)) h += t.RowHash(s);
+  }
+  return h;
+}
+
+TEST(RowTable, GrowsAcrossChunksAndIndexRebuildsKeepingEveryRow) {
+  RowTable t(7, 4, 1);
+  const uint64_t n = 3 * RowTable::kChunkRows + 17;
+  for (uint64_t i = 0; i < n; ++i) InsertRow(t, i * 0x9e3779b97f4a7c15ULL, static_cast<float>(i));
+  ASSERT_EQ(t.size(), n);
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint32_t s = t.Find(i * 0x9e3779b97f4a7c15ULL);
+    ASSERT_NE(s, RowTable::kNoSlot) << i;
+    ASSERT_EQ(t.data(s)[7], static_cast<float>(i)) << "row moved or overwritten: " << i;
+  }
+  EXPECT_EQ(t.Find(12345), RowTable::kNoSlot);
+  EXPECT_EQ(t.digest(), Recomputed(t));
+  // 4 chunks of rows, an index of 8-byte entries at most 3/4 full and at least 3/8.
+  const double per_row = static_cast<double>(t.MemoryBytes()) / static_cast<double>(n);
+  const double ideal = 8 + 8 + 8 * 4;
+  EXPECT_LT(per_row, ideal * 4 * RowTable::kChunkRows / n + 8 / 0.375 + 1) << per_row;
+}
+
+TEST(RowTable, ErasedSlotsAreReusedAndTombstonesDoNotHideRows) {
+  RowTable t(1, 2, 0);
+  for (Key k = 0; k < 1000; ++k) InsertRow(t, k, 1.0f);
+  const uint32_t limit = t.slot_limit();
+  for (Key k = 0; k < 1000; k += 2) t.Erase(k);
+  EXPECT_EQ(t.size(), 500u);
+  t.Erase(5000);  // absent: no-op
+  EXPECT_EQ(t.size(), 500u);
+  for (Key k = 1; k < 1000; k += 2) ASSERT_NE(t.Find(k), RowTable::kNoSlot) << k;
+  for (Key k = 0; k < 1000; k += 2) ASSERT_EQ(t.Find(k), RowTable::kNoSlot) << k;
+  for (Key k = 2000; k < 2500; ++k) InsertRow(t, k, 2.0f);
+  EXPECT_EQ(t.slot_limit(), limit) << "new rows must take the freed slots";
+  EXPECT_EQ(t.size(), 1000u);
+  for (Key k = 2000; k < 2500; ++k) ASSERT_EQ(t.data(t.Find(k))[0], 2.0f);
+  EXPECT_EQ(t.digest(), Recomputed(t));
+  // Many erase/insert cycles at a constant size: tombstones get purged, memory stays put.
+  const uint64_t bytes = t.MemoryBytes();
+  for (int round = 0; round < 50; ++round) {
+    for (Key k = 2000; k < 2500; ++k) t.Erase(k + round * 1000);
+    for (Key k = 2000; k < 2500; ++k) InsertRow(t, k + (round + 1) * 1000, 3.0f);
+  }
+  EXPECT_EQ(t.size(), 1000u);
+  EXPECT_LE(t.MemoryBytes(), bytes * 2);
+  EXPECT_EQ(t.digest(), Recomputed(t));
+}
+
+TEST(RowTable, DigestIsIndependentOfInsertionOrderAndCoversSlotsAndCounters) {
+  std::vector<Key> keys(5000);
+  std::iota(keys.begin(), keys.end(), 100);
+  RowTable a(3, 2, 2), b(3, 2, 2);
+  for (Key k : keys) InsertRow(a, k, static_cast<float>(k % 17));
+  std::shuffle(keys.begin(), keys.end(), std::mt19937_64(5));
+  for (Key k : keys) InsertRow(b, k, static_cast<float>(k % 17));
+  EXPECT_EQ(a.digest(), b.digest());
+  const uint64_t d = a.digest();
+  // One slot float (not a value) changes the digest; restoring it restores the digest.
+  const uint32_t s = a.Find(200);
+  a.BeginWrite(s);
+  a.data(s)[a.stride() - 1] += 1.0f;
+  a.EndWrite(s);
+  EXPECT_NE(a.digest(), d);
+  a.BeginWrite(s);
+  a.data(s)[a.stride() - 1] -= 1.0f;
+  a.EndWrite(s);
+  EXPECT_EQ(a.digest(), d);
+  WriteRow(a, s, static_cast<float>(200 % 17), 2);  // counter only
+  EXPECT_NE(a.digest(), d);
+  // Another table name, same rows: another digest.
+  RowTable c(4, 2, 2);
+  for (Key k : keys) InsertRow(c, k, static_cast<float>(k % 17));
+  EXPECT_NE(c.digest(), b.digest());
+}
+
+TEST(RowTable, DirtyKeysAreTrackedOnceAndTakenInOrder) {
+  RowTable t(1, 1, 0);
+  InsertRow(t, 5, 1.0f);
+  t.TrackDirty(true);
+  InsertRow(t, 9, 1.0f);
+  WriteRow(t, t.Find(5), 2.0f, 2);
+  WriteRow(t, t.Find(5), 3.0f, 3);
+  WriteRow(t, t.Find(9), 3.0f, 3);
+  EXPECT_EQ(t.TakeDirty(), (std::vector<Key>{5, 9}));
+  EXPECT_TRUE(t.TakeDirty().empty());
+  WriteRow(t, t.Find(9), 4.0f, 4);
+  t.MarkDirty(5);
+  t.Erase(9);
+  EXPECT_EQ(t.TakeDirty(), (std::vector<Key>{5, 9}));
+  // An erased row's slot reused by another key: listed once, under the new key.
+  WriteRow(t, t.Find(5), 5.0f, 5);
+  t.Erase(5);
+  InsertRow(t, 77, 1.0f);
+  std::vector<uint32_t> slots;
+  std::vector<Key> erased;
+  t.TakeDirty(&slots, &erased);
+  ASSERT_EQ(slots.size(), 1u);
+  EXPECT_EQ(t.key(slots[0]), 77u);
+  EXPECT_EQ(erased, std::vector<Key>{5});
+}
+
+TEST(ShardStoreRows, IncrementalSnapshotCopiesOnlyChangedRows) {
+  OptimizerConfig adam;
+  adam.kind = OptimizerKind::kAdam;
+  Cluster c(1, 1, {SparseSpec("emb", 4, adam)}, {SyncMode::kAsp, 0});
+  ShardStore& store = c.core(0).mutable_store();
+  std::vector<Key> keys(1000);
+  std::iota(keys.begin(), keys.end(), 0);
+  std::vector<float> g(keys.size() * 4, 0.5f);
+  ASSERT_OK(store.ApplySparseRows(0, keys, g));
+  store.TrackDirtyRows(true);
+  const std::vector<Key> changed = {3, 500, 999, 5000};
+  g.assign(changed.size() * 4, 0.25f);
+  ASSERT_OK(store.ApplySparseRows(0, changed, g));
+  ShardSnapshot inc;
+  std::vector<std::pair<uint32_t, Key>> taken;
+  store.SnapshotDirtyInto(&inc, &taken);
+  ASSERT_EQ(inc.rows.size(), changed.size());
+  std::sort(inc.rows.begin(), inc.rows.end(), [](const RowState& a, const RowState& b) { return a.key < b.key; });
+  for (size_t i = 0; i < changed.size(); ++i) {
+    EXPECT_EQ(inc.rows[i].key, changed[i]);
+    EXPECT_EQ(inc.rows[i], *store.row(0, changed[i]));
+  }
+  EXPECT_EQ(taken.size(), changed.size());
+  store.SnapshotDirtyInto(&inc, &taken);
+  EXPECT_TRUE(inc.rows.empty()) << "taken once";
+  for (const auto& [id, key] : std::vector<std::pair<uint32_t, Key>>{{0, 3}, {0, 5000}}) store.MarkDirty(id, key);
+  EXPECT_EQ(store.TakeDirtyRows(), (std::vector<std::pair<uint32_t, Key>>{{0, 3}, {0, 5000}}));
+}
+
+// Randomized: inserts, erases, writes and lookups against a std::map, checking the
+// digest against a from-scratch sum now and then.
+TEST(RowTable, MatchesAStdMapOverRandomOperations) {
+  RowTable t(11, 2, 1);
+  std::map<Key, std::pair<int64_t, float>> ref;
+  std::mt19937_64 rng(42);
+  const Key kKeys = 200000;  // dense enough for hits, sparse enough for misses
+  for (int op = 0; op < 1500000; ++op) {
+    const Key k = rng() % kKeys;
+    const uint32_t s = t.Find(k);
+    auto it = ref.find(k);
+    ASSERT_EQ(s != RowTable::kNoSlot, it != ref.end()) << "op " << op << " key " << k;
+    switch (rng() % 4) {
+      case 0:
+      case 1:  // write (insert when absent)
+        if (s == RowTable::kNoSlot) {
+          InsertRow(t, k, static_cast<float>(op), 1);
+          ref[k] = {1, static_cast<float>(op)};
+        } else {
+          WriteRow(t, s, static_cast<float>(op), t.updates(s) + 1);
+          it->second = {it->second.first + 1, static_cast<float>(op)};
+        }
+        break;
+      case 2:
+        t.Erase(k);
+        ref.erase(k);
+        break;
+      default:
+        if (s != RowTable::kNoSlot) {
+          ASSERT_EQ(t.updates(s), it->second.first);
+          ASSERT_EQ(t.data(s)[t.stride() - 1], it->second.second);
+          ASSERT_EQ(t.key(s), k);
+        }
+    }
+    if (op % 300000 == 0) {
+      ASSERT_EQ(t.digest(), Recomputed(t)) << "op " << op;
+    }
+  }
+  ASSERT_EQ(t.size(), ref.size());
+  for (const auto& [k, v] : ref) {
+    const uint32_t s = t.Find(k);
+    ASSERT_NE(s, RowTable::kNoSlot);
+    ASSERT_EQ(t.updates(s), v.first);
+  }
+  EXPECT_EQ(t.digest(), Recomputed(t));
+}
+
+OptimizerConfig Adam(float clip = 0) {
+  OptimizerConfig o;
+  o.kind = OptimizerKind::kAdam;
+  o.lr = 0.05f;
+  o.weight_decay = 0.01f;
+  o.clip_norm = clip;
+  return o;
+}
+
+// ApplySparseRows gives each row the bits of the per-row path (clip, ApplyUpdate).
+TEST(ShardStoreRows, BatchedOptimizerMatchesThePerRowStepBitwise) {
+  for (const float clip : {0.0f, 0.3f}) {
+    Cluster c(1, 1, {SparseSpec("emb", 8, Adam(clip))}, {SyncMode::kAsp, 0});
+    ShardStore& store = c.core(0).mutable_store();
+    const ParamSpec spec = *c.map().param(0);
+    std::map<Key, std::pair<std::vector<float>, std::vector<float>>> ref;  // values, slots
+    std::map<Key, int64_t> count;
+    for (int step = 0; step < 5; ++step) {
+      const std::vector<Key> keys = {3, 1000 + static_cast<Key>(step), 7, 42};
+      std::vector<float> g(keys.size() * 8);
+      for (size_t i = 0; i < g.size(); ++i) g[i] = Grad(0, step, i);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        auto& [v, sl] = ref[keys[i]];
+        if (v.empty()) {
+          v.resize(8);
+          sl.resize(16);
+          ASSERT_OK(InitializeSparseRow(spec, keys[i], TensorView{v.data(), DType::kF32, {8}, Device::kCPU}));
+          ASSERT_OK(kernels::InitSlots(spec.optimizer, sl, 8));
+        }
+        std::vector<float> gi(g.begin() + static_cast<ptrdiff_t>(i * 8), g.begin() + static_cast<ptrdiff_t>(i * 8 + 8));
+        ASSERT_OK(kernels::ApplyUpdate(spec.optimizer, ++count[keys[i]], v, sl, gi));
+      }
+      ASSERT_OK(store.ApplySparseRows(0, keys, g));
+    }
+    for (const auto& [k, vs] : ref) {
+      auto row = store.row(0, k);
+      ASSERT_TRUE(row.has_value());
+      EXPECT_EQ(row->updates, count[k]);
+      EXPECT_EQ(std::memcmp(row->values.data(), vs.first.data(), 32), 0) << "key " << k << " clip " << clip;
+      EXPECT_EQ(std::memcmp(row->slots.data(), vs.second.data(), 64), 0) << "key " << k << " clip " << clip;
+    }
+  }
+}
+
+TEST(ShardStoreRows, SnapshotRestoreRoundTripIsBitwiseAndKeepsTheDigest) {
+  Cluster a(1, 1, {DenseSpec("w", {6}, Adam()), SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
+  Cluster b(1, 1, {DenseSpec("w", {6}, Adam()), SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
+  for (int step = 0; step < 3; ++step) {
+    std::vector<Key> keys;
+    for (Key k = 0; k < 300; ++k) keys.push_back(k * 7 + static_cast<Key>(step));
+    std::vector<float> g(keys.size() * 4);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = Grad(0, step, i);
+    ASSERT_OK(a.PushSparse(0, 1, step, keys, g));
+  }
+  const ShardSnapshot snap = a.core(0).Snapshot();
+  ASSERT_EQ(snap.rows.size(), a.core(0).store().num_rows(1));
+  for (const RowState& r : snap.rows) ASSERT_OK(b.core(0).mutable_store().RestoreRow(r));
+  EXPECT_EQ(b.core(0).Snapshot(), snap);
+  EXPECT_EQ(b.core(0).Digest(), a.core(0).Digest());
+  EXPECT_EQ(b.core(0).store().SparseDigest(), a.core(0).store().SparseDigest());
+  // Restoring over an existing row replaces it and its hash.
+  RowState r = snap.rows[0];
+  r.slots[0] += 1.0f;
+  ASSERT_OK(b.core(0).mutable_store().RestoreRow(r));
+  EXPECT_NE(b.core(0).Digest(), a.core(0).Digest());
+  EXPECT_EQ(b.core(0).store().num_rows(1), snap.rows.size());
+}
+
+// The job-wide digest (sum over servers) does not depend on the server count or on the
+// order keys arrive in.
+TEST(ShardStoreRows, SummedDigestIsIndependentOfServerCountAndKeyOrder) {
+  auto run = [](int servers, bool reverse) {
+    Cluster c(servers, 1, {DenseSpec("w", {20}, Adam()), SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
+    for (int step = 0; step < 3; ++step) {
+      std::vector<Key> keys;
+      for (Key k = 0; k < 500; ++k) keys.push_back(k * 13 + static_cast<Key>(step) * 3);
+      std::vector<float> g(keys.size() * 4);
+      for (size_t i = 0; i < g.size(); ++i) g[i] = Grad(0, step, i);
+      if (reverse) {
+        std::reverse(keys.begin(), keys.end());
+        for (size_t i = 0; i < keys.size() / 2; ++i) {
+          std::swap_ranges(g.begin() + static_cast<ptrdiff_t>(i * 4), g.begin() + static_cast<ptrdiff_t>(i * 4 + 4),
+                           g.end() - static_cast<ptrdiff_t>((i + 1) * 4));
+        }
+      }
+      EXPECT_OK(c.PushSparse(0, 1, step, keys, g));
+      std::vector<float> gd(20);
+      for (size_t i = 0; i < gd.size(); ++i) gd[i] = Grad(0, step, i + 7);
+      EXPECT_OK(c.PushDense(0, 0, step, gd));
+    }
+    uint64_t d = 0;
+    for (int s = 0; s < servers; ++s) d += c.core(s).Digest();
+    return d;
+  };
+  const uint64_t one = run(1, false);
+  EXPECT_EQ(run(3, false), one);
+  EXPECT_EQ(run(2, true), one);
+}
+
+}  // namespace
+}  // namespace tessera::paramserver::testing

@@ -1,0 +1,62 @@
+// worker/key_groups.h against std::stable_sort and a plain per-key sum.
+#include "worker/key_groups.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+namespace tessera::worker {
+namespace {
+
+void ExpectLikeStableSort(const std::vector<Key>& keys) {
+  KeyGroups g;
+  ASSERT_TRUE(GroupKeys(keys, &g).ok());
+  std::vector<uint32_t> order(keys.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
+  ASSERT_EQ(g.positions, order);
+  std::vector<Key> unique(keys);
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  ASSERT_EQ(g.unique, unique);
+  ASSERT_EQ(g.begin.size(), unique.size() + 1);
+  for (size_t u = 0; u < unique.size(); ++u) {
+    for (uint32_t t = g.begin[u]; t < g.begin[u + 1]; ++t) ASSERT_EQ(keys[g.positions[t]], unique[u]);
+  }
+}
+
+TEST(KeyGroups, OrdersLikeAStableSortForSmallAndFullWidthKeys) {
+  std::mt19937_64 rng(3);
+  for (const uint64_t range : {uint64_t{1}, uint64_t{50}, uint64_t{10000000}, ~uint64_t{0}}) {
+    std::vector<Key> keys(5000);
+    for (auto& k : keys) k = range == ~uint64_t{0} ? rng() : rng() % range;
+    ExpectLikeStableSort(keys);
+  }
+  ExpectLikeStableSort({});
+  ExpectLikeStableSort({7});
+  ExpectLikeStableSort({uint64_t{1} << 63, 0, uint64_t{1} << 63, 5});
+}
+
+TEST(KeyGroups, SumGroupsAddsDuplicatesInInputOrder) {
+  const std::vector<Key> keys = {9, 4, 9, 9, 4, 1};
+  const uint64_t w = 3;
+  std::vector<float> grads(keys.size() * w);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.1f * static_cast<float>(i) - 0.7f;
+  KeyGroups g;
+  ASSERT_TRUE(GroupKeys(keys, &g).ok());
+  ASSERT_EQ(g.unique, (std::vector<Key>{1, 4, 9}));
+  const std::vector<uint64_t> rows = {2, 0};  // key 9 then key 1
+  std::vector<float> out(rows.size() * w);
+  SumGroups(g, rows, grads.data(), w, out.data());
+  for (uint64_t c = 0; c < w; ++c) {
+    const float nine = (grads[0 * w + c] + grads[2 * w + c]) + grads[3 * w + c];
+    EXPECT_EQ(std::memcmp(&out[c], &nine, 4), 0);
+    EXPECT_EQ(out[w + c], grads[5 * w + c]);
+  }
+}
+
+}  // namespace
+}  // namespace tessera::worker

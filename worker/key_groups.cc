@@ -1,0 +1,64 @@
+#include "worker/key_groups.h"
+
+#include <cstring>
+#include <string>
+
+namespace tessera::worker {
+
+Status GroupKeys(std::span<const Key> keys, KeyGroups* out) {
+  const size_t n = keys.size();
+  if (n >= (uint64_t{1} << 32)) return Status::InvalidArgument(std::to_string(n) + " keys in one request (limit 2^32 - 1)");
+  out->unique.clear();
+  out->begin.clear();
+  out->positions.resize(n);
+  if (n == 0) {
+    out->begin.push_back(0);
+    return Status::OK();
+  }
+  // All 8 byte histograms in one pass; a byte whose histogram has a single bucket of n
+  // keys orders nothing and is skipped.
+  std::vector<uint32_t> hist(8 * 256, 0);
+  for (const Key k : keys) {
+    for (int b = 0; b < 8; ++b) ++hist[b * 256 + ((k >> (8 * b)) & 0xff)];
+  }
+  std::vector<uint32_t> cur(n), next(n);
+  for (uint32_t i = 0; i < n; ++i) cur[i] = i;
+  for (int b = 0; b < 8; ++b) {
+    uint32_t* h = hist.data() + b * 256;
+    if (h[(keys[0] >> (8 * b)) & 0xff] == n) continue;
+    uint32_t sum = 0;
+    for (int v = 0; v < 256; ++v) {
+      const uint32_t c = h[v];
+      h[v] = sum;
+      sum += c;
+    }
+    for (const uint32_t i : cur) next[h[(keys[i] >> (8 * b)) & 0xff]++] = i;
+    cur.swap(next);
+  }
+  for (uint32_t t = 0; t < n; ++t) {
+    const Key k = keys[cur[t]];
+    if (out->unique.empty() || out->unique.back() != k) {
+      out->unique.push_back(k);
+      out->begin.push_back(t);
+    }
+  }
+  out->begin.push_back(static_cast<uint32_t>(n));
+  out->positions.swap(cur);
+  return Status::OK();
+}
+
+void SumGroups(const KeyGroups& groups, std::span<const uint64_t> rows, const float* grads, uint64_t width,
+               float* out) {
+  for (size_t j = 0; j < rows.size(); ++j) {
+    const uint64_t u = rows[j];
+    float* __restrict dst = out + j * width;
+    const uint32_t b = groups.begin[u], e = groups.begin[u + 1];
+    std::memcpy(dst, grads + uint64_t{groups.positions[b]} * width, width * sizeof(float));
+    for (uint32_t t = b + 1; t < e; ++t) {
+      const float* __restrict g = grads + uint64_t{groups.positions[t]} * width;
+      for (uint64_t c = 0; c < width; ++c) dst[c] = dst[c] + g[c];
+    }
+  }
+}
+
+}  // namespace tessera::worker

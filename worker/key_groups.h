@@ -1,0 +1,38 @@
+// Grouping a batch's sparse keys on the worker, for PushSparse (merge duplicate keys'
+// gradients) and PullSparse (ask each server once per distinct key, then copy the reply
+// row to every output row that wants it).
+//
+// A stable LSD radix sort of (key, position) pairs, one byte per pass, skipping the
+// bytes in which every key agrees (keys below 2^24 take 3 passes): O(n), no comparator
+// calls and no allocation per key. Distinct keys come out ascending, which is the order
+// a server trusts without sorting (paramserver/server_core.cc).
+//
+// Thread safety: pure over its arguments.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "common/keys.h"
+#include "common/status.h"
+
+namespace tessera::worker {
+
+struct KeyGroups {
+  std::vector<Key> unique;          // distinct keys, ascending
+  std::vector<uint32_t> begin;      // unique.size() + 1 offsets into `positions`
+  std::vector<uint32_t> positions;  // input indices, grouped by key, ascending within a group
+};
+
+// Fills *out for `keys`. InvalidArgument for 2^32 keys or more.
+Status GroupKeys(std::span<const Key> keys, KeyGroups* out);
+
+// Row u of `out` ([groups.unique.size(), width]) = the sum of grads' rows of group u,
+// the first copied, the rest added in input order (kernels::ScatterAddUnique's order, so
+// the same bits). `rows` selects and orders the groups written: out row j is group
+// rows[j]. REQUIRES grads has one row of `width` per input key.
+void SumGroups(const KeyGroups& groups, std::span<const uint64_t> rows, const float* grads, uint64_t width,
+               float* out);
+
+}  // namespace tessera::worker
