@@ -40,24 +40,45 @@ double Number(const std::string& json, const std::string& key) {
 
 TEST(DlrmJob, ReachesThePlantedAucOnGeneratedCriteo) {
   testing::TempDir tmp;
-  const double planted = Generate(tmp.path() + "/criteo", 24000, 4000, 3);
-  ASSERT_GT(planted, 0.7) << "the planted model must leave room to learn";
+  const double planted = Generate(tmp.path() + "/criteo", 100000, 10000, 3);
+  ASSERT_GT(planted, 0.75) << "the planted model must leave room to learn";
   ASSERT_LT(planted, 0.95);
   const std::string metrics = tmp.path() + "/metrics.jsonl";
+  // One epoch, as DLRM is trained on Criteo (a second one memorises the rare ids).
   const std::string flags = "--model=dlrm --data=" + tmp.path() +
-                            "/criteo --embed_dim=8 --bottom_mlp=16 --hidden=32 --batch_size=128 --epochs=2 "
-                            "--optimizer=adagrad --lr=0.05 --log_every=0 --seed=1 --sync=bsp";
+                            "/criteo --embed_dim=16 --bottom_mlp=64 --hidden=64,32 --batch_size=256 --epochs=1 "
+                            "--optimizer=adam --lr=0.01 --log_every=0 --seed=1 --sync=bsp";
   testing::JobRun r = testing::RunJobCommand(testing::LaunchCommand(flags, metrics, 2, 2, 2), metrics, 240);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto summaries = testing::Events(r, "summary");
   ASSERT_EQ(summaries.size(), 1u) << r.output;
   const std::string& s = summaries[0];
   EXPECT_NEAR(Number(s, "initial_eval_loss"), 0.69, 0.15) << s;
-  EXPECT_EQ(Number(s, "test_examples"), 4000) << s;
+  EXPECT_EQ(Number(s, "test_examples"), 10000) << s;
   const double auc = Number(s, "test_auc");
-  EXPECT_GT(auc, planted - 0.03) << "planted AUC " << planted << "; " << s;
+  // Measured: 0.822 against a planted 0.845 (docs/models.md#dlrm). A model without the
+  // embeddings, the interactions or a working backward stays far below.
+  EXPECT_GT(auc, planted - 0.04) << "planted AUC " << planted << "; " << s;
   EXPECT_LE(auc, planted + 0.02) << "above the ceiling: the evaluation is wrong; " << s;
   EXPECT_GT(Number(s, "keys_pushed"), 0) << s;
+}
+
+// examples/dlrm_criteo.flags parses and trains (on a small generated set instead of its
+// data directory: later flags override the file's).
+TEST(DlrmJob, ExampleFlagFileRuns) {
+  testing::TempDir tmp;
+  Generate(tmp.path() + "/criteo", 3000, 1000, 5);
+  const std::string metrics = tmp.path() + "/metrics.jsonl";
+  testing::JobRun r = testing::RunJobCommand(
+      testing::LaunchCommand("--flagfile=" + testing::SourceDir() + "/examples/dlrm_criteo.flags --data=" + tmp.path() +
+                                 "/criteo --steps=5",
+                             metrics, 2, 2, 2),
+      metrics, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto summaries = testing::Events(r, "summary");
+  ASSERT_EQ(summaries.size(), 1u) << r.output;
+  EXPECT_EQ(testing::JsonField(summaries[0], "steps"), "5") << summaries[0];
+  EXPECT_EQ(testing::JsonField(summaries[0], "model"), "dlrm") << summaries[0];
 }
 
 TEST(DlrmJob, BadDataIsAConfigurationError) {

@@ -13,10 +13,10 @@ namespace tessera::data {
 
 namespace {
 
-constexpr int kHead = 64;  // ranks of a field that carry a planted weight
+constexpr int kHead = 16;  // ranks of a field that carry a planted weight
 constexpr int kLatent = 4;
 constexpr int kPairs[3][2] = {{0, 2}, {5, 13}, {8, 20}};  // fields with a latent interaction
-constexpr double kBias = -1.25;                           // about a quarter positive, as Criteo
+constexpr double kBias = -1.8;                            // about a quarter positive, as Criteo
 
 // Splitmix64 stream of one row.
 struct Rng {

@@ -28,7 +28,7 @@ struct Layout {
 };
 
 Result<std::vector<std::unique_ptr<model::Linear>>> MakeMlp(const std::string& prefix, int64_t in,
-                                                            std::vector<int64_t> widths, bool relu_last,
+                                                            std::vector<int64_t> widths, bool act_last,
                                                             const TrainConfig& c) {
   model::LinearOptions lopt;
   lopt.seed = c.seed;
@@ -36,8 +36,7 @@ Result<std::vector<std::unique_ptr<model::Linear>>> MakeMlp(const std::string& p
   std::vector<std::unique_ptr<model::Linear>> out;
   for (size_t i = 0; i < widths.size(); ++i) {
     const bool last = i + 1 == widths.size();
-    const kernels::Activation act =
-        last && !relu_last ? kernels::Activation::kIdentity : kernels::Activation::kRelu;
+    const kernels::Activation act = last && !act_last ? kernels::Activation::kIdentity : c.mlp.activation;
     TESSERA_ASSIGN_OR_RETURN(auto layer,
                              model::Linear::Create(prefix + std::to_string(i + 1), in, widths[i], act, lopt));
     out.push_back(std::move(layer));
@@ -62,10 +61,10 @@ class DlrmWorkload final : public SparseWorkload {
     }
     std::vector<int64_t> bottom = c_.sparse.bottom_mlp;
     bottom.push_back(d_);
-    TESSERA_ASSIGN_OR_RETURN(bottom_, MakeMlp("dlrm.bot.fc", kDense, bottom, /*relu_last=*/true, c_));
+    TESSERA_ASSIGN_OR_RETURN(bottom_, MakeMlp("dlrm.bot.fc", kDense, bottom, /*act_last=*/true, c_));
     std::vector<int64_t> top = c_.mlp.hidden_sizes;
     top.push_back(1);
-    TESSERA_ASSIGN_OR_RETURN(top_, MakeMlp("dlrm.top.fc", d_ + kPairs, top, /*relu_last=*/false, c_));
+    TESSERA_ASSIGN_OR_RETURN(top_, MakeMlp("dlrm.top.fc", d_ + kPairs, top, /*act_last=*/false, c_));
     return Status::OK();
   }
 
@@ -263,7 +262,7 @@ std::vector<ParamSpec> DlrmSparseParams(const TrainConfig& c) {
     e.kind = ParamKind::kSparse;
     e.shape = {c.sparse.embed_dim};
     e.init = InitKind::kNormal;
-    e.init_scale = 0.1f;
+    e.init_scale = 0.01f;
     e.seed = c.seed;
     e.optimizer = c.mlp.optimizer;
     out.push_back(e);

@@ -2,13 +2,14 @@
 // (worker/data/criteo.h), as the reference implementation's "dot" model:
 //
 //   bottom MLP    the 13 dense features (log(1 + max(x, 0))) -> --bottom_mlp hidden widths
-//                 -> embed_dim, ReLU on every layer
+//                 -> embed_dim, --activation (ReLU by default) on every layer
 //   embeddings    one sparse table per categorical field on the servers,
 //                 "dlrm.emb.C1" .. "dlrm.emb.C26" (width embed_dim, keyed by
 //                 worker/data/criteo.h's keys: 0 = the field's reserved missing id)
 //   interaction   the pairwise dots of the 27 vectors (bottom output + 26 embeddings),
 //                 kernels::PairwiseDot: 351 values, concatenated after the bottom output
-//   top MLP       (embed_dim + 351) -> --hidden widths -> 1 logit (ReLU, identity last)
+//   top MLP       (embed_dim + 351) -> --hidden widths -> 1 logit (--activation, identity
+//                 last)
 //   loss          mean sigmoid binary cross-entropy
 //
 // Dense parameters (both MLPs) are pulled and pushed whole; the rows of each table are
