@@ -1,4 +1,4 @@
-// Settings of the sparse models (--model=logreg, widedeep, word2vec), part of
+// Settings of the sparse models (--model=logreg, widedeep, word2vec, dlrm), part of
 // TrainConfig. Every field is a `tessera train` flag of the same name (docs/training.md).
 //
 // Thread safety: a value; the functions are pure.
