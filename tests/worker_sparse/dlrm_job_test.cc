@@ -81,6 +81,36 @@ TEST(DlrmJob, ExampleFlagFileRuns) {
   EXPECT_EQ(testing::JsonField(summaries[0], "model"), "dlrm") << summaries[0];
 }
 
+// --sync=hybrid: both MLPs all-reduced among the workers, the 26 tables through the
+// servers. With --deterministic it computes what bsp computes, bit for bit, and the
+// workers' dense copies agree.
+TEST(DlrmJob, HybridMatchesBspBitwise) {
+  testing::TempDir tmp;
+  Generate(tmp.path() + "/criteo", 6000, 1000, 6);
+  const std::string flags = "--model=dlrm --data=" + tmp.path() +
+                            "/criteo --embed_dim=4 --bottom_mlp=8 --hidden=8 --batch_size=64 --steps=20 "
+                            "--optimizer=adagrad --lr=0.05 --log_every=0 --seed=2 --deterministic --sync=";
+  std::string digest[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string metrics = tmp.path() + "/metrics-" + std::to_string(i) + ".jsonl";
+    testing::JobRun r = testing::RunJobCommand(
+        testing::LaunchCommand(flags + (i == 0 ? "hybrid" : "bsp"), metrics, 2, 2, 2), metrics, 120);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto summaries = testing::Events(r, "summary");
+    ASSERT_EQ(summaries.size(), 1u) << r.output;
+    digest[i] = testing::JsonField(summaries[0], "params_digest");
+    if (i == 0) {
+      EXPECT_GT(Number(summaries[0], "bytes_allreduced"), 0) << summaries[0];
+      const std::string line = "dense parameters digest ";
+      const size_t a = r.output.find(line), b = r.output.rfind(line);
+      ASSERT_NE(a, b) << "one line per worker: " << r.output;
+      EXPECT_EQ(r.output.substr(a + line.size(), 16), r.output.substr(b + line.size(), 16)) << r.output;
+    }
+  }
+  ASSERT_EQ(digest[0].size(), 16u);
+  EXPECT_EQ(digest[0], digest[1]) << "hybrid and bsp trained different parameters";
+}
+
 TEST(DlrmJob, BadDataIsAConfigurationError) {
   testing::TempDir tmp;
   const std::string metrics = tmp.path() + "/metrics.jsonl";
