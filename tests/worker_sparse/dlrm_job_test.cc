@@ -7,7 +7,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "tests/testutil/job_run.h"
 #include "tests/testutil/testutil.h"
@@ -109,6 +111,22 @@ TEST(DlrmJob, HybridMatchesBspBitwise) {
   }
   ASSERT_EQ(digest[0].size(), 16u);
   EXPECT_EQ(digest[0], digest[1]) << "hybrid and bsp trained different parameters";
+}
+
+TEST(Datagen, BadUsageIsExit2AndWritesNothing) {
+  testing::TempDir tmp;
+  const std::string out = tmp.path() + "/out";
+  for (const std::string& args : std::vector<std::string>{"", "imagenet --rows 10 -o " + out, "criteo -o " + out, "criteo --rows 0 -o " + out,
+                                 "criteo --rows 10x -o " + out, "criteo --rows 10", "criteo --rows 10 --frobnicate 1 -o " + out}) {
+    auto r = RunCommand(TesseraBinary() + " datagen " + args, 30);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("usage: tessera datagen criteo"), std::string::npos) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(out));
+  auto ok = RunCommand(TesseraBinary() + " datagen criteo --rows=20 --valid_rows=5 --seed=9 -o " + out, 30);
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_TRUE(std::filesystem::exists(out + "/planted.txt"));
+  EXPECT_TRUE(std::filesystem::exists(out + "/valid.txt"));
 }
 
 TEST(DlrmJob, BadDataIsAConfigurationError) {
