@@ -28,7 +28,8 @@ Status CheckInteraction(std::string_view op, const TensorView& x, const TensorVi
   const int64_t want = math::NumPairs(x.shape[1]);
   if (pairs.shape[0] != x.shape[0] || pairs.shape[1] != want) {
     return Invalid(op, std::string(pairs_name) + " must be [" + std::to_string(x.shape[0]) + ", " +
-                           std::to_string(want) + "] for x " + Describe(x) + ", got " + Describe(pairs));
+                           std::to_string(want) + "] for x " + Describe(x) + ", got " +
+                           Describe(pairs));
   }
   return Status::OK();
 }

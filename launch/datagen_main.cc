@@ -39,7 +39,8 @@ int DatagenMain(int argc, char** argv) {
     return kExitOk;
   }
   if (argc < 2 || std::strcmp(argv[1], "criteo") != 0) {
-    return Usage(argc < 2 ? "which data set? (criteo)" : "unknown data set '" + std::string(argv[1]) + "'");
+    return Usage(argc < 2 ? "which data set? (criteo)"
+                          : "unknown data set '" + std::string(argv[1]) + "'");
   }
   data::CriteoGenOptions o;
   bool have_rows = false;
@@ -55,14 +56,16 @@ int DatagenMain(int argc, char** argv) {
       return Usage(a + " needs a value");
     }
     if (a == "--rows") {
-      if (!ParseNumber(value, &o.rows) || o.rows < 1) return Usage("--rows=" + value + ": expected an integer >= 1");
+      if (!ParseNumber(value, &o.rows) || o.rows < 1)
+        return Usage("--rows=" + value + ": expected an integer >= 1");
       have_rows = true;
     } else if (a == "--valid_rows") {
       if (!ParseNumber(value, &o.valid_rows) || o.valid_rows < 1) {
         return Usage("--valid_rows=" + value + ": expected an integer >= 1");
       }
     } else if (a == "--seed") {
-      if (!ParseNumber(value, &o.seed)) return Usage("--seed=" + value + ": expected an unsigned integer");
+      if (!ParseNumber(value, &o.seed))
+        return Usage("--seed=" + value + ": expected an unsigned integer");
     } else if (a == "-o" || a == "--out") {
       o.out_dir = value;
     } else {
@@ -79,18 +82,20 @@ int DatagenMain(int argc, char** argv) {
   const double auc = worker::sparse::Auc(report->valid_logits, report->valid_labels);
   const double logloss = worker::sparse::LogLoss(report->valid_logits, report->valid_labels);
   char line[256];
-  std::snprintf(line, sizeof(line), "planted model on valid.txt: AUC %.4f, log-loss %.4f (%zu rows)", auc, logloss,
+  std::snprintf(line, sizeof(line),
+                "planted model on valid.txt: AUC %.4f, log-loss %.4f (%zu rows)", auc, logloss,
                 report->valid_labels.size());
   const std::string planted = o.out_dir + "/planted.txt";
   std::ofstream out(planted);
-  out << line << "\ntrain.txt: " << o.rows << " rows, positive rate " << report->positive_rate << ", seed " << o.seed
-      << "\n";
+  out << line << "\ntrain.txt: " << o.rows << " rows, positive rate " << report->positive_rate
+      << ", seed " << o.seed << "\n";
   if (!out.good()) {
     std::fprintf(stderr, "tessera datagen: %s: write failed\n", planted.c_str());
     return kExitFailure;
   }
   std::printf("wrote %s (%lld rows, %.3f positive) and %s\n%s\n", report->train_path.c_str(),
-              static_cast<long long>(o.rows), report->positive_rate, report->valid_path.c_str(), line);
+              static_cast<long long>(o.rows), report->positive_rate, report->valid_path.c_str(),
+              line);
   return kExitOk;
 }
 

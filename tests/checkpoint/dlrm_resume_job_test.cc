@@ -20,21 +20,24 @@ using namespace ckpt_testing;  // NOLINT: the helpers are this file's vocabulary
 TEST(DlrmCheckpointJob, ResumeAfterSigkillIsBitwiseExactAndReshards) {
   testing::TempDir tmp;
   const std::string data = tmp.path() + "/criteo";
-  auto gen = testing::RunCommand(testing::TesseraBinary() + " datagen criteo --rows 6000 --valid_rows 1000 --seed 4 -o " +
-                                     data,
-                                 120);
+  auto gen =
+      testing::RunCommand(testing::TesseraBinary() +
+                              " datagen criteo --rows 6000 --valid_rows 1000 --seed 4 -o " + data,
+                          120);
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
-  const std::string flags = "--model=dlrm --data=" + data +
-                            " --embed_dim=4 --bottom_mlp=8 --hidden=8 --batch_size=32 --optimizer=adagrad --lr=0.05 "
-                            "--log_every=0 --seed=5 --deterministic --sync=bsp ";
+  const std::string flags =
+      "--model=dlrm --data=" + data +
+      " --embed_dim=4 --bottom_mlp=8 --hidden=8 --batch_size=32 --optimizer=adagrad --lr=0.05 "
+      "--log_every=0 --seed=5 --deterministic --sync=bsp ";
   JobRun full = RunJob(tmp, flags + "--steps=24", 2);
   ASSERT_EQ(full.exit_code, 0) << full.output;
   const std::string digest = Digest(full);
   ASSERT_EQ(digest.size(), 16u) << full.output;
 
   const std::string ck = tmp.path() + "/ck";
-  JobRun killed = RunJob(tmp, flags + "--steps=12 --checkpoint_every_steps=12 --checkpoint_dir=" + ck, 2,
-                         "TESSERA_CRASH_AT=after_commit");
+  JobRun killed =
+      RunJob(tmp, flags + "--steps=12 --checkpoint_every_steps=12 --checkpoint_dir=" + ck, 2,
+             "TESSERA_CRASH_AT=after_commit");
   EXPECT_NE(killed.exit_code, 0) << killed.output;
   EXPECT_NE(killed.output.find("crashing at after_commit"), std::string::npos) << killed.output;
   ASSERT_EQ(List(ck).complete, std::vector<int>{12}) << killed.output;
@@ -46,7 +49,8 @@ TEST(DlrmCheckpointJob, ResumeAfterSigkillIsBitwiseExactAndReshards) {
 
   JobRun resumed = RunJob(tmp, flags + "--steps=24 --checkpoint_dir=" + ck, 2);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("resuming from the checkpoint of step 12"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming from the checkpoint of step 12"), std::string::npos)
+      << resumed.output;
   EXPECT_EQ(Digest(resumed), digest) << "final parameters differ from the uninterrupted run";
   ExpectSameLosses(full, resumed, 12, 23);
 

@@ -3,6 +3,7 @@
 // Bounds: each output is a D-term dot product (forward) or an (F-1)-term sum (backward):
 // |err| <= n * 2^-24 * sum|terms| (gamma_n), checked per element.
 #include "kernels/math/interaction.h"
+
 #include "tests/kernels/kernel_test_util.h"
 
 namespace tessera::kernels::testing {
@@ -72,13 +73,16 @@ TEST_P(KernelsInteraction, BackwardMatchesNaiveAndFiniteDifferences) {
           want += term;
           mag += std::fabs(term);
         }
-        ASSERT_LE(std::fabs(got[at] - want), f * kF32Eps * mag + 1e-30) << "x[" << e << ", " << i << ", " << t << "]";
-        if (b * f * d <= 200) {  // finite differences on the small shapes (the loss is quadratic: exact up to rounding)
+        ASSERT_LE(std::fabs(got[at] - want), f * kF32Eps * mag + 1e-30)
+            << "x[" << e << ", " << i << ", " << t << "]";
+        if (b * f * d <= 200) {  // finite differences on the small shapes (the loss is quadratic:
+                                 // exact up to rounding)
           const double h = 1e-3;
           std::vector<double> plus = xd, minus = xd;
           plus[at] += h;
           minus[at] -= h;
-          EXPECT_NEAR(got[at], (loss(plus) - loss(minus)) / (2 * h), 1e-4) << "finite difference at " << at;
+          EXPECT_NEAR(got[at], (loss(plus) - loss(minus)) / (2 * h), 1e-4)
+              << "finite difference at " << at;
         }
       }
     }
@@ -86,8 +90,9 @@ TEST_P(KernelsInteraction, BackwardMatchesNaiveAndFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, KernelsInteraction,
-                         ::testing::Values(InterParam{1, 2, 1}, InterParam{3, 4, 5}, InterParam{2, 27, 3},
-                                           InterParam{64, 27, 16}, InterParam{0, 27, 16}));
+                         ::testing::Values(InterParam{1, 2, 1}, InterParam{3, 4, 5},
+                                           InterParam{2, 27, 3}, InterParam{64, 27, 16},
+                                           InterParam{0, 27, 16}));
 
 class KernelsInteractionValidation : public KernelTest {};
 
@@ -103,7 +108,8 @@ TEST_F(KernelsInteractionValidation, RejectsBadShapesAndWritesNothing) {
   EXPECT_TRUE(IsInvalidArgument(PairwiseDot(flat.view(), out.view())));
   DeviceTensor dx_wrong = PoisonedF32({2, 3, 5});
   EXPECT_TRUE(IsInvalidArgument(PairwiseDotBackward(x.view(), out.view(), dx_wrong.view())));
-  EXPECT_TRUE(IsInvalidArgument(PairwiseDotBackward(x.view(), out.view(), x.view())));  // dx aliases x
+  EXPECT_TRUE(
+      IsInvalidArgument(PairwiseDotBackward(x.view(), out.view(), x.view())));  // dx aliases x
   for (float v : wrong.Download<float>()) EXPECT_TRUE(std::isnan(v));
   for (float v : dx_wrong.Download<float>()) EXPECT_TRUE(std::isnan(v));
 }

@@ -1,6 +1,8 @@
 // The Criteo TSV loader (worker/data/criteo.h) on hand-written lines (empty fields, gzip,
 // bad input) and the synthetic generator (worker/data/criteo_gen.h): deterministic in
 // (rows, seed), the stated layout, the stated distributions.
+#include "worker/data/criteo.h"
+
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -13,7 +15,6 @@
 #include <vector>
 
 #include "tests/testutil/testutil.h"
-#include "worker/data/criteo.h"
 #include "worker/data/criteo_gen.h"
 
 namespace tessera::data {
@@ -40,7 +41,8 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 void WriteGz(const std::string& path, const std::string& text) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())),
+            static_cast<int>(text.size()));
   ASSERT_EQ(gzclose(f), Z_OK);
 }
 
@@ -48,7 +50,8 @@ void WriteGz(const std::string& path, const std::string& text) {
 // label) left empty.
 std::string Line(int label, std::set<int> empty = {}) {
   std::string s = std::to_string(label);
-  for (int k = 1; k <= 13; ++k) s += "\t" + (empty.count(k) ? std::string() : std::to_string(k == 2 ? -3 : k * 10));
+  for (int k = 1; k <= 13; ++k)
+    s += "\t" + (empty.count(k) ? std::string() : std::to_string(k == 2 ? -3 : k * 10));
   for (int c = 1; c <= 26; ++c) {
     char h[16];
     std::snprintf(h, sizeof(h), "%08x", c == 1 ? 0u : 0x68fd1e64u + static_cast<unsigned>(c));
@@ -100,7 +103,8 @@ TEST(CriteoParse, BadLinesAreRefusedWithTheField) {
 TEST(CriteoLoad, GzipAndPlainAgreeAndShardsPartition) {
   testing::TempDir tmp;
   std::string text;
-  for (int i = 0; i < 10; ++i) text += Line(i % 2, i == 3 ? std::set<int>{1, 20} : std::set<int>{}) + "\n";
+  for (int i = 0; i < 10; ++i)
+    text += Line(i % 2, i == 3 ? std::set<int>{1, 20} : std::set<int>{}) + "\n";
   text += "\n";  // a blank line is not an example
   const std::string plain = tmp.path() + "/train.txt", gz = tmp.path() + "/g/train.txt.gz";
   std::ofstream(plain) << text;
@@ -136,7 +140,8 @@ TEST(CriteoLoad, GzipAndPlainAgreeAndShardsPartition) {
   ASSERT_TRUE(shard.ok());
   EXPECT_EQ(shard->num_examples, 3);
   EXPECT_EQ(shard->keys_of(0)[6], 0u) << "example 3 is local example 0";
-  EXPECT_EQ(std::vector<float>(shard->label.begin(), shard->label.end()), (std::vector<float>{1, 0, 1}));
+  EXPECT_EQ(std::vector<float>(shard->label.begin(), shard->label.end()),
+            (std::vector<float>{1, 0, 1}));
 }
 
 TEST(CriteoLoad, DamageIsReportedWithFileAndLine) {
@@ -174,7 +179,8 @@ TEST(CriteoGen, DeterministicPrefixStableAndRealLayout) {
   o.seed = 8;
   auto c = GenerateCriteo(o);
   ASSERT_TRUE(c.ok());
-  EXPECT_NE(ta.substr(0, 5000), ReadAll(c->train_path).substr(0, 5000)) << "another seed, other data";
+  EXPECT_NE(ta.substr(0, 5000), ReadAll(c->train_path).substr(0, 5000))
+      << "another seed, other data";
   o.seed = 7;
   o.out_dir = tmp.path() + "/d";
   auto d = GenerateCriteo(o);
@@ -195,7 +201,8 @@ TEST(CriteoGen, DeterministicPrefixStableAndRealLayout) {
     positives += f[0] == "1";
     for (int k = 1; k <= 13; ++k) {
       if (f[k].empty()) ++empty_int[k - 1];
-      for (size_t i = 0; i < f[k].size(); ++i) ASSERT_TRUE(std::isdigit(f[k][i]) || (i == 0 && f[k][i] == '-')) << f[k];
+      for (size_t i = 0; i < f[k].size(); ++i)
+        ASSERT_TRUE(std::isdigit(f[k][i]) || (i == 0 && f[k][i] == '-')) << f[k];
     }
     for (int c = 0; c < 26; ++c) {
       const std::string& h = f[14 + c];

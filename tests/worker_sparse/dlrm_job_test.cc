@@ -22,8 +22,9 @@ using testing::TesseraBinary;
 
 // Writes a data set into `dir`; returns the planted AUC printed by the generator.
 double Generate(const std::string& dir, int rows, int valid_rows, int seed) {
-  auto r = RunCommand(TesseraBinary() + " datagen criteo --rows " + std::to_string(rows) + " --valid_rows " +
-                          std::to_string(valid_rows) + " --seed " + std::to_string(seed) + " -o " + dir,
+  auto r = RunCommand(TesseraBinary() + " datagen criteo --rows " + std::to_string(rows) +
+                          " --valid_rows " + std::to_string(valid_rows) + " --seed " +
+                          std::to_string(seed) + " -o " + dir,
                       120);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   const std::string key = "planted model on valid.txt: AUC ";
@@ -47,10 +48,12 @@ TEST(DlrmJob, ReachesThePlantedAucOnGeneratedCriteo) {
   ASSERT_LT(planted, 0.95);
   const std::string metrics = tmp.path() + "/metrics.jsonl";
   // One epoch, as DLRM is trained on Criteo (a second one memorises the rare ids).
-  const std::string flags = "--model=dlrm --data=" + tmp.path() +
-                            "/criteo --embed_dim=16 --bottom_mlp=64 --hidden=64,32 --batch_size=256 --epochs=1 "
-                            "--optimizer=adam --lr=0.01 --log_every=0 --seed=1 --sync=bsp";
-  testing::JobRun r = testing::RunJobCommand(testing::LaunchCommand(flags, metrics, 2, 2, 2), metrics, 240);
+  const std::string flags =
+      "--model=dlrm --data=" + tmp.path() +
+      "/criteo --embed_dim=16 --bottom_mlp=64 --hidden=64,32 --batch_size=256 --epochs=1 "
+      "--optimizer=adam --lr=0.01 --log_every=0 --seed=1 --sync=bsp";
+  testing::JobRun r =
+      testing::RunJobCommand(testing::LaunchCommand(flags, metrics, 2, 2, 2), metrics, 240);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto summaries = testing::Events(r, "summary");
   ASSERT_EQ(summaries.size(), 1u) << r.output;
@@ -72,7 +75,8 @@ TEST(DlrmJob, ExampleFlagFileRuns) {
   Generate(tmp.path() + "/criteo", 3000, 1000, 5);
   const std::string metrics = tmp.path() + "/metrics.jsonl";
   testing::JobRun r = testing::RunJobCommand(
-      testing::LaunchCommand("--flagfile=" + testing::SourceDir() + "/examples/dlrm_criteo.flags --data=" + tmp.path() +
+      testing::LaunchCommand("--flagfile=" + testing::SourceDir() +
+                                 "/examples/dlrm_criteo.flags --data=" + tmp.path() +
                                  "/criteo --steps=5",
                              metrics, 2, 2, 2),
       metrics, 120);
@@ -89,14 +93,16 @@ TEST(DlrmJob, ExampleFlagFileRuns) {
 TEST(DlrmJob, HybridMatchesBspBitwise) {
   testing::TempDir tmp;
   Generate(tmp.path() + "/criteo", 6000, 1000, 6);
-  const std::string flags = "--model=dlrm --data=" + tmp.path() +
-                            "/criteo --embed_dim=4 --bottom_mlp=8 --hidden=8 --batch_size=64 --steps=20 "
-                            "--optimizer=adagrad --lr=0.05 --log_every=0 --seed=2 --deterministic --sync=";
+  const std::string flags =
+      "--model=dlrm --data=" + tmp.path() +
+      "/criteo --embed_dim=4 --bottom_mlp=8 --hidden=8 --batch_size=64 --steps=20 "
+      "--optimizer=adagrad --lr=0.05 --log_every=0 --seed=2 --deterministic --sync=";
   std::string digest[2];
   for (int i = 0; i < 2; ++i) {
     const std::string metrics = tmp.path() + "/metrics-" + std::to_string(i) + ".jsonl";
     testing::JobRun r = testing::RunJobCommand(
-        testing::LaunchCommand(flags + (i == 0 ? "hybrid" : "bsp"), metrics, 2, 2, 2), metrics, 120);
+        testing::LaunchCommand(flags + (i == 0 ? "hybrid" : "bsp"), metrics, 2, 2, 2), metrics,
+        120);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const auto summaries = testing::Events(r, "summary");
     ASSERT_EQ(summaries.size(), 1u) << r.output;
@@ -106,7 +112,8 @@ TEST(DlrmJob, HybridMatchesBspBitwise) {
       const std::string line = "dense parameters digest ";
       const size_t a = r.output.find(line), b = r.output.rfind(line);
       ASSERT_NE(a, b) << "one line per worker: " << r.output;
-      EXPECT_EQ(r.output.substr(a + line.size(), 16), r.output.substr(b + line.size(), 16)) << r.output;
+      EXPECT_EQ(r.output.substr(a + line.size(), 16), r.output.substr(b + line.size(), 16))
+          << r.output;
     }
   }
   ASSERT_EQ(digest[0].size(), 16u);
@@ -116,14 +123,18 @@ TEST(DlrmJob, HybridMatchesBspBitwise) {
 TEST(Datagen, BadUsageIsExit2AndWritesNothing) {
   testing::TempDir tmp;
   const std::string out = tmp.path() + "/out";
-  for (const std::string& args : std::vector<std::string>{"", "imagenet --rows 10 -o " + out, "criteo -o " + out, "criteo --rows 0 -o " + out,
-                                 "criteo --rows 10x -o " + out, "criteo --rows 10", "criteo --rows 10 --frobnicate 1 -o " + out}) {
+  for (const std::string& args :
+       std::vector<std::string>{"", "imagenet --rows 10 -o " + out, "criteo -o " + out,
+                                "criteo --rows 0 -o " + out, "criteo --rows 10x -o " + out,
+                                "criteo --rows 10", "criteo --rows 10 --frobnicate 1 -o " + out}) {
     auto r = RunCommand(TesseraBinary() + " datagen " + args, 30);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
-    EXPECT_NE(r.output.find("usage: tessera datagen criteo"), std::string::npos) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("usage: tessera datagen criteo"), std::string::npos) << args << "\n"
+                                                                                 << r.output;
   }
   EXPECT_FALSE(std::filesystem::exists(out));
-  auto ok = RunCommand(TesseraBinary() + " datagen criteo --rows=20 --valid_rows=5 --seed=9 -o " + out, 30);
+  auto ok = RunCommand(
+      TesseraBinary() + " datagen criteo --rows=20 --valid_rows=5 --seed=9 -o " + out, 30);
   ASSERT_EQ(ok.exit_code, 0) << ok.output;
   EXPECT_TRUE(std::filesystem::exists(out + "/planted.txt"));
   EXPECT_TRUE(std::filesystem::exists(out + "/valid.txt"));
@@ -133,8 +144,9 @@ TEST(DlrmJob, BadDataIsAConfigurationError) {
   testing::TempDir tmp;
   const std::string metrics = tmp.path() + "/metrics.jsonl";
   testing::JobRun none = testing::RunJobCommand(
-      testing::LaunchCommand("--model=dlrm --data=" + tmp.path() + "/missing --log_every=0", metrics, 1, 1, 2), metrics,
-      120);
+      testing::LaunchCommand("--model=dlrm --data=" + tmp.path() + "/missing --log_every=0",
+                             metrics, 1, 1, 2),
+      metrics, 120);
   EXPECT_EQ(none.exit_code, 2) << none.output;
   EXPECT_NE(none.output.find("no Criteo training file"), std::string::npos) << none.output;
 }

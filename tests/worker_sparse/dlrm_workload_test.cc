@@ -1,6 +1,8 @@
 // The DLRM workload's math without a network (worker/sparse/dlrm_workload.h): every
 // table row and dense parameter against central finite differences, one row per distinct
 // key of each field (the reserved missing id included), on data from the generator.
+#include "worker/sparse/dlrm_workload.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -10,7 +12,6 @@
 #include "tests/worker_model/grad_check.h"
 #include "worker/data/criteo.h"
 #include "worker/data/criteo_gen.h"
-#include "worker/sparse/dlrm_workload.h"
 
 namespace tessera::worker::sparse {
 namespace {
@@ -72,9 +73,11 @@ TEST_F(DlrmTest, GradientsMatchFiniteDifferences) {
     ASSERT_TRUE((*w)->Step(&b).ok());  // the grads at the unperturbed values
     const std::vector<float> g = Copy(b.tables[t].grads);
     for (float x : g) table_grad_mass += std::abs(x);
-    ExpectGradientMatches("table C" + std::to_string(t + 1), b.tables[t].values.as<float>(), g, loss, o);
+    ExpectGradientMatches("table C" + std::to_string(t + 1), b.tables[t].values.as<float>(), g,
+                          loss, o);
   }
-  EXPECT_GT(table_grad_mass, 1e-3) << "the embeddings must get gradients, or the test proves nothing";
+  EXPECT_GT(table_grad_mass, 1e-3)
+      << "the embeddings must get gradients, or the test proves nothing";
   for (model::Parameter* p : (*w)->DenseParameters()) {
     ASSERT_TRUE((*w)->Step(&b).ok());
     const std::vector<float> g = Copy(p->grad);
@@ -102,7 +105,8 @@ TEST_F(DlrmTest, OneRowPerDistinctKeyOfEachField) {
     EXPECT_EQ(keys.size(), want.size()) << "duplicate keys in C" << f + 1;
     EXPECT_EQ(b.tables[f].values.shape(), (Shape{static_cast<int64_t>(keys.size()), 3}));
   }
-  EXPECT_TRUE(saw_missing) << "the generator leaves some fields empty: the reserved row 0 is pulled";
+  EXPECT_TRUE(saw_missing)
+      << "the generator leaves some fields empty: the reserved row 0 is pulled";
   EXPECT_LT(b.tables[8].keys.size(), 4u) << "C9 has 3 values";
 }
 

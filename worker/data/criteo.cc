@@ -17,10 +17,11 @@ bool Blank(std::string_view line) {
 }
 
 Status BadField(int field, std::string_view text, const char* want) {
-  const std::string name = field == 0 ? std::string("label")
+  const std::string name = field == 0              ? std::string("label")
                            : field <= kCriteoDense ? "I" + std::to_string(field)
                                                    : "C" + std::to_string(field - kCriteoDense);
-  return Status::InvalidArgument("field " + name + " '" + std::string(text.substr(0, 40)) + "': expected " + want);
+  return Status::InvalidArgument("field " + name + " '" + std::string(text.substr(0, 40)) +
+                                 "': expected " + want);
 }
 
 }  // namespace
@@ -28,16 +29,18 @@ Status BadField(int field, std::string_view text, const char* want) {
 Status ParseCriteoLine(std::string_view line, CriteoRow* row) {
   const int64_t fields = 1 + std::count(line.begin(), line.end(), '\t');
   if (fields != kCriteoFields) {
-    return Status::InvalidArgument(std::to_string(fields) + " tab-separated fields, expected " +
-                                   std::to_string(kCriteoFields) +
-                                   " (label, 13 integer, 26 categorical; an unlabelled file such as the "
-                                   "Kaggle test.txt has 39)");
+    return Status::InvalidArgument(
+        std::to_string(fields) + " tab-separated fields, expected " +
+        std::to_string(kCriteoFields) +
+        " (label, 13 integer, 26 categorical; an unlabelled file such as the "
+        "Kaggle test.txt has 39)");
   }
   int field = 0;
   size_t pos = 0;
   for (;; ++field) {
     const size_t tab = line.find('\t', pos);
-    const std::string_view f = line.substr(pos, tab == std::string_view::npos ? std::string_view::npos : tab - pos);
+    const std::string_view f =
+        line.substr(pos, tab == std::string_view::npos ? std::string_view::npos : tab - pos);
     if (field == 0) {
       if (f != "0" && f != "1") return BadField(field, f, "0 or 1");
       row->label = f == "1" ? 1.0f : 0.0f;
@@ -45,9 +48,11 @@ Status ParseCriteoLine(std::string_view line, CriteoRow* row) {
       int64_t v = 0;
       if (!f.empty()) {
         const auto r = std::from_chars(f.data(), f.data() + f.size(), v);
-        if (r.ec != std::errc() || r.ptr != f.data() + f.size()) return BadField(field, f, "an integer or nothing");
+        if (r.ec != std::errc() || r.ptr != f.data() + f.size())
+          return BadField(field, f, "an integer or nothing");
       }
-      row->dense[field - 1] = static_cast<float>(std::log1p(static_cast<double>(std::max<int64_t>(v, 0))));
+      row->dense[field - 1] =
+          static_cast<float>(std::log1p(static_cast<double>(std::max<int64_t>(v, 0))));
     } else {
       uint64_t key = 0;
       if (!f.empty()) {
@@ -80,7 +85,8 @@ Result<int64_t> CountCriteoExamples(const std::string& path, int64_t limit) {
 
 Result<CriteoExamples> LoadCriteoRange(const std::string& path, int64_t begin, int64_t end) {
   if (begin < 0 || end < begin) {
-    return Status::InvalidArgument("bad example range [" + std::to_string(begin) + ", " + std::to_string(end) + ")");
+    return Status::InvalidArgument("bad example range [" + std::to_string(begin) + ", " +
+                                   std::to_string(end) + ")");
   }
   TESSERA_ASSIGN_OR_RETURN(auto reader, GzLineReader::Open(path));
   CriteoExamples out;
@@ -95,8 +101,8 @@ Result<CriteoExamples> LoadCriteoRange(const std::string& path, int64_t begin, i
   while (index < end) {
     TESSERA_ASSIGN_OR_RETURN(bool more, reader->Next(&line));
     if (!more) {
-      return Status::Corruption(path + ": " + std::to_string(index) + " examples, expected at least " +
-                                std::to_string(end));
+      return Status::Corruption(path + ": " + std::to_string(index) +
+                                " examples, expected at least " + std::to_string(end));
     }
     if (Blank(line)) continue;
     if (index++ < begin) continue;
@@ -124,8 +130,11 @@ Result<CriteoPaths> CriteoSplitPaths(const std::string& dir) {
   CriteoPaths out;
   out.train = find("train.txt");
   if (out.train.empty()) {
-    return Status::NotFound(dir + ": no Criteo training file (train.txt.gz or train.txt) in the directory "
-                                  "(`tessera datagen criteo -o " + dir + "` writes one)");
+    return Status::NotFound(
+        dir +
+        ": no Criteo training file (train.txt.gz or train.txt) in the directory "
+        "(`tessera datagen criteo -o " +
+        dir + "` writes one)");
   }
   out.valid = find("valid.txt");
   return out;
@@ -134,7 +143,8 @@ Result<CriteoPaths> CriteoSplitPaths(const std::string& dir) {
 Result<CriteoPlan> PlanCriteo(const CriteoPaths& paths, int rank, int world, int64_t train_limit,
                               int64_t test_limit) {
   if (world < 1 || rank < 0 || rank >= world || train_limit < 0 || test_limit < 0) {
-    return Status::InvalidArgument("bad load options: rank " + std::to_string(rank) + " of " + std::to_string(world));
+    return Status::InvalidArgument("bad load options: rank " + std::to_string(rank) + " of " +
+                                   std::to_string(world));
   }
   CriteoPlan plan;
   int64_t train_n = 0;
@@ -150,8 +160,8 @@ Result<CriteoPlan> PlanCriteo(const CriteoPaths& paths, int rank, int world, int
     plan.eval_end = test_limit > 0 ? std::min(all, plan.eval_begin + test_limit) : all;
   }
   if (train_n < world) {
-    return Status::InvalidArgument(paths.train + ": " + std::to_string(train_n) + " training examples for " +
-                                   std::to_string(world) + " workers");
+    return Status::InvalidArgument(paths.train + ": " + std::to_string(train_n) +
+                                   " training examples for " + std::to_string(world) + " workers");
   }
   const ExampleRange r = ShardRange(train_n, rank, world);
   plan.total_train = train_n;

@@ -40,14 +40,16 @@ inline constexpr int kCriteoCategorical = 26;
 inline constexpr int kCriteoFields = 1 + kCriteoDense + kCriteoCategorical;
 
 struct CriteoExamples {
-  std::vector<float> label;     // [num_examples], 0 or 1
-  std::vector<float> dense;     // [num_examples * 13], log(1 + max(x, 0)), missing -> 0
-  std::vector<uint64_t> keys;   // [num_examples * 26], 0 = missing, else hash + 1
+  std::vector<float> label;    // [num_examples], 0 or 1
+  std::vector<float> dense;    // [num_examples * 13], log(1 + max(x, 0)), missing -> 0
+  std::vector<uint64_t> keys;  // [num_examples * 26], 0 = missing, else hash + 1
   int64_t num_examples = 0;
-  int64_t first_index = 0;      // index in the file of local example 0
-  int64_t total_examples = 0;   // training examples over all workers
+  int64_t first_index = 0;     // index in the file of local example 0
+  int64_t total_examples = 0;  // training examples over all workers
 
-  std::span<const float> dense_of(int64_t i) const { return {dense.data() + i * kCriteoDense, kCriteoDense}; }
+  std::span<const float> dense_of(int64_t i) const {
+    return {dense.data() + i * kCriteoDense, kCriteoDense};
+  }
   std::span<const uint64_t> keys_of(int64_t i) const {
     return {keys.data() + i * kCriteoCategorical, kCriteoCategorical};
   }

@@ -22,7 +22,9 @@ constexpr double kBias = -1.8;                            // about a quarter pos
 struct Rng {
   uint64_t s;
   uint64_t Next() { return s = Mix64(s); }
-  double Uniform() { return (static_cast<double>(Next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+  double Uniform() {
+    return (static_cast<double>(Next() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+  }
   double Normal() {
     const double u = Uniform();
     const double v = Uniform();  // sequenced: operand order of * is unspecified
@@ -51,12 +53,14 @@ int64_t ZipfRank(double u, int64_t card, double s) {
 // Planted weight of rank r of field f (0 outside the head), and its latent vector.
 double FieldWeight(uint64_t seed, int f, int64_t r) {
   if (r > kHead) return 0.0;
-  const double scale = 0.25 + 0.35 * std::fabs(HashNormal(seed, 11, static_cast<uint64_t>(f), 0)) / 2.0;
+  const double scale =
+      0.25 + 0.35 * std::fabs(HashNormal(seed, 11, static_cast<uint64_t>(f), 0)) / 2.0;
   return scale * HashNormal(seed, 12, static_cast<uint64_t>(f), static_cast<uint64_t>(r));
 }
 double Latent(uint64_t seed, int f, int64_t r, int d) {
   if (r > kHead) return 0.0;
-  return 0.5 * HashNormal(seed, 13, static_cast<uint64_t>(f) * 64 + static_cast<uint64_t>(d), static_cast<uint64_t>(r));
+  return 0.5 * HashNormal(seed, 13, static_cast<uint64_t>(f) * 64 + static_cast<uint64_t>(d),
+                          static_cast<uint64_t>(r));
 }
 
 char* Hex8(uint32_t v, char* p) {
@@ -69,16 +73,18 @@ char* Hex8(uint32_t v, char* p) {
 
 const std::vector<int64_t>& CriteoCardinalities() {
   static const std::vector<int64_t> kCards = {
-      1460,    583,  10131227, 2202608, 305,   24,     12517, 633, 3,      93145, 5683, 8351593, 3194,
-      27,   14992, 5461306,  10,      5652,  2173,   4,     7046547, 18, 15, 286181, 105,  142572};
+      1460,  583,  10131227, 2202608, 305, 24,     12517,   633,   3,
+      93145, 5683, 8351593,  3194,    27,  14992,  5461306, 10,    5652,
+      2173,  4,    7046547,  18,      15,  286181, 105,     142572};
   return kCards;
 }
 
 std::string CriteoSyntheticLine(uint64_t seed, int split, int64_t row, float* logit) {
   const auto& cards = CriteoCardinalities();
-  Rng rng{HashCombine(HashCombine(seed, 0xc417e0ULL + static_cast<uint64_t>(split)), static_cast<uint64_t>(row))};
+  Rng rng{HashCombine(HashCombine(seed, 0xc417e0ULL + static_cast<uint64_t>(split)),
+                      static_cast<uint64_t>(row))};
   double z = kBias;
-  char buf[512];
+  char buf[640];  // >= 2 + 13 * 25 + 26 * 9: every field at its widest
   char* p = buf + 2;  // the label goes in front
   for (int k = 0; k < kCriteoDense; ++k) {
     *p++ = '\t';
@@ -108,14 +114,15 @@ std::string CriteoSyntheticLine(uint64_t seed, int split, int64_t row, float* lo
     }
     ranks[f] = r;
     z += FieldWeight(seed, f, r);
-    p = Hex8(static_cast<uint32_t>(HashCombine(HashCombine(seed, 0xca7ULL + static_cast<uint64_t>(f)),
-                                               static_cast<uint64_t>(r))),
+    p = Hex8(static_cast<uint32_t>(HashCombine(
+                 HashCombine(seed, 0xca7ULL + static_cast<uint64_t>(f)), static_cast<uint64_t>(r))),
              p);
   }
   for (const auto& pair : kPairs) {
     const int64_t a = ranks[pair[0]], b = ranks[pair[1]];
     if (a == 0 || b == 0) continue;
-    for (int d = 0; d < kLatent; ++d) z += Latent(seed, pair[0], a, d) * Latent(seed, pair[1], b, d);
+    for (int d = 0; d < kLatent; ++d)
+      z += Latent(seed, pair[0], a, d) * Latent(seed, pair[1], b, d);
   }
   const bool positive = rng.Uniform() < 1.0 / (1.0 + std::exp(-z));
   buf[1] = positive ? '1' : '0';
@@ -124,9 +131,11 @@ std::string CriteoSyntheticLine(uint64_t seed, int split, int64_t row, float* lo
 }
 
 Result<CriteoGenReport> GenerateCriteo(const CriteoGenOptions& o) {
-  if (o.rows < 1) return Status::InvalidArgument("--rows=" + std::to_string(o.rows) + ": must be >= 1");
+  if (o.rows < 1)
+    return Status::InvalidArgument("--rows=" + std::to_string(o.rows) + ": must be >= 1");
   if (o.out_dir.empty()) return Status::InvalidArgument("-o: an output directory is required");
-  const int64_t valid_rows = o.valid_rows >= 0 ? o.valid_rows : std::max<int64_t>(1000, o.rows / 10);
+  const int64_t valid_rows =
+      o.valid_rows >= 0 ? o.valid_rows : std::max<int64_t>(1000, o.rows / 10);
   std::error_code ec;
   std::filesystem::create_directories(o.out_dir, ec);
   if (ec) return Status::IOError(o.out_dir + ": cannot create the directory: " + ec.message());

@@ -35,15 +35,15 @@ namespace tessera::data {
 const std::vector<int64_t>& CriteoCardinalities();
 
 struct CriteoGenOptions {
-  int64_t rows = 100000;      // training rows (train.txt)
-  int64_t valid_rows = -1;    // valid.txt rows; -1: rows / 10, at least 1000
+  int64_t rows = 100000;    // training rows (train.txt)
+  int64_t valid_rows = -1;  // valid.txt rows; -1: rows / 10, at least 1000
   uint64_t seed = 1;
-  std::string out_dir;        // created if missing
+  std::string out_dir;  // created if missing
 };
 
 struct CriteoGenReport {
   std::string train_path, valid_path;
-  double positive_rate = 0;       // over train.txt
+  double positive_rate = 0;  // over train.txt
   // The planted logit of every valid.txt row and its label, in file order (the caller
   // scores the ceiling: worker/sparse/binary_metrics.h Auc).
   std::vector<float> valid_logits, valid_labels;

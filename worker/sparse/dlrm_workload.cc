@@ -28,17 +28,18 @@ struct Layout {
 };
 
 Result<std::vector<std::unique_ptr<model::Linear>>> MakeMlp(const std::string& prefix, int64_t in,
-                                                            std::vector<int64_t> widths, bool act_last,
-                                                            const TrainConfig& c) {
+                                                            std::vector<int64_t> widths,
+                                                            bool act_last, const TrainConfig& c) {
   model::LinearOptions lopt;
   lopt.seed = c.seed;
   lopt.optimizer = c.mlp.optimizer;
   std::vector<std::unique_ptr<model::Linear>> out;
   for (size_t i = 0; i < widths.size(); ++i) {
     const bool last = i + 1 == widths.size();
-    const kernels::Activation act = last && !act_last ? kernels::Activation::kIdentity : c.mlp.activation;
-    TESSERA_ASSIGN_OR_RETURN(auto layer,
-                             model::Linear::Create(prefix + std::to_string(i + 1), in, widths[i], act, lopt));
+    const kernels::Activation act =
+        last && !act_last ? kernels::Activation::kIdentity : c.mlp.activation;
+    TESSERA_ASSIGN_OR_RETURN(auto layer, model::Linear::Create(prefix + std::to_string(i + 1), in,
+                                                               widths[i], act, lopt));
     out.push_back(std::move(layer));
     in = widths[i];
   }
@@ -53,18 +54,22 @@ class DlrmWorkload final : public SparseWorkload {
     TESSERA_ASSIGN_OR_RETURN(data::CriteoPaths paths, data::CriteoSplitPaths(c_.data_dir));
     TESSERA_ASSIGN_OR_RETURN(data::CriteoPlan plan,
                              data::PlanCriteo(paths, rank, world, c_.train_limit, c_.test_limit));
-    TESSERA_ASSIGN_OR_RETURN(train_, data::LoadCriteoRange(paths.train, plan.train_begin, plan.train_end));
+    TESSERA_ASSIGN_OR_RETURN(train_,
+                             data::LoadCriteoRange(paths.train, plan.train_begin, plan.train_end));
     train_.total_examples = plan.total_train;
     if (load_test) {
-      TESSERA_ASSIGN_OR_RETURN(test_, data::LoadCriteoRange(paths.valid.empty() ? paths.train : paths.valid,
-                                                            plan.eval_begin, plan.eval_end));
+      TESSERA_ASSIGN_OR_RETURN(
+          test_, data::LoadCriteoRange(paths.valid.empty() ? paths.train : paths.valid,
+                                       plan.eval_begin, plan.eval_end));
     }
     std::vector<int64_t> bottom = c_.sparse.bottom_mlp;
     bottom.push_back(d_);
-    TESSERA_ASSIGN_OR_RETURN(bottom_, MakeMlp("dlrm.bot.fc", kDense, bottom, /*act_last=*/true, c_));
+    TESSERA_ASSIGN_OR_RETURN(bottom_,
+                             MakeMlp("dlrm.bot.fc", kDense, bottom, /*act_last=*/true, c_));
     std::vector<int64_t> top = c_.mlp.hidden_sizes;
     top.push_back(1);
-    TESSERA_ASSIGN_OR_RETURN(top_, MakeMlp("dlrm.top.fc", d_ + kPairs, top, /*act_last=*/false, c_));
+    TESSERA_ASSIGN_OR_RETURN(top_,
+                             MakeMlp("dlrm.top.fc", d_ + kPairs, top, /*act_last=*/false, c_));
     return Status::OK();
   }
 
@@ -84,7 +89,8 @@ class DlrmWorkload final : public SparseWorkload {
   int64_t local_examples() const override { return train_.num_examples; }
   int64_t total_examples() const override { return train_.total_examples; }
 
-  Status Prepare(std::span<const int64_t> examples, int64_t /*epoch*/, SparseBatch* batch) override {
+  Status Prepare(std::span<const int64_t> examples, int64_t /*epoch*/,
+                 SparseBatch* batch) override {
     return Build(train_, examples, batch);
   }
 
@@ -93,7 +99,8 @@ class DlrmWorkload final : public SparseWorkload {
     const int64_t B = batch->examples;
     TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch));
     TensorView lab{const_cast<float*>(lay.labels.data()), DType::kF32, {B}, Device::kCPU};
-    TESSERA_ASSIGN_OR_RETURN(double loss, kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
+    TESSERA_ASSIGN_OR_RETURN(double loss,
+                             kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
     batch->loss_scale = 1;
     // Top MLP back to its input [bottom output | interactions].
     TensorView dy = dlogits_.view();
@@ -107,13 +114,14 @@ class DlrmWorkload final : public SparseWorkload {
       std::memcpy(&dpairs_[b * kPairs], dr + b * R + d_, sizeof(float) * kPairs);
     }
     dvec_.resize(static_cast<size_t>(B * kVectors * d_));
-    TESSERA_RETURN_IF_ERROR(kernels::PairwiseDotBackward(VecView(vec_.data(), B),
-                                                         TensorView{dpairs_.data(), DType::kF32, {B, kPairs}, Device::kCPU},
-                                                         VecView(dvec_.data(), B)));
+    TESSERA_RETURN_IF_ERROR(kernels::PairwiseDotBackward(
+        VecView(vec_.data(), B), TensorView{dpairs_.data(), DType::kF32, {B, kPairs}, Device::kCPU},
+        VecView(dvec_.data(), B)));
     // Bottom output: its direct path into the top MLP plus its interactions.
     dbot_.resize(static_cast<size_t>(B * d_));
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t k = 0; k < d_; ++k) dbot_[b * d_ + k] = dr[b * R + k] + dvec_[b * kVectors * d_ + k];
+      for (int64_t k = 0; k < d_; ++k)
+        dbot_[b * d_ + k] = dr[b * R + k] + dvec_[b * kVectors * d_ + k];
     }
     TensorView dx{dbot_.data(), DType::kF32, {B, d_}, Device::kCPU};
     for (size_t i = bottom_.size(); i-- > 0;) {
@@ -128,8 +136,8 @@ class DlrmWorkload final : public SparseWorkload {
         std::memcpy(&femb_[b * d_], &dvec_[(b * kVectors + 1 + f) * d_], sizeof(float) * d_);
       }
       TensorView idx{const_cast<int64_t*>(lay.rows[f].data()), DType::kI64, {B}, Device::kCPU};
-      TESSERA_RETURN_IF_ERROR(
-          kernels::ScatterAdd(idx, TensorView{femb_.data(), DType::kF32, {B, d_}, Device::kCPU}, t.grads.view()));
+      TESSERA_RETURN_IF_ERROR(kernels::ScatterAdd(
+          idx, TensorView{femb_.data(), DType::kF32, {B, d_}, Device::kCPU}, t.grads.view()));
     }
     return loss;
   }
@@ -163,17 +171,22 @@ class DlrmWorkload final : public SparseWorkload {
     r.test_auc = Auc(scores_, labels_);
     r.logloss = LogLoss(scores_, labels_);
     int64_t right = 0;
-    for (size_t i = 0; i < scores_.size(); ++i) right += (scores_[i] > 0) == (labels_[i] > 0.5f) ? 1 : 0;
-    r.accuracy = scores_.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(scores_.size());
+    for (size_t i = 0; i < scores_.size(); ++i)
+      right += (scores_[i] > 0) == (labels_[i] > 0.5f) ? 1 : 0;
+    r.accuracy =
+        scores_.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(scores_.size());
     scores_.clear();
     labels_.clear();
     return r;
   }
 
  private:
-  TensorView VecView(float* p, int64_t B) const { return {p, DType::kF32, {B, kVectors, d_}, Device::kCPU}; }
+  TensorView VecView(float* p, int64_t B) const {
+    return {p, DType::kF32, {B, kVectors, d_}, Device::kCPU};
+  }
 
-  Status Build(const data::CriteoExamples& ds, std::span<const int64_t> examples, SparseBatch* batch) {
+  Status Build(const data::CriteoExamples& ds, std::span<const int64_t> examples,
+               SparseBatch* batch) {
     Layout& lay = slots_[batch->slot & 1];
     const size_t B = examples.size();
     lay.dense.resize(B * kDense);
@@ -212,18 +225,21 @@ class DlrmWorkload final : public SparseWorkload {
     vec_.resize(static_cast<size_t>(B * kVectors * d_));
     femb_.resize(static_cast<size_t>(B * d_));
     const float* bot = h.as<float>();
-    for (int64_t b = 0; b < B; ++b) std::memcpy(&vec_[b * kVectors * d_], bot + b * d_, sizeof(float) * d_);
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(&vec_[b * kVectors * d_], bot + b * d_, sizeof(float) * d_);
     for (int f = 0; f < kFields; ++f) {
       TensorView idx{const_cast<int64_t*>(lay.rows[f].data()), DType::kI64, {B}, Device::kCPU};
-      TESSERA_RETURN_IF_ERROR(kernels::EmbeddingGather(batch.tables[f].values.view(), idx,
-                                                       TensorView{femb_.data(), DType::kF32, {B, d_}, Device::kCPU}));
+      TESSERA_RETURN_IF_ERROR(
+          kernels::EmbeddingGather(batch.tables[f].values.view(), idx,
+                                   TensorView{femb_.data(), DType::kF32, {B, d_}, Device::kCPU}));
       for (int64_t b = 0; b < B; ++b) {
         std::memcpy(&vec_[(b * kVectors + 1 + f) * d_], &femb_[b * d_], sizeof(float) * d_);
       }
     }
     pairs_.resize(static_cast<size_t>(B * kPairs));
     TESSERA_RETURN_IF_ERROR(
-        kernels::PairwiseDot(VecView(vec_.data(), B), TensorView{pairs_.data(), DType::kF32, {B, kPairs}, Device::kCPU}));
+        kernels::PairwiseDot(VecView(vec_.data(), B),
+                             TensorView{pairs_.data(), DType::kF32, {B, kPairs}, Device::kCPU}));
     const int64_t R = d_ + kPairs;
     top_in_.resize(static_cast<size_t>(B * R));
     for (int64_t b = 0; b < B; ++b) {
@@ -270,9 +286,10 @@ std::vector<ParamSpec> DlrmSparseParams(const TrainConfig& c) {
   return out;
 }
 
-Result<std::unique_ptr<SparseWorkload>> CreateDlrmWorkload(const TrainConfig& config, int rank, int world,
-                                                           bool load_test) {
-  if (config.model != "dlrm") return Status::InvalidArgument("not the dlrm model: '" + config.model + "'");
+Result<std::unique_ptr<SparseWorkload>> CreateDlrmWorkload(const TrainConfig& config, int rank,
+                                                           int world, bool load_test) {
+  if (config.model != "dlrm")
+    return Status::InvalidArgument("not the dlrm model: '" + config.model + "'");
   auto w = std::make_unique<DlrmWorkload>(config);
   TESSERA_RETURN_IF_ERROR_CTX(w->Init(rank, world, load_test), "loading --data=" + config.data_dir);
   return std::unique_ptr<SparseWorkload>(std::move(w));

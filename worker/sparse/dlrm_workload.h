@@ -31,7 +31,7 @@ std::vector<ParamSpec> DlrmSparseParams(const TrainConfig& config);
 
 // Loads this worker's training shard (and, with load_test, the evaluation split) from
 // config.data_dir (worker/data/criteo.h). NotFound / Corruption name the file.
-Result<std::unique_ptr<SparseWorkload>> CreateDlrmWorkload(const TrainConfig& config, int rank, int world,
-                                                           bool load_test);
+Result<std::unique_ptr<SparseWorkload>> CreateDlrmWorkload(const TrainConfig& config, int rank,
+                                                           int world, bool load_test);
 
 }  // namespace tessera::worker::sparse
