@@ -15,9 +15,12 @@ namespace tessera::launch {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: tessera datagen criteo --rows N [--valid_rows M] [--seed S] -o DIR\n"
+    "usage: tessera datagen criteo --rows N [--valid_rows M] [--seed S] [--card_scale K]\n"
+    "                              [--zipf_offset D] -o DIR\n"
     "  writes DIR/train.txt, DIR/valid.txt (Criteo Kaggle TSV layout, labels from a planted\n"
-    "  model) and DIR/planted.txt (the planted model's AUC and log-loss on valid.txt)\n";
+    "  model) and DIR/planted.txt (the planted model's AUC and log-loss on valid.txt);\n"
+    "  --card_scale multiplies every field's cardinality (default 1: the Kaggle set's),\n"
+    "  --zipf_offset is added to every field's Zipf exponent (default 0; < 0: flatter tails)\n";
 
 int Usage(const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "tessera datagen: %s\n", why.c_str());
@@ -66,6 +69,12 @@ int DatagenMain(int argc, char** argv) {
     } else if (a == "--seed") {
       if (!ParseNumber(value, &o.seed))
         return Usage("--seed=" + value + ": expected an unsigned integer");
+    } else if (a == "--card_scale") {
+      if (!ParseNumber(value, &o.card_scale))
+        return Usage("--card_scale=" + value + ": expected a number");
+    } else if (a == "--zipf_offset") {
+      if (!ParseNumber(value, &o.zipf_offset))
+        return Usage("--zipf_offset=" + value + ": expected a number");
     } else if (a == "-o" || a == "--out") {
       o.out_dir = value;
     } else {

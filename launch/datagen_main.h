@@ -1,6 +1,7 @@
 // `tessera datagen`: writes synthetic data sets for the examples and tests.
 //
-//   tessera datagen criteo --rows N [--valid_rows M] [--seed S] -o DIR
+//   tessera datagen criteo --rows N [--valid_rows M] [--seed S] [--card_scale K]
+//                          [--zipf_offset D] -o DIR
 //
 // criteo: DIR/train.txt (N rows) and DIR/valid.txt (M rows; default N/10, at least 1000)
 // in the Criteo Kaggle TSV layout with labels from a planted model

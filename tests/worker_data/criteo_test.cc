@@ -235,6 +235,32 @@ TEST(CriteoGen, DeterministicPrefixStableAndRealLayout) {
   EXPECT_NE(ta.find("\t-1\t"), std::string::npos);
 }
 
+// Distinct values of field C3 (10 M values) in the first `rows` rows.
+size_t DistinctC3(const CriteoGenOptions& o, int rows) {
+  std::set<std::string> seen;
+  for (int i = 0; i < rows; ++i) {
+    float z;
+    seen.insert(Split(CriteoSyntheticLine(o, 0, i, &z), '\t')[16]);
+  }
+  return seen.size();
+}
+
+TEST(CriteoGen, FlatterTailsAndLargerCardinalitiesGiveMoreDistinctIds) {
+  CriteoGenOptions o;
+  o.seed = 3;
+  const size_t base = DistinctC3(o, 4000);
+  o.zipf_offset = -0.4;
+  const size_t flat = DistinctC3(o, 4000);
+  EXPECT_GT(flat, base + base / 4) << base << " vs " << flat;
+  o.zipf_offset = 0;
+  o.card_scale = 0.0001;  // C3: 1013 values
+  EXPECT_LE(DistinctC3(o, 4000), 1013u);
+  o.card_scale = 1;
+  o.zipf_offset = -0.3;  // exponent exactly 1 for some fields: the log law, no division by 0
+  float z;
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(Split(CriteoSyntheticLine(o, 0, i, &z), '\t').size(), 40u);
+}
+
 TEST(CriteoGen, RefusesBadOptions) {
   CriteoGenOptions o;
   o.rows = 0;
@@ -242,6 +268,12 @@ TEST(CriteoGen, RefusesBadOptions) {
   EXPECT_EQ(GenerateCriteo(o).status().code(), StatusCode::kInvalidArgument);
   o.rows = 10;
   o.out_dir = "";
+  EXPECT_EQ(GenerateCriteo(o).status().code(), StatusCode::kInvalidArgument);
+  o.out_dir = "/tmp/x";
+  o.card_scale = 0;
+  EXPECT_EQ(GenerateCriteo(o).status().code(), StatusCode::kInvalidArgument);
+  o.card_scale = 1;
+  o.zipf_offset = -2;
   EXPECT_EQ(GenerateCriteo(o).status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -45,6 +45,10 @@ double DenseMissing(int k) { return k % 4 == 0 ? 0.4 : (k % 3 == 1 ? 0.05 : 0.2)
 // A rank in [1, card] of the power law p(r) ~ r^-s (inverse CDF of the continuous law).
 int64_t ZipfRank(double u, int64_t card, double s) {
   const double a = 1.0 - s;
+  if (std::fabs(a) < 1e-9) {  // s = 1: the log law
+    return std::clamp<int64_t>(
+        static_cast<int64_t>(std::exp(u * std::log(static_cast<double>(card) + 1.0))), 1, card);
+  }
   const double top = std::pow(static_cast<double>(card) + 1.0, a);
   const double r = std::pow(1.0 + u * (top - 1.0), 1.0 / a);
   return std::clamp<int64_t>(static_cast<int64_t>(r), 1, card);
@@ -79,12 +83,13 @@ const std::vector<int64_t>& CriteoCardinalities() {
   return kCards;
 }
 
-std::string CriteoSyntheticLine(uint64_t seed, int split, int64_t row, float* logit) {
+std::string CriteoSyntheticLine(const CriteoGenOptions& o, int split, int64_t row, float* logit) {
   const auto& cards = CriteoCardinalities();
+  const uint64_t seed = o.seed;
   Rng rng{HashCombine(HashCombine(seed, 0xc417e0ULL + static_cast<uint64_t>(split)),
                       static_cast<uint64_t>(row))};
   double z = kBias;
-  char buf[640];  // >= 2 + 13 * 25 + 26 * 9: every field at its widest
+  char buf[640];      // >= 2 + 13 * 25 + 26 * 9: every field at its widest
   char* p = buf + 2;  // the label goes in front
   for (int k = 0; k < kCriteoDense; ++k) {
     *p++ = '\t';
@@ -107,7 +112,9 @@ std::string CriteoSyntheticLine(uint64_t seed, int split, int64_t row, float* lo
   for (int f = 0; f < kCriteoCategorical; ++f) {
     *p++ = '\t';
     const double miss = rng.Uniform();
-    const int64_t r = ZipfRank(rng.Uniform(), cards[f], ZipfExponent(f));
+    const int64_t card =
+        std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(cards[f]) * o.card_scale));
+    const int64_t r = ZipfRank(rng.Uniform(), card, ZipfExponent(f) + o.zipf_offset);
     if (miss < CatMissing(f)) {
       ranks[f] = 0;
       continue;
@@ -134,6 +141,14 @@ Result<CriteoGenReport> GenerateCriteo(const CriteoGenOptions& o) {
   if (o.rows < 1)
     return Status::InvalidArgument("--rows=" + std::to_string(o.rows) + ": must be >= 1");
   if (o.out_dir.empty()) return Status::InvalidArgument("-o: an output directory is required");
+  if (!(o.card_scale > 0 && o.card_scale <= 1000)) {
+    return Status::InvalidArgument("--card_scale=" + std::to_string(o.card_scale) +
+                                   ": must be in (0, 1000]");
+  }
+  if (!(o.zipf_offset >= -1 && o.zipf_offset <= 1)) {
+    return Status::InvalidArgument("--zipf_offset=" + std::to_string(o.zipf_offset) +
+                                   ": must be in [-1, 1]");
+  }
   const int64_t valid_rows =
       o.valid_rows >= 0 ? o.valid_rows : std::max<int64_t>(1000, o.rows / 10);
   std::error_code ec;
@@ -150,7 +165,7 @@ Result<CriteoGenReport> GenerateCriteo(const CriteoGenOptions& o) {
     if (!f) return Status::IOError(path + ": cannot open for writing");
     for (int64_t i = 0; i < n; ++i) {
       float z;
-      std::string line = CriteoSyntheticLine(o.seed, split, i, &z);
+      std::string line = CriteoSyntheticLine(o, split, i, &z);
       line.push_back('\n');
       if (std::fwrite(line.data(), 1, line.size(), f.get()) != line.size()) {
         return Status::IOError(path + ": write failed");
