@@ -78,6 +78,11 @@ struct Backend {
   // u + 1 entries).
   Status (*segment_sum)(const float* grads, int64_t d, const int64_t* order_host,
                         int64_t order_len, const int64_t* offsets_host, int64_t u, float* out);
+  // DLRM's pairwise dot interaction (kernels/math/interaction.h): x [b, f, d], f >= 2,
+  // out / dout [b, f (f - 1) / 2], dx [b, f, d] (overwritten).
+  Status (*pairwise_dot)(const float* x, int64_t b, int64_t f, int64_t d, float* out);
+  Status (*pairwise_dot_backward)(const float* x, const float* dout, int64_t b, int64_t f,
+                                  int64_t d, float* dx);
   // Memory for ScatterAddUnique's result, owned by the returned Buffer.
   Result<Buffer> (*allocate)(size_t bytes);
 

@@ -186,6 +186,17 @@ Status ScatterAdd(TensorView indices, TensorView grads, TensorView table);
 Status ScatterAddUnique(TensorView keys, TensorView grads, std::vector<uint64_t>* unique_keys,
                         Tensor* summed);
 
+// ---- Feature interaction (DLRM) -------------------------------------------------------
+
+// DLRM's "dot" interaction: for every example b and pair i > j of its F feature vectors,
+// out[b, i (i - 1) / 2 + j] = dot(x[b, i, :], x[b, j, :]) (kernels/math/interaction.h).
+// x: f32 [B, F, D] with F >= 2; out: f32 [B, F (F - 1) / 2].
+Status PairwiseDot(TensorView x, TensorView out);
+// Its backward: dx[b, i, :] = sum over j != i of dout[b, pair(i, j)] * x[b, j, :], given
+// the forward's x and dout = dL/dout (shapes as above). dx (f32 [B, F, D]) is overwritten,
+// and must not alias x or dout.
+Status PairwiseDotBackward(TensorView x, TensorView dout, TensorView dx);
+
 // ---- Casts (gradient compression) ------------------------------------------------------
 
 // dst = src converted elementwise. Supported: f32 -> f16, f32 -> bf16, f16 -> f32,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "checkpoint/tool/ckpt_tool.h"
+#include "launch/datagen_main.h"
 #include "launch/flag_docs.h"
 #include "launch/local_launcher.h"
 #include "launch/status_main.h"
@@ -30,6 +31,7 @@ const std::vector<Subcommand>& Commands() {
       {"ckpt", "inspect checkpoints: ckpt ls|show|verify DIR [STEP]", &checkpoint::CkptMain},
       {"report", "plot metrics files: report METRICS.jsonl [...] -o DIR", &observe::ReportMain},
       {"status", "ask a running job's coordinator for its state: status HOST:PORT [--json]", &launch::StatusMain},
+      {"datagen", "write a synthetic data set: datagen criteo --rows N --seed S -o DIR", &launch::DatagenMain},
       {"flags", "print every flag with its default and description (docs/configuration.md)", &launch::FlagsMain},
   };
   return cmds;

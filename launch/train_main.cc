@@ -20,7 +20,7 @@
 
 // Flags of `tessera train` (docs/training.md). The job flags (--servers, --workers,
 // --sync, --grad_reduce, --chunk_bytes, --request_timeout_s, ...) live in launch/job.cc.
-DEFINE_string(model, "mlp", "Model to train: mlp, logreg, widedeep or word2vec");
+DEFINE_string(model, "mlp", "Model to train: mlp, logreg, widedeep, word2vec or dlrm");
 DEFINE_string(data, "data/mnist", "Directory with the MNIST IDX files (relative to the working directory)");
 DEFINE_string(hidden, "256,128", "MLP hidden layer widths, input side first (\"\" = softmax regression)");
 DEFINE_string(activation, "relu", "Hidden activation: relu, gelu or none");
@@ -50,7 +50,8 @@ DEFINE_string(compress, "none",
 // Sparse models (worker/sparse/sparse_config.h, docs/training.md).
 DEFINE_int32(cross_order, 2, "logreg/widedeep: hash every set of up to N active features (1, 2 or 3)");
 DEFINE_int32(hash_bits, 24, "logreg/widedeep: hashed keys live in [0, 2^hash_bits)");
-DEFINE_int64(embed_dim, 16, "widedeep: embedding width per feature; word2vec: vector width");
+DEFINE_int64(embed_dim, 16, "widedeep: embedding width per feature; word2vec: vector width; dlrm: embedding and bottom MLP output width");
+DEFINE_string(bottom_mlp, "64", "dlrm: hidden widths of the bottom MLP over the dense features (its embed_dim-wide output is added)");
 DEFINE_int32(window, 5, "word2vec: maximum distance between center and context word");
 DEFINE_int32(negatives, 5, "word2vec: noise words per (center, context) pair");
 DEFINE_int64(min_count, 5, "word2vec: drop words rarer than this from the vocabulary");
@@ -152,6 +153,8 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   c.sparse.cross_order = FLAGS_cross_order;
   c.sparse.hash_bits = FLAGS_hash_bits;
   c.sparse.embed_dim = FLAGS_embed_dim;
+  TESSERA_ASSIGN_OR_RETURN(c.sparse.bottom_mlp,
+                           launch::FlagValue(model::ParseHiddenSizes(FLAGS_bottom_mlp), "--bottom_mlp"));
   c.sparse.window = FLAGS_window;
   c.sparse.negatives = FLAGS_negatives;
   c.sparse.min_count = FLAGS_min_count;

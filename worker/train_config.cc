@@ -35,7 +35,7 @@ Status Bad(const std::string& flag, const std::string& value, const std::string&
 }  // namespace
 
 const std::vector<std::string>& KnownModels() {
-  static const std::vector<std::string> models = {"mlp", "logreg", "widedeep", "word2vec"};
+  static const std::vector<std::string> models = {"mlp", "logreg", "widedeep", "word2vec", "dlrm"};
   return models;
 }
 

@@ -58,7 +58,7 @@ struct TrainConfig {
   std::string metrics_out;
   // Bounded wait of each push/pull/barrier (the job's --request_timeout_s). Default: 300 s.
   double request_timeout_s = 300;
-  // Settings of the sparse models (logreg, widedeep, word2vec; worker/sparse/).
+  // Settings of the sparse models (logreg, widedeep, word2vec, dlrm; worker/sparse/).
   SparseConfig sparse;
 };
 

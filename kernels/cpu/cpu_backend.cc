@@ -24,6 +24,8 @@ const Backend& CpuBackend() {
       .gather = cpu::Gather,
       .scatter_add = cpu::ScatterAdd,
       .segment_sum = cpu::SegmentSum,
+      .pairwise_dot = cpu::PairwiseDot,
+      .pairwise_dot_backward = cpu::PairwiseDotBackward,
       .allocate = cpu::Allocate,
       .cast = cpu::Cast,
   };

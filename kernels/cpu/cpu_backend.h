@@ -44,4 +44,8 @@ Status SegmentSum(const float* grads, int64_t d, const int64_t* order, int64_t o
                   const int64_t* offsets, int64_t u, float* out);
 Result<Buffer> Allocate(size_t bytes);
 
+Status PairwiseDot(const float* x, int64_t b, int64_t f, int64_t d, float* out);
+Status PairwiseDotBackward(const float* x, const float* dout, int64_t b, int64_t f, int64_t d,
+                           float* dx);
+
 }  // namespace tessera::kernels::cpu

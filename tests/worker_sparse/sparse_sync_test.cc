@@ -30,7 +30,7 @@ TEST(SparseSync, TablesAreKnownWithoutData) {
 }
 
 TEST(SparseSync, AllReduceIsRefusedNamingTheTablesOthersAreAccepted) {
-  for (const char* model : {"logreg", "widedeep", "word2vec"}) {
+  for (const char* model : {"logreg", "widedeep", "word2vec", "dlrm"}) {
     for (const char* sync : {"bsp", "ssp:2", "asp", "hybrid"}) {
       EXPECT_TRUE(CheckSparseSync(Config(model), sync).ok()) << model << " " << sync;
     }

@@ -285,6 +285,7 @@ TEST(SparseConfig, BadValuesNameTheFlag) {
       {[](SparseConfig* c) { c->subsample = -1; }, "--subsample="},
       {[](SparseConfig* c) { c->heldout_fraction = 0.9; }, "--heldout_fraction="},
       {[](SparseConfig* c) { c->heldout_pairs = 0; }, "--heldout_pairs=0"},
+      {[](SparseConfig* c) { c->bottom_mlp = {64, 0}; }, "--bottom_mlp=0"},
   };
   for (const Case& k : cases) {
     TrainConfig c;
@@ -297,7 +298,7 @@ TEST(SparseConfig, BadValuesNameTheFlag) {
     EXPECT_TRUE(ValidateTrainConfig(c).ok()) << k.want;
   }
   TrainConfig ok;
-  for (const char* m : {"logreg", "widedeep", "word2vec"}) {
+  for (const char* m : {"logreg", "widedeep", "dlrm", "word2vec"}) {  // word2vec last: used below
     ok.model = m;
     EXPECT_TRUE(ValidateTrainConfig(ok).ok()) << m;
     EXPECT_TRUE(IsSparseModel(m));

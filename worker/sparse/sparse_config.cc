@@ -11,7 +11,7 @@ Status Bad(const std::string& flag, const std::string& value, const std::string&
 }  // namespace
 
 bool IsSparseModel(const std::string& model) {
-  return model == "logreg" || model == "widedeep" || model == "word2vec";
+  return model == "logreg" || model == "widedeep" || model == "word2vec" || model == "dlrm";
 }
 
 Status ValidateSparseConfig(const SparseConfig& c) {
@@ -21,6 +21,9 @@ Status ValidateSparseConfig(const SparseConfig& c) {
     return Bad("hash_bits", std::to_string(c.hash_bits), "must be in [1, 62]");
   if (c.embed_dim < 1 || c.embed_dim > 4096)
     return Bad("embed_dim", std::to_string(c.embed_dim), "must be in [1, 4096]");
+  for (int64_t w : c.bottom_mlp) {
+    if (w < 1 || w > 65536) return Bad("bottom_mlp", std::to_string(w), "every width must be in [1, 65536]");
+  }
   if (c.window < 1 || c.window > 100)
     return Bad("window", std::to_string(c.window), "must be in [1, 100]");
   if (c.negatives < 0 || c.negatives > 100)

@@ -1,4 +1,4 @@
-// Settings of the sparse models (--model=logreg, widedeep, word2vec), part of
+// Settings of the sparse models (--model=logreg, widedeep, word2vec, dlrm), part of
 // TrainConfig. Every field is a `tessera train` flag of the same name (docs/training.md).
 //
 // Thread safety: a value; the functions are pure.
@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -17,8 +18,12 @@ struct SparseConfig {
   int cross_order = 2;
   // logreg / widedeep: keys of the hashed table live in [0, 2^hash_bits). Default: 24.
   int hash_bits = 24;
-  // widedeep: embedding width per feature; word2vec: vector width. Default: 16.
+  // widedeep: embedding width per feature; word2vec: vector width; dlrm: width of every
+  // categorical embedding and of the bottom MLP's output. Default: 16.
   int64_t embed_dim = 16;
+  // dlrm: hidden widths of the bottom MLP over the 13 dense features (its output layer,
+  // embed_dim wide, is added after them). Default: {64}.
+  std::vector<int64_t> bottom_mlp = {64};
   // word2vec: maximum distance between center and context word. Default: 5.
   int window = 5;
   // word2vec: noise words per (center, context) pair. Default: 5.

@@ -9,6 +9,7 @@
 #include "common/hash.h"
 #include "common/timeline.h"
 #include "worker/sparse/ctr_workload.h"
+#include "worker/sparse/dlrm_workload.h"
 #include "worker/sparse/word2vec_workload.h"
 
 namespace tessera::worker::sparse {
@@ -16,11 +17,13 @@ namespace tessera::worker::sparse {
 Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index,
                                                        int num_workers) {
   if (config.model == "word2vec") return CreateWord2VecWorkload(config, worker_index, num_workers);
+  if (config.model == "dlrm") return CreateDlrmWorkload(config, worker_index, num_workers, worker_index == 0);
   return CreateCtrWorkload(config, worker_index, num_workers, worker_index == 0);
 }
 
 std::vector<ParamSpec> SparseTableSpecs(const TrainConfig& config) {
   if (config.model == "word2vec") return Word2VecSparseParams(config);
+  if (config.model == "dlrm") return DlrmSparseParams(config);
   return CtrSparseParams(config);
 }
 

@@ -1,5 +1,5 @@
 // SparseTrainer: one worker's steps of the training loop (worker/train_loop.h) for the
-// sparse models (SparseWorkload: logreg, widedeep, word2vec). `tessera train` runs it
+// sparse models (SparseWorkload: logreg, widedeep, word2vec, dlrm). `tessera train` runs it
 // instead of worker/trainer.h's dense steps when --model is one of them; the protocol
 // with the servers is the same (docs/training.md), per step s = 0 .. N-1 on every worker:
 //

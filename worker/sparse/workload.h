@@ -1,6 +1,6 @@
 // SparseWorkload: what the sparse training loop (worker/sparse/sparse_trainer.h) needs
 // from a model whose parameters are mostly sparse tables on the servers (logreg,
-// widedeep, word2vec). The loop owns the network; the workload owns the data and the
+// widedeep, word2vec, dlrm). The loop owns the network; the workload owns the data and the
 // math, and never talks to the servers itself:
 //
 //   Prepare(examples)  -> the distinct keys of every sparse table this batch touches
