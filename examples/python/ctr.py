@@ -160,6 +160,7 @@ def main():
         p = np.clip(np.concatenate(scores), 1e-7, 1 - 1e-7)
         logloss = float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
         summary = {"event": "summary", "model": "ctr", "workers": world, "steps": total,
+                   "resumed_from": tessera.resume_step(),
                    "sync": tessera.sync_mode(), "train_s": round(train_s, 3), "test_auc": round(auc(p, labels), 6),
                    "logloss": round(logloss, 4),
                    "params_digest": tessera.params_digest(q for q in model.parameters())}

@@ -139,6 +139,7 @@ def main():
     if rank == 0:
         tx, ty = load_split(args.data, "t10k", args.test_limit)
         summary = {"event": "summary", "model": args.model, "workers": world, "steps": total,
+                   "resumed_from": tessera.resume_step(), "worker_state_loaded": saved is not None,
                    "sync": tessera.sync_mode(), "train_s": round(train_s, 3),
                    "samples_per_sec": round((total - max(0, tessera.resume_step())) * args.batch_size * world /
                                             max(train_s, 1e-9), 1),

@@ -44,8 +44,11 @@ class ResumeJob(unittest.TestCase):
 
         resumed = jobutil.run_job(MNIST, ARGS + ["--steps=40"] + flags, servers=2, workers=2)
         self.assertEqual(resumed.exit_code, 0, resumed.output[-4000:])
-        self.assertIn("resuming", resumed.output.lower())
-        self.assertEqual(resumed.summary()["params_digest"], digest, resumed.output[-3000:])
+        self.assertIn("resuming from the checkpoint of step 20", resumed.output)
+        s = resumed.summary()
+        self.assertEqual(s["resumed_from"], 20, s)       # it ran steps 20..39 only
+        self.assertTrue(s["worker_state_loaded"], s)
+        self.assertEqual(s["params_digest"], digest, resumed.output[-3000:])
 
 
 if __name__ == "__main__":
