@@ -12,6 +12,7 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -25,9 +26,12 @@
 #include "launch/job.h"
 #include "python/core/tensor_arg.h"
 #include "python/core/worker_state.h"
+#include "worker/grad_sync.h"
+#include "worker/model/layer.h"
 
 DECLARE_double(request_timeout_s);
 DECLARE_string(sync);
+DECLARE_uint64(chunk_bytes);
 
 namespace py = pybind11;
 
@@ -247,6 +251,60 @@ class Session {
     return py::bytes(**s);
   }
 
+  // ---- --sync=allreduce (docs/collective.md): the C++ trainer's GradSync over the
+  // model's tensors. Values are the torch tensors' memory (updated in place by the
+  // optimizer step); gradients are copied from torch's .grad into GradSync's buffers
+  // (the fusion buckets) as backward produces them.
+  void AllReduceSetUp(const py::list& specs, const py::list& values, double bucket_mb) {
+    if (grad_sync_) throw TesseraError("the all-reduce path is already set up (one DistributedOptimizer per process)");
+    if (specs.size() != values.size()) throw py::value_error("one value per parameter spec");
+    std::vector<model::Parameter*> raw;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto p = std::make_unique<model::Parameter>();
+      p->spec = SpecFromDict(specs[i].cast<py::dict>());
+      TensorView v;
+      Raise(CheckF32(ToArg(values[i].cast<py::tuple>()), "value of '" + p->spec.name + "'", p->spec.numel(), &v));
+      // The torch tensor owns the memory; the Python layer keeps the model alive.
+      auto t = Tensor::FromBuffer(Buffer::Wrap(v.data, v.nbytes(), Device::kCPU, [] {}), DType::kF32, p->spec.shape);
+      Raise(t.status());
+      p->value = std::move(t).value();
+      p->grad = Tensor::Zeros(DType::kF32, p->spec.shape);
+      raw.push_back(p.get());
+      params_.push_back(std::move(p));
+    }
+    worker::GradSyncOptions o;
+    o.sync = FLAGS_sync;
+    o.bucket_mb = bucket_mb;
+    o.chunk_bytes = FLAGS_chunk_bytes;
+    o.timeout = Seconds(FLAGS_request_timeout_s);
+    const launch::WorkerContext& wc = worker_->context();
+    auto g = worker::GradSync::Create(o, wc.comm, wc.num_workers, raw);
+    Raise(g.status());
+    grad_sync_ = std::move(g).value();
+  }
+
+  // params_[i]'s gradient is final for this step: copied in, handed to its bucket.
+  void AllReduceGradReady(size_t i, const py::tuple& grad) {
+    if (!grad_sync_ || i >= params_.size()) throw py::value_error("no all-reduced parameter " + std::to_string(i));
+    model::Parameter* p = params_[i].get();
+    TensorView v;
+    Raise(CheckF32(ToArg(grad), "gradient of '" + p->spec.name + "'", p->spec.numel(), &v));
+    std::memcpy(p->grad.data(), v.data, p->grad.nbytes());
+    grad_sync_->OnGradReady(p);
+  }
+
+  // Waits for the step's all-reduces and applies the optimizer to every value.
+  void AllReduceFinishStep() {
+    if (!grad_sync_) throw TesseraError("the all-reduce path is not set up");
+    worker::Client* c = &client();
+    Status st;
+    {
+      py::gil_scoped_release unlocked;
+      st = grad_sync_->FinishStep([c] { return c->requested_exit_code() != 0; });
+    }
+    Raise(st);
+  }
+
   int RequestedExitCode() { return client().requested_exit_code(); }
   std::string Health() {
     Status st = client().health();
@@ -266,7 +324,10 @@ class Session {
   }
 
   std::unique_ptr<launch::JoinedWorker> worker_;
-  std::unordered_map<uint32_t, int64_t> numel_;  // declared element count (dense) or row width (sparse)
+  std::unordered_map<uint32_t, int64_t> numel_;
+  // --sync=allreduce: the parameters over the torch tensors and their GradSync.
+  std::vector<std::unique_ptr<model::Parameter>> params_;
+  std::unique_ptr<worker::GradSync> grad_sync_;  // declared element count (dense) or row width (sparse)
 };
 
 bool g_process_initialised = false;  // InitProcess (gflags, glog) runs once per process
@@ -348,6 +409,9 @@ PYBIND11_MODULE(_core, m) {
       .def("pending_checkpoint", &Session::PendingCheckpoint)
       .def("answer_checkpoint", &Session::AnswerCheckpoint)
       .def("load_worker_state", &Session::LoadWorkerState)
+      .def("allreduce_set_up", &Session::AllReduceSetUp)
+      .def("allreduce_grad_ready", &Session::AllReduceGradReady)
+      .def("allreduce_finish_step", &Session::AllReduceFinishStep)
       .def("requested_exit_code", &Session::RequestedExitCode)
       .def("health", &Session::Health)
       .def("finish", &Session::Finish);

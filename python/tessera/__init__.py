@@ -22,7 +22,14 @@ import atexit
 import os
 import sys
 
-from ._core import TesseraError
+# Open MPI (the all-reduce path) loads its components as plugins that resolve symbols of
+# libmpi: load the extension, which links libmpi, with its symbols global.
+_flags = sys.getdlopenflags()
+sys.setdlopenflags(_flags | os.RTLD_GLOBAL)
+try:
+    from ._core import TesseraError
+finally:
+    sys.setdlopenflags(_flags)
 
 __all__ = [
     "TesseraError", "JobStopped", "init", "finish", "rank", "size", "num_servers", "sync_mode",
@@ -61,6 +68,7 @@ class _State:
         self.finished = False
         self.failure = None         # an uncaught exception's text
         self.end_hooks = []         # run by synchronize(): the final pulls
+        self.allreduce = False      # --sync=allreduce: the dense values live on the workers
 
 
 _state = _State()
@@ -172,7 +180,7 @@ def checkpoint_due():
     """
     s = _session()
     _state.checkpoint_aware = True
-    return s.pending_checkpoint() == _state.step and _state.answered != _state.step
+    return not _state.allreduce and s.pending_checkpoint() == _state.step and _state.answered != _state.step
 
 
 def save_worker_state(data):
@@ -209,7 +217,10 @@ def _leave_boundary():
     want = s.pending_checkpoint()
     if want < 0 or want > _state.step or want == _state.answered:
         return
-    if want == _state.step and not _state.checkpoint_aware:
+    if _state.allreduce:
+        s.answer_checkpoint(want, False, "checkpoints of --sync=allreduce are not supported from Python "
+                            "(docs/python.md)", None)
+    elif want == _state.step and not _state.checkpoint_aware:
         s.answer_checkpoint(want, True, "", None)
     elif want == _state.step:
         s.answer_checkpoint(want, False, "worker %d: the script did not save its state at step %d"

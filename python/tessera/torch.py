@@ -209,15 +209,16 @@ class DistributedOptimizer:
     pulls every parameter's next value straight into the model's tensors and waits.
     """
 
-    def __init__(self, optimizer, named_parameters, sync=None, seed=0):
+    def __init__(self, optimizer, named_parameters, sync=None, seed=0, bucket_mb=25.0):
         s = tessera._session()
         job_sync = tessera.sync_mode()
         if sync is not None and sync != job_sync:
             raise ValueError("tessera.torch.DistributedOptimizer(sync=%r): the job runs --sync=%s (the servers "
                              "enforce the job's mode; start the job with --sync=%s)" % (sync, job_sync, sync))
-        if job_sync in ("allreduce", "hybrid"):
-            raise ValueError("tessera.torch.DistributedOptimizer: --sync=%s is not supported from Python yet "
-                             "(docs/python.md, 'Not supported'); use bsp, ssp:K or asp" % job_sync)
+        if job_sync == "hybrid":
+            raise ValueError("tessera.torch.DistributedOptimizer: --sync=hybrid is not supported from Python "
+                             "(docs/python.md, 'Not supported'); use bsp, ssp:K, asp or allreduce")
+        self._allreduce = job_sync == "allreduce"
         self.optimizer = optimizer
         self.sync = job_sync
         named = list(named_parameters)
@@ -242,6 +243,9 @@ class DistributedOptimizer:
             self._params.append((name, p))
         self._tables = list(Embedding._tables)
         Embedding._tables.clear()
+        if self._allreduce and self._tables:
+            raise ValueError("tessera.torch.Embedding tables live on the servers: --sync=allreduce has none "
+                             "(use bsp, ssp:K or asp)")
         specs += [t.spec for t in self._tables]
         ids = s.declare(specs)
         self._ids = ids[:len(self._params)]
@@ -253,8 +257,16 @@ class DistributedOptimizer:
         self._accumulators = []
         self._report_loss = 0.0
         self._report_samples = 0
-        # The servers' initial values (or, resuming, the checkpoint's), for this step.
+        # The servers' initial values (or, resuming, the checkpoint's), for this step:
+        # under allreduce too, so every worker starts from the same values.
         self._pull(tessera.current_step())
+        if self._allreduce:
+            # From here on the values live on the workers: GradSync fuses the gradients
+            # into buckets of bucket_mb, all-reduces them (mean) while backward goes on,
+            # and applies the optimizer to the model's tensors in place.
+            tessera._state.allreduce = True
+            s.allreduce_set_up(specs[:len(self._params)], [tessera._tensor_arg(p.data) for _, p in self._params],
+                               float(bucket_mb))
         for i, (_, p) in enumerate(self._params):
             if p.requires_grad:
                 acc = p.expand_as(p).grad_fn.next_functions[0][0]
@@ -283,6 +295,10 @@ class DistributedOptimizer:
         g = p.grad
         if g is None:
             g = self._zeros.setdefault(i, torch.zeros_like(p.data))
+        if self._allreduce:
+            tessera._session().allreduce_grad_ready(i, tessera._tensor_arg(g))
+            self._pushed[i] = True
+            return
         h = tessera._session().push(self._ids[i], tessera._tensor_arg(g), tessera.current_step(),
                                     "gradient of %r" % name)
         self._pushes.add(h, g)
@@ -307,6 +323,15 @@ class DistributedOptimizer:
         for i, pushed in enumerate(self._pushed):
             if not pushed:
                 self._push(i)
+        if self._allreduce:
+            try:
+                tessera._session().allreduce_finish_step()
+            except TesseraError as e:
+                tessera._raise_stopped(e)
+            self._pushed = [False] * len(self._params)
+            loss_value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss or 0.0)
+            tessera._end_step(loss_value if math.isfinite(loss_value) else 0.0, samples)
+            return loss
         pending = [t._end_of_step(step) for t in self._tables]
         s = tessera._session()
         pulls = _Pending()
@@ -323,8 +348,10 @@ class DistributedOptimizer:
         return loss
 
     def _final_pull(self):
-        # After the barrier every worker's last push is in (ssp/asp too).
-        self._pull(tessera.current_step())
+        # After the barrier every worker's last push is in (ssp/asp too). Under allreduce
+        # the model already holds the final values (the servers' copy is the initial one).
+        if not self._allreduce:
+            self._pull(tessera.current_step())
 
     def synchronize(self):
         """tessera.synchronize(): the barrier and the final pull."""

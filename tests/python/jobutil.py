@@ -53,9 +53,10 @@ class Run:
         return None
 
 
-def run_job(script, script_args, servers=2, workers=2, timeout_s=150, env=None):
-    cmd = launch_command(script, script_args, servers, workers)
+def run_job(script, script_args, servers=2, workers=2, timeout_s=150, env=None, launcher_args=()):
+    cmd = launch_command(script, script_args, servers, workers, launcher_args)
     e = dict(os.environ)
+    e.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
     e.update(env or {})
     with tempfile.TemporaryFile(mode="w+") as out:
         p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s, env=e,

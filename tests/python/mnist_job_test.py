@@ -1,6 +1,8 @@
 """examples/python/mnist.py as a real job: `tessera launch --servers 2 --workers 2
 --program python3`, coordinator and servers included, reaches its accuracy threshold;
-a DistributedOptimizer asked for another sync mode than the job's is refused."""
+under --sync=allreduce (workers under mpirun, GradSync's fused all-reduce) it ends at
+bsp's parameters bit for bit; a DistributedOptimizer asked for another sync mode than
+the job's is refused."""
 
 import os
 import sys
@@ -25,6 +27,18 @@ class MnistJob(unittest.TestCase):
         self.assertEqual(s["workers"], 2)
         self.assertGreaterEqual(s["test_accuracy"], 0.98, s)
         self.assertIn("all 5 processes exited cleanly", run.output)
+
+    def test_allreduce_ends_at_the_bsp_parameters_bitwise(self):
+        args = ["--model=mlp", "--hidden=32", "--train_limit=4000", "--test_limit=500", "--batch_size=32",
+                "--steps=40", "--epochs=100"]
+        bsp = jobutil.run_job(MNIST, args, servers=1, workers=2)
+        self.assertEqual(bsp.exit_code, 0, bsp.output[-4000:])
+        ar = jobutil.run_job(MNIST, args, servers=1, workers=2, launcher_args=["--sync=allreduce"])
+        self.assertEqual(ar.exit_code, 0, ar.output[-4000:])
+        self.assertIn("workers run under mpirun (all-reduce path)", ar.output)
+        self.assertEqual(ar.summary()["sync"], "allreduce")
+        self.assertEqual(bsp.summary()["sync"], "bsp")
+        self.assertEqual(ar.summary()["params_digest"], bsp.summary()["params_digest"])
 
     def test_sync_mode_other_than_the_jobs_is_refused(self):
         code = ("import sys, torch, tessera, tessera.torch\n"
