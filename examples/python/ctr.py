@@ -130,18 +130,32 @@ def main():
     loss_fn = torch.nn.BCEWithLogitsLoss()
     start = time.time()
     step = tessera.current_step()
-    rng_epoch, order = -1, None
+    orders = {}
+
+    def rows_of(s):  # the batch of step s: a pure function of (seed, worker, epoch, position)
+        epoch, pos = divmod(s, steps_per_epoch)
+        if epoch not in orders:
+            orders.clear()
+            orders[epoch] = np.random.default_rng(args.seed * 7919 + rank * 104729 + epoch).permutation(mine)
+        return orders[epoch][pos * args.batch_size:(pos + 1) * args.batch_size]
+
+    rows = rows_of(step) if step < total else None
+    cur = batch(train, rows) if rows is not None else None
     while step < total:
-        epoch, pos = divmod(step, steps_per_epoch)
-        if epoch != rng_epoch:
-            order = np.random.default_rng(args.seed * 7919 + rank * 104729 + epoch).permutation(mine)
-            rng_epoch = epoch
-        rows = order[pos * args.batch_size:(pos + 1) * args.batch_size]
-        wide, deep, y = batch(train, rows)
+        wide, deep, y = cur
         opt.zero_grad()
         loss = loss_fn(model(wide, deep, len(rows)), y)
         loss.backward()
+        if step + 1 < total:
+            # The next batch's rows ride with this step's pushes (bsp answers them once
+            # this step is applied): the C++ sparse loop's overlap.
+            next_rows = rows_of(step + 1)
+            nxt = batch(train, next_rows)
+            model.wide.prefetch(nxt[0][0])
+            model.deep.prefetch(nxt[1][0])
         opt.step(loss=loss, samples=len(rows))
+        if step + 1 < total:
+            rows, cur = next_rows, nxt
         step += 1
         if rank == 0 and step % 200 == 0:
             print("step %d/%d loss %.4f" % (step, total, float(loss)), file=sys.stderr, flush=True)

@@ -114,8 +114,13 @@ class Embedding(torch.nn.Module):
     optimizers' settings via server_optimizer). init: ("normal", std), ("uniform", a) or
     ("zeros", 0): the servers create a row the first time it is touched.
 
+    prefetch(next_ids), called after backward and before opt.step(), pulls the next
+    batch's rows now, tagged with the next step: under bsp the servers answer once this
+    step is applied, so the pull travels with this step's pushes and the next forward
+    finds its rows there (the C++ sparse loop's overlap, docs/training.md).
+
     Declare every Embedding before the DistributedOptimizer: it declares the tables with
-    the dense parameters (every worker the same list).
+    the dense parameters (every worker the same list). One forward per table and step.
     """
 
     _tables = []  # created and not yet declared, in creation order
@@ -144,6 +149,7 @@ class Embedding(torch.nn.Module):
         self.table_id = None
         self._pushed_step = -1
         self._pending = _Pending()
+        self._prefetched = None  # (step, ids, unique, inverse, rows, pending pull)
         Embedding._tables.append(self)
 
     def forward(self, ids):
@@ -152,21 +158,42 @@ class Embedding(torch.nn.Module):
                                % self.table_name)
         if ids.dtype != torch.int64:
             raise TypeError("Embedding %r: ids have dtype %s, expected torch.int64" % (self.table_name, ids.dtype))
-        s = tessera._session()
         tessera._leave_boundary()
-        flat = ids.reshape(-1).contiguous()
-        unique, inverse = torch.unique(flat, sorted=False, return_inverse=True)
-        rows = torch.empty((unique.numel(), self.dim), dtype=torch.float32)
-        h = s.pull_sparse(self.table_id, tessera._tensor_arg(unique), tessera._tensor_arg(rows), tessera.current_step(),
-                          "rows of table '%s'" % self.table_name)
-        p = _Pending()
-        p.add(h, unique, rows)
+        f, self._prefetched = self._prefetched, None
+        if f is not None and f[0] == tessera.current_step() and f[1].shape == ids.shape and torch.equal(f[1], ids):
+            _, _, unique, inverse, rows, p = f
+        else:
+            if f is not None:
+                f[5].wait(tessera.request_timeout_s())  # another batch came: drop its rows
+            unique, inverse, rows, p = self._issue_pull(ids, tessera.current_step())
         p.wait(tessera.request_timeout_s())
         rows.requires_grad_(True)
         if torch.is_grad_enabled():
             rows.register_hook(lambda g, u=unique: self._push(u, g))
         out = rows.index_select(0, inverse)
         return out.reshape(tuple(ids.shape) + (self.dim,))
+
+    def _issue_pull(self, ids, step):
+        flat = ids.reshape(-1).contiguous()
+        unique, inverse = torch.unique(flat, sorted=False, return_inverse=True)
+        rows = torch.empty((unique.numel(), self.dim), dtype=torch.float32)
+        h = tessera._session().pull_sparse(self.table_id, tessera._tensor_arg(unique), tessera._tensor_arg(rows), step,
+                                           "rows of table '%s'" % self.table_name)
+        p = _Pending()
+        p.add(h, unique, rows)
+        return unique, inverse, rows, p
+
+    def prefetch(self, next_ids):
+        """Pulls the rows of the next step's batch now (see the class comment)."""
+        if self.table_id is None:
+            raise TesseraError("Embedding %r is not declared yet" % self.table_name)
+        if next_ids.dtype != torch.int64:
+            raise TypeError("Embedding %r: ids have dtype %s, expected torch.int64" % (self.table_name, next_ids.dtype))
+        if self._prefetched is not None:
+            self._prefetched[5].wait(tessera.request_timeout_s())
+        ids = next_ids.clone()
+        step = tessera.current_step() + 1
+        self._prefetched = (step, ids) + self._issue_pull(ids, step)
 
     def _push(self, unique, grad):
         step = tessera.current_step()
