@@ -8,11 +8,19 @@
 #
 # The extension is a shared module linking our static libraries, so with the package on
 # every target is compiled as position-independent code.
+#
+# A sanitizer build leaves the package out under AUTO: the interpreter would need the
+# sanitizer's runtime preloaded (ON with a sanitizer is an error).
 set(TESSERA_HAVE_PYTHON OFF)
+set(TESSERA_PYTHON_MISSING "")  # what AUTO looked for and did not find (tests/python reports it)
 if(NOT TESSERA_PYTHON MATCHES "^(AUTO|ON|OFF)$")
   message(FATAL_ERROR "TESSERA_PYTHON=${TESSERA_PYTHON}: expected AUTO, ON or OFF")
 endif()
-if(NOT TESSERA_PYTHON STREQUAL "OFF")
+if(TESSERA_SANITIZE AND TESSERA_PYTHON STREQUAL "ON")
+  message(FATAL_ERROR "TESSERA_PYTHON=ON with TESSERA_SANITIZE=${TESSERA_SANITIZE}: the interpreter would need the sanitizer runtime preloaded")
+elseif(TESSERA_SANITIZE)
+  message(STATUS "Python package: off (sanitizer build)")
+elseif(NOT TESSERA_PYTHON STREQUAL "OFF")
   if(NOT DEFINED Python3_EXECUTABLE AND EXISTS /usr/bin/python3)
     set(Python3_EXECUTABLE /usr/bin/python3)
   endif()
@@ -35,6 +43,7 @@ if(NOT TESSERA_PYTHON STREQUAL "OFF")
       message(FATAL_ERROR "TESSERA_PYTHON=ON but ${_why} was not found")
     endif()
     message(STATUS "Python package: off (${_why} not found)")
+    set(TESSERA_PYTHON_MISSING "${_why}")
   endif()
 endif()
 if(TESSERA_HAVE_PYTHON)
