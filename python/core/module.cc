@@ -313,7 +313,7 @@ class Session {
 
   int Finish(bool ok, const std::string& message) {
     py::gil_scoped_release unlocked;
-    return worker_->Finish(ok ? Status::OK() : Status::Aborted(message));
+    return worker_->Finish(ok ? Status::OK() : Status::Internal(message));
   }
 
  private:

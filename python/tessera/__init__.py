@@ -265,7 +265,9 @@ def synchronize():
 
 def finish():
     """Tells the coordinator this worker is done. Returns the process exit code the job
-    gives this worker (0 when it ended well). Called at exit when the script does not."""
+    gives this worker (0 when it ended well). Called at exit when the script does not;
+    a script that ends with an uncaught exception fails the job with its text (exit 1,
+    or the coordinator's code when the job was already stopping)."""
     if _state.session is None or _state.finished:
         return 0
     _state.finished = True
@@ -289,7 +291,7 @@ def _at_exit():
         return
     _state.finished = True
     if _state.failure is not None:
-        code = _state.session.finish(False, _state.failure)
+        code = _state.session.finish(False, "the script raised " + _state.failure)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code if code != 0 else 1)

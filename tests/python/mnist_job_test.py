@@ -40,25 +40,81 @@ class MnistJob(unittest.TestCase):
         self.assertEqual(bsp.summary()["sync"], "bsp")
         self.assertEqual(ar.summary()["params_digest"], bsp.summary()["params_digest"])
 
-    def test_sync_mode_other_than_the_jobs_is_refused(self):
-        code = ("import sys, torch, tessera, tessera.torch\n"
-                "tessera.init()\n"
-                "m = torch.nn.Linear(2, 2)\n"
-                "try:\n"
-                "    tessera.torch.DistributedOptimizer(torch.optim.SGD(m.parameters(), lr=0.1),\n"
-                "                                       m.named_parameters(), sync='asp')\n"
-                "except ValueError as e:\n"
-                "    print('REFUSED:', e, flush=True)\n"
-                "    sys.exit(3)\n")
-        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "tessera_sync_refusal_%d.py" % os.getpid())
+    def test_bad_arguments_inside_a_job_are_clear_python_exceptions(self):
+        # One job, several refusals, each printed as "<case>: <exception type>: <message>".
+        code = r"""
+import sys, torch, tessera, tessera.torch
+
+def attempt(case, fn):
+    try:
+        fn()
+        print("%s: accepted" % case, flush=True)
+    except Exception as e:
+        print("%s: %s: %s" % (case, type(e).__name__, e), flush=True)
+
+tessera.init()
+m = torch.nn.Linear(3, 2)
+attempt("sync", lambda: tessera.torch.DistributedOptimizer(torch.optim.SGD(m.parameters(), lr=0.1),
+                                                           m.named_parameters(), sync="asp"))
+attempt("rmsprop", lambda: tessera.torch.DistributedOptimizer(torch.optim.RMSprop(m.parameters(), lr=0.1),
+                                                              m.named_parameters()))
+d = torch.nn.Linear(3, 2).double()
+attempt("float64", lambda: tessera.torch.DistributedOptimizer(torch.optim.SGD(d.parameters(), lr=0.1),
+                                                              d.named_parameters()))
+emb = tessera.torch.Embedding("t", 4)
+opt = tessera.torch.DistributedOptimizer(torch.optim.SGD(m.parameters(), lr=0.1), m.named_parameters())
+attempt("ids", lambda: emb(torch.tensor([1.0, 2.0])))
+s = tessera._session()
+grad = torch.zeros(3, 2).t()  # [2, 3] but not contiguous
+attempt("layout", lambda: s.push(opt._ids[0], tessera._tensor_arg(grad), 0, "gradient of 'weight'"))
+attempt("dtype", lambda: s.push(opt._ids[0], tessera._tensor_arg(torch.zeros(2, 3, dtype=torch.float16)), 0,
+                                "gradient of 'weight'"))
+attempt("save", lambda: tessera.save_worker_state(b"x"))
+m(torch.ones(1, 3)).sum().backward()
+opt.step()
+opt.synchronize()
+tessera.finish()
+"""
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "tessera_refusals_%d.py" % os.getpid())
         with open(path, "w") as f:
             f.write(code)
         try:
-            run = jobutil.run_job(path, [], servers=1, workers=1, timeout_s=60)
+            run = jobutil.run_job(path, [], servers=1, workers=1, timeout_s=90)
         finally:
             os.unlink(path)
-        self.assertEqual(run.exit_code, 3, run.output[-3000:])
-        self.assertIn("REFUSED: tessera.torch.DistributedOptimizer(sync='asp'): the job runs --sync=bsp", run.output)
+        self.assertEqual(run.exit_code, 0, run.output[-3000:])
+        out = run.output
+        for want in [
+                "sync: ValueError: tessera.torch.DistributedOptimizer(sync='asp'): the job runs --sync=bsp",
+                "rmsprop: TypeError: tessera.torch: the servers cannot run torch.optim.rmsprop.RMSprop",
+                "float64: TypeError: parameter 'weight' has dtype torch.float64: Tessera takes torch.float32",
+                "ids: TypeError: Embedding 't': ids have dtype torch.float32, expected torch.int64",
+                "layout: ValueError: gradient of 'weight' is not contiguous",
+                "dtype: TypeError: gradient of 'weight' has dtype torch.float16: Tessera takes torch.float32",
+                "save: TesseraError: save_worker_state: no checkpoint is due at step 0"]:
+            self.assertIn(want, out)
+        self.assertIn("all 3 processes exited cleanly", out)
+
+    def test_an_exception_in_a_worker_stops_the_job_with_its_reason(self):
+        code = ("import torch, tessera, tessera.torch\n"
+                "tessera.init()\n"
+                "m = torch.nn.Linear(2, 2)\n"
+                "opt = tessera.torch.DistributedOptimizer(torch.optim.SGD(m.parameters(), lr=0.1), m.named_parameters())\n"
+                "if tessera.rank() == 1:\n"
+                "    raise KeyError('bad batch')\n"
+                "for _ in range(1000):\n"
+                "    m(torch.ones(1, 2)).sum().backward()\n"
+                "    opt.step()\n")
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "tessera_raise_%d.py" % os.getpid())
+        with open(path, "w") as f:
+            f.write(code)
+        try:
+            run = jobutil.run_job(path, [], servers=1, workers=2, timeout_s=90)
+        finally:
+            os.unlink(path)
+        self.assertEqual(run.exit_code, 1, run.output[-3000:])  # kExitFailure: the script's own error
+        self.assertIn("worker failed: Internal: the script raised KeyError: 'bad batch'", run.output)
+        self.assertIn("worker 1 (rank 3", run.output)
 
 
 if __name__ == "__main__":
