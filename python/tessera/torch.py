@@ -109,10 +109,11 @@ class Embedding(torch.nn.Module):
 
     forward(ids) dedups the batch's ids, pulls the unique rows and returns
     rows[inverse] of shape ids.shape + (dim,); backward pushes the summed gradient of each
-    unique row (the servers apply `optimizer`, a torch optimizer class name and settings
-    such as {"kind": "adagrad", "lr": 0.05}, or an instance of one of the supported torch
-    optimizers' settings via server_optimizer). init: ("normal", std), ("uniform", a) or
-    ("zeros", 0): the servers create a row the first time it is touched.
+    unique row. The servers apply `optimizer`, a dict of their settings: kind (sgd,
+    momentum, adagrad, adam, adamw), lr, momentum, nesterov, beta1, beta2, eps,
+    weight_decay, initial_accumulator; e.g. {"kind": "adagrad", "lr": 0.05}. init:
+    ("normal", std), ("uniform", a), ("constant", c) or ("zeros", 0): the servers create
+    a row the first time it is touched.
 
     prefetch(next_ids), called after backward and before opt.step(), pulls the next
     batch's rows now, tagged with the next step: under bsp the servers answer once this
