@@ -95,6 +95,45 @@ tessera.finish()
             self.assertIn(want, out)
         self.assertIn("all 3 processes exited cleanly", out)
 
+    def test_a_blocking_wait_releases_the_gil(self):
+        # Worker 1 waits at the barrier for worker 0, which sleeps 2 s first; a Python
+        # thread of worker 1 keeps counting meanwhile only if the wait released the GIL.
+        code = ("import threading, time, tessera\n"
+                "tessera.init()\n"
+                "count = [0]\n"
+                "stop = threading.Event()\n"
+                "def spin():\n"
+                "    while not stop.is_set():\n"
+                "        count[0] += 1\n"
+                "        time.sleep(0.001)\n"
+                "if tessera.rank() == 0:\n"
+                "    time.sleep(2)\n"
+                "    tessera.synchronize()\n"
+                "else:\n"
+                "    t = threading.Thread(target=spin)\n"
+                "    t.start()\n"
+                "    time.sleep(0.1)\n"
+                "    before = count[0]\n"
+                "    t0 = time.time()\n"
+                "    tessera.synchronize()\n"
+                "    waited = time.time() - t0\n"
+                "    stop.set(); t.join()\n"
+                "    print('WAITED %.2f COUNTED %d' % (waited, count[0] - before - 1), flush=True)\n"
+                "tessera.finish()\n")
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "tessera_gil_%d.py" % os.getpid())
+        with open(path, "w") as f:
+            f.write(code)
+        try:
+            run = jobutil.run_job(path, [], servers=1, workers=2, timeout_s=90)
+        finally:
+            os.unlink(path)
+        self.assertEqual(run.exit_code, 0, run.output[-3000:])
+        line = [l for l in run.output.splitlines() if "WAITED" in l]
+        self.assertEqual(len(line), 1, run.output[-3000:])
+        waited, counted = float(line[0].split()[-3]), int(line[0].split()[-1])
+        self.assertGreater(waited, 1.0, line[0])   # the barrier did block
+        self.assertGreater(counted, 50, line[0])   # ~1 per ms while it blocked
+
     def test_an_exception_in_a_worker_stops_the_job_with_its_reason(self):
         code = ("import torch, tessera, tessera.torch\n"
                 "tessera.init()\n"
