@@ -291,7 +291,30 @@ int RunServer(const JobSetup& job, const std::string& coordinator, MpiGuard& gua
   return guard.Exit((*s)->Wait().exit_code);
 }
 
-int RunWorker(const JobSetup& job, const std::string& coordinator, MpiGuard& guard, const WorkerMain& worker_main) {
+// Joins the job as a worker: registers and starts the signal watcher. Fills the
+// state's client, watcher and context; returns 0, or the exit code of a failed join.
+int JoinAsWorker(JoinedWorker::State& s, const std::string& coordinator);
+
+}  // namespace
+
+// Everything a joined worker holds, in construction order (destroyed in reverse: the
+// watcher and the client before MPI_Finalize, the ZeroMQ context and the timeline).
+struct JoinedWorker::State {
+  TimelineRecording timeline;  // --timeline: stops (and writes the file) when destroyed
+  JobSetup job;
+  MpiGuard guard;  // destroyed (MPI_Finalize) after the role is done
+  std::unique_ptr<worker::Client> client;
+  std::optional<SignalWatcher> watcher;
+  WorkerContext wc;
+  bool finished = false;
+  int exit_code = 0;
+};
+
+namespace {
+
+int JoinAsWorker(JoinedWorker::State& s, const std::string& coordinator) {
+  const JobSetup& job = s.job;
+  MpiGuard& guard = s.guard;
   const LaunchInfo& li = job.li;
   worker::ClientOptions o;
   o.coordinator = coordinator;
@@ -309,6 +332,7 @@ int RunWorker(const JobSetup& job, const std::string& coordinator, MpiGuard& gua
     int code = stop_code != 0 ? stop_code : ExitCodeForStatusCode(static_cast<int>(client.status().code()));
     return guard.Exit(Fail(client.status().WithContext("joining the job"), code));
   }
+  s.client = std::move(client).value();
   // The local rank picks this worker's GPU, so the workers of one node spread over its
   // devices (none on a CPU-only build or a node without GPUs).
   if (const int gpus = kernels::CudaDeviceCount(); gpus > 0) {
@@ -319,37 +343,32 @@ int RunWorker(const JobSetup& job, const std::string& coordinator, MpiGuard& gua
     }
     LOG(INFO) << "CUDA device " << device << " of " << gpus << " visible (local rank " << li.local_rank << ")";
   }
-  WorkerContext wc{client->get(), li.rank - 1 - job.shape.servers, job.shape.workers, job.shape.servers, li,
-                   guard.mpi_.get()};
+  s.wc = WorkerContext{s.client.get(), li.rank - 1 - job.shape.servers, job.shape.workers, job.shape.servers, li,
+                       guard.mpi_.get()};
   // Workers of an all-reduce job share one MPI world: mpirun answers a dead rank by
   // sending SIGTERM to the others, which is a failure, not a preemption (and those modes
   // take no checkpoints), so they keep the default action and die with the world.
-  std::optional<SignalWatcher> watcher;
-  if (!job.collective) watcher.emplace(PeerSignalHandler("worker", client->get()));
-  Status st = worker_main(wc);
-  if (st.ok()) {
-    (*client)->Finish(kExitOk, "done").IgnoreError();
-    return guard.Exit(kExitOk);
-  }
-  // When the job is already stopping (Shutdown received), its code wins.
-  int code = (*client)->requested_exit_code();
-  if (code == 0) code = ExitCodeForStatusCode(static_cast<int>(st.code()));
-  LOG(ERROR) << "worker failed: " << st.ToString();
-  (*client)->Finish(code, st.ToString()).IgnoreError();
-  return guard.Exit(code);
+  if (!job.collective) s.watcher.emplace(PeerSignalHandler("worker", s.client.get()));
+  return kExitOk;
 }
 
 }  // namespace
 
 std::string SyncFlag() { return FLAGS_sync; }
 
-int RunJobProcess(const WorkerMain& worker_main) {
+namespace {
+
+// The body of JoinJobProcess: sets up the job in `s`, runs rank 0's and the servers'
+// roles to their end, joins a worker. Returns the exit code; *joined is set when this
+// rank is a worker that joined.
+int SetUpAndJoin(JoinedWorker::State& s, bool* joined) {
+  JobSetup& job = s.job;
+  MpiGuard& guard = s.guard;
   // From here on a signal is queued for the SignalWatcher started below, never acted on
   // in a handler (launch/signals.h).
   InstallJobSignalHandlers();
   wire::TuneAllocatorForLargeMessages();
   kernels::SetCpuThreads(FLAGS_kernel_threads);
-  JobSetup job;
   auto li = DetectLaunchEnv(CurrentEnv());
   if (!li.ok()) return Fail(li.status().WithContext("reading the launcher environment"), kExitConfig);
   job.li = *li;
@@ -359,8 +378,7 @@ int RunJobProcess(const WorkerMain& worker_main) {
   SetRunIdentity(RunIdentityOf(job.li));
   const std::string run = CurrentRunIdentity().LogSuffix();
   SetLogTag(RoleTag(job.li.rank, job.shape.servers) + (run.empty() ? "" : " | " + run));
-  TimelineRecording timeline;  // --timeline: stops (and writes the file) when this function returns
-  if (Status st = timeline.Start(job.li.rank, job.shape.servers); !st.ok()) return Fail(st, kExitConfig);
+  if (Status st = s.timeline.Start(job.li.rank, job.shape.servers); !st.ok()) return Fail(st, kExitConfig);
 
   // allreduce/hybrid: the servers run bsp for what still goes through them.
   auto sync = ParseSyncPolicy(collective::ServerSyncText(FLAGS_sync));
@@ -379,8 +397,6 @@ int RunJobProcess(const WorkerMain& worker_main) {
   job.ctx = *ctx;
   if (Status st = SetUpAuth(job); !st.ok()) return Fail(st, kExitConfig);
 
-  // Destroyed (MPI_Finalize) when this function returns, after the role is done.
-  MpiGuard guard;
   if (Status st = StartMpiIfNeeded(job, guard); !st.ok()) return Fail(st, kExitConfig);
   // Rank 0 binds before the rendezvous, so the endpoint it publishes is the real one.
   std::unique_ptr<Coordinator> coordinator;
@@ -397,7 +413,50 @@ int RunJobProcess(const WorkerMain& worker_main) {
   }
   if (job.li.rank == 0) return RunCoordinator(coordinator.get(), guard);
   if (job.li.rank <= job.shape.servers) return RunServer(job, endpoint, guard);
-  return RunWorker(job, endpoint, guard, worker_main);
+  const int code = JoinAsWorker(s, endpoint);
+  *joined = code == kExitOk;
+  return code;
+}
+
+}  // namespace
+
+JoinedWorker::JoinedWorker(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+JoinedWorker::~JoinedWorker() {
+  if (!state_->finished) Finish(Status::Aborted("the worker went away without finishing"));
+}
+
+WorkerContext& JoinedWorker::context() { return state_->wc; }
+
+int JoinedWorker::Finish(const Status& st) {
+  State& s = *state_;
+  if (s.finished) return s.exit_code;
+  s.finished = true;
+  if (st.ok()) {
+    s.client->Finish(kExitOk, "done").IgnoreError();
+    return s.exit_code = s.guard.Exit(kExitOk);
+  }
+  // When the job is already stopping (Shutdown received), its code wins.
+  int code = s.client->requested_exit_code();
+  if (code == 0) code = ExitCodeForStatusCode(static_cast<int>(st.code()));
+  LOG(ERROR) << "worker failed: " << st.ToString();
+  s.client->Finish(code, st.ToString()).IgnoreError();
+  return s.exit_code = s.guard.Exit(code);
+}
+
+JoinOutcome JoinJobProcess() {
+  auto state = std::make_unique<JoinedWorker::State>();
+  bool joined = false;
+  JoinOutcome out;
+  out.exit_code = SetUpAndJoin(*state, &joined);
+  if (joined) out.worker = std::make_unique<JoinedWorker>(std::move(state));
+  return out;
+}
+
+int RunJobProcess(const WorkerMain& worker_main) {
+  JoinOutcome joined = JoinJobProcess();
+  if (!joined.worker) return joined.exit_code;
+  return joined.worker->Finish(worker_main(joined.worker->context()));
 }
 
 }  // namespace tessera::launch

@@ -40,6 +40,48 @@ using WorkerMain = std::function<Status(WorkerContext&)>;
 // environment. Returns the process exit code (common/exit_codes.h).
 int RunJobProcess(const WorkerMain& worker_main);
 
+// A worker rank that has joined its job (registered with the coordinator), for worker
+// code that is not one function call: the Python package (python/, docs/python.md)
+// returns to the user's script once tessera.init() joined. It holds everything
+// RunJobProcess holds while worker_main runs (the ZeroMQ context, the client, MPI, the
+// signal watcher, the timeline recording).
+//
+// Thread safety: context() may be used from any thread as the client allows; Finish is
+// called once, by the thread that owns the JoinedWorker.
+class JoinedWorker {
+ public:
+  struct State;  // defined in job.cc
+  explicit JoinedWorker(std::unique_ptr<State> state);
+  // Without Finish: finishes with kAborted ("the worker went away without finishing").
+  ~JoinedWorker();
+  JoinedWorker(const JoinedWorker&) = delete;
+  JoinedWorker& operator=(const JoinedWorker&) = delete;
+
+  WorkerContext& context();
+  // Ends this worker's part as RunJobProcess does when worker_main returns `status`:
+  // tells the coordinator (done, or failed with the reason) and returns the exit code for
+  // the process (the coordinator's code when the job was already stopping). Later calls
+  // return the first call's code.
+  int Finish(const Status& status);
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+// What JoinJobProcess did.
+struct JoinOutcome {
+  // Set when this rank is a worker and joined; null otherwise.
+  std::unique_ptr<JoinedWorker> worker;
+  // Without a worker: the exit code of this process. Rank 0 and the server ranks run
+  // their role to the end of the job inside JoinJobProcess; a failure to join (bad flags,
+  // bad environment, the job stopped) is its code too.
+  int exit_code = 0;
+};
+
+// RunJobProcess up to the point where worker_main would be called. Same flags, same
+// environment, same logging.
+JoinOutcome JoinJobProcess();
+
 // The job's sync policy flag (--sync), for code that needs it outside the servers.
 std::string SyncFlag();
 

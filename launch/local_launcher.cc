@@ -450,9 +450,10 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
   };
   bool passthrough = false;
   bool subcommand_given = false;
+  std::vector<std::string> after;  // the arguments after "--"
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (passthrough) { o.job_args.push_back(a); continue; }
+    if (passthrough) { after.push_back(a); continue; }
     if (a == "--") { passthrough = true; continue; }
     std::string name, value;
     bool ours = false;
@@ -478,8 +479,16 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
     else if (name == "mpirun") o.mpirun = value;
     else if (name == "subcommand") { o.subcommand = value; subcommand_given = true; }
   }
-  // Another program gets no tessera subcommand unless one is asked for.
+  // Another program gets no tessera subcommand unless one is asked for; without one, its
+  // own arguments (after "--": a script and its flags) come first, so `--program python3
+  // --sync=ssp:2 -- train.py` runs `python3 train.py --sync=ssp:2`.
   if (!o.program.empty() && !subcommand_given) o.subcommand.clear();
+  if (!o.program.empty() && o.subcommand.empty()) {
+    after.insert(after.end(), o.job_args.begin(), o.job_args.end());
+    o.job_args = std::move(after);
+  } else {
+    o.job_args.insert(o.job_args.end(), after.begin(), after.end());
+  }
   return o;
 }
 
@@ -494,7 +503,9 @@ const char* LaunchHelpText() {
       "                         exit 0, a configuration error (2), preemption (75) or a signal to\n"
       "                         the launcher); each run resumes from the newest checkpoint (default 0)\n"
       "  --subcommand C         what each process runs (default: train; none with --program)\n"
-      "  --program PATH         binary to start instead of this tessera\n"
+      "  --program PATH         binary to start instead of this tessera; without --subcommand its\n"
+      "                         own arguments (a script and its flags) go after \"--\" and the\n"
+      "                         job flags before \"--\" follow them (docs/python.md)\n"
       "  --mpirun PATH          mpirun used for the workers with --sync=allreduce|hybrid (default: mpirun)\n"
       "Every other flag goes to each process of the job.\n";
 }

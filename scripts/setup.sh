@@ -15,7 +15,7 @@ PKGS=(
   libopenblas-dev zlib1g-dev
   nlohmann-json3-dev
   clang libclang-rt-14-dev
-  python3
+  python3 python3-dev pybind11-dev python3-numpy python3-torch
   iproute2 iptables faketime fiu-utils
   mpich
 )

@@ -53,5 +53,31 @@ TEST(ChildCommand, AllReduceWorkersAreOneMpirunChild) {
   EXPECT_TRUE(Has(w.args, "/bin/tessera"));
 }
 
+// Issue 21: `--program python3 --sync=ssp:2 -- train.py --epochs 2` runs the script with
+// its own arguments first and the job flags after them (python3 train.py --epochs 2
+// --sync=ssp:2); a tessera-like program with a subcommand keeps the old order.
+TEST(ParseLaunchArgs, ProgramArgumentsComeBeforeTheJobFlags) {
+  std::vector<std::string> a = {"tessera launch", "--servers", "2", "--sync=ssp:2", "--program", "python3",
+                                "--", "train.py", "--epochs", "2"};
+  std::vector<char*> argv;
+  for (auto& s : a) argv.push_back(s.data());
+  auto o = ParseLaunchArgs(static_cast<int>(argv.size()), argv.data());
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->servers, 2);
+  EXPECT_EQ(o->subcommand, "");
+  EXPECT_EQ(o->job_args, (std::vector<std::string>{"train.py", "--epochs", "2", "--sync=ssp:2"}));
+  const ChildRun run{5, 31234, 77, 0, "", "python3", -1};
+  EXPECT_EQ(ChildCommandFor(*o, run, 3).args,
+            (std::vector<std::string>{"train.py", "--epochs", "2", "--sync=ssp:2", "--servers=2", "--workers=1"}));
+
+  std::vector<std::string> b = {"tessera launch", "--sync=bsp", "--program", "/bin/peer", "--subcommand", "train",
+                                "--", "--steps=3"};
+  argv.clear();
+  for (auto& s : b) argv.push_back(s.data());
+  o = ParseLaunchArgs(static_cast<int>(argv.size()), argv.data());
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->job_args, (std::vector<std::string>{"--sync=bsp", "--steps=3"}));
+}
+
 }  // namespace
 }  // namespace tessera::launch
