@@ -170,6 +170,7 @@ Result<std::unique_ptr<Socket>> Socket::Create(std::shared_ptr<Context> ctx, Soc
     TESSERA_RETURN_IF_ERROR(
         SetOpt(sock, ZMQ_ROUTING_ID, o.routing_id.data(), o.routing_id.size(), "ZMQ_ROUTING_ID"));
   }
+  if (type != SocketType::kPair) s->shm_ = std::make_unique<ShmTransport>(type == SocketType::kRouter, o.shm);
   return s;
 }
 
@@ -205,6 +206,14 @@ Status Socket::Connect(const std::string& endpoint) {
   if (zmq_connect(sock_, endpoint.c_str()) != 0) {
     return ZmqError(("connect " + endpoint).c_str(), zmq_errno());
   }
+  // Shared memory: the offer is the first message on the new connection (it waits in
+  // the queue until the connection is up, like any other).
+  if (shm_) {
+    if (auto offer = shm_->OnConnect(endpoint)) {
+      Status st = SendFrame(sock_, nullptr, *offer, ZMQ_DONTWAIT);
+      if (!st.ok()) LOG(WARNING) << "shared memory offer to " << endpoint << " not sent: " << st.ToString();
+    }
+  }
   return Status::OK();
 }
 
@@ -231,27 +240,46 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
   }
   const std::vector<std::byte> header = msg.EncodeHeader();
   const auto& payloads = msg.payloads();
-  if (type_ == SocketType::kRouter) {
-    std::span<const std::byte> id(reinterpret_cast<const std::byte*>(rid.data()), rid.size());
-    TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE),
+  // Same-host shared memory (wire/shm_channel.h): payloads copied into the peer's arena
+  // are named by one DATA frame before the header and skipped below.
+  const std::string_view peer = type_ == SocketType::kRouter ? rid : std::string_view();
+  std::vector<bool> in_shm(payloads.size(), false);
+  const std::vector<std::byte> shm_frame = shm_ ? shm_->Place(peer, payloads, &in_shm) : std::vector<std::byte>();
+  size_t tcp_left = 0;
+  for (bool b : in_shm) tcp_left += b ? 0 : 1;
+  Status st = [&]() -> Status {
+    if (type_ == SocketType::kRouter) {
+      std::span<const std::byte> id(reinterpret_cast<const std::byte*>(rid.data()), rid.size());
+      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE),
+                                  "sending " + OpName(msg.op()));
+    }
+    if (!shm_frame.empty()) {
+      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, shm_frame, flags | ZMQ_SNDMORE),
+                                  "sending " + OpName(msg.op()));
+    }
+    // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
+    TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, header, flags | (tcp_left == 0 ? 0 : ZMQ_SNDMORE)),
                                 "sending " + OpName(msg.op()));
-  }
-  // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
-  TESSERA_RETURN_IF_ERROR_CTX(
-      SendFrame(sock_, nullptr, header, flags | (payloads.empty() ? 0 : ZMQ_SNDMORE)),
-      "sending " + OpName(msg.op()));
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    const int more = i + 1 < payloads.size() ? ZMQ_SNDMORE : 0;
-    TESSERA_RETURN_IF_ERROR_CTX(
-        SendFrame(sock_, &payloads[i].owner, payloads[i].bytes, flags | more),
-        "sending payload of " + OpName(msg.op()));
-  }
-  return Status::OK();
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      if (in_shm[i]) continue;
+      const int more = --tcp_left > 0 ? ZMQ_SNDMORE : 0;
+      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, &payloads[i].owner, payloads[i].bytes, flags | more),
+                                  "sending payload of " + OpName(msg.op()));
+    }
+    return Status::OK();
+  }();
+  if (!st.ok() && !shm_frame.empty()) shm_->Abandon(peer, shm_frame);
+  return st;
 }
 
 Result<InMessage> Socket::TryRecv() {
-  bool got = false;
-  return ReceiveOne(ZMQ_DONTWAIT, &got);
+  for (;;) {
+    bool got = false;
+    shm_control_seen_ = false;
+    Result<InMessage> r = ReceiveOne(ZMQ_DONTWAIT, &got);
+    // A handshake frame was consumed: look for a real message behind it.
+    if (!shm_control_seen_) return r;
+  }
 }
 
 Result<InMessage> Socket::Recv(Deadline deadline) {
@@ -276,7 +304,8 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
   Buffer header;
   std::vector<Buffer> payloads;
   size_t index = 0;
-  const size_t first_header = type_ == SocketType::kRouter ? 1 : 0;
+  size_t first_header = type_ == SocketType::kRouter ? 1 : 0;
+  Buffer shm_frame;  // a transport frame before the header (wire/shm_channel.h)
   for (bool more = true; more; ++index) {
     auto* m = new zmq_msg_t;
     zmq_msg_init(m);
@@ -297,6 +326,10 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
       routing_id.assign(static_cast<const char*>(zmq_msg_data(m)), zmq_msg_size(m));
       zmq_msg_close(m);
       delete m;
+    } else if (index == first_header && shm_ && shm_frame.empty() &&
+               IsShmFrame({static_cast<const std::byte*>(zmq_msg_data(m)), zmq_msg_size(m)})) {
+      shm_frame = AdoptFrame(m);
+      ++first_header;  // the header, if any, is the next frame
     } else if (index == first_header) {
       header = AdoptFrame(m);
     } else if (payloads.size() <= kMaxPayloadFrames) {  // one extra, so Decode sees the excess
@@ -308,12 +341,36 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
       delete m;
     }
   }
+  if (!shm_frame.empty() && index <= first_header) {  // a handshake frame, for us alone
+    HandleShmControl(routing_id, shm_frame);
+    shm_control_seen_ = true;
+    *got = false;
+    return Status::TimedOut("only a shared-memory control frame was queued");
+  }
   Result<InMessage> r = [&]() -> Result<InMessage> {
     if (index <= first_header) return Status::Corruption("message without a header frame");
+    if (!shm_frame.empty()) {
+      TESSERA_ASSIGN_OR_RETURN(payloads, shm_->Resolve(routing_id, shm_frame.bytes(), std::move(payloads)));
+    } else if (shm_) {
+      shm_->CountTcpReceived(payloads);
+    }
     return Decode(routing_id, header, std::move(payloads), options_.decode);
   }();
   if (!r.ok()) ReportMalformed(routing_id, header, r.status());
   return r;
+}
+
+void Socket::HandleShmControl(const std::string& routing_id, const Buffer& frame) {
+  std::vector<std::byte> reply;
+  Status st = shm_->OnControl(routing_id, frame.bytes(), &reply);
+  if (!st.ok()) LOG(WARNING) << "shared memory: " << st.ToString();
+  if (reply.empty()) return;
+  // Non-blocking, like error replies: the handshake must never stall the loop.
+  if (type_ == SocketType::kRouter) {
+    std::span<const std::byte> id(reinterpret_cast<const std::byte*>(routing_id.data()), routing_id.size());
+    if (!SendFrame(sock_, nullptr, id, ZMQ_DONTWAIT | ZMQ_SNDMORE).ok()) return;
+  }
+  SendFrame(sock_, nullptr, reply, ZMQ_DONTWAIT).IgnoreError();
 }
 
 void Socket::ReportMalformed(const std::string& routing_id, const Buffer& header,

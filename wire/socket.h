@@ -24,6 +24,7 @@
 #include "wire/codec.h"
 #include "wire/curve.h"
 #include "wire/message.h"
+#include "wire/shm_channel.h"
 
 namespace tessera::wire {
 
@@ -86,6 +87,9 @@ struct SocketOptions {
   // ROUTER: answer a malformed message with an error reply (echoing its requestId when
   // readable). Default: true.
   bool reply_to_malformed = true;
+  // Same-host shared memory for payloads (ROUTER and DEALER; wire/shm_channel.h).
+  // Default: follow --shm, --shm_arena_bytes, --shm_min_bytes.
+  ShmOptions shm;
 };
 
 class Socket {
@@ -136,6 +140,15 @@ class Socket {
   // The zmq socket, for zmq_poll (Reactor). Not for sending or receiving.
   void* raw() const { return sock_; }
 
+  // Shared-memory counters (all zero on PAIR sockets), and the state of the channel
+  // ("on", "pending", "off: <why>"; ROUTER: with the peer `routing_id`).
+  ShmStats shm_stats() const { return shm_ ? shm_->stats() : ShmStats{}; }
+  std::string shm_state(std::string_view routing_id = {}) const {
+    return shm_ ? shm_->ChannelState(routing_id) : "off: not a ROUTER or DEALER";
+  }
+  // The shared-memory transport (null on PAIR sockets), for tests.
+  const ShmTransport* TEST_shm() const { return shm_.get(); }
+
  private:
   Socket(std::shared_ptr<Context> ctx, void* sock, SocketType type, SocketOptions options);
   // Receives one message; the first frame's wait is bounded by ZMQ_RCVTIMEO (flags 0) or
@@ -148,6 +161,10 @@ class Socket {
   void* const sock_;
   const SocketType type_;
   const SocketOptions options_;
+  // Same-host shared memory (wire/shm_channel.h); null on PAIR sockets.
+  std::unique_ptr<ShmTransport> shm_;
+  void HandleShmControl(const std::string& routing_id, const Buffer& frame);
+  bool shm_control_seen_ = false;  // ReceiveOne consumed a handshake frame
   uint64_t last_request_id_ = 0;
   int rcvtimeo_ms_ = -1;  // the ZMQ_RCVTIMEO currently set (ZeroMQ's default: -1)
   // Rate limit for malformed-message log lines.
