@@ -4,6 +4,7 @@
 #include <glog/logging.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -12,7 +13,11 @@
 #include "common/hostname.h"
 
 namespace {
-bool ValidateShmMode(const char* /*flag*/, const std::string& v) { return v == "auto" || v == "off"; }
+bool ValidateShmMode(const char* /*flag*/, const std::string& v) {
+  if (v == "auto" || v == "off") return true;
+  fprintf(stderr, "--shm must be auto or off, not '%s'\n", v.c_str());
+  return false;
+}
 }  // namespace
 
 DEFINE_string(shm, "auto",
@@ -325,8 +330,12 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
   in_shm->assign(payloads.size(), false);
   Channel* c = Find(peer);
   bool usable = c != nullptr && c->tx && c->tx_ready;
-  if (usable && router_ && c->rx && c->rx->detached()) {  // the peer exited
-    peers_.erase(peers_.find(peer));
+  if (usable && c->rx && c->rx->detached()) {  // the peer process exited
+    if (router_) {
+      peers_.erase(peers_.find(peer));
+    } else {
+      TurnOff(dealer_, "the peer process exited (a new one at this endpoint never got our offer)");
+    }
     c = nullptr;
     usable = false;
   }
