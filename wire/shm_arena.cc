@@ -85,7 +85,7 @@ int64_t TEST_MappedPeerArenas() { return g_mapped_peer_arenas.load(); }
 
 // ------------------------------------------------------------------------------ ShmTxArena
 
-Result<std::unique_ptr<ShmTxArena>> ShmTxArena::Create(uint64_t bytes) {
+Result<std::shared_ptr<ShmTxArena>> ShmTxArena::Create(uint64_t bytes) {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   bytes = RoundUp(std::max<uint64_t>(bytes, page), page);
   const std::string name = std::string(kShmMemfdPrefix) + std::to_string(getpid()) + "-" +
@@ -109,7 +109,7 @@ Result<std::unique_ptr<ShmTxArena>> ShmTxArena::Create(uint64_t bytes) {
     close(fd);
     return st;
   }
-  return std::unique_ptr<ShmTxArena>(new ShmTxArena(fd, static_cast<std::byte*>(p), bytes));
+  return std::shared_ptr<ShmTxArena>(new ShmTxArena(fd, static_cast<std::byte*>(p), bytes));
 }
 
 ShmTxArena::~ShmTxArena() {
@@ -130,8 +130,16 @@ void ShmTxArena::Reclaim() {
 }
 
 std::optional<ShmSlotRef> ShmTxArena::Put(std::span<const std::byte> bytes) {
-  const uint64_t need = kShmSlotAlign + RoundUp(bytes.size(), kShmSlotAlign);
-  if (bytes.empty() || need > size_) return std::nullopt;
+  std::optional<ShmSlotRef> ref = Reserve(bytes.size());
+  // The receiver learns of the slot only from the descriptor, which crosses the socket
+  // after this copy (the socket's send and receive order the two).
+  if (ref) std::memcpy(base_ + ref->offset, bytes.data(), bytes.size());
+  return ref;
+}
+
+std::optional<ShmSlotRef> ShmTxArena::Reserve(uint64_t length) {
+  const uint64_t need = kShmSlotAlign + RoundUp(length, kShmSlotAlign);
+  if (length == 0 || need > size_) return std::nullopt;
   Reclaim();
   uint64_t start;
   if (slots_.empty()) {
@@ -154,20 +162,16 @@ std::optional<ShmSlotRef> ShmTxArena::Put(std::span<const std::byte> bytes) {
       }
     }
   }
-  std::memcpy(base_ + start + kShmSlotAlign, bytes.data(), bytes.size());
   uint64_t token = ++next_token_ & ~kShmClaimed;
   if (token == 0) token = ++next_token_ & ~kShmClaimed;
-  // Release: the receiver that sees the token (after the descriptor crossed the socket)
-  // sees the bytes.
   std::atomic_ref<uint64_t>(*State(start)).store(token, std::memory_order_release);
   head_ = start + need;
   slots_.push_back(Slot{start, start + need});
-  return ShmSlotRef{start + kShmSlotAlign, bytes.size(), token};
+  return ShmSlotRef{start + kShmSlotAlign, length, token};
 }
 
 void ShmTxArena::Abandon(const ShmSlotRef& ref) {
   std::atomic_ref<uint64_t>(*State(ref.offset - kShmSlotAlign)).store(0, std::memory_order_release);
-  Reclaim();
 }
 
 // ---------------------------------------------------------------------------- ShmPeerArena

@@ -22,7 +22,8 @@
 // mapping with an inaccessible anonymous one once the peer has exited and no Buffer
 // of it is alive.
 //
-// Thread safety: ShmTxArena belongs to one thread (its socket's). ShmPeerArena::Claim
+// Thread safety: ShmTxArena belongs to one thread (its socket's), except Abandon, which
+// any thread may call (a reserved Buffer dropped elsewhere). ShmPeerArena::Claim
 // is called by its socket's thread; the Buffers it returns may be released on any
 // thread, and the reaper thread may detach it concurrently: both synchronise on the
 // arena's mutex.
@@ -58,7 +59,7 @@ struct ShmSlotRef {
 class ShmTxArena {
  public:
   // A sealed memfd of `bytes` (rounded up to whole pages), mapped read-write.
-  static Result<std::unique_ptr<ShmTxArena>> Create(uint64_t bytes);
+  static Result<std::shared_ptr<ShmTxArena>> Create(uint64_t bytes);
   ~ShmTxArena();
   ShmTxArena(const ShmTxArena&) = delete;
   ShmTxArena& operator=(const ShmTxArena&) = delete;
@@ -69,7 +70,13 @@ class ShmTxArena {
   // Copies `bytes` into a free slot and marks it sent. Returns nullopt when no
   // contiguous free space is left (the caller sends over TCP instead).
   std::optional<ShmSlotRef> Put(std::span<const std::byte> bytes);
-  // Frees a slot that was Put but never sent (the send failed).
+  // Takes a slot of `length` bytes (marked sent, as Put does) for the caller to fill
+  // before sending it: a payload built in place costs no copy at all. nullopt as Put.
+  std::optional<ShmSlotRef> Reserve(uint64_t length);
+  std::byte* data(const ShmSlotRef& ref) const { return base_ + ref.offset; }
+  // Frees a slot that was taken but never sent (the send failed, or a reserved Buffer
+  // was dropped unsent). Thread-safe: only the slot's state word is written; the ring
+  // reclaims it at the next Put or Reserve.
   void Abandon(const ShmSlotRef& ref);
   // Slots sent and not yet released by the receiver.
   size_t outstanding() {

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "common/hostname.h"
+#include "common/metrics_registry.h"
 
 namespace {
 bool ValidateShmMode(const char* /*flag*/, const std::string& v) {
@@ -96,6 +97,18 @@ class Reader {
   size_t pos_;
   bool ok_ = true;
 };
+
+// Process-wide, for the metrics endpoint and `tessera status` (docs/metrics.md).
+struct ShmMetrics {
+  metrics::Counter& bytes_sent = metrics::Global().GetCounter("shm_bytes_sent_total");
+  metrics::Counter& bytes_received = metrics::Global().GetCounter("shm_bytes_received_total");
+  metrics::Counter& fallbacks = metrics::Global().GetCounter("shm_fallback_payloads_total");
+  metrics::Counter& refused = metrics::Global().GetCounter("shm_refused_descriptors_total");
+};
+ShmMetrics& Metrics() {
+  static ShmMetrics m;
+  return m;
+}
 
 uint64_t RandomNonce() {
   std::random_device rd;
@@ -343,6 +356,21 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
   bool any = false;
   for (size_t i = 0; i < payloads.size(); ++i) {
     const auto& bytes = payloads[i].bytes;
+    if (usable && !reserved_.empty()) {  // built in place by AllocatePayload: no copy
+      auto it = reserved_.find(bytes.data());
+      std::shared_ptr<Reservation> r = it == reserved_.end() ? nullptr : it->second.lock();
+      if (r && r->arena == c->tx && r->ref.length == bytes.size() && !r->sent.exchange(true)) {
+        reserved_.erase(it);
+        refs[i] = r->ref;
+        (*in_shm)[i] = true;
+        any = true;
+        ++stats_.shm_payloads_sent;
+        ++stats_.in_place_payloads_sent;
+        stats_.shm_bytes_sent += bytes.size();
+        Metrics().bytes_sent.Add(bytes.size());
+        continue;
+      }
+    }
     if (usable && bytes.size() >= min_bytes_) {
       if (auto ref = c->tx->Put(bytes)) {
         refs[i] = *ref;
@@ -350,15 +378,33 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
         any = true;
         ++stats_.shm_payloads_sent;
         stats_.shm_bytes_sent += bytes.size();
+        Metrics().bytes_sent.Add(bytes.size());
         continue;
       }
       ++stats_.fallback_payloads;
+      Metrics().fallbacks.Add(1);
     }
     ++stats_.tcp_payloads_sent;
     stats_.tcp_bytes_sent += bytes.size();
   }
   if (!any) return {};
   return EncodeShmDataFrame(c->tx_nonce, refs);
+}
+
+Buffer ShmTransport::AllocatePayload(std::string_view peer, uint64_t bytes) {
+  Channel* c = Find(peer);
+  if (c == nullptr || !c->tx || !c->tx_ready || bytes < min_bytes_ || (c->rx && c->rx->detached())) return Buffer();
+  std::erase_if(reserved_, [](const auto& kv) { return kv.second.expired(); });
+  std::optional<ShmSlotRef> ref = c->tx->Reserve(bytes);
+  if (!ref) return Buffer();
+  auto r = std::make_shared<Reservation>();
+  r->arena = c->tx;
+  r->ref = *ref;
+  std::byte* data = c->tx->data(*ref);
+  reserved_[data] = r;
+  return Buffer::Wrap(data, bytes, Device::kCPU, [r] {
+    if (!r->sent.exchange(true)) r->arena->Abandon(r->ref);
+  });
 }
 
 void ShmTransport::Abandon(std::string_view peer, std::span<const std::byte> data_frame) {
@@ -383,6 +429,7 @@ Result<std::vector<Buffer>> ShmTransport::Resolve(const std::string& peer, std::
                                                   std::vector<Buffer> tcp_frames) {
   auto refuse = [&](std::string why) -> Status {
     ++stats_.refused_descriptors;
+    Metrics().refused.Add(1);
     return Status::Corruption("shared-memory descriptor refused: " + why);
   };
   Reader r(frame);
@@ -417,6 +464,7 @@ Result<std::vector<Buffer>> ShmTransport::Resolve(const std::string& peer, std::
   if (next_tcp != tcp_frames.size()) return refuse("payload frames not named by the descriptor");
   stats_.shm_payloads_received += n - next_tcp;
   stats_.shm_bytes_received += shm_bytes;
+  Metrics().bytes_received.Add(shm_bytes);
   stats_.tcp_payloads_received += next_tcp;
   stats_.tcp_bytes_received += tcp_bytes;
   return out;

@@ -20,6 +20,7 @@
 // thread only. Buffers it returns may be released on any thread (wire/shm_arena.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -62,6 +63,8 @@ struct ShmStats {
   // Payloads of at least min_bytes to a peer with a channel that went over TCP anyway
   // (no free slot, bigger than the arena).
   uint64_t fallback_payloads = 0;
+  // Of shm_payloads_sent: built in place (AllocatePayload), so not copied at all.
+  uint64_t in_place_payloads_sent = 0;
   uint64_t shm_payloads_received = 0, shm_bytes_received = 0;
   uint64_t tcp_payloads_received = 0, tcp_bytes_received = 0;
   uint64_t refused_descriptors = 0;  // bad descriptors refused (the message was dropped)
@@ -94,6 +97,11 @@ class ShmTransport {
   // before the header, or an empty vector when every payload goes over TCP.
   std::vector<std::byte> Place(std::string_view peer, const std::vector<OutMessage::Payload>& payloads,
                                std::vector<bool>* in_shm);
+  // A Buffer of `bytes` inside the arena of the channel to `peer`, for a payload built
+  // in place and sent to that peer: Place then sends it without copying. An empty
+  // Buffer when there is no usable channel, `bytes` < min_bytes, or no free slot. If
+  // the Buffer is dropped unsent, its slot is freed.
+  Buffer AllocatePayload(std::string_view peer, uint64_t bytes);
   // The message carrying `data_frame` was not sent: frees its slots.
   void Abandon(std::string_view peer, std::span<const std::byte> data_frame);
 
@@ -116,8 +124,15 @@ class ShmTransport {
   std::string ChannelState(std::string_view peer = {}) const;
 
  private:
+  // A slot handed out by AllocatePayload. `sent` is set by Place on this thread; the
+  // Buffer's release (any thread) frees the slot when it was never sent.
+  struct Reservation {
+    std::shared_ptr<ShmTxArena> arena;
+    ShmSlotRef ref;
+    std::atomic<bool> sent{false};
+  };
   struct Channel {
-    std::unique_ptr<ShmTxArena> tx;  // ours; the peer reads it
+    std::shared_ptr<ShmTxArena> tx;  // ours; the peer reads it
     uint64_t tx_nonce = 0;
     bool tx_ready = false;             // the peer mapped tx
     std::shared_ptr<ShmPeerArena> rx;  // the peer's; we read it
@@ -138,6 +153,8 @@ class ShmTransport {
   Channel dealer_;                          // DEALER's only channel
   std::map<std::string, Channel, std::less<>> peers_;  // ROUTER: by routing id
   ShmStats stats_;
+  // Outstanding AllocatePayload slots by address (expired entries are pruned lazily).
+  std::map<const std::byte*, std::weak_ptr<Reservation>> reserved_;
 };
 
 }  // namespace tessera::wire

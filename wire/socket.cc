@@ -272,6 +272,14 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
   return st;
 }
 
+Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes) {
+  if (shm_) {
+    Buffer b = shm_->AllocatePayload(type_ == SocketType::kRouter ? routing_id : std::string_view(), bytes);
+    if (!b.empty()) return b;
+  }
+  return Buffer::Allocate(bytes);
+}
+
 Result<InMessage> Socket::TryRecv() {
   for (;;) {
     bool got = false;

@@ -132,6 +132,12 @@ class Socket {
   // zmq_poll said the socket is readable.)
   Result<InMessage> TryRecv();
 
+  // Memory for a payload of `bytes` that will be sent to `routing_id` (ROUTER; ignored
+  // on a DEALER): a slot of the shared-memory arena of that peer when there is a channel
+  // (then Send neither copies it nor hands it to ZeroMQ), else Buffer::Allocate(bytes).
+  // Uninitialised; fill it, then AddPayload it. Dropping it unsent frees the slot.
+  Buffer AllocatePayload(std::string_view routing_id, size_t bytes);
+
   // A fresh request id (per socket, starting at 1).
   uint64_t NextRequestId() { return ++last_request_id_; }
 

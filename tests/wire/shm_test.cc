@@ -285,6 +285,38 @@ TEST(ShmSocket, SmallPayloadsAndFullArenasGoOverTcpAndAreCounted) {
   EXPECT_EQ(s.fallback_payloads, 1u);  // the big one; the tiny one is below --shm_min_bytes
 }
 
+TEST(ShmSocket, PayloadsBuiltInTheArenaAreSentWithoutACopy) {
+  Pair p = MakePair();
+  ASSERT_EQ(p.router->shm_state("w1"), "on");
+  const size_t n = 1 << 20;
+  // Dropped unsent: the slot is free again, so the next one starts at the same place.
+  const void* first = nullptr;
+  {
+    Buffer unused = p.router->AllocatePayload("w1", n);
+    first = unused.data();
+  }
+  Buffer out = p.router->AllocatePayload("w1", n);
+  EXPECT_EQ(out.data(), first);
+  const auto bytes = Pattern(n, 4);
+  std::memcpy(out.data(), bytes.data(), n);
+  OutMessage rep(Op::RESPONSE);
+  rep.set_routing_id("w1");
+  ASSERT_OK(rep.AddPayload(std::move(out), DType::kF32, n / 4));
+  ASSERT_OK(p.router->Send(std::move(rep)));
+  Result<InMessage> got = p.dealer->Recv(Deadline::FromMillis(5000));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->payload(0).size(), n);
+  EXPECT_EQ(std::memcmp(got->payload(0).data(), bytes.data(), n), 0);
+  const ShmStats s = p.router->shm_stats();
+  EXPECT_EQ(s.in_place_payloads_sent, 1u);
+  EXPECT_EQ(s.shm_bytes_sent, n);
+  EXPECT_EQ(s.tcp_bytes_sent, 0u);
+  // Without a channel (an unknown peer, a small payload) it is ordinary memory.
+  Buffer plain = p.router->AllocatePayload("nobody", n);
+  EXPECT_EQ(plain.size(), n);
+  EXPECT_EQ(p.router->shm_stats().in_place_payloads_sent, 1u);
+}
+
 TEST(ShmSocket, OffOnTheRouterRefusesTheOffer) {
   auto ctx = Context::Create().value();
   SocketOptions ro;
