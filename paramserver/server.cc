@@ -292,7 +292,8 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
   uint64_t n = req.kind == ParamKind::kSparse
                    ? req.keys.size() * core_->map().param(req.param_id)->numel()
                    : req.end - req.begin;
-  Buffer out = Buffer::Allocate(n * sizeof(float));
+  // Built in place in the shared-memory arena of a same-host peer (no copy at send).
+  Buffer out = sock.AllocatePayload(msg.routing_id(), n * sizeof(float));
   int64_t applied = -1;
   Status st = core_->Pull(req, {out.as<float>(), n}, &applied);
   if (!st.ok()) return reply_error(st);

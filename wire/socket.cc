@@ -196,6 +196,7 @@ Result<std::unique_ptr<Socket>> Socket::Create(std::shared_ptr<Context> ctx, Soc
     TESSERA_RETURN_IF_ERROR(
         SetOpt(sock, ZMQ_ROUTING_ID, o.routing_id.data(), o.routing_id.size(), "ZMQ_ROUTING_ID"));
   }
+  if (type != SocketType::kPair) s->shm_ = std::make_unique<ShmTransport>(type == SocketType::kRouter, o.shm);
   return s;
 }
 
@@ -233,7 +234,20 @@ Status Socket::Connect(const std::string& endpoint) {
   }
   if (mac_ && type_ == SocketType::kDealer) {  // auth=mac: HELLO goes first (wire/session.h)
     mac_->set_endpoint(endpoint);
-    return MacSendHandshake({}, mac_->StartHandshake(), 0);
+    TESSERA_RETURN_IF_ERROR(MacSendHandshake({}, mac_->StartHandshake(), 0));
+  }
+  // Shared memory: the offer is the first message on the new connection (it waits in
+  // the queue until the connection is up, like any other). Under auth=mac it is sent,
+  // sealed, once the WELCOME has opened the session (MacAdmit).
+  if (shm_) {
+    if (auto offer = shm_->OnConnect(endpoint)) {
+      if (mac_ && !mac_->established()) {
+        held_shm_offer_ = std::move(*offer);
+      } else {
+        Status st = SendControlFrame({}, *offer, ZMQ_DONTWAIT);
+        if (!st.ok()) LOG(WARNING) << "shared memory offer to " << endpoint << " not sent: " << st.ToString();
+      }
+    }
   }
   return Status::OK();
 }
@@ -265,38 +279,72 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
   }
   const std::vector<std::byte> header = msg.EncodeHeader();
   const auto& payloads = msg.payloads();
-  std::array<std::byte, kTrailerBytes> trailer;
-  if (mac_) {  // auth=mac: the trailer's tag covers every frame below
-    std::vector<std::span<const std::byte>> frames{header};
-    for (const auto& p : payloads) frames.push_back(p.bytes);
-    TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(rid, frames));
-  }
-  const int trailer_more = mac_ ? ZMQ_SNDMORE : 0;
-  if (type_ == SocketType::kRouter) {
-    std::span<const std::byte> id(reinterpret_cast<const std::byte*>(rid.data()), rid.size());
-    Status st = SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE);
-    if (mac_ && st.code() == StatusCode::kUnavailable) mac_->Forget(rid);  // the peer is gone
-    TESSERA_RETURN_IF_ERROR_CTX(st, "sending " + OpName(msg.op()));
-  }
-  // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
-  TESSERA_RETURN_IF_ERROR_CTX(
-      SendFrame(sock_, nullptr, header, flags | (payloads.empty() ? trailer_more : ZMQ_SNDMORE)),
-      "sending " + OpName(msg.op()));
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    const int more = i + 1 < payloads.size() ? ZMQ_SNDMORE : trailer_more;
+  // Same-host shared memory (wire/shm_channel.h): payloads copied into the peer's arena
+  // are named by one DATA frame before the header and skipped below.
+  const std::string_view peer = type_ == SocketType::kRouter ? rid : std::string_view();
+  std::vector<bool> in_shm(payloads.size(), false);
+  const std::vector<std::byte> shm_frame = shm_ ? shm_->Place(peer, payloads, &in_shm) : std::vector<std::byte>();
+  size_t tcp_left = 0;
+  for (bool b : in_shm) tcp_left += b ? 0 : 1;
+  Status st = [&]() -> Status {
+    std::array<std::byte, kTrailerBytes> trailer;
+    if (mac_) {  // auth=mac: the trailer's tag covers every frame below, the shm one included
+      std::vector<std::span<const std::byte>> frames;
+      if (!shm_frame.empty()) frames.push_back(shm_frame);
+      frames.push_back(header);
+      for (size_t i = 0; i < payloads.size(); ++i) {
+        if (!in_shm[i]) frames.push_back(payloads[i].bytes);
+      }
+      TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(rid, frames));
+    }
+    const int trailer_more = mac_ ? ZMQ_SNDMORE : 0;
+    if (type_ == SocketType::kRouter) {
+      std::span<const std::byte> id(reinterpret_cast<const std::byte*>(rid.data()), rid.size());
+      Status sent = SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE);
+      if (mac_ && sent.code() == StatusCode::kUnavailable) mac_->Forget(rid);  // the peer is gone
+      TESSERA_RETURN_IF_ERROR_CTX(sent, "sending " + OpName(msg.op()));
+    }
+    if (!shm_frame.empty()) {
+      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, shm_frame, flags | ZMQ_SNDMORE),
+                                  "sending " + OpName(msg.op()));
+    }
+    // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
     TESSERA_RETURN_IF_ERROR_CTX(
-        SendFrame(sock_, &payloads[i].owner, payloads[i].bytes, flags | more),
-        "sending payload of " + OpName(msg.op()));
+        SendFrame(sock_, nullptr, header, flags | (tcp_left == 0 ? trailer_more : ZMQ_SNDMORE)),
+        "sending " + OpName(msg.op()));
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      if (in_shm[i]) continue;
+      const int more = --tcp_left > 0 ? ZMQ_SNDMORE : trailer_more;
+      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, &payloads[i].owner, payloads[i].bytes, flags | more),
+                                  "sending payload of " + OpName(msg.op()));
+    }
+    if (mac_) {
+      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, trailer, flags),
+                                  "sending the trailer of " + OpName(msg.op()));
+    }
+    return Status::OK();
+  }();
+  if (!st.ok() && !shm_frame.empty()) shm_->Abandon(peer, shm_frame);
+  return st;
+}
+
+Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes) {
+  if (shm_) {
+    Buffer b = shm_->AllocatePayload(type_ == SocketType::kRouter ? routing_id : std::string_view(), bytes);
+    if (!b.empty()) return b;
   }
-  if (mac_) {
-    TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, trailer, flags), "sending the trailer of " + OpName(msg.op()));
-  }
-  return Status::OK();
+  return Buffer::Allocate(bytes);
 }
 
 Result<InMessage> Socket::TryRecv() {
-  bool got = false;
-  return ReceiveOne(ZMQ_DONTWAIT, &got);
+  for (;;) {
+    bool got = false;
+    control_seen_ = false;
+    Result<InMessage> r = ReceiveOne(ZMQ_DONTWAIT, &got);
+    // A handshake frame (auth=mac, shared memory) or a refused message was consumed:
+    // look for a real message behind it.
+    if (!control_seen_) return r;
+  }
 }
 
 Result<InMessage> Socket::Recv(Deadline deadline) {
@@ -353,7 +401,9 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
         peer = a != nullptr ? a : mac_->endpoint();
       }
       header = AdoptFrame(m);
-    } else if (payloads.size() <= kMaxPayloadFrames + (mac_ ? 1 : 0)) {  // one extra, so Decode sees the excess
+    } else if (payloads.size() <= kMaxPayloadFrames + (mac_ ? 1 : 0) + (shm_ ? 1 : 0)) {
+      // Room for the trailer (mac), the header behind a shared-memory frame (shm), and one
+      // extra, so Decode sees the excess.
       payloads.push_back(AdoptFrame(m));
     } else {
       truncated = true;
@@ -364,16 +414,67 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
     }
   }
   if (mac_ && index > first_header && !MacAdmit(routing_id, header, payloads, index - first_header, truncated, peer)) {
-    *got = false;  // a handshake frame or a refused message: nothing for the caller
+    control_seen_ = true;  // a handshake frame or a refused message: nothing for the caller
+    *got = false;
+    return Status::TimedOut("no message queued");
+  }
+  // Same-host shared memory: a transport frame before the header (wire/shm_channel.h).
+  // It is a frame of its own: alone, a handshake frame for this socket; before a header,
+  // the descriptor of the payloads that travel in shared memory.
+  Buffer shm_frame;
+  if (shm_ && index > first_header && IsShmFrame(header.bytes())) {
+    shm_frame = std::move(header);
+    header = Buffer();
+    if (payloads.empty()) {
+      HandleShmControl(routing_id, shm_frame);
+      control_seen_ = true;
+      *got = false;
+      return Status::TimedOut("only a shared-memory control frame was queued");
+    }
+    header = std::move(payloads.front());
+    payloads.erase(payloads.begin());
+  }
+  if (mac_ && type_ == SocketType::kRouter && !MacIdentityMatches(routing_id, header, peer)) {
+    control_seen_ = true;
+    *got = false;
     return Status::TimedOut("no message queued");
   }
   Result<InMessage> r = [&]() -> Result<InMessage> {
     if (index <= first_header) return Status::Corruption("message without a header frame");
+    if (!shm_frame.empty()) {
+      TESSERA_ASSIGN_OR_RETURN(payloads, shm_->Resolve(routing_id, shm_frame.bytes(), std::move(payloads)));
+    } else if (shm_) {
+      shm_->CountTcpReceived(payloads);
+    }
     ++decoded_messages_;
     return Decode(routing_id, header, std::move(payloads), options_.decode);
   }();
   if (!r.ok()) ReportMalformed(routing_id, header, r.status());
   return r;
+}
+
+void Socket::HandleShmControl(const std::string& routing_id, const Buffer& frame) {
+  std::vector<std::byte> reply;
+  Status st = shm_->OnControl(routing_id, frame.bytes(), &reply);
+  if (!st.ok()) LOG(WARNING) << "shared memory: " << st.ToString();
+  if (reply.empty()) return;
+  // Non-blocking, like error replies: the handshake must never stall the loop.
+  SendControlFrame(routing_id, reply, ZMQ_DONTWAIT).IgnoreError();
+}
+
+Status Socket::SendControlFrame(std::string_view routing_id, std::span<const std::byte> frame, int flags) {
+  std::array<std::byte, kTrailerBytes> trailer;
+  if (mac_) {  // auth=mac: sealed like any message, so only a session's peer can send one
+    const std::span<const std::byte> frames[] = {frame};
+    TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(routing_id, frames));
+  }
+  if (type_ == SocketType::kRouter) {
+    std::span<const std::byte> id(reinterpret_cast<const std::byte*>(routing_id.data()), routing_id.size());
+    TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE));
+  }
+  TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, frame, flags | (mac_ ? ZMQ_SNDMORE : 0)));
+  if (mac_) TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, trailer, flags));
+  return Status::OK();
 }
 
 void Socket::ReportMalformed(const std::string& routing_id, const Buffer& header,
@@ -436,13 +537,7 @@ bool Socket::MacAdmit(const std::string& routing_id, const Buffer& header, std::
     in = mac_->Open(routing_id, covered, truncated ? std::span<const std::byte>() : payloads.back().bytes(), peer);
     if (in.verdict == MacLink::Verdict::kData) {
       payloads.pop_back();
-      if (type_ != SocketType::kRouter) return true;
-      // The session's identity, checked before the codec sees the header; an unreadable
-      // sender matches no identity.
-      int32_t role = INT32_MIN, rank = INT32_MIN;
-      PeekSender(header.bytes(), &role, &rank);
-      return mac_->IdentityMatches(routing_id, role, rank, peer);
-      return false;
+      return true;
     }
   }
   // Never blocks: a peer that does not read must not stall the loop (ROUTER); a DEALER's
@@ -452,12 +547,24 @@ bool Socket::MacAdmit(const std::string& routing_id, const Buffer& header, std::
     if (!st.ok()) LOG(WARNING) << "auth=mac: " << st.ToString();
   }
   if (in.verdict == MacLink::Verdict::kHandshake && mac_->established()) {
+    if (!held_shm_offer_.empty()) {  // the shared-memory offer waited for the session
+      Status st = SendControlFrame({}, std::exchange(held_shm_offer_, {}), ZMQ_DONTWAIT);
+      if (!st.ok()) LOG(WARNING) << "shared memory offer to " << mac_->endpoint() << " not sent: " << st.ToString();
+    }
     for (OutMessage& m : mac_->TakeHeld()) {
       Status st = SendImpl(std::move(m), {}, 0);
       if (!st.ok()) LOG(WARNING) << "auth=mac: a send held for the handshake failed: " << st.ToString();
     }
   }
   return false;
+}
+
+bool Socket::MacIdentityMatches(const std::string& routing_id, const Buffer& header, const std::string& peer) {
+  // The session's identity, checked before the codec sees the header; an unreadable
+  // sender matches no identity.
+  int32_t role = INT32_MIN, rank = INT32_MIN;
+  PeekSender(header.bytes(), &role, &rank);
+  return mac_->IdentityMatches(routing_id, role, rank, peer);
 }
 
 }  // namespace tessera::wire

@@ -25,6 +25,7 @@
 #include "wire/curve.h"
 #include "wire/message.h"
 #include "wire/session.h"
+#include "wire/shm_channel.h"
 
 namespace tessera::wire {
 
@@ -96,6 +97,9 @@ struct SocketOptions {
   // ROUTER: answer a malformed message with an error reply (echoing its requestId when
   // readable). Default: true.
   bool reply_to_malformed = true;
+  // Same-host shared memory for payloads (ROUTER and DEALER; wire/shm_channel.h).
+  // Default: follow --shm, --shm_arena_bytes, --shm_min_bytes.
+  ShmOptions shm;
 };
 
 class Socket {
@@ -138,6 +142,12 @@ class Socket {
   // zmq_poll said the socket is readable.)
   Result<InMessage> TryRecv();
 
+  // Memory for a payload of `bytes` that will be sent to `routing_id` (ROUTER; ignored
+  // on a DEALER): a slot of the shared-memory arena of that peer when there is a channel
+  // (then Send neither copies it nor hands it to ZeroMQ), else Buffer::Allocate(bytes).
+  // Uninitialised; fill it, then AddPayload it. Dropping it unsent frees the slot.
+  Buffer AllocatePayload(std::string_view routing_id, size_t bytes);
+
   // A fresh request id (per socket, starting at 1).
   uint64_t NextRequestId() { return ++last_request_id_; }
 
@@ -152,6 +162,14 @@ class Socket {
   size_t auth_sessions() const { return mac_ ? mac_->num_sessions() : 0; }
   // Messages handed to the codec (Decode) so far: tests check refused ones never are.
   uint64_t decoded_messages() const { return decoded_messages_; }
+  // Shared-memory counters (all zero on PAIR sockets), and the state of the channel
+  // ("on", "pending", "off: <why>"; ROUTER: with the peer `routing_id`).
+  ShmStats shm_stats() const { return shm_ ? shm_->stats() : ShmStats{}; }
+  std::string shm_state(std::string_view routing_id = {}) const {
+    return shm_ ? shm_->ChannelState(routing_id) : "off: not a ROUTER or DEALER";
+  }
+  // The shared-memory transport (null on PAIR sockets), for tests.
+  const ShmTransport* TEST_shm() const { return shm_.get(); }
 
  private:
   Socket(std::shared_ptr<Context> ctx, void* sock, SocketType type, SocketOptions options);
@@ -162,6 +180,8 @@ class Socket {
   void ReportMalformed(const std::string& routing_id, const Buffer& header, const Status& st);
   // --auth=mac hooks (the end of socket.cc; the protocol is wire/session.h).
   Status MacSendHandshake(std::string_view routing_id, std::span<const std::byte> frame, int flags);
+  // ROUTER, auth=mac: the header's sender is the identity the session was opened with.
+  bool MacIdentityMatches(const std::string& routing_id, const Buffer& header, const std::string& peer);
   // True when the message is authenticated data (its trailer popped off `payloads`);
   // false when it was a handshake frame or was refused.
   bool MacAdmit(const std::string& routing_id, const Buffer& header, std::vector<Buffer>& payloads, size_t frames,
@@ -171,6 +191,15 @@ class Socket {
   void* const sock_;
   const SocketType type_;
   const SocketOptions options_;
+  // Same-host shared memory (wire/shm_channel.h); null on PAIR sockets.
+  std::unique_ptr<ShmTransport> shm_;
+  void HandleShmControl(const std::string& routing_id, const Buffer& frame);
+  // A transport frame of our own (a shared-memory offer or answer), sealed under auth=mac.
+  Status SendControlFrame(std::string_view routing_id, std::span<const std::byte> frame, int flags);
+  // ReceiveOne consumed a frame that is not for the caller (a handshake, a refusal).
+  bool control_seen_ = false;
+  // auth=mac: a DEALER's shared-memory offer, sent once the WELCOME opened the session.
+  std::vector<std::byte> held_shm_offer_;
   uint64_t last_request_id_ = 0;
   int rcvtimeo_ms_ = -1;  // the ZMQ_RCVTIMEO currently set (ZeroMQ's default: -1)
   // Rate limit for malformed-message log lines.

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "tests/checkpoint/job_helpers.h"
 #include "tests/testutil/testutil.h"
 
@@ -221,6 +222,11 @@ TEST(CheckpointJob, SecondSignalEndsAtOnceKeepingThePreviousCheckpoint) {
   BackgroundJob job(tmp, JobFlags("--steps=3000 --checkpoint_every_steps=50 --checkpoint_keep=0 --checkpoint_dir=" + ck));
   ASSERT_GT(job.pid(), 0);
   ASSERT_TRUE(job.WaitForSteps(200));
+  // The previous checkpoint must be complete before the signals. 200 steps used to take
+  // longer than writing one; with same-host shared memory they may not, so wait for it.
+  tessera::Deadline committed = tessera::Deadline::FromMillis(60000);
+  while (List(ck).complete.empty() && !committed.Expired()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_FALSE(List(ck).complete.empty()) << "no checkpoint completed within 60 s";
   const pid_t coordinator = job.Child(0), server = job.Child(1);
   ASSERT_GT(coordinator, 0);
   ASSERT_GT(server, 0);

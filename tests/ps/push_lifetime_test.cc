@@ -10,6 +10,7 @@
 // send hits unmapped memory (EFAULT, which libzmq asserts on). The fixed client completes
 // the Handle only after ZeroMQ released the frame, says the push may have been applied,
 // and the server never sees the freed bytes.
+#include <gflags/gflags.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,6 +26,8 @@
 #include "tests/testutil/testutil.h"
 #include "tests/wire/raw_worker.h"
 #include "worker/client.h"
+
+DECLARE_string(shm);
 
 namespace tessera {
 namespace {
@@ -51,6 +54,11 @@ constexpr int64_t kElements = 8 << 20;  // 32 MiB of f32: far more than loopback
 }
 
 TEST(PushLifetime, TimedOutPushCompletesOnlyAfterZeroMqReleasedTheCallersMemory) {
+  // This is about ZeroMQ's zero-copy TCP send. With same-host shared memory (the
+  // default) the payload is copied into the arena at Send and only a small descriptor
+  // waits in ZeroMQ, so the whole push reaches the server after SIGCONT and is applied
+  // (as "may have been applied" allows). Set before the fork: the server inherits it.
+  FLAGS_shm = "off";
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
   const pid_t server = fork();  // before any thread of this process exists

@@ -15,5 +15,6 @@ inline constexpr int kPeerOk = 0;
 inline constexpr int kPeerBadArgs = 2;
 inline constexpr int kPeerCallFailed = 3;
 inline constexpr int kPeerMismatch = 4;
+inline constexpr int kPeerWrongPath = 5;  // shm_peer: the bytes took the other path
 
 }  // namespace tessera::wire::testing

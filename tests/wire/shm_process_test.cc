@@ -1,0 +1,243 @@
+// The same-host shared-memory path between two real processes: this test and
+// tests/wire/shm_peer. Payload bytes cross through shared memory (the counters show
+// that no payload byte went over TCP) or, with --shm=off, over TCP; a kill -9 of either
+// side leaves no segment behind, checked from outside (/dev/shm and /proc/*/maps).
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "tests/testutil/testutil.h"
+#include "tests/wire/peer_protocol.h"
+#include "wire/shm_arena.h"
+#include "wire/socket.h"
+
+extern char** environ;
+
+namespace tessera::wire {
+namespace {
+
+using testing::kReplyMask;
+using testing::PeerByte;
+
+std::string PeerPath() { return tessera::testing::BinaryDir() + "/tests/wire/shm_peer"; }
+
+// Spawns shm_peer with `args`; its stdout goes to *out_fd (a pipe) when out_fd is set.
+pid_t Spawn(const std::vector<std::string>& args, int* out_fd = nullptr) {
+  std::vector<std::string> all = {PeerPath()};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  int p[2] = {-1, -1};
+  if (out_fd != nullptr) {
+    if (pipe(p) != 0) return -1;
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_addclose(&fa, p[0]);
+  }
+  pid_t pid = -1;
+  if (posix_spawn(&pid, all[0].c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  if (out_fd != nullptr) {
+    close(p[1]);
+    *out_fd = p[0];
+  }
+  return pid;
+}
+
+// Reads one line from `fd` (blocking; the peer writes it at once).
+std::string ReadLine(int fd) {
+  std::string s;
+  char c;
+  while (read(fd, &c, 1) == 1 && c != '\n') s += c;
+  return s;
+}
+
+int WaitChild(pid_t pid, int ms) {
+  Deadline d = Deadline::FromMillis(ms);
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return -1;
+    if (d.Expired()) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::set<std::string> DevShm() {
+  std::set<std::string> names;
+  if (DIR* d = opendir("/dev/shm")) {
+    while (dirent* e = readdir(d)) names.insert(e->d_name);
+    closedir(d);
+  }
+  return names;
+}
+
+// Processes (by pid) whose maps name an arena of process `owner`.
+std::vector<std::string> MappersOf(pid_t owner) {
+  const std::string needle = std::string(kShmMemfdPrefix) + std::to_string(owner) + "-";
+  std::vector<std::string> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream maps(std::string("/proc/") + e->d_name + "/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+      if (line.find(needle) != std::string::npos) {
+        out.push_back(std::string(e->d_name) + ": " + line);
+        break;
+      }
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+bool WaitUntilUnmapped(pid_t owner, int ms) {
+  Deadline d = Deadline::FromMillis(ms);
+  while (!MappersOf(owner).empty()) {
+    if (d.Expired()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// The test is the ROUTER (server side), shm_peer the DEALER; both must take `mode`.
+void RoundTrip(const std::string& mode) {
+  auto ctx = Context::Create();
+  ASSERT_TRUE(ctx.ok());
+  SocketOptions o;
+  o.shm.mode = mode == "off" ? ShmMode::kOff : ShmMode::kAuto;
+  auto router = Socket::Create(*ctx, SocketType::kRouter, o);
+  ASSERT_TRUE(router.ok());
+  Result<std::string> ep = (*router)->Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(ep.ok());
+  const size_t n = 8 << 20;
+  pid_t pid = Spawn({"push", *ep, std::to_string(n), mode});
+  ASSERT_GT(pid, 0) << PeerPath();
+  Result<InMessage> req = (*router)->Recv(Deadline::FromMillis(30000));
+  if (!req.ok()) WaitChild(pid, 0);
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  ASSERT_EQ(req->num_payloads(), 1u);
+  ASSERT_EQ(req->payload(0).size(), n);
+  size_t mismatches = 0;
+  for (size_t i = 0; i < n; ++i) mismatches += req->payload(0)[i] != PeerByte(i);
+  EXPECT_EQ(mismatches, 0u);
+  Buffer back = Buffer::Allocate(n);
+  for (size_t i = 0; i < n; ++i) back.as<std::byte>()[i] = req->payload(0)[i] ^ kReplyMask;
+  OutMessage rep = MakeReply(*req, Op::RESPONSE);
+  rep.header().getBody().initResponse().setParamId(3);
+  ASSERT_OK(rep.AddPayload(back, DType::kF32, n / 4));
+  ASSERT_OK((*router)->Send(std::move(rep)));
+  const int status = WaitChild(pid, 30000);
+  ASSERT_TRUE(WIFEXITED(status)) << "peer did not exit cleanly";
+  EXPECT_EQ(WEXITSTATUS(status), testing::kPeerOk) << "5: the bytes took the other path";
+
+  const ShmStats s = (*router)->shm_stats();
+  if (mode == "auto") {
+    EXPECT_EQ(s.shm_bytes_received, n);
+    EXPECT_EQ(s.tcp_bytes_received, 0u) << "payload bytes went over TCP";
+    EXPECT_EQ(s.shm_bytes_sent, n);
+    EXPECT_EQ(s.tcp_bytes_sent, 0u) << "payload bytes went over TCP";
+  } else {
+    EXPECT_EQ(s.shm_bytes_received, 0u);
+    EXPECT_EQ(s.tcp_bytes_received, n);
+    EXPECT_EQ(s.shm_bytes_sent, 0u);
+    EXPECT_EQ(s.tcp_bytes_sent, n);
+  }
+}
+
+TEST(ShmProcess, PayloadsCrossThroughSharedMemoryNotTcp) { RoundTrip("auto"); }
+
+TEST(ShmProcess, WithShmOffTheSameBytesGoOverTcp) { RoundTrip("off"); }
+
+TEST(ShmProcess, KillDashNineOfTheWorkerLeavesNoSegmentBehind) {
+  const std::set<std::string> shm_before = DevShm();
+  auto ctx = Context::Create();
+  ASSERT_TRUE(ctx.ok());
+  SocketOptions o;
+  o.shm.mode = ShmMode::kAuto;
+  auto router = Socket::Create(*ctx, SocketType::kRouter, o);
+  ASSERT_TRUE(router.ok());
+  Result<std::string> ep = (*router)->Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(ep.ok());
+  int out = -1;
+  pid_t pid = Spawn({"push", *ep, std::to_string(1 << 20), "auto", "hold"}, &out);
+  ASSERT_GT(pid, 0);
+  {
+    Result<InMessage> req = (*router)->Recv(Deadline::FromMillis(30000));
+    ASSERT_TRUE(req.ok()) << req.status().ToString();
+    Buffer back = Buffer::Allocate(req->payload(0).size());
+    for (size_t i = 0; i < back.size(); ++i) back.as<std::byte>()[i] = req->payload(0)[i] ^ kReplyMask;
+    OutMessage rep = MakeReply(*req, Op::RESPONSE);
+    rep.header().getBody().initResponse().setParamId(3);
+    ASSERT_OK(rep.AddPayload(back, DType::kF32, back.size() / 4));
+    ASSERT_OK((*router)->Send(std::move(rep)));
+  }
+  EXPECT_EQ(ReadLine(out), "held") << "the peer's round trip failed";
+  close(out);
+  ASSERT_FALSE(MappersOf(pid).empty()) << "the test should map the peer's arena";
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  WaitChild(pid, 10000);
+  // The router socket is still open: the reaper must detach the dead peer's arena.
+  EXPECT_TRUE(WaitUntilUnmapped(pid, 5000)) << MappersOf(pid)[0];
+  EXPECT_EQ(DevShm(), shm_before);
+}
+
+TEST(ShmProcess, KillDashNineOfTheServerLeavesNoSegmentBehind) {
+  const std::set<std::string> shm_before = DevShm();
+  int out = -1;
+  pid_t pid = Spawn({"serve", "auto"}, &out);
+  ASSERT_GT(pid, 0);
+  const std::string line = ReadLine(out);
+  close(out);
+  ASSERT_EQ(line.rfind("endpoint=", 0), 0u) << line;
+  auto ctx = Context::Create();
+  ASSERT_TRUE(ctx.ok());
+  SocketOptions o;
+  o.shm.mode = ShmMode::kAuto;
+  auto dealer = Socket::Create(*ctx, SocketType::kDealer, o);
+  ASSERT_TRUE(dealer.ok());
+  ASSERT_OK((*dealer)->Connect(line.substr(9)));
+  Deadline d = Deadline::FromMillis(20000);
+  while ((*dealer)->shm_state() != "on" && !d.Expired()) (*dealer)->Recv(Deadline::FromMillis(10)).status().IgnoreError();
+  ASSERT_EQ((*dealer)->shm_state(), "on");
+  const size_t n = 1 << 20;
+  Buffer values = Buffer::Allocate(n);
+  for (size_t i = 0; i < n; ++i) values.as<std::byte>()[i] = PeerByte(i);
+  OutMessage push(Op::PUSH);
+  auto body = push.header().getBody().initData();
+  body.setParamId(3);
+  body.setBegin(0);
+  body.setEnd(n / 4);
+  ASSERT_OK(push.AddPayload(values, DType::kF32, n / 4));
+  {
+    Result<InMessage> reply = Call(**dealer, std::move(push), Deadline::FromMillis(30000));
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    ASSERT_EQ(reply->payload(0).size(), n);
+    EXPECT_EQ(reply->payload(0)[5], PeerByte(5) ^ kReplyMask);
+  }
+  EXPECT_EQ((*dealer)->shm_stats().shm_bytes_received, n);
+  ASSERT_FALSE(MappersOf(pid).empty());
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  WaitChild(pid, 10000);
+  EXPECT_TRUE(WaitUntilUnmapped(pid, 5000)) << MappersOf(pid)[0];
+  EXPECT_EQ(DevShm(), shm_before);
+}
+
+}  // namespace
+}  // namespace tessera::wire
