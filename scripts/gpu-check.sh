@@ -7,8 +7,9 @@
 #      mpirun; what is missing is named and the script exits 2 before building anything;
 #   1. configure (CUDA on, only this GPU's architecture, Release, ccache when present) and
 #      build only what the checks below run;
-#   2. every gpu-labelled test (ctest -L gpu); a GPU test that skips on this machine is
-#      listed as skipped (e.g. NCCL tests that need two GPUs on a one-GPU machine);
+#   2. every gpu-labelled test: kernels_gpu_test's cases in one process, the others
+#      through ctest -L gpu; a GPU test that skips on this machine is listed as skipped
+#      (e.g. the NCCL cases that need two GPUs, on a one-GPU machine);
 #   3. the MNIST main job (examples/mnist_mlp.flags: 784-256-128-10, Adam, 20 epochs,
 #      global batch 512) on ONE GPU worker (--workers 1 --batch_size=512): test accuracy
 #      >= 98%;
@@ -102,22 +103,36 @@ row "build ${#TARGETS[@]} targets (sm_$CAP)" PASS "" $((SECONDS - t0))
 TESSERA=$ROOT/$BUILD/launch/tessera
 
 # ---- 2. gpu-labelled tests -----------------------------------------------------------
-step "ctest -L gpu"
+# kernels_gpu_test's cases (label gpu, ctest names "gpu.*") run as ONE process: the same
+# cases, without a CUDA context per case (about 560 of them); ctest runs the rest.
+step "gpu-labelled tests"
 t0=$SECONDS
-LOG=$(mktemp)
-timeout 240 ctest --test-dir "$BUILD" -L gpu -j 4 --output-on-failure >"$LOG" 2>&1
+LOG=$BUILD/gpu-check-kernels-tests.log
+timeout 180 "$BUILD/tests/kernels/kernels_gpu_test" --gtest_brief=1 >"$LOG" 2>&1
+rc=$?
+tail -5 "$LOG"
+KP=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$LOG" | tail -1)
+KS=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$LOG" | tail -1)
+if [ "$rc" -eq 0 ] && [ -n "$KP" ] && [ "${KS:-0}" -eq 0 ]; then
+  row "kernels vs CPU backend (gpu.*)" PASS "$KP passed" $((SECONDS - t0))
+else
+  grep -E '^\[  FAILED  \]|Failure' "$LOG" | head -10
+  row "kernels vs CPU backend (gpu.*)" FAIL "exit $rc, ${KP:-0} passed, ${KS:-0} skipped ($LOG)" $((SECONDS - t0))
+fi
+t0=$SECONDS
+LOG=$BUILD/gpu-check-ctest.log
+timeout 300 ctest --test-dir "$BUILD" -L gpu -E '^gpu[.]' -j 4 --output-on-failure >"$LOG" 2>&1
 rc=$?
 tail -15 "$LOG"
 PASSED=$(grep -cE 'Test +#[0-9]+: .* Passed' "$LOG")
-SKIPPED=$(grep -cE '\*\*\*Skipped|Not Run' "$LOG")
-FAILED_T=$(grep -cE '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception' "$LOG")
+SKIPPED=$(grep -cE '[*]{3}Skipped|Not Run' "$LOG")
+FAILED_T=$(grep -cE '[*]{3}(Failed|Timeout|Exception)' "$LOG")
 if [ "$rc" -eq 0 ] && [ "$PASSED" -gt 0 ]; then
-  row "gpu-labelled tests" PASS "$PASSED passed, $SKIPPED skipped" $((SECONDS - t0))
+  row "other gpu-labelled tests (ctest)" PASS "$PASSED passed, $SKIPPED skipped" $((SECONDS - t0))
 else
-  row "gpu-labelled tests" FAIL "$PASSED passed, $FAILED_T failed, $SKIPPED skipped (exit $rc)" $((SECONDS - t0))
+  row "other gpu-labelled tests (ctest)" FAIL "$PASSED passed, $FAILED_T failed, $SKIPPED skipped ($LOG)" $((SECONDS - t0))
 fi
-grep -E '\*\*\*Skipped' "$LOG" | head -10
-rm -f "$LOG"
+grep -E '[*]{3}Skipped' "$LOG" | head -10
 
 # accuracy of the summary line in file $1 (empty when there is none)
 accuracy() { sed -n 's/.*summary: .*"test_accuracy":\([0-9.]*\).*/\1/p' "$1" | tail -1; }

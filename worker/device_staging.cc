@@ -54,21 +54,35 @@ std::vector<model::Parameter*> DeviceStaging::mirrors() {
   return out;
 }
 
-Result<std::pair<TensorView, TensorView>> DeviceStaging::StageBatch(TensorView features, TensorView labels) {
+Status DeviceStaging::StartBatch(TensorView features, TensorView labels) {
   timeline::Span span("h2d batch", "copy", "bytes", static_cast<int64_t>(features.nbytes() + labels.nbytes()));
+  if (batch_pending_) return Status::FailedPrecondition("DeviceStaging::StartBatch: a started batch is pending");
   if (features.device != Device::kCPU || labels.device != Device::kCPU) {
-    return Status::InvalidArgument("DeviceStaging::StageBatch: the batch must be in host memory");
+    return Status::InvalidArgument("DeviceStaging::StartBatch: the batch must be in host memory");
   }
   TESSERA_ASSIGN_OR_RETURN(const TensorView hf, Fit(&pinned_features_, device(), true, features.dtype, features.shape));
   TESSERA_ASSIGN_OR_RETURN(const TensorView hl, Fit(&pinned_labels_, device(), true, labels.dtype, labels.shape));
   if (features.nbytes() > 0) std::memcpy(hf.data, features.data, features.nbytes());
   if (labels.nbytes() > 0) std::memcpy(hl.data, labels.data, labels.nbytes());
-  TESSERA_ASSIGN_OR_RETURN(const TensorView df, Fit(&device_features_, device(), false, features.dtype, features.shape));
-  TESSERA_ASSIGN_OR_RETURN(const TensorView dl, Fit(&device_labels_, device(), false, labels.dtype, labels.shape));
-  TESSERA_RETURN_IF_ERROR(queue_->Copy(hf, df).status());
-  TESSERA_ASSIGN_OR_RETURN(const kernels::CopyQueue::Fence f, queue_->Copy(hl, dl));
-  TESSERA_RETURN_IF_ERROR_CTX(queue_->Wait(f), "copying the batch to the device");
-  return std::make_pair(df, dl);
+  TESSERA_ASSIGN_OR_RETURN(batch_features_, Fit(&device_features_, device(), false, features.dtype, features.shape));
+  TESSERA_ASSIGN_OR_RETURN(batch_labels_, Fit(&device_labels_, device(), false, labels.dtype, labels.shape));
+  TESSERA_RETURN_IF_ERROR_CTX(queue_->Copy(hf, batch_features_).status(), "copying the batch to the device");
+  TESSERA_ASSIGN_OR_RETURN(batch_fence_, queue_->Copy(hl, batch_labels_));
+  batch_pending_ = true;
+  return Status::OK();
+}
+
+Result<std::pair<TensorView, TensorView>> DeviceStaging::FinishBatch() {
+  if (!batch_pending_) return Status::FailedPrecondition("DeviceStaging::FinishBatch: no batch was started");
+  timeline::Span span("h2d batch wait", "copy");
+  batch_pending_ = false;
+  TESSERA_RETURN_IF_ERROR_CTX(queue_->Wait(batch_fence_), "copying the batch to the device");
+  return std::make_pair(batch_features_, batch_labels_);
+}
+
+Result<std::pair<TensorView, TensorView>> DeviceStaging::StageBatch(TensorView features, TensorView labels) {
+  TESSERA_RETURN_IF_ERROR(StartBatch(std::move(features), std::move(labels)));
+  return FinishBatch();
 }
 
 Status DeviceStaging::HandOver(bool block) {

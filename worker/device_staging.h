@@ -6,7 +6,8 @@
 // on its device. DeviceStaging keeps one host mirror per model parameter (same spec;
 // value and gradient in pinned blocks from kernels::AllocatePinned) and moves data
 // between the two on one kernels::CopyQueue:
-//   - batches: host batch -> pinned block -> device, asynchronously (StageBatch);
+//   - batches: host batch -> pinned block -> device, asynchronously (StartBatch, then
+//     FinishBatch before forward);
 //   - gradients, per layer as backward produces them: device -> the mirror's gradient
 //     (OnModelGradReady, from the model's gradient-ready hook). The copy of one layer
 //     runs while the next layer's backward computes; once it is done (polled at each
@@ -20,12 +21,14 @@
 // copies, and copies happen when enqueued) the path runs in CI and a test compares the
 // digests (tests/train/staging_job_test.cc).
 //
-// Lifetime: a mirror's pinned blocks are Buffers, so a zero-copy push holds them
-// until ZeroMQ's free callback; the trainer also waits for every push before the next
-// copy into them (the next backward).
+// Lifetime: a mirror's pinned blocks are Buffers owned here (a holder of a Buffer
+// handle keeps one alive past this object). A dense push sends the block zero-copy and
+// its Handle completes only after ZeroMQ's free callback released it (worker/client.h);
+// the trainer waits for every push Handle, also after a failure, before the next copy
+// into the block (the next backward) and before this object goes away.
 //
-// Timeline spans (--timeline, cat "copy"): "h2d batch", "d2h grad wait", "h2d params"
-// and "h2d params wait", on the training thread.
+// Timeline spans (--timeline, cat "copy"): "h2d batch" (the start), "h2d batch wait",
+// "d2h grad wait", "h2d params" and "h2d params wait", on the training thread.
 //
 // Thread safety: one thread (the training loop's) calls everything, including the hook.
 #pragma once
@@ -57,9 +60,17 @@ class DeviceStaging {
   // object's life.
   std::vector<model::Parameter*> mirrors();
 
-  // Copies features (f32 [B, D]) and labels (i32 [B]) from host memory to the device,
-  // through pinned blocks, and returns the device views (valid until the next call).
-  // Waits for the copies, so the model may read the views at once.
+  // Starts copying features (f32 [B, D]) and labels (i32 [B]) from host memory to the
+  // device, through pinned blocks (the host batch may change once this returns). The
+  // trainer starts step s+1's batch while step s waits for its pulls, so the copy
+  // overlaps the network. REQUIRES no started batch is pending, and nothing reads the
+  // previous batch's device views any more.
+  Status StartBatch(TensorView features, TensorView labels);
+  // Waits for the started batch and returns its device views (valid until the next
+  // StartBatch). FailedPrecondition when none was started.
+  Result<std::pair<TensorView, TensorView>> FinishBatch();
+  bool batch_pending() const { return batch_pending_; }
+  // StartBatch, then FinishBatch.
   Result<std::pair<TensorView, TensorView>> StageBatch(TensorView features, TensorView labels);
 
   // The gradient-ready hook: enqueues p's gradient device -> host, then hands to `ready`
@@ -93,6 +104,9 @@ class DeviceStaging {
   std::deque<std::pair<size_t, kernels::CopyQueue::Fence>> pending_grads_;
   bool values_pending_ = false;
   Tensor pinned_features_, pinned_labels_;  // grown to the largest batch
+  bool batch_pending_ = false;
+  kernels::CopyQueue::Fence batch_fence_ = 0;
+  TensorView batch_features_, batch_labels_;  // device views of the started batch
   Tensor device_features_, device_labels_;
 };
 

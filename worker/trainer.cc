@@ -119,13 +119,19 @@ Status Trainer::RunStep(int64_t step) {
   data::Batch batch;
   {
     PhaseTimer timer(&t.data_s, "data");
-    TESSERA_ASSIGN_OR_RETURN(batch, batches_->Next());
+    if (prefetched_) {  // staged: started while the previous step waited for its pulls
+      prefetched_ = false;
+      batch.size = prefetched_size_;
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(batch, batches_->Next());
+      if (staging_) TESSERA_RETURN_IF_ERROR(staging_->StartBatch(batch.features, batch.labels));
+    }
   }
   model::LossResult loss;
   if (staging_) {
     step_ = step;
     PhaseTimer timer(&t.compute_s, "compute", "compute");
-    TESSERA_ASSIGN_OR_RETURN(loss, StagedCompute(batch));
+    TESSERA_ASSIGN_OR_RETURN(loss, StagedCompute());
   } else {
     PhaseTimer timer(&t.compute_s, "compute", "compute");
     {
@@ -157,6 +163,16 @@ Status Trainer::RunStep(int64_t step) {
       IssueDensePushes(step, &pushes);
     }
     if (step + 1 < planned_steps_) IssueDensePulls(step + 1, server_dense_, &pulls);
+  }
+  if (staging_ && step + 1 < planned_steps_) {
+    PhaseTimer timer(&t.data_s, "prefetch");
+    Status pf = Prefetch();
+    if (!pf.ok()) {
+      // Nothing may land in the mirrors after we return: wait out what is in flight.
+      WaitAll(&pushes, "pushing gradients").IgnoreError();
+      WaitAll(&pulls, "pulling parameters").IgnoreError();
+      return pf.WithContext("step " + std::to_string(step));
+    }
   }
   Status st;
   {
@@ -249,9 +265,18 @@ void Trainer::OnMirrorGradReady(model::Parameter* mirror) {
   pushed_[i] = true;
 }
 
-Result<model::LossResult> Trainer::StagedCompute(const data::Batch& batch) {
+Status Trainer::Prefetch() {
+  prefetch_cursor_ = batches_->cursor();
+  TESSERA_ASSIGN_OR_RETURN(data::Batch next, batches_->Next());
+  TESSERA_RETURN_IF_ERROR(staging_->StartBatch(next.features, next.labels));
+  prefetched_size_ = next.size;
+  prefetched_ = true;
+  return Status::OK();
+}
+
+Result<model::LossResult> Trainer::StagedCompute() {
   std::pair<TensorView, TensorView> on_device;
-  TESSERA_ASSIGN_OR_RETURN(on_device, staging_->StageBatch(batch.features, batch.labels));
+  TESSERA_ASSIGN_OR_RETURN(on_device, staging_->FinishBatch());
   model::LossResult loss;
   {
     timeline::Span span("forward", "compute");

@@ -112,6 +112,20 @@ TEST_F(DeviceStagingTest, StagedBatchEqualsTheHostBatch) {
   EXPECT_EQ(std::memcmp(again->first.data, bigger.features.data(), bigger.features.size() * 4), 0);
 }
 
+TEST_F(DeviceStagingTest, AStartedBatchIsFinishedOnceAndOnlyOnce) {
+  EXPECT_EQ(staging_->FinishBatch().status().code(), StatusCode::kFailedPrecondition);
+  Batch b = MakeBatch(3);
+  ASSERT_OK(staging_->StartBatch(b.f(), b.l()));
+  EXPECT_TRUE(staging_->batch_pending());
+  EXPECT_EQ(staging_->StartBatch(b.f(), b.l()).code(), StatusCode::kFailedPrecondition) << "one at a time";
+  b.features.assign(b.features.size(), 9.0f);  // the host batch may change once started
+  auto on_device = staging_->FinishBatch();
+  ASSERT_TRUE(on_device.ok());
+  EXPECT_FALSE(staging_->batch_pending());
+  Batch original = MakeBatch(3);
+  EXPECT_EQ(std::memcmp(on_device->first.data, original.features.data(), original.features.size() * 4), 0);
+}
+
 TEST_F(DeviceStagingTest, ValuesGoToTheModelExactly) {
   std::vector<model::Parameter*> m = staging_->mirrors();
   for (size_t i = 0; i < m.size(); ++i) {

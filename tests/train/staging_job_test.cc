@@ -57,6 +57,9 @@ TEST(StagingOnCpu, CopiesAppearInTheTimeline) {
   testing::ExpectProperNesting(t);
   const int worker = 2;  // ranks: 0 coordinator (no file), 1 server, 2 worker
   EXPECT_EQ(testing::Named(t, "h2d batch", worker).size(), static_cast<size_t>(kSteps));
+  EXPECT_EQ(testing::Named(t, "h2d batch wait", worker).size(), static_cast<size_t>(kSteps));
+  // Every step but the last starts the next step's batch while it waits for its pulls.
+  EXPECT_EQ(testing::Named(t, "prefetch", worker).size(), static_cast<size_t>(kSteps - 1));
   // 6 parameters: once after the initial pull, then after each step's pull but the last,
   // then after the final pull.
   EXPECT_EQ(testing::Named(t, "h2d params", worker).size(), static_cast<size_t>(6 * (kSteps + 1)));
