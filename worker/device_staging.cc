@@ -48,6 +48,12 @@ Result<std::unique_ptr<DeviceStaging>> DeviceStaging::Create(Device device, std:
   return s;
 }
 
+DeviceStaging::~DeviceStaging() {
+  // Dropped: a destructor has no caller to report to, and a failed copy already failed
+  // the step that waited for it.
+  if (queue_) queue_->WaitAll().IgnoreError();
+}
+
 std::vector<model::Parameter*> DeviceStaging::mirrors() {
   std::vector<model::Parameter*> out;
   for (auto& s : slots_) out.push_back(&s->mirror);

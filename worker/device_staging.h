@@ -55,6 +55,11 @@ class DeviceStaging {
   static Result<std::unique_ptr<DeviceStaging>> Create(Device device, std::vector<model::Parameter*> model_params,
                                                        std::function<void(model::Parameter* mirror)> ready);
 
+  // Waits for copies still in flight before the pinned blocks and device memory go.
+  ~DeviceStaging();
+  DeviceStaging(const DeviceStaging&) = delete;
+  DeviceStaging& operator=(const DeviceStaging&) = delete;
+
   Device device() const { return queue_->device(); }
   // The host mirrors, in the model's parameter order. Pointers stay valid for this
   // object's life.
