@@ -23,7 +23,8 @@
 # ccache makes a second run short). The table's last row checks it.
 # Exit: 0 every step passed; 1 a check failed (the table says which); 2 this machine lacks
 # something the check needs (named on stderr).
-# Test seams (tests/scripts/gpu_check_test.cc): NVIDIA_SMI and NVCC name the tools.
+# Test seams (tests/scripts/gpu_check_test.cc): NVIDIA_SMI and NVCC name the tools;
+# GPU_CHECK_REUSE_BUILD=1 skips configure and build and uses BUILD_DIR as it is.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
@@ -64,7 +65,7 @@ echo "gpu-check: $GPU_COUNT GPU(s), the first: $GPU_NAME (sm_$CAP); building in 
 declare -a ROWS=()
 FAILED=0
 row() {  # name, PASS/FAIL/SKIP, figure, seconds
-  ROWS+=("$(printf '| %-34s | %-4s | %-46s | %5s s |' "$1" "$2" "$3" "$4")")
+  ROWS+=("$(printf '| %-34s | %-4s | %-64s | %5s s |' "$1" "$2" "$3" "$4")")
   [ "$2" = FAIL ] && FAILED=1
   return 0
 }
@@ -73,8 +74,8 @@ summary() {
   if [ "$total" -lt "$BUDGET_S" ]; then row "total time (budget $BUDGET_S s)" PASS "" "$total"
   else row "total time (budget $BUDGET_S s)" FAIL "over the 8-minute budget" "$total"; fi
   printf '\n==== gpu-check summary: %s (%s GPU(s), sm_%s), %s\n' "$GPU_NAME" "$GPU_COUNT" "$CAP" "$(date -u +%FT%TZ)"
-  printf '| %-34s | %-4s | %-46s | %7s |\n' "check" "ok" "figure" "time"
-  printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------" "$(printf -- '-%.0s' {1..48})" "---------"
+  printf '| %-34s | %-4s | %-64s | %7s |\n' "check" "ok" "figure" "time"
+  printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "------" "$(printf -- '-%.0s' {1..66})" "---------"
   printf '%s\n' "${ROWS[@]}"
   [ -n "${BENCH_TABLE:-}" ] && printf '\nkernels (same GPU, same run):\n%s\n' "$BENCH_TABLE"
   exit "$FAILED"
@@ -83,6 +84,9 @@ summary() {
 # ---- 1. configure and build ----------------------------------------------------------
 step "configure and build (sm_$CAP)"
 t0=$SECONDS
+if [ "${GPU_CHECK_REUSE_BUILD:-0}" = 1 ]; then
+  row "build (reused $BUILD as it is)" PASS "" 0
+else
 LAUNCHERS=()
 if command -v ccache >/dev/null 2>&1; then
   LAUNCHERS=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
@@ -100,6 +104,7 @@ if ! timeout 420 ninja -C "$BUILD" -j "$JOBS" "${TARGETS[@]}" >"$BUILD.build.log
   summary
 fi
 row "build ${#TARGETS[@]} targets (sm_$CAP)" PASS "" $((SECONDS - t0))
+fi
 TESSERA=$ROOT/$BUILD/launch/tessera
 
 # ---- 2. gpu-labelled tests -----------------------------------------------------------
