@@ -239,8 +239,9 @@ int TrainMain(int argc, char** argv) {
     if (wc.device == Device::kCUDA && collective::IsCollectiveSync(place.sync) && wc.num_workers > 1 &&
         !worker::IsSparseModel(config->model)) {
       const int gpu = kernels::SelectedCudaDevice();
-      TESSERA_ASSIGN_OR_RETURN(const bool distinct, worker::WorkersHaveDistinctGpus(*wc.client, wc.worker_index,
-                                                                                  wc.num_workers, gpu, place.grad_sync.timeout));
+      if (wc.comm == nullptr) return Status::FailedPrecondition("--sync=" + place.sync + " with several workers needs their MPI communicator");
+      TESSERA_ASSIGN_OR_RETURN(const bool distinct,
+                               worker::WorkersHaveDistinctGpus(*wc.comm, gpu, place.grad_sync.timeout));
       if (distinct) {
         TESSERA_ASSIGN_OR_RETURN(nccl, worker::ConnectNccl(*wc.client, wc.worker_index, wc.num_workers, gpu,
                                                            place.grad_sync.timeout));

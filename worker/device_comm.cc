@@ -1,9 +1,10 @@
 #include "worker/device_comm.h"
 
+#include <algorithm>
 #include <cstring>
-#include <string>
-
 #include <set>
+#include <string>
+#include <vector>
 
 #include "common/hostname.h"
 
@@ -16,28 +17,31 @@
 
 namespace tessera::worker {
 
-Result<bool> WorkersHaveDistinctGpus(Client& client, int worker_index, int num_workers, int cuda_device,
-                                     Duration timeout) {
+Result<bool> WorkersHaveDistinctGpus(collective::Communicator& workers, int cuda_device, Duration timeout) {
   std::string where = Hostname() + "/";
 #if TESSERA_HAVE_NCCL
   char bus[64] = {};
   const cudaError_t err = cudaDeviceGetPCIBusId(bus, sizeof(bus), cuda_device);
   if (err != cudaSuccess) {
-    return Status::Internal("worker " + std::to_string(worker_index) + ": cudaDeviceGetPCIBusId(" +
-                            std::to_string(cuda_device) + "): " + cudaGetErrorString(err));
+    return Status::Internal("cudaDeviceGetPCIBusId(" + std::to_string(cuda_device) + "): " + cudaGetErrorString(err));
   }
   where += bus;
 #else
   where += std::to_string(cuda_device);
 #endif
-  TESSERA_RETURN_IF_ERROR(client.RendezvousPut("gpu_of_worker_" + std::to_string(worker_index), where, timeout));
+  // Fixed-size records (a longer host name is cut; the bus id stays unique per host).
+  constexpr int64_t kWords = 16;  // 128 bytes
+  const size_t keep = std::min(where.size(), static_cast<size_t>(kWords * 8));
+  std::vector<uint64_t> mine(kWords, 0), all(static_cast<size_t>(kWords * workers.size()), 0);
+  std::memcpy(mine.data(), where.data() + (where.size() - keep), keep);
+  collective::CollHandle h = workers.AllGather({mine.data(), DType::kU64, {kWords}, Device::kCPU},
+                                               {all.data(), DType::kU64, {kWords * workers.size()}, Device::kCPU});
+  TESSERA_RETURN_IF_ERROR_CTX(h.Wait(timeout), "gathering which GPU each worker uses");
   std::set<std::string> seen;
-  for (int w = 0; w < num_workers; ++w) {
-    auto v = client.RendezvousGet("gpu_of_worker_" + std::to_string(w), timeout);
-    if (!v.ok()) return v.status().WithContext("reading which GPU worker " + std::to_string(w) + " uses");
-    seen.insert(*v);
+  for (int w = 0; w < workers.size(); ++w) {
+    seen.insert(std::string(reinterpret_cast<const char*>(all.data() + w * kWords), kWords * 8));
   }
-  return static_cast<int>(seen.size()) == num_workers;
+  return static_cast<int>(seen.size()) == workers.size();
 }
 
 Result<std::unique_ptr<collective::Communicator>> ConnectNccl(Client& client, int worker_index, int num_workers,

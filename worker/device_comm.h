@@ -20,11 +20,11 @@
 namespace tessera::worker {
 
 // Whether every worker of the job computes on a GPU of its own (NCCL refuses two ranks
-// on one device). Every worker puts "<host>/<PCI bus id of cuda_device>" under its own
-// rendezvous key and reads all of them, so all workers get the same answer. Errors:
-// the rendezvous's, or a CUDA error naming the device.
-Result<bool> WorkersHaveDistinctGpus(Client& client, int worker_index, int num_workers, int cuda_device,
-                                     Duration timeout);
+// on one device). Every worker contributes "<host>/<PCI bus id of cuda_device>" to an
+// all-gather over `workers` (the workers' host communicator), so all get the same
+// answer, at any job size. Errors: the all-gather's (naming it), or a CUDA error naming
+// the device.
+Result<bool> WorkersHaveDistinctGpus(collective::Communicator& workers, int cuda_device, Duration timeout);
 
 // Every worker calls it once; returns a communicator of num_workers ranks (this worker is
 // rank worker_index) on CUDA device `cuda_device`. FailedPrecondition in a build without
