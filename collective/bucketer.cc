@@ -1,21 +1,29 @@
 #include "collective/bucketer.h"
 
 #include <algorithm>
-#include <cstring>
+
+#include "kernels/ops.h"
+#include "kernels/transfer.h"
 
 namespace tessera::collective {
+
+Status Bucketer::CopyF32(float* dst, const float* src, int64_t n) const {
+  if (dst == src || n == 0) return Status::OK();
+  return kernels::CopyTensor({const_cast<float*>(src), DType::kF32, {n}, device_}, {dst, DType::kF32, {n}, device_});
+}
 
 Result<std::unique_ptr<Bucketer>> Bucketer::Create(Communicator* comm, std::vector<TensorView> tensors,
                                                    const BucketOptions& options) {
   if (comm == nullptr) return Status::InvalidArgument("Bucketer needs a communicator");
+  const Device device = tensors.empty() ? Device::kCPU : tensors[0].device;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const TensorView& t = tensors[i];
-    if (t.dtype != DType::kF32 || t.device != Device::kCPU || (t.numel() > 0 && t.data == nullptr)) {
-      return Status::InvalidArgument("Bucketer: tensor " + std::to_string(i) + " is not an f32 host tensor (" +
+    if (t.dtype != DType::kF32 || t.device != device || (t.numel() > 0 && t.data == nullptr)) {
+      return Status::InvalidArgument("Bucketer: tensor " + std::to_string(i) + " is not an f32 tensor on the first one's device (" +
                                      std::string(DTypeName(t.dtype)) + ")");
     }
   }
-  std::unique_ptr<Bucketer> b(new Bucketer(comm, std::move(tensors), options));
+  std::unique_ptr<Bucketer> b(new Bucketer(comm, std::move(tensors), options, device));
   b->slots_.resize(b->tensors_.size());
   size_t bytes = 0;
   for (size_t i = 0; i < b->tensors_.size(); ++i) {
@@ -33,7 +41,9 @@ Result<std::unique_ptr<Bucketer>> Bucketer::Create(Communicator* comm, std::vect
     bytes += nb;
   }
   for (Bucket& bk : b->buckets_) {
-    if (bk.members.size() > 1) bk.flat = Tensor::Zeros(DType::kF32, {static_cast<int64_t>(bk.numel)});
+    if (bk.members.size() > 1) {
+      TESSERA_ASSIGN_OR_RETURN(bk.flat, kernels::AllocateTensor(device, DType::kF32, {static_cast<int64_t>(bk.numel)}));
+    }
   }
   return b;
 }
@@ -52,9 +62,9 @@ Result<Tensor> Bucketer::AdoptBucketMemory(size_t i) {
   if (b.ready > 0 || b.issued) return Status::FailedPrecondition("Bucketer: a step is in progress");
   TensorView& t = tensors_[i];
   float* window = b.flat.as<float>() + slots_[i].offset;
-  if (t.data != window) std::memcpy(window, t.data, t.nbytes());
+  TESSERA_RETURN_IF_ERROR(CopyF32(window, static_cast<const float*>(t.data), t.numel()));
   Buffer keep = b.flat.buffer();
-  Buffer view = Buffer::Wrap(window, t.nbytes(), Device::kCPU, [keep] {});
+  Buffer view = Buffer::Wrap(window, t.nbytes(), device_, [keep] {});
   t.data = window;
   return Tensor::FromBuffer(std::move(view), DType::kF32, t.shape);
 }
@@ -69,8 +79,7 @@ Status Bucketer::MarkReady(size_t i) {
   Bucket& b = buckets_[s.bucket];
   if (b.members.size() > 1) {
     const TensorView& t = tensors_[i];
-    float* dst = b.flat.as<float>() + s.offset;
-    if (t.data != dst) std::memcpy(dst, t.data, t.nbytes());
+    TESSERA_RETURN_IF_ERROR(CopyF32(b.flat.as<float>() + s.offset, static_cast<const float*>(t.data), t.numel()));
   }
   if (++b.ready == b.members.size()) Issue(b);
   return Status::OK();
@@ -108,8 +117,8 @@ Status Bucketer::Finish(Duration timeout, const std::function<bool()>& should_st
     if (st.ok() && b.members.size() > 1) {
       for (size_t m : b.members) {
         const TensorView& t = tensors_[m];
-        const float* src = b.flat.as<float>() + slots_[m].offset;
-        if (t.data != src) std::memcpy(t.data, src, t.nbytes());
+        Status c = CopyF32(static_cast<float*>(t.data), b.flat.as<float>() + slots_[m].offset, t.numel());
+        if (first.ok() && !c.ok()) first = c;
       }
     }
   }

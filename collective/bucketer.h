@@ -29,8 +29,10 @@ struct BucketOptions {
 
 class Bucketer {
  public:
-  // `tensors`: f32 host tensors, in the order MarkReady will usually be called. They must
-  // keep their address for the Bucketer's life. `comm` is not owned and outlives it.
+  // `tensors`: f32 tensors, all in host memory or all on one CUDA device (for the NCCL
+  // backend; the flat buffers are then device memory and the copies device to device), in
+  // the order MarkReady will usually be called. They must keep their address for the
+  // Bucketer's life. `comm` is not owned and outlives it.
   static Result<std::unique_ptr<Bucketer>> Create(Communicator* comm, std::vector<TensorView> tensors,
                                                   const BucketOptions& options);
 
@@ -76,13 +78,16 @@ class Bucketer {
     bool issued = false;
   };
 
-  Bucketer(Communicator* comm, std::vector<TensorView> tensors, const BucketOptions& options)
-      : comm_(comm), tensors_(std::move(tensors)), options_(options) {}
+  Bucketer(Communicator* comm, std::vector<TensorView> tensors, const BucketOptions& options, Device device)
+      : comm_(comm), tensors_(std::move(tensors)), options_(options), device_(device) {}
   void Issue(Bucket& b);
+  // n floats within device_'s memory (kernels::CopyTensor: a CUDA error is its Status).
+  Status CopyF32(float* dst, const float* src, int64_t n) const;
 
   Communicator* const comm_;
   std::vector<TensorView> tensors_;  // AdoptBucketMemory repoints entries into the buckets
   const BucketOptions options_;
+  const Device device_;  // where every tensor and flat buffer lives
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;
   int64_t reductions_ = 0;

@@ -4,6 +4,7 @@
 #include <glog/logging.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/timeline.h"
 #include "kernels/ops.h"
 
 namespace tessera::collective {
@@ -45,6 +47,7 @@ struct NcclCommunicator::State {
     cudaEvent_t event = nullptr;
     CollHandle handle;
     Clock::time_point start;
+    int64_t enqueued_us = 0;  // timeline clock
     std::string what;
     std::function<Status()> after;  // on the poller thread once the event fired
   };
@@ -55,6 +58,7 @@ struct NcclCommunicator::State {
   Status broken;
   bool stopping = false;
   std::thread poller;
+  int64_t last_done_us = 0;  // poller thread only: when the previous operation completed
 
   // With a non-blocking communicator a call may return ncclInProgress: wait (bounded)
   // until the communicator is ready again before the next call.
@@ -105,6 +109,7 @@ struct NcclCommunicator::State {
     }
     p.handle = CollHandle::Pending();
     p.start = Clock::now();
+    p.enqueued_us = timeline::NowMicros();
     p.what = std::move(what);
     p.after = std::move(after);
     CollHandle h = p.handle;
@@ -115,6 +120,7 @@ struct NcclCommunicator::State {
 
   void PollerMain() {
     cudaSetDevice(options.device);
+    timeline::SetThreadName("nccl poller");
     std::unique_lock<std::mutex> lock(mu);
     for (;;) {
       if (pending.empty()) {
@@ -129,6 +135,13 @@ struct NcclCommunicator::State {
         pending.pop_front();
         lock.unlock();
         Status st = done.after ? done.after() : Status::OK();
+        // --timeline: each operation from when it reached the head of the stream's queue
+        // (its enqueue, or the previous one's completion) to when its event was seen, so
+        // the spans of this thread never overlap.
+        const int64_t now_us = timeline::NowMicros();
+        const int64_t from_us = std::max(done.enqueued_us, last_done_us);
+        timeline::Record("nccl", "collective", from_us, now_us - from_us, "rank", rank);
+        last_done_us = now_us;
         cudaEventDestroy(done.event);
         done.handle.Complete(st);
         lock.lock();

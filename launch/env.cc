@@ -396,6 +396,10 @@ Result<LaunchInfo> DetectLaunchEnv(const EnvMap& env) {
   li.detail += ", coordinator host from " + host_from + ", port " + port_from;
   if (li.coordinator_port > 65535) return Status::InvalidArgument("coordinator port out of range");
   TESSERA_RETURN_IF_ERROR(detect::JobId(env, &li));
+  if (const std::string* v = Find(env, "CUDA_VISIBLE_DEVICES")) {
+    li.cuda_visible_devices_set = true;
+    li.cuda_visible_devices = *v;
+  }
   return li;
 }
 

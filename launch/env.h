@@ -67,6 +67,11 @@ struct LaunchInfo {
   int mpi_rank = -1;
   // MPICH's Hydra (and other PMI-1 launchers): the PMI_FD descriptor; -1 without.
   int pmi_fd = -1;
+  // CUDA_VISIBLE_DEVICES as the launcher (or Slurm's --gpus-per-task) set it; unset when
+  // the variable is absent. The CUDA driver applies it; launch/device_placement.h reads it
+  // to explain a choice ("" hides every GPU).
+  bool cuda_visible_devices_set = false;
+  std::string cuda_visible_devices;
 };
 
 // Reads the process environment into an EnvMap (for main()).

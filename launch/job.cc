@@ -17,6 +17,7 @@
 #include "kernels/device_select.h"
 #include "kernels/ops.h"
 #include "launch/checkpoint_flags.h"
+#include "launch/device_placement.h"
 #include "launch/job_auth.h"
 #include "launch/job_network.h"
 #include "launch/job_shape.h"
@@ -43,6 +44,7 @@ DEFINE_string(interface, "", "Network interface for a job that spans hosts: a na
 DEFINE_string(advertise_host, "", "Host or address peers are told to connect to (default: the address chosen for --bind_host); for NAT or a relay in front of this process");
 DEFINE_int32(data_port, 0, "Server r binds its data socket to port data_port + r - 1 (0: any free port)");
 DEFINE_int32(advertise_data_port, 0, "Server r tells workers to connect to port advertise_data_port + r - 1 instead of its bound port, for a relay or port forward in front of it (0: the bound port)");
+DEFINE_string(device, "auto", "Where workers compute: cpu, cuda (one GPU per worker by local rank; exit 2 without one) or auto (cuda when a GPU is visible); servers stay on the CPU");
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
 DEFINE_double(stall_warn_s, 60.0, "Name the worker(s) holding up a step after this many seconds without progress (0: never)");
@@ -107,6 +109,12 @@ Status CheckJobFlags() {
   if (FLAGS_heartbeat_timeout_s <= 0 || FLAGS_heartbeat_interval_s <= 0 ||
       FLAGS_heartbeat_interval_s >= FLAGS_heartbeat_timeout_s) {
     return Status::InvalidArgument("need 0 < --heartbeat_interval_s < --heartbeat_timeout_s");
+  }
+  TESSERA_ASSIGN_OR_RETURN(const DeviceRequest device, ParseDeviceFlag(FLAGS_device));
+  // The same binary runs every rank: a CPU-only build refuses --device=cuda everywhere at
+  // once. Whether a GPU is present is each worker's own question (RunWorker).
+  if (device == DeviceRequest::kCuda && !kernels::BuiltWithCuda()) {
+    return PlaceWorker(device, false, 0, LaunchInfo{}).status();
   }
   return Status::OK();
 }
@@ -333,18 +341,24 @@ int JoinAsWorker(JoinedWorker::State& s, const std::string& coordinator) {
     return guard.Exit(Fail(client.status().WithContext("joining the job"), code));
   }
   s.client = std::move(client).value();
-  // The local rank picks this worker's GPU, so the workers of one node spread over its
-  // devices (none on a CPU-only build or a node without GPUs).
-  if (const int gpus = kernels::CudaDeviceCount(); gpus > 0) {
-    const int device = DeviceForLocalRank(li.local_rank, gpus);
-    Status st = kernels::UseCudaDevice(device);
+  // --device: the local rank picks this worker's GPU, so the workers of one node spread
+  // over its devices; servers and the coordinator never get here and stay on the CPU.
+  auto placement = PlaceWorker(*ParseDeviceFlag(FLAGS_device), kernels::BuiltWithCuda(), kernels::CudaDeviceCount(), li);
+  if (!placement.ok()) {
+    // Through the coordinator, so the whole job ends with kExitConfig and says why.
+    s.client->Finish(kExitConfig, placement.status().message()).IgnoreError();
+    return guard.Exit(Fail(placement.status().WithContext("placing worker rank " + std::to_string(li.rank)), kExitConfig));
+  }
+  if (placement->device == Device::kCUDA) {
+    Status st = kernels::UseCudaDevice(placement->cuda_device);
     if (!st.ok()) {
+      s.client->Finish(kExitConfig, st.message()).IgnoreError();
       return guard.Exit(Fail(st.WithContext("choosing the GPU of local rank " + std::to_string(li.local_rank)), kExitConfig));
     }
-    LOG(INFO) << "CUDA device " << device << " of " << gpus << " visible (local rank " << li.local_rank << ")";
   }
+  LOG(INFO) << placement->reason;
   s.wc = WorkerContext{s.client.get(), li.rank - 1 - job.shape.servers, job.shape.workers, job.shape.servers, li,
-                       guard.mpi_.get()};
+                       guard.mpi_.get(), placement->device};
   // Workers of an all-reduce job share one MPI world: mpirun answers a dead rank by
   // sending SIGTERM to the others, which is a failure, not a preemption (and those modes
   // take no checkpoints), so they keep the default action and die with the world.

@@ -30,6 +30,9 @@ struct WorkerContext {
   // --sync=allreduce|hybrid: the workers-only communicator (docs/collective.md); null
   // otherwise, and with a single worker outside an MPI world.
   collective::Communicator* comm = nullptr;
+  // --device, resolved for this worker (launch/device_placement.h); the CUDA device, when
+  // chosen, is already current on the calling thread.
+  Device device = Device::kCPU;
 };
 
 // Runs the worker's work. Returning a non-OK Status fails the job (exit code from the

@@ -15,6 +15,8 @@
 #include "launch/checkpoint_flags.h"
 #include "launch/flag_value.h"
 #include "launch/job.h"
+#include "kernels/device_select.h"
+#include "worker/device_comm.h"
 #include "worker/sparse/sparse_trainer.h"
 #include "worker/trainer.h"
 
@@ -60,7 +62,11 @@ DEFINE_double(heldout_fraction, 0.02, "word2vec: tail fraction of the corpus hel
 DEFINE_int64(heldout_pairs, 20000, "word2vec: score at most this many held-out pairs");
 DEFINE_string(neighbours, "", "word2vec: comma-separated words whose nearest neighbours worker 0 logs at the end");
 DEFINE_string(embeddings_out, "", "word2vec: worker 0 writes the final word vectors here as text");
+DEFINE_bool(staging_on_cpu, false,
+            "Test hook: run the GPU path's staging (the model's own parameter copies, per-layer gradient copies, "
+            "pinned buffers) on the CPU; results are bitwise those of the plain CPU path");
 DECLARE_double(request_timeout_s);
+DECLARE_string(device);
 DECLARE_uint64(chunk_bytes);
 
 // OpenBLAS's thread control. Weak, so a build against another BLAS still links (and the
@@ -166,6 +172,10 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   TESSERA_RETURN_IF_ERROR(worker::ValidateTrainConfig(c));
   // Every process refuses at start (exit 2), before a job is formed.
   if (worker::IsSparseModel(c.model)) TESSERA_RETURN_IF_ERROR(worker::sparse::CheckSparseSync(c, launch::SyncFlag()));
+  if (worker::IsSparseModel(c.model) && FLAGS_device == "cuda") {
+    return Status::InvalidArgument("--device=cuda: the sparse models (" + c.model +
+                                   ") run on the CPU only so far (docs/training.md); use --device=cpu or auto");
+  }
   if (FLAGS_blas_threads < 0) {
     return Status::InvalidArgument("--blas_threads=" + std::to_string(FLAGS_blas_threads) + ": must be >= 0");
   }
@@ -225,8 +235,29 @@ int TrainMain(int argc, char** argv) {
     place.comm = wc.comm;
     place.grad_sync = *grad_sync;
     TESSERA_ASSIGN_OR_RETURN(place.checkpoint_write, launch::CheckpointWriteMethodFromFlags());
+    place.device = wc.device;
+    place.staging_on_cpu = FLAGS_staging_on_cpu;
+    // Declared before the trainer, so it outlives it.
+    std::unique_ptr<collective::Communicator> nccl;
+    if (wc.device == Device::kCUDA && collective::IsCollectiveSync(place.sync) && wc.num_workers > 1 &&
+        !worker::IsSparseModel(config->model)) {
+      const int gpu = kernels::SelectedCudaDevice();
+      if (wc.comm == nullptr) return Status::FailedPrecondition("--sync=" + place.sync + " with several workers needs their MPI communicator");
+      TESSERA_ASSIGN_OR_RETURN(const bool distinct,
+                               worker::WorkersHaveDistinctGpus(*wc.comm, gpu, place.grad_sync.timeout));
+      if (distinct) {
+        TESSERA_ASSIGN_OR_RETURN(nccl, worker::ConnectNccl(*wc.client, wc.worker_index, wc.num_workers, gpu,
+                                                           place.grad_sync.timeout));
+        place.device_comm = nccl.get();
+        if (wc.worker_index == 0) LOG(INFO) << "gradients are all-reduced by NCCL on the workers' GPUs";
+      } else if (wc.worker_index == 0) {
+        LOG(WARNING) << "some workers share a GPU, and NCCL needs one GPU per rank: gradients are all-reduced "
+                        "over MPI from host memory (staged through pinned buffers)";
+      }
+    }
     worker::TrainSummary summary;
     if (worker::IsSparseModel(config->model)) {
+      if (wc.device != Device::kCPU) LOG(WARNING) << "--device=auto chose a GPU, but " << config->model << " runs on the CPU (docs/training.md)";
       TESSERA_ASSIGN_OR_RETURN(auto sparse_trainer, worker::sparse::SparseTrainer::Create(*config, place));
       TESSERA_ASSIGN_OR_RETURN(summary, sparse_trainer->Run());
     } else {

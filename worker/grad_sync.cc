@@ -4,6 +4,7 @@
 
 #include "common/timeline.h"
 #include "common/metrics_registry.h"
+#include "kernels/ops.h"
 #include "kernels/optimizer_step.h"
 
 namespace tessera::worker {
@@ -27,8 +28,17 @@ Status ValidateGradSyncOptions(const GradSyncOptions& o) {
 }
 
 Result<std::unique_ptr<GradSync>> GradSync::Create(const GradSyncOptions& options, collective::Communicator* comm,
-                                                   int num_workers, std::vector<model::Parameter*> params) {
+                                                   int num_workers, std::vector<model::Parameter*> params,
+                                                   std::vector<model::Parameter*> device_params) {
   TESSERA_RETURN_IF_ERROR(ValidateGradSyncOptions(options));
+  const bool on_device = !device_params.empty();
+  if (on_device && device_params.size() != params.size()) {
+    return Status::InvalidArgument("GradSync: " + std::to_string(device_params.size()) + " device parameters for " +
+                                   std::to_string(params.size()) + " parameters");
+  }
+  if (on_device && options.compress.kind == CompressionSpec::Kind::kTopK) {
+    return Status::InvalidArgument("GradSync: --compress=topk:R all-reduces host gradients; it cannot run on device ones");
+  }
   std::unique_ptr<GradSync> g(new GradSync(options, comm));
   g->mode_ = collective::GradSyncModeOf(options.sync);
   g->params_ = params;
@@ -52,6 +62,10 @@ Result<std::unique_ptr<GradSync>> GradSync::Create(const GradSyncOptions& option
     }
     Local l;
     l.param = p;
+    if (on_device) {
+      l.device = device_params[i];
+      g->device_index_[l.device] = g->locals_.size();
+    }
     const int64_t n = p->value.numel();
     l.chunk = std::max<int64_t>(1, static_cast<int64_t>(options.chunk_bytes / 4));
     const int nslots = NumOptimizerSlots(p->spec.optimizer.kind);
@@ -64,8 +78,8 @@ Result<std::unique_ptr<GradSync>> GradSync::Create(const GradSyncOptions& option
     if (options.compress.kind == CompressionSpec::Kind::kTopK) {
       l.topk = std::make_unique<collective::TopKCompressor>(static_cast<size_t>(n), options.compress.topk_ratio);
     }
-    g->bucket_index_[p] = grads.size();
-    grads.push_back(p->grad.view());
+    g->bucket_index_[on_device ? l.device : p] = grads.size();
+    grads.push_back(on_device ? l.device->grad.view() : p->grad.view());
     g->locals_.push_back(std::move(l));
   }
   for (size_t i = 0; i < params.size(); ++i) {
@@ -152,6 +166,15 @@ Status GradSync::FinishStep(const std::function<bool()>& should_stop) {
   }
   wait.End();
   TESSERA_RETURN_IF_ERROR_CTX(st, "all-reducing gradients");
+  if (!device_index_.empty()) {
+    // The reduced gradients, from the model's device memory into the host mirrors the
+    // optimizer below updates.
+    timeline::Span copy("d2h reduced grads", "copy");
+    for (Local& l : locals_) {
+      TESSERA_RETURN_IF_ERROR_CTX(kernels::CopyTensor(l.device->grad.view(), l.param->grad.view()),
+                                  "copying the reduced gradient of '" + l.param->spec.name + "' to the host");
+    }
+  }
   if (comm_ != nullptr && comm_->size() > 1) {
     static metrics::Counter& reduced = metrics::Global().GetCounter("bytes_allreduced_total");
     for (const Local& l : locals_) {

@@ -16,6 +16,14 @@
 // backward (no overlap), and under --sync=bsp|ssp|asp pushes only the top R of each
 // dense gradient to the servers (Push, Client::PushTopK).
 //
+// On a device (--device=cuda, worker/device_staging.h) `params` are the host mirrors the
+// loop pushes, pulls and checkpoints, and `device_params` the model's own: the buckets
+// are then made of the device gradients (device memory, all-reduced by the NCCL
+// communicator; Bucketer::AdoptBucketMemory re-homes the model's gradients), and
+// FinishStep copies each reduced gradient into its mirror before the same optimizer
+// code runs on the host (so checkpoints and the digest are unchanged). With the CPU
+// "device" (--staging_on_cpu) the same code runs over MPI.
+//
 // Thread safety: one thread (the training loop) calls everything; the communicator's
 // thread works on bucket buffers and gradients while their all-reduce is in flight,
 // between OnGradReady and the end of FinishStep.
@@ -58,10 +66,14 @@ class GradSync {
  public:
   // `params`: the model's, in parameters() order, values already initialised identically
   // on every worker. `comm`: the workers' communicator (not owned), or null when
-  // num_workers == 1. Errors: a sparse table under --sync=allreduce (RouteParams), a
-  // communicator whose size is not num_workers, bad options.
+  // num_workers == 1. `device_params`: empty, or one per params entry, the model's
+  // parameters on a device (see above; not owned, they outlive this object; `comm` must
+  // then reduce that device's memory). Errors: a sparse table under --sync=allreduce
+  // (RouteParams), a communicator whose size is not num_workers, bad options,
+  // device_params of the wrong length or with --compress=topk:R.
   static Result<std::unique_ptr<GradSync>> Create(const GradSyncOptions& options, collective::Communicator* comm,
-                                                  int num_workers, std::vector<model::Parameter*> params);
+                                                  int num_workers, std::vector<model::Parameter*> params,
+                                                  std::vector<model::Parameter*> device_params = {});
 
   collective::GradSyncMode mode() const { return mode_; }
   // Indices (into params) of the parameters the trainer pushes and pulls itself.
@@ -78,8 +90,12 @@ class GradSync {
   Handle Push(Client* client, size_t i, uint32_t param_id, int64_t step);
   bool compresses_pushes() const { return !push_topk_.empty(); }
 
-  // The model's gradient-ready hook: p's gradient is final for this step.
+  // The model's gradient-ready hook: p's gradient is final for this step. p is a params
+  // entry, or with device_params a device_params entry.
   void OnGradReady(model::Parameter* p);
+  // With device_params: whether p (a device_params entry) is all-reduced here (else the
+  // trainer pushes its mirror).
+  bool reduces(const model::Parameter* p) const { return device_index_.count(p) > 0; }
 
   // The optimizer state of one all-reduced parameter, for checkpoints
   // (worker/replica_state.h): its values are param->value, chunked like a server's.
@@ -99,6 +115,7 @@ class GradSync {
  private:
   struct Local {  // optimizer state of one all-reduced parameter
     model::Parameter* param = nullptr;
+    model::Parameter* device = nullptr;  // with device_params: the model's parameter
     int64_t chunk = 0;                 // elements per chunk
     std::vector<std::vector<float>> slots;  // per chunk
     int64_t updates = 0;
@@ -113,7 +130,9 @@ class GradSync {
   collective::GradSyncMode mode_ = collective::GradSyncMode::kServers;
   std::vector<size_t> server_params_;
   std::vector<Local> locals_;
-  std::unordered_map<model::Parameter*, size_t> bucket_index_;  // param -> Bucketer tensor index
+  // param (the device one with device_params) -> Bucketer tensor index
+  std::unordered_map<model::Parameter*, size_t> bucket_index_;
+  std::unordered_map<const model::Parameter*, size_t> device_index_;  // device param -> locals_ index
   std::unique_ptr<collective::Bucketer> bucketer_;
   std::vector<model::Parameter*> params_;
   std::unordered_map<size_t, std::unique_ptr<collective::TopKCompressor>> push_topk_;  // by params_ index

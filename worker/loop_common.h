@@ -41,6 +41,16 @@ struct TrainerPlace {
   GradSyncOptions grad_sync;
   // --checkpoint_write: how worker 0 writes the all-reduced parameters into checkpoints.
   checkpoint::WriteMethod checkpoint_write = checkpoint::WriteMethod::kSstIngest;
+  // --device, resolved (launch/device_placement.h): where the dense model computes.
+  // Anything but the CPU goes through worker/device_staging.h. Default: the CPU.
+  Device device = Device::kCPU;
+  // --device=cuda with --sync=allreduce|hybrid and several workers: the workers' NCCL
+  // communicator (not owned; worker/device_comm.h), which all-reduces the model's device
+  // gradients. Null otherwise; a staged run without it all-reduces through `comm`.
+  collective::Communicator* device_comm = nullptr;
+  // TEST HOOK (--staging_on_cpu): a CPU run through the staging path, with the model's
+  // own copies of the parameters, as a GPU run does. Default: false.
+  bool staging_on_cpu = false;
 };
 
 // A worker's part of a checkpoint (docs/checkpoints.md): the next step and the data

@@ -39,10 +39,14 @@ Status TrainLoop::ResumeAt(const ResumePoint& resume, const std::function<Status
   return Status::OK();
 }
 
-Status TrainLoop::DeclareDense(std::vector<model::Parameter*> params, std::vector<uint32_t> ids, const char* what) {
+Status TrainLoop::DeclareDense(std::vector<model::Parameter*> params, std::vector<uint32_t> ids, const char* what,
+                               std::vector<model::Parameter*> device_params) {
   dense_ = std::move(params);
   dense_ids_ = std::move(ids);
-  TESSERA_ASSIGN_OR_RETURN(grad_sync_, GradSync::Create(place_.grad_sync, place_.comm, place_.num_workers, dense_));
+  collective::Communicator* comm = place_.comm;
+  if (!device_params.empty() && place_.device_comm != nullptr) comm = place_.device_comm;
+  TESSERA_ASSIGN_OR_RETURN(grad_sync_, GradSync::Create(place_.grad_sync, comm, place_.num_workers, dense_,
+                                                        std::move(device_params)));
   server_dense_ = grad_sync_->server_params();
   for (size_t i = 0; i < dense_.size(); ++i) all_dense_.push_back(i);
   std::vector<Handle> pulls;

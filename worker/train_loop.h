@@ -79,7 +79,10 @@ class TrainLoop {
   Status ResumeAt(const ResumePoint& resume, const std::function<Status(const data::DataCursor&)>& seek);
   // The model's dense parameters (not owned; `ids` their server ids): routes them
   // (GradSync) and pulls every one's initial value for next_step_, whatever the routing.
-  Status DeclareDense(std::vector<model::Parameter*> params, std::vector<uint32_t> ids, const char* what);
+  // On a device, `params` are DeviceStaging's host mirrors and `device_params` the
+  // model's own (GradSync::Create; all-reduced through place_.device_comm when set).
+  Status DeclareDense(std::vector<model::Parameter*> params, std::vector<uint32_t> ids, const char* what,
+                      std::vector<model::Parameter*> device_params = {});
   // The checkpoint answers and, on resume, the all-reduced parameters' state. After
   // DeclareDense.
   Status StartCheckpoints(const ResumePoint& resume);

@@ -14,12 +14,14 @@ namespace tessera::worker {
 namespace {
 
 // One case per entry of KnownModels().
-Result<std::unique_ptr<model::Model>> BuildModel(const TrainConfig& config, int64_t input_dim, int num_classes) {
+Result<std::unique_ptr<model::Model>> BuildModel(const TrainConfig& config, int64_t input_dim, int num_classes,
+                                                 Device device) {
   if (config.model == "mlp") {
     model::MlpConfig mc = config.mlp;
     mc.input_dim = input_dim;
     mc.num_classes = num_classes;
     mc.seed = config.seed;
+    mc.device = device;
     TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<model::Mlp> mlp, model::Mlp::Create(mc));
     return std::unique_ptr<model::Model>(std::move(mlp));
   }
@@ -67,24 +69,46 @@ Status Trainer::Setup() {
 
   // Model: the servers create and own the values (same initialiser, same seed); the
   // optimizer settings travel in the ParamSpecs, so the servers apply them.
-  TESSERA_ASSIGN_OR_RETURN(model_, BuildModel(config_, train_.dim, train_.num_classes));
+  TESSERA_ASSIGN_OR_RETURN(model_, BuildModel(config_, train_.dim, train_.num_classes, place_.device));
   std::vector<model::Parameter*> params = model_->parameters();
+  const bool staged = place_.device != Device::kCPU || place_.staging_on_cpu;
+  if (staged) {
+    TESSERA_ASSIGN_OR_RETURN(params, StartStaging());
+  }
   TESSERA_RETURN_IF_ERROR_CTX(place_.client->DeclareParams(model_->Params()), "declaring the model's parameters");
   std::vector<uint32_t> ids;
   for (model::Parameter* p : params) {
     TESSERA_ASSIGN_OR_RETURN(uint32_t id, place_.client->ParamId(p->spec.name));
     ids.push_back(id);
   }
-  TESSERA_RETURN_IF_ERROR(DeclareDense(std::move(params), std::move(ids), "pulling the initial parameters"));
-  model_->set_grad_ready_hook([g = grad_sync_.get()](model::Parameter* p) { g->OnGradReady(p); });
+  // A staged run all-reduces the model's own (device) gradients when its communicator can
+  // read them (NCCL, or the CPU "device" over MPI; or nothing to reduce with), unless
+  // --compress=topk:R needs host ones. Else the mirrors go through place_.comm.
+  std::vector<model::Parameter*> device_params;
+  const bool comm_reads_device =
+      place_.device == Device::kCPU || place_.device_comm != nullptr || place_.num_workers == 1;
+  if (staging_ && comm_reads_device && place_.grad_sync.compress.kind != collective::CompressionSpec::Kind::kTopK) {
+    device_params = model_->parameters();
+  }
+  TESSERA_RETURN_IF_ERROR(DeclareDense(std::move(params), std::move(ids), "pulling the initial parameters",
+                                       std::move(device_params)));
   TESSERA_RETURN_IF_ERROR(StartCheckpoints(resume));
+  if (staging_) {
+    for (size_t i = 0; i < dense_.size(); ++i) server_routed_.push_back(false);
+    for (size_t i : server_dense_) server_routed_[i] = true;
+    // The pulled values, or on resume the restored all-reduced ones.
+    TESSERA_RETURN_IF_ERROR(ValuesToDevice(all_dense_));
+  } else {
+    model_->set_grad_ready_hook([g = grad_sync_.get()](model::Parameter* p) { g->OnGradReady(p); });
+  }
   if (leader_) {
     int64_t numel = 0;
     for (const model::Parameter* p : dense_) numel += p->spec.numel();
     LOG(INFO) << "training " << config_.model << " (" << numel << " parameters) for " << planned_steps_
               << " steps (" << steps_per_epoch_ << " per epoch) of " << config_.batch_size << " x "
               << place_.num_workers << " workers, optimizer " << OptimizerKindName(config_.mlp.optimizer.kind)
-              << " lr " << config_.mlp.optimizer.lr << ", sync " << place_.sync << "; "
+              << " lr " << config_.mlp.optimizer.lr << ", sync " << place_.sync << ", on "
+              << (place_.device == Device::kCUDA ? "CUDA" : "the CPU") << (staging_ ? " (staged)" : "") << "; "
               << train_.num_examples << " local training examples, " << test_.num_examples << " test examples";
   }
   return Status::OK();
@@ -95,10 +119,20 @@ Status Trainer::RunStep(int64_t step) {
   data::Batch batch;
   {
     PhaseTimer timer(&t.data_s, "data");
-    TESSERA_ASSIGN_OR_RETURN(batch, batches_->Next());
+    if (prefetched_) {  // staged: started while the previous step waited for its pulls
+      prefetched_ = false;
+      batch.size = prefetched_size_;
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(batch, batches_->Next());
+      if (staging_) TESSERA_RETURN_IF_ERROR(staging_->StartBatch(batch.features, batch.labels));
+    }
   }
   model::LossResult loss;
-  {
+  if (staging_) {
+    step_ = step;
+    PhaseTimer timer(&t.compute_s, "compute", "compute");
+    TESSERA_ASSIGN_OR_RETURN(loss, StagedCompute());
+  } else {
     PhaseTimer timer(&t.compute_s, "compute", "compute");
     {
       timeline::Span span("forward", "compute");
@@ -111,12 +145,34 @@ Status Trainer::RunStep(int64_t step) {
     // All-reduced parameters (--sync=allreduce|hybrid): wait and apply the update here.
     PhaseTimer timer(&t.push_s, server_dense_.size() < dense_.size() ? "grad_sync" : nullptr, "comm");
     TESSERA_RETURN_IF_ERROR_CTX(FinishAllReduce(), "step " + std::to_string(step));
+    if (staging_ && server_dense_.size() < dense_.size()) {
+      std::vector<size_t> reduced;
+      for (size_t i = 0; i < dense_.size(); ++i) {
+        if (!server_routed_[i]) reduced.push_back(i);
+      }
+      TESSERA_RETURN_IF_ERROR_CTX(ValuesToDevice(reduced), "step " + std::to_string(step));
+    }
   }
   std::vector<Handle> pushes, pulls;
   {
     PhaseTimer timer(&t.issue_s, "issue", "comm");
-    IssueDensePushes(step, &pushes);
+    if (staging_) {
+      pushes = std::move(early_pushes_);  // every server-routed gradient, pushed during backward
+      early_pushes_.clear();
+    } else {
+      IssueDensePushes(step, &pushes);
+    }
     if (step + 1 < planned_steps_) IssueDensePulls(step + 1, server_dense_, &pulls);
+  }
+  if (staging_ && step + 1 < planned_steps_) {
+    PhaseTimer timer(&t.data_s, "prefetch");
+    Status pf = Prefetch();
+    if (!pf.ok()) {
+      // Nothing may land in the mirrors after we return: wait out what is in flight.
+      WaitAll(&pushes, "pushing gradients").IgnoreError();
+      WaitAll(&pulls, "pulling parameters").IgnoreError();
+      return pf.WithContext("step " + std::to_string(step));
+    }
   }
   Status st;
   {
@@ -127,7 +183,8 @@ Status Trainer::RunStep(int64_t step) {
     // bsp/ssp: the servers answer once the step clock allows, so this is also the wait
     // for the slowest worker.
     PhaseTimer timer(&t.pull_s, "pull", "comm");
-    Status pst = WaitAll(&pulls, "pulling parameters");
+    Status pst = staging_ ? WaitPullsToDevice(&pulls, server_dense_, "pulling parameters")
+                          : WaitAll(&pulls, "pulling parameters");
     if (st.ok()) st = pst;
   }
   TESSERA_RETURN_IF_ERROR_CTX(st, "step " + std::to_string(step));
@@ -163,11 +220,99 @@ Status Trainer::FinishAfterBarrier() {
   timeline::Span span("final eval", "worker");
   std::vector<Handle> pulls;
   IssueDensePulls(planned_steps_, server_dense_, &pulls);
-  TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the final parameters"));
+  if (staging_) {
+    TESSERA_RETURN_IF_ERROR(WaitPullsToDevice(&pulls, server_dense_, "pulling the final parameters"));
+  } else {
+    TESSERA_RETURN_IF_ERROR(WaitAll(&pulls, "pulling the final parameters"));
+  }
   std::vector<const Tensor*> values;
   for (const model::Parameter* p : dense_) values.push_back(&p->value);
   summary_.params_digest = ParamsDigest(values);
   return Evaluate(planned_steps_, &summary_.test_accuracy, &summary_.test_loss, &summary_.test_examples);
+}
+
+void Trainer::AbandonSteps() {
+  // Early pushes send the mirrors' pinned gradients: wait them out before those go away.
+  WaitAll(&early_pushes_, "abandoning pushes").IgnoreError();
+}
+
+Result<std::vector<model::Parameter*>> Trainer::StartStaging() {
+  TESSERA_ASSIGN_OR_RETURN(staging_, DeviceStaging::Create(place_.device, model_->parameters(),
+                                                           [this](model::Parameter* m) { OnMirrorGradReady(m); }));
+  std::vector<model::Parameter*> mirrors = staging_->mirrors();
+  for (size_t i = 0; i < mirrors.size(); ++i) mirror_index_[mirrors[i]] = i;
+  pushed_.assign(mirrors.size(), false);
+  model_->set_grad_ready_hook([this](model::Parameter* p) {
+    // All-reduced on the device: straight into its bucket. Else to the host, then pushed
+    // (or, under topk compression, all-reduced from the mirror).
+    if (grad_sync_->reduces(p)) {
+      grad_sync_->OnGradReady(p);
+      return;
+    }
+    Status st = staging_->OnModelGradReady(p);
+    if (hook_error_.ok() && !st.ok()) hook_error_ = st;
+  });
+  return mirrors;
+}
+
+void Trainer::OnMirrorGradReady(model::Parameter* mirror) {
+  const size_t i = mirror_index_.at(mirror);
+  if (!server_routed_[i]) {
+    grad_sync_->OnGradReady(mirror);
+    return;
+  }
+  early_pushes_.push_back(grad_sync_->Push(place_.client, i, dense_ids_[i], step_));
+  pushed_[i] = true;
+}
+
+Status Trainer::Prefetch() {
+  prefetch_cursor_ = batches_->cursor();
+  TESSERA_ASSIGN_OR_RETURN(data::Batch next, batches_->Next());
+  TESSERA_RETURN_IF_ERROR(staging_->StartBatch(next.features, next.labels));
+  prefetched_size_ = next.size;
+  prefetched_ = true;
+  return Status::OK();
+}
+
+Result<model::LossResult> Trainer::StagedCompute() {
+  std::pair<TensorView, TensorView> on_device;
+  TESSERA_ASSIGN_OR_RETURN(on_device, staging_->FinishBatch());
+  model::LossResult loss;
+  {
+    timeline::Span span("forward", "compute");
+    TESSERA_ASSIGN_OR_RETURN(loss, model_->Forward(on_device.first, on_device.second));
+  }
+  pushed_.assign(dense_.size(), false);
+  {
+    timeline::Span span("backward", "compute");
+    TESSERA_RETURN_IF_ERROR(model_->Backward());
+  }
+  TESSERA_RETURN_IF_ERROR(staging_->FinishGrads());
+  Status hook = hook_error_;
+  hook_error_ = Status::OK();
+  TESSERA_RETURN_IF_ERROR_CTX(hook, "staging gradients");
+  // A model that does not report every gradient during backward: push the rest now.
+  for (size_t i : server_dense_) {
+    if (!pushed_[i]) early_pushes_.push_back(grad_sync_->Push(place_.client, i, dense_ids_[i], step_));
+  }
+  return loss;
+}
+
+Status Trainer::ValuesToDevice(const std::vector<size_t>& which) {
+  for (size_t i : which) TESSERA_RETURN_IF_ERROR(staging_->ValueToDevice(i));
+  return staging_->WaitValues();
+}
+
+Status Trainer::WaitPullsToDevice(std::vector<Handle>* handles, const std::vector<size_t>& which, const char* what) {
+  Status first;
+  for (size_t k = 0; k < handles->size(); ++k) {
+    Status st = (*handles)[k].Wait(Timeout());
+    if (st.ok() && first.ok()) st = staging_->ValueToDevice(which[k]);
+    if (first.ok() && !st.ok()) first = st.WithContext(what);
+  }
+  handles->clear();
+  Status copies = staging_->WaitValues();
+  return first.ok() ? copies : first;
 }
 
 std::string Trainer::PhaseLine() const {

@@ -57,6 +57,9 @@ const Backend& CudaBackend() {
 
 Status CudaMemcpy(void* dst, const void* src, size_t bytes, int kind) {
   TESSERA_CUDA_RETURN_IF_ERROR(cudaMemcpy(dst, src, bytes, static_cast<cudaMemcpyKind>(kind)));
+  // cudaMemcpy does not wait for a device-to-device copy; ops.h promises the copy is done
+  // on return (the NCCL stream, which does not wait for this one, may read dst next).
+  if (kind == cudaMemcpyDeviceToDevice) TESSERA_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(cudaStreamLegacy));
   return Status::OK();
 }
 

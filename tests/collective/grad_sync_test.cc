@@ -97,5 +97,51 @@ TEST(GradSync, OptionsAreValidatedNamingTheFlag) {
   EXPECT_NE(ValidateGradSyncOptions(o).message().find("--compress=bf16 needs --sync=allreduce"), std::string::npos);
 }
 
+// The device path (worker/device_staging.h), with the CPU as the device: the model's own
+// parameters carry the gradients; FinishStep copies them into the mirrors and updates the
+// mirrors, leaving the model's values for the trainer to copy back.
+TEST(GradSync, DeviceParamsFeedTheMirrorsAndTheOptimizerUpdatesThem) {
+  OptimizerConfig sgd;
+  sgd.lr = 0.25f;
+  model::Parameter mirror = Param("fc.weight", ParamKind::kDense, 10, sgd);
+  model::Parameter device = Param("fc.weight", ParamKind::kDense, 10, sgd);
+  for (int i = 0; i < 10; ++i) {
+    device.grad.as<float>()[i] = 0.5f * static_cast<float>(i);
+    mirror.grad.as<float>()[i] = -100.0f;  // stale: must be replaced by the device's
+  }
+  const std::vector<float> device_before(device.value.as<float>(), device.value.as<float>() + 10);
+  GradSyncOptions o;
+  o.sync = "allreduce";
+  auto g = GradSync::Create(o, nullptr, 1, {&mirror}, {&device});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_TRUE((*g)->reduces(&device));
+  EXPECT_FALSE((*g)->reduces(&mirror)) << "hooks report the model's parameters";
+  std::vector<float> expect(10);
+  for (int i = 0; i < 10; ++i) expect[i] = mirror.value.as<float>()[i] - 0.25f * device.grad.as<float>()[i];
+  (*g)->OnGradReady(&device);
+  ASSERT_TRUE((*g)->FinishStep({}).ok());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(mirror.grad.as<float>()[i], device.grad.as<float>()[i]) << i;
+    EXPECT_FLOAT_EQ(mirror.value.as<float>()[i], expect[i]) << i;
+    EXPECT_EQ(device.value.as<float>()[i], device_before[i]) << "the trainer copies values back: " << i;
+  }
+}
+
+TEST(GradSync, DeviceParamsMustMatchAndCannotBeTopKCompressed) {
+  model::Parameter a = Param("a", ParamKind::kDense, 4, {});
+  model::Parameter b = Param("b", ParamKind::kDense, 4, {});
+  model::Parameter da = Param("a", ParamKind::kDense, 4, {});
+  GradSyncOptions o;
+  o.sync = "allreduce";
+  auto short_list = GradSync::Create(o, nullptr, 1, {&a, &b}, {&da});
+  ASSERT_FALSE(short_list.ok());
+  EXPECT_NE(short_list.status().message().find("1 device parameters for 2 parameters"), std::string::npos);
+  o.compress.kind = collective::CompressionSpec::Kind::kTopK;
+  o.compress.topk_ratio = 0.5;
+  auto topk = GradSync::Create(o, nullptr, 1, {&a}, {&da});
+  ASSERT_FALSE(topk.ok());
+  EXPECT_NE(topk.status().message().find("topk"), std::string::npos) << topk.status().ToString();
+}
+
 }  // namespace
 }  // namespace tessera::worker

@@ -1,6 +1,7 @@
 // Layer: one differentiable block of a model, with named parameters.
 //
-// A layer owns its Parameters (value and gradient tensors, f32, host) and the buffers
+// A layer owns its Parameters (value and gradient tensors, f32, in the memory of the
+// device it computes on) and the buffers
 // of its outputs and input gradients. Forward caches what Backward needs; the training
 // loop (worker/trainer) pulls parameter values from the servers into Parameter::value
 // and pushes Parameter::grad, so both tensors keep their address for the layer's life.
@@ -36,7 +37,7 @@ class Layer {
   // The layer's parameters in a fixed order. Pointers stay valid for the layer's life.
   virtual std::vector<Parameter*> parameters() = 0;
 
-  // y = f(x). x: f32 host [B, in_features()]. Returns a view of the layer-owned output
+  // y = f(x). x: f32 [B, in_features()] on the layer's device. Returns a view of the layer-owned output
   // [B, out_features()], valid until the next Forward. The layer keeps a view of x for
   // Backward: REQUIRES x stays alive and unchanged until Backward returns.
   // Returns InvalidArgument on a shape or dtype mismatch.

@@ -3,17 +3,18 @@
 #include <cmath>
 #include <utility>
 
+#include "kernels/transfer.h"
+
 namespace tessera::model {
 namespace {
 
-// A [rows, cols] f32 view of the first rows of t; grows t (discarding contents) to hold them.
-TensorView Rows(Tensor* t, int64_t rows, int64_t cols) {
-  if (t->numel() < rows * cols) *t = Tensor::Zeros(DType::kF32, {rows, cols});
-  return {t->data(), DType::kF32, {rows, cols}, Device::kCPU};
-}
-
 Status CheckMatrix(const char* what, const std::string& layer, const TensorView& v, int64_t rows,
-                   int64_t cols) {
+                   int64_t cols, Device device) {
+  if (v.device != device) {
+    return Status::InvalidArgument(layer + ": " + what + " is in " +
+                                   (v.device == Device::kCPU ? "host" : "device") + " memory, the layer on " +
+                                   (device == Device::kCPU ? "the CPU" : "the GPU"));
+  }
   if (v.dtype != DType::kF32 || v.shape.size() != 2 || v.shape[1] != cols ||
       (rows >= 0 && v.shape[0] != rows) || (v.numel() > 0 && v.data == nullptr)) {
     return Status::InvalidArgument(layer + ": " + what + " must be f32 [" +
@@ -35,8 +36,6 @@ Parameter MakeParam(std::string name, Shape shape, InitKind init, float scale,
   p.spec.init_scale = scale;
   p.spec.seed = options.seed;
   p.spec.optimizer = options.optimizer;
-  p.value = Tensor::Zeros(DType::kF32, shape);
-  p.grad = Tensor::Zeros(DType::kF32, std::move(shape));
   return p;
 }
 
@@ -55,6 +54,7 @@ Linear::Linear(std::string name, int64_t in, int64_t out, Activation act,
       in_(in),
       out_(out),
       act_(act),
+      device_(options.device),
       weight_(MakeParam(name_ + ".weight", {in, out}, InitKind::kUniform,
                         DefaultWeightInitScale(act, in, out), options)),
       bias_(MakeParam(name_ + ".bias", {out}, InitKind::kZeros, 0.0f, options)) {}
@@ -66,14 +66,26 @@ Result<std::unique_ptr<Linear>> Linear::Create(std::string name, int64_t in, int
     return Status::InvalidArgument("Linear " + name + ": sizes must be >= 1, got in " +
                                    std::to_string(in) + ", out " + std::to_string(out));
   }
-  return std::unique_ptr<Linear>(new Linear(std::move(name), in, out, act, options));
+  std::unique_ptr<Linear> layer(new Linear(std::move(name), in, out, act, options));
+  for (Parameter* p : layer->parameters()) {
+    TESSERA_ASSIGN_OR_RETURN(p->value, kernels::AllocateTensor(options.device, DType::kF32, p->spec.shape));
+    TESSERA_ASSIGN_OR_RETURN(p->grad, kernels::AllocateTensor(options.device, DType::kF32, p->spec.shape));
+  }
+  return layer;
+}
+
+Result<TensorView> Linear::Rows(Tensor* t, int64_t rows, int64_t cols) {
+  if (t->numel() < rows * cols) {
+    TESSERA_ASSIGN_OR_RETURN(*t, kernels::AllocateTensor(device_, DType::kF32, {rows, cols}));
+  }
+  return TensorView{t->data(), DType::kF32, {rows, cols}, device_};
 }
 
 Result<TensorView> Linear::Forward(TensorView x) {
-  TESSERA_RETURN_IF_ERROR(CheckMatrix("input", name_, x, -1, in_));
+  TESSERA_RETURN_IF_ERROR(CheckMatrix("input", name_, x, -1, in_, device_));
   const int64_t rows = x.shape[0];
-  const TensorView pre = Rows(&pre_, rows, out_);
-  const TensorView y = Rows(&y_, rows, out_);
+  TESSERA_ASSIGN_OR_RETURN(const TensorView pre, Rows(&pre_, rows, out_));
+  TESSERA_ASSIGN_OR_RETURN(const TensorView y, Rows(&y_, rows, out_));
   TESSERA_RETURN_IF_ERROR_CTX(kernels::Gemm(false, false, 1.0f, x, weight_.value.view(), 0.0f, pre),
                               name_ + " forward");
   TESSERA_RETURN_IF_ERROR_CTX(kernels::BiasActivationForward(act_, pre, bias_.value.view(), y),
@@ -85,9 +97,9 @@ Result<TensorView> Linear::Forward(TensorView x) {
 
 Result<TensorView> Linear::Backward(TensorView dy, bool want_input_grad) {
   if (rows_ < 0) return Status::FailedPrecondition(name_ + ": Backward before Forward");
-  TESSERA_RETURN_IF_ERROR(CheckMatrix("output gradient", name_, dy, rows_, out_));
-  const TensorView pre{pre_.data(), DType::kF32, {rows_, out_}, Device::kCPU};
-  const TensorView dpre = Rows(&dpre_, rows_, out_);
+  TESSERA_RETURN_IF_ERROR(CheckMatrix("output gradient", name_, dy, rows_, out_, device_));
+  const TensorView pre{pre_.data(), DType::kF32, {rows_, out_}, device_};
+  TESSERA_ASSIGN_OR_RETURN(const TensorView dpre, Rows(&dpre_, rows_, out_));
   // dpre = dy * act'(pre + b); db = column sums of dpre.
   TESSERA_RETURN_IF_ERROR_CTX(
       kernels::BiasActivationBackward(act_, dy, pre, bias_.value.view(), dpre, bias_.grad.view()),
@@ -97,7 +109,7 @@ Result<TensorView> Linear::Backward(TensorView dy, bool want_input_grad) {
                               name_ + " backward");
   if (!want_input_grad) return TensorView{};
   // dx = dpre @ W^T  ([B, out] @ [out, in]).
-  const TensorView dx = Rows(&dx_, rows_, in_);
+  TESSERA_ASSIGN_OR_RETURN(const TensorView dx, Rows(&dx_, rows_, in_));
   TESSERA_RETURN_IF_ERROR_CTX(
       kernels::Gemm(false, true, 1.0f, dpre, weight_.value.view(), 0.0f, dx), name_ + " backward");
   return dx;

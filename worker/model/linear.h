@@ -26,6 +26,9 @@ struct LinearOptions {
   uint64_t seed = 0;
   // Optimizer settings stamped into both ParamSpecs (servers apply them). Default: SGD.
   OptimizerConfig optimizer = {};
+  // Where the parameters, activations and gradients live and the kernels run; inputs
+  // and output gradients must be on it too. Default: the CPU.
+  Device device = Device::kCPU;
 };
 
 // He or Glorot uniform scale for a weight feeding activation `act` (rule above).
@@ -33,7 +36,8 @@ float DefaultWeightInitScale(Activation act, int64_t fan_in, int64_t fan_out);
 
 class Linear final : public Layer {
  public:
-  // Returns InvalidArgument when in or out < 1 or name is empty. Values are zero until
+  // Returns InvalidArgument when in or out < 1 or name is empty, or the allocation's
+  // error (no CUDA in this build, out of device memory). Values are zero until
   // initialised (InitializeParam, or pulled from the servers).
   static Result<std::unique_ptr<Linear>> Create(std::string name, int64_t in, int64_t out,
                                                 Activation act, const LinearOptions& options = {});
@@ -51,9 +55,13 @@ class Linear final : public Layer {
 
  private:
   Linear(std::string name, int64_t in, int64_t out, Activation act, const LinearOptions& options);
+  // A [rows, cols] f32 view of the first rows of *t, on device_; grows *t (discarding
+  // its contents) to hold them.
+  Result<TensorView> Rows(Tensor* t, int64_t rows, int64_t cols);
 
   // Constant after construction
   std::string name_;
+  Device device_;
   int64_t in_;
   int64_t out_;
   Activation act_;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "kernels/ops.h"
+#include "kernels/transfer.h"
 
 namespace tessera::model {
 namespace {
@@ -60,7 +61,7 @@ Result<std::unique_ptr<Mlp>> Mlp::Create(const MlpConfig& config) {
                                    std::to_string(config.num_classes));
   }
   std::unique_ptr<Mlp> mlp(new Mlp(config));
-  const LinearOptions options{.seed = config.seed, .optimizer = config.optimizer};
+  const LinearOptions options{.seed = config.seed, .optimizer = config.optimizer, .device = config.device};
   int64_t in = config.input_dim;
   const size_t n = config.hidden_sizes.size();
   for (size_t i = 0; i <= n; ++i) {
@@ -83,9 +84,19 @@ std::vector<Parameter*> Mlp::parameters() {
   return out;
 }
 
+Result<TensorView> Mlp::OnDevice(TensorView v, Tensor* staged) {
+  if (v.device == config_.device) return v;
+  if (staged->numel() < v.numel() || staged->dtype() != v.dtype) {
+    TESSERA_ASSIGN_OR_RETURN(*staged, kernels::AllocateTensor(config_.device, v.dtype, v.shape));
+  }
+  TensorView out{staged->data(), v.dtype, v.shape, config_.device};
+  TESSERA_RETURN_IF_ERROR_CTX(kernels::CopyTensor(v, out), "Mlp: copying the batch to the device");
+  return out;
+}
+
 Result<TensorView> Mlp::RunLayers(TensorView features) {
   backward_ready_ = false;
-  TensorView h = std::move(features);
+  TESSERA_ASSIGN_OR_RETURN(TensorView h, OnDevice(std::move(features), &features_));
   for (auto& layer : layers_) {
     TESSERA_ASSIGN_OR_RETURN(h, layer->Forward(h));
   }
@@ -96,6 +107,7 @@ Result<TensorView> Mlp::Predict(TensorView features) { return RunLayers(std::mov
 
 Result<LossResult> Mlp::Forward(TensorView features, TensorView labels) {
   TESSERA_ASSIGN_OR_RETURN(const TensorView logits, RunLayers(std::move(features)));
+  TESSERA_ASSIGN_OR_RETURN(labels, OnDevice(std::move(labels), &labels_));
   const int64_t rows = logits.shape[0];
   if (labels.dtype != DType::kI32 || labels.shape.size() != 1 || labels.shape[0] != rows) {
     return Status::InvalidArgument("Mlp: labels must be i32 [" + std::to_string(rows) + "], got " +
@@ -103,9 +115,9 @@ Result<LossResult> Mlp::Forward(TensorView features, TensorView labels) {
                                    ShapeToString(labels.shape));
   }
   if (dlogits_.numel() < rows * config_.num_classes) {
-    dlogits_ = Tensor::Zeros(DType::kF32, {rows, config_.num_classes});
+    TESSERA_ASSIGN_OR_RETURN(dlogits_, kernels::AllocateTensor(config_.device, DType::kF32, {rows, config_.num_classes}));
   }
-  const TensorView dlogits{dlogits_.data(), DType::kF32, {rows, config_.num_classes}, Device::kCPU};
+  const TensorView dlogits{dlogits_.data(), DType::kF32, {rows, config_.num_classes}, config_.device};
   LossResult result;
   result.count = rows;
   TESSERA_ASSIGN_OR_RETURN(result.loss, kernels::SoftmaxCrossEntropy(logits, labels, dlogits));
@@ -125,7 +137,7 @@ Status Mlp::Backward(TensorView input_grad) {
                                    std::string(DTypeName(input_grad.dtype)) +
                                    ShapeToString(input_grad.shape));
   }
-  TensorView dy{dlogits_.data(), DType::kF32, {rows_, config_.num_classes}, Device::kCPU};
+  TensorView dy{dlogits_.data(), DType::kF32, {rows_, config_.num_classes}, config_.device};
   for (size_t i = layers_.size(); i-- > 0;) {
     TESSERA_ASSIGN_OR_RETURN(dy, layers_[i]->Backward(dy, i > 0 || want_input));
     for (Parameter* p : layers_[i]->parameters()) GradReady(p);

@@ -40,15 +40,23 @@ struct MlpConfig {
   uint64_t seed = 0;
   // Stamped into every ParamSpec. Default: SGD, lr 0.01.
   OptimizerConfig optimizer = {};
+  // Where parameters, activations and gradients live and every op runs (--device).
+  // Default: the CPU.
+  Device device = Device::kCPU;
 };
 
 class Mlp final : public Model {
  public:
-  // Returns InvalidArgument when a size is < 1. Parameters are zero until
+  // Returns InvalidArgument when a size is < 1, or an allocation's error (no CUDA in this
+  // build, device out of memory). Parameters are zero until
   // InitializeParameters() or a pull from the servers.
   static Result<std::unique_ptr<Mlp>> Create(const MlpConfig& config);
 
   std::vector<Parameter*> parameters() override;
+  Device device() const override { return config_.device; }
+  // features/labels may be on the host or on the model's device; host ones are copied
+  // to the device first (synchronously: the trainer stages batches itself, Evaluate
+  // does not).
   Result<LossResult> Forward(TensorView features, TensorView labels) override;
   Status Backward(TensorView input_grad = {}) override;
   Result<TensorView> Predict(TensorView features) override;
@@ -60,6 +68,8 @@ class Mlp final : public Model {
  private:
   explicit Mlp(const MlpConfig& config) : config_(config) {}
   Result<TensorView> RunLayers(TensorView features);
+  // `v` itself when it is on the model's device, else a copy in *staged (grown to fit).
+  Result<TensorView> OnDevice(TensorView v, Tensor* staged);
 
   // Constant after construction
   MlpConfig config_;
@@ -69,6 +79,8 @@ class Mlp final : public Model {
   bool backward_ready_ = false;
   int64_t rows_ = 0;
   Tensor dlogits_;  // [capacity, num_classes]
+  Tensor features_;  // host features copied to the device, [capacity, input_dim]
+  Tensor labels_;    // host labels copied to the device, [capacity]
 };
 
 }  // namespace tessera::model

@@ -34,6 +34,8 @@ class Model {
   std::vector<ParamSpec> Params();
   // Every parameter, in a fixed order; pointers stay valid for the model's life.
   virtual std::vector<Parameter*> parameters() = 0;
+  // Where the parameters' values and gradients live. Default: the CPU.
+  virtual Device device() const { return Device::kCPU; }
   // The parameter called `name`, or nullptr.
   Parameter* FindParam(std::string_view name);
 
@@ -41,7 +43,7 @@ class Model {
   // initialised locally equals one pulled from freshly created servers.
   Status InitializeParameters();
 
-  // Runs the model on features (f32 host [B, D]) with labels (i32 host [B]) and caches
+  // Runs the model on features (f32 [B, D]) with labels (i32 [B]) and caches
   // what Backward needs. REQUIRES features and labels stay alive and unchanged until
   // Backward returns. Returns InvalidArgument on a shape/dtype mismatch or a label
   // outside [0, num_classes).
