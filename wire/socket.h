@@ -162,6 +162,8 @@ class Socket {
   void ReportMalformed(const std::string& routing_id, const Buffer& header, const Status& st);
   // --auth=mac hooks (the end of socket.cc; the protocol is wire/session.h).
   Status MacSendHandshake(std::string_view routing_id, std::span<const std::byte> frame, int flags);
+  // DEALER with a full hold queue: receives until the WELCOME (which flushes the queue).
+  Status MacAwaitWelcome(Deadline deadline);
   // True when the message is authenticated data (its trailer popped off `payloads`);
   // false when it was a handshake frame or was refused.
   bool MacAdmit(const std::string& routing_id, const Buffer& header, std::vector<Buffer>& payloads, size_t frames,

@@ -139,6 +139,37 @@ TEST_F(MacAuthTest, ExchangeWorksAndSendsBeforeTheWelcomeKeepTheirOrder) {
   EXPECT_EQ(router->decoded_messages(), 5u);
 }
 
+// The hold queue is bounded by send_hwm; a blocking Send past it waits for the WELCOME
+// (as a Send into a full queue waits for room) instead of failing.
+TEST_F(MacAuthTest, AFullHoldQueueWaitsForTheWelcome) {
+  auto router = Make(ctx_, SocketType::kRouter);
+  auto ep = router->Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(ep.ok());
+  SocketOptions o;
+  o.stamp_sender = true;
+  o.role = Role::WORKER;
+  o.rank = 1;
+  o.linger_ms = 0;
+  o.send_hwm = 2;
+  auto dealer = std::move(Socket::Create(ctx_, SocketType::kDealer, o)).value();
+  ASSERT_OK(dealer->Connect(*ep));
+  std::vector<uint64_t> got;
+  std::thread server([&] {
+    for (int i = 0; i < 5; ++i) {
+      auto r = RecvFor(*router, 10000);
+      if (!r.ok()) return;
+      got.push_back(r->request_id());
+    }
+  });
+  for (uint64_t id = 1; id <= 5; ++id) {
+    OutMessage m = SampleMessage(Op::PUSH);
+    m.SetRequestId(id);
+    ASSERT_OK(dealer->Send(std::move(m)));
+  }
+  server.join();
+  EXPECT_EQ(got, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+}
+
 // DEALER -> MITM ROUTER | MITM DEALER -> server ROUTER; the test pumps frames by hand.
 class MitmTest : public MacAuthTest {
  protected:
