@@ -170,6 +170,33 @@ TEST_F(MacAuthTest, AFullHoldQueueWaitsForTheWelcome) {
   EXPECT_EQ(got, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
 }
 
+// A HELLO that gets no WELCOME (lost with a dying connection, or a server that is not
+// up yet) is sent again, with a fresh nonce, about once a second while the client waits.
+TEST_F(MacAuthTest, UnansweredHelloIsSentAgainWithAFreshNonce) {
+  void* raw = zmq_socket(ctx_->raw(), ZMQ_ROUTER);
+  int zero = 0;
+  zmq_setsockopt(raw, ZMQ_LINGER, &zero, sizeof(zero));
+  ASSERT_EQ(zmq_bind(raw, "tcp://127.0.0.1:*"), 0);
+  char ep[256];
+  size_t len = sizeof(ep);
+  zmq_getsockopt(raw, ZMQ_LAST_ENDPOINT, ep, &len);
+  auto dealer = Make(ctx_, SocketType::kDealer);
+  ASSERT_OK(dealer->Connect(ep));
+  EXPECT_FALSE(RecvFor(*dealer, 2500).ok());  // wakes up to re-send
+  std::vector<std::string> hellos;
+  Frames f;
+  while (RecvRaw(raw, &f, 200)) {
+    ASSERT_EQ(f.size(), 2u);
+    EXPECT_EQ(f[1].size(), kHelloBytes);
+    hellos.push_back(f[1]);
+  }
+  ASSERT_GE(hellos.size(), 2u) << "the HELLO was not sent again";
+  EXPECT_LE(hellos.size(), 4u) << "HELLOs must not be sent in a tight loop";
+  EXPECT_NE(hellos[0].substr(24, 32), hellos[1].substr(24, 32)) << "a re-sent HELLO reused its nonce";
+  dealer.reset();
+  zmq_close(raw);
+}
+
 // DEALER -> MITM ROUTER | MITM DEALER -> server ROUTER; the test pumps frames by hand.
 class MitmTest : public MacAuthTest {
  protected:
