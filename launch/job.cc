@@ -153,7 +153,7 @@ Status SetUpAuth(JobSetup& job) {
       return Status::OK();
     case AuthMode::kMac:
       TESSERA_RETURN_IF_ERROR(job.ctx->EnableMac(job.auth.keys).WithContext("enabling --auth=mac"));
-      LOG(INFO) << "auth=mac: every message authenticated with the job key (not encrypted; key file "
+      LOG(INFO) << "auth=mac: every message authenticated with the job key, not encrypted (key file "
                 << job.auth.key_file << ")";
       return Status::OK();
   }

@@ -8,6 +8,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git ccache
   libopenmpi-dev openmpi-bin
   libzmq3-dev cppzmq-dev
+  libssl-dev
   capnproto libcapnp-dev
   librocksdb-dev
   libgoogle-glog-dev libgflags-dev

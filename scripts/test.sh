@@ -2,7 +2,7 @@
 # Installs what is missing, builds Tessera and runs the whole test suite.
 # This is the README's test command; .ci/run calls exactly this.
 #   scripts/test.sh            full suite: CUDA-enabled build (when nvcc exists), CPU-only build,
-#                              ASan+UBSan and TSan passes, fuzzing for $TESSERA_FUZZ_SECONDS per target (default 30, 4 targets)
+#                              ASan+UBSan and TSan passes, fuzzing for $TESSERA_FUZZ_SECONDS per target (default 30, 5 targets)
 # Environment: TESSERA_JOBS (build parallelism, default: nproc)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -92,7 +92,7 @@ run_ctest build-cpu --output-on-failure -j2 --timeout 600 \
 #    launch rendezvous (MPI's world exchange on the communication thread, PMI-1 under
 #    MPICH's mpiexec).
 step "ASan+UBSan build + wire, launcher and parameter-server tests"
-SAN_TARGETS="push_lifetime_test rendezvous_job_test net_iface_test membership_test child_command_test wire_unit_test wire_integration_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_auth_test request_decode_test manifest_hostile_test idx_hostile_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test replica_state_test"
+SAN_TARGETS="push_lifetime_test rendezvous_job_test net_iface_test membership_test child_command_test wire_unit_test wire_integration_test wire_mac_auth_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_auth_test request_decode_test manifest_hostile_test idx_hostile_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test replica_state_test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
   -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$SAN_FLAGS" \
   -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined" >/dev/null
@@ -100,7 +100,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CU
 cmake --build build-asan -j"$JOBS" --target $SAN_TARGETS
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest build-asan --output-on-failure -j2 --timeout 600 \
-  -R '^(PushLifetime|MpiRendezvous|PmiRendezvous|ChooseInterface|PlanAddresses|PlanNetwork|JobRecord|JobShape|SilentTest|ChildCommand|Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint|ReplicaState)[.]'
+  -R '^(PushLifetime|MpiRendezvous|PmiRendezvous|ChooseInterface|PlanAddresses|PlanNetwork|JobRecord|JobShape|SilentTest|ChildCommand|Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|MacAuthTest|MitmTest|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint|ReplicaState)[.]'
 
 # 4. ThreadSanitizer over the code with the most threads: in-process jobs (coordinator,
 #    servers, worker and ZAP handler threads in one process; the coordinator's rendezvous
@@ -114,11 +114,11 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CU
 cmake --build build-tsan -j"$JOBS" --target $TSAN_TARGETS
 TSAN_OPTIONS="suppressions=$ROOT/tests/wire/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
   run_ctest build-tsan --output-on-failure -j2 --timeout 600 \
-  -R '^((SocketTest|ZeroCopyTest|Reactor|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|LaunchedJobAuth|ParamServerJob|RendezvousJob|RendezvousStore|ObserveJob)[.]|TimelineJob[.]Bsp)'
+  -R '^((SocketTest|ZeroCopyTest|Reactor|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|LaunchedJobAuth|ParamServerJob|RendezvousJob|RendezvousStore|ObserveJob)[.]|TimelineJob[.]Bsp)'
 
 # 5. Fuzz the decoders for a bounded time each (clang + libFuzzer, ASan + UBSan).
 if [ -f scripts/fuzz.sh ] && [ "$FUZZ_SECONDS" -gt 0 ]; then
-  step "fuzzing the header, payload, manifest and data decoders for ${FUZZ_SECONDS}s each"
+  step "fuzzing the header, payload, manifest and data decoders and the auth=mac framing for ${FUZZ_SECONDS}s each"
   bash scripts/fuzz.sh "$FUZZ_SECONDS"
 fi
 step "all tests passed"

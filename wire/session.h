@@ -101,6 +101,7 @@ class MacLink {
   // Holds a send until the WELCOME (in order); ResourceExhausted past max_held.
   Status Hold(OutMessage&& msg);
   std::deque<OutMessage> TakeHeld() { return std::exchange(held_, {}); }
+  bool held_full() const { return held_.size() >= max_held_; }
   void set_endpoint(std::string e) { endpoint_ = std::move(e); }
 
   // ---- both

@@ -275,7 +275,10 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
   }
   if (mac_ && type_ == SocketType::kDealer && !mac_->established()) {  // auth=mac: wait for WELCOME
     if (mac_->HandshakeStale()) TESSERA_RETURN_IF_ERROR(MacSendHandshake({}, mac_->StartHandshake(), 0));
-    return mac_->Hold(std::move(msg));
+    // A full hold queue is back-pressure like a full send queue: a blocking send waits
+    // (up to send_timeout_ms) for the WELCOME, which flushes the queue; then this message goes.
+    if (!mac_->held_full() || (flags & ZMQ_DONTWAIT) != 0) return mac_->Hold(std::move(msg));
+    TESSERA_RETURN_IF_ERROR(MacAwaitWelcome(Deadline::FromMillis(options_.send_timeout_ms)));
   }
   const std::vector<std::byte> header = msg.EncodeHeader();
   const auto& payloads = msg.payloads();
@@ -523,6 +526,26 @@ Status Socket::MacSendHandshake(std::string_view routing_id, std::span<const std
     TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE));
   }
   return SendFrame(sock_, nullptr, frame, flags).WithContext("sending an auth=mac handshake frame");
+}
+
+Status Socket::MacAwaitWelcome(Deadline deadline) {
+  // Only handshake frames can be valid while the handshake is pending (nothing else has a
+  // session yet), so consuming incoming frames here takes nothing from the caller.
+  while (!mac_->established()) {
+    if (deadline.Expired()) {
+      return Status::ResourceExhausted("no WELCOME from " + mac_->endpoint() + " within the send timeout (" +
+                                       std::to_string(options_.send_timeout_ms) + " ms) and the hold queue is full");
+    }
+    const int wait = static_cast<int>(std::min<int64_t>(std::min<int64_t>(deadline.RemainingMillis(), 1000), INT32_MAX));
+    if (wait != rcvtimeo_ms_) {
+      TESSERA_RETURN_IF_ERROR(SetInt(sock_, ZMQ_RCVTIMEO, std::max(wait, 1), "ZMQ_RCVTIMEO"));
+      rcvtimeo_ms_ = std::max(wait, 1);
+    }
+    bool got = false;
+    Result<InMessage> r = ReceiveOne(0, &got);
+    if (r.ok()) LOG(WARNING) << "auth=mac: a message arrived before the WELCOME and was dropped";
+  }
+  return Status::OK();
 }
 
 bool Socket::MacAdmit(const std::string& routing_id, const Buffer& header, std::vector<Buffer>& payloads,

@@ -182,6 +182,8 @@ class Socket {
   Status MacSendHandshake(std::string_view routing_id, std::span<const std::byte> frame, int flags);
   // ROUTER, auth=mac: the header's sender is the identity the session was opened with.
   bool MacIdentityMatches(const std::string& routing_id, const Buffer& header, const std::string& peer);
+  // DEALER with a full hold queue: receives until the WELCOME (which flushes the queue).
+  Status MacAwaitWelcome(Deadline deadline);
   // True when the message is authenticated data (its trailer popped off `payloads`);
   // false when it was a handshake frame or was refused.
   bool MacAdmit(const std::string& routing_id, const Buffer& header, std::vector<Buffer>& payloads, size_t frames,

@@ -1,6 +1,9 @@
 // Push/pull throughput through real servers, and the baselines it is judged against.
 //
 //   ps_bench --bench_mode=baseline --bytes=N          raw ZeroMQ round trip + memcpy, one process
+//   ps_bench --bench_mode=auth                         push+pull at 4 KiB / 1 MiB / 64 MiB under
+//                                                      --auth=none, mac and curve, against raw ZeroMQ
+//                                                      moving the same bytes: one table (one process)
 //   tessera launch --servers S --workers W --program ps_bench -- --bench_mode=dense --bytes=N
 //   tessera launch ... --program ps_bench -- --bench_mode=sparse --keys_per_batch=4096
 //
@@ -9,6 +12,7 @@
 #include <gflags/gflags.h>
 #include <zmq.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -18,10 +22,16 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "coordinator/coordinator.h"
 #include "launch/job.h"
+#include "paramserver/server.h"
 #include "wire/alloc.h"
+#include "wire/socket.h"
+#include "worker/client.h"
 
-DEFINE_string(bench_mode, "dense", "dense | sparse | baseline");
+DEFINE_string(bench_mode, "dense", "dense | sparse | baseline | auth");
+DEFINE_string(auth_modes, "none,mac,curve", "auth: the --auth modes to compare");
+DEFINE_int32(auth_rounds, 15, "auth: rounds over the modes (a third of them at 64 MiB); each cell is the median round");
 DEFINE_int64(bytes, 1 << 20, "dense: tensor bytes (f32)");
 DEFINE_int32(iters, 20, "measured iterations");
 DEFINE_int32(warmup, 3, "unmeasured iterations first");
@@ -163,11 +173,194 @@ int Baseline() {
   return 0;
 }
 
+// ---- --bench_mode=auth: one in-process job (coordinator, server, worker; threads) per
+// auth mode, all alive at once; the modes take turns so that load on the machine hits all
+// alike (each round: raw ZeroMQ, then a short batch per mode), and each cell is the median
+// of --auth_rounds rounds.
+
+// Raw ZeroMQ: n bytes out, n bytes back (a fresh reply, copied out), between two threads.
+double RawRoundTripUs(size_t n, int iters) {
+  void* ctx = zmq_ctx_new();
+  void* router = zmq_socket(ctx, ZMQ_ROUTER);
+  void* dealer = zmq_socket(ctx, ZMQ_DEALER);
+  zmq_bind(router, "tcp://127.0.0.1:*");
+  char ep[256];
+  size_t len = sizeof(ep);
+  zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &len);
+  zmq_connect(dealer, ep);
+  const int total = iters + 2;
+  std::thread echo([&] {
+    for (int i = 0; i < total; ++i) {
+      zmq_msg_t id, body, reply;
+      zmq_msg_init(&id);
+      zmq_msg_init(&body);
+      zmq_msg_recv(&id, router, 0);
+      zmq_msg_recv(&body, router, 0);
+      zmq_msg_send(&id, router, ZMQ_SNDMORE);
+      zmq_msg_init_size(&reply, n);
+      std::memcpy(zmq_msg_data(&reply), zmq_msg_data(&body), n);
+      zmq_msg_close(&body);
+      zmq_msg_send(&reply, router, 0);
+    }
+  });
+  std::vector<char> buf(n, 1), back(n);
+  Clock::time_point t0;
+  for (int i = 0; i < total; ++i) {
+    if (i == 2) t0 = Clock::now();
+    zmq_send(dealer, buf.data(), n, 0);
+    zmq_msg_t r;
+    zmq_msg_init(&r);
+    zmq_msg_recv(&r, dealer, 0);
+    std::memcpy(back.data(), zmq_msg_data(&r), n);
+    zmq_msg_close(&r);
+  }
+  const double us = Secs(t0, Clock::now()) / iters * 1e6;
+  echo.join();
+  zmq_close(dealer);
+  zmq_close(router);
+  zmq_ctx_term(ctx);
+  return us;
+}
+
+struct AuthJob {
+  std::string mode;
+  std::shared_ptr<tessera::wire::Context> ctx;
+  std::unique_ptr<tessera::Coordinator> coord;
+  std::unique_ptr<tessera::paramserver::ParamServer> server;
+  std::unique_ptr<tessera::worker::Client> client;
+  int64_t steps[3] = {0, 0, 0};  // per parameter: a worker's pushed steps must increase
+};
+
+tessera::Result<std::unique_ptr<AuthJob>> StartAuthJob(const std::string& mode, const tessera::wire::CurveKeys& keys,
+                                                        uint64_t chunk_bytes) {
+  using namespace tessera;
+  constexpr uint64_t kJob = 777;
+  auto job = std::make_unique<AuthJob>();
+  job->mode = mode;
+  TESSERA_ASSIGN_OR_RETURN(job->ctx, wire::Context::Create());
+  if (mode == "mac") TESSERA_RETURN_IF_ERROR(job->ctx->EnableMac(keys));
+  if (mode == "curve") TESSERA_RETURN_IF_ERROR(job->ctx->EnableCurve(keys));
+  CoordinatorOptions co;
+  co.job_id = kJob;
+  co.num_servers = 1;
+  co.num_workers = 1;
+  co.shard.chunk_bytes = chunk_bytes;
+  TESSERA_ASSIGN_OR_RETURN(co.shard.sync, ParseSyncPolicy("asp"));
+  TESSERA_ASSIGN_OR_RETURN(job->coord, Coordinator::Start(co, job->ctx));
+  paramserver::ServerOptions so;
+  so.coordinator = job->coord->endpoint();
+  so.job_id = kJob;
+  so.rank = 1;
+  so.num_servers = 1;
+  so.num_workers = 1;
+  TESSERA_ASSIGN_OR_RETURN(job->server, paramserver::ParamServer::Start(so, job->ctx));
+  worker::ClientOptions wo;
+  wo.coordinator = job->coord->endpoint();
+  wo.job_id = kJob;
+  wo.rank = 2;
+  wo.num_servers = 1;
+  wo.num_workers = 1;
+  TESSERA_ASSIGN_OR_RETURN(job->client, worker::Client::Connect(wo, job->ctx));
+  return job;
+}
+
+int AuthTable() {
+  using namespace tessera;
+  wire::TuneAllocatorForLargeMessages();
+  auto keys = wire::GenerateCurveKeys();
+  if (!keys.ok()) {
+    std::fprintf(stderr, "ps_bench: %s\n", keys.status().ToString().c_str());
+    return 1;
+  }
+  std::vector<std::string> modes;
+  for (size_t a = 0; a <= FLAGS_auth_modes.size();) {
+    size_t b = FLAGS_auth_modes.find(',', a);
+    if (b == std::string::npos) b = FLAGS_auth_modes.size();
+    if (b > a) modes.push_back(FLAGS_auth_modes.substr(a, b - a));
+    a = b + 1;
+  }
+  const std::vector<int64_t> sizes = {4096, 1 << 20, 64 << 20};
+  // One job per mode; params of every size declared up front.
+  std::vector<std::unique_ptr<AuthJob>> jobs;
+  for (const auto& m : modes) {
+    auto j = StartAuthJob(m, *keys, 16 << 20);
+    if (!j.ok()) {
+      std::fprintf(stderr, "ps_bench: --auth=%s: %s\n", m.c_str(), j.status().ToString().c_str());
+      return 1;
+    }
+    std::vector<ParamSpec> specs;
+    for (int64_t bytes : sizes) {
+      ParamSpec p;
+      p.name = "t" + std::to_string(bytes);
+      p.shape = {bytes / 4};
+      p.optimizer.kind = OptimizerKind::kSgd;
+      p.optimizer.lr = 0.0f;
+      specs.push_back(p);
+    }
+    Status st = (*j)->client->DeclareParams(specs);
+    if (!st.ok()) {
+      std::fprintf(stderr, "ps_bench: --auth=%s: %s\n", m.c_str(), st.ToString().c_str());
+      return 1;
+    }
+    jobs.push_back(std::move(j).value());
+  }
+  std::printf("| payload | raw ZeroMQ µs | %s |", modes[0].c_str());
+  for (size_t i = 1; i < modes.size(); ++i) std::printf(" %s |", modes[i].c_str());
+  for (size_t i = 1; i < modes.size(); ++i) std::printf(" %s / %s |", modes[i].c_str(), modes[0].c_str());
+  std::printf(" %s / raw |\n|---|---|", modes[0].c_str());
+  for (size_t i = 0; i < 2 * modes.size(); ++i) std::printf("---|");
+  std::printf("\n");
+  for (size_t si = 0; si < sizes.size(); ++si) {
+    const int64_t bytes = sizes[si];
+    const int64_t n = bytes / 4;
+    const int iters = bytes <= 4096 ? 40 : bytes <= (1 << 20) ? 8 : 1;
+    const int rounds = bytes <= (1 << 20) ? FLAGS_auth_rounds : std::max(3, FLAGS_auth_rounds / 3);
+    std::vector<float> g(static_cast<size_t>(n), 1.0f), v(static_cast<size_t>(n));
+    TensorView gv{g.data(), DType::kF32, {n}, Device::kCPU}, vv{v.data(), DType::kF32, {n}, Device::kCPU};
+    std::vector<std::vector<double>> us(modes.size());
+    std::vector<double> raw;
+    for (int round = 0; round < rounds; ++round) {
+      raw.push_back(RawRoundTripUs(static_cast<size_t>(bytes), iters));
+      for (size_t mi = 0; mi < modes.size(); ++mi) {
+        auto& c = *jobs[mi]->client;
+        Clock::time_point t0;
+        for (int i = 0; i < iters + 1; ++i) {
+          if (i == 1) t0 = Clock::now();
+          const int64_t step = jobs[mi]->steps[si]++;
+          Status st = c.PushPull(static_cast<uint32_t>(si), gv, vv, step).Wait(std::chrono::seconds(120));
+          if (!st.ok()) {
+            std::fprintf(stderr, "ps_bench: --auth=%s: %s\n", modes[mi].c_str(), st.ToString().c_str());
+            return 1;
+          }
+        }
+        us[mi].push_back(Secs(t0, Clock::now()) / iters * 1e6);
+      }
+    }
+    auto median = [](std::vector<double> x) {
+      std::sort(x.begin(), x.end());
+      return x[x.size() / 2];
+    };
+    const double r = median(raw);
+    std::printf("| %s | %.1f |", bytes == 4096 ? "4 KiB" : bytes == (1 << 20) ? "1 MiB" : "64 MiB", r);
+    for (auto& u : us) std::printf(" %.1f |", median(u));
+    for (size_t i = 1; i < modes.size(); ++i) std::printf(" %.2f |", median(us[i]) / median(us[0]));
+    std::printf(" %.2f |\n", median(us[0]) / r);
+    std::fflush(stdout);
+  }
+  for (auto& j : jobs) {
+    j->client->Finish(0, "bench done").IgnoreError();
+    j->coord->Wait(std::chrono::seconds(10));
+    j->server->Wait(std::chrono::seconds(10));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   tessera::InitProcess(&argc, &argv, "ps_bench: push/pull throughput through Tessera's servers");
   if (FLAGS_bench_mode == "baseline") return Baseline();
+  if (FLAGS_bench_mode == "auth") return AuthTable();
   return tessera::launch::RunJobProcess([](tessera::launch::WorkerContext& wc) {
     if (FLAGS_bench_mode == "dense") return Dense(wc);
     if (FLAGS_bench_mode == "sparse") return Sparse(wc);

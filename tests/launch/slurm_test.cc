@@ -164,7 +164,7 @@ TEST_F(SlurmJob, TemplateTrainsToCompletion) {
     EXPECT_NE(out.find("launched by slurm: rank " + std::to_string(r) + " of 5"), std::string::npos) << out;
   }
   size_t mac_lines = 0;  // the template's default: --auth=mac
-  for (size_t p = 0; (p = out.find("auth=mac: every message authenticated with the job key (not encrypted; key file " +
+  for (size_t p = 0; (p = out.find("auth=mac: every message authenticated with the job key, not encrypted (key file " +
                                    KeyFile(dir, id) + ")", p)) != std::string::npos;
        ++p) {
     ++mac_lines;

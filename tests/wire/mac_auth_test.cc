@@ -139,6 +139,64 @@ TEST_F(MacAuthTest, ExchangeWorksAndSendsBeforeTheWelcomeKeepTheirOrder) {
   EXPECT_EQ(router->decoded_messages(), 5u);
 }
 
+// The hold queue is bounded by send_hwm; a blocking Send past it waits for the WELCOME
+// (as a Send into a full queue waits for room) instead of failing.
+TEST_F(MacAuthTest, AFullHoldQueueWaitsForTheWelcome) {
+  auto router = Make(ctx_, SocketType::kRouter);
+  auto ep = router->Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(ep.ok());
+  SocketOptions o;
+  o.stamp_sender = true;
+  o.role = Role::WORKER;
+  o.rank = 1;
+  o.linger_ms = 0;
+  o.send_hwm = 2;
+  auto dealer = std::move(Socket::Create(ctx_, SocketType::kDealer, o)).value();
+  ASSERT_OK(dealer->Connect(*ep));
+  std::vector<uint64_t> got;
+  std::thread server([&] {
+    for (int i = 0; i < 5; ++i) {
+      auto r = RecvFor(*router, 10000);
+      if (!r.ok()) return;
+      got.push_back(r->request_id());
+    }
+  });
+  for (uint64_t id = 1; id <= 5; ++id) {
+    OutMessage m = SampleMessage(Op::PUSH);
+    m.SetRequestId(id);
+    ASSERT_OK(dealer->Send(std::move(m)));
+  }
+  server.join();
+  EXPECT_EQ(got, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+}
+
+// A HELLO that gets no WELCOME (lost with a dying connection, or a server that is not
+// up yet) is sent again, with a fresh nonce, about once a second while the client waits.
+TEST_F(MacAuthTest, UnansweredHelloIsSentAgainWithAFreshNonce) {
+  void* raw = zmq_socket(ctx_->raw(), ZMQ_ROUTER);
+  int zero = 0;
+  zmq_setsockopt(raw, ZMQ_LINGER, &zero, sizeof(zero));
+  ASSERT_EQ(zmq_bind(raw, "tcp://127.0.0.1:*"), 0);
+  char ep[256];
+  size_t len = sizeof(ep);
+  zmq_getsockopt(raw, ZMQ_LAST_ENDPOINT, ep, &len);
+  auto dealer = Make(ctx_, SocketType::kDealer);
+  ASSERT_OK(dealer->Connect(ep));
+  EXPECT_FALSE(RecvFor(*dealer, 2500).ok());  // wakes up to re-send
+  std::vector<std::string> hellos;
+  Frames f;
+  while (RecvRaw(raw, &f, 200)) {
+    ASSERT_EQ(f.size(), 2u);
+    EXPECT_EQ(f[1].size(), kHelloBytes);
+    hellos.push_back(f[1]);
+  }
+  ASSERT_GE(hellos.size(), 2u) << "the HELLO was not sent again";
+  EXPECT_LE(hellos.size(), 4u) << "HELLOs must not be sent in a tight loop";
+  EXPECT_NE(hellos[0].substr(24, 32), hellos[1].substr(24, 32)) << "a re-sent HELLO reused its nonce";
+  dealer.reset();
+  zmq_close(raw);
+}
+
 // DEALER -> MITM ROUTER | MITM DEALER -> server ROUTER; the test pumps frames by hand.
 class MitmTest : public MacAuthTest {
  protected:
