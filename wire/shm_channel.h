@@ -1,8 +1,8 @@
 // The same-host shared-memory path of a Socket (docs/wire_format.md, "Same-host shared
 // memory").
 //
-// When a DEALER and a ROUTER run on the same host (same kernel boot, same UTS host name,
-// same uid: HostIdentity()), payloads of at least --shm_min_bytes bytes travel through
+// When a DEALER and a ROUTER run on the same host (same kernel boot, UTS host name,
+// network namespace and uid: HostIdentity()), payloads of at least --shm_min_bytes bytes travel through
 // shared-memory arenas (wire/shm_arena.h) and ZeroMQ carries the header plus one small
 // descriptor frame. Set-up is a handshake of transport frames the Socket does by itself
 // (callers see nothing): the DEALER offers its arena after Connect, the ROUTER maps it
@@ -70,8 +70,9 @@ struct ShmStats {
   uint64_t refused_descriptors = 0;  // bad descriptors refused (the message was dropped)
 };
 
-// "<boot_id>|<UTS host name>|uid=<euid>": equal only for processes that can share an
-// arena. Network-namespace "hosts" with their own UTS names differ.
+// "<boot_id>|<UTS host name>|net:[<netns inode>]|uid=<euid>": equal only for processes
+// that can share an arena and mean to talk locally. Network-namespace "hosts" (the test
+// clusters, the fault-injection worker behind a veth) differ, host name or not.
 const std::string& HostIdentity();
 
 // True when `frame` is a transport frame (not a Cap'n Proto header).
