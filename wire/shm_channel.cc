@@ -275,6 +275,7 @@ Status ShmTransport::OnControl(const std::string& peer, std::span<const std::byt
   if (!enabled_ || !dealer_.off_reason.empty() || !dealer_.tx) return Status::OK();  // off already
   switch (kind) {
     case kAccept: {
+      if (dealer_.tx_ready) return Status::Corruption("a second shared-memory ACCEPT");  // answered once
       Offer o;
       if (!DecodeOffer(r, &o)) {
         TurnOff(dealer_, "the peer sent a malformed ACCEPT");
