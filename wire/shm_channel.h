@@ -34,6 +34,7 @@
 #include "common/tensor.h"
 #include "wire/message.h"
 #include "wire/shm_arena.h"
+#include "wire/shm_frames.h"
 
 namespace tessera::wire {
 
@@ -75,12 +76,6 @@ struct ShmStats {
 // clusters, the fault-injection worker behind a veth) differ, host name or not.
 const std::string& HostIdentity();
 
-// True when `frame` is a transport frame (not a Cap'n Proto header).
-bool IsShmFrame(std::span<const std::byte> frame);
-
-// The DATA frame: arena `nonce`, then one entry per payload (token 0: the payload is the
-// next TCP frame). Exposed for tests that forge descriptors.
-std::vector<std::byte> EncodeShmDataFrame(uint64_t nonce, const std::vector<ShmSlotRef>& refs);
 
 class ShmTransport {
  public:
