@@ -34,69 +34,7 @@ namespace tessera::wire {
 
 namespace {
 
-// 0xFFFFFFFF "TSHM": no Cap'n Proto message starts with a segment count of 2^32.
-constexpr unsigned char kMagic[8] = {0xFF, 0xFF, 0xFF, 0xFF, 'T', 'S', 'H', 'M'};
-constexpr uint32_t kShmVersion = 1;
-enum Kind : uint8_t { kOffer = 1, kAccept = 2, kConfirm = 3, kRefuse = 4, kData = 5 };
-
-class Writer {
- public:
-  explicit Writer(Kind k) {
-    Bytes(kMagic, sizeof(kMagic));
-    U32(k);
-    U32(kShmVersion);
-  }
-  void U32(uint32_t v) { Bytes(&v, sizeof(v)); }
-  void U64(uint64_t v) { Bytes(&v, sizeof(v)); }
-  void Str(const std::string& s) {
-    U32(static_cast<uint32_t>(s.size()));
-    Bytes(s.data(), s.size());
-  }
-  std::vector<std::byte> Take() { return std::move(out_); }
-
- private:
-  void Bytes(const void* p, size_t n) {
-    const auto* b = static_cast<const std::byte*>(p);
-    out_.insert(out_.end(), b, b + n);
-  }
-  std::vector<std::byte> out_;
-};
-
-// Bounds-checked: every read of a short or garbled frame sets ok() false and yields 0.
-class Reader {
- public:
-  explicit Reader(std::span<const std::byte> f) : f_(f), pos_(sizeof(kMagic)) {}
-  uint32_t U32() { return Get<uint32_t>(); }
-  uint64_t U64() { return Get<uint64_t>(); }
-  std::string Str(size_t max) {
-    const uint32_t n = U32();
-    if (!ok_ || n > max || f_.size() - pos_ < n) {
-      ok_ = false;
-      return "";
-    }
-    std::string s(reinterpret_cast<const char*>(f_.data() + pos_), n);
-    pos_ += n;
-    return s;
-  }
-  bool ok() const { return ok_; }
-  bool at_end() const { return pos_ == f_.size(); }
-
- private:
-  template <typename T>
-  T Get() {
-    T v{};
-    if (!ok_ || f_.size() - pos_ < sizeof(T)) {
-      ok_ = false;
-      return v;
-    }
-    std::memcpy(&v, f_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
-  std::span<const std::byte> f_;
-  size_t pos_;
-  bool ok_ = true;
-};
+using namespace shm;  // the frame vocabulary (wire/shm_frames.h)
 
 // Process-wide, for the metrics endpoint and `tessera status` (docs/metrics.md).
 struct ShmMetrics {
@@ -120,15 +58,6 @@ bool ResolveEnabled(ShmMode m) {
   return m == ShmMode::kAuto;
 }
 
-struct Offer {
-  uint32_t pid = 0;
-  int32_t fd = -1;
-  uint32_t uid = 0;
-  uint64_t bytes = 0;
-  uint64_t nonce = 0;
-  std::string host;
-};
-
 std::vector<std::byte> EncodeOffer(Kind k, const ShmTxArena& a, uint64_t nonce, const std::string& host) {
   Writer w(k);
   w.U32(static_cast<uint32_t>(getpid()));
@@ -140,22 +69,6 @@ std::vector<std::byte> EncodeOffer(Kind k, const ShmTxArena& a, uint64_t nonce, 
   return w.Take();
 }
 
-bool DecodeOffer(Reader& r, Offer* o) {
-  o->pid = r.U32();
-  o->fd = static_cast<int32_t>(r.U32());
-  o->uid = r.U32();
-  o->bytes = r.U64();
-  o->nonce = r.U64();
-  o->host = r.Str(4096);
-  return r.ok() && r.at_end();
-}
-
-std::vector<std::byte> EncodeRefuse(const std::string& why) {
-  Writer w(kRefuse);
-  w.Str(why);
-  return w.Take();
-}
-
 }  // namespace
 
 const std::string& HostIdentity() {
@@ -163,25 +76,14 @@ const std::string& HostIdentity() {
     std::string boot;
     std::ifstream f("/proc/sys/kernel/random/boot_id");
     std::getline(f, boot);
-    return boot + "|" + Hostname() + "|uid=" + std::to_string(geteuid());
+    // The network namespace too: a process in another one is set up to be reached over
+    // a network (test clusters, fault injection on a veth), whatever its host name.
+    char net[64] = {0};
+    const ssize_t n = readlink("/proc/self/ns/net", net, sizeof(net) - 1);
+    return boot + "|" + Hostname() + "|" + (n > 0 ? std::string(net, static_cast<size_t>(n)) : "net:?") +
+           "|uid=" + std::to_string(geteuid());
   }();
   return id;
-}
-
-bool IsShmFrame(std::span<const std::byte> frame) {
-  return frame.size() >= sizeof(kMagic) && std::memcmp(frame.data(), kMagic, sizeof(kMagic)) == 0;
-}
-
-std::vector<std::byte> EncodeShmDataFrame(uint64_t nonce, const std::vector<ShmSlotRef>& refs) {
-  Writer w(kData);
-  w.U64(nonce);
-  w.U32(static_cast<uint32_t>(refs.size()));
-  for (const ShmSlotRef& r : refs) {
-    w.U64(r.offset);
-    w.U64(r.length);
-    w.U64(r.token);
-  }
-  return w.Take();
 }
 
 ShmTransport::ShmTransport(bool router, const ShmOptions& o)
@@ -270,6 +172,7 @@ Status ShmTransport::OnControl(const std::string& peer, std::span<const std::byt
   if (!enabled_ || !dealer_.off_reason.empty() || !dealer_.tx) return Status::OK();  // off already
   switch (kind) {
     case kAccept: {
+      if (dealer_.tx_ready) return Status::Corruption("a second shared-memory ACCEPT");  // answered once
       Offer o;
       if (!DecodeOffer(r, &o)) {
         TurnOff(dealer_, "the peer sent a malformed ACCEPT");

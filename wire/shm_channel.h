@@ -1,8 +1,8 @@
 // The same-host shared-memory path of a Socket (docs/wire_format.md, "Same-host shared
 // memory").
 //
-// When a DEALER and a ROUTER run on the same host (same kernel boot, same UTS host name,
-// same uid: HostIdentity()), payloads of at least --shm_min_bytes bytes travel through
+// When a DEALER and a ROUTER run on the same host (same kernel boot, UTS host name,
+// network namespace and uid: HostIdentity()), payloads of at least --shm_min_bytes bytes travel through
 // shared-memory arenas (wire/shm_arena.h) and ZeroMQ carries the header plus one small
 // descriptor frame. Set-up is a handshake of transport frames the Socket does by itself
 // (callers see nothing): the DEALER offers its arena after Connect, the ROUTER maps it
@@ -34,6 +34,7 @@
 #include "common/tensor.h"
 #include "wire/message.h"
 #include "wire/shm_arena.h"
+#include "wire/shm_frames.h"
 
 namespace tessera::wire {
 
@@ -70,16 +71,11 @@ struct ShmStats {
   uint64_t refused_descriptors = 0;  // bad descriptors refused (the message was dropped)
 };
 
-// "<boot_id>|<UTS host name>|uid=<euid>": equal only for processes that can share an
-// arena. Network-namespace "hosts" with their own UTS names differ.
+// "<boot_id>|<UTS host name>|net:[<netns inode>]|uid=<euid>": equal only for processes
+// that can share an arena and mean to talk locally. Network-namespace "hosts" (the test
+// clusters, the fault-injection worker behind a veth) differ, host name or not.
 const std::string& HostIdentity();
 
-// True when `frame` is a transport frame (not a Cap'n Proto header).
-bool IsShmFrame(std::span<const std::byte> frame);
-
-// The DATA frame: arena `nonce`, then one entry per payload (token 0: the payload is the
-// next TCP frame). Exposed for tests that forge descriptors.
-std::vector<std::byte> EncodeShmDataFrame(uint64_t nonce, const std::vector<ShmSlotRef>& refs);
 
 class ShmTransport {
  public:

@@ -459,7 +459,10 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
 void Socket::HandleShmControl(const std::string& routing_id, const Buffer& frame) {
   std::vector<std::byte> reply;
   Status st = shm_->OnControl(routing_id, frame.bytes(), &reply);
-  if (!st.ok()) LOG(WARNING) << "shared memory: " << st.ToString();
+  // Rate-limited: a misbehaving peer must not flood the log.
+  if (!st.ok()) {
+    LOG_EVERY_T(WARNING, 1.0) << "shared memory: " << st.ToString();
+  }
   if (reply.empty()) return;
   // Non-blocking, like error replies: the handshake must never stall the loop.
   SendControlFrame(routing_id, reply, ZMQ_DONTWAIT).IgnoreError();

@@ -50,7 +50,9 @@ TEST_F(CheckpointDiskFullTest, FullDiskFailsTheCheckpointCleanlyAndKeepsThePrevi
   if (r.exit_code != 0) TESSERA_SKIP_OR_FAIL_IN_CI("cannot mount a tmpfs here (needs root): " + r.output);
   mounted_ = true;
   const std::string ck = mnt_ + "/ck";
-  r = RunCommand(Train("--steps=30 --checkpoint_every_steps=10 --checkpoint_dir=" + ck) + " 2>&1; echo rc=$?", 180);
+  // Enough steps that a second checkpoint is attempted: it must not wait for the first
+  // to be written, and with same-host shared memory 30 steps can take less time than that.
+  r = RunCommand(Train("--steps=300 --checkpoint_every_steps=10 --checkpoint_dir=" + ck) + " 2>&1; echo rc=$?", 180);
   std::printf("[disk full] one checkpoint %ld KiB, tmpfs %ld KiB\n", kib, kib * 3 / 2);
   EXPECT_NE(r.output.find("checkpoint of step 10 committed"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("checkpoint of step 20 committed"), std::string::npos) << "reported success on a full disk\n"

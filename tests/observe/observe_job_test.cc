@@ -174,6 +174,10 @@ TEST(ObserveJob, EndpointStatusAndRankLinesOfARunningJob) {
     EXPECT_GT(Get(first, "tessera_samples_total" + W(r)), 0) << first.raw;
     EXPECT_GT(Get(first, "tessera_bytes_pushed_total" + W(r)), 0) << first.raw;
     EXPECT_GT(Get(first, "tessera_bytes_pulled_total" + W(r)), 0) << first.raw;
+    // Every process is on this host: fc1's 100 KB gradients and values (above
+    // --shm_min_bytes) went through shared memory, by default.
+    EXPECT_GT(Get(first, "tessera_shm_bytes_sent_total" + W(r)), 0) << first.raw;
+    EXPECT_GT(Get(first, "tessera_shm_bytes_received_total" + W(r)), 0) << first.raw;
     EXPECT_GT(Get(first, "tessera_request_rtt_seconds{role=\"worker\",rank=\"" + std::to_string(r) +
                              "\",server=\"2\",quantile=\"0.99\"}"),
               0)

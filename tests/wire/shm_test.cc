@@ -317,6 +317,38 @@ TEST(ShmSocket, PayloadsBuiltInTheArenaAreSentWithoutACopy) {
   EXPECT_EQ(p.router->shm_stats().in_place_payloads_sent, 1u);
 }
 
+TEST(ShmSocket, ADealerWithTwoEndpointsStaysOnTcp) {
+  auto ctx = Context::Create().value();
+  SocketOptions ro;
+  ro.shm.mode = ShmMode::kAuto;
+  auto r1 = Socket::Create(ctx, SocketType::kRouter, ro).value();
+  auto r2 = Socket::Create(ctx, SocketType::kRouter, ro).value();
+  SocketOptions dopt;
+  dopt.shm.mode = ShmMode::kAuto;
+  auto dealer = Socket::Create(ctx, SocketType::kDealer, dopt).value();
+  ASSERT_OK(dealer->Connect(r1->Bind("tcp://127.0.0.1:*").value()));
+  ASSERT_OK(dealer->Connect(r2->Bind("tcp://127.0.0.1:*").value()));
+  EXPECT_NE(dealer->shm_state().find("second endpoint"), std::string::npos) << dealer->shm_state();
+  // ZeroMQ spreads the messages over both; each arrives whole, over TCP.
+  const size_t n = 256 << 10;
+  Buffer values = Buffer::Allocate(n);
+  std::memcpy(values.data(), Pattern(n, 6).data(), n);
+  for (int i = 0; i < 4; ++i) ASSERT_OK(dealer->Send(Push(values, 1 + i)));
+  int got = 0;
+  Deadline d = Deadline::FromMillis(10000);
+  while (got < 4 && !d.Expired()) {
+    for (Socket* r : {r1.get(), r2.get()}) {
+      Result<InMessage> m = r->Recv(Deadline::FromMillis(10));
+      if (!m.ok()) continue;
+      ++got;
+      EXPECT_EQ(std::memcmp(m->payload(0).data(), values.data(), n), 0);
+    }
+  }
+  EXPECT_EQ(got, 4);
+  EXPECT_EQ(dealer->shm_stats().shm_bytes_sent, 0u);
+  EXPECT_EQ(dealer->shm_stats().tcp_bytes_sent, 4 * n);
+}
+
 TEST(ShmSocket, OffOnTheRouterRefusesTheOffer) {
   auto ctx = Context::Create().value();
   SocketOptions ro;
