@@ -16,7 +16,13 @@ constexpr uint64_t kIndexSeed = 0x6a09e667f3bcc909ULL;
 }  // namespace
 
 RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
-    : salt_(salt), width_(width), stride_(width * (1 + nslots)) {}
+    : salt_(salt), width_(width), stride_(width * (1 + nslots)) {
+  while ((uint64_t{1} << (shift_ + 1)) <= kMaxChunkRows &&
+         (uint64_t{1} << (shift_ + 1)) * uint64_t{stride_} * sizeof(float) <= kChunkBytes) {
+    ++shift_;
+  }
+  mask_ = (1u << shift_) - 1;
+}
 
 uint64_t RowTable::KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
 
@@ -59,7 +65,7 @@ void RowTable::FindMany(std::span<const Key> keys, uint32_t* slots) const {
       const uint64_t low = e & 0xffffffffULL;
       if (e != 0 && low != kTombstone && (e >> 32) == (h >> 32)) {
         const auto slot = static_cast<uint32_t>(low - 1);
-        __builtin_prefetch(&chunks_[slot / kChunkRows].keys[slot % kChunkRows]);
+        __builtin_prefetch(&chunks_[slot >> shift_].keys[slot & mask_]);
       }
     }
     slots[i] = Find(keys[i]);
@@ -88,13 +94,14 @@ uint32_t RowTable::NewSlot() {
     free_.pop_back();
     return s;
   }
-  if (high_ % kChunkRows == 0) {
+  if ((high_ & mask_) == 0) {
+    const uint64_t rows = chunk_rows();
     Chunk c;
-    c.keys = std::make_unique_for_overwrite<Key[]>(kChunkRows);
-    c.updates = std::make_unique_for_overwrite<int64_t[]>(kChunkRows);
-    c.data = std::make_unique_for_overwrite<float[]>(kChunkRows * stride_);
+    c.keys = std::make_unique_for_overwrite<Key[]>(rows);
+    c.updates = std::make_unique_for_overwrite<int64_t[]>(rows);
+    c.data = std::make_unique_for_overwrite<float[]>(rows * stride_);
     chunks_.push_back(std::move(c));
-    live_.resize((high_ + kChunkRows + 63) / 64, 0);
+    live_.resize((high_ + rows + 63) / 64, 0);
     dirty_bits_.resize(live_.size(), 0);
   }
   return high_++;
@@ -109,9 +116,9 @@ uint32_t RowTable::Insert(Key key) {
     Rebuild((size_ + 1) * 2 > index_.size() ? index_.size() * 2 : index_.size());
   }
   const uint32_t slot = NewSlot();
-  Chunk& c = chunks_[slot / kChunkRows];
-  c.keys[slot % kChunkRows] = key;
-  c.updates[slot % kChunkRows] = 0;
+  Chunk& c = chunks_[slot >> shift_];
+  c.keys[slot & mask_] = key;
+  c.updates[slot & mask_] = 0;
   SetBit(live_, slot, true);  // a reused slot keeps its dirty bit: it is still listed
   IndexInsert(KeyHash(key), slot);
   ++size_;
@@ -179,7 +186,7 @@ std::vector<Key> RowTable::TakeDirty() {
 }
 
 uint64_t RowTable::MemoryBytes() const {
-  const uint64_t per_chunk = kChunkRows * (sizeof(Key) + sizeof(int64_t) + uint64_t{stride_} * sizeof(float));
+  const uint64_t per_chunk = chunk_rows() * (sizeof(Key) + sizeof(int64_t) + uint64_t{stride_} * sizeof(float));
   return chunks_.size() * per_chunk + index_.capacity() * sizeof(uint64_t) +
          (live_.capacity() + dirty_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
          dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);

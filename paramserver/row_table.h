@@ -1,6 +1,7 @@
 // RowTable: the rows of one sparse table on one server, stored flat.
 //
-//  - Arena: rows live in chunks of kChunkRows row slots, allocated one chunk at a time
+//  - Arena: rows live in chunks of chunk_rows() row slots (up to kMaxChunkRows, fewer for
+//    wide rows so a chunk stays near kChunkBytes), allocated one chunk at a time
 //    as the table grows (never moved, so a row's floats stay put while the table grows).
 //    A slot holds the key, the update counter and `stride` floats: the row's values
 //    followed by its optimizer slots (slot k at values + (k + 1) * width), the layout
@@ -35,7 +36,8 @@ namespace tessera::paramserver {
 class RowTable {
  public:
   static constexpr uint32_t kNoSlot = UINT32_MAX;
-  static constexpr uint64_t kChunkRows = 8192;
+  static constexpr uint64_t kMaxChunkRows = 8192;
+  static constexpr uint64_t kChunkBytes = uint64_t{8} << 20;
 
   // `salt` names the table in row hashes (ParamNameHash of its name); `nslots` is
   // NumOptimizerSlots of its optimizer.
@@ -44,6 +46,7 @@ class RowTable {
   RowTable& operator=(RowTable&&) = default;
 
   uint32_t width() const { return width_; }
+  uint64_t chunk_rows() const { return uint64_t{1} << shift_; }
   uint32_t stride() const { return stride_; }
   uint64_t size() const { return size_; }
   // The wrapping sum of the resident rows' hashes.
@@ -58,7 +61,7 @@ class RowTable {
   // Hints that row `slot` (its counter and floats) is about to be read.
   void Prefetch(uint32_t slot) const {
     __builtin_prefetch(data(slot));
-    __builtin_prefetch(&chunks_[slot / kChunkRows].updates[slot % kChunkRows]);
+    __builtin_prefetch(&chunks_[slot >> shift_].updates[slot & mask_]);
   }
   // A new slot for `key` (REQUIRES Find(key) == kNoSlot) with counter 0 and unset floats:
   // the caller fills them, then calls EndWrite(slot) (Insert has not hashed the row).
@@ -66,12 +69,12 @@ class RowTable {
   // Removes the row (no-op when absent); its slot is reused by a later Insert.
   void Erase(Key key);
 
-  Key key(uint32_t slot) const { return chunks_[slot / kChunkRows].keys[slot % kChunkRows]; }
-  int64_t& updates(uint32_t slot) { return chunks_[slot / kChunkRows].updates[slot % kChunkRows]; }
-  int64_t updates(uint32_t slot) const { return chunks_[slot / kChunkRows].updates[slot % kChunkRows]; }
-  float* data(uint32_t slot) { return chunks_[slot / kChunkRows].data.get() + (slot % kChunkRows) * stride_; }
+  Key key(uint32_t slot) const { return chunks_[slot >> shift_].keys[slot & mask_]; }
+  int64_t& updates(uint32_t slot) { return chunks_[slot >> shift_].updates[slot & mask_]; }
+  int64_t updates(uint32_t slot) const { return chunks_[slot >> shift_].updates[slot & mask_]; }
+  float* data(uint32_t slot) { return chunks_[slot >> shift_].data.get() + (slot & mask_) * stride_; }
   const float* data(uint32_t slot) const {
-    return chunks_[slot / kChunkRows].data.get() + (slot % kChunkRows) * stride_;
+    return chunks_[slot >> shift_].data.get() + (slot & mask_) * stride_;
   }
   bool live(uint32_t slot) const { return slot < high_ && Bit(live_, slot); }
   // Slots are in [0, slot_limit()); live() says which hold rows.
@@ -119,6 +122,7 @@ class RowTable {
 
   uint64_t salt_;
   uint32_t width_, stride_;
+  uint32_t shift_ = 0, mask_ = 0;  // chunk_rows() == 1 << shift_
   uint64_t size_ = 0;
   uint64_t tombstones_ = 0;
   uint64_t digest_ = 0;

@@ -138,6 +138,14 @@ Values Read(Cluster& c, int64_t step, const std::vector<Key>& keys) {
   return {c.PullDense(0, step), c.PullSparse(1, keys, step)};
 }
 
+// The job-wide store digest: values, optimizer slots and counters of every dense chunk
+// and resident row, summed over the servers (independent of their number).
+uint64_t StoreDigest(Cluster& c) {
+  uint64_t d = 0;
+  for (uint32_t s = 0; s < c.num_servers(); ++s) d += c.core(s).Digest();
+  return d;
+}
+
 TEST(PsCheckpoint, RestoredServersContinueBitwiseWithAnyServerCount) {
   ::tessera::testing::TempDir tmp;
   Cluster a(2, kWorkers, Model(), {}, GradReduce::kMean, 32);
@@ -149,18 +157,23 @@ TEST(PsCheckpoint, RestoredServersContinueBitwiseWithAnyServerCount) {
 
   const std::vector<Key> keys = AllKeys(8);
   const Values at5 = Read(a, 5, keys);
+  const uint64_t digest5 = StoreDigest(a);
   for (int64_t s = 5; s < 8; ++s) Step(a, s);
   const Values at8 = Read(a, 8, keys);
+  const uint64_t digest8 = StoreDigest(a);
   ASSERT_NE(at5, at8);
+  ASSERT_NE(digest5, digest8);
 
   for (int servers : {1, 2, 3}) {
     SCOPED_TRACE("resumed with " + std::to_string(servers) + " servers");
     Cluster b(servers, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/5);
     for (uint32_t s = 0; s < b.num_servers(); ++s) ASSERT_OK(RestoreShards(dir, b.core(s)));
     EXPECT_EQ(Read(b, 5, keys), at5);
+    EXPECT_EQ(StoreDigest(b), digest5) << "every row, slot and counter restored, whatever the server count";
     for (int64_t s = 5; s < 8; ++s) Step(b, s);
     // Adam's moments and per-unit update counters came back too, or these would differ.
     EXPECT_EQ(Read(b, 8, keys), at8);
+    EXPECT_EQ(StoreDigest(b), digest8);
   }
 }
 
@@ -183,13 +196,16 @@ TEST(PsCheckpoint, IncrementalCheckpointWritesOnlyChangedRowsAndRestoresTheChain
 
   const std::vector<Key> keys = AllKeys(10);
   const Values at7 = Read(a, 7, keys);
+  const uint64_t digest7 = StoreDigest(a);
   for (int64_t s = 7; s < 10; ++s) Step(a, s);
   const Values at10 = Read(a, 10, keys);
   Cluster b(3, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/7);
   for (uint32_t s = 0; s < b.num_servers(); ++s) ASSERT_OK(RestoreShards(incr, b.core(s)));
   EXPECT_EQ(Read(b, 7, keys), at7);
+  EXPECT_EQ(StoreDigest(b), digest7) << "the chain restores exactly the resident rows with their state";
   for (int64_t s = 7; s < 10; ++s) Step(b, s);
   EXPECT_EQ(Read(b, 10, keys), at10);
+  EXPECT_EQ(StoreDigest(b), StoreDigest(a));
 
   // The chain needs its parent: without it, verify and restore refuse.
   std::filesystem::remove(checkpoint::StepDir(tmp.path(), 6) + "/MANIFEST");

@@ -47,7 +47,8 @@ uint64_t Recomputed(const RowTable& t) {
 
 TEST(RowTable, GrowsAcrossChunksAndIndexRebuildsKeepingEveryRow) {
   RowTable t(7, 4, 1);
-  const uint64_t n = 3 * RowTable::kChunkRows + 17;
+  ASSERT_EQ(t.chunk_rows(), RowTable::kMaxChunkRows);
+  const uint64_t n = 3 * t.chunk_rows() + 17;
   for (uint64_t i = 0; i < n; ++i) InsertRow(t, i * 0x9e3779b97f4a7c15ULL, static_cast<float>(i));
   ASSERT_EQ(t.size(), n);
   for (uint64_t i = 0; i < n; ++i) {
@@ -60,7 +61,15 @@ TEST(RowTable, GrowsAcrossChunksAndIndexRebuildsKeepingEveryRow) {
   // 4 chunks of rows, an index of 8-byte entries at most 3/4 full and at least 3/8.
   const double per_row = static_cast<double>(t.MemoryBytes()) / static_cast<double>(n);
   const double ideal = 8 + 8 + 8 * 4;
-  EXPECT_LT(per_row, ideal * 4 * RowTable::kChunkRows / n + 8 / 0.375 + 1) << per_row;
+  EXPECT_LT(per_row, ideal * 4 * t.chunk_rows() / n + 8 / 0.375 + 1) << per_row;
+}
+
+TEST(RowTable, WideRowsGetSmallerChunks) {
+  RowTable t(1, 1 << 20, 2);  // 12 MiB per row: one row per chunk
+  EXPECT_EQ(t.chunk_rows(), 1u);
+  for (Key k = 0; k < 3; ++k) InsertRow(t, k, static_cast<float>(k));
+  for (Key k = 0; k < 3; ++k) EXPECT_EQ(t.data(t.Find(k))[(3 << 20) - 1], static_cast<float>(k));
+  EXPECT_EQ(RowTable(1, 1024, 0).chunk_rows(), 2048u);  // 4 KiB rows: 8 MiB chunks
 }
 
 TEST(RowTable, ErasedSlotsAreReusedAndTombstonesDoNotHideRows) {
