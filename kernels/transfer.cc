@@ -16,9 +16,11 @@ namespace {
 
 constexpr size_t kEventRing = 64;
 
+#if !TESSERA_HAVE_CUDA
 Status NoCuda() {
   return Status::FailedPrecondition("CUDA memory requested, but tessera_kernels was built without CUDA");
 }
+#endif
 
 }  // namespace
 

@@ -61,10 +61,10 @@ class Linear final : public Layer {
 
   // Constant after construction
   std::string name_;
-  Device device_;
   int64_t in_;
   int64_t out_;
   Activation act_;
+  Device device_;
   Parameter weight_;
   Parameter bias_;
 
