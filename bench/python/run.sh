@@ -8,7 +8,9 @@
 #           (bench/train/torch_ddp.py, the existing DDP baseline)
 #   c++     `tessera train` with the same model and flags (the C++ worker)
 # samples/s of the step loop only (process start-up, data loading and evaluation are not
-# counted by any of the three). Prints a markdown table with the ratios.
+# counted by any of the three). Prints a markdown table with the ratios, and the Python
+# layer's own time per step (DistributedOptimizer.timing(): the hooks and step() without
+# its waits) with its share of the step.
 #
 # Usage: bench/python/run.sh [--build DIR] [--steps N] [--workers "1 2 4"] [--repeats R]
 # Each cell is the best of R runs (default 1). Run from the repository root.
@@ -76,9 +78,12 @@ for line in open(sys.argv[1]):
     if k not in best or r["samples_per_sec"] > best[k]["samples_per_sec"]:
         best[k] = r
 print("| workers | Python on Tessera samples/s | PyTorch DDP (gloo) samples/s | Python / DDP | "
-      "C++ tessera train samples/s | Python / C++ |")
-print("|---:|---:|---:|---:|---:|---:|")
+      "C++ tessera train samples/s | Python / C++ | Python layer ms/step | of the step |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|")
 for w in sorted({k[1] for k in best}):
     p, d, c = (best.get((f, w), {}).get("samples_per_sec", float("nan")) for f in ("python", "torch", "c++"))
-    print(f"| {w} | {p:.0f} | {d:.0f} | {p / d:.2f}x | {c:.0f} | {p / c:.2f}x |")
+    py = best.get(("python", w), {})
+    layer = py.get("layer_ms_per_step", float("nan"))
+    step_ms = 1000.0 * py.get("train_s", float("nan")) / max(1, py.get("steps", 1))
+    print(f"| {w} | {p:.0f} | {d:.0f} | {p / d:.2f}x | {c:.0f} | {p / c:.2f}x | {layer:.3f} | {100 * layer / step_ms:.1f} % |")
 PYEOF

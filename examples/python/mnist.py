@@ -135,6 +135,7 @@ def main():
         if tessera.preempted():
             break
     train_s = time.time() - start
+    timing = opt.timing()
     opt.synchronize()
     if rank == 0:
         tx, ty = load_split(args.data, "t10k", args.test_limit)
@@ -144,6 +145,10 @@ def main():
                    "samples_per_sec": round((total - max(0, tessera.resume_step())) * args.batch_size * world /
                                             max(train_s, 1e-9), 1),
                    "test_accuracy": evaluate(model, tx, ty),
+                   # The Python layer's own time per step (hooks, step() without its waits)
+                   # and step()'s waits (docs/benchmarks-python.md).
+                   "layer_ms_per_step": round(1000 * timing["layer_s"] / max(1, timing["steps"]), 3),
+                   "wait_ms_per_step": round(1000 * timing["wait_s"] / max(1, timing["steps"]), 3),
                    "params_digest": tessera.params_digest(p for p in model.parameters())}
         print("summary: " + json.dumps(summary), flush=True)
     tessera.finish()

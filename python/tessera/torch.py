@@ -8,6 +8,7 @@ strides, dtype, device): the extension does not link libtorch.
 """
 
 import math
+import time
 
 import torch
 
@@ -283,8 +284,12 @@ class DistributedOptimizer:
         self._pushes = _Pending()
         self._zeros = {}
         self._accumulators = []
-        self._report_loss = 0.0
-        self._report_samples = 0
+        # Time in this layer (hooks and step() minus its waits) and in the waits, for
+        # timing(): what the Python layer costs per step (docs/benchmarks-python.md).
+        self._layer_s = 0.0
+        self._wait_s = 0.0
+        self._step_wait = 0.0
+        self._steps = 0
         # The servers' initial values (or, resuming, the checkpoint's), for this step:
         # under allreduce too, so every worker starts from the same values.
         self._pull(tessera.current_step())
@@ -314,7 +319,19 @@ class DistributedOptimizer:
             self._push(i)
         return hook
 
+    def timing(self):
+        """Seconds spent so far in this layer's own Python and C++ calls (the gradient
+        hooks, step() without its waits) and in step()'s waits, and the steps taken."""
+        return {"layer_s": self._layer_s, "wait_s": self._wait_s, "steps": self._steps}
+
     def _push(self, i):
+        t0 = time.perf_counter()
+        try:
+            self._push_now(i)
+        finally:
+            self._layer_s += time.perf_counter() - t0
+
+    def _push_now(self, i):
         name, p = self._params[i]
         if self._pushed[i]:
             raise TesseraError("parameter %r: a second backward in step %d before step() (one push per step)"
@@ -346,16 +363,28 @@ class DistributedOptimizer:
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        t0 = time.perf_counter()
+        try:
+            return self._step(loss, samples)
+        finally:
+            self._layer_s += time.perf_counter() - t0 - self._step_wait
+            self._wait_s += self._step_wait
+            self._steps += 1
+
+    def _step(self, loss, samples):
+        self._step_wait = 0.0
         tessera._leave_boundary()
         step = tessera.current_step()
         for i, pushed in enumerate(self._pushed):
             if not pushed:
-                self._push(i)
+                self._push_now(i)
         if self._allreduce:
+            w0 = time.perf_counter()
             try:
                 tessera._session().allreduce_finish_step()
             except TesseraError as e:
                 tessera._raise_stopped(e)
+            self._step_wait = time.perf_counter() - w0
             self._pushed = [False] * len(self._params)
             loss_value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss or 0.0)
             tessera._end_step(loss_value if math.isfinite(loss_value) else 0.0, samples)
@@ -366,10 +395,12 @@ class DistributedOptimizer:
         for (name, p), pid in zip(self._params, self._ids):
             pulls.add(s.pull(pid, tessera._tensor_arg(p.data), step + 1, "value of %r" % name), p.data)
         timeout = tessera.request_timeout_s()
+        w0 = time.perf_counter()
         self._pushes.wait(timeout)
         for t in pending:
             t.wait(timeout)
         pulls.wait(timeout)
+        self._step_wait = time.perf_counter() - w0
         self._pushed = [False] * len(self._params)
         loss_value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss or 0.0)
         tessera._end_step(loss_value if math.isfinite(loss_value) else 0.0, samples)
