@@ -89,6 +89,9 @@ class MacAuthTest : public ::testing::Test {
     o.role = t == SocketType::kRouter ? Role::SERVER : Role::WORKER;
     o.rank = rank;
     o.linger_ms = 0;
+    // These tests pump and alter the TCP frames by hand; mac over shared memory has its
+    // own test (shm_test.cc, MacOverSharedMemory).
+    o.shm.mode = ShmMode::kOff;
     auto s = Socket::Create(std::move(ctx), t, o);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return std::move(s).value();

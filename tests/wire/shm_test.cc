@@ -127,9 +127,10 @@ struct Pair {
   std::unique_ptr<Socket> router, dealer;
 };
 
-Pair MakePair(ShmOptions dealer_shm = {}) {
+Pair MakePair(ShmOptions dealer_shm = {}, bool mac = false) {
   Pair p;
   p.ctx = Context::Create().value();
+  if (mac) EXPECT_OK(p.ctx->EnableMac(GenerateCurveKeys().value()));
   SocketOptions ro;
   ro.shm.mode = ShmMode::kAuto;
   p.router = Socket::Create(p.ctx, SocketType::kRouter, ro).value();
@@ -220,6 +221,35 @@ TEST(ShmSocket, HostileDescriptorIsRefusedAndTheRouterSurvives) {
   EXPECT_EQ(std::memcmp(good->payload(0).data(), values.data(), n), 0);
   EXPECT_EQ(p.router->shm_stats().shm_bytes_received, n);
   EXPECT_EQ(p.router->shm_stats().tcp_bytes_received, 0u);
+}
+
+// --auth=mac and shared memory together: the offer waits for the session and is sealed,
+// payloads travel in the arena, and the descriptor frame is covered by the message's tag,
+// so an unsealed descriptor is refused by authentication before shared memory reads it.
+TEST(ShmSocket, MacOverSharedMemory) {
+  Pair p = MakePair({}, /*mac=*/true);
+  ASSERT_EQ(p.dealer->shm_state(), "on");
+  ASSERT_EQ(p.router->shm_state("w1"), "on");
+  ASSERT_EQ(p.router->auth_sessions(), 1u);
+  const size_t n = 1 << 20;
+  Buffer values = Buffer::Allocate(n);
+  std::memcpy(values.data(), Pattern(n, 5).data(), n);
+  ASSERT_OK(p.dealer->Send(Push(values, 1)));
+  Result<InMessage> good = p.router->Recv(Deadline::FromMillis(5000));
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  ASSERT_EQ(good->payload(0).size(), n);
+  EXPECT_EQ(std::memcmp(good->payload(0).data(), values.data(), n), 0);
+  EXPECT_EQ(p.router->shm_stats().shm_bytes_received, n);
+  EXPECT_EQ(p.router->shm_stats().tcp_bytes_received, 0u);
+
+  const uint64_t nonce = p.dealer->TEST_shm()->TEST_tx_nonce();
+  OutMessage m = Push(values, 2);
+  SendRaw(p.dealer->raw(), {EncodeShmDataFrame(nonce, {{64, n, 1}}), m.EncodeHeader()});
+  Result<InMessage> bad = p.router->Recv(Deadline::FromMillis(500));
+  EXPECT_FALSE(bad.ok());
+  EXPECT_GE(p.router->auth_refusals().total(), 1u);
+  EXPECT_EQ(p.router->shm_stats().refused_descriptors, 0u);  // never reached shared memory
+  EXPECT_EQ(p.router->decoded_messages(), 1u);
 }
 
 class CaptureSink : public google::LogSink {
