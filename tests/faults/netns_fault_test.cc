@@ -50,18 +50,24 @@ class NetnsFaultTest : public ::testing::Test {
   std::string InNs(const std::string& cmd) const { return "ip netns exec " + ns_ + " " + cmd; }
 
   // ps_peer's bsp step scenario (every worker pushes 1s, lr = 1) for `steps` steps.
-  std::string RunJob(const std::string& dir, int steps, const std::string& fault, const std::string& extra = "") {
+  // `fault_first`: see RunProcesses. The short jobs below need it: without a fault they
+  // finish in well under a second.
+  std::string RunJob(const std::string& dir, int steps, const std::string& fault, const std::string& extra = "",
+                     bool fault_first = true) {
     return RunProcesses(dir, testing::BinaryDir() + "/tests/ps/ps_peer --servers=1 --workers=2 --scenario=steps --steps=" +
                                  std::to_string(steps) + " --out_dir=" + dir + " " + extra,
-                        fault);
+                        fault, fault_first);
   }
 
   // Starts `program` as the 4 processes of one job (rank 3 = worker 1 in the namespace,
   // the others bound to the host end), runs `fault` once the job trains, waits for all,
   // prints "rc=<coord>,<server>,<w0>,<w1>" and the logs.
-  std::string RunProcesses(const std::string& dir, const std::string& program, const std::string& fault) {
+  // With `fault_first`, the fault is in place before any process starts (a job that trains
+  // in well under a second would otherwise be done before it applies).
+  std::string RunProcesses(const std::string& dir, const std::string& program, const std::string& fault,
+                           bool fault_first = false) {
     const int port = testing::FreeTcpPort();
-    std::string cmd;
+    std::string cmd = fault_first ? fault + "; " : "";
     for (int r = 0; r < 4; ++r) {
       std::string proc = "TESSERA_RANK=" + std::to_string(r) +
                          " TESSERA_WORLD_SIZE=4 TESSERA_COORDINATOR_HOST=" + host_ip_ +
@@ -70,8 +76,10 @@ class NetnsFaultTest : public ::testing::Test {
       if (r == 3) proc = "ip netns exec " + ns_ + " env " + proc;
       cmd += proc + " > " + dir + "/log" + std::to_string(r) + " 2>&1 & P" + std::to_string(r) + "=$!; ";
     }
-    cmd += "for i in $(seq 200); do grep -q \"training starts\" " + dir + "/log0 && break; sleep 0.1; done; " + fault +
-           "; T0=$(date +%s.%N); wait $P0; R0=$?; wait $P1; R1=$?; wait $P2; R2=$?; wait $P3; R3=$?; T1=$(date +%s.%N); "
+    if (!fault_first) {
+      cmd += "for i in $(seq 200); do grep -q \"training starts\" " + dir + "/log0 && break; sleep 0.1; done; " + fault + "; ";
+    }
+    cmd += "T0=$(date +%s.%N); wait $P0; R0=$?; wait $P1; R1=$?; wait $P2; R2=$?; wait $P3; R3=$?; T1=$(date +%s.%N); "
            "echo rc=$R0,$R1,$R2,$R3 after=$(awk \"BEGIN{print $T1 - $T0}\"); "
            "cat " + dir + "/log0; tail -3 " + dir + "/steps1.txt 2>/dev/null";
     auto out = RunCommand(cmd, 240).output;
@@ -89,7 +97,7 @@ std::string FinalLine(int steps) { return "pulled " + std::to_string(steps) + " 
 
 TEST_F(NetnsFaultTest, TenPercentPacketLossBothWaysStillFinishesCorrectly) {
   testing::TempDir dir;
-  const int steps = 200;
+  const int steps = 100;
   auto out = RunJob(dir.path(), steps,
                     InNs("iptables -A INPUT -m statistic --mode random --probability 0.1 -j DROP") + " && " +
                         InNs("iptables -A OUTPUT -m statistic --mode random --probability 0.1 -j DROP"));
@@ -109,6 +117,8 @@ TEST_F(NetnsFaultTest, BandwidthCapStillFinishesCorrectly) {
 // A real training job (the MNIST MLP of tests/faults/latency_fault_test.cc: 0.907 test
 // accuracy without faults) with 5 % packet loss both ways and a 20 Mbit/s cap on the
 // namespace side (worker 1's ~32 MB of pushes and pulls) still reaches the threshold.
+// The faults are in place from the start: without them this job trains in a fraction of
+// a second, before a fault applied at "training starts" could take effect.
 TEST_F(NetnsFaultTest, TrainingWithLossAndABandwidthCapReachesTheAccuracyThreshold) {
   testing::TempDir dir;
   const std::string metrics = dir.path() + "/metrics.jsonl";
@@ -119,7 +129,8 @@ TEST_F(NetnsFaultTest, TrainingWithLossAndABandwidthCapReachesTheAccuracyThresho
           testing::SourceDir() + "/data/mnist --metrics_out=" + metrics,
       InNs("iptables -A INPUT -m statistic --mode random --probability 0.05 -j DROP") + " && " +
           InNs("iptables -A OUTPUT -m statistic --mode random --probability 0.05 -j DROP") + " && " +
-          InNs("tc qdisc add dev " + ns_if_ + " root tbf rate 20mbit burst 64kb latency 200ms"));
+          InNs("tc qdisc add dev " + ns_if_ + " root tbf rate 20mbit burst 64kb latency 200ms"),
+      /*fault_first=*/true);
   EXPECT_NE(out.find("rc=0,0,0,0"), std::string::npos) << out;
   std::ifstream in(metrics);
   std::string summary;
@@ -135,7 +146,7 @@ TEST_F(NetnsFaultTest, TrainingWithLossAndABandwidthCapReachesTheAccuracyThresho
   EXPECT_NE(summary.find("\"steps\":79"), std::string::npos) << summary;
 
   // The faults were on worker 1's path: the capped queue carried its pushes (79 x 203 KB
-  // in all; the cap went on once training had started) and the loss rules dropped packets.
+  // in all) and the loss rules dropped packets.
   auto stats = RunCommand(InNs("tc -s qdisc show dev " + ns_if_) + "; " + InNs("iptables -L -v -n -x"), 30);
   std::smatch m;
   ASSERT_TRUE(std::regex_search(stats.output, m, std::regex(R"(Sent (\d+) bytes)"))) << stats.output;
@@ -153,7 +164,7 @@ TEST_F(NetnsFaultTest, PartitionLongerThanHeartbeatTimeoutEndsTheJobNamingThePee
   testing::TempDir dir;
   auto out = RunJob(dir.path(), 100000,
                     "sleep 0.5; " + InNs("iptables -A INPUT -j DROP") + " && " + InNs("iptables -A OUTPUT -j DROP"),
-                    "--slow_worker=0 --slow_ms=20");
+                    "--slow_worker=0 --slow_ms=20", /*fault_first=*/false);
   // The coordinator names worker 1 (rank 3) and stops the job with exit code 3
   // (peer failure); the partitioned worker itself gives up on its coordinator.
   EXPECT_NE(out.find("worker 1 (rank 3) sent no heartbeat"), std::string::npos) << out;
@@ -164,7 +175,7 @@ TEST_F(NetnsFaultTest, PartitionLongerThanHeartbeatTimeoutEndsTheJobNamingThePee
 TEST_F(NetnsFaultTest, TcpResetsOnEveryConnectionEndTheJobCleanly) {
   testing::TempDir dir;
   auto out = RunJob(dir.path(), 100000, "sleep 0.5; " + InNs("iptables -A OUTPUT -p tcp -j REJECT --reject-with tcp-reset"),
-                    "--slow_worker=0 --slow_ms=20");
+                    "--slow_worker=0 --slow_ms=20", /*fault_first=*/false);
   EXPECT_NE(out.find("worker 1 (rank 3) sent no heartbeat"), std::string::npos) << out;
   EXPECT_NE(out.find("rc=3,3,3,"), std::string::npos) << out;
 }
