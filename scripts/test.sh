@@ -92,7 +92,7 @@ run_ctest build-cpu --output-on-failure -j2 --timeout 600 \
 #    launch rendezvous (MPI's world exchange on the communication thread, PMI-1 under
 #    MPICH's mpiexec).
 step "ASan+UBSan build + wire, launcher and parameter-server tests"
-SAN_TARGETS="push_lifetime_test rendezvous_job_test net_iface_test membership_test child_command_test wire_unit_test wire_integration_test wire_mac_auth_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_auth_test request_decode_test manifest_hostile_test idx_hostile_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test replica_state_test"
+SAN_TARGETS="push_lifetime_test rendezvous_job_test net_iface_test membership_test child_command_test wire_unit_test wire_integration_test wire_mac_auth_test wire_shm_test wire_shm_process_test shm_peer row_table_test key_groups_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_auth_test request_decode_test manifest_hostile_test idx_hostile_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test replica_state_test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
   -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$SAN_FLAGS" \
   -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined" >/dev/null
@@ -100,7 +100,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CU
 cmake --build build-asan -j"$JOBS" --target $SAN_TARGETS
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest build-asan --output-on-failure -j2 --timeout 600 \
-  -R '^(PushLifetime|MpiRendezvous|PmiRendezvous|ChooseInterface|PlanAddresses|PlanNetwork|JobRecord|JobShape|SilentTest|ChildCommand|Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|MacAuthTest|MitmTest|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint|ReplicaState)[.]'
+  -R '^(PushLifetime|MpiRendezvous|PmiRendezvous|ChooseInterface|PlanAddresses|PlanNetwork|JobRecord|JobShape|SilentTest|ChildCommand|Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|MacAuthTest|MitmTest|ShmArena|ShmSocket|ShmProcess|RowTable|ShardStoreRows|KeyGroups|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint|ReplicaState)[.]'
 
 # 4. ThreadSanitizer over the code with the most threads: in-process jobs (coordinator,
 #    servers, worker and ZAP handler threads in one process; the coordinator's rendezvous

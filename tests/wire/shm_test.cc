@@ -137,6 +137,11 @@ Pair MakePair(ShmOptions dealer_shm = {}, bool mac = false) {
   SocketOptions dopt;
   dopt.routing_id = "w1";
   dopt.shm = dealer_shm;
+  if (mac) {  // a mac session is bound to the sender its HELLO names
+    dopt.stamp_sender = true;
+    dopt.role = Role::WORKER;
+    dopt.rank = 1;
+  }
   if (dopt.shm.mode == ShmMode::kFlag) dopt.shm.mode = ShmMode::kAuto;
   p.dealer = Socket::Create(p.ctx, SocketType::kDealer, dopt).value();
   const std::string ep = p.router->Bind("tcp://127.0.0.1:*").value();
