@@ -246,6 +246,15 @@ TEST(ShmSocket, MacOverSharedMemory) {
   EXPECT_EQ(std::memcmp(good->payload(0).data(), values.data(), n), 0);
   EXPECT_EQ(p.router->shm_stats().shm_bytes_received, n);
   EXPECT_EQ(p.router->shm_stats().tcp_bytes_received, 0u);
+  // The reply travels in the dealer's direction of the channel, sealed the same way.
+  OutMessage reply = MakeReply(*good, Op::RESPONSE);
+  ASSERT_OK(reply.AddPayload(values, DType::kF32, n / 4));
+  ASSERT_OK(p.router->Send(std::move(reply)));
+  Result<InMessage> back = p.dealer->Recv(Deadline::FromMillis(5000));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(std::memcmp(back->payload(0).data(), values.data(), n), 0);
+  EXPECT_EQ(p.dealer->shm_stats().shm_bytes_received, n);
+  EXPECT_EQ(p.dealer->shm_stats().tcp_bytes_received, 0u);
 
   const uint64_t nonce = p.dealer->TEST_shm()->TEST_tx_nonce();
   OutMessage m = Push(values, 2);
