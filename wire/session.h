@@ -126,8 +126,6 @@ class MacLink {
                 std::span<const std::byte> trailer, const std::string& peer);
   // ROUTER, after decode: the header's sender must be the session's identity.
   bool IdentityMatches(std::string_view routing_id, int32_t role, int32_t rank, const std::string& peer);
-  // ROUTER: the peer is gone (a send to it failed): drop its session.
-  void Forget(std::string_view routing_id) { sessions_.erase(std::string(routing_id)); }
 
   const AuthRefusals& refusals() const { return refusals_; }
   size_t num_sessions() const { return router_ ? sessions_.size() : (established() ? 1 : 0); }

@@ -303,9 +303,10 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
     const int trailer_more = mac_ ? ZMQ_SNDMORE : 0;
     if (type_ == SocketType::kRouter) {
       std::span<const std::byte> id(reinterpret_cast<const std::byte*>(rid.data()), rid.size());
-      Status sent = SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE);
-      if (mac_ && sent.code() == StatusCode::kUnavailable) mac_->Forget(rid);  // the peer is gone
-      TESSERA_RETURN_IF_ERROR_CTX(sent, "sending " + OpName(msg.op()));
+      // auth=mac: a failed send to a gone peer keeps its session. Its last messages may
+      // still be queued here (a worker that sent SHUTDOWN and exited), and must still
+      // open; the bounded session table drops stale sessions (wire/session.cc).
+      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE), "sending " + OpName(msg.op()));
     }
     if (!shm_frame.empty()) {
       TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, shm_frame, flags | ZMQ_SNDMORE),

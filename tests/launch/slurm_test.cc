@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -22,6 +23,7 @@ namespace tessera {
 namespace {
 
 using std::chrono::seconds;
+using testing::BinaryDir;
 using testing::RunCommand;
 using testing::SourceDir;
 using testing::SummaryField;
@@ -218,6 +220,48 @@ TEST_F(SlurmJob, ConfigurationErrorIsNotRequeued) {
   EXPECT_EQ(JobField(id, "Restarts"), "0");
   const std::string out = ReadFile(dir.path() + "/job.out");
   EXPECT_NE(out.find("tessera.sbatch: configuration error: not requeued"), std::string::npos) << out;
+}
+
+// The Python package under the template (docs/python.md): TESSERA_PROGRAM runs a PyTorch
+// script on every task, tessera.init() gives each its role, and a USR1 to the batch shell
+// checkpoints (the servers' state and each worker's own state), exits 75, requeues, and
+// the resumed run ends with the parameters of an uninterrupted one.
+TEST_F(SlurmJob, PythonScriptIsPreemptedRequeuedAndResumesToTheSameParameters) {
+  const std::string pythonpath = BinaryDir() + "/python";
+  if (!std::filesystem::exists(pythonpath + "/tessera")) {
+    TESSERA_SKIP_OR_FAIL_IN_CI("this build has no Python package (" + pythonpath +
+                               "/tessera; TESSERA_PYTHON needs pybind11-dev, python3-dev and python3-torch)");
+  }
+  const std::string script = SourceDir() + "/examples/python/mnist.py";
+  const std::string args = Data() + " --model=mlp --hidden=32 --train_limit=4000 --test_limit=500 --batch_size=32"
+                           " --epochs=100 --lr=0.002 --seed=3 --steps=600";
+  auto plain = RunCommand("PYTHONPATH=" + pythonpath + " " + TesseraBinary() +
+                              " launch --servers 2 --workers 2 --grace_s 5 --program python3 -- " + script + " " + args,
+                          240);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  const std::regex digest_re(R"re("params_digest": "([0-9a-f]+)")re");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(plain.output, m, digest_re)) << plain.output;
+  const std::string digest = m[1];
+
+  TempDir dir;
+  const std::string ckpt = dir.path() + "/ckpt";
+  const std::string out_path = dir.path() + "/job.out";
+  const std::string id = Submit(dir, "PYTHONPATH=" + pythonpath + " TESSERA_PROGRAM=\"python3 " + script +
+                                         "\" TESSERA_CHECKPOINT_DIR=" + ckpt + " TESSERA_TRAIN_FLAGS=\"" + args + "\"");
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitForText(out_path, "step 100/600", seconds(120))) << ReadFile(out_path);
+  auto sig = RunCommand("scancel --signal=USR1 --batch " + id, 30);
+  ASSERT_EQ(sig.exit_code, 0) << sig.output;
+  ASSERT_TRUE(WaitForText(out_path, "exited with code 75", seconds(60))) << ReadFile(out_path);
+  StartRequeuedNow(id);
+  EXPECT_EQ(WaitForEnd(id, seconds(180)), "COMPLETED") << ReadFile(out_path);
+  EXPECT_EQ(JobField(id, "Restarts"), "1");
+  const std::string out = ReadFile(out_path);
+  EXPECT_NE(out.find("SLURM_RESTART_COUNT=1"), std::string::npos) << out;
+  EXPECT_NE(out.find("resuming from the checkpoint of step"), std::string::npos) << out;
+  ASSERT_TRUE(std::regex_search(out, m, digest_re)) << out;
+  EXPECT_EQ(m[1].str(), digest) << "resumed Python run differs from the uninterrupted one\n" << out;
 }
 
 // The template's own signal and requeue logic, with a stand-in step that follows

@@ -142,6 +142,39 @@ TEST_F(MacAuthTest, ExchangeWorksAndSendsBeforeTheWelcomeKeepTheirOrder) {
   EXPECT_EQ(router->decoded_messages(), 5u);
 }
 
+// A peer's last message may still be queued when the peer is gone (it sent and exited:
+// a worker's final SHUTDOWN). A send to it failing in between must not drop its session,
+// or that queued message is refused (seen under Slurm: the coordinator answered another
+// worker's finish, and a send to this one failed, just before reading its SHUTDOWN).
+TEST_F(MacAuthTest, AFailedSendToAGonePeerKeepsItsQueuedMessages) {
+  auto router = Make(ctx_, SocketType::kRouter);
+  auto ep = router->Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(ep.ok());
+  auto dealer = Make(ctx_, SocketType::kDealer);
+  ASSERT_OK(dealer->Connect(*ep));
+  OutMessage first = SampleMessage(Op::PUSH);
+  first.SetRequestId(1);
+  ASSERT_OK(dealer->Send(std::move(first)));
+  EXPECT_FALSE(RecvFor(*router, 300).ok());  // consumes the HELLO, answers WELCOME
+  EXPECT_FALSE(RecvFor(*dealer, 300).ok());  // consumes the WELCOME, flushes the held send
+  auto r = RecvFor(*router, 10000);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::string peer = r->routing_id();
+  OutMessage last = SampleMessage(Op::PUSH);
+  last.SetRequestId(2);
+  ASSERT_OK(dealer->Send(std::move(last)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // on the wire
+  dealer.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the ROUTER saw the disconnect
+  OutMessage to_gone = MakeReply(*r, Op::RESPONSE);
+  Status sent = router->Send(std::move(to_gone), peer);
+  EXPECT_EQ(sent.code(), StatusCode::kUnavailable) << sent.ToString();
+  auto queued = RecvFor(*router, 2000);
+  ASSERT_TRUE(queued.ok()) << queued.status().ToString();
+  EXPECT_EQ(queued->request_id(), 2u);
+  EXPECT_EQ(router->auth_refusals().total(), 0u);
+}
+
 // The hold queue is bounded by send_hwm; a blocking Send past it waits for the WELCOME
 // (as a Send into a full queue waits for room) instead of failing.
 TEST_F(MacAuthTest, AFullHoldQueueWaitsForTheWelcome) {
