@@ -232,11 +232,16 @@ TEST_F(SlurmJob, PythonScriptIsPreemptedRequeuedAndResumesToTheSameParameters) {
     TESSERA_SKIP_OR_FAIL_IN_CI("this build has no Python package (" + pythonpath +
                                "/tessera; TESSERA_PYTHON needs pybind11-dev, python3-dev and python3-torch)");
   }
+#ifdef TESSERA_TEST_PYTHON
+  const std::string python = TESSERA_TEST_PYTHON;
+#else
+  const std::string python = "python3";
+#endif
   const std::string script = SourceDir() + "/examples/python/mnist.py";
   const std::string args = Data() + " --model=mlp --hidden=32 --train_limit=4000 --test_limit=500 --batch_size=32"
                            " --epochs=100 --lr=0.002 --seed=3 --steps=600";
   auto plain = RunCommand("PYTHONPATH=" + pythonpath + " " + TesseraBinary() +
-                              " launch --servers 2 --workers 2 --grace_s 5 --program python3 -- " + script + " " + args,
+                              " launch --servers 2 --workers 2 --grace_s 5 --program " + python + " -- " + script + " " + args,
                           240);
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
   const std::regex digest_re(R"re("params_digest": "([0-9a-f]+)")re");
@@ -247,7 +252,7 @@ TEST_F(SlurmJob, PythonScriptIsPreemptedRequeuedAndResumesToTheSameParameters) {
   TempDir dir;
   const std::string ckpt = dir.path() + "/ckpt";
   const std::string out_path = dir.path() + "/job.out";
-  const std::string id = Submit(dir, "PYTHONPATH=" + pythonpath + " TESSERA_PROGRAM=\"python3 " + script +
+  const std::string id = Submit(dir, "PYTHONPATH=" + pythonpath + " TESSERA_PROGRAM=\"" + python + " " + script +
                                          "\" TESSERA_CHECKPOINT_DIR=" + ckpt + " TESSERA_TRAIN_FLAGS=\"" + args + "\"");
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(WaitForText(out_path, "step 100/600", seconds(120))) << ReadFile(out_path);
