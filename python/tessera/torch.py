@@ -272,9 +272,6 @@ class DistributedOptimizer:
             self._params.append((name, p))
         self._tables = list(Embedding._tables)
         Embedding._tables.clear()
-        if self._allreduce and self._tables:
-            raise ValueError("tessera.torch.Embedding tables live on the servers: --sync=allreduce has none "
-                             "(use bsp, ssp:K or asp)")
         specs += [t.spec for t in self._tables]
         ids = s.declare(specs)
         self._ids = ids[:len(self._params)]
@@ -378,23 +375,27 @@ class DistributedOptimizer:
         for i, pushed in enumerate(self._pushed):
             if not pushed:
                 self._push_now(i)
+        pending = [t._end_of_step(step) for t in self._tables]
+        timeout = tessera.request_timeout_s()
         if self._allreduce:
+            # The dense gradients are all-reduced; the tables' rows still go to the
+            # servers, which run bsp under allreduce (the C++ trainer's hybrid routing).
             w0 = time.perf_counter()
             try:
                 tessera._session().allreduce_finish_step()
             except TesseraError as e:
                 tessera._raise_stopped(e)
+            for t in pending:
+                t.wait(timeout)
             self._step_wait = time.perf_counter() - w0
             self._pushed = [False] * len(self._params)
             loss_value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss or 0.0)
             tessera._end_step(loss_value if math.isfinite(loss_value) else 0.0, samples)
             return loss
-        pending = [t._end_of_step(step) for t in self._tables]
         s = tessera._session()
         pulls = _Pending()
         for (name, p), pid in zip(self._params, self._ids):
             pulls.add(s.pull(pid, tessera._tensor_arg(p.data), step + 1, "value of %r" % name), p.data)
-        timeout = tessera.request_timeout_s()
         w0 = time.perf_counter()
         self._pushes.wait(timeout)
         for t in pending:
