@@ -229,8 +229,9 @@ class DistributedOptimizer:
     optimizer: torch.optim.SGD (momentum, Nesterov), Adam, AdamW or Adagrad; each
     parameter group's settings are declared to the servers with its parameters.
     named_parameters: model.named_parameters() (the names must be the same on every
-    worker). sync: the job's --sync ("bsp", "ssp:K", "asp"); None takes the job's. A
-    different value than the job's is refused (the servers enforce the job's).
+    worker). sync: the job's --sync ("bsp", "ssp:K", "asp", "allreduce" or "hybrid",
+    which route alike: dense parameters all-reduced, Embedding tables on the servers);
+    None takes the job's. A different value than the job's is refused (the servers enforce the job's).
     seed: seeds the servers' initialisers.
 
     Gradient hooks push each gradient as backward produces it; step() pushes what
@@ -244,10 +245,9 @@ class DistributedOptimizer:
         if sync is not None and sync != job_sync:
             raise ValueError("tessera.torch.DistributedOptimizer(sync=%r): the job runs --sync=%s (the servers "
                              "enforce the job's mode; start the job with --sync=%s)" % (sync, job_sync, sync))
-        if job_sync == "hybrid":
-            raise ValueError("tessera.torch.DistributedOptimizer: --sync=hybrid is not supported from Python "
-                             "(docs/python.md, 'Not supported'); use bsp, ssp:K, asp or allreduce")
-        self._allreduce = job_sync == "allreduce"
+        # allreduce and hybrid route alike here: the dense parameters all-reduced, the
+        # Embedding tables through the servers (which run bsp under both).
+        self._allreduce = job_sync in ("allreduce", "hybrid")
         self.optimizer = optimizer
         self.sync = job_sync
         named = list(named_parameters)

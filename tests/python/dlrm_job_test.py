@@ -56,13 +56,13 @@ class DlrmJob(unittest.TestCase):
                                msg="python %s vs C++ dlrm %s (planted %s)" % (p, c["test_auc"], planted))
 
     def test_tables_on_the_servers_with_allreduced_dense_parameters_end_at_bsp_values(self):
-        # --sync=allreduce with Embedding tables: the MLPs all-reduced among the workers,
-        # the tables through the servers (bsp there), as the C++ trainer's --sync=hybrid.
+        # --sync=allreduce or hybrid with Embedding tables: the MLPs all-reduced among the
+        # workers, the tables through the servers (bsp there), as the C++ --sync=hybrid.
         gen = subprocess.run([jobutil.tessera_bin(), "datagen", "criteo", "--rows", "20000", "--seed", "2",
                               "-o", self.dir], capture_output=True, text=True, timeout=60)
         self.assertEqual(gen.returncode, 0, gen.stdout + gen.stderr)
         out = {}
-        for sync in ("bsp", "allreduce"):
+        for sync in ("bsp", "allreduce", "hybrid"):
             run = jobutil.run_job("examples/python/dlrm.py", ["--data", self.dir], servers=2, workers=2,
                                   timeout_s=120, launcher_args=("--sync=" + sync,))
             self.assertEqual(run.exit_code, 0, run.output[-4000:])
@@ -70,8 +70,9 @@ class DlrmJob(unittest.TestCase):
             self.assertIsNotNone(out[sync], run.output[-4000:])
             self.assertEqual(out[sync]["sync"], sync)
         self.assertGreater(out["bsp"]["test_auc"], 0.7, out)
-        self.assertEqual(out["allreduce"]["params_digest"], out["bsp"]["params_digest"], out)
-        self.assertEqual(out["allreduce"]["test_auc"], out["bsp"]["test_auc"], out)
+        for sync in ("allreduce", "hybrid"):
+            self.assertEqual(out[sync]["params_digest"], out["bsp"]["params_digest"], out)
+            self.assertEqual(out[sync]["test_auc"], out["bsp"]["test_auc"], out)
 
     def test_bad_data_is_a_clear_error(self):
         with open(os.path.join(self.dir, "train.txt"), "w") as f:
