@@ -9,6 +9,14 @@ every active feature and every hashed pair of them, summed into the logit) and a
 part (an 8-wide embedding per active feature, summed, into a 64-32-1 MLP). The tables
 live on the servers, created row by row as ids first appear; only a batch's unique rows
 travel. Worker 0 prints "summary: {...}" with the test AUC and log-loss.
+
+On Criteo-layout data (a --data directory holding train.txt[.gz], as `tessera datagen
+criteo` writes it) this script runs examples/python/dlrm.py instead, the model of
+`tessera train --model=dlrm`, with dlrm.py's flags and defaults (those of
+examples/dlrm_criteo.flags):
+
+    build/launch/tessera launch --servers 2 --workers 2 --program python3 -- \
+        examples/python/ctr.py --data data/criteo-synth
 """
 
 import argparse
@@ -16,6 +24,7 @@ import gzip
 import itertools
 import json
 import math
+import os
 import sys
 import time
 
@@ -101,6 +110,13 @@ def auc(scores, labels):
 
 
 def main():
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--data", default="data/a9a")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import dlrm  # examples/python/dlrm.py
+    if dlrm.is_criteo_dir(peek.parse_known_args()[0].data):
+        dlrm.main()  # the Criteo layout: the DLRM, with dlrm.py's flags
+        return
     tessera.init()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/a9a")

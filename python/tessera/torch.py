@@ -229,8 +229,9 @@ class DistributedOptimizer:
     optimizer: torch.optim.SGD (momentum, Nesterov), Adam, AdamW or Adagrad; each
     parameter group's settings are declared to the servers with its parameters.
     named_parameters: model.named_parameters() (the names must be the same on every
-    worker). sync: the job's --sync ("bsp", "ssp:K", "asp"); None takes the job's. A
-    different value than the job's is refused (the servers enforce the job's).
+    worker). sync: the job's --sync ("bsp", "ssp:K", "asp", "allreduce" or "hybrid",
+    which route alike: dense parameters all-reduced, Embedding tables on the servers);
+    None takes the job's. A different value than the job's is refused (the servers enforce the job's).
     seed: seeds the servers' initialisers.
 
     Gradient hooks push each gradient as backward produces it; step() pushes what
@@ -244,10 +245,9 @@ class DistributedOptimizer:
         if sync is not None and sync != job_sync:
             raise ValueError("tessera.torch.DistributedOptimizer(sync=%r): the job runs --sync=%s (the servers "
                              "enforce the job's mode; start the job with --sync=%s)" % (sync, job_sync, sync))
-        if job_sync == "hybrid":
-            raise ValueError("tessera.torch.DistributedOptimizer: --sync=hybrid is not supported from Python "
-                             "(docs/python.md, 'Not supported'); use bsp, ssp:K, asp or allreduce")
-        self._allreduce = job_sync == "allreduce"
+        # allreduce and hybrid route alike here: the dense parameters all-reduced, the
+        # Embedding tables through the servers (which run bsp under both).
+        self._allreduce = job_sync in ("allreduce", "hybrid")
         self.optimizer = optimizer
         self.sync = job_sync
         named = list(named_parameters)
@@ -272,9 +272,6 @@ class DistributedOptimizer:
             self._params.append((name, p))
         self._tables = list(Embedding._tables)
         Embedding._tables.clear()
-        if self._allreduce and self._tables:
-            raise ValueError("tessera.torch.Embedding tables live on the servers: --sync=allreduce has none "
-                             "(use bsp, ssp:K or asp)")
         specs += [t.spec for t in self._tables]
         ids = s.declare(specs)
         self._ids = ids[:len(self._params)]
@@ -378,23 +375,27 @@ class DistributedOptimizer:
         for i, pushed in enumerate(self._pushed):
             if not pushed:
                 self._push_now(i)
+        pending = [t._end_of_step(step) for t in self._tables]
+        timeout = tessera.request_timeout_s()
         if self._allreduce:
+            # The dense gradients are all-reduced; the tables' rows still go to the
+            # servers, which run bsp under allreduce (the C++ trainer's hybrid routing).
             w0 = time.perf_counter()
             try:
                 tessera._session().allreduce_finish_step()
             except TesseraError as e:
                 tessera._raise_stopped(e)
+            for t in pending:
+                t.wait(timeout)
             self._step_wait = time.perf_counter() - w0
             self._pushed = [False] * len(self._params)
             loss_value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss or 0.0)
             tessera._end_step(loss_value if math.isfinite(loss_value) else 0.0, samples)
             return loss
-        pending = [t._end_of_step(step) for t in self._tables]
         s = tessera._session()
         pulls = _Pending()
         for (name, p), pid in zip(self._params, self._ids):
             pulls.add(s.pull(pid, tessera._tensor_arg(p.data), step + 1, "value of %r" % name), p.data)
-        timeout = tessera.request_timeout_s()
         w0 = time.perf_counter()
         self._pushes.wait(timeout)
         for t in pending:
