@@ -172,10 +172,6 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   TESSERA_RETURN_IF_ERROR(worker::ValidateTrainConfig(c));
   // Every process refuses at start (exit 2), before a job is formed.
   if (worker::IsSparseModel(c.model)) TESSERA_RETURN_IF_ERROR(worker::sparse::CheckSparseSync(c, launch::SyncFlag()));
-  if (worker::IsSparseModel(c.model) && FLAGS_device == "cuda") {
-    return Status::InvalidArgument("--device=cuda: the sparse models (" + c.model +
-                                   ") run on the CPU only so far (docs/training.md); use --device=cpu or auto");
-  }
   if (FLAGS_blas_threads < 0) {
     return Status::InvalidArgument("--blas_threads=" + std::to_string(FLAGS_blas_threads) + ": must be >= 0");
   }
@@ -257,7 +253,6 @@ int TrainMain(int argc, char** argv) {
     }
     worker::TrainSummary summary;
     if (worker::IsSparseModel(config->model)) {
-      if (wc.device != Device::kCPU) LOG(WARNING) << "--device=auto chose a GPU, but " << config->model << " runs on the CPU (docs/training.md)";
       TESSERA_ASSIGN_OR_RETURN(auto sparse_trainer, worker::sparse::SparseTrainer::Create(*config, place));
       TESSERA_ASSIGN_OR_RETURN(summary, sparse_trainer->Run());
     } else {

@@ -9,6 +9,7 @@
 #include "worker/model/linear.h"
 #include "worker/sparse/binary_metrics.h"
 #include "worker/sparse/key_index.h"
+#include "worker/sparse/row_staging.h"
 
 namespace tessera::worker::sparse {
 
@@ -96,20 +97,29 @@ class CtrWorkload final : public SparseWorkload {
 
   Result<double> Step(SparseBatch* batch) override {
     cur_ = &slots_[batch->slot & 1];
-    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch));
+    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch, staging_ != nullptr));
     const int64_t B = batch->examples;
     TensorView lab{cur_->labels.data(), DType::kF32, {B}, Device::kCPU};
     TESSERA_ASSIGN_OR_RETURN(double loss,
                              kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
     batch->loss_scale = 1;
     // Wide: d/dw[row] += dlogit_b * x.
-    SparseRows& wide = batch->tables[0];
-    float* wg = wide.grads.as<float>();
-    std::fill(wg, wg + wide.grads.numel(), 0.0f);
     const float* dl = dlogits_.as<float>();
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) {
-        wg[cur_->wide_row[t]] += dl[b] * cur_->wide_x[t];
+    if (staging_ != nullptr) {
+      // Each term's gradient, summed per row on the device (in term order, as below).
+      wide_vals_.resize(cur_->wide_row.size());
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) wide_vals_[t] = dl[b] * cur_->wide_x[t];
+      }
+      TESSERA_RETURN_IF_ERROR(staging_->ScatterAdd(batch, 0, cur_->wide_row, wide_vals_.data()));
+    } else {
+      SparseRows& wide = batch->tables[0];
+      float* wg = wide.grads.as<float>();
+      std::fill(wg, wg + wide.grads.numel(), 0.0f);
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) {
+          wg[cur_->wide_row[t]] += dl[b] * cur_->wide_x[t];
+        }
       }
     }
     if (!deep_) return loss;
@@ -126,6 +136,10 @@ class CtrWorkload final : public SparseWorkload {
       for (int64_t t = cur_->deep_off[b]; t < cur_->deep_off[b + 1]; ++t) {
         for (int64_t d = 0; d < D; ++d) occ_grad_[t * D + d] = cur_->deep_x[t] * dp[b * D + d];
       }
+    }
+    if (staging_ != nullptr) {
+      TESSERA_RETURN_IF_ERROR(staging_->ScatterAdd(batch, 1, cur_->deep_row, occ_grad_.data()));
+      return loss;
     }
     SparseRows& emb = batch->tables[1];
     float* eg = emb.grads.as<float>();
@@ -153,7 +167,7 @@ class CtrWorkload final : public SparseWorkload {
 
   Status Eval(int64_t /*i*/, const SparseBatch& batch) override {
     cur_ = &slots_[batch.slot & 1];
-    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch));
+    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch, false));
     const float* l = logits.as<float>();
     for (int64_t b = 0; b < batch.examples; ++b) {
       scores_.push_back(l[b]);
@@ -221,35 +235,48 @@ class CtrWorkload final : public SparseWorkload {
     batch->examples = static_cast<int64_t>(examples.size());
     batch->tables.resize(deep_ ? 2 : 1);
     batch->tables[0].keys = wide_index_.keys();
-    batch->tables[0].Resize(1);
+    TESSERA_RETURN_IF_ERROR(batch->tables[0].Resize(1));
     if (deep_) {
       batch->tables[1].keys = deep_index_.keys();
-      batch->tables[1].Resize(c_.sparse.embed_dim);
+      TESSERA_RETURN_IF_ERROR(batch->tables[1].Resize(c_.sparse.embed_dim));
     }
     return Status::OK();
   }
 
-  // Logits of the batch Build laid out, from the pulled rows (and dense values).
-  Result<TensorView> Forward(const SparseBatch& batch) {
+  // Logits of the batch Build laid out, from the pulled rows (and dense values); `staged`:
+  // the rows are gathered on the device (staging_).
+  Result<TensorView> Forward(const SparseBatch& batch, bool staged) {
     const int64_t B = batch.examples;
     if (logits_.numel() != B) {
       logits_ = Tensor::Zeros(DType::kF32, {B, 1});
       dlogits_ = Tensor::Zeros(DType::kF32, {B, 1});
     }
     float* l = logits_.as<float>();
-    const float* w = batch.tables[0].values.as<float>();
-    for (int64_t b = 0; b < B; ++b) {
-      float z = 0;
-      for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t)
-        z += w[cur_->wide_row[t]] * cur_->wide_x[t];
-      l[b] = z;
+    if (staged) {
+      wide_vals_.resize(cur_->wide_row.size());
+      TESSERA_RETURN_IF_ERROR(staging_->Gather(batch, 0, cur_->wide_row, wide_vals_.data()));
+      for (int64_t b = 0; b < B; ++b) {
+        float z = 0;
+        for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) z += wide_vals_[t] * cur_->wide_x[t];
+        l[b] = z;
+      }
+    } else {
+      const float* w = batch.tables[0].values.as<float>();
+      for (int64_t b = 0; b < B; ++b) {
+        float z = 0;
+        for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t)
+          z += w[cur_->wide_row[t]] * cur_->wide_x[t];
+        l[b] = z;
+      }
     }
     TensorView logits{l, DType::kF32, {B, 1}, Device::kCPU};
     if (!deep_) return logits;
     const int64_t D = c_.sparse.embed_dim;
     const int64_t nnz = static_cast<int64_t>(cur_->deep_row.size());
     occ_.resize(static_cast<size_t>(std::max<int64_t>(nnz, 1) * D));
-    if (nnz > 0) {
+    if (staged) {
+      TESSERA_RETURN_IF_ERROR(staging_->Gather(batch, 1, cur_->deep_row, occ_.data()));
+    } else if (nnz > 0) {
       TensorView idx{cur_->deep_row.data(), DType::kI64, {nnz}, Device::kCPU};
       TensorView out{occ_.data(), DType::kF32, {nnz, D}, Device::kCPU};
       TESSERA_RETURN_IF_ERROR(kernels::EmbeddingGather(batch.tables[1].values.view(), idx, out));
@@ -281,6 +308,7 @@ class CtrWorkload final : public SparseWorkload {
   std::vector<int64_t> eval_idx_;
   Tensor logits_, dlogits_;
   std::vector<float> occ_, occ_grad_, pooled_;
+  std::vector<float> wide_vals_;  // staged: the wide terms' gathered weights, then their gradients
   std::vector<float> scores_, labels_;
 };
 

@@ -10,6 +10,7 @@
 #include "worker/model/linear.h"
 #include "worker/sparse/binary_metrics.h"
 #include "worker/sparse/key_index.h"
+#include "worker/sparse/row_staging.h"
 
 namespace tessera::worker::sparse {
 
@@ -97,7 +98,7 @@ class DlrmWorkload final : public SparseWorkload {
   Result<double> Step(SparseBatch* batch) override {
     const Layout& lay = slots_[batch->slot & 1];
     const int64_t B = batch->examples;
-    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch));
+    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch, staging_ != nullptr));
     TensorView lab{const_cast<float*>(lay.labels.data()), DType::kF32, {B}, Device::kCPU};
     TESSERA_ASSIGN_OR_RETURN(double loss,
                              kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
@@ -131,10 +132,14 @@ class DlrmWorkload final : public SparseWorkload {
     femb_.resize(static_cast<size_t>(B * d_));
     for (int f = 0; f < kFields; ++f) {
       SparseRows& t = batch->tables[f];
-      std::fill(t.grads.as<float>(), t.grads.as<float>() + t.grads.numel(), 0.0f);
       for (int64_t b = 0; b < B; ++b) {
         std::memcpy(&femb_[b * d_], &dvec_[(b * kVectors + 1 + f) * d_], sizeof(float) * d_);
       }
+      if (staging_ != nullptr) {
+        TESSERA_RETURN_IF_ERROR(staging_->ScatterAdd(batch, static_cast<size_t>(f), lay.rows[f], femb_.data()));
+        continue;
+      }
+      std::fill(t.grads.as<float>(), t.grads.as<float>() + t.grads.numel(), 0.0f);
       TensorView idx{const_cast<int64_t*>(lay.rows[f].data()), DType::kI64, {B}, Device::kCPU};
       TESSERA_RETURN_IF_ERROR(kernels::ScatterAdd(
           idx, TensorView{femb_.data(), DType::kF32, {B, d_}, Device::kCPU}, t.grads.view()));
@@ -155,7 +160,7 @@ class DlrmWorkload final : public SparseWorkload {
   }
 
   Status Eval(int64_t /*i*/, const SparseBatch& batch) override {
-    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch));
+    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch, false));
     const float* l = logits.as<float>();
     const Layout& lay = slots_[batch.slot & 1];
     for (int64_t b = 0; b < batch.examples; ++b) {
@@ -207,13 +212,14 @@ class DlrmWorkload final : public SparseWorkload {
     batch->tables.resize(kFields);
     for (int f = 0; f < kFields; ++f) {
       batch->tables[f].keys = index_[f].keys();
-      batch->tables[f].Resize(d_);
+      TESSERA_RETURN_IF_ERROR(batch->tables[f].Resize(d_));
     }
     return Status::OK();
   }
 
-  // Logits [B, 1] of the batch Build laid out, from the pulled rows and dense values.
-  Result<TensorView> Forward(const SparseBatch& batch) {
+  // Logits [B, 1] of the batch Build laid out, from the pulled rows and dense values;
+  // `staged`: the rows are gathered on the device (staging_).
+  Result<TensorView> Forward(const SparseBatch& batch, bool staged) {
     const Layout& lay = slots_[batch.slot & 1];
     const int64_t B = batch.examples;
     if (dlogits_.numel() != B) dlogits_ = Tensor::Zeros(DType::kF32, {B, 1});
@@ -228,10 +234,14 @@ class DlrmWorkload final : public SparseWorkload {
     for (int64_t b = 0; b < B; ++b)
       std::memcpy(&vec_[b * kVectors * d_], bot + b * d_, sizeof(float) * d_);
     for (int f = 0; f < kFields; ++f) {
-      TensorView idx{const_cast<int64_t*>(lay.rows[f].data()), DType::kI64, {B}, Device::kCPU};
-      TESSERA_RETURN_IF_ERROR(
-          kernels::EmbeddingGather(batch.tables[f].values.view(), idx,
-                                   TensorView{femb_.data(), DType::kF32, {B, d_}, Device::kCPU}));
+      if (staged) {
+        TESSERA_RETURN_IF_ERROR(staging_->Gather(batch, static_cast<size_t>(f), lay.rows[f], femb_.data()));
+      } else {
+        TensorView idx{const_cast<int64_t*>(lay.rows[f].data()), DType::kI64, {B}, Device::kCPU};
+        TESSERA_RETURN_IF_ERROR(
+            kernels::EmbeddingGather(batch.tables[f].values.view(), idx,
+                                     TensorView{femb_.data(), DType::kF32, {B, d_}, Device::kCPU}));
+      }
       for (int64_t b = 0; b < B; ++b) {
         std::memcpy(&vec_[(b * kVectors + 1 + f) * d_], &femb_[b * d_], sizeof(float) * d_);
       }

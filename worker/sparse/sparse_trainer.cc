@@ -84,6 +84,13 @@ Status SparseTrainer::Setup() {
   }
   batch_[0].tables.resize(num_tables);
   batch_[1].tables.resize(num_tables);
+  if (place_.device != Device::kCPU || place_.staging_on_cpu) {
+    TESSERA_ASSIGN_OR_RETURN(row_staging_, RowStaging::Create(place_.device));
+    workload_->set_row_staging(row_staging_.get());
+    for (SparseBatch& b : batch_) {
+      for (SparseRows& r : b.tables) r.pinned_for = place_.device;
+    }
+  }
   prefetch_early_ = collective::ServerSyncText(place_.sync) != "bsp";
   TESSERA_RETURN_IF_ERROR(
       DeclareDense(std::move(dense), std::move(dense_ids), "pulling the initial dense parameters"));
@@ -96,7 +103,10 @@ Status SparseTrainer::Setup() {
               << steps_per_epoch_ << " per epoch) of " << config_.batch_size << " x "
               << place_.num_workers << " workers, optimizer "
               << OptimizerKindName(config_.mlp.optimizer.kind) << " lr " << config_.mlp.optimizer.lr
-              << ", sync " << place_.sync << "; " << workload_->local_examples()
+              << ", sync " << place_.sync << ", on "
+              << (place_.device == Device::kCUDA ? "CUDA" : "the CPU")
+              << (row_staging_ ? " (staged embedding rows; dense part on the CPU)" : "") << "; "
+              << workload_->local_examples()
               << " local training examples";
     if (grad_sync_->mode() == collective::GradSyncMode::kHybrid && dense_.empty()) {
       LOG(INFO) << "--sync=hybrid: " << config_.model
@@ -155,6 +165,7 @@ Status SparseTrainer::RunStep(int64_t step) {
     IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
   }
   double loss;
+  if (row_staging_) TESSERA_RETURN_IF_ERROR_CTX(row_staging_->LoadRows(batch), "step " + std::to_string(step));
   {
     // The workloads run forward and backward in one call.
     PhaseTimer timer(&t.compute_s, "forward_backward", "compute");

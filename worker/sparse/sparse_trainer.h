@@ -41,6 +41,11 @@
 // the batch order, word2vec's subsampling, windows and negatives are pure functions of
 // (seed, epoch, position), and the workloads keep no state across steps.
 //
+// On a device (--device=cuda, or --staging_on_cpu: worker/sparse/row_staging.h): the pulled
+// rows are copied to the device before each step's compute, the workload gathers and
+// scatter-adds its embedding rows there, and the row gradients come back into the batch's
+// pinned blocks, which are pushed. The dense parts and evaluation stay on the host.
+//
 // Thread safety: one thread (the worker's main thread) runs it; the client's reactor
 // writes pulled rows into the batch while a pull is in flight, and the loop does not touch
 // them until the handles are done.
@@ -54,6 +59,7 @@
 #include "worker/client.h"
 #include "worker/grad_sync.h"
 #include "worker/data/index_batches.h"
+#include "worker/sparse/row_staging.h"
 #include "worker/sparse/workload.h"
 #include "worker/train_config.h"
 #include "worker/train_loop.h"
@@ -100,6 +106,9 @@ class SparseTrainer : public TrainLoop {
   Status PullFor(SparseBatch* batch, int64_t step, const char* what);
   Result<EvalReport> Evaluate(int64_t step, uint64_t* digest);
 
+  // Declared before the workload and the batches, so it outlives both (the workload keeps
+  // a pointer; the batches' pinned blocks are read by its copies).
+  std::unique_ptr<RowStaging> row_staging_;  // --device=cuda or --staging_on_cpu; else null
   std::unique_ptr<SparseWorkload> workload_;
   std::vector<uint32_t> table_ids_;
   std::vector<int64_t> table_width_;

@@ -1,0 +1,137 @@
+#include "worker/sparse/row_staging.h"
+
+#include <cstring>
+#include <string>
+
+#include "common/timeline.h"
+#include "kernels/ops.h"
+
+namespace tessera::worker::sparse {
+namespace {
+
+// A view of the first NumElements(shape) elements of *t, shaped `shape`, on `device`'s
+// side (pinned host memory when `pinned`), growing *t by half again when too small.
+Result<TensorView> Fit(Tensor* t, Device device, bool pinned, DType dtype, const Shape& shape) {
+  const int64_t numel = NumElements(shape);
+  if (t->numel() < numel || t->dtype() != dtype) {
+    const Shape grown{numel + numel / 2};
+    if (pinned) {
+      TESSERA_ASSIGN_OR_RETURN(Buffer b, kernels::AllocatePinned(device, static_cast<size_t>(grown[0]) * DTypeSize(dtype)));
+      TESSERA_ASSIGN_OR_RETURN(*t, Tensor::FromBuffer(std::move(b), dtype, grown));
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(*t, kernels::AllocateTensor(device, dtype, grown));
+    }
+  }
+  return TensorView{t->data(), dtype, shape, pinned ? Device::kCPU : device};
+}
+
+Status CheckTable(const SparseBatch& batch, size_t t, const char* who) {
+  if (t >= batch.tables.size()) {
+    return Status::InvalidArgument(std::string("RowStaging::") + who + ": no table " + std::to_string(t));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status GroupPositions(std::span<const int64_t> ids, int64_t num_rows, std::vector<int64_t>* order,
+                      std::vector<int64_t>* offsets) {
+  offsets->assign(static_cast<size_t>(num_rows + 1), 0);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= num_rows) {
+      return Status::InvalidArgument("position " + std::to_string(i) + " names row " + std::to_string(ids[i]) +
+                                     " of " + std::to_string(num_rows));
+    }
+    ++(*offsets)[static_cast<size_t>(ids[i]) + 1];
+  }
+  for (int64_t j = 0; j < num_rows; ++j) (*offsets)[j + 1] += (*offsets)[j];
+  order->resize(ids.size());
+  // A counting sort, stable: each row's positions land in ascending order. The cursor per
+  // row reuses the offsets' slots shifted by one, then the offsets are shifted back.
+  for (size_t i = 0; i < ids.size(); ++i) (*order)[static_cast<size_t>((*offsets)[ids[i]]++)] = static_cast<int64_t>(i);
+  for (int64_t j = num_rows; j > 0; --j) (*offsets)[j] = (*offsets)[j - 1];
+  (*offsets)[0] = 0;
+  return Status::OK();
+}
+
+Result<std::unique_ptr<RowStaging>> RowStaging::Create(Device device) {
+  TESSERA_ASSIGN_OR_RETURN(auto queue, kernels::CopyQueue::Create(device));
+  return std::unique_ptr<RowStaging>(new RowStaging(std::move(queue)));
+}
+
+RowStaging::~RowStaging() {
+  // Dropped: a destructor has no caller to report to; a failed copy failed its step.
+  if (queue_) queue_->WaitAll().IgnoreError();
+}
+
+Result<TensorView> RowStaging::ToDevice(const void* src, DType dtype, const Shape& shape, Tensor* pinned, Tensor* dev) {
+  TESSERA_ASSIGN_OR_RETURN(const TensorView host, Fit(pinned, device(), true, dtype, shape));
+  TESSERA_ASSIGN_OR_RETURN(const TensorView on_device, Fit(dev, device(), false, dtype, shape));
+  if (host.nbytes() == 0) return on_device;
+  std::memcpy(host.data, src, host.nbytes());
+  TESSERA_ASSIGN_OR_RETURN(const kernels::CopyQueue::Fence f, queue_->Copy(host, on_device));
+  TESSERA_RETURN_IF_ERROR(queue_->Wait(f));
+  return on_device;
+}
+
+Status RowStaging::LoadRows(const SparseBatch& batch) {
+  int64_t bytes = 0;
+  for (const SparseRows& r : batch.tables) bytes += static_cast<int64_t>(r.values.nbytes());
+  timeline::Span span("h2d rows", "copy", "bytes", bytes);
+  values_.resize(batch.tables.size());
+  loaded_rows_.assign(batch.tables.size(), 0);
+  for (size_t t = 0; t < batch.tables.size(); ++t) {
+    const TensorView v = batch.tables[t].values.view();
+    TESSERA_ASSIGN_OR_RETURN(const TensorView dst, Fit(&values_[t], device(), false, DType::kF32, v.shape));
+    if (v.nbytes() > 0) TESSERA_RETURN_IF_ERROR(queue_->Copy(v, dst).status());
+    loaded_rows_[t] = v.shape.empty() ? 0 : v.shape[0];
+  }
+  return queue_->WaitAll().WithContext("copying the pulled rows to the device");
+}
+
+Status RowStaging::Gather(const SparseBatch& batch, size_t t, std::span<const int64_t> ids, float* out) {
+  TESSERA_RETURN_IF_ERROR(CheckTable(batch, t, "Gather"));
+  if (t >= values_.size()) return Status::FailedPrecondition("RowStaging::Gather: LoadRows was not called");
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t width = batch.tables[t].values.shape()[1];
+  TensorView dev_ids;
+  {
+    timeline::Span span("h2d ids", "copy", "bytes", n * static_cast<int64_t>(sizeof(int64_t)));
+    TESSERA_ASSIGN_OR_RETURN(dev_ids, ToDevice(ids.data(), DType::kI64, {n}, &pin_ids_, &dev_ids_));
+  }
+  TESSERA_ASSIGN_OR_RETURN(const TensorView gathered, Fit(&dev_gathered_, device(), false, DType::kF32, {n, width}));
+  const TensorView table{values_[t].data(), DType::kF32, {loaded_rows_[t], width}, device()};
+  TESSERA_RETURN_IF_ERROR(kernels::EmbeddingGather(table, dev_ids, gathered));
+  timeline::Span span("d2h gathered", "copy", "bytes", static_cast<int64_t>(gathered.nbytes()));
+  TESSERA_ASSIGN_OR_RETURN(const TensorView host, Fit(&pin_gathered_, device(), true, DType::kF32, {n, width}));
+  if (host.nbytes() == 0) return Status::OK();
+  TESSERA_ASSIGN_OR_RETURN(const kernels::CopyQueue::Fence f, queue_->Copy(gathered, host));
+  TESSERA_RETURN_IF_ERROR(queue_->Wait(f));
+  std::memcpy(out, host.data, host.nbytes());
+  return Status::OK();
+}
+
+Status RowStaging::ScatterAdd(SparseBatch* batch, size_t t, std::span<const int64_t> ids, const float* contrib) {
+  TESSERA_RETURN_IF_ERROR(CheckTable(*batch, t, "ScatterAdd"));
+  SparseRows& rows = batch->tables[t];
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t u = rows.grads.shape()[0];
+  const int64_t width = rows.grads.shape()[1];
+  TESSERA_RETURN_IF_ERROR_CTX(GroupPositions(ids, u, &order_, &offsets_), "RowStaging::ScatterAdd");
+  TensorView dev_contrib, dev_order, dev_offsets;
+  {
+    timeline::Span span("h2d position grads", "copy", "bytes",
+                        n * width * static_cast<int64_t>(sizeof(float)) + (2 * n + u + 1) * static_cast<int64_t>(sizeof(int64_t)));
+    TESSERA_ASSIGN_OR_RETURN(dev_contrib, ToDevice(contrib, DType::kF32, {n, width}, &pin_contrib_, &dev_contrib_));
+    TESSERA_ASSIGN_OR_RETURN(dev_order, ToDevice(order_.data(), DType::kI64, {n}, &pin_order_, &dev_order_));
+    TESSERA_ASSIGN_OR_RETURN(dev_offsets, ToDevice(offsets_.data(), DType::kI64, {u + 1}, &pin_offsets_, &dev_offsets_));
+  }
+  TESSERA_ASSIGN_OR_RETURN(const TensorView dev_grads, Fit(&dev_grads_, device(), false, DType::kF32, {u, width}));
+  TESSERA_RETURN_IF_ERROR(kernels::GroupedRowSum(dev_contrib, dev_order, dev_offsets, dev_grads));
+  timeline::Span span("d2h row grads", "copy", "bytes", static_cast<int64_t>(dev_grads.nbytes()));
+  if (dev_grads.nbytes() == 0) return Status::OK();
+  TESSERA_ASSIGN_OR_RETURN(const kernels::CopyQueue::Fence f, queue_->Copy(dev_grads, rows.grads.view()));
+  return queue_->Wait(f).WithContext("copying row gradients to the host");
+}
+
+}  // namespace tessera::worker::sparse

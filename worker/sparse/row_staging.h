@@ -1,0 +1,85 @@
+// RowStaging: the device side of a sparse model's embedding rows (--device=cuda, and
+// --staging_on_cpu, which runs this same code with the CPU as the device; docs/training.md
+// "GPU workers").
+//
+// Per step, for each table of the batch (worker/sparse/workload.h):
+//   - LoadRows: the pulled unique rows, which the client wrote into the batch's pinned
+//     values block (SparseRows::pinned_for), go host -> device;
+//   - Gather: the rows of a list of batch positions (ids: the unique row of each position,
+//     the KeyIndex grouping the workload already computed) are gathered from the device
+//     copy by kernels::EmbeddingGather on the device, and come back to the host, where
+//     the model's dense part computes;
+//   - ScatterAdd: the positions' gradients go host -> device together with the grouping
+//     as a CSR (order: each unique row's positions in ascending order; offsets: where
+//     each row's run starts), built here on the host; kernels::GroupedRowSum sums each
+//     row's run in that fixed order, with no atomics, and the row gradients come back
+//     device -> host into the batch's pinned grads block, which the trainer pushes.
+// The sums equal the host path's ScatterAdd into zeros bit for bit (kernels/ops.h), and
+// gathers are copies, so a run through this class ends with the host path's params_digest
+// (tests/worker_sparse/sparse_staging_job_test.cc), and two runs on one GPU type agree.
+//
+// Only the embedding path moves: the models' dense parts (MLP towers, dlrm's interaction)
+// and word2vec's dot products still run on the host, so the gathered rows come back to the
+// host and the positions' gradients go out again. Evaluation runs on the host path.
+//
+// Timeline spans (--timeline, cat "copy", on the training thread): "h2d rows", "h2d ids",
+// "d2h gathered", "h2d position grads", "d2h row grads"; each covers a copy and its wait.
+//
+// Thread safety: one thread (the training loop's) calls everything. The device buffers
+// and pinned scratch are owned here and grow to the largest batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/status.h"
+#include "common/tensor.h"
+#include "kernels/transfer.h"
+#include "worker/sparse/workload.h"
+
+namespace tessera::worker::sparse {
+
+// The CSR of positions per unique row: order lists, for row 0, 1, ..., U - 1 in turn,
+// the positions i with ids[i] == row in ascending order; row j's run is
+// order[offsets[j] .. offsets[j + 1]). InvalidArgument for an id outside [0, U).
+Status GroupPositions(std::span<const int64_t> ids, int64_t num_rows, std::vector<int64_t>* order,
+                      std::vector<int64_t>* offsets);
+
+class RowStaging {
+ public:
+  // Errors: the copy queue's creation (e.g. kCUDA in a build without CUDA).
+  static Result<std::unique_ptr<RowStaging>> Create(Device device);
+  // Waits for copies still in flight.
+  ~RowStaging();
+  RowStaging(const RowStaging&) = delete;
+  RowStaging& operator=(const RowStaging&) = delete;
+
+  Device device() const { return queue_->device(); }
+
+  // Copies every table's pulled rows to the device. REQUIRES the batch's pulls are done;
+  // call once per step, before Gather.
+  Status LoadRows(const SparseBatch& batch);
+  // out[i, :] = table t's pulled row ids[i] (out: host, [ids.size(), width], the table's
+  // width). InvalidArgument for an id outside the table's rows.
+  Status Gather(const SparseBatch& batch, size_t t, std::span<const int64_t> ids, float* out);
+  // batch->tables[t].grads[j, :] = +0 + the rows of contrib (host, [ids.size(), width])
+  // at the positions i with ids[i] == j, added in ascending i. InvalidArgument for an id
+  // outside the table's rows.
+  Status ScatterAdd(SparseBatch* batch, size_t t, std::span<const int64_t> ids, const float* contrib);
+
+ private:
+  explicit RowStaging(std::unique_ptr<kernels::CopyQueue> queue) : queue_(std::move(queue)) {}
+  // host (pinned scratch, grown) -> device (grown); returns the device view.
+  Result<TensorView> ToDevice(const void* src, DType dtype, const Shape& shape, Tensor* pinned, Tensor* dev);
+
+  std::unique_ptr<kernels::CopyQueue> queue_;
+  std::vector<Tensor> values_;  // per table: its pulled rows on the device
+  std::vector<int64_t> loaded_rows_;  // per table: rows loaded by the last LoadRows
+  Tensor dev_ids_, dev_gathered_, dev_contrib_, dev_order_, dev_offsets_, dev_grads_;
+  Tensor pin_ids_, pin_gathered_, pin_contrib_, pin_order_, pin_offsets_;
+  std::vector<int64_t> order_, offsets_;  // host CSR of the last ScatterAdd
+};
+
+}  // namespace tessera::worker::sparse
