@@ -64,7 +64,8 @@ DEFINE_string(neighbours, "", "word2vec: comma-separated words whose nearest nei
 DEFINE_string(embeddings_out, "", "word2vec: worker 0 writes the final word vectors here as text");
 DEFINE_bool(staging_on_cpu, false,
             "Test hook: run the GPU path's staging (the model's own parameter copies, per-layer gradient copies, "
-            "pinned buffers) on the CPU; results are bitwise those of the plain CPU path");
+            "pinned buffers; for the sparse models, the embedding rows' gather and scatter-add) on the CPU; results "
+            "are bitwise those of the plain CPU path");
 DECLARE_double(request_timeout_s);
 DECLARE_string(device);
 DECLARE_uint64(chunk_bytes);
