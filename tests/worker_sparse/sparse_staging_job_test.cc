@@ -17,13 +17,15 @@ namespace {
 
 constexpr int kSteps = 25;
 
-std::string Steps() { return " --steps=" + std::to_string(kSteps) + " --log_every=0 --deterministic --sync=bsp"; }
+std::string Steps(const std::string& sync = "bsp") {
+  return " --steps=" + std::to_string(kSteps) + " --log_every=0 --deterministic --sync=" + sync;
+}
 
-std::string WideDeep() {
+std::string WideDeep(const std::string& sync = "bsp") {
   return "--model=widedeep --data=" + testing::SourceDir() +
          "/data/a9a --train_limit=3000 --test_limit=500 --batch_size=64 --optimizer=adagrad --lr=0.03 "
          "--hidden=16 --embed_dim=4 --seed=3" +
-         Steps();
+         Steps(sync);
 }
 
 std::string Word2Vec() {
@@ -66,6 +68,9 @@ void ExpectSameDigest(const std::string& flags) {
 }
 
 TEST(SparseStagingOnCpu, WideDeepDigestIsBitwiseTheHostPaths) { ExpectSameDigest(WideDeep()); }
+
+// --sync=hybrid: the MLP all-reduced among the workers (mpirun), the tables staged.
+TEST(SparseStagingOnCpu, HybridWideDeepDigestIsBitwiseTheHostPaths) { ExpectSameDigest(WideDeep("hybrid")); }
 
 TEST(SparseStagingOnCpu, Word2VecDigestIsBitwiseTheHostPaths) { ExpectSameDigest(Word2Vec()); }
 
