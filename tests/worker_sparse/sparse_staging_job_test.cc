@@ -101,5 +101,23 @@ TEST(SparseStagingOnCpu, CopiesAppearInTheTimeline) {
   EXPECT_EQ(testing::Named(t, "d2h row grads", worker).size(), 2 * steps);
 }
 
+// word2vec's dot products run on the device: per step, its scores come back and their
+// gradients go out, once; no gathered rows come back.
+TEST(SparseStagingOnCpu, Word2VecComputesOnTheDevice) {
+  testing::TempDir tmp;
+  const std::string trace = tmp.path() + "/trace.json";
+  const StagedRun r = Launch(tmp, Word2Vec() + " --device=cpu --staging_on_cpu --timeline=" + trace, 1, 1);
+  ASSERT_EQ(r.job.exit_code, 0) << r.job.output;
+  testing::Trace t = testing::LoadTrace(trace);
+  testing::ExpectProperNesting(t);
+  const int worker = 2;
+  const size_t steps = static_cast<size_t>(kSteps);
+  EXPECT_EQ(testing::Named(t, "h2d rows", worker).size(), steps);
+  EXPECT_EQ(testing::Named(t, "d2h scores", worker).size(), steps);
+  EXPECT_EQ(testing::Named(t, "h2d score grads", worker).size(), steps);
+  EXPECT_EQ(testing::Named(t, "d2h row grads", worker).size(), steps) << "both tables in one span";
+  EXPECT_EQ(testing::Named(t, "d2h gathered", worker).size(), 0u);
+}
+
 }  // namespace
 }  // namespace tessera

@@ -134,4 +134,88 @@ Status RowStaging::ScatterAdd(SparseBatch* batch, size_t t, std::span<const int6
   return queue_->Wait(f).WithContext("copying row gradients to the host");
 }
 
+Status RowStaging::PairDotStep(SparseBatch* batch, std::span<const int64_t> in_ids, std::span<const int64_t> out_ids,
+                               const std::function<void(std::span<const float>, std::span<float>)>& score_grads) {
+  if (batch->tables.size() != 2 || values_.size() != 2) {
+    return Status::InvalidArgument("RowStaging::PairDotStep: needs two loaded tables");
+  }
+  if (in_ids.size() != out_ids.size()) {
+    return Status::InvalidArgument("RowStaging::PairDotStep: " + std::to_string(in_ids.size()) + " input ids but " +
+                                   std::to_string(out_ids.size()) + " output ids");
+  }
+  SparseRows& in = batch->tables[0];
+  SparseRows& out = batch->tables[1];
+  const int64_t d = in.values.shape()[1];
+  if (out.values.shape()[1] != d) return Status::InvalidArgument("RowStaging::PairDotStep: the tables' widths differ");
+  const int64_t u0 = loaded_rows_[0], u1 = loaded_rows_[1];
+  const int64_t n = static_cast<int64_t>(in_ids.size());
+  // Both tables' rows in one device block (input rows first), so one gather lays out
+  // every target's (v, u) side by side and one grouped sum serves both tables.
+  TESSERA_ASSIGN_OR_RETURN(const TensorView both, Fit(&dev_both_, device(), false, DType::kF32, {u0 + u1, d}));
+  TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(TensorView{values_[0].data(), DType::kF32, {u0, d}, device()},
+                                              TensorView{both.data, DType::kF32, {u0, d}, device()}));
+  TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(TensorView{values_[1].data(), DType::kF32, {u1, d}, device()},
+                                              TensorView{both.as<float>() + u0 * d, DType::kF32, {u1, d}, device()}));
+  pair_ids_.resize(static_cast<size_t>(2 * n));
+  for (int64_t i = 0; i < n; ++i) {
+    if (in_ids[i] < 0 || in_ids[i] >= u0 || out_ids[i] < 0 || out_ids[i] >= u1) {
+      return Status::InvalidArgument("RowStaging::PairDotStep: target " + std::to_string(i) + " names a row outside the tables");
+    }
+    pair_ids_[2 * i] = in_ids[i];
+    pair_ids_[2 * i + 1] = u0 + out_ids[i];
+  }
+  TensorView ids;
+  {
+    timeline::Span span("h2d ids", "copy", "bytes", 2 * n * static_cast<int64_t>(sizeof(int64_t)));
+    TESSERA_ASSIGN_OR_RETURN(ids, ToDevice(pair_ids_.data(), DType::kI64, {2 * n}, &pin_ids_, &dev_ids_));
+  }
+  TESSERA_ASSIGN_OR_RETURN(const TensorView x, Fit(&dev_x_, device(), false, DType::kF32, {n, 2, d}));
+  TESSERA_ASSIGN_OR_RETURN(const TensorView dx, Fit(&dev_dx_, device(), false, DType::kF32, {n, 2, d}));
+  TESSERA_ASSIGN_OR_RETURN(const TensorView s, Fit(&dev_scores_, device(), false, DType::kF32, {n, 1}));
+  TESSERA_ASSIGN_OR_RETURN(const TensorView g, Fit(&dev_score_grads_, device(), false, DType::kF32, {n, 1}));
+  scores_.resize(static_cast<size_t>(n));
+  score_grads_.resize(static_cast<size_t>(n));
+  if (n > 0) {
+    // x [n, 2, d]: pair (1, 0) is dot(u, v), the host loop's Dot(u, v).
+    TESSERA_RETURN_IF_ERROR(kernels::EmbeddingGather(both, ids, TensorView{x.data, DType::kF32, {2 * n, d}, device()}));
+    TESSERA_RETURN_IF_ERROR(kernels::PairwiseDot(x, s));
+    {
+      timeline::Span span("d2h scores", "copy", "bytes", static_cast<int64_t>(s.nbytes()));
+      TESSERA_ASSIGN_OR_RETURN(const TensorView hs, Fit(&pin_scores_, device(), true, DType::kF32, {n, 1}));
+      TESSERA_ASSIGN_OR_RETURN(const kernels::CopyQueue::Fence f, queue_->Copy(s, hs));
+      TESSERA_RETURN_IF_ERROR(queue_->Wait(f));
+      std::memcpy(scores_.data(), hs.data, hs.nbytes());
+    }
+    score_grads(scores_, score_grads_);
+    {
+      timeline::Span span("h2d score grads", "copy", "bytes", static_cast<int64_t>(g.nbytes()));
+      TESSERA_ASSIGN_OR_RETURN(const TensorView dg,
+                               ToDevice(score_grads_.data(), DType::kF32, {n, 1}, &pin_score_grads_, &dev_score_grads_));
+      (void)dg;  // the same block as g
+    }
+    TESSERA_RETURN_IF_ERROR(kernels::PairwiseDotBackward(x, g, dx));
+  }
+  // dx row 2i is d loss / d v (input row in_ids[i]), row 2i + 1 d loss / d u: grouped
+  // in the pair ids' row space, so each row's targets are summed in target order.
+  TESSERA_RETURN_IF_ERROR_CTX(GroupPositions(pair_ids_, u0 + u1, &order_, &offsets_), "RowStaging::PairDotStep");
+  TensorView order, offsets;
+  {
+    timeline::Span span("h2d position grads", "copy", "bytes", (2 * n + u0 + u1 + 1) * static_cast<int64_t>(sizeof(int64_t)));
+    TESSERA_ASSIGN_OR_RETURN(order, ToDevice(order_.data(), DType::kI64, {2 * n}, &pin_order_, &dev_order_));
+    TESSERA_ASSIGN_OR_RETURN(offsets, ToDevice(offsets_.data(), DType::kI64, {u0 + u1 + 1}, &pin_offsets_, &dev_offsets_));
+  }
+  TESSERA_ASSIGN_OR_RETURN(const TensorView grads, Fit(&dev_grads_, device(), false, DType::kF32, {u0 + u1, d}));
+  TESSERA_RETURN_IF_ERROR(
+      kernels::GroupedRowSum(TensorView{dx.data, DType::kF32, {2 * n, d}, device()}, order, offsets, grads));
+  timeline::Span span("d2h row grads", "copy", "bytes", static_cast<int64_t>(grads.nbytes()));
+  if (u0 * d > 0) {
+    TESSERA_RETURN_IF_ERROR(queue_->Copy(TensorView{grads.data, DType::kF32, {u0, d}, device()}, in.grads.view()).status());
+  }
+  if (u1 * d > 0) {
+    TESSERA_RETURN_IF_ERROR(
+        queue_->Copy(TensorView{grads.as<float>() + u0 * d, DType::kF32, {u1, d}, device()}, out.grads.view()).status());
+  }
+  return queue_->WaitAll().WithContext("copying row gradients to the host");
+}
+
 }  // namespace tessera::worker::sparse

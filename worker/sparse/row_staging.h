@@ -18,18 +18,23 @@
 // gathers are copies, so a run through this class ends with the host path's params_digest
 // (tests/worker_sparse/sparse_staging_job_test.cc), and two runs on one GPU type agree.
 //
-// Only the embedding path moves: the models' dense parts (MLP towers, dlrm's interaction)
-// and word2vec's dot products still run on the host, so the gathered rows come back to the
-// host and the positions' gradients go out again. Evaluation runs on the host path.
+// For widedeep and dlrm only the embedding path moves: their dense parts (MLP towers,
+// dlrm's interaction) still run on the host, so the gathered rows come back to the host
+// and the positions' gradients go out again. Evaluation runs on the host path.
+//
+// word2vec goes further (PairDotStep): its dot products and their backward run on the
+// device too, and only the scores and their gradients (one float per target) cross.
 //
 // Timeline spans (--timeline, cat "copy", on the training thread): "h2d rows", "h2d ids",
-// "d2h gathered", "h2d position grads", "d2h row grads"; each covers a copy and its wait.
+// "d2h gathered", "h2d position grads", "d2h row grads", and PairDotStep's "d2h scores"
+// and "h2d score grads"; each covers a copy and its wait.
 //
 // Thread safety: one thread (the training loop's) calls everything. The device buffers
 // and pinned scratch are owned here and grow to the largest batch.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -69,6 +74,18 @@ class RowStaging {
   // outside the table's rows.
   Status ScatterAdd(SparseBatch* batch, size_t t, std::span<const int64_t> ids, const float* contrib);
 
+  // word2vec's step with its math on the device. Tables 0 (input vectors) and 1 (output
+  // vectors), of one width D: target i pairs input row in_ids[i] with output row
+  // out_ids[i]. On the device: x[i] = (v = input row, u = output row) gathered side by
+  // side, scores s[i] = dot(u, v) (kernels::PairwiseDot: added in d order, as the host
+  // loop); the scores come to the host, where score_grads(s, g) sets g[i] = d loss / d
+  // s[i] (and may accumulate the loss); g goes back, kernels::PairwiseDotBackward gives
+  // g[i] * u and g[i] * v, and GroupedRowSum sums them per row in target order into both
+  // tables' grads (pinned, D2H). The host path's additions in its order: the same bits on
+  // the CPU. REQUIRES LoadRows(*batch). InvalidArgument for mismatched ids or tables.
+  Status PairDotStep(SparseBatch* batch, std::span<const int64_t> in_ids, std::span<const int64_t> out_ids,
+                     const std::function<void(std::span<const float> scores, std::span<float> grads)>& score_grads);
+
  private:
   explicit RowStaging(std::unique_ptr<kernels::CopyQueue> queue) : queue_(std::move(queue)) {}
   // host (pinned scratch, grown) -> device (grown); returns the device view.
@@ -80,6 +97,11 @@ class RowStaging {
   Tensor dev_ids_, dev_gathered_, dev_contrib_, dev_order_, dev_offsets_, dev_grads_;
   Tensor pin_ids_, pin_gathered_, pin_contrib_, pin_order_, pin_offsets_;
   std::vector<int64_t> order_, offsets_;  // host CSR of the last ScatterAdd
+  // PairDotStep: both tables' rows side by side, the targets' ids into them, the scores.
+  Tensor dev_both_, dev_x_, dev_dx_, dev_scores_, dev_score_grads_;
+  Tensor pin_scores_, pin_score_grads_;
+  std::vector<int64_t> pair_ids_;
+  std::vector<float> scores_, score_grads_;
 };
 
 }  // namespace tessera::worker::sparse

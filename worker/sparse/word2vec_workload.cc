@@ -242,10 +242,9 @@ class Word2Vec final : public SparseWorkload {
   }
 
  private:
-  // Step with the rows on the device (staging_): every target's input and output vector is
-  // gathered there, the dot products run here, and each target's two gradient rows are
-  // summed per row on the device, in target order: the additions, in the order, of Step's
-  // loop above, so the same bits.
+  // Step with the rows on the device (staging_, RowStaging::PairDotStep): the targets'
+  // dot products and their backward run there; the loss and d loss / d score, per
+  // target in target order, here, with Step's loop's arithmetic, so the same bits.
   Result<double> StepStaged(SparseBatch* batch) {
     const int64_t T = static_cast<int64_t>(cur_->t_row.size());
     in_ids_.resize(static_cast<size_t>(T));
@@ -256,28 +255,15 @@ class Word2Vec final : public SparseWorkload {
         out_ids_[t] = cur_->t_row[t];
       }
     }
-    const size_t n = static_cast<size_t>(T * D_);
-    vin_.resize(n);
-    uout_.resize(n);
-    TESSERA_RETURN_IF_ERROR(staging_->Gather(*batch, 0, in_ids_, vin_.data()));
-    TESSERA_RETURN_IF_ERROR(staging_->Gather(*batch, 1, out_ids_, uout_.data()));
-    gin_.resize(n);
-    gout_.resize(n);
     double loss = 0;
-    for (int64_t t = 0; t < T; ++t) {
-      const float* v = &vin_[t * D_];
-      const float* u = &uout_[t * D_];
-      const float s = Dot(u, v, D_);
-      const float y = cur_->t_label[t];
-      loss += kernels::math::SigmoidBceLoss(s, y);
-      const float g = kernels::math::Sigmoid(s) - y;
-      for (int64_t d = 0; d < D_; ++d) {
-        gin_[t * D_ + d] = g * u[d];
-        gout_[t * D_ + d] = g * v[d];
-      }
-    }
-    TESSERA_RETURN_IF_ERROR(staging_->ScatterAdd(batch, 0, in_ids_, gin_.data()));
-    TESSERA_RETURN_IF_ERROR(staging_->ScatterAdd(batch, 1, out_ids_, gout_.data()));
+    TESSERA_RETURN_IF_ERROR(
+        staging_->PairDotStep(batch, in_ids_, out_ids_, [&](std::span<const float> s, std::span<float> g) {
+          for (size_t t = 0; t < s.size(); ++t) {
+            const float y = cur_->t_label[t];
+            loss += kernels::math::SigmoidBceLoss(s[t], y);
+            g[t] = kernels::math::Sigmoid(s[t]) - y;
+          }
+        }));
     batch->loss_scale = static_cast<double>(std::max<int64_t>(1, cur_->size()));
     return cur_->size() > 0 ? loss / static_cast<double>(cur_->size()) : 0.0;
   }
@@ -318,9 +304,8 @@ class Word2Vec final : public SparseWorkload {
   Pairs slots_[2];
   Pairs* cur_ = &slots_[0];
   std::vector<float> vectors_;  // [V, D] input vectors of the last evaluation
-  // StepStaged: per target, its input and output rows, their gathered vectors and gradients.
+  // StepStaged: per target, its input and output rows.
   std::vector<int64_t> in_ids_, out_ids_;
-  std::vector<float> vin_, uout_, gin_, gout_;
   double eval_loss_ = 0;
   int64_t eval_count_ = 0;
 };
