@@ -153,6 +153,34 @@ TEST_P(RowStagingOn, PairDotStepMatchesTheHostLoop) {
   EXPECT_EQ(st.PairDotStep(&batch, in_ids, bad, [](auto, auto) {}).code(), StatusCode::kInvalidArgument);
 }
 
+TEST_P(RowStagingOn, InteractionNeedsItsForwardAndMatchingIds) {
+  SparseBatch batch;
+  batch.tables.resize(2);
+  for (SparseRows& r : batch.tables) {
+    r.pinned_for = GetParam();
+    r.keys.resize(3);
+    ASSERT_OK(r.Resize(4));
+  }
+  auto staging = RowStaging::Create(GetParam());
+  ASSERT_OK(staging.status());
+  RowStaging& st = **staging;
+  ASSERT_OK(st.LoadRows(batch));
+  std::vector<float> dense(2 * 4, 0.5f), pairs(2 * 3), ddense(2 * 4);
+  EXPECT_EQ(st.InteractBackward(&batch, pairs.data(), ddense.data()).code(), StatusCode::kFailedPrecondition);
+  const std::vector<int64_t> a{0, 2}, b{1, 3};
+  const std::vector<int64_t> short_ids{0};
+  std::vector<std::span<const int64_t>> bad_row{a, b}, bad_len{a, short_ids}, one{a};
+  EXPECT_EQ(st.InteractForward(batch, dense.data(), bad_row, pairs.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.InteractForward(batch, dense.data(), bad_len, pairs.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.InteractForward(batch, dense.data(), one, pairs.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.InteractBackward(&batch, pairs.data(), ddense.data()).code(), StatusCode::kFailedPrecondition)
+      << "a failed forward leaves nothing to go back through";
+  const std::vector<int64_t> ok{1, 1};
+  std::vector<std::span<const int64_t>> good{a, ok};
+  ASSERT_OK(st.InteractForward(batch, dense.data(), good, pairs.data()));
+  ASSERT_OK(st.InteractBackward(&batch, pairs.data(), ddense.data()));
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, RowStagingOn, ::testing::Values(Device::kCPU, Device::kCUDA),
                          [](const auto& info) { return info.param == Device::kCPU ? "cpu" : "cuda"; });
 

@@ -74,13 +74,28 @@ TEST(SparseStagingOnCpu, HybridWideDeepDigestIsBitwiseTheHostPaths) { ExpectSame
 
 TEST(SparseStagingOnCpu, Word2VecDigestIsBitwiseTheHostPaths) { ExpectSameDigest(Word2Vec()); }
 
-TEST(SparseStagingOnCpu, DlrmDigestIsBitwiseTheHostPaths) {
+// dlrm's interaction runs on the device too: its copies per step are the bottom output
+// out, the interactions back, their gradients out, the bottom's gradient back.
+TEST(SparseStagingOnCpu, DlrmDigestIsBitwiseTheHostPathsAndInteractsOnTheDevice) {
   testing::TempDir data;
   auto gen = testing::RunCommand(
       testing::TesseraBinary() + " datagen criteo --rows 4000 --valid_rows 500 --seed 6 -o " + data.path() + "/criteo",
       120);
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   ExpectSameDigest(Dlrm(data.path() + "/criteo"));
+
+  testing::TempDir tmp;
+  const std::string trace = tmp.path() + "/trace.json";
+  const StagedRun r = Launch(tmp, Dlrm(data.path() + "/criteo") + " --device=cpu --staging_on_cpu --timeline=" + trace, 1, 1);
+  ASSERT_EQ(r.job.exit_code, 0) << r.job.output;
+  testing::Trace t = testing::LoadTrace(trace);
+  testing::ExpectProperNesting(t);
+  const int worker = 2;
+  const size_t steps = static_cast<size_t>(kSteps);
+  for (const char* name : {"h2d rows", "h2d dense", "d2h pairs", "h2d pair grads", "d2h dense grads", "d2h row grads"}) {
+    EXPECT_EQ(testing::Named(t, name, worker).size(), steps) << name;
+  }
+  EXPECT_EQ(testing::Named(t, "d2h gathered", worker).size(), 0u);
 }
 
 // One server, one worker: ranks 0 coordinator (no file), 1 server, 2 worker.

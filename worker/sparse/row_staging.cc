@@ -218,4 +218,135 @@ Status RowStaging::PairDotStep(SparseBatch* batch, std::span<const int64_t> in_i
   return queue_->WaitAll().WithContext("copying row gradients to the host");
 }
 
+Status RowStaging::InteractForward(const SparseBatch& batch, const float* dense,
+                                   std::span<const std::span<const int64_t>> ids, float* pairs) {
+  interact_b_ = -1;
+  const size_t tables = batch.tables.size();
+  if (tables == 0 || ids.size() != tables || values_.size() != tables) {
+    return Status::InvalidArgument("RowStaging::InteractForward: needs one id list per loaded table");
+  }
+  const int64_t b = static_cast<int64_t>(ids[0].size());
+  const int64_t d = batch.tables[0].values.shape()[1];
+  const int64_t f = 1 + static_cast<int64_t>(tables);
+  const int64_t p = f * (f - 1) / 2;
+  table_base_.assign(tables, 0);
+  int64_t rows = b;
+  for (size_t t = 0; t < tables; ++t) {
+    if (static_cast<int64_t>(ids[t].size()) != b || batch.tables[t].values.shape()[1] != d) {
+      return Status::InvalidArgument("RowStaging::InteractForward: table " + std::to_string(t) +
+                                     " has another width or example count");
+    }
+    table_base_[t] = rows;
+    rows += loaded_rows_[t];
+  }
+  pair_ids_.resize(static_cast<size_t>(b * f));
+  for (int64_t e = 0; e < b; ++e) {
+    pair_ids_[e * f] = e;
+    for (size_t t = 0; t < tables; ++t) {
+      const int64_t r = ids[t][e];
+      if (r < 0 || r >= loaded_rows_[t]) {
+        return Status::InvalidArgument("RowStaging::InteractForward: example " + std::to_string(e) + " names row " +
+                                       std::to_string(r) + " of table " + std::to_string(t));
+      }
+      pair_ids_[e * f + 1 + static_cast<int64_t>(t)] = table_base_[t] + r;
+    }
+  }
+  // The dense rows, then every table's rows, in one device block.
+  TESSERA_ASSIGN_OR_RETURN(const TensorView both, Fit(&dev_both_, device(), false, DType::kF32, {rows, d}));
+  {
+    timeline::Span span("h2d dense", "copy", "bytes", b * d * static_cast<int64_t>(sizeof(float)));
+    TESSERA_ASSIGN_OR_RETURN(const TensorView host, Fit(&pin_dense_, device(), true, DType::kF32, {b, d}));
+    if (host.nbytes() > 0) {
+      std::memcpy(host.data, dense, host.nbytes());
+      TESSERA_ASSIGN_OR_RETURN(const kernels::CopyQueue::Fence fence,
+                               queue_->Copy(host, TensorView{both.data, DType::kF32, {b, d}, device()}));
+      TESSERA_RETURN_IF_ERROR(queue_->Wait(fence));
+    }
+  }
+  for (size_t t = 0; t < tables; ++t) {
+    TESSERA_RETURN_IF_ERROR(
+        kernels::CopyTensor(TensorView{values_[t].data(), DType::kF32, {loaded_rows_[t], d}, device()},
+                            TensorView{both.as<float>() + table_base_[t] * d, DType::kF32, {loaded_rows_[t], d}, device()}));
+  }
+  TensorView dev_ids;
+  {
+    timeline::Span span("h2d ids", "copy", "bytes", b * f * static_cast<int64_t>(sizeof(int64_t)));
+    TESSERA_ASSIGN_OR_RETURN(dev_ids, ToDevice(pair_ids_.data(), DType::kI64, {b * f}, &pin_ids_, &dev_ids_));
+  }
+  TESSERA_ASSIGN_OR_RETURN(const TensorView x, Fit(&dev_x_, device(), false, DType::kF32, {b, f, d}));
+  TESSERA_ASSIGN_OR_RETURN(const TensorView out, Fit(&dev_pairs_, device(), false, DType::kF32, {b, p}));
+  TESSERA_RETURN_IF_ERROR(kernels::EmbeddingGather(both, dev_ids, TensorView{x.data, DType::kF32, {b * f, d}, device()}));
+  TESSERA_RETURN_IF_ERROR(kernels::PairwiseDot(x, out));
+  timeline::Span span("d2h pairs", "copy", "bytes", static_cast<int64_t>(out.nbytes()));
+  TESSERA_ASSIGN_OR_RETURN(const TensorView host, Fit(&pin_pairs_, device(), true, DType::kF32, {b, p}));
+  if (host.nbytes() > 0) {
+    TESSERA_ASSIGN_OR_RETURN(const kernels::CopyQueue::Fence fence, queue_->Copy(out, host));
+    TESSERA_RETURN_IF_ERROR(queue_->Wait(fence));
+    std::memcpy(pairs, host.data, host.nbytes());
+  }
+  interact_b_ = b;
+  interact_f_ = f;
+  return Status::OK();
+}
+
+Status RowStaging::InteractBackward(SparseBatch* batch, const float* dpairs, float* ddense) {
+  if (interact_b_ < 0 || table_base_.size() != batch->tables.size()) {
+    return Status::FailedPrecondition("RowStaging::InteractBackward: no InteractForward of this batch");
+  }
+  const int64_t b = interact_b_, f = interact_f_;
+  interact_b_ = -1;
+  const int64_t d = batch->tables[0].values.shape()[1];
+  const int64_t p = f * (f - 1) / 2;
+  const int64_t rows = table_base_.back() + loaded_rows_.back();
+  const TensorView x{dev_x_.data(), DType::kF32, {b, f, d}, device()};
+  TESSERA_ASSIGN_OR_RETURN(const TensorView dx, Fit(&dev_dx_, device(), false, DType::kF32, {b, f, d}));
+  TensorView dp;
+  {
+    timeline::Span span("h2d pair grads", "copy", "bytes", b * p * static_cast<int64_t>(sizeof(float)));
+    TESSERA_ASSIGN_OR_RETURN(dp, ToDevice(dpairs, DType::kF32, {b, p}, &pin_pairs_, &dev_pairs_));
+  }
+  TESSERA_RETURN_IF_ERROR(kernels::PairwiseDotBackward(x, dp, dx));
+  const TensorView dx_rows{dx.data, DType::kF32, {b * f, d}, device()};
+  {
+    // Slot 0 of every example: rows 0, f, 2f, ... of dx.
+    std::vector<int64_t> slot0(static_cast<size_t>(b));
+    for (int64_t e = 0; e < b; ++e) slot0[e] = e * f;
+    TensorView dev_slot0;
+    {
+      timeline::Span span("h2d ids", "copy", "bytes", b * static_cast<int64_t>(sizeof(int64_t)));
+      TESSERA_ASSIGN_OR_RETURN(dev_slot0, ToDevice(slot0.data(), DType::kI64, {b}, &pin_ids_, &dev_ids_));
+    }
+    TESSERA_ASSIGN_OR_RETURN(const TensorView g, Fit(&dev_gathered_, device(), false, DType::kF32, {b, d}));
+    TESSERA_RETURN_IF_ERROR(kernels::EmbeddingGather(dx_rows, dev_slot0, g));
+    timeline::Span span("d2h dense grads", "copy", "bytes", static_cast<int64_t>(g.nbytes()));
+    TESSERA_ASSIGN_OR_RETURN(const TensorView host, Fit(&pin_gathered_, device(), true, DType::kF32, {b, d}));
+    if (host.nbytes() > 0) {
+      TESSERA_ASSIGN_OR_RETURN(const kernels::CopyQueue::Fence fence, queue_->Copy(g, host));
+      TESSERA_RETURN_IF_ERROR(queue_->Wait(fence));
+      std::memcpy(ddense, host.data, host.nbytes());
+    }
+  }
+  // Every slot's gradient, grouped by its row in the side-by-side block (pair_ids_ still
+  // holds the forward's ids): each table row sums its examples in example order.
+  TESSERA_RETURN_IF_ERROR_CTX(GroupPositions(pair_ids_, rows, &order_, &offsets_), "RowStaging::InteractBackward");
+  TensorView order, offsets;
+  {
+    timeline::Span span("h2d position grads", "copy", "bytes", (b * f + rows + 1) * static_cast<int64_t>(sizeof(int64_t)));
+    TESSERA_ASSIGN_OR_RETURN(order, ToDevice(order_.data(), DType::kI64, {b * f}, &pin_order_, &dev_order_));
+    TESSERA_ASSIGN_OR_RETURN(offsets, ToDevice(offsets_.data(), DType::kI64, {rows + 1}, &pin_offsets_, &dev_offsets_));
+  }
+  TESSERA_ASSIGN_OR_RETURN(const TensorView grads, Fit(&dev_grads_, device(), false, DType::kF32, {rows, d}));
+  TESSERA_RETURN_IF_ERROR(kernels::GroupedRowSum(dx_rows, order, offsets, grads));
+  timeline::Span span("d2h row grads", "copy", "bytes", static_cast<int64_t>((rows - b) * d) * static_cast<int64_t>(sizeof(float)));
+  for (size_t t = 0; t < batch->tables.size(); ++t) {
+    const int64_t u = loaded_rows_[t];
+    if (u * d == 0) continue;
+    TESSERA_RETURN_IF_ERROR(
+        queue_->Copy(TensorView{grads.as<float>() + table_base_[t] * d, DType::kF32, {u, d}, device()},
+                     batch->tables[t].grads.view())
+            .status());
+  }
+  return queue_->WaitAll().WithContext("copying row gradients to the host");
+}
+
 }  // namespace tessera::worker::sparse

@@ -18,16 +18,19 @@
 // gathers are copies, so a run through this class ends with the host path's params_digest
 // (tests/worker_sparse/sparse_staging_job_test.cc), and two runs on one GPU type agree.
 //
-// For widedeep and dlrm only the embedding path moves: their dense parts (MLP towers,
-// dlrm's interaction) still run on the host, so the gathered rows come back to the host
-// and the positions' gradients go out again. Evaluation runs on the host path.
+// The MLP towers (widedeep's, dlrm's bottom and top) still run on the host; for widedeep
+// the gathered rows come back to the host and the positions' gradients go out again.
+// Evaluation runs on the host path.
 //
 // word2vec goes further (PairDotStep): its dot products and their backward run on the
-// device too, and only the scores and their gradients (one float per target) cross.
+// device too, and only the scores and their gradients (one float per target) cross. So
+// does dlrm's interaction (InteractForward/Backward): the bottom MLP's output goes to the
+// device, the interactions come back for the top MLP, and their gradients go out again.
 //
 // Timeline spans (--timeline, cat "copy", on the training thread): "h2d rows", "h2d ids",
-// "d2h gathered", "h2d position grads", "d2h row grads", and PairDotStep's "d2h scores"
-// and "h2d score grads"; each covers a copy and its wait.
+// "d2h gathered", "h2d position grads", "d2h row grads", PairDotStep's "d2h scores" and
+// "h2d score grads", and the interaction's "h2d dense", "d2h pairs", "h2d pair grads",
+// "d2h dense grads"; each covers a copy and its wait.
 //
 // Thread safety: one thread (the training loop's) calls everything. The device buffers
 // and pinned scratch are owned here and grow to the largest batch.
@@ -86,6 +89,20 @@ class RowStaging {
   Status PairDotStep(SparseBatch* batch, std::span<const int64_t> in_ids, std::span<const int64_t> out_ids,
                      const std::function<void(std::span<const float> scores, std::span<float> grads)>& score_grads);
 
+  // dlrm's dot interaction on the device, forward then backward. Example b's vectors are
+  // slot 0 = dense[b] (host [B, D]: the bottom MLP's output) and slot 1 + f = table f's
+  // row ids[f][b] (every table of the batch, one width D). Forward: they are laid out
+  // side by side on the device (x [B, F, D], one gather), kernels::PairwiseDot gives the
+  // interactions, which come back to `pairs` (host [B, F (F - 1) / 2]). Backward, with
+  // dpairs (host, that shape) = d loss / d pairs: kernels::PairwiseDotBackward on the
+  // device; slot 0's gradient comes back to `ddense` (host [B, D]), and the tables' rows
+  // get the sum of their slots' gradients in example order (GroupedRowSum; pinned D2H).
+  // REQUIRES LoadRows(batch) before InteractForward, and InteractBackward on the same
+  // batch after it. The same kernels as the host path: the same bits on the CPU.
+  Status InteractForward(const SparseBatch& batch, const float* dense, std::span<const std::span<const int64_t>> ids,
+                         float* pairs);
+  Status InteractBackward(SparseBatch* batch, const float* dpairs, float* ddense);
+
  private:
   explicit RowStaging(std::unique_ptr<kernels::CopyQueue> queue) : queue_(std::move(queue)) {}
   // host (pinned scratch, grown) -> device (grown); returns the device view.
@@ -102,6 +119,11 @@ class RowStaging {
   Tensor pin_scores_, pin_score_grads_;
   std::vector<int64_t> pair_ids_;
   std::vector<float> scores_, score_grads_;
+  // InteractForward -> InteractBackward: the examples, slots, and each table's first row in
+  // the side-by-side block (after the B dense rows).
+  int64_t interact_b_ = -1, interact_f_ = 0;
+  std::vector<int64_t> table_base_;
+  Tensor dev_pairs_, pin_pairs_, pin_dense_;
 };
 
 }  // namespace tessera::worker::sparse
