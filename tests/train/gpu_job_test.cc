@@ -115,8 +115,8 @@ TEST_F(GpuJob, ResumeOnTheGpuIsExactAndACpuCheckpointResumesOnIt) {
 }
 
 // ---- Sparse models on the GPU (worker/sparse/row_staging.h) --------------------------
-// The embedding rows go to the device, gathers and the grouped scatter-add run there;
-// the dense parts stay on the CPU. Thresholds are those of the CPU jobs
+// The embedding rows go to the device, gathers and the grouped scatter-add run there,
+// with word2vec's dot products and dlrm's interaction; the MLP towers stay on the CPU. Thresholds are those of the CPU jobs
 // (tests/worker_sparse/sparse_job_test.cc, dlrm_job_test.cc) on the same flags.
 
 std::string WideDeep(const std::string& flags) {
@@ -133,8 +133,10 @@ TEST_F(GpuJob, WideDeepOnTheGpuReachesItsThreshold) {
   EXPECT_LT(Num(r, "logloss"), 0.40) << Summary(r);
 }
 
-// Gathers are copies and GroupedRowSum adds in the CPU's order (kernels/ops.h), and the
-// rest runs on the CPU: so a GPU run is bitwise the host path, and two GPU runs agree.
+// widedeep: gathers are copies and GroupedRowSum adds in the CPU's order (kernels/ops.h),
+// and the rest runs on the CPU: so a GPU run is bitwise the host path, and two GPU runs
+// agree. (word2vec's and dlrm's dot products run on the GPU, where nvcc contracts their
+// multiply-adds: their GPU digests differ from the CPU's by rounding, not run to run.)
 TEST_F(GpuJob, SparseDeterministicRunsGiveTheHostPathsDigest) {
   const std::string flags = "--steps=60 --deterministic ";
   JobRun a = RunJob(tmp_, WideDeep(flags + "--device=cuda"), 2);
@@ -146,6 +148,21 @@ TEST_F(GpuJob, SparseDeterministicRunsGiveTheHostPathsDigest) {
   ASSERT_EQ(Digest(a).size(), 16u);
   EXPECT_EQ(Digest(a), Digest(b)) << "two --deterministic GPU runs";
   EXPECT_EQ(Digest(a), Digest(cpu)) << "the GPU run and the host path";
+}
+
+// word2vec's dot products and their backward on the GPU: no atomics (PairwiseDot and
+// GroupedRowSum write each output once, in a fixed order), so two runs agree bitwise.
+TEST_F(GpuJob, Word2VecDeterministicRunsGiveTheSameDigest) {
+  const std::string flags = "--model=word2vec --data=" + testing::SourceDir() +
+                            "/data/text8-head --train_limit=40000 --steps=40 --batch_size=128 --embed_dim=16 "
+                            "--window=3 --negatives=4 --min_count=5 --optimizer=adagrad --lr=0.2 --grad_reduce=sum "
+                            "--heldout_pairs=1000 --log_every=0 --sync=bsp --deterministic --device=cuda";
+  JobRun a = RunJob(tmp_, flags, 2);
+  JobRun b = RunJob(tmp_, flags, 2);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  ASSERT_EQ(Digest(a).size(), 16u);
+  EXPECT_EQ(Digest(a), Digest(b));
 }
 
 TEST_F(GpuJob, Word2VecOnTheGpuReachesItsThreshold) {
