@@ -153,6 +153,15 @@ TEST_P(RowStagingOn, PairDotStepMatchesTheHostLoop) {
   EXPECT_EQ(st.PairDotStep(&batch, in_ids, bad, [](auto, auto) {}).code(), StatusCode::kInvalidArgument);
 }
 
+TEST_P(RowStagingOn, AnUnsizedTableIsRejected) {
+  SparseBatch batch;
+  batch.tables.resize(1);
+  auto staging = RowStaging::Create(GetParam());
+  ASSERT_OK(staging.status());
+  EXPECT_EQ((*staging)->LoadRows(batch).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*staging)->ScatterAdd(&batch, 0, {}, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
 TEST_P(RowStagingOn, InteractionNeedsItsForwardAndMatchingIds) {
   SparseBatch batch;
   batch.tables.resize(2);

@@ -29,6 +29,10 @@ Status CheckTable(const SparseBatch& batch, size_t t, const char* who) {
   if (t >= batch.tables.size()) {
     return Status::InvalidArgument(std::string("RowStaging::") + who + ": no table " + std::to_string(t));
   }
+  if (batch.tables[t].values.shape().size() != 2 || batch.tables[t].grads.shape() != batch.tables[t].values.shape()) {
+    return Status::InvalidArgument(std::string("RowStaging::") + who + ": table " + std::to_string(t) +
+                                   " was not sized (SparseRows::Resize)");
+  }
   return Status::OK();
 }
 
@@ -81,6 +85,7 @@ Status RowStaging::LoadRows(const SparseBatch& batch) {
   values_.resize(batch.tables.size());
   loaded_rows_.assign(batch.tables.size(), 0);
   for (size_t t = 0; t < batch.tables.size(); ++t) {
+    TESSERA_RETURN_IF_ERROR(CheckTable(batch, t, "LoadRows"));
     const TensorView v = batch.tables[t].values.view();
     TESSERA_ASSIGN_OR_RETURN(const TensorView dst, Fit(&values_[t], device(), false, DType::kF32, v.shape));
     if (v.nbytes() > 0) TESSERA_RETURN_IF_ERROR(queue_->Copy(v, dst).status());
@@ -143,6 +148,8 @@ Status RowStaging::PairDotStep(SparseBatch* batch, std::span<const int64_t> in_i
     return Status::InvalidArgument("RowStaging::PairDotStep: " + std::to_string(in_ids.size()) + " input ids but " +
                                    std::to_string(out_ids.size()) + " output ids");
   }
+  TESSERA_RETURN_IF_ERROR(CheckTable(*batch, 0, "PairDotStep"));
+  TESSERA_RETURN_IF_ERROR(CheckTable(*batch, 1, "PairDotStep"));
   SparseRows& in = batch->tables[0];
   SparseRows& out = batch->tables[1];
   const int64_t d = in.values.shape()[1];
@@ -225,6 +232,7 @@ Status RowStaging::InteractForward(const SparseBatch& batch, const float* dense,
   if (tables == 0 || ids.size() != tables || values_.size() != tables) {
     return Status::InvalidArgument("RowStaging::InteractForward: needs one id list per loaded table");
   }
+  for (size_t t = 0; t < tables; ++t) TESSERA_RETURN_IF_ERROR(CheckTable(batch, t, "InteractForward"));
   const int64_t b = static_cast<int64_t>(ids[0].size());
   const int64_t d = batch.tables[0].values.shape()[1];
   const int64_t f = 1 + static_cast<int64_t>(tables);
@@ -293,6 +301,7 @@ Status RowStaging::InteractBackward(SparseBatch* batch, const float* dpairs, flo
   if (interact_b_ < 0 || table_base_.size() != batch->tables.size()) {
     return Status::FailedPrecondition("RowStaging::InteractBackward: no InteractForward of this batch");
   }
+  for (size_t t = 0; t < batch->tables.size(); ++t) TESSERA_RETURN_IF_ERROR(CheckTable(*batch, t, "InteractBackward"));
   const int64_t b = interact_b_, f = interact_f_;
   interact_b_ = -1;
   const int64_t d = batch->tables[0].values.shape()[1];
