@@ -15,8 +15,11 @@
 //     row's run in that fixed order, with no atomics, and the row gradients come back
 //     device -> host into the batch's pinned grads block, which the trainer pushes.
 // The sums equal the host path's ScatterAdd into zeros bit for bit (kernels/ops.h), and
-// gathers are copies, so a run through this class ends with the host path's params_digest
-// (tests/worker_sparse/sparse_staging_job_test.cc), and two runs on one GPU type agree.
+// gathers are copies, so with the CPU as the device a run through this class ends with
+// the host path's params_digest (tests/worker_sparse/sparse_staging_job_test.cc); on a
+// GPU so does logreg/widedeep, while word2vec's and dlrm's dot products (below) differ by
+// rounding (nvcc contracts their multiply-adds). No kernel here uses atomics, so two
+// --deterministic runs on one GPU type agree.
 //
 // The MLP towers (widedeep's, dlrm's bottom and top) still run on the host; for widedeep
 // the gathered rows come back to the host and the positions' gradients go out again.

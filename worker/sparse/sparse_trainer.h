@@ -43,8 +43,9 @@
 //
 // On a device (--device=cuda, or --staging_on_cpu: worker/sparse/row_staging.h): the pulled
 // rows are copied to the device before each step's compute, the workload gathers and
-// scatter-adds its embedding rows there, and the row gradients come back into the batch's
-// pinned blocks, which are pushed. The dense parts and evaluation stay on the host.
+// scatter-adds its embedding rows there (word2vec's dot products and dlrm's interaction
+// too), and the row gradients come back into the batch's pinned blocks, which are pushed.
+// The MLP towers and evaluation stay on the host.
 //
 // Thread safety: one thread (the worker's main thread) runs it; the client's reactor
 // writes pulled rows into the batch while a pull is in flight, and the loop does not touch
