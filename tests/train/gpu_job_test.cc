@@ -116,7 +116,8 @@ TEST_F(GpuJob, ResumeOnTheGpuIsExactAndACpuCheckpointResumesOnIt) {
 
 // ---- Sparse models on the GPU (worker/sparse/row_staging.h) --------------------------
 // The embedding rows go to the device, gathers and the grouped scatter-add run there,
-// with word2vec's dot products and dlrm's interaction; the MLP towers stay on the CPU. Thresholds are those of the CPU jobs
+// with word2vec's dot products, dlrm's interaction and widedeep's MLP; dlrm's MLP towers
+// stay on the CPU. Thresholds are those of the CPU jobs
 // (tests/worker_sparse/sparse_job_test.cc, dlrm_job_test.cc) on the same flags.
 
 std::string WideDeep(const std::string& flags) {
@@ -128,17 +129,17 @@ std::string WideDeep(const std::string& flags) {
 TEST_F(GpuJob, WideDeepOnTheGpuReachesItsThreshold) {
   JobRun r = RunJob(tmp_, WideDeep("--device=cuda"), 2);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("on CUDA (staged embedding rows"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("on CUDA (staged embedding rows and MLP)"), std::string::npos) << r.output;
   EXPECT_GT(Num(r, "test_auc"), 0.88) << Summary(r);
   EXPECT_LT(Num(r, "logloss"), 0.40) << Summary(r);
 }
 
-// widedeep: gathers are copies and GroupedRowSum adds in the CPU's order (kernels/ops.h),
-// and the rest runs on the CPU: so a GPU run is bitwise the host path, and two GPU runs
-// agree. (word2vec's and dlrm's dot products run on the GPU, where nvcc contracts their
-// multiply-adds: their GPU digests differ from the CPU's by rounding, not run to run.)
-TEST_F(GpuJob, SparseDeterministicRunsGiveTheHostPathsDigest) {
-  const std::string flags = "--steps=60 --deterministic ";
+// widedeep on the GPU: no atomics in the rows' path (gathers are copies, GroupedRowSum
+// adds in a fixed order) nor in the MLP's kernels, so two --deterministic runs agree
+// bitwise; against the CPU they differ by rounding (cuBLAS vs OpenBLAS), within the
+// stated bound.
+TEST_F(GpuJob, WideDeepDeterministicRunsAgreeAndMatchTheCpuWithinTheBound) {
+  const std::string flags = "--deterministic ";
   JobRun a = RunJob(tmp_, WideDeep(flags + "--device=cuda"), 2);
   JobRun b = RunJob(tmp_, WideDeep(flags + "--device=cuda"), 2);
   JobRun cpu = RunJob(tmp_, WideDeep(flags + "--device=cpu"), 2);
@@ -147,7 +148,10 @@ TEST_F(GpuJob, SparseDeterministicRunsGiveTheHostPathsDigest) {
   ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
   ASSERT_EQ(Digest(a).size(), 16u);
   EXPECT_EQ(Digest(a), Digest(b)) << "two --deterministic GPU runs";
-  EXPECT_EQ(Digest(a), Digest(cpu)) << "the GPU run and the host path";
+  EXPECT_LE(std::fabs(Num(cpu, "test_accuracy") - Num(a, "test_accuracy")), kAccuracyBound)
+      << Summary(cpu) << "\n" << Summary(a);
+  EXPECT_LE(std::fabs(Num(cpu, "test_loss") - Num(a, "test_loss")), kLossRelBound * Num(cpu, "test_loss"))
+      << Summary(cpu) << "\n" << Summary(a);
 }
 
 // word2vec's dot products and their backward on the GPU: no atomics (PairwiseDot and

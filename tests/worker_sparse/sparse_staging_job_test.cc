@@ -62,6 +62,9 @@ void ExpectSameDigest(const std::string& flags) {
   const StagedRun staged = Launch(tmp, flags + " --device=cpu --staging_on_cpu", 2, 2);
   ASSERT_EQ(staged.job.exit_code, 0) << staged.job.output;
   EXPECT_NE(staged.job.output.find("(staged embedding rows"), std::string::npos) << staged.job.output;
+  if (flags.find("--model=widedeep") != std::string::npos) {
+    EXPECT_NE(staged.job.output.find("(staged embedding rows and MLP)"), std::string::npos) << staged.job.output;
+  }
   EXPECT_EQ(host.job.output.find("(staged embedding rows"), std::string::npos) << host.job.output;
   ASSERT_EQ(host.digest.size(), 16u) << host.job.output;
   EXPECT_EQ(staged.digest, host.digest);
@@ -110,6 +113,11 @@ TEST(SparseStagingOnCpu, CopiesAppearInTheTimeline) {
   const size_t steps = static_cast<size_t>(kSteps);
   // widedeep has two tables (wide, deep): each step gathers and scatter-adds both.
   EXPECT_EQ(testing::Named(t, "h2d rows", worker).size(), steps);
+  // Its MLP on the device: its 4 parameters after every pull (Setup's, each step's, the
+  // final evaluation's), its input out and its output's gradient out per step (and per
+  // evaluation batch), its output and its input's gradient back.
+  EXPECT_EQ(testing::Named(t, "h2d params", worker).size(), 4 * (steps + 3));
+  EXPECT_EQ(testing::Named(t, "d2h pooled grads", worker).size(), steps);
   EXPECT_EQ(testing::Named(t, "h2d ids", worker).size(), 2 * steps);
   EXPECT_EQ(testing::Named(t, "d2h gathered", worker).size(), 2 * steps);
   EXPECT_EQ(testing::Named(t, "h2d position grads", worker).size(), 2 * steps);

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "common/hash.h"
+#include "common/timeline.h"
+#include "kernels/transfer.h"
 #include "kernels/ops.h"
 #include "worker/data/libsvm.h"
 #include "worker/model/linear.h"
@@ -37,7 +39,10 @@ struct Layout {
 
 class CtrWorkload final : public SparseWorkload {
  public:
-  CtrWorkload(const TrainConfig& c, bool deep) : c_(c), deep_(deep) {}
+  CtrWorkload(const TrainConfig& c, bool deep, std::optional<Device> mlp_device)
+      : c_(c), deep_(deep), mlp_device_(mlp_device) {}
+
+  bool dense_on_device() const override { return deep_ && mlp_device_.has_value(); }
 
   Status Init(int rank, int world, bool load_test) {
     TESSERA_ASSIGN_OR_RETURN(std::string train_path,
@@ -58,6 +63,7 @@ class CtrWorkload final : public SparseWorkload {
       model::LinearOptions lopt;
       lopt.seed = c_.seed;
       lopt.optimizer = c_.mlp.optimizer;
+      lopt.device = mlp_device_.value_or(Device::kCPU);
       int64_t in = c_.sparse.embed_dim;
       std::vector<int64_t> widths = c_.mlp.hidden_sizes;
       widths.push_back(1);
@@ -125,6 +131,9 @@ class CtrWorkload final : public SparseWorkload {
     if (!deep_) return loss;
     // Deep: back through the MLP to the pooled input, then to each occurrence's row.
     TensorView dy = dlogits_.view();
+    if (dense_on_device()) {
+      TESSERA_ASSIGN_OR_RETURN(dy, ToMlp(&mlp_dlogits_, dy));
+    }
     for (size_t i = layers_.size(); i-- > 0;) {
       TESSERA_ASSIGN_OR_RETURN(dy, layers_[i]->Backward(dy, true));
     }
@@ -132,6 +141,12 @@ class CtrWorkload final : public SparseWorkload {
     const int64_t nnz = static_cast<int64_t>(cur_->deep_row.size());
     occ_grad_.resize(static_cast<size_t>(std::max<int64_t>(nnz, 1) * D));
     const float* dp = dy.as<float>();
+    if (dense_on_device()) {
+      timeline::Span span("d2h pooled grads", "copy", "bytes", static_cast<int64_t>(dy.nbytes()));
+      dpooled_.resize(static_cast<size_t>(dy.numel()));
+      TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(dy, TensorView{dpooled_.data(), DType::kF32, dy.shape, Device::kCPU}));
+      dp = dpooled_.data();
+    }
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t t = cur_->deep_off[b]; t < cur_->deep_off[b + 1]; ++t) {
         for (int64_t d = 0; d < D; ++d) occ_grad_[t * D + d] = cur_->deep_x[t] * dp[b * D + d];
@@ -288,16 +303,42 @@ class CtrWorkload final : public SparseWorkload {
       }
     }
     TensorView h{pooled_.data(), DType::kF32, {B, D}, Device::kCPU};
+    if (dense_on_device()) {
+      TESSERA_ASSIGN_OR_RETURN(h, ToMlp(&mlp_in_, h));
+    }
     for (auto& layer : layers_) {
       TESSERA_ASSIGN_OR_RETURN(h, layer->Forward(h));
     }
     const float* deep = h.as<float>();
+    if (dense_on_device()) {
+      timeline::Span span("d2h deep logits", "copy", "bytes", static_cast<int64_t>(h.nbytes()));
+      deep_out_.resize(static_cast<size_t>(h.numel()));
+      TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(h, TensorView{deep_out_.data(), DType::kF32, h.shape, Device::kCPU}));
+      deep = deep_out_.data();
+    }
     for (int64_t b = 0; b < B; ++b) l[b] += deep[b];
     return logits;
   }
 
+  // Host -> the MLP's device: `host` copied into *t (grown), whose view is returned.
+  Result<TensorView> ToMlp(Tensor* t, TensorView host) {
+    timeline::Span span("h2d mlp input", "copy", "bytes", static_cast<int64_t>(host.nbytes()));
+    const Device dev = mlp_device_.value_or(Device::kCPU);
+    if (t->numel() < host.numel()) {
+      TESSERA_ASSIGN_OR_RETURN(*t, kernels::AllocateTensor(dev, DType::kF32, {host.numel() + host.numel() / 2}));
+    }
+    const TensorView v{t->data(), DType::kF32, host.shape, dev};
+    TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(host, v));
+    return v;
+  }
+
   const TrainConfig c_;
   const bool deep_;
+  const std::optional<Device> mlp_device_;
+  // dense_on_device(): the MLP's input and output gradient on its device (kept until the
+  // backward that reads them), and its output and input gradient back on the host.
+  Tensor mlp_in_, mlp_dlogits_;
+  std::vector<float> deep_out_, dpooled_;
   data::SparseExamples train_;
   data::SparseExamples test_;
   std::vector<std::unique_ptr<model::Linear>> layers_;
@@ -344,11 +385,12 @@ std::vector<ParamSpec> CtrSparseParams(const TrainConfig& c) {
 }
 
 Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank,
-                                                          int world, bool load_test) {
+                                                          int world, bool load_test,
+                                                          std::optional<Device> mlp_device) {
   if (config.model != "logreg" && config.model != "widedeep") {
     return Status::InvalidArgument("not an a9a model: '" + config.model + "'");
   }
-  auto w = std::make_unique<CtrWorkload>(config, config.model == "widedeep");
+  auto w = std::make_unique<CtrWorkload>(config, config.model == "widedeep", mlp_device);
   TESSERA_RETURN_IF_ERROR_CTX(w->Init(rank, world, load_test), "loading --data=" + config.data_dir);
   return std::unique_ptr<SparseWorkload>(std::move(w));
 }

@@ -75,6 +75,11 @@ class SparseWorkload {
   // scatter-adds their gradients through it (RowStaging::LoadRows has run for the batch);
   // Eval stays on the host path.
   void set_row_staging(RowStaging* staging) { staging_ = staging; }
+  // True when DenseParameters() live on the staging device (widedeep's MLP under
+  // --device=cuda or --staging_on_cpu): the loop then keeps host mirrors of them
+  // (worker/device_staging.h), copies their values to the device after each pull and
+  // their gradients back after each Step.
+  virtual bool dense_on_device() const { return false; }
 
   virtual std::string name() const = 0;
   // Sparse tables (kind kSparse), in the order SparseBatch::tables uses.
