@@ -21,9 +21,9 @@
 // rounding (nvcc contracts their multiply-adds). No kernel here uses atomics, so two
 // --deterministic runs on one GPU type agree.
 //
-// The MLP towers (widedeep's, dlrm's bottom and top) still run on the host; for widedeep
-// the gathered rows come back to the host and the positions' gradients go out again.
-// Evaluation runs on the host path.
+// widedeep's pooling and dlrm's MLP towers run on the host: widedeep's gathered rows come
+// back to the host and its positions' gradients go out again (its MLP is on the device,
+// SparseWorkload::dense_on_device). Evaluation gathers on the host.
 //
 // word2vec goes further (PairDotStep): its dot products and their backward run on the
 // device too, and only the scores and their gradients (one float per target) cross. So

@@ -45,7 +45,10 @@
 // rows are copied to the device before each step's compute, the workload gathers and
 // scatter-adds its embedding rows there (word2vec's dot products and dlrm's interaction
 // too), and the row gradients come back into the batch's pinned blocks, which are pushed.
-// The MLP towers and evaluation stay on the host.
+// A workload whose dense parameters live on the device (widedeep's MLP) gets DeviceStaging
+// host mirrors: the loop pulls, pushes, all-reduces, checkpoints and digests those, and
+// copies values to the device after each pull (and hybrid's local update) and gradients
+// back after each step. dlrm's MLP towers stay on the host.
 //
 // Thread safety: one thread (the worker's main thread) runs it; the client's reactor
 // writes pulled rows into the batch while a pull is in flight, and the loop does not touch
