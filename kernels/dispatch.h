@@ -78,6 +78,13 @@ struct Backend {
   // u + 1 entries).
   Status (*segment_sum)(const float* grads, int64_t d, const int64_t* order_host,
                         int64_t order_len, const int64_t* offsets_host, int64_t u, float* out);
+  // out[j, :] = +0 + rows[order[t], :] + ... for t in [offsets[j], offsets[j+1]), added in
+  // t order; an empty group gives +0. Every array in this backend's space: order [m],
+  // offsets [u + 1] (valid: offsets_valid said so), order's entries in range.
+  Status (*grouped_row_sum)(const float* rows, int64_t d, const int64_t* order,
+                            const int64_t* offsets, int64_t u, float* out);
+  // Checks (this entry DOES validate): offsets[0] == 0, offsets[u] == m, non-decreasing.
+  Status (*offsets_valid)(const int64_t* offsets, int64_t u, int64_t m, bool* ok_host);
   // DLRM's pairwise dot interaction (kernels/math/interaction.h): x [b, f, d], f >= 2,
   // out / dout [b, f (f - 1) / 2], dx [b, f, d] (overwritten).
   Status (*pairwise_dot)(const float* x, int64_t b, int64_t f, int64_t d, float* out);

@@ -20,7 +20,8 @@
 //    trades overlap for simplicity; a stream-taking overload can be added without
 //    changing these.
 //  - Reductions accumulate in double and are deterministic for a given input and device
-//    (fixed reduction tree; no atomics), except ScatterAdd on CUDA (see there).
+//    (fixed reduction tree; no atomics), except ScatterAdd on CUDA (see there; GroupedRowSum
+//    is its deterministic form).
 //
 // Thread safety: every function may be called concurrently from several threads on
 // disjoint outputs. The CPU backend uses OpenMP worker threads on large inputs only when
@@ -185,6 +186,17 @@ Status ScatterAdd(TensorView indices, TensorView grads, TensorView table);
 // last Buffer reference dies). REQUIRES unique_keys, summed non-null.
 Status ScatterAddUnique(TensorView keys, TensorView grads, std::vector<uint64_t>* unique_keys,
                         Tensor* summed);
+
+// The deterministic scatter-add of a sparse model's embedding gradients, with the
+// grouping computed by the caller (the worker already knows which batch positions share
+// a unique row): out[j, :] = +0 + rows[order[t], :] + rows[order[t + 1], :] + ... for t
+// in [offsets[j], offsets[j + 1]), added in t order (an empty group gives +0). With order
+// listing each row's positions in ascending order, the result is bitwise ScatterAdd of
+// rows into a zeroed out on the CPU, on both backends (no atomics).
+// rows f32 [N, D]; order i64 [M], each in [0, N); offsets i64 [U + 1] with offsets[0] == 0,
+// offsets[U] == M, non-decreasing; out f32 [U, D] (overwritten). All on one device. A bad
+// order entry or offsets array gives kInvalidArgument and writes nothing.
+Status GroupedRowSum(TensorView rows, TensorView order, TensorView offsets, TensorView out);
 
 // ---- Feature interaction (DLRM) -------------------------------------------------------
 

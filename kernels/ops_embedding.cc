@@ -74,6 +74,36 @@ Status ScatterAdd(TensorView indices, TensorView grads, TensorView table) {
                          table.shape[1], table.as<float>());
 }
 
+Status GroupedRowSum(TensorView rows, TensorView order, TensorView offsets, TensorView out) {
+  constexpr std::string_view kOp = "GroupedRowSum";
+  TESSERA_RETURN_IF_ERROR(CheckMatrix(kOp, "rows", rows, {kF32}));
+  TESSERA_RETURN_IF_ERROR(CheckView(kOp, "order", order, {DType::kI64}));
+  TESSERA_RETURN_IF_ERROR(CheckView(kOp, "offsets", offsets, {DType::kI64}));
+  TESSERA_RETURN_IF_ERROR(CheckMatrix(kOp, "out", out, {kF32}));
+  const int64_t u = out.shape[0];
+  if (offsets.numel() != u + 1) {
+    return Invalid(kOp, "offsets " + Describe(offsets) + " must have one entry per out row plus one (" +
+                            std::to_string(u + 1) + ")");
+  }
+  if (out.shape[1] != rows.shape[1]) {
+    return Invalid(kOp, "out " + Describe(out) + " and rows " + Describe(rows) + " must have the same width");
+  }
+  Device dev;
+  TESSERA_RETURN_IF_ERROR(CheckSameDevice(kOp, {&rows, &order, &offsets, &out}, &dev));
+  TESSERA_ASSIGN_OR_RETURN(const Backend* be, BackendFor(dev));
+  if (out.numel() == 0 && order.numel() == 0) return Status::OK();
+  bool ok = false;
+  TESSERA_RETURN_IF_ERROR(be->offsets_valid(offsets.as<int64_t>(), u, order.numel(), &ok));
+  if (!ok) {
+    return Invalid(kOp, "offsets must start at 0, end at order's length (" + std::to_string(order.numel()) +
+                            ") and never decrease");
+  }
+  if (order.numel() > 0) TESSERA_RETURN_IF_ERROR(CheckIndicesInRange(kOp, be, order, rows.shape[0]));
+  if (out.numel() == 0) return Status::OK();
+  return be->grouped_row_sum(rows.as<float>(), rows.shape[1], order.as<int64_t>(), offsets.as<int64_t>(), u,
+                             out.as<float>());
+}
+
 Status ScatterAddUnique(TensorView keys, TensorView grads, std::vector<uint64_t>* unique_keys,
                         Tensor* summed) {
   constexpr std::string_view kOp = "ScatterAddUnique";

@@ -64,7 +64,8 @@ DEFINE_string(neighbours, "", "word2vec: comma-separated words whose nearest nei
 DEFINE_string(embeddings_out, "", "word2vec: worker 0 writes the final word vectors here as text");
 DEFINE_bool(staging_on_cpu, false,
             "Test hook: run the GPU path's staging (the model's own parameter copies, per-layer gradient copies, "
-            "pinned buffers) on the CPU; results are bitwise those of the plain CPU path");
+            "pinned buffers; for the sparse models, the embedding rows' gather and scatter-add) on the CPU; results "
+            "are bitwise those of the plain CPU path");
 DECLARE_double(request_timeout_s);
 DECLARE_string(device);
 DECLARE_uint64(chunk_bytes);
@@ -172,10 +173,6 @@ Result<worker::TrainConfig> ConfigFromFlags() {
   TESSERA_RETURN_IF_ERROR(worker::ValidateTrainConfig(c));
   // Every process refuses at start (exit 2), before a job is formed.
   if (worker::IsSparseModel(c.model)) TESSERA_RETURN_IF_ERROR(worker::sparse::CheckSparseSync(c, launch::SyncFlag()));
-  if (worker::IsSparseModel(c.model) && FLAGS_device == "cuda") {
-    return Status::InvalidArgument("--device=cuda: the sparse models (" + c.model +
-                                   ") run on the CPU only so far (docs/training.md); use --device=cpu or auto");
-  }
   if (FLAGS_blas_threads < 0) {
     return Status::InvalidArgument("--blas_threads=" + std::to_string(FLAGS_blas_threads) + ": must be >= 0");
   }
@@ -257,7 +254,6 @@ int TrainMain(int argc, char** argv) {
     }
     worker::TrainSummary summary;
     if (worker::IsSparseModel(config->model)) {
-      if (wc.device != Device::kCPU) LOG(WARNING) << "--device=auto chose a GPU, but " << config->model << " runs on the CPU (docs/training.md)";
       TESSERA_ASSIGN_OR_RETURN(auto sparse_trainer, worker::sparse::SparseTrainer::Create(*config, place));
       TESSERA_ASSIGN_OR_RETURN(summary, sparse_trainer->Run());
     } else {

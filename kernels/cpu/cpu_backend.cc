@@ -24,6 +24,8 @@ const Backend& CpuBackend() {
       .gather = cpu::Gather,
       .scatter_add = cpu::ScatterAdd,
       .segment_sum = cpu::SegmentSum,
+      .grouped_row_sum = cpu::GroupedRowSum,
+      .offsets_valid = cpu::OffsetsValid,
       .pairwise_dot = cpu::PairwiseDot,
       .pairwise_dot_backward = cpu::PairwiseDotBackward,
       .allocate = cpu::Allocate,

@@ -42,6 +42,9 @@ Status ScatterAdd(const void* idx, DType idx_dtype, const float* grads, int64_t 
                   float* table);
 Status SegmentSum(const float* grads, int64_t d, const int64_t* order, int64_t order_len,
                   const int64_t* offsets, int64_t u, float* out);
+Status GroupedRowSum(const float* rows, int64_t d, const int64_t* order, const int64_t* offsets,
+                     int64_t u, float* out);
+Status OffsetsValid(const int64_t* offsets, int64_t u, int64_t m, bool* ok_host);
 Result<Buffer> Allocate(size_t bytes);
 
 Status PairwiseDot(const float* x, int64_t b, int64_t f, int64_t d, float* out);

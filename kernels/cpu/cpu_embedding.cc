@@ -1,4 +1,4 @@
-// CPU loops of the embedding ops. Gather and the segment sum split rows over threads;
+// CPU loops of the embedding ops. Gather and the segment sums split rows over threads;
 // ScatterAdd runs in input order on one thread (duplicates make rows dependent), which
 // is what makes it deterministic.
 #include <algorithm>
@@ -60,6 +60,31 @@ Status SegmentSum(const float* grads, int64_t d, const int64_t* order, int64_t o
         }
       },
       RowGrain(d));
+  return Status::OK();
+}
+
+Status GroupedRowSum(const float* rows, int64_t d, const int64_t* order, const int64_t* offsets,
+                     int64_t u, float* out) {
+  ParallelFor(
+      u,
+      [=](int64_t b, int64_t e) {
+        for (int64_t s = b; s < e; ++s) {
+          float* __restrict dst = out + s * d;
+          std::fill(dst, dst + d, 0.0f);
+          for (int64_t t = offsets[s]; t < offsets[s + 1]; ++t) {
+            const float* __restrict g = rows + order[t] * d;
+            for (int64_t j = 0; j < d; ++j) dst[j] = math::Add(dst[j], g[j]);
+          }
+        }
+      },
+      RowGrain(d));
+  return Status::OK();
+}
+
+Status OffsetsValid(const int64_t* offsets, int64_t u, int64_t m, bool* ok_host) {
+  bool ok = offsets[0] == 0 && offsets[u] == m;
+  for (int64_t s = 0; ok && s < u; ++s) ok = offsets[s] <= offsets[s + 1];
+  *ok_host = ok;
   return Status::OK();
 }
 

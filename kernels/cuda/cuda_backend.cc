@@ -47,6 +47,8 @@ const Backend& CudaBackend() {
       .gather = gpu::Gather,
       .scatter_add = gpu::ScatterAdd,
       .segment_sum = gpu::SegmentSum,
+      .grouped_row_sum = gpu::GroupedRowSum,
+      .offsets_valid = gpu::OffsetsValid,
       .pairwise_dot = gpu::PairwiseDot,
       .pairwise_dot_backward = gpu::PairwiseDotBackward,
       .allocate = gpu::Allocate,

@@ -57,7 +57,46 @@ struct SegmentSumOp {
   }
 };
 
+// GroupedRowSum: the same additions, in the same order, as the CPU loop, from +0.
+struct GroupedRowSumOp {
+  const float* rows;
+  const int64_t* order;
+  const int64_t* offsets;
+  int64_t d;
+  float* out;
+  __device__ void operator()(int64_t e) const {
+    const int64_t s = e / d;
+    const int64_t j = e - s * d;
+    float acc = 0.0f;
+    for (int64_t t = offsets[s]; t < offsets[s + 1]; ++t) acc = math::Add(acc, rows[order[t] * d + j]);
+    out[e] = acc;
+  }
+};
+
+// 1 for each broken link of the offsets (a decrease, or a wrong first or last entry).
+struct OffsetsFaultTerm {
+  const int64_t* offsets;
+  int64_t u;
+  int64_t m;
+  __device__ double operator()(int64_t i) const {
+    if (i == u) return (offsets[0] != 0 || offsets[u] != m) ? 1.0 : 0.0;
+    return offsets[i] > offsets[i + 1] ? 1.0 : 0.0;
+  }
+};
+
 }  // namespace
+
+Status GroupedRowSum(const float* rows, int64_t d, const int64_t* order, const int64_t* offsets,
+                     int64_t u, float* out) {
+  return LaunchElementwise(u * d, GroupedRowSumOp{rows, order, offsets, d, out}, "GroupedRowSum");
+}
+
+Status OffsetsValid(const int64_t* offsets, int64_t u, int64_t m, bool* ok_host) {
+  double faults = 0;
+  TESSERA_RETURN_IF_ERROR(DeviceSum(u + 1, OffsetsFaultTerm{offsets, u, m}, &faults, "GroupedRowSum offsets check"));
+  *ok_host = faults == 0;
+  return Status::OK();
+}
 
 Status Gather(const float* table, int64_t d, const void* idx, DType idx_dtype, int64_t n,
               float* out) {

@@ -133,6 +133,29 @@ TEST(CollectiveCheckpointJob, HybridResumeAfterSigkillIsBitwiseExact) {
   ExpectSameLosses(full, resumed, 20, 39);
 }
 
+// The same through the sparse models' device path (--staging_on_cpu: embedding rows and
+// the MLP on the CPU "device", the MLP's values in host mirrors): the checkpoint written
+// from the mirrors and the replica restored into them and copied to the device resume
+// to the host path's digest; and a host-path checkpoint resumes on the device path.
+TEST(CollectiveCheckpointJob, HybridResumeThroughTheSparseDevicePathIsTheHostPaths) {
+  testing::TempDir tmp;
+  JobRun full = RunJob(tmp, WideDeep("--steps=40"), 2);
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  const std::string digest = Digest(full);
+  ASSERT_EQ(digest.size(), 16u) << full.output;
+  for (const auto& [write, read] : {std::pair<std::string, std::string>{"--staging_on_cpu", "--staging_on_cpu"},
+                                    {"", "--staging_on_cpu"}, {"--staging_on_cpu", ""}}) {
+    const std::string ck = tmp.path() + "/ck" + write + "-" + read;
+    JobRun killed = RunJob(tmp, WideDeep(write + " --steps=20 --checkpoint_every_steps=20 --checkpoint_dir=" + ck), 2,
+                           "TESSERA_CRASH_AT=after_commit");
+    ASSERT_EQ(List(ck).complete, std::vector<int>{20}) << killed.output;
+    JobRun resumed = RunJob(tmp, WideDeep(read + " --steps=40 --checkpoint_dir=" + ck), 2);
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+    EXPECT_NE(resumed.output.find("resuming from the checkpoint of step 20"), std::string::npos) << resumed.output;
+    EXPECT_EQ(Digest(resumed), digest) << "written '" << write << "', resumed '" << read << "'";
+  }
+}
+
 TEST(CollectiveCheckpointJob, SigtermUnderAllReduceCheckpointsExits75AndResumesExactly) {
   testing::TempDir tmp;
   const std::string flags = "--sync=allreduce --steps=1500";

@@ -136,7 +136,92 @@ INSTANTIATE_TEST_SUITE_P(
              std::string(DTypeName(std::get<3>(info.param)));
     });
 
+// GroupedRowSum against a reference that adds in the same order in float, from +0: the
+// result must be bitwise that reference (it is what makes the sparse staging path's
+// digest equal the host path's), on both backends. Groups from repeated ids: row u
+// collects the positions i with ids[i] == u, ascending, as the sparse workloads build it.
+using GroupedParam = std::tuple<int64_t, int64_t, int64_t>;  // U, D, N
+
+class KernelsGroupedRowSum : public KernelTestP<GroupedParam> {};
+
+TEST_P(KernelsGroupedRowSum, SumsEachGroupInOrderBitwise) {
+  const auto [u, d, n] = GetParam();
+  const auto rows = RandomFloats(n * d, 11);
+  // Skewed ids (many repeats of small ones) and, when u > 1, one row that nobody uses.
+  std::mt19937_64 rng(12);
+  std::vector<int64_t> ids(n);
+  for (auto& x : ids) {
+    const int64_t r = static_cast<int64_t>(rng() % static_cast<uint64_t>(u * u)) ;
+    x = static_cast<int64_t>(std::sqrt(static_cast<double>(r)));
+    if (u > 1 && x == u - 1) x = 0;
+  }
+  std::vector<int64_t> offsets(u + 1, 0), order(n);
+  for (int64_t i = 0; i < n; ++i) ++offsets[ids[i] + 1];
+  for (int64_t j = 0; j < u; ++j) offsets[j + 1] += offsets[j];
+  std::vector<int64_t> fill(offsets.begin(), offsets.end() - 1);
+  for (int64_t i = 0; i < n; ++i) order[fill[ids[i]]++] = i;
+  std::vector<float> want(u * d, 0.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < d; ++j) want[ids[i] * d + j] += rows[i * d + j];
+  }
+  DeviceTensor dr = F32({n, d}, rows), out = PoisonedF32({u, d});
+  DeviceTensor dorder = DeviceTensor::From(DType::kI64, {n}, order);
+  DeviceTensor doff = DeviceTensor::From(DType::kI64, {u + 1}, offsets);
+  ASSERT_OK(GroupedRowSum(dr.view(), dorder.view(), doff.view(), out.view()));
+  const auto got = out.Download<float>();
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
+      << "GroupedRowSum must add in order from +0, bitwise";
+  if (u > 1 && d > 0) {
+    for (int64_t j = 0; j < d; ++j) {
+      EXPECT_EQ(got[(u - 1) * d + j], 0.0f) << "the unused row is zeroed";
+      EXPECT_FALSE(std::signbit(got[(u - 1) * d + j]));
+    }
+  }
+  // Equal to ScatterAdd (CPU, input order) into a zeroed table.
+  std::vector<float> scattered(u * d, 0.0f);
+  ASSERT_OK(ScatterAdd(TensorView{ids.data(), DType::kI64, {n}, Device::kCPU},
+                       TensorView{const_cast<float*>(rows.data()), DType::kF32, {n, d}, Device::kCPU},
+                       TensorView{scattered.data(), DType::kF32, {u, d}, Device::kCPU}));
+  EXPECT_EQ(0, std::memcmp(got.data(), scattered.data(), scattered.size() * sizeof(float)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, KernelsGroupedRowSum,
+    ::testing::Combine(::testing::Values(1, 2, 37, 1001), ::testing::Values(1, 7, 64),
+                       ::testing::Values(0, 1, 263, 5003)),
+    [](const auto& info) {
+      return "u" + std::to_string(std::get<0>(info.param)) + "_d" + std::to_string(std::get<1>(info.param)) +
+             "_n" + std::to_string(std::get<2>(info.param));
+    });
+
 class KernelsEmbeddingValidation : public KernelTest {};
+
+TEST_F(KernelsEmbeddingValidation, GroupedRowSumRejectsBadGroupsAndWritesNothing) {
+  DeviceTensor rows = F32({3, 2}, RandomFloats(6, 1));
+  const auto poison = PoisonedF32({2, 2}).Download<float>();
+  auto expect_bad = [&](const std::vector<int64_t>& order, const std::vector<int64_t>& offsets, const char* what) {
+    DeviceTensor o = DeviceTensor::From(DType::kI64, {static_cast<int64_t>(order.size())}, order);
+    DeviceTensor f = DeviceTensor::From(DType::kI64, {static_cast<int64_t>(offsets.size())}, offsets);
+    DeviceTensor out = PoisonedF32({2, 2});
+    EXPECT_TRUE(IsInvalidArgument(GroupedRowSum(rows.view(), o.view(), f.view(), out.view()))) << what;
+    const auto after = out.Download<float>();
+    EXPECT_EQ(0, std::memcmp(after.data(), poison.data(), after.size() * sizeof(float))) << what;
+  };
+  expect_bad({0, 3, 1}, {0, 1, 3}, "order entry past rows");
+  expect_bad({0, -1, 1}, {0, 1, 3}, "negative order entry");
+  expect_bad({0, 2, 1}, {0, 2, 1}, "offsets decrease");
+  expect_bad({0, 2, 1}, {1, 2, 3}, "offsets do not start at 0");
+  expect_bad({0, 2, 1}, {0, 1, 2}, "offsets do not end at order's length");
+  expect_bad({0, 2, 1}, {0, 3}, "offsets of the wrong length");
+  DeviceTensor o = DeviceTensor::From(DType::kI64, {1}, std::vector<int64_t>{0});
+  DeviceTensor f = DeviceTensor::From(DType::kI64, {3}, std::vector<int64_t>{0, 0, 1});
+  DeviceTensor wide(DType::kF32, {2, 3});
+  EXPECT_TRUE(IsInvalidArgument(GroupedRowSum(rows.view(), o.view(), f.view(), wide.view()))) << "width";
+  DeviceTensor o32(DType::kI32, {1});
+  DeviceTensor out(DType::kF32, {2, 2});
+  EXPECT_TRUE(IsInvalidArgument(GroupedRowSum(rows.view(), o32.view(), f.view(), out.view()))) << "i32 order";
+}
 
 TEST_F(KernelsEmbeddingValidation, OutOfRangeIndexIsRejectedAndNothingIsWritten) {
   const auto table = RandomFloats(4 * 3, 1);

@@ -1,6 +1,7 @@
 // GPU workers end to end (issue 19), on real jobs through `tessera launch` and mpirun.
 // Label gpu: built with CUDA only, and every test skips itself where no GPU is usable
-// (the NCCL ones where fewer than two are). scripts/gpu-check.sh runs them.
+// (the NCCL ones where fewer than two are). scripts/gpu-check.sh runs them. The MLP on
+// MNIST, and the sparse models (widedeep, word2vec, dlrm) with their rows on the device.
 //
 // Bounds, stated once: after the same N steps, a CPU and a GPU run of one job agree in
 // test accuracy within kAccuracyBound and in test loss within kLossRelBound (relative).
@@ -111,6 +112,93 @@ TEST_F(GpuJob, ResumeOnTheGpuIsExactAndACpuCheckpointResumesOnIt) {
   EXPECT_EQ(gpu_losses.front().first, 20);
   const double c = std::stod(cpu_losses[20].second), g = std::stod(gpu_losses.front().second);
   EXPECT_LE(std::fabs(c - g), kLossRelBound * c) << "the first step resumed on the GPU";
+}
+
+// ---- Sparse models on the GPU (worker/sparse/row_staging.h) --------------------------
+// The embedding rows go to the device, gathers and the grouped scatter-add run there,
+// with word2vec's dot products, dlrm's interaction and widedeep's MLP; dlrm's MLP towers
+// stay on the CPU. Thresholds are those of the CPU jobs
+// (tests/worker_sparse/sparse_job_test.cc, dlrm_job_test.cc) on the same flags.
+
+std::string WideDeep(const std::string& flags) {
+  return "--model=widedeep --data=" + testing::SourceDir() +
+         "/data/a9a --train_limit=8000 --test_limit=4000 --epochs=2 --batch_size=64 --optimizer=adagrad --lr=0.03 "
+         "--hidden=16 --embed_dim=4 --log_every=0 --sync=bsp " + flags;
+}
+
+TEST_F(GpuJob, WideDeepOnTheGpuReachesItsThreshold) {
+  JobRun r = RunJob(tmp_, WideDeep("--device=cuda"), 2);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("on CUDA (staged embedding rows and MLP)"), std::string::npos) << r.output;
+  EXPECT_GT(Num(r, "test_auc"), 0.88) << Summary(r);
+  EXPECT_LT(Num(r, "logloss"), 0.40) << Summary(r);
+}
+
+// widedeep on the GPU: no atomics in the rows' path (gathers are copies, GroupedRowSum
+// adds in a fixed order) nor in the MLP's kernels, so two --deterministic runs agree
+// bitwise; against the CPU they differ by rounding (cuBLAS vs OpenBLAS), within the
+// stated bound.
+TEST_F(GpuJob, WideDeepDeterministicRunsAgreeAndMatchTheCpuWithinTheBound) {
+  const std::string flags = "--deterministic ";
+  JobRun a = RunJob(tmp_, WideDeep(flags + "--device=cuda"), 2);
+  JobRun b = RunJob(tmp_, WideDeep(flags + "--device=cuda"), 2);
+  JobRun cpu = RunJob(tmp_, WideDeep(flags + "--device=cpu"), 2);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
+  ASSERT_EQ(Digest(a).size(), 16u);
+  EXPECT_EQ(Digest(a), Digest(b)) << "two --deterministic GPU runs";
+  EXPECT_LE(std::fabs(Num(cpu, "test_accuracy") - Num(a, "test_accuracy")), kAccuracyBound)
+      << Summary(cpu) << "\n" << Summary(a);
+  EXPECT_LE(std::fabs(Num(cpu, "test_loss") - Num(a, "test_loss")), kLossRelBound * Num(cpu, "test_loss"))
+      << Summary(cpu) << "\n" << Summary(a);
+}
+
+// word2vec's dot products and their backward on the GPU: no atomics (PairwiseDot and
+// GroupedRowSum write each output once, in a fixed order), so two runs agree bitwise.
+TEST_F(GpuJob, Word2VecDeterministicRunsGiveTheSameDigest) {
+  const std::string flags = "--model=word2vec --data=" + testing::SourceDir() +
+                            "/data/text8-head --train_limit=40000 --steps=40 --batch_size=128 --embed_dim=16 "
+                            "--window=3 --negatives=4 --min_count=5 --optimizer=adagrad --lr=0.2 --grad_reduce=sum "
+                            "--heldout_pairs=1000 --log_every=0 --sync=bsp --deterministic --device=cuda";
+  JobRun a = RunJob(tmp_, flags, 2);
+  JobRun b = RunJob(tmp_, flags, 2);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  ASSERT_EQ(Digest(a).size(), 16u);
+  EXPECT_EQ(Digest(a), Digest(b));
+}
+
+TEST_F(GpuJob, Word2VecOnTheGpuReachesItsThreshold) {
+  JobRun r = RunJob(tmp_,
+                    "--model=word2vec --data=" + testing::SourceDir() +
+                        "/data/text8-head --train_limit=200000 --epochs=2 --batch_size=256 --embed_dim=32 "
+                        "--window=4 --negatives=5 --min_count=5 --optimizer=adagrad --lr=0.2 --grad_reduce=sum "
+                        "--heldout_pairs=5000 --log_every=0 --sync=bsp --device=cuda",
+                    2);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("on CUDA (staged embedding rows"), std::string::npos) << r.output;
+  const double initial = Num(r, "initial_eval_loss");
+  EXPECT_GT(initial, 4.0) << Summary(r);
+  EXPECT_LT(Num(r, "heldout_loss"), 0.8 * initial) << Summary(r);
+}
+
+TEST_F(GpuJob, DlrmOnTheGpuReachesThePlantedAuc) {
+  const std::string data = tmp_.path() + "/criteo";
+  auto gen = testing::RunCommand(testing::TesseraBinary() + " datagen criteo --rows 100000 --valid_rows 10000 --seed 3 -o " + data, 120);
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  const std::string key = "planted model on valid.txt: AUC ";
+  const size_t at = gen.output.find(key);
+  ASSERT_NE(at, std::string::npos) << gen.output;
+  const double planted = std::stod(gen.output.substr(at + key.size()));
+  JobRun r = RunJob(tmp_,
+                    "--model=dlrm --data=" + data +
+                        " --embed_dim=16 --bottom_mlp=64 --hidden=64,32 --batch_size=256 --epochs=1 --optimizer=adam "
+                        "--lr=0.01 --log_every=0 --seed=1 --sync=bsp --device=cuda",
+                    2);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("on CUDA (staged embedding rows"), std::string::npos) << r.output;
+  EXPECT_GT(Num(r, "test_auc"), planted - 0.04) << "planted AUC " << planted << "; " << Summary(r);
 }
 
 TEST_F(GpuJob, NcclAllreduceMatchesTheMpiPathWithinTheBound) {

@@ -4,11 +4,14 @@
 #include <cmath>
 
 #include "common/hash.h"
+#include "common/timeline.h"
+#include "kernels/transfer.h"
 #include "kernels/ops.h"
 #include "worker/data/libsvm.h"
 #include "worker/model/linear.h"
 #include "worker/sparse/binary_metrics.h"
 #include "worker/sparse/key_index.h"
+#include "worker/sparse/row_staging.h"
 
 namespace tessera::worker::sparse {
 
@@ -36,7 +39,10 @@ struct Layout {
 
 class CtrWorkload final : public SparseWorkload {
  public:
-  CtrWorkload(const TrainConfig& c, bool deep) : c_(c), deep_(deep) {}
+  CtrWorkload(const TrainConfig& c, bool deep, std::optional<Device> mlp_device)
+      : c_(c), deep_(deep), mlp_device_(mlp_device) {}
+
+  bool dense_on_device() const override { return deep_ && mlp_device_.has_value(); }
 
   Status Init(int rank, int world, bool load_test) {
     TESSERA_ASSIGN_OR_RETURN(std::string train_path,
@@ -57,6 +63,7 @@ class CtrWorkload final : public SparseWorkload {
       model::LinearOptions lopt;
       lopt.seed = c_.seed;
       lopt.optimizer = c_.mlp.optimizer;
+      lopt.device = mlp_device_.value_or(Device::kCPU);
       int64_t in = c_.sparse.embed_dim;
       std::vector<int64_t> widths = c_.mlp.hidden_sizes;
       widths.push_back(1);
@@ -96,25 +103,37 @@ class CtrWorkload final : public SparseWorkload {
 
   Result<double> Step(SparseBatch* batch) override {
     cur_ = &slots_[batch->slot & 1];
-    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch));
+    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch, staging_ != nullptr));
     const int64_t B = batch->examples;
     TensorView lab{cur_->labels.data(), DType::kF32, {B}, Device::kCPU};
     TESSERA_ASSIGN_OR_RETURN(double loss,
                              kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
     batch->loss_scale = 1;
     // Wide: d/dw[row] += dlogit_b * x.
-    SparseRows& wide = batch->tables[0];
-    float* wg = wide.grads.as<float>();
-    std::fill(wg, wg + wide.grads.numel(), 0.0f);
     const float* dl = dlogits_.as<float>();
-    for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) {
-        wg[cur_->wide_row[t]] += dl[b] * cur_->wide_x[t];
+    if (staging_ != nullptr) {
+      // Each term's gradient, summed per row on the device (in term order, as below).
+      wide_vals_.resize(cur_->wide_row.size());
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) wide_vals_[t] = dl[b] * cur_->wide_x[t];
+      }
+      TESSERA_RETURN_IF_ERROR(staging_->ScatterAdd(batch, 0, cur_->wide_row, wide_vals_.data()));
+    } else {
+      SparseRows& wide = batch->tables[0];
+      float* wg = wide.grads.as<float>();
+      std::fill(wg, wg + wide.grads.numel(), 0.0f);
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) {
+          wg[cur_->wide_row[t]] += dl[b] * cur_->wide_x[t];
+        }
       }
     }
     if (!deep_) return loss;
     // Deep: back through the MLP to the pooled input, then to each occurrence's row.
     TensorView dy = dlogits_.view();
+    if (dense_on_device()) {
+      TESSERA_ASSIGN_OR_RETURN(dy, ToMlp(&mlp_dlogits_, dy));
+    }
     for (size_t i = layers_.size(); i-- > 0;) {
       TESSERA_ASSIGN_OR_RETURN(dy, layers_[i]->Backward(dy, true));
     }
@@ -122,10 +141,20 @@ class CtrWorkload final : public SparseWorkload {
     const int64_t nnz = static_cast<int64_t>(cur_->deep_row.size());
     occ_grad_.resize(static_cast<size_t>(std::max<int64_t>(nnz, 1) * D));
     const float* dp = dy.as<float>();
+    if (dense_on_device()) {
+      timeline::Span span("d2h pooled grads", "copy", "bytes", static_cast<int64_t>(dy.nbytes()));
+      dpooled_.resize(static_cast<size_t>(dy.numel()));
+      TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(dy, TensorView{dpooled_.data(), DType::kF32, dy.shape, Device::kCPU}));
+      dp = dpooled_.data();
+    }
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t t = cur_->deep_off[b]; t < cur_->deep_off[b + 1]; ++t) {
         for (int64_t d = 0; d < D; ++d) occ_grad_[t * D + d] = cur_->deep_x[t] * dp[b * D + d];
       }
+    }
+    if (staging_ != nullptr) {
+      TESSERA_RETURN_IF_ERROR(staging_->ScatterAdd(batch, 1, cur_->deep_row, occ_grad_.data()));
+      return loss;
     }
     SparseRows& emb = batch->tables[1];
     float* eg = emb.grads.as<float>();
@@ -153,7 +182,7 @@ class CtrWorkload final : public SparseWorkload {
 
   Status Eval(int64_t /*i*/, const SparseBatch& batch) override {
     cur_ = &slots_[batch.slot & 1];
-    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch));
+    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch, false));
     const float* l = logits.as<float>();
     for (int64_t b = 0; b < batch.examples; ++b) {
       scores_.push_back(l[b]);
@@ -221,35 +250,48 @@ class CtrWorkload final : public SparseWorkload {
     batch->examples = static_cast<int64_t>(examples.size());
     batch->tables.resize(deep_ ? 2 : 1);
     batch->tables[0].keys = wide_index_.keys();
-    batch->tables[0].Resize(1);
+    TESSERA_RETURN_IF_ERROR(batch->tables[0].Resize(1));
     if (deep_) {
       batch->tables[1].keys = deep_index_.keys();
-      batch->tables[1].Resize(c_.sparse.embed_dim);
+      TESSERA_RETURN_IF_ERROR(batch->tables[1].Resize(c_.sparse.embed_dim));
     }
     return Status::OK();
   }
 
-  // Logits of the batch Build laid out, from the pulled rows (and dense values).
-  Result<TensorView> Forward(const SparseBatch& batch) {
+  // Logits of the batch Build laid out, from the pulled rows (and dense values); `staged`:
+  // the rows are gathered on the device (staging_).
+  Result<TensorView> Forward(const SparseBatch& batch, bool staged) {
     const int64_t B = batch.examples;
     if (logits_.numel() != B) {
       logits_ = Tensor::Zeros(DType::kF32, {B, 1});
       dlogits_ = Tensor::Zeros(DType::kF32, {B, 1});
     }
     float* l = logits_.as<float>();
-    const float* w = batch.tables[0].values.as<float>();
-    for (int64_t b = 0; b < B; ++b) {
-      float z = 0;
-      for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t)
-        z += w[cur_->wide_row[t]] * cur_->wide_x[t];
-      l[b] = z;
+    if (staged) {
+      wide_vals_.resize(cur_->wide_row.size());
+      TESSERA_RETURN_IF_ERROR(staging_->Gather(batch, 0, cur_->wide_row, wide_vals_.data()));
+      for (int64_t b = 0; b < B; ++b) {
+        float z = 0;
+        for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t) z += wide_vals_[t] * cur_->wide_x[t];
+        l[b] = z;
+      }
+    } else {
+      const float* w = batch.tables[0].values.as<float>();
+      for (int64_t b = 0; b < B; ++b) {
+        float z = 0;
+        for (int64_t t = cur_->wide_off[b]; t < cur_->wide_off[b + 1]; ++t)
+          z += w[cur_->wide_row[t]] * cur_->wide_x[t];
+        l[b] = z;
+      }
     }
     TensorView logits{l, DType::kF32, {B, 1}, Device::kCPU};
     if (!deep_) return logits;
     const int64_t D = c_.sparse.embed_dim;
     const int64_t nnz = static_cast<int64_t>(cur_->deep_row.size());
     occ_.resize(static_cast<size_t>(std::max<int64_t>(nnz, 1) * D));
-    if (nnz > 0) {
+    if (staged) {
+      TESSERA_RETURN_IF_ERROR(staging_->Gather(batch, 1, cur_->deep_row, occ_.data()));
+    } else if (nnz > 0) {
       TensorView idx{cur_->deep_row.data(), DType::kI64, {nnz}, Device::kCPU};
       TensorView out{occ_.data(), DType::kF32, {nnz, D}, Device::kCPU};
       TESSERA_RETURN_IF_ERROR(kernels::EmbeddingGather(batch.tables[1].values.view(), idx, out));
@@ -261,16 +303,42 @@ class CtrWorkload final : public SparseWorkload {
       }
     }
     TensorView h{pooled_.data(), DType::kF32, {B, D}, Device::kCPU};
+    if (dense_on_device()) {
+      TESSERA_ASSIGN_OR_RETURN(h, ToMlp(&mlp_in_, h));
+    }
     for (auto& layer : layers_) {
       TESSERA_ASSIGN_OR_RETURN(h, layer->Forward(h));
     }
     const float* deep = h.as<float>();
+    if (dense_on_device()) {
+      timeline::Span span("d2h deep logits", "copy", "bytes", static_cast<int64_t>(h.nbytes()));
+      deep_out_.resize(static_cast<size_t>(h.numel()));
+      TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(h, TensorView{deep_out_.data(), DType::kF32, h.shape, Device::kCPU}));
+      deep = deep_out_.data();
+    }
     for (int64_t b = 0; b < B; ++b) l[b] += deep[b];
     return logits;
   }
 
+  // Host -> the MLP's device: `host` copied into *t (grown), whose view is returned.
+  Result<TensorView> ToMlp(Tensor* t, TensorView host) {
+    timeline::Span span("h2d mlp input", "copy", "bytes", static_cast<int64_t>(host.nbytes()));
+    const Device dev = mlp_device_.value_or(Device::kCPU);
+    if (t->numel() < host.numel()) {
+      TESSERA_ASSIGN_OR_RETURN(*t, kernels::AllocateTensor(dev, DType::kF32, {host.numel() + host.numel() / 2}));
+    }
+    const TensorView v{t->data(), DType::kF32, host.shape, dev};
+    TESSERA_RETURN_IF_ERROR(kernels::CopyTensor(host, v));
+    return v;
+  }
+
   const TrainConfig c_;
   const bool deep_;
+  const std::optional<Device> mlp_device_;
+  // dense_on_device(): the MLP's input and output gradient on its device (kept until the
+  // backward that reads them), and its output and input gradient back on the host.
+  Tensor mlp_in_, mlp_dlogits_;
+  std::vector<float> deep_out_, dpooled_;
   data::SparseExamples train_;
   data::SparseExamples test_;
   std::vector<std::unique_ptr<model::Linear>> layers_;
@@ -281,6 +349,7 @@ class CtrWorkload final : public SparseWorkload {
   std::vector<int64_t> eval_idx_;
   Tensor logits_, dlogits_;
   std::vector<float> occ_, occ_grad_, pooled_;
+  std::vector<float> wide_vals_;  // staged: the wide terms' gathered weights, then their gradients
   std::vector<float> scores_, labels_;
 };
 
@@ -316,11 +385,12 @@ std::vector<ParamSpec> CtrSparseParams(const TrainConfig& c) {
 }
 
 Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank,
-                                                          int world, bool load_test) {
+                                                          int world, bool load_test,
+                                                          std::optional<Device> mlp_device) {
   if (config.model != "logreg" && config.model != "widedeep") {
     return Status::InvalidArgument("not an a9a model: '" + config.model + "'");
   }
-  auto w = std::make_unique<CtrWorkload>(config, config.model == "widedeep");
+  auto w = std::make_unique<CtrWorkload>(config, config.model == "widedeep", mlp_device);
   TESSERA_RETURN_IF_ERROR_CTX(w->Init(rank, world, load_test), "loading --data=" + config.data_dir);
   return std::unique_ptr<SparseWorkload>(std::move(w));
 }

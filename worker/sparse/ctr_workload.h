@@ -15,6 +15,8 @@
 // Thread safety: one thread.
 #pragma once
 
+#include <optional>
+
 #include <memory>
 
 #include "worker/sparse/workload.h"
@@ -30,8 +32,10 @@ Key CrossKey(std::span<const uint32_t> features, int hash_bits);
 std::vector<ParamSpec> CtrSparseParams(const TrainConfig& config);
 
 // Loads this worker's training shard (and, with load_test, the whole test split) from
-// config.data_dir. NotFound / Corruption name the file.
+// config.data_dir. NotFound / Corruption name the file. `mlp_device`: where widedeep's MLP
+// lives and computes (SparseWorkload::dense_on_device); nullopt: the host path.
 Result<std::unique_ptr<SparseWorkload>> CreateCtrWorkload(const TrainConfig& config, int rank,
-                                                          int world, bool load_test);
+                                                          int world, bool load_test,
+                                                          std::optional<Device> mlp_device = std::nullopt);
 
 }  // namespace tessera::worker::sparse

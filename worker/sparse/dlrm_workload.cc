@@ -10,6 +10,7 @@
 #include "worker/model/linear.h"
 #include "worker/sparse/binary_metrics.h"
 #include "worker/sparse/key_index.h"
+#include "worker/sparse/row_staging.h"
 
 namespace tessera::worker::sparse {
 
@@ -97,7 +98,7 @@ class DlrmWorkload final : public SparseWorkload {
   Result<double> Step(SparseBatch* batch) override {
     const Layout& lay = slots_[batch->slot & 1];
     const int64_t B = batch->examples;
-    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch));
+    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(*batch, staging_ != nullptr));
     TensorView lab{const_cast<float*>(lay.labels.data()), DType::kF32, {B}, Device::kCPU};
     TESSERA_ASSIGN_OR_RETURN(double loss,
                              kernels::SigmoidBinaryCrossEntropy(logits, lab, dlogits_.view()));
@@ -113,12 +114,25 @@ class DlrmWorkload final : public SparseWorkload {
     for (int64_t b = 0; b < B; ++b) {
       std::memcpy(&dpairs_[b * kPairs], dr + b * R + d_, sizeof(float) * kPairs);
     }
+    dbot_.resize(static_cast<size_t>(B * d_));
+    if (staging_ != nullptr) {
+      // On the device: the interaction's backward, and the tables' row gradients.
+      dslot0_.resize(static_cast<size_t>(B * d_));
+      TESSERA_RETURN_IF_ERROR(staging_->InteractBackward(batch, dpairs_.data(), dslot0_.data()));
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t k = 0; k < d_; ++k) dbot_[b * d_ + k] = dr[b * R + k] + dslot0_[b * d_ + k];
+      }
+      TensorView dx{dbot_.data(), DType::kF32, {B, d_}, Device::kCPU};
+      for (size_t i = bottom_.size(); i-- > 0;) {
+        TESSERA_ASSIGN_OR_RETURN(dx, bottom_[i]->Backward(dx, i > 0));
+      }
+      return loss;
+    }
     dvec_.resize(static_cast<size_t>(B * kVectors * d_));
     TESSERA_RETURN_IF_ERROR(kernels::PairwiseDotBackward(
         VecView(vec_.data(), B), TensorView{dpairs_.data(), DType::kF32, {B, kPairs}, Device::kCPU},
         VecView(dvec_.data(), B)));
     // Bottom output: its direct path into the top MLP plus its interactions.
-    dbot_.resize(static_cast<size_t>(B * d_));
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t k = 0; k < d_; ++k)
         dbot_[b * d_ + k] = dr[b * R + k] + dvec_[b * kVectors * d_ + k];
@@ -131,10 +145,10 @@ class DlrmWorkload final : public SparseWorkload {
     femb_.resize(static_cast<size_t>(B * d_));
     for (int f = 0; f < kFields; ++f) {
       SparseRows& t = batch->tables[f];
-      std::fill(t.grads.as<float>(), t.grads.as<float>() + t.grads.numel(), 0.0f);
       for (int64_t b = 0; b < B; ++b) {
         std::memcpy(&femb_[b * d_], &dvec_[(b * kVectors + 1 + f) * d_], sizeof(float) * d_);
       }
+      std::fill(t.grads.as<float>(), t.grads.as<float>() + t.grads.numel(), 0.0f);
       TensorView idx{const_cast<int64_t*>(lay.rows[f].data()), DType::kI64, {B}, Device::kCPU};
       TESSERA_RETURN_IF_ERROR(kernels::ScatterAdd(
           idx, TensorView{femb_.data(), DType::kF32, {B, d_}, Device::kCPU}, t.grads.view()));
@@ -155,7 +169,7 @@ class DlrmWorkload final : public SparseWorkload {
   }
 
   Status Eval(int64_t /*i*/, const SparseBatch& batch) override {
-    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch));
+    TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch, false));
     const float* l = logits.as<float>();
     const Layout& lay = slots_[batch.slot & 1];
     for (int64_t b = 0; b < batch.examples; ++b) {
@@ -207,13 +221,14 @@ class DlrmWorkload final : public SparseWorkload {
     batch->tables.resize(kFields);
     for (int f = 0; f < kFields; ++f) {
       batch->tables[f].keys = index_[f].keys();
-      batch->tables[f].Resize(d_);
+      TESSERA_RETURN_IF_ERROR(batch->tables[f].Resize(d_));
     }
     return Status::OK();
   }
 
-  // Logits [B, 1] of the batch Build laid out, from the pulled rows and dense values.
-  Result<TensorView> Forward(const SparseBatch& batch) {
+  // Logits [B, 1] of the batch Build laid out, from the pulled rows and dense values;
+  // `staged`: the rows are gathered on the device (staging_).
+  Result<TensorView> Forward(const SparseBatch& batch, bool staged) {
     const Layout& lay = slots_[batch.slot & 1];
     const int64_t B = batch.examples;
     if (dlogits_.numel() != B) dlogits_ = Tensor::Zeros(DType::kF32, {B, 1});
@@ -221,10 +236,18 @@ class DlrmWorkload final : public SparseWorkload {
     for (auto& layer : bottom_) {
       TESSERA_ASSIGN_OR_RETURN(h, layer->Forward(h));
     }
+    const float* bot = h.as<float>();
+    pairs_.resize(static_cast<size_t>(B * kPairs));
+    if (staged) {
+      // The rows, their layout and the interaction on the device (RowStaging).
+      std::array<std::span<const int64_t>, kFields> ids;
+      for (int f = 0; f < kFields; ++f) ids[f] = lay.rows[f];
+      TESSERA_RETURN_IF_ERROR(staging_->InteractForward(batch, bot, ids, pairs_.data()));
+      return TopForward(bot, B);
+    }
     // The 27 vectors of each example, side by side: [B, 27, D].
     vec_.resize(static_cast<size_t>(B * kVectors * d_));
     femb_.resize(static_cast<size_t>(B * d_));
-    const float* bot = h.as<float>();
     for (int64_t b = 0; b < B; ++b)
       std::memcpy(&vec_[b * kVectors * d_], bot + b * d_, sizeof(float) * d_);
     for (int f = 0; f < kFields; ++f) {
@@ -236,10 +259,14 @@ class DlrmWorkload final : public SparseWorkload {
         std::memcpy(&vec_[(b * kVectors + 1 + f) * d_], &femb_[b * d_], sizeof(float) * d_);
       }
     }
-    pairs_.resize(static_cast<size_t>(B * kPairs));
     TESSERA_RETURN_IF_ERROR(
         kernels::PairwiseDot(VecView(vec_.data(), B),
                              TensorView{pairs_.data(), DType::kF32, {B, kPairs}, Device::kCPU}));
+    return TopForward(bot, B);
+  }
+
+  // The top MLP over [bottom output | interactions] (pairs_).
+  Result<TensorView> TopForward(const float* bot, int64_t B) {
     const int64_t R = d_ + kPairs;
     top_in_.resize(static_cast<size_t>(B * R));
     for (int64_t b = 0; b < B; ++b) {
@@ -265,6 +292,7 @@ class DlrmWorkload final : public SparseWorkload {
   // Activations of the last Forward (the MLPs keep views of vec_/top_in_ until Backward).
   std::vector<float> vec_, femb_, pairs_, top_in_;
   std::vector<float> dpairs_, dvec_, dbot_;
+  std::vector<float> dslot0_;  // staged: d loss / d (bottom output) through the interaction
   std::vector<float> scores_, labels_;
 };
 

@@ -15,10 +15,10 @@
 namespace tessera::worker::sparse {
 
 Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index,
-                                                       int num_workers) {
+                                                       int num_workers, std::optional<Device> dense_device) {
   if (config.model == "word2vec") return CreateWord2VecWorkload(config, worker_index, num_workers);
   if (config.model == "dlrm") return CreateDlrmWorkload(config, worker_index, num_workers, worker_index == 0);
-  return CreateCtrWorkload(config, worker_index, num_workers, worker_index == 0);
+  return CreateCtrWorkload(config, worker_index, num_workers, worker_index == 0, dense_device);
 }
 
 std::vector<ParamSpec> SparseTableSpecs(const TrainConfig& config) {
@@ -52,8 +52,9 @@ data::DataCursor SparseTrainer::cursor() const {
 }
 
 Status SparseTrainer::Setup() {
-  TESSERA_ASSIGN_OR_RETURN(workload_,
-                           CreateWorkload(config_, place_.worker_index, place_.num_workers));
+  const bool staged = place_.device != Device::kCPU || place_.staging_on_cpu;
+  TESSERA_ASSIGN_OR_RETURN(workload_, CreateWorkload(config_, place_.worker_index, place_.num_workers,
+                                                     staged ? std::optional<Device>(place_.device) : std::nullopt));
   if (leader_) {
     TESSERA_ASSIGN_OR_RETURN(metrics_, MetricsWriter::Open(config_.metrics_out));
   }
@@ -69,6 +70,12 @@ Status SparseTrainer::Setup() {
   std::vector<ParamSpec> specs = workload_->SparseParams();
   const size_t num_tables = specs.size();
   std::vector<model::Parameter*> dense = workload_->DenseParameters();
+  if (staged && workload_->dense_on_device()) {
+    // The loop (pulls, pushes, all-reduce, checkpoints, digest) works on host mirrors.
+    dense_model_ = dense;
+    TESSERA_ASSIGN_OR_RETURN(dense_staging_, DeviceStaging::Create(place_.device, dense, nullptr));
+    dense = dense_staging_->mirrors();
+  }
   for (model::Parameter* p : dense) specs.push_back(p->spec);
   TESSERA_RETURN_IF_ERROR_CTX(place_.client->DeclareParams(specs),
                               "declaring the model's parameters");
@@ -84,10 +91,24 @@ Status SparseTrainer::Setup() {
   }
   batch_[0].tables.resize(num_tables);
   batch_[1].tables.resize(num_tables);
+  if (staged) {
+    TESSERA_ASSIGN_OR_RETURN(row_staging_, RowStaging::Create(place_.device));
+    workload_->set_row_staging(row_staging_.get());
+    for (SparseBatch& b : batch_) {
+      for (SparseRows& r : b.tables) r.pinned_for = place_.device;
+    }
+  }
   prefetch_early_ = collective::ServerSyncText(place_.sync) != "bsp";
   TESSERA_RETURN_IF_ERROR(
       DeclareDense(std::move(dense), std::move(dense_ids), "pulling the initial dense parameters"));
   TESSERA_RETURN_IF_ERROR(StartCheckpoints(resume));
+  if (dense_staging_) {
+    for (size_t i : all_dense_) {
+      if (std::find(server_dense_.begin(), server_dense_.end(), i) == server_dense_.end()) reduced_dense_.push_back(i);
+    }
+    // The pulled values, or on resume the restored all-reduced ones.
+    TESSERA_RETURN_IF_ERROR(DenseToDevice(all_dense_));
+  }
   if (leader_) {
     int64_t dense_numel = 0;
     for (const model::Parameter* p : dense_) dense_numel += p->spec.numel();
@@ -96,7 +117,13 @@ Status SparseTrainer::Setup() {
               << steps_per_epoch_ << " per epoch) of " << config_.batch_size << " x "
               << place_.num_workers << " workers, optimizer "
               << OptimizerKindName(config_.mlp.optimizer.kind) << " lr " << config_.mlp.optimizer.lr
-              << ", sync " << place_.sync << "; " << workload_->local_examples()
+              << ", sync " << place_.sync << ", on "
+              << (place_.device == Device::kCUDA ? "CUDA" : "the CPU")
+              << (!row_staging_ ? ""
+                  : dense_staging_ ? " (staged embedding rows and MLP)"
+                                   : " (staged embedding rows; dense part on the CPU)")
+              << "; "
+              << workload_->local_examples()
               << " local training examples";
     if (grad_sync_->mode() == collective::GradSyncMode::kHybrid && dense_.empty()) {
       LOG(INFO) << "--sync=hybrid: " << config_.model
@@ -149,16 +176,24 @@ Status SparseTrainer::RunStep(int64_t step) {
     TESSERA_RETURN_IF_ERROR_CTX(WaitAll(&pulls_[step & 1], "pulling rows"),
                                 "step " + std::to_string(step));
   }
+  // The dense values pulled with the rows (issued by the previous step, or Setup).
+  if (dense_staging_) TESSERA_RETURN_IF_ERROR_CTX(DenseToDevice(server_dense_), "step " + std::to_string(step));
   if (more && prefetch_early_) {
     TESSERA_RETURN_IF_ERROR(PrepareBatch(step + 1));
     PhaseTimer timer(&t.issue_s, "issue", "comm");
     IssueSparsePulls(&batch_[(step + 1) & 1], step + 1, &next_pulls);
   }
   double loss;
+  if (row_staging_) TESSERA_RETURN_IF_ERROR_CTX(row_staging_->LoadRows(batch), "step " + std::to_string(step));
   {
     // The workloads run forward and backward in one call.
     PhaseTimer timer(&t.compute_s, "forward_backward", "compute");
     TESSERA_ASSIGN_OR_RETURN(loss, workload_->Step(&batch));
+  }
+  if (dense_staging_) {
+    // The dense gradients device -> their mirrors, which the loop pushes or all-reduces.
+    for (model::Parameter* p : dense_model_) TESSERA_RETURN_IF_ERROR(dense_staging_->OnModelGradReady(p));
+    TESSERA_RETURN_IF_ERROR_CTX(dense_staging_->FinishGrads(), "step " + std::to_string(step));
   }
   // --sync=hybrid: start the dense all-reduce now (the workloads have no gradient-ready
   // hook), so that it runs while the tables' rows travel to and from the servers.
@@ -188,6 +223,8 @@ Status SparseTrainer::RunStep(int64_t step) {
     Status st = FinishAllReduce();
     Status pushed = WaitAll(&pushes, "pushing gradients");
     if (st.ok()) st = pushed;
+    // The mirrors the local optimizer just updated, to the device for the next step.
+    if (st.ok() && dense_staging_) st = DenseToDevice(reduced_dense_);
     TESSERA_RETURN_IF_ERROR_CTX(st, "step " + std::to_string(step));
   }
   EndStep(step, loss, batch.examples);
@@ -203,6 +240,7 @@ Result<EvalReport> SparseTrainer::Evaluate(int64_t step, uint64_t* digest) {
     TESSERA_RETURN_IF_ERROR(workload_->PrepareEval(i, &eb));
     if (i == 0) {
       TESSERA_RETURN_IF_ERROR(PullFor(&eb, step, "pulling rows for evaluation"));
+      if (dense_staging_) TESSERA_RETURN_IF_ERROR(DenseToDevice(server_dense_));
       for (const model::Parameter* p : dense_) h = Fnv1a64(p->value.data(), p->value.nbytes(), h);
     } else {
       std::vector<Handle> pulls;
@@ -268,6 +306,11 @@ Status SparseTrainer::FinishAfterBarrier() {
   if (r.accuracy >= 0) summary_.test_accuracy = r.accuracy;
   summary_.test_loss = r.heldout_loss >= 0 ? r.heldout_loss : r.logloss;
   return Status::OK();
+}
+
+Status SparseTrainer::DenseToDevice(const std::vector<size_t>& which) {
+  for (size_t i : which) TESSERA_RETURN_IF_ERROR(dense_staging_->ValueToDevice(i));
+  return dense_staging_->WaitValues();
 }
 
 Status SparseTrainer::BeforeSteps() {

@@ -41,6 +41,15 @@
 // the batch order, word2vec's subsampling, windows and negatives are pure functions of
 // (seed, epoch, position), and the workloads keep no state across steps.
 //
+// On a device (--device=cuda, or --staging_on_cpu: worker/sparse/row_staging.h): the pulled
+// rows are copied to the device before each step's compute, the workload gathers and
+// scatter-adds its embedding rows there (word2vec's dot products and dlrm's interaction
+// too), and the row gradients come back into the batch's pinned blocks, which are pushed.
+// A workload whose dense parameters live on the device (widedeep's MLP) gets DeviceStaging
+// host mirrors: the loop pulls, pushes, all-reduces, checkpoints and digests those, and
+// copies values to the device after each pull (and hybrid's local update) and gradients
+// back after each step. dlrm's MLP towers stay on the host.
+//
 // Thread safety: one thread (the worker's main thread) runs it; the client's reactor
 // writes pulled rows into the batch while a pull is in flight, and the loop does not touch
 // them until the handles are done.
@@ -52,8 +61,10 @@
 #include <vector>
 
 #include "worker/client.h"
+#include "worker/device_staging.h"
 #include "worker/grad_sync.h"
 #include "worker/data/index_batches.h"
+#include "worker/sparse/row_staging.h"
 #include "worker/sparse/workload.h"
 #include "worker/train_config.h"
 #include "worker/train_loop.h"
@@ -62,8 +73,11 @@
 namespace tessera::worker::sparse {
 
 // The workload --model names, loaded for this worker (worker 0 also loads test data).
+// `dense_device`: where a model whose dense part can live on a device (widedeep's MLP)
+// puts it; nullopt: the host path.
 Result<std::unique_ptr<SparseWorkload>> CreateWorkload(const TrainConfig& config, int worker_index,
-                                                       int num_workers);
+                                                       int num_workers,
+                                                       std::optional<Device> dense_device = std::nullopt);
 
 // The sparse tables config.model declares, without loading any data.
 std::vector<ParamSpec> SparseTableSpecs(const TrainConfig& config);
@@ -99,7 +113,17 @@ class SparseTrainer : public TrainLoop {
   // Pulls the batch's rows and the server-held dense values for `step`, waiting for all.
   Status PullFor(SparseBatch* batch, int64_t step, const char* what);
   Result<EvalReport> Evaluate(int64_t step, uint64_t* digest);
+  // dense_staging_: copies the mirrors dense_[which] to the device, and waits.
+  Status DenseToDevice(const std::vector<size_t>& which);
 
+  // Declared before the workload and the batches, so it outlives both (the workload keeps
+  // a pointer; the batches' pinned blocks are read by its copies).
+  std::unique_ptr<RowStaging> row_staging_;  // --device=cuda or --staging_on_cpu; else null
+  // With row_staging_, when the workload's dense parameters are on the device: their host
+  // mirrors (dense_), and the model's own parameters in dense_ order. Else null.
+  std::unique_ptr<DeviceStaging> dense_staging_;
+  std::vector<model::Parameter*> dense_model_;
+  std::vector<size_t> reduced_dense_;  // indices into dense_ all-reduced (hybrid), not pulled
   std::unique_ptr<SparseWorkload> workload_;
   std::vector<uint32_t> table_ids_;
   std::vector<int64_t> table_width_;

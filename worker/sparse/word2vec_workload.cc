@@ -10,6 +10,7 @@
 #include "kernels/math/loss.h"
 #include "worker/data/corpus.h"
 #include "worker/sparse/key_index.h"
+#include "worker/sparse/row_staging.h"
 
 namespace tessera::worker::sparse {
 
@@ -122,6 +123,7 @@ class Word2Vec final : public SparseWorkload {
 
   Result<double> Step(SparseBatch* batch) override {
     cur_ = &slots_[batch->slot & 1];
+    if (staging_ != nullptr) return StepStaged(batch);
     const float* in = batch->tables[0].values.as<float>();
     const float* out = batch->tables[1].values.as<float>();
     float* gin = batch->tables[0].grads.as<float>();
@@ -165,8 +167,8 @@ class Word2Vec final : public SparseWorkload {
       for (int32_t w = 0; w < corpus_.vocab.size(); ++w)
         batch->tables[0].keys[w] = static_cast<Key>(w);
       batch->tables[1].keys.clear();
-      batch->tables[0].Resize(D_);
-      batch->tables[1].Resize(D_);
+      TESSERA_RETURN_IF_ERROR(batch->tables[0].Resize(D_));
+      TESSERA_RETURN_IF_ERROR(batch->tables[1].Resize(D_));
       batch->examples = 0;
       return Status::OK();
     }
@@ -240,6 +242,32 @@ class Word2Vec final : public SparseWorkload {
   }
 
  private:
+  // Step with the rows on the device (staging_, RowStaging::PairDotStep): the targets'
+  // dot products and their backward run there; the loss and d loss / d score, per
+  // target in target order, here, with Step's loop's arithmetic, so the same bits.
+  Result<double> StepStaged(SparseBatch* batch) {
+    const int64_t T = static_cast<int64_t>(cur_->t_row.size());
+    in_ids_.resize(static_cast<size_t>(T));
+    out_ids_.resize(static_cast<size_t>(T));
+    for (int64_t p = 0; p < cur_->size(); ++p) {
+      for (int64_t t = cur_->t_off[p]; t < cur_->t_off[p + 1]; ++t) {
+        in_ids_[t] = cur_->in_row[p];
+        out_ids_[t] = cur_->t_row[t];
+      }
+    }
+    double loss = 0;
+    TESSERA_RETURN_IF_ERROR(
+        staging_->PairDotStep(batch, in_ids_, out_ids_, [&](std::span<const float> s, std::span<float> g) {
+          for (size_t t = 0; t < s.size(); ++t) {
+            const float y = cur_->t_label[t];
+            loss += kernels::math::SigmoidBceLoss(s[t], y);
+            g[t] = kernels::math::Sigmoid(s[t]) - y;
+          }
+        }));
+    batch->loss_scale = static_cast<double>(std::max<int64_t>(1, cur_->size()));
+    return cur_->size() > 0 ? loss / static_cast<double>(cur_->size()) : 0.0;
+  }
+
   void AddPair(int32_t center, int32_t context, uint64_t noise_seed) {
     cur_->in_row.push_back(in_index_.Insert(static_cast<Key>(center)));
     cur_->t_row.push_back(out_index_.Insert(static_cast<Key>(context)));
@@ -259,8 +287,8 @@ class Word2Vec final : public SparseWorkload {
     batch->tables.resize(2);
     batch->tables[0].keys = in_index_.keys();
     batch->tables[1].keys = out_index_.keys();
-    batch->tables[0].Resize(D_);
-    batch->tables[1].Resize(D_);
+    TESSERA_RETURN_IF_ERROR(batch->tables[0].Resize(D_));
+    TESSERA_RETURN_IF_ERROR(batch->tables[1].Resize(D_));
     return Status::OK();
   }
 
@@ -276,6 +304,8 @@ class Word2Vec final : public SparseWorkload {
   Pairs slots_[2];
   Pairs* cur_ = &slots_[0];
   std::vector<float> vectors_;  // [V, D] input vectors of the last evaluation
+  // StepStaged: per target, its input and output rows.
+  std::vector<int64_t> in_ids_, out_ids_;
   double eval_loss_ = 0;
   int64_t eval_count_ = 0;
 };

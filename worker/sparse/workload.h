@@ -26,15 +26,23 @@
 #include "worker/model/layer.h"
 
 namespace tessera::worker::sparse {
+class RowStaging;
+}
+
+namespace tessera::worker::sparse {
 
 // One sparse table's share of a batch.
 struct SparseRows {
   std::vector<Key> keys;  // distinct (the loop sends exactly these)
   Tensor values;          // f32 [keys.size(), width]: filled by the pull
   Tensor grads;           // f32 [keys.size(), width]: filled by Step
+  // The device whose copy queue reads values and writes grads (worker/sparse/row_staging.h):
+  // kCUDA allocates them pinned; kCPU (the default, also under --staging_on_cpu) plain.
+  Device pinned_for = Device::kCPU;
 
-  // Sizes values/grads for keys.size() rows of `width` (reusing capacity).
-  void Resize(int64_t width);
+  // Sizes values/grads for keys.size() rows of `width` (reusing capacity). Errors: a
+  // pinned allocation that failed.
+  Status Resize(int64_t width);
 };
 
 struct SparseBatch {
@@ -62,6 +70,17 @@ class SparseWorkload {
  public:
   virtual ~SparseWorkload() = default;
 
+  // The device path of the embedding rows (not owned; it outlives the workload's steps),
+  // or null for the host path. When set, Step gathers the rows its positions read and
+  // scatter-adds their gradients through it (RowStaging::LoadRows has run for the batch);
+  // Eval stays on the host path.
+  void set_row_staging(RowStaging* staging) { staging_ = staging; }
+  // True when DenseParameters() live on the staging device (widedeep's MLP under
+  // --device=cuda or --staging_on_cpu): the loop then keeps host mirrors of them
+  // (worker/device_staging.h), copies their values to the device after each pull and
+  // their gradients back after each Step.
+  virtual bool dense_on_device() const { return false; }
+
   virtual std::string name() const = 0;
   // Sparse tables (kind kSparse), in the order SparseBatch::tables uses.
   virtual std::vector<ParamSpec> SparseParams() const = 0;
@@ -85,6 +104,9 @@ class SparseWorkload {
   virtual Status Eval(int64_t i, const SparseBatch& batch) = 0;
   // Metrics over the Eval calls since the last FinishEval; resets the accumulators.
   virtual EvalReport FinishEval() = 0;
+
+ protected:
+  RowStaging* staging_ = nullptr;
 };
 
 }  // namespace tessera::worker::sparse
