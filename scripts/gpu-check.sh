@@ -91,7 +91,7 @@ LAUNCHERS=()
 if command -v ccache >/dev/null 2>&1; then
   LAUNCHERS=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
 fi
-TARGETS=(tessera kernels_gpu_bench kernels_gpu_test nccl_test nccl_rendezvous_test gpu_job_test worker_sparse_test)
+TARGETS=(tessera kernels_gpu_bench kernels_gpu_test nccl_test nccl_rendezvous_test gpu_job_test worker_sparse_gpu_test)
 if ! timeout 420 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=ON \
       -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$CAP" "${LAUNCHERS[@]}" >"$BUILD.configure.log" 2>&1; then
   tail -30 "$BUILD.configure.log"

@@ -1,12 +1,14 @@
 // RowStaging (worker/sparse/row_staging.h) without a network: the CSR of positions per
 // row, and gather / scatter-add through the device path against naive loops, on the CPU
-// "device" (and on CUDA where a GPU is usable: the CUDA cases skip themselves elsewhere).
+// "device" (worker_sparse_test) and on CUDA (worker_sparse_gpu_test, label gpu: skips itself
+// where no GPU is usable).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
-#include <span>
 #include <random>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "kernels/ops.h"
@@ -16,6 +18,7 @@
 namespace tessera::worker::sparse {
 namespace {
 
+#if !defined(TESSERA_ROW_STAGING_TEST_CUDA)  // host-only: worker_sparse_test runs these
 TEST(GroupPositions, ListsEachRowsPositionsInAscendingOrder) {
   std::vector<int64_t> order, offsets;
   const std::vector<int64_t> ids{2, 0, 2, 1, 2};
@@ -33,6 +36,7 @@ TEST(GroupPositions, RejectsAnIdOutsideTheRows) {
   EXPECT_EQ(GroupPositions(high, 3, &order, &offsets).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(GroupPositions(negative, 3, &order, &offsets).code(), StatusCode::kInvalidArgument);
 }
+#endif
 
 class RowStagingOn : public ::testing::TestWithParam<Device> {
  protected:
@@ -190,8 +194,15 @@ TEST_P(RowStagingOn, InteractionNeedsItsForwardAndMatchingIds) {
   ASSERT_OK(st.InteractBackward(&batch, pairs.data(), ddense.data()));
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, RowStagingOn, ::testing::Values(Device::kCPU, Device::kCUDA),
-                         [](const auto& info) { return info.param == Device::kCPU ? "cpu" : "cuda"; });
+// worker_sparse_test (label unit) runs the CPU case; with CUDA, the same source builds into
+// worker_sparse_gpu_test (label gpu), whose CUDA case skips itself where no GPU is usable.
+#if defined(TESSERA_ROW_STAGING_TEST_CUDA)
+INSTANTIATE_TEST_SUITE_P(Devices, RowStagingOn, ::testing::Values(Device::kCUDA),
+                         [](const auto&) { return std::string("cuda"); });
+#else
+INSTANTIATE_TEST_SUITE_P(Devices, RowStagingOn, ::testing::Values(Device::kCPU),
+                         [](const auto&) { return std::string("cpu"); });
+#endif
 
 }  // namespace
 }  // namespace tessera::worker::sparse
