@@ -5,7 +5,7 @@
 #include <cctype>
 
 DEFINE_string(table_memory_limit, "0",
-              "Bytes of each sparse table one server keeps resident (512M, 2G; 0: no limit). A push that leaves "
+              "Bytes of each sparse table one server keeps resident (512M, 2G; 0: no limit; docs/consistency.md). A push that leaves "
               "more evicts the rows pushed least recently (ties by a hash of the key) down to 90 % of it; a row "
               "costs its key, counter, last-seen step, values, optimizer slots and 16 bytes of index");
 DEFINE_string(table_memory_limit_per_table, "",

@@ -121,7 +121,7 @@ uint32_t RowTable::Insert(Key key) {
   Chunk& c = chunks_[slot >> shift_];
   c.keys[slot & mask_] = key;
   c.updates[slot & mask_] = 0;
-  c.seen[slot & mask_] = 0;
+  if (hash_last_seen_) c.seen[slot & mask_] = 0;  // hashed: never an indeterminate value
   SetBit(live_, slot, true);  // a reused slot keeps its dirty bit: it is still listed
   IndexInsert(KeyHash(key), slot);
   ++size_;

@@ -73,8 +73,10 @@ class RowTable {
   void Erase(Key key);
 
   Key key(uint32_t slot) const { return chunks_[slot >> shift_].keys[slot & mask_]; }
-  // The step of the last push to the row (0 for a new row until the caller sets it).
-  // A write between BeginWrite and EndWrite (it is hashed when HashLastSeen is on).
+  // The step of the last push to the row. Insert sets it to 0 when HashLastSeen is on,
+  // else leaves it unset (nobody reads it then): the caller sets it, between BeginWrite and EndWrite (it is
+  // hashed when HashLastSeen is on). ShardStore writes it only for tables with an
+  // eviction policy, the only ones that read it (it costs one more cache line per row).
   uint32_t& last_seen(uint32_t slot) { return chunks_[slot >> shift_].seen[slot & mask_]; }
   uint32_t last_seen(uint32_t slot) const { return chunks_[slot >> shift_].seen[slot & mask_]; }
   int64_t& updates(uint32_t slot) { return chunks_[slot >> shift_].updates[slot & mask_]; }

@@ -184,6 +184,8 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
     return Status::Internal("ApplySparseRows: " + std::to_string(grads.size()) + " gradient values for " +
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
+  // Last-seen only matters (and is only written: one more cache line per row) with a policy.
+  const bool track_seen = p.policy.evicts();
   const auto seen = static_cast<uint32_t>(std::clamp<int64_t>(step, 0, UINT32_MAX));
   CountMinSketch* sketch = p.sketch ? &*p.sketch : nullptr;
   // Gather: find or create each row, and take its hash out of the digest.
@@ -221,7 +223,7 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
     } else {
       t.BeginWrite(slot);
     }
-    t.last_seen(slot) = seen;
+    if (track_seen) t.last_seen(slot) = seen;
     if (kept != i) std::memmove(grads.data() + kept * width, grads.data() + i * width, width * sizeof(float));
     ++kept;
     slot_scratch_.push_back(slot);
@@ -349,7 +351,7 @@ Status ShardStore::RestoreRow(RowState row) {
   std::memcpy(d, row.values.data(), width * sizeof(float));
   if (!row.slots.empty()) std::memcpy(d + width, row.slots.data(), row.slots.size() * sizeof(float));
   t.updates(slot) = row.updates;
-  if (row.last_seen >= 0) t.last_seen(slot) = static_cast<uint32_t>(std::min<int64_t>(row.last_seen, UINT32_MAX));
+  t.last_seen(slot) = static_cast<uint32_t>(std::clamp<int64_t>(row.last_seen, 0, UINT32_MAX));
   t.EndWrite(slot);
   return Status::OK();
 }
