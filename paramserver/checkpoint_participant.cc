@@ -277,7 +277,7 @@ Status RestoreShards(const std::string& step_dir, ParamServerCore& core) {
               [&](const checkpoint::Record& rec) -> Status {
                 Status st = store.RestoreSketch(id, rec.values, /*add=*/loaded);
                 loaded = true;
-                return st.ok() ? st : Status::Corruption(readers[0][k]->dir() + ": " + st.message());
+                return st.WithContext(readers[0][k]->dir());  // another sketch width: a config error
               },
               checkpoint::RecordKind::kSketch));
         }

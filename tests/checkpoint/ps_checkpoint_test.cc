@@ -297,6 +297,48 @@ TEST(PsCheckpoint, ExpiryResumesExactlyOnAnotherNumberOfServers) {
   EXPECT_EQ(StoreDigest(c), StoreDigest(a));
 }
 
+// The admission sketch: the same servers each load their own; another number of
+// servers each load the sum of every old server's (an upper bound of every key's count).
+TEST(PsCheckpoint, AdmissionSketchesLoadOwnOrSummedOnAReshard) {
+  ::tessera::testing::TempDir tmp;
+  TablePolicy p;
+  p.min_key_count = 3;
+  p.sketch_width = 64;
+  Cluster a(2, kWorkers, Model(), {}, GradReduce::kMean, 32);
+  SetPolicy(a, p);
+  Checkpointer ck(a);
+  for (int64_t s = 0; s < 6; ++s) Step(a, s);
+  ASSERT_GT(a.core(0).store().table_stats(1).dropped, 0u);
+  const std::string dir = checkpoint::StepDir(tmp.path(), 6);
+  ck.Prepare(dir, 6, true, -1);
+  Cluster b(2, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/6);
+  SetPolicy(b, p);
+  for (uint32_t s = 0; s < 2; ++s) {
+    ASSERT_OK(RestoreShards(dir, b.core(s)));
+    EXPECT_TRUE(*b.core(s).store().sketch(1) == *a.core(s).store().sketch(1)) << "server " << s;
+  }
+  CountMinSketch sum = *a.core(0).store().sketch(1);
+  std::vector<float> counts;
+  a.core(1).store().sketch(1)->CountsInto(&counts);
+  ASSERT_OK(sum.Load(counts, /*add=*/true));
+  Cluster c(3, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/6);
+  SetPolicy(c, p);
+  for (uint32_t s = 0; s < 3; ++s) {
+    ASSERT_OK(RestoreShards(dir, c.core(s)));
+    EXPECT_TRUE(*c.core(s).store().sketch(1) == sum) << "server " << s;
+  }
+  // A job restored with another sketch width is refused (a configuration error), naming
+  // the database.
+  TablePolicy wider = p;
+  wider.sketch_width = 128;
+  Cluster d(2, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/6);
+  SetPolicy(d, wider);
+  Status st = RestoreShards(dir, d.core(0));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.ToString().find("server-0"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.ToString().find("--min_key_count_sketch_width"), std::string::npos) << st.ToString();
+}
+
 TEST(PsCheckpoint, PrepareAfterTheBoundaryIsRefusedAsTooLate) {
   ::tessera::testing::TempDir tmp;
   Cluster a(1, kWorkers, Model(), {}, GradReduce::kMean, 32);
