@@ -118,14 +118,30 @@ Status ParamServer::ApplyTableLimits() {
 }
 
 void ParamServer::ReportTableMetrics(std::vector<metrics::Sample>& out) const {
-  // Sums over this server's tables (samples carry no table label).
+  // Per table (label table="name", for the first kMaxLabelledTables tables: a heartbeat
+  // carries at most wire::kMaxMetricSamples samples), and summed over the tables.
+  constexpr size_t kMaxLabelledTables = 256;
   TableStats sum;
   uint64_t rows = 0, bytes = 0;
+  size_t labelled = 0;
   const ShardStore& store = core_->store();
   for (uint32_t id = 0; id < core_->map().num_params(); ++id) {
     const RowTable* t = store.table(id);
     if (t == nullptr) continue;
     const TableStats s = store.table_stats(id);
+    const std::string& name = core_->map().param(id)->name;
+    if (labelled < kMaxLabelledTables && wire::ValidTableLabel(name)) {
+      ++labelled;
+      const auto add = [&](const char* metric, metrics::Kind kind, uint64_t v) {
+        out.push_back({metric, kind, static_cast<double>(v), 0, -1, name});
+      };
+      add("sparse_table_resident_rows", metrics::Kind::kGauge, t->size());
+      add("sparse_table_resident_bytes", metrics::Kind::kGauge, t->ResidentBytes());
+      add("sparse_table_rows_created_total", metrics::Kind::kCounter, s.created);
+      add("sparse_table_rows_evicted_total", metrics::Kind::kCounter, s.evicted);
+      add("sparse_table_rows_expired_total", metrics::Kind::kCounter, s.expired);
+      add("sparse_table_rows_not_admitted_total", metrics::Kind::kCounter, s.dropped);
+    }
     sum.created += s.created;
     sum.evicted += s.evicted;
     sum.expired += s.expired;

@@ -314,6 +314,14 @@ TEST(ObserveJob, SparseTablePolicyCountsReachMetrics) {
   EXPECT_GT(rows, 0) << s.raw;
   EXPECT_GE(Get(s, "tessera_sparse_rows_created_total" + l), rows) << s.raw;
   EXPECT_GT(Get(s, "tessera_sparse_resident_bytes" + l), rows) << s.raw;
+  // Per table: widedeep's wide weights overflow the 16 KiB limit, its embedding rows expire.
+  const auto t = [](const std::string& table) {
+    return "{role=\"server\",rank=\"1\",table=\"" + table + "\"}";
+  };
+  EXPECT_GT(Get(s, "tessera_sparse_table_rows_evicted_total" + t("wide.weight")), 0) << s.raw;
+  EXPECT_LE(Get(s, "tessera_sparse_table_resident_bytes" + t("wide.weight")), 16384) << s.raw;
+  EXPECT_GT(Get(s, "tessera_sparse_table_rows_expired_total" + t("deep.embedding")), 0) << s.raw;
+  EXPECT_GT(Get(s, "tessera_sparse_table_resident_rows" + t("deep.embedding")), 0) << s.raw;
 }
 
 TEST(ObserveStatus, BadAddressIsAConfigError) {
