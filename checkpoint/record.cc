@@ -7,8 +7,15 @@
 namespace tessera::checkpoint {
 namespace {
 
-constexpr uint32_t kMagic = 0x31524354;  // "TCR1" little-endian
+constexpr uint32_t kMagic = 0x31524354;   // "TCR1" little-endian
+constexpr uint32_t kMagic2 = 0x32524354;  // "TCR2": with last_seen
 constexpr size_t kHeader = 4 + 4 + 8 + 8 + 8;
+
+size_t HeaderSize(std::string_view value) {
+  uint32_t m = 0;
+  if (value.size() >= 4) std::memcpy(&m, value.data(), 4);
+  return m == kMagic2 ? kHeader + 8 : kHeader;
+}
 
 void PutBe64(std::string* s, uint64_t v) {
   for (int i = 7; i >= 0; --i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -27,15 +34,19 @@ T Get(const char* p) {
 }
 
 // Validates the header and lengths; returns the counts.
-Status ParseHeader(std::string_view value, int64_t* updates, uint64_t* nv, uint64_t* ns) {
-  if (value.size() < kHeader) {
+Status ParseHeader(std::string_view value, int64_t* updates, int64_t* last_seen, uint64_t* nv, uint64_t* ns) {
+  const size_t header = HeaderSize(value);
+  if (value.size() < header) {
     return Status::Corruption("record value of " + std::to_string(value.size()) + " bytes is shorter than its header");
   }
-  if (Get<uint32_t>(value.data()) != kMagic) return Status::Corruption("record value has a bad magic number");
+  const uint32_t magic = Get<uint32_t>(value.data());
+  if (magic != kMagic && magic != kMagic2) return Status::Corruption("record value has a bad magic number");
   *updates = Get<int64_t>(value.data() + 8);
-  *nv = Get<uint64_t>(value.data() + 16);
-  *ns = Get<uint64_t>(value.data() + 24);
-  const uint64_t body = value.size() - kHeader;
+  const size_t o = header - kHeader;  // 8 with last_seen
+  *last_seen = o > 0 ? Get<int64_t>(value.data() + 16) : -1;
+  *nv = Get<uint64_t>(value.data() + 16 + o);
+  *ns = Get<uint64_t>(value.data() + 24 + o);
+  const uint64_t body = value.size() - header;
   if (*nv > body / 4 || *ns > body / 4 || (*nv + *ns) * 4 != body) {
     return Status::Corruption("record value lengths (" + std::to_string(*nv) + " values, " + std::to_string(*ns) +
                               " slots) do not match its " + std::to_string(value.size()) + " bytes");
@@ -69,7 +80,8 @@ std::string EncodeKey(RecordKind kind, std::string_view param, uint64_t position
 
 Status DecodeKey(std::string_view key, RecordKind* kind, std::string* param, uint64_t* position) {
   const size_t zero = key.find('\0');
-  if (key.size() < 10 || (key[0] != 'd' && key[0] != 's') || zero == std::string_view::npos ||
+  if (key.size() < 10 || (key[0] != 'd' && key[0] != 's' && key[0] != 'x' && key[0] != 'k') ||
+      zero == std::string_view::npos ||
       zero + 9 != key.size()) {
     return Status::Corruption("not a checkpoint record key (" + std::to_string(key.size()) + " bytes)");
   }
@@ -81,14 +93,17 @@ Status DecodeKey(std::string_view key, RecordKind* kind, std::string* param, uin
   return Status::OK();
 }
 
-size_t EncodedValueSize(const RecordRef& r) { return kHeader + 4 * (r.values.size() + r.slots.size()); }
+size_t EncodedValueSize(const RecordRef& r) {
+  return kHeader + (r.last_seen >= 0 ? 8 : 0) + 4 * (r.values.size() + r.slots.size());
+}
 
 void EncodeValue(const RecordRef& r, std::string* out) {
   const size_t start = out->size();
   out->reserve(start + EncodedValueSize(r));
-  Put<uint32_t>(out, kMagic);
+  Put<uint32_t>(out, r.last_seen >= 0 ? kMagic2 : kMagic);
   Put<uint32_t>(out, 0);  // checksum, filled below
   Put<int64_t>(out, r.updates);
+  if (r.last_seen >= 0) Put<int64_t>(out, r.last_seen);
   Put<uint64_t>(out, r.values.size());
   Put<uint64_t>(out, r.slots.size());
   if (!r.values.empty()) out->append(reinterpret_cast<const char*>(r.values.data()), r.values.size() * 4);
@@ -103,18 +118,19 @@ Result<uint32_t> StoredChecksum(std::string_view value) {
 }
 
 Status CheckValue(std::string_view value) {
-  int64_t u;
+  int64_t u, seen;
   uint64_t nv, ns;
-  return ParseHeader(value, &u, &nv, &ns);
+  return ParseHeader(value, &u, &seen, &nv, &ns);
 }
 
 Status DecodeValue(std::string_view value, Record* out) {
   uint64_t nv, ns;
-  TESSERA_RETURN_IF_ERROR(ParseHeader(value, &out->updates, &nv, &ns));
+  TESSERA_RETURN_IF_ERROR(ParseHeader(value, &out->updates, &out->last_seen, &nv, &ns));
+  const size_t header = HeaderSize(value);
   out->values.resize(nv);
   out->slots.resize(ns);
-  if (nv > 0) std::memcpy(out->values.data(), value.data() + kHeader, nv * 4);
-  if (ns > 0) std::memcpy(out->slots.data(), value.data() + kHeader + nv * 4, ns * 4);
+  if (nv > 0) std::memcpy(out->values.data(), value.data() + header, nv * 4);
+  if (ns > 0) std::memcpy(out->slots.data(), value.data() + header + nv * 4, ns * 4);
   return Status::OK();
 }
 

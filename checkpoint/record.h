@@ -5,12 +5,20 @@
 // orders them by element / key):
 //   'd' <param name> '\0' <begin element, u64 big-endian>     dense chunk
 //   's' <param name> '\0' <row key, u64 big-endian>           sparse row
+//   'x' <param name> '\0' <row key, u64 big-endian>           sparse row erased since the
+//                                                             parent (incremental only)
+//   'k' <param name> '\0' <0, u64 big-endian>                 the table's admission sketch
+//                                                             (values: the counters)
 // Keys name the parameter and the position, never the server, so any number of servers
 // can load what another number wrote (docs/checkpoints.md, "Resharding").
 //
 // Value (little-endian):
 //   u32 magic 'TCR1' | u32 crc32c of everything after it | i64 updates |
 //   u64 num_values | u64 num_slots | f32 values[num_values] | f32 slots[num_slots]
+// or, for a row of a table with an eviction policy (its last-seen step decides when it
+// goes, so a resume needs it):
+//   u32 magic 'TCR2' | u32 crc32c | i64 updates | i64 last_seen | u64 num_values | ...
+// An erased row's value is a TCR1 value without floats.
 // The checksum covers the counters and the floats, so a flipped bit anywhere in the
 // value is caught by DecodeRecord.
 #pragma once
@@ -26,7 +34,7 @@
 
 namespace tessera::checkpoint {
 
-enum class RecordKind : char { kDense = 'd', kSparse = 's' };
+enum class RecordKind : char { kDense = 'd', kSparse = 's', kErased = 'x', kSketch = 'k' };
 
 // A record as handed to the writer; the spans are borrowed for the call.
 struct RecordRef {
@@ -36,6 +44,7 @@ struct RecordRef {
   int64_t updates = 0;
   std::span<const float> values;
   std::span<const float> slots;
+  int64_t last_seen = -1;  // >= 0: written as TCR2
 };
 
 // A decoded record (owns its floats).
@@ -44,6 +53,7 @@ struct Record {
   std::string param;
   uint64_t position = 0;
   int64_t updates = 0;
+  int64_t last_seen = -1;  // -1: a TCR1 value
   std::vector<float> values;
   std::vector<float> slots;
 };

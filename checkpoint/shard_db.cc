@@ -235,8 +235,9 @@ Status ShardReader::ReadDenseRanges(const std::string& param,
   return FromRocks(it->status(), "reading " + dir_);
 }
 
-Status ShardReader::ReadRows(const std::string& param, const std::function<Status(const Record&)>& fn) const {
-  const std::string prefix = KeyPrefix(RecordKind::kSparse, param);
+Status ShardReader::ReadRows(const std::string& param, const std::function<Status(const Record&)>& fn,
+                             RecordKind kind) const {
+  const std::string prefix = KeyPrefix(kind, param);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(BulkRead()));
   Record r;
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {

@@ -78,8 +78,10 @@ class ShardReader {
   // for each record overlapping ranges[i]. What a restoring server uses.
   Status ReadDenseRanges(const std::string& param, const std::vector<std::pair<uint64_t, uint64_t>>& ranges,
                          const std::function<Status(size_t, const Record&)>& fn) const;
-  // Calls fn with every row of sparse table `param`, in key order.
-  Status ReadRows(const std::string& param, const std::function<Status(const Record&)>& fn) const;
+  // Calls fn with every row of sparse table `param`, in key order (kind kErased: the
+  // rows an incremental checkpoint erased; kSketch: the table's admission sketch).
+  Status ReadRows(const std::string& param, const std::function<Status(const Record&)>& fn,
+                  RecordKind kind = RecordKind::kSparse) const;
   // Reads every record, checking every key, value checksum and RocksDB block checksum;
   // returns the counts and the digest (compare with the manifest's).
   Result<ScanStats> Scan(const std::function<Status(const Record&)>& fn = nullptr) const;

@@ -159,6 +159,7 @@ std::string MetricsStore::PrometheusText() const {
       if (f.type != type) continue;  // a name reported with two kinds: keep the first
       std::string labels = base;
       if (s.peer_rank >= 0) labels += ",server=\"" + std::to_string(s.peer_rank) + "\"";
+      if (!s.table.empty()) labels += ",table=\"" + s.table + "\"";  // wire::ValidTableLabel: nothing to escape
       if (s.kind == metrics::Kind::kQuantile) labels += ",quantile=\"" + Num(s.quantile) + "\"";
       f.lines.push_back("tessera_" + s.name + "{" + labels + "} " + Num(s.value));
     }
@@ -205,7 +206,8 @@ std::vector<std::string> MetricsStore::TakeJsonLines(double since_start_s) {
     }
     std::map<int, std::string> per_peer;
     for (const auto& s : m.samples) {
-      std::string key = s.name + (s.kind == metrics::Kind::kQuantile ? QuantileSuffix(s.quantile) : "");
+      std::string key = s.name + (s.kind == metrics::Kind::kQuantile ? QuantileSuffix(s.quantile) : "") +
+                        (s.table.empty() ? "" : "[" + s.table + "]");
       std::string kv = "\"" + key + "\":" + (std::isfinite(s.value) ? Num(s.value) : "null");
       if (s.peer_rank < 0) {
         j += "," + kv;

@@ -17,6 +17,7 @@
 #include "kernels/device_select.h"
 #include "kernels/ops.h"
 #include "launch/checkpoint_flags.h"
+#include "launch/table_flags.h"
 #include "launch/device_placement.h"
 #include "launch/job_auth.h"
 #include "launch/job_network.h"
@@ -110,6 +111,7 @@ Status CheckJobFlags() {
       FLAGS_heartbeat_interval_s >= FLAGS_heartbeat_timeout_s) {
     return Status::InvalidArgument("need 0 < --heartbeat_interval_s < --heartbeat_timeout_s");
   }
+  TESSERA_RETURN_IF_ERROR(TableLimitsFromFlags().status());
   TESSERA_ASSIGN_OR_RETURN(const DeviceRequest device, ParseDeviceFlag(FLAGS_device));
   // The same binary runs every rank: a CPU-only build refuses --device=cuda everywhere at
   // once. Whether a GPU is present is each worker's own question (RunWorker).
@@ -293,6 +295,9 @@ int RunServer(const JobSetup& job, const std::string& coordinator, MpiGuard& gua
   if (!method.ok()) return Fail(method.status(), kExitConfig);
   o.checkpoint_write = *method;
   o.dense_on_workers = job.collective;
+  auto limits = TableLimitsFromFlags();
+  if (!limits.ok()) return Fail(limits.status(), kExitConfig);
+  o.table_limits = std::move(limits).value();
   auto s = paramserver::ParamServer::Start(o, job.ctx);
   if (!s.ok()) return Fail(s.status().WithContext("starting the server"), kExitConfig);
   SignalWatcher watcher(PeerSignalHandler("server", s->get()));

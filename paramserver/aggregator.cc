@@ -212,7 +212,7 @@ Status Aggregator::PushSparse(ShardStore& store, int worker, uint32_t param_id, 
   scratch_.assign(grad.begin(), grad.end());
   TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
   metrics::ScopedLatency t(OptimizerLatency());
-  return store.ApplySparseRows(param_id, keys, scratch_);
+  return store.ApplySparseRows(param_id, keys, scratch_, step);
 }
 
 Status Aggregator::DrainDense(ShardStore& store, uint32_t param_id, uint64_t chunk, Unit& unit) {
@@ -249,7 +249,7 @@ Status Aggregator::DrainSparse(ShardStore& store, uint32_t param_id, Unit& unit)
     // Rows are independent, so the order of application does not change any value.
     {
       metrics::ScopedLatency t(OptimizerLatency());
-      TESSERA_RETURN_IF_ERROR(store.ApplySparseRows(param_id, p.sum_keys, p.sum));
+      TESSERA_RETURN_IF_ERROR(store.ApplySparseRows(param_id, p.sum_keys, p.sum, it->first));
     }
     TESSERA_RETURN_IF_ERROR(unit.gate.MarkApplied(it->first));
     unit.pending.erase(it);

@@ -169,12 +169,20 @@ void CheckpointParticipant::WriterLoop() {
     }
     timeline::Span span("checkpoint write", "checkpoint", "step", job.step);
     std::vector<checkpoint::RecordRef> records;
-    records.reserve(job.snap.chunks.size() + job.snap.rows.size());
+    records.reserve(job.snap.chunks.size() + job.snap.rows.size() + job.snap.erased.size() +
+                    job.snap.sketches.size());
     for (const ChunkState& c : job.snap.chunks) {
       records.push_back({checkpoint::RecordKind::kDense, job.names[c.param_id], c.begin, c.updates, c.values, c.slots});
     }
     for (const RowState& r : job.snap.rows) {
-      records.push_back({checkpoint::RecordKind::kSparse, job.names[r.param_id], r.key, r.updates, r.values, r.slots});
+      records.push_back({checkpoint::RecordKind::kSparse, job.names[r.param_id], r.key, r.updates, r.values, r.slots,
+                         r.last_seen});
+    }
+    for (const auto& [id, key] : job.snap.erased) {
+      records.push_back({checkpoint::RecordKind::kErased, job.names[id], key, 0, {}, {}});
+    }
+    for (const SketchState& sk : job.snap.sketches) {
+      records.push_back({checkpoint::RecordKind::kSketch, job.names[sk.param_id], 0, sk.width, sk.counts, {}});
     }
     auto stats = checkpoint::WriteShard(job.dir, std::move(records), method_, "mid_write", &cancel_);
     CheckpointReport rep;
@@ -215,13 +223,26 @@ Status RestoreShards(const std::string& step_dir, ParamServerCore& core) {
   }
   const ShardMap& map = core.map();
   ShardStore& store = core.mutable_store();
-  uint64_t chunks = 0, rows = 0;
+  uint64_t chunks = 0, rows = 0, erased = 0;
   for (uint32_t id = 0; id < map.num_params(); ++id) {
     const ParamSpec& spec = *map.param(id);
     const uint64_t nslots = static_cast<uint64_t>(NumOptimizerSlots(spec.optimizer.kind));
     if (spec.kind == ParamKind::kSparse) {
       const uint64_t width = static_cast<uint64_t>(spec.numel());
       for (size_t i = chain.size(); i-- > 0;) {
+        // An incremental checkpoint's erased rows first (evicted or expired since its
+        // parent), then its rows (a row erased and created again since is only a row).
+        for (const auto& r : readers[i]) {
+          TESSERA_RETURN_IF_ERROR(r->ReadRows(
+              spec.name,
+              [&](const checkpoint::Record& rec) -> Status {
+                if (!map.OwnsKey(core.server(), id, rec.position)) return Status::OK();
+                store.RestoreErase(id, rec.position);
+                ++erased;
+                return Status::OK();
+              },
+              checkpoint::RecordKind::kErased));
+        }
         for (const auto& r : readers[i]) {
           TESSERA_RETURN_IF_ERROR(r->ReadRows(spec.name, [&](const checkpoint::Record& rec) -> Status {
             if (!map.OwnsKey(core.server(), id, rec.position)) return Status::OK();
@@ -234,11 +255,35 @@ Status RestoreShards(const std::string& step_dir, ParamServerCore& core) {
             row.param_id = id;
             row.key = rec.position;
             row.updates = rec.updates;
+            row.last_seen = rec.last_seen;
             row.values = rec.values;
             row.slots = rec.slots;
             ++rows;
             return store.RestoreRow(std::move(row));
           }));
+        }
+      }
+      // The admission sketch, from the newest checkpoint (each writes it whole): this
+      // server's own when the server count is unchanged, else every server's summed (an
+      // over-estimate of every key's count; docs/consistency.md).
+      if (store.sketch(id) != nullptr) {
+        const bool same = m.num_servers == static_cast<int>(map.num_servers());
+        bool loaded = false;
+        for (size_t k = 0; k < readers[0].size(); ++k) {
+          const int part = chain[0].second.servers[k].index;
+          if (part < 0 || (same && part != static_cast<int>(core.server()))) continue;
+          TESSERA_RETURN_IF_ERROR(readers[0][k]->ReadRows(
+              spec.name,
+              [&](const checkpoint::Record& rec) -> Status {
+                Status st = store.RestoreSketch(id, rec.values, /*add=*/loaded);
+                loaded = true;
+                return st.WithContext(readers[0][k]->dir());  // another sketch width: a config error
+              },
+              checkpoint::RecordKind::kSketch));
+        }
+        if (!loaded) {
+          LOG(WARNING) << step_dir << " holds no admission sketch of '" << spec.name
+                       << "' (written without --min_key_count): its counts start from zero";
         }
       }
       continue;
@@ -285,7 +330,7 @@ Status RestoreShards(const std::string& step_dir, ParamServerCore& core) {
       ++chunks;
     }
   }
-  LOG(INFO) << "restored " << chunks << " chunks and " << rows << " sparse rows from " << step_dir << " ("
+  LOG(INFO) << "restored " << chunks << " chunks and " << rows << " sparse rows (" << erased << " erased by incremental checkpoints) from " << step_dir << " ("
             << chain.size() << " checkpoint(s), " << m.num_servers << " servers wrote it) in " << Since(start)
             << " s";
   return Status::OK();

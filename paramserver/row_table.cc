@@ -27,7 +27,8 @@ RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
 uint64_t RowTable::KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
 
 uint64_t RowTable::RowHash(uint32_t slot) const {
-  const uint64_t seed = HashCombine(HashCombine(salt_, key(slot)), static_cast<uint64_t>(updates(slot)));
+  uint64_t seed = HashCombine(HashCombine(salt_, key(slot)), static_cast<uint64_t>(updates(slot)));
+  if (hash_last_seen_) seed = HashCombine(seed, last_seen(slot));
   return Hash64(data(slot), uint64_t{stride_} * sizeof(float), seed);
 }
 
@@ -99,6 +100,7 @@ uint32_t RowTable::NewSlot() {
     Chunk c;
     c.keys = std::make_unique_for_overwrite<Key[]>(rows);
     c.updates = std::make_unique_for_overwrite<int64_t[]>(rows);
+    c.seen = std::make_unique_for_overwrite<uint32_t[]>(rows);
     c.data = std::make_unique_for_overwrite<float[]>(rows * stride_);
     chunks_.push_back(std::move(c));
     live_.resize((high_ + rows + 63) / 64, 0);
@@ -119,6 +121,7 @@ uint32_t RowTable::Insert(Key key) {
   Chunk& c = chunks_[slot >> shift_];
   c.keys[slot & mask_] = key;
   c.updates[slot & mask_] = 0;
+  if (hash_last_seen_) c.seen[slot & mask_] = 0;  // hashed: never an indeterminate value
   SetBit(live_, slot, true);  // a reused slot keeps its dirty bit: it is still listed
   IndexInsert(KeyHash(key), slot);
   ++size_;
@@ -186,10 +189,35 @@ std::vector<Key> RowTable::TakeDirty() {
 }
 
 uint64_t RowTable::MemoryBytes() const {
-  const uint64_t per_chunk = chunk_rows() * (sizeof(Key) + sizeof(int64_t) + uint64_t{stride_} * sizeof(float));
+  const uint64_t per_chunk = chunk_rows() * (sizeof(Key) + sizeof(int64_t) + sizeof(uint32_t) + uint64_t{stride_} * sizeof(float));
   return chunks_.size() * per_chunk + index_.capacity() * sizeof(uint64_t) +
          (live_.capacity() + dirty_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
          dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);
+}
+
+void RowTable::Oldest(uint64_t n, std::vector<Key>* out) const {
+  if (n == 0) return;
+  struct Entry {
+    uint32_t seen;
+    uint64_t hash;
+    Key key;
+    bool operator<(const Entry& o) const {
+      return seen != o.seen ? seen < o.seen : hash != o.hash ? hash < o.hash : key < o.key;
+    }
+  };
+  std::vector<Entry> rows;
+  rows.reserve(size_);
+  for (uint32_t s = 0; s < high_; ++s) {
+    if (Bit(live_, s)) rows.push_back({last_seen(s), Mix64(key(s) ^ salt_), key(s)});
+  }
+  if (n < rows.size()) std::nth_element(rows.begin(), rows.begin() + static_cast<ptrdiff_t>(n), rows.end());
+  for (size_t i = 0; i < std::min<uint64_t>(n, rows.size()); ++i) out->push_back(rows[i].key);
+}
+
+void RowTable::SeenBefore(uint32_t cutoff, std::vector<Key>* out) const {
+  for (uint32_t s = 0; s < high_; ++s) {
+    if (Bit(live_, s) && last_seen(s) < cutoff) out->push_back(key(s));
+  }
 }
 
 }  // namespace tessera::paramserver

@@ -3,7 +3,8 @@
 //  - Arena: rows live in chunks of chunk_rows() row slots (up to kMaxChunkRows, fewer for
 //    wide rows so a chunk stays near kChunkBytes), allocated one chunk at a time
 //    as the table grows (never moved, so a row's floats stay put while the table grows).
-//    A slot holds the key, the update counter and `stride` floats: the row's values
+//    A slot holds the key, the update counter, the step that last pushed the row
+//    ("last seen", 4 bytes: what expiry and eviction order by) and `stride` floats: the row's values
 //    followed by its optimizer slots (slot k at values + (k + 1) * width), the layout
 //    kernels::ApplyOptimizerRows and kernels::InitSlots expect. No per-row heap object.
 //  - Index: open addressing with linear probing from a key hash to a slot; each entry is
@@ -14,7 +15,9 @@
 //  - Freed slots go on a free list and are reused before the arena grows.
 //  - Digest: the wrapping sum over resident rows of RowHash (table, key, counter, values,
 //    slots). A sum does not depend on insertion order or on which server holds a row,
-//    so the job's digest is the sum of the servers'. Every mutation goes through
+//    so the job's digest is the sum of the servers'. With HashLastSeen(true) (a table
+//    with an eviction policy, where last-seen decides the future) the hash covers it
+//    too; otherwise not, so digests without a policy are what they were. Every mutation goes through
 //    BeginWrite/EndWrite (or Insert/Erase), which subtract the row's old hash and add its
 //    new one: Digest() is O(1).
 //  - Dirty bits: with tracking on, EndWrite records the slot once (a bit per slot guards
@@ -70,6 +73,12 @@ class RowTable {
   void Erase(Key key);
 
   Key key(uint32_t slot) const { return chunks_[slot >> shift_].keys[slot & mask_]; }
+  // The step of the last push to the row. Insert sets it to 0 when HashLastSeen is on,
+  // else leaves it unset (nobody reads it then): the caller sets it, between BeginWrite and EndWrite (it is
+  // hashed when HashLastSeen is on). ShardStore writes it only for tables with an
+  // eviction policy, the only ones that read it (it costs one more cache line per row).
+  uint32_t& last_seen(uint32_t slot) { return chunks_[slot >> shift_].seen[slot & mask_]; }
+  uint32_t last_seen(uint32_t slot) const { return chunks_[slot >> shift_].seen[slot & mask_]; }
   int64_t& updates(uint32_t slot) { return chunks_[slot >> shift_].updates[slot & mask_]; }
   int64_t updates(uint32_t slot) const { return chunks_[slot >> shift_].updates[slot & mask_]; }
   float* data(uint32_t slot) { return chunks_[slot >> shift_].data.get() + (slot & mask_) * stride_; }
@@ -98,6 +107,23 @@ class RowTable {
 
   // Bytes held: arena chunks, index, bit sets, free list.
   uint64_t MemoryBytes() const;
+  // What one resident row costs, as --table_memory_limit counts it: its slot (key,
+  // counter, last seen, floats) and two index entries (the index is at most half full
+  // after a doubling). Resident bytes = size() * RowBytes(): unlike MemoryBytes() it
+  // falls when rows are erased (their slots are reused, so the arena's high-water mark
+  // stays near the most rows ever resident at once).
+  uint64_t RowBytes() const { return sizeof(Key) + sizeof(int64_t) + sizeof(uint32_t) + uint64_t{stride_} * 4 + 16; }
+  uint64_t ResidentBytes() const { return size_ * RowBytes(); }
+
+  // Whether RowHash covers last_seen. REQUIRES an empty table (the digest would be stale).
+  void HashLastSeen(bool on) { hash_last_seen_ = on; }
+  // The eviction order: rows by (last_seen, Mix64(key ^ salt), key) ascending, a total
+  // order that depends on the rows alone (not on slots, insertion order or the server),
+  // so every replay of the same pushes picks the same victims. Appends the first `n`
+  // (all when fewer) rows' keys to *out, in no particular order. O(rows).
+  void Oldest(uint64_t n, std::vector<Key>* out) const;
+  // Appends the keys of the rows with last_seen < `cutoff` to *out. O(rows).
+  void SeenBefore(uint32_t cutoff, std::vector<Key>* out) const;
 
   uint64_t RowHash(uint32_t slot) const;
 
@@ -105,6 +131,7 @@ class RowTable {
   struct Chunk {
     std::unique_ptr<Key[]> keys;
     std::unique_ptr<int64_t[]> updates;
+    std::unique_ptr<uint32_t[]> seen;
     std::unique_ptr<float[]> data;
   };
   static bool Bit(const std::vector<uint64_t>& bits, uint32_t i) { return (bits[i / 64] >> (i % 64)) & 1; }
@@ -135,6 +162,7 @@ class RowTable {
   std::vector<uint32_t> dirty_slots_;
   std::vector<Key> dirty_erased_;
   bool track_dirty_ = false;
+  bool hash_last_seen_ = false;
 };
 
 }  // namespace tessera::paramserver

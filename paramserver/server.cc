@@ -91,7 +91,72 @@ ParamServer::ParamServer(ServerOptions options, std::unique_ptr<wire::Reactor> r
       reactor_(std::move(reactor)),
       reporter_([this](std::vector<metrics::Sample>& out) {
         out.push_back({"parked_requests", metrics::Kind::kGauge, static_cast<double>(parked_.size()), 0, -1});
+        if (core_) ReportTableMetrics(out);
       }) {}
+
+Status ParamServer::ApplyTableLimits() {
+  const ShardMap& map = core_->map();
+  const TableLimits& l = options_.table_limits;
+  size_t named = 0;
+  for (uint32_t id = 0; id < map.num_params(); ++id) {
+    const ParamSpec& spec = *map.param(id);
+    if (spec.kind != ParamKind::kSparse) continue;
+    TablePolicy p = l.policy;
+    if (auto it = l.memory_limits.find(spec.name); it != l.memory_limits.end()) {
+      p.memory_limit = it->second;
+      ++named;
+    }
+    TESSERA_RETURN_IF_ERROR_CTX(core_->mutable_store().SetTablePolicy(id, p), "table '" + spec.name + "'");
+  }
+  if (named != l.memory_limits.size()) {
+    std::string names;
+    for (const auto& [name, bytes] : l.memory_limits) names += (names.empty() ? "" : ", ") + name;
+    return Status::InvalidArgument("--table_memory_limit_per_table names a table this job does not have (" +
+                                   names + ")");
+  }
+  return Status::OK();
+}
+
+void ParamServer::ReportTableMetrics(std::vector<metrics::Sample>& out) const {
+  // Per table (label table="name", for the first kMaxLabelledTables tables: a heartbeat
+  // carries at most wire::kMaxMetricSamples samples), and summed over the tables.
+  constexpr size_t kMaxLabelledTables = 256;
+  TableStats sum;
+  uint64_t rows = 0, bytes = 0;
+  size_t labelled = 0;
+  const ShardStore& store = core_->store();
+  for (uint32_t id = 0; id < core_->map().num_params(); ++id) {
+    const RowTable* t = store.table(id);
+    if (t == nullptr) continue;
+    const TableStats s = store.table_stats(id);
+    const std::string& name = core_->map().param(id)->name;
+    if (labelled < kMaxLabelledTables && wire::ValidTableLabel(name)) {
+      ++labelled;
+      const auto add = [&](const char* metric, metrics::Kind kind, uint64_t v) {
+        out.push_back({metric, kind, static_cast<double>(v), 0, -1, name});
+      };
+      add("sparse_table_resident_rows", metrics::Kind::kGauge, t->size());
+      add("sparse_table_resident_bytes", metrics::Kind::kGauge, t->ResidentBytes());
+      add("sparse_table_rows_created_total", metrics::Kind::kCounter, s.created);
+      add("sparse_table_rows_evicted_total", metrics::Kind::kCounter, s.evicted);
+      add("sparse_table_rows_expired_total", metrics::Kind::kCounter, s.expired);
+      add("sparse_table_rows_not_admitted_total", metrics::Kind::kCounter, s.dropped);
+    }
+    sum.created += s.created;
+    sum.evicted += s.evicted;
+    sum.expired += s.expired;
+    sum.dropped += s.dropped;
+    rows += t->size();
+    bytes += t->ResidentBytes();
+  }
+  out.push_back({"sparse_resident_rows", metrics::Kind::kGauge, static_cast<double>(rows), 0, -1});
+  out.push_back({"sparse_resident_bytes", metrics::Kind::kGauge, static_cast<double>(bytes), 0, -1});
+  out.push_back({"sparse_rows_created_total", metrics::Kind::kCounter, static_cast<double>(sum.created), 0, -1});
+  out.push_back({"sparse_rows_evicted_total", metrics::Kind::kCounter, static_cast<double>(sum.evicted), 0, -1});
+  out.push_back({"sparse_rows_expired_total", metrics::Kind::kCounter, static_cast<double>(sum.expired), 0, -1});
+  out.push_back(
+      {"sparse_rows_not_admitted_total", metrics::Kind::kCounter, static_cast<double>(sum.dropped), 0, -1});
+}
 
 ParamServer::~ParamServer() { reactor_->Stop(); }
 
@@ -128,6 +193,7 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
         auto core = ParamServerCore::Create(std::move(map).value(), static_cast<uint32_t>(options_.rank - 1), ao);
         st = core.status();
         if (st.ok()) core_.emplace(std::move(core).value());
+        if (st.ok()) st = ApplyTableLimits();
         if (st.ok() && resume_step_ >= 0) st = RestoreShards(resume_path_, *core_);
         if (st.ok()) {
           checkpoints_ = std::make_unique<CheckpointParticipant>(
@@ -329,6 +395,13 @@ void ParamServer::Finish(Status status, int exit_code) {
   finished_ = true;
   if (status.ok()) LOG(INFO) << "server shutting down: job finished";
   else LOG(ERROR) << "server stopping: " << status.ToString();
+  for (uint32_t id = 0; core_ && id < core_->map().num_params(); ++id) {
+    const TableStats t = core_->store().table_stats(id);
+    if (t.evicted + t.expired + t.dropped == 0) continue;
+    LOG(INFO) << "table '" << core_->map().param(id)->name << "': " << core_->store().num_rows(id)
+              << " rows resident, " << t.created << " created, " << t.evicted << " evicted, " << t.expired
+              << " expired, " << t.dropped << " row gradients not admitted";
+  }
   std::lock_guard<std::mutex> l(mu_);
   done_ = true;
   outcome_ = {std::move(status), exit_code};

@@ -14,6 +14,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,12 @@
 #include "wire/reactor.h"
 
 namespace tessera::paramserver {
+
+// Every sparse table's TablePolicy (shard_store.h), with per-table memory limits by name.
+struct TableLimits {
+  TablePolicy policy;
+  std::map<std::string, uint64_t> memory_limits;  // table name -> its memory_limit
+};
 
 struct ServerOptions {
   std::string coordinator;                 // "tcp://127.0.0.1:5555"
@@ -56,6 +63,9 @@ struct ServerOptions {
   // --sync=allreduce|hybrid: the workers own the dense parameters; checkpoints of this
   // server hold its sparse tables only (CheckpointParticipant). Default: false.
   bool dense_on_workers = false;
+  // Eviction, expiry and admission of the sparse tables (launch/table_flags.h). A name
+  // in memory_limits that is no sparse table of the job ends the server (exit 2).
+  TableLimits table_limits;
 };
 
 class ParamServer {
@@ -94,6 +104,10 @@ class ParamServer {
   bool Serve(wire::Socket& sock, const wire::InMessage& msg, DataRequest& decoded, bool already_pushed);
   void RetryParked();
   void Heartbeat();
+  // Loop thread: every sparse table's TablePolicy from options_.table_limits (before a restore).
+  Status ApplyTableLimits();
+  // Loop thread (the heartbeat's metrics): the tables' resident rows and bytes and policy counts.
+  void ReportTableMetrics(std::vector<metrics::Sample>& out) const;
   void Finish(Status status, int exit_code);
 
   const ServerOptions options_;

@@ -95,6 +95,7 @@ std::optional<RowState> ShardStore::row(uint32_t param_id, Key key) const {
   r.param_id = param_id;
   r.key = key;
   r.updates = t->updates(slot);
+  if (params_[param_id].policy.evicts()) r.last_seen = t->last_seen(slot);
   const float* d = t->data(slot);
   r.values.assign(d, d + t->width());
   r.slots.assign(d + t->width(), d + t->stride());
@@ -171,7 +172,8 @@ Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span
   return Status::OK();
 }
 
-Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads) {
+Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads,
+                                   int64_t step) {
   if (param_id >= params_.size() || !params_[param_id].rows) {
     return Status::Internal("ApplySparseRows: param " + std::to_string(param_id) + " is not sparse");
   }
@@ -182,6 +184,10 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
     return Status::Internal("ApplySparseRows: " + std::to_string(grads.size()) + " gradient values for " +
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
+  // Last-seen only matters (and is only written: one more cache line per row) with a policy.
+  const bool track_seen = p.policy.evicts();
+  const auto seen = static_cast<uint32_t>(std::clamp<int64_t>(step, 0, UINT32_MAX));
+  CountMinSketch* sketch = p.sketch ? &*p.sketch : nullptr;
   // Gather: find or create each row, and take its hash out of the digest.
   slot_scratch_.clear();
   row_scratch_.clear();
@@ -194,12 +200,18 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
     if (found[i] != RowTable::kNoSlot) t.Prefetch(found[i]);
   }
+  size_t kept = 0;  // rows gathered; their gradients are grads[0, kept * width)
   for (size_t i = 0; i < keys.size(); ++i) {
     if (i + kAhead < keys.size() && found[i + kAhead] != RowTable::kNoSlot) t.Prefetch(found[i + kAhead]);
     const Key key = keys[i];
     uint32_t slot = found[i];
     if (slot == RowTable::kNoSlot) {
+      if (sketch != nullptr && sketch->Add(key) < p.policy.min_key_count) {
+        ++p.stats.dropped;  // not admitted: no row, the gradient is dropped
+        continue;
+      }
       slot = t.Insert(key);  // not in the digest yet: no BeginWrite
+      ++p.stats.created;
       float* d = t.data(slot);
       st = InitializeSparseRow(p.spec, key, View(d, width));
       if (st.ok()) st = kernels::InitSlots(p.spec.optimizer, {d + width, t.stride() - width}, width);
@@ -211,6 +223,9 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
     } else {
       t.BeginWrite(slot);
     }
+    if (track_seen) t.last_seen(slot) = seen;
+    if (kept != i) std::memmove(grads.data() + kept * width, grads.data() + i * width, width * sizeof(float));
+    ++kept;
     slot_scratch_.push_back(slot);
     row_scratch_.push_back(t.data(slot));
     step_scratch_.push_back(t.updates(slot) + 1);
@@ -226,7 +241,88 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
     if (st.ok()) ++t.updates(slot);
     t.EndWrite(slot);
   }
+  if (st.ok() && p.policy.evicts()) Evict(p, step);
   return st;
+}
+
+void ShardStore::Evict(Param& p, int64_t step) {
+  RowTable& t = *p.rows;
+  const TablePolicy& pol = p.policy;
+  victims_.clear();
+  if (pol.expiry_steps > 0 && step >= pol.expiry_steps && step % std::max<int64_t>(1, pol.expiry_steps / 4) == 0 &&
+      step != p.swept_step) {
+    p.swept_step = step;  // once per step (ssp/asp apply several pushes per step)
+    // Unseen for expiry_steps steps or more: last_seen <= step - expiry_steps.
+    t.SeenBefore(static_cast<uint32_t>(std::min<int64_t>(step - pol.expiry_steps + 1, UINT32_MAX)), &victims_);
+    for (const Key k : victims_) t.Erase(k);
+    p.stats.expired += victims_.size();
+    victims_.clear();
+  }
+  if (pol.memory_limit > 0 && t.ResidentBytes() > pol.memory_limit) {
+    const uint64_t keep = pol.memory_limit / 10 * 9 / t.RowBytes();
+    t.Oldest(t.size() - std::min(keep, t.size()), &victims_);
+    for (const Key k : victims_) t.Erase(k);
+    p.stats.evicted += victims_.size();
+  }
+}
+
+Status ShardStore::SetTablePolicy(uint32_t param_id, const TablePolicy& policy) {
+  if (param_id >= params_.size() || !params_[param_id].rows) {
+    return Status::InvalidArgument("param " + std::to_string(param_id) + " is not a sparse table");
+  }
+  Param& p = params_[param_id];
+  if (p.rows->size() > 0) {
+    return Status::InvalidArgument("table '" + p.spec.name + "' already holds rows: set its policy first");
+  }
+  const uint32_t w = policy.sketch_width;
+  if (policy.min_key_count > 1 && (w < 64 || (w & (w - 1)) != 0)) {
+    return Status::InvalidArgument("admission sketch width " + std::to_string(w) + " is not a power of two >= 64");
+  }
+  if (policy.expiry_steps < 0) return Status::InvalidArgument("negative expiry");
+  p.policy = policy;
+  p.rows->HashLastSeen(policy.evicts());
+  if (policy.min_key_count > 1) {
+    p.sketch.emplace(w, p.name_hash);
+  } else {
+    p.sketch.reset();
+  }
+  return Status::OK();
+}
+
+const TablePolicy* ShardStore::table_policy(uint32_t param_id) const {
+  return table(param_id) == nullptr ? nullptr : &params_[param_id].policy;
+}
+
+TableStats ShardStore::table_stats(uint32_t param_id) const {
+  return table(param_id) == nullptr ? TableStats{} : params_[param_id].stats;
+}
+
+const CountMinSketch* ShardStore::sketch(uint32_t param_id) const {
+  return param_id < params_.size() && params_[param_id].sketch ? &*params_[param_id].sketch : nullptr;
+}
+
+void ShardStore::RestoreErase(uint32_t param_id, Key key) {
+  if (param_id < params_.size() && params_[param_id].rows) params_[param_id].rows->Erase(key);
+}
+
+Status ShardStore::RestoreSketch(uint32_t param_id, std::span<const float> counts, bool add) {
+  if (param_id >= params_.size() || !params_[param_id].sketch) {
+    return Status::InvalidArgument("param " + std::to_string(param_id) + " has no admission sketch");
+  }
+  return params_[param_id].sketch->Load(counts, add);
+}
+
+void ShardStore::SketchesInto(ShardSnapshot* out) const {
+  size_t k = 0;
+  for (uint32_t id = 0; id < params_.size(); ++id) {
+    if (!params_[id].sketch) continue;
+    if (k == out->sketches.size()) out->sketches.emplace_back();
+    SketchState& s = out->sketches[k++];
+    s.param_id = id;
+    s.width = params_[id].sketch->width();
+    params_[id].sketch->CountsInto(&s.counts);
+  }
+  out->sketches.resize(k);
 }
 
 ChunkState* ShardStore::mutable_chunk(uint32_t param_id, uint64_t chunk_index) {
@@ -255,6 +351,7 @@ Status ShardStore::RestoreRow(RowState row) {
   std::memcpy(d, row.values.data(), width * sizeof(float));
   if (!row.slots.empty()) std::memcpy(d + width, row.slots.data(), row.slots.size() * sizeof(float));
   t.updates(slot) = row.updates;
+  t.last_seen(slot) = static_cast<uint32_t>(std::clamp<int64_t>(row.last_seen, 0, UINT32_MAX));
   t.EndWrite(slot);
   return Status::OK();
 }
@@ -282,6 +379,8 @@ void ShardStore::SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uin
   if (out != nullptr) {
     out->shard_map_version = version_;
     out->server = server_;
+    out->erased.clear();
+    SketchesInto(out);
   }
   taken->clear();
   size_t k = 0;
@@ -291,7 +390,12 @@ void ShardStore::SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uin
     if (!params_[id].rows) continue;
     RowTable& t = *params_[id].rows;
     t.TakeDirty(&slots, &erased);
-    for (const Key key : erased) taken->emplace_back(id, key);
+    const bool seen = params_[id].policy.evicts();
+    for (const Key key : erased) {
+      taken->emplace_back(id, key);
+      // Gone now (not re-created since): the resume must drop the parent's copy.
+      if (out != nullptr && t.Find(key) == RowTable::kNoSlot) out->erased.emplace_back(id, key);
+    }
     // In arena order, so the copies walk memory forwards (O(d log d) on d changed rows).
     std::sort(slots.begin(), slots.end());
     if (out != nullptr) out->rows.reserve(k + slots.size());
@@ -309,13 +413,18 @@ void ShardStore::SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uin
       r.param_id = id;
       r.key = t.key(slot);
       r.updates = t.updates(slot);
+      r.last_seen = seen ? int64_t{t.last_seen(slot)} : -1;
       const float* d = t.data(slot);
       r.values.assign(d, d + t.width());
       r.slots.assign(d + t.width(), d + t.stride());
       taken->emplace_back(id, r.key);
     }
   }
-  if (out != nullptr) out->rows.resize(k);
+  if (out != nullptr) {
+    out->rows.resize(k);
+    std::sort(out->erased.begin(), out->erased.end());
+    out->erased.erase(std::unique(out->erased.begin(), out->erased.end()), out->erased.end());
+  }
 }
 
 ShardSnapshot ShardStore::Snapshot() const {
@@ -335,16 +444,20 @@ void ShardStore::SnapshotInto(ShardSnapshot* out, bool with_dense) const {
   size_t n = 0;
   for (const Param& p : params_) n += p.rows ? p.rows->size() : 0;
   out->rows.resize(n);
+  out->erased.clear();
+  SketchesInto(out);
   size_t k = 0;
   for (uint32_t id = 0; id < params_.size(); ++id) {
     if (!params_[id].rows) continue;
     const RowTable& t = *params_[id].rows;
+    const bool seen = params_[id].policy.evicts();
     for (uint32_t slot = 0; slot < t.slot_limit(); ++slot) {
       if (!t.live(slot)) continue;
       RowState& r = out->rows[k++];
       r.param_id = id;
       r.key = t.key(slot);
       r.updates = t.updates(slot);
+      r.last_seen = seen ? int64_t{t.last_seen(slot)} : -1;
       const float* d = t.data(slot);
       r.values.assign(d, d + t.width());
       r.slots.assign(d + t.width(), d + t.stride());

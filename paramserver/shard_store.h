@@ -11,6 +11,12 @@
 //    with InitializeSparseRow(spec, key): a pure function of (seed, table name, key), so
 //    results never depend on the order in which rows were first touched. Reading an
 //    absent row returns those initial values without storing the row.
+//  - Tables larger than a server's share (SetTablePolicy, docs/consistency.md "Eviction,
+//    expiry and admission"): a memory limit (evict the rows least recently pushed down
+//    to 90 % of it), an expiry (rows not pushed for N steps), an admission filter (a
+//    count-min sketch: absent keys pushed fewer than K times get no row). Every decision
+//    is taken inside ApplySparseRows from the store's state and the push's step, never
+//    from time, so replaying the same pushes replays the same evictions.
 //  - Values and slots are f32 (only f32 parameters are accepted for now).
 //  - Update counters (the `step` of Adam's bias correction) are kept per dense chunk and
 //    per sparse row: the number of optimizer applications that unit has seen
@@ -30,6 +36,7 @@
 #include "common/param_spec.h"
 #include "common/status.h"
 #include "common/cluster/shard_map.h"
+#include "paramserver/count_min_sketch.h"
 #include "paramserver/row_table.h"
 
 namespace tessera::paramserver {
@@ -51,6 +58,7 @@ struct RowState {
   uint32_t param_id = 0;
   Key key = 0;
   int64_t updates = 0;
+  int64_t last_seen = -1;     // the step of its last push; -1: its table has no eviction policy
   std::vector<float> values;  // row_width
   std::vector<float> slots;   // NumOptimizerSlots * row_width
   friend bool operator==(const RowState&, const RowState&) = default;
@@ -59,12 +67,49 @@ struct RowState {
 // A deep copy of a store: chunks in (param_id, chunk) order, rows by param_id and in
 // no particular order within a table (checkpoint::WriteShard sorts on the writer thread,
 // off the reactor). The input of checkpoint writing.
+struct SketchState {
+  uint32_t param_id = 0;
+  uint32_t width = 0;
+  std::vector<float> counts;  // CountMinSketch::CountsInto
+  friend bool operator==(const SketchState&, const SketchState&) = default;
+};
+
 struct ShardSnapshot {
   uint64_t shard_map_version = 0;
   uint32_t server = 0;
   std::vector<ChunkState> chunks;
   std::vector<RowState> rows;
+  // Incremental snapshots: the rows erased (evicted, expired) since the parent and not
+  // resident now, as (param_id, key). Empty in a full snapshot (it lists every row).
+  std::vector<std::pair<uint32_t, Key>> erased;
+  // The admission sketch of every table with one (full and incremental snapshots).
+  std::vector<SketchState> sketches;
   friend bool operator==(const ShardSnapshot&, const ShardSnapshot&) = default;
+};
+
+// A sparse table's limits on one server (--table_memory_limit, --row_expiry_steps,
+// --min_key_count; docs/consistency.md "Eviction, expiry and admission").
+struct TablePolicy {
+  // Resident bytes (RowTable::ResidentBytes) this server keeps of the table; after a
+  // push leaves more, the oldest rows (RowTable::Oldest) go until 90 % of it is left.
+  // 0: no limit.
+  uint64_t memory_limit = 0;
+  // A row not pushed for this many steps is erased at the next step that is a multiple
+  // of max(1, expiry_steps / 4) (so it lives N to N + N/4 steps unseen). 0: off.
+  int64_t expiry_steps = 0;
+  // An absent key gets a row on the push that makes its sketch count reach this; the
+  // gradients before are dropped. 0 and 1: off (every key gets a row).
+  uint32_t min_key_count = 0;
+  uint32_t sketch_width = 1u << 16;  // CountMinSketch width (a power of two >= 64)
+  bool evicts() const { return memory_limit > 0 || expiry_steps > 0; }
+};
+
+// Cumulative counts of one table's policy on this server (metrics).
+struct TableStats {
+  uint64_t created = 0;  // rows created (admitted)
+  uint64_t evicted = 0;  // over the memory limit
+  uint64_t expired = 0;
+  uint64_t dropped = 0;  // row gradients dropped by admission
 };
 
 class ShardStore {
@@ -105,11 +150,22 @@ class ShardStore {
   // `grad` (the chunk's size; clipped in place). REQUIRES: the chunk is stored here.
   Status ApplyDense(uint32_t param_id, uint64_t chunk, std::span<float> grad);
 
+  // Sets sparse `param_id`'s policy. REQUIRES: before any row exists (last-seen enters
+  // the row hashes when the policy evicts). kInvalidArgument for a non-sparse param, a
+  // table with rows, or a sketch width that is not a power of two >= 64.
+  Status SetTablePolicy(uint32_t param_id, const TablePolicy& policy);
+  const TablePolicy* table_policy(uint32_t param_id) const;
+  TableStats table_stats(uint32_t param_id) const;
+  // The admission sketch (nullptr when the table has none).
+  const CountMinSketch* sketch(uint32_t param_id) const;
+
   // One optimizer step on each row keys[i] of sparse `param_id` with gradient
-  // grads[i * width, +width) (clipped in place per row), creating absent rows (initial
-  // values and slots) first: one kernels::ApplyOptimizerRows call over the gathered
-  // rows. REQUIRES distinct keys (ParamServerCore refuses repeats).
-  Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads);
+  // grads[i * width, +width) (clipped in place per row; compacted in place when
+  // admission drops rows), creating absent rows (initial values and slots) first: one
+  // kernels::ApplyOptimizerRows call over the gathered rows. `step` is the push's step:
+  // the rows' last-seen, and when the table's policy evicts, expires. REQUIRES distinct
+  // keys (ParamServerCore refuses repeats).
+  Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads, int64_t step = 0);
   // The same for one row.
   Status ApplySparse(uint32_t param_id, Key key, std::span<float> grad) {
     return ApplySparseRows(param_id, std::span<const Key>(&key, 1), grad);
@@ -139,6 +195,11 @@ class ShardStore {
   // row whose sizes do not match the spec.
   ChunkState* mutable_chunk(uint32_t param_id, uint64_t chunk);
   Status RestoreRow(RowState row);
+  // Resume: removes a row (an incremental checkpoint's erased row); no-op when absent.
+  void RestoreErase(uint32_t param_id, Key key);
+  // Resume: the table's admission sketch from a checkpoint (add: summed into it, for a
+  // reshard). kInvalidArgument when the table has none or the sizes differ.
+  Status RestoreSketch(uint32_t param_id, std::span<const float> counts, bool add);
   // Incremental checkpoints: once enabled, every write to a row records it once until
   // a Take hands the set over (and clears it); MarkDirty puts rows back.
   void TrackDirtyRows(bool on);
@@ -162,7 +223,14 @@ class ShardStore {
     uint64_t name_hash = 0;  // ParamNameHash(spec.name): the digest's salt
     // Sparse: the rows.
     std::optional<RowTable> rows;
+    TablePolicy policy;
+    TableStats stats;
+    std::optional<CountMinSketch> sketch;
+    int64_t swept_step = -1;  // the step of the last expiry sweep (an idempotent sweep's guard only)
   };
+  // The policy's evictions after a push at `step` (ApplySparseRows).
+  void Evict(Param& p, int64_t step);
+  void SketchesInto(ShardSnapshot* out) const;
   uint64_t ChunkHash(const ChunkState& ch) const;
 
   ShardStore() = default;
@@ -178,6 +246,7 @@ class ShardStore {
   mutable std::vector<uint32_t> read_scratch_;  // FindMany's answers (ReadSparse is const)
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
+  std::vector<Key> victims_;
 };
 
 }  // namespace tessera::paramserver

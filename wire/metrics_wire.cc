@@ -12,6 +12,17 @@ bool ValidMetricName(const std::string& name) {
   return !(name[0] >= '0' && name[0] <= '9');
 }
 
+bool ValidTableLabel(const std::string& table) {
+  if (table.size() > 128) return false;
+  for (char c : table) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+          c == ':' || c == '/' || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
 void SamplesToWire(const std::vector<metrics::Sample>& samples, ::capnp::List<capnp::MetricSample>::Builder out) {
   for (unsigned i = 0; i < out.size() && i < samples.size(); ++i) {
     const metrics::Sample& s = samples[i];
@@ -21,6 +32,7 @@ void SamplesToWire(const std::vector<metrics::Sample>& samples, ::capnp::List<ca
     o.setValue(s.value);
     o.setQuantile(s.quantile);
     o.setPeerRank(s.peer_rank);
+    if (!s.table.empty()) o.setTable(s.table);
   }
 }
 
@@ -34,16 +46,18 @@ std::vector<metrics::Sample> SamplesFromWire(::capnp::List<capnp::MetricSample>:
     }
     auto s = in[i];
     std::string name = s.hasName() ? s.getName().cStr() : "";
+    std::string table = s.hasTable() ? s.getTable().cStr() : "";
     const auto kind = static_cast<uint16_t>(s.getKind());
     const bool quantile_ok = s.getKind() != capnp::MetricKind::QUANTILE ||
                              (s.getQuantile() > 0 && s.getQuantile() < 1);
     if (!ValidMetricName(name) || kind > 2 || !std::isfinite(s.getValue()) || !quantile_ok ||
-        s.getPeerRank() < -1) {
+        s.getPeerRank() < -1 || !ValidTableLabel(table)) {
       ++bad;
       continue;
     }
     out.push_back({std::move(name), static_cast<metrics::Kind>(kind), s.getValue(),
-                   s.getKind() == capnp::MetricKind::QUANTILE ? s.getQuantile() : 0, s.getPeerRank()});
+                   s.getKind() == capnp::MetricKind::QUANTILE ? s.getQuantile() : 0, s.getPeerRank(),
+                   std::move(table)});
   }
   if (dropped != nullptr) *dropped = bad;
   return out;

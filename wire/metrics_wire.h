@@ -29,6 +29,9 @@ void SamplesToWire(const std::vector<metrics::Sample>& samples,
 std::vector<metrics::Sample> SamplesFromWire(::capnp::List<capnp::MetricSample>::Reader in,
                                              size_t* dropped = nullptr);
 bool ValidMetricName(const std::string& name);
+// A table label's value: "" (none) or 1..128 of [A-Za-z0-9_.:/-] (nothing to escape in
+// the exposition, no label injection).
+bool ValidTableLabel(const std::string& table);
 
 class MetricsReporter {
  public:

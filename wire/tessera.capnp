@@ -216,6 +216,7 @@ struct MetricSample {
   value @2 :Float64;
   quantile @3 :Float64;           # kind quantile: 0.5, 0.99
   peerRank @4 :Int32 = -1;        # the server this value is about (workers' per-server values)
+  table @5 :Text;                 # the sparse table this value is about (servers' per-table values); "" none
 }
 
 # A dense request names an element range [begin, end) of parameter paramId; a sparse

@@ -11,28 +11,41 @@
 //                        snapshot (every row copied, digest) against an incremental one
 //                        after --dirty_percent of the rows were updated (dirty rows taken
 //                        and copied, digest), what CheckpointParticipant::Snapshot does.
+//   --bench_mode=evict   a skewed stream (Zipf --zipf over --keys ids, 4096 draws per push,
+//                        --steps pushes, each push one step) into a table limited to
+//                        --rows rows (--table_memory_limit = rows * RowBytes): the hit
+//                        rate (pushed keys that found their row resident) of the
+//                        store's policy against a random-victim policy and a static
+//                        oracle (the --rows most frequent ids resident) on the same
+//                        stream, and push time with and without the limit, the pushes
+//                        that evicted separately (the cost of an eviction round).
 //
 // Prints a markdown table row per measurement (docs/benchmarks-sparse.md).
 #include <gflags/gflags.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/cluster/shard_map.h"
 #include "common/hash.h"
 #include "paramserver/shard_store.h"
 
-DEFINE_string(bench_mode, "memory", "memory | stall");
+DEFINE_string(bench_mode, "memory", "memory | stall | evict");
 DEFINE_int64(rows, 10000000, "resident rows");
 DEFINE_int32(dim, 16, "row width");
 DEFINE_string(optimizer, "sgd", "sgd | adagrad | adam");
 DEFINE_double(dirty_percent, 1.0, "stall: rows updated between the two checkpoints");
 DEFINE_bool(old_layout, true, "memory: also measure the old std::unordered_map layout");
+DEFINE_int64(keys, 1000000, "evict: distinct ids of the stream");
+DEFINE_double(zipf, 1.05, "evict: Zipf exponent of the stream");
+DEFINE_int64(steps, 2000, "evict: pushes (one step each)");
 
 namespace tessera {
 namespace {
@@ -88,6 +101,7 @@ int Memory() {
   auto map = Map();
   if (!map.ok()) return std::fprintf(stderr, "%s\n", map.status().ToString().c_str()), 1;
   const uint64_t nslots = static_cast<uint64_t>(NumOptimizerSlots(Kind()));
+  // key + counter + values and slots (the slot's 4-byte last-seen step is overhead here).
   const double ideal = 8.0 + 8.0 + 4.0 * static_cast<double>(FLAGS_dim) * static_cast<double>(1 + nslots);
   const uint64_t rss0 = RssBytes();
   double rss_per_row = 0, table_per_row = 0, fill_s = 0;
@@ -160,6 +174,102 @@ int Stall() {
   return 0;
 }
 
+// One push per step of the Zipf stream's distinct ids, into `store`; returns the hits
+// (ids with a resident row before the push) and fills the timings.
+struct EvictRun {
+  uint64_t pushed = 0, hits = 0, evictions = 0;
+  double total_s = 0, evicting_s = 0;
+  uint64_t evicting_pushes = 0;
+};
+
+int Evict() {
+  auto map = Map();
+  if (!map.ok()) return std::fprintf(stderr, "%s\n", map.status().ToString().c_str()), 1;
+  const uint64_t universe = static_cast<uint64_t>(FLAGS_keys), limit_rows = static_cast<uint64_t>(FLAGS_rows);
+  std::vector<double> cdf(universe);
+  double sum = 0;
+  for (uint64_t r = 0; r < universe; ++r) cdf[r] = sum += 1.0 / std::pow(static_cast<double>(r + 1), FLAGS_zipf);
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> u(0, sum);
+  std::vector<std::vector<uint64_t>> stream(static_cast<size_t>(FLAGS_steps));  // ranks per push
+  for (auto& batch : stream) {
+    for (int i = 0; i < 4096; ++i) batch.push_back(static_cast<uint64_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin()));
+    std::sort(batch.begin(), batch.end());
+    batch.erase(std::unique(batch.begin(), batch.end()), batch.end());
+  }
+  const uint64_t w = static_cast<uint64_t>(FLAGS_dim);
+  auto run = [&](bool limited, EvictRun* out) -> Status {
+    TESSERA_ASSIGN_OR_RETURN(auto store, paramserver::ShardStore::Create(*map, 0));
+    paramserver::TablePolicy p;
+    if (limited) p.memory_limit = limit_rows * store.table(0)->RowBytes();
+    TESSERA_RETURN_IF_ERROR(store.SetTablePolicy(0, p));
+    std::vector<Key> keys;
+    std::vector<float> g;
+    for (size_t step = 0; step < stream.size(); ++step) {
+      keys.clear();
+      for (uint64_t r : stream[step]) keys.push_back(Mix64(r));
+      for (Key k : keys) out->hits += store.table(0)->Find(k) != paramserver::RowTable::kNoSlot ? 1 : 0;
+      out->pushed += keys.size();
+      g.assign(keys.size() * w, 0.001f);
+      const uint64_t before = store.table_stats(0).evicted;
+      const auto t = Clock::now();
+      TESSERA_RETURN_IF_ERROR(store.ApplySparseRows(0, keys, g, static_cast<int64_t>(step)));
+      const double s = Since(t);
+      out->total_s += s;
+      if (store.table_stats(0).evicted != before) {
+        out->evicting_s += s;
+        ++out->evicting_pushes;
+      }
+    }
+    out->evictions = store.table_stats(0).evicted;
+    return Status::OK();
+  };
+  EvictRun none, lru;
+  Status st = run(false, &none);
+  if (st.ok()) st = run(true, &lru);
+  if (!st.ok()) return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
+  // Random victims (the same trigger: over the limit, down to 90 %), on the same stream.
+  uint64_t random_hits = 0, oracle_hits = 0;
+  {
+    std::unordered_set<uint64_t> resident;
+    std::vector<uint64_t> list;
+    std::unordered_map<uint64_t, size_t> pos;
+    for (const auto& batch : stream) {
+      for (uint64_t r : batch) {
+        if (pos.count(r)) {
+          ++random_hits;
+          continue;
+        }
+        pos[r] = list.size();
+        list.push_back(r);
+      }
+      if (list.size() > limit_rows) {
+        const size_t keep = limit_rows / 10 * 9;
+        while (list.size() > keep) {
+          const size_t i = rng() % list.size();
+          pos[list.back()] = i;
+          pos.erase(list[i]);
+          list[i] = list.back();
+          list.pop_back();
+        }
+      }
+    }
+    for (const auto& batch : stream) {
+      for (uint64_t r : batch) oracle_hits += r < limit_rows ? 1 : 0;  // ranks are by frequency
+    }
+  }
+  const double n = static_cast<double>(lru.pushed);
+  std::printf("| %llu | %llu | %.2f | %d | %llu | %.3f | %.3f | %.3f | %.3f | %.2f us | %.2f us (%.2fx) | %llu | %.2f ms |\n",
+              static_cast<unsigned long long>(universe), static_cast<unsigned long long>(limit_rows), FLAGS_zipf,
+              FLAGS_dim, static_cast<unsigned long long>(lru.evictions), static_cast<double>(none.hits) / n,
+              static_cast<double>(lru.hits) / n, static_cast<double>(random_hits) / n,
+              static_cast<double>(oracle_hits) / n, none.total_s / static_cast<double>(stream.size()) * 1e6,
+              lru.total_s / static_cast<double>(stream.size()) * 1e6, lru.total_s / none.total_s,
+              static_cast<unsigned long long>(lru.evicting_pushes),
+              lru.evicting_pushes ? lru.evicting_s / static_cast<double>(lru.evicting_pushes) * 1e3 : 0.0);
+  return 0;
+}
+
 }  // namespace
 }  // namespace tessera
 
@@ -171,6 +281,7 @@ int main(int argc, char** argv) {
   }
   if (FLAGS_bench_mode == "memory") return tessera::Memory();
   if (FLAGS_bench_mode == "stall") return tessera::Stall();
+  if (FLAGS_bench_mode == "evict") return tessera::Evict();
   std::fprintf(stderr, "store_bench: unknown --bench_mode %s\n", FLAGS_bench_mode.c_str());
   return 2;
 }

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <set>
 
 #include "checkpoint/catalog.h"
 #include "checkpoint/fs_util.h"
@@ -210,6 +211,132 @@ TEST(PsCheckpoint, IncrementalCheckpointWritesOnlyChangedRowsAndRestoresTheChain
   // The chain needs its parent: without it, verify and restore refuse.
   std::filesystem::remove(checkpoint::StepDir(tmp.path(), 6) + "/MANIFEST");
   EXPECT_FALSE(checkpoint::VerifyCheckpoint(incr).ok());
+}
+
+// The resident keys of table "emb" (param 1) on each server.
+std::vector<std::set<Key>> Resident(Cluster& c) {
+  std::vector<std::set<Key>> out(c.num_servers());
+  for (uint32_t s = 0; s < c.num_servers(); ++s) {
+    const RowTable& t = *c.core(s).store().table(1);
+    for (uint32_t slot = 0; slot < t.slot_limit(); ++slot) {
+      if (t.live(slot)) out[s].insert(t.key(slot));
+    }
+  }
+  return out;
+}
+
+void SetPolicy(Cluster& c, const TablePolicy& p) {
+  for (uint32_t s = 0; s < c.num_servers(); ++s) ASSERT_OK(c.core(s).mutable_store().SetTablePolicy(1, p));
+}
+
+// Rows evicted between a full checkpoint and an incremental one: the incremental lists
+// them as erased, and a resume from the chain holds exactly the resident rows, with their
+// last-seen steps and the admission sketch, then evicts as the uninterrupted run does.
+TEST(PsCheckpoint, IncrementalCheckpointAfterEvictionsRestoresExactlyTheResidentSet) {
+  ::tessera::testing::TempDir tmp;
+  Cluster a(2, kWorkers, Model(), {}, GradReduce::kMean, 32);
+  TablePolicy p;
+  p.memory_limit = a.core(0).store().table(1)->RowBytes() * 10;
+  p.min_key_count = 2;
+  p.sketch_width = 64;
+  SetPolicy(a, p);
+  Checkpointer ck(a);
+  for (int64_t s = 0; s < 6; ++s) Step(a, s);
+  ck.Prepare(checkpoint::StepDir(tmp.path(), 6), 6, true, -1);
+  const auto at6 = Resident(a);
+  Step(a, 6);
+  const auto at7 = Resident(a);
+  size_t gone = 0;
+  for (uint32_t s = 0; s < 2; ++s) {
+    for (Key k : at6[s]) gone += at7[s].count(k) == 0 ? 1 : 0;
+  }
+  ASSERT_GT(gone, 0u) << "step 6 must evict rows the full checkpoint holds";
+  const std::string incr = checkpoint::StepDir(tmp.path(), 7);
+  ck.Prepare(incr, 7, false, 6);
+  ASSERT_OK(checkpoint::VerifyCheckpoint(incr));
+
+  Cluster b(2, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/7);
+  SetPolicy(b, p);
+  for (uint32_t s = 0; s < 2; ++s) ASSERT_OK(RestoreShards(incr, b.core(s)));
+  EXPECT_EQ(Resident(b), at7) << "rows evicted since the parent are gone after the resume";
+  for (uint32_t s = 0; s < 2; ++s) {
+    EXPECT_EQ(b.core(s).Snapshot(), a.core(s).Snapshot()) << "server " << s << ": rows, last-seen, sketch";
+  }
+  for (int64_t s = 7; s < 12; ++s) {
+    Step(a, s);
+    Step(b, s);
+  }
+  EXPECT_GT(a.core(0).store().table_stats(1).evicted, 0u);
+  for (uint32_t s = 0; s < 2; ++s) EXPECT_EQ(b.core(s).Snapshot(), a.core(s).Snapshot()) << "server " << s;
+}
+
+// Expiry is a function of each row alone (its last-seen step), so a resume by another
+// number of servers expires the same rows: 2 servers checkpoint, 3 resume, bitwise.
+TEST(PsCheckpoint, ExpiryResumesExactlyOnAnotherNumberOfServers) {
+  ::tessera::testing::TempDir tmp;
+  TablePolicy p;
+  p.expiry_steps = 2;
+  Cluster a(2, kWorkers, Model(), {}, GradReduce::kMean, 32);
+  SetPolicy(a, p);
+  Checkpointer ck(a);
+  for (int64_t s = 0; s < 6; ++s) Step(a, s);
+  ck.Prepare(checkpoint::StepDir(tmp.path(), 6), 6, true, -1);
+  Step(a, 6);
+  const std::string incr = checkpoint::StepDir(tmp.path(), 7);
+  ck.Prepare(incr, 7, false, 6);
+  const std::vector<Key> keys = AllKeys(12);
+  const uint64_t digest7 = StoreDigest(a);
+  for (int64_t s = 7; s < 12; ++s) Step(a, s);
+  ASSERT_GT(a.core(0).store().table_stats(1).expired, 0u);
+  Cluster c(3, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/7);
+  SetPolicy(c, p);
+  for (uint32_t s = 0; s < 3; ++s) ASSERT_OK(RestoreShards(incr, c.core(s)));
+  EXPECT_EQ(StoreDigest(c), digest7);
+  for (int64_t s = 7; s < 12; ++s) Step(c, s);
+  EXPECT_EQ(Read(c, 12, keys), Read(a, 12, keys));
+  EXPECT_EQ(StoreDigest(c), StoreDigest(a));
+}
+
+// The admission sketch: the same servers each load their own; another number of
+// servers each load the sum of every old server's (an upper bound of every key's count).
+TEST(PsCheckpoint, AdmissionSketchesLoadOwnOrSummedOnAReshard) {
+  ::tessera::testing::TempDir tmp;
+  TablePolicy p;
+  p.min_key_count = 3;
+  p.sketch_width = 64;
+  Cluster a(2, kWorkers, Model(), {}, GradReduce::kMean, 32);
+  SetPolicy(a, p);
+  Checkpointer ck(a);
+  for (int64_t s = 0; s < 6; ++s) Step(a, s);
+  ASSERT_GT(a.core(0).store().table_stats(1).dropped, 0u);
+  const std::string dir = checkpoint::StepDir(tmp.path(), 6);
+  ck.Prepare(dir, 6, true, -1);
+  Cluster b(2, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/6);
+  SetPolicy(b, p);
+  for (uint32_t s = 0; s < 2; ++s) {
+    ASSERT_OK(RestoreShards(dir, b.core(s)));
+    EXPECT_TRUE(*b.core(s).store().sketch(1) == *a.core(s).store().sketch(1)) << "server " << s;
+  }
+  CountMinSketch sum = *a.core(0).store().sketch(1);
+  std::vector<float> counts;
+  a.core(1).store().sketch(1)->CountsInto(&counts);
+  ASSERT_OK(sum.Load(counts, /*add=*/true));
+  Cluster c(3, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/6);
+  SetPolicy(c, p);
+  for (uint32_t s = 0; s < 3; ++s) {
+    ASSERT_OK(RestoreShards(dir, c.core(s)));
+    EXPECT_TRUE(*c.core(s).store().sketch(1) == sum) << "server " << s;
+  }
+  // A job restored with another sketch width is refused (a configuration error), naming
+  // the database.
+  TablePolicy wider = p;
+  wider.sketch_width = 128;
+  Cluster d(2, kWorkers, Model(), {}, GradReduce::kMean, 32, /*first_step=*/6);
+  SetPolicy(d, wider);
+  Status st = RestoreShards(dir, d.core(0));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.ToString().find("server-0"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.ToString().find("--min_key_count_sketch_width"), std::string::npos) << st.ToString();
 }
 
 TEST(PsCheckpoint, PrepareAfterTheBoundaryIsRefusedAsTooLate) {

@@ -94,6 +94,28 @@ TEST(MetricsWire, InvalidSamplesAreDroppedNotTrusted) {
   EXPECT_EQ(dropped, 4u);
 }
 
+// A sparse table's label travels and reaches the exposition; one that could inject
+// labels or break the line is dropped with its sample.
+TEST(MetricsWire, TableLabelsTravelAndBadOnesAreDropped) {
+  ::capnp::MallocMessageBuilder mb;
+  auto hb = mb.initRoot<wire::capnp::Heartbeat>();
+  wire::SamplesToWire({{"sparse_table_resident_rows", Kind::kGauge, 5, 0, -1, "dlrm.emb.C1"},
+                       {"sparse_table_resident_rows", Kind::kGauge, 6, 0, -1, "x\",evil=\"1"},
+                       {"sparse_table_resident_rows", Kind::kGauge, 7, 0, -1, std::string(129, 'a')}},
+                      hb.initMetrics(3));
+  size_t dropped = 0;
+  auto got = wire::SamplesFromWire(hb.asReader().getMetrics(), &dropped);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].table, "dlrm.emb.C1");
+  EXPECT_EQ(dropped, 2u);
+  MetricsStore st;
+  st.Update("server", 1, got, Clock::now());
+  const std::string t = st.PrometheusText();
+  EXPECT_NE(t.find("tessera_sparse_table_resident_rows{role=\"server\",rank=\"1\",table=\"dlrm.emb.C1\"} 5\n"),
+            std::string::npos)
+      << t;
+}
+
 // Only a status request may leave the job id out (`tessera status` cannot know it).
 TEST(MetricsWire, StatusWithoutJobIdIsAcceptedOtherOpsAreNot) {
   wire::DecodeOptions o;

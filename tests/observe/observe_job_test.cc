@@ -281,6 +281,49 @@ TEST(ObserveJob, EndpointStatusAndRankLinesOfARunningJob) {
   EXPECT_EQ(ranks, (std::set<std::string>{"coordinator0", "server1", "server2", "worker3", "worker4"}));
 }
 
+// Issue 18 item 2: a sparse job under a table memory limit, an expiry and admission
+// reports its tables' resident rows and bytes and the policy's counts on /metrics.
+TEST(ObserveJob, SparseTablePolicyCountsReachMetrics) {
+  unsetenv("TESSERA_AUTH_KEY_FILE");
+  testing::TempDir dir;
+  const int coord_port = testing::FreeTcpPort();
+  int metrics_port = testing::FreeTcpPort();
+  while (metrics_port == coord_port) metrics_port = testing::FreeTcpPort();
+  BackgroundJob job(TesseraBinary() + " launch --servers 1 --workers 1 --grace_s 2 --coordinator_port " +
+                    std::to_string(coord_port) + " --metrics_port=" + std::to_string(metrics_port) +
+                    " --metrics_out=" + dir.path() + "/metrics.jsonl --model=widedeep --data=" + SourceDir() +
+                    "/data/a9a --test_limit=100 --batch_size=32 --hidden=8 --embed_dim=4 --steps=1000000 "
+                    "--log_every=0 --table_memory_limit=16K --row_expiry_steps=2 --min_key_count=2 "
+                    "--min_key_count_sketch_width=1024");
+  ASSERT_TRUE(job.WaitForOutput("metrics at http://127.0.0.1:" + std::to_string(metrics_port), std::chrono::seconds(60)))
+      << job.Output();
+  const std::string l = "{role=\"server\",rank=\"1\"}";
+  Scrape s;
+  for (int i = 0; i < 200; ++i) {
+    s = ScrapeMetrics(metrics_port);
+    if (Get(s, "tessera_sparse_rows_evicted_total" + l) > 0 && Get(s, "tessera_sparse_rows_expired_total" + l) > 0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  ASSERT_EQ(s.error, "") << s.raw;
+  EXPECT_GT(Get(s, "tessera_sparse_rows_evicted_total" + l), 0) << s.raw;
+  EXPECT_GT(Get(s, "tessera_sparse_rows_expired_total" + l), 0) << s.raw;
+  EXPECT_GT(Get(s, "tessera_sparse_rows_not_admitted_total" + l), 0) << s.raw;
+  const double rows = Get(s, "tessera_sparse_resident_rows" + l);
+  EXPECT_GT(rows, 0) << s.raw;
+  EXPECT_GE(Get(s, "tessera_sparse_rows_created_total" + l), rows) << s.raw;
+  EXPECT_GT(Get(s, "tessera_sparse_resident_bytes" + l), rows) << s.raw;
+  // Per table: widedeep's wide weights overflow the 16 KiB limit, its embedding rows expire.
+  const auto t = [](const std::string& table) {
+    return "{role=\"server\",rank=\"1\",table=\"" + table + "\"}";
+  };
+  EXPECT_GT(Get(s, "tessera_sparse_table_rows_evicted_total" + t("wide.weight")), 0) << s.raw;
+  EXPECT_LE(Get(s, "tessera_sparse_table_resident_bytes" + t("wide.weight")), 16384) << s.raw;
+  EXPECT_GT(Get(s, "tessera_sparse_table_rows_expired_total" + t("deep.embedding")), 0) << s.raw;
+  EXPECT_GT(Get(s, "tessera_sparse_table_resident_rows" + t("deep.embedding")), 0) << s.raw;
+}
+
 TEST(ObserveStatus, BadAddressIsAConfigError) {
   auto r = RunCommand(TesseraBinary() + " status nowhere", 30);
   EXPECT_EQ(r.exit_code, 2) << r.output;

@@ -1,0 +1,89 @@
+#include "launch/table_flags.h"
+
+#include <gflags/gflags.h>
+
+#include <cctype>
+
+DEFINE_string(table_memory_limit, "0",
+              "Bytes of each sparse table one server keeps resident (512M, 2G; 0: no limit; docs/consistency.md). A push that leaves "
+              "more evicts the rows pushed least recently (ties by a hash of the key) down to 90 % of it; a row "
+              "costs its key, counter, last-seen step, values, optimizer slots and 16 bytes of index");
+DEFINE_string(table_memory_limit_per_table, "",
+              "Per-table overrides of --table_memory_limit: name:bytes,... (dlrm.emb.C1:64M; 0: no limit)");
+DEFINE_int64(row_expiry_steps, 0,
+             "Erase a sparse row not pushed for this many steps (checked every max(1, N/4) steps, so it lives "
+             "N to N + N/4 - 1 steps unseen; 0: off)");
+DEFINE_int32(min_key_count, 0,
+             "Admission: a key without a row gets one on its K-th push (counted by a count-min sketch per table "
+             "per server); the gradients of earlier pushes are dropped and pulls read its initial values (0, 1: off)");
+DEFINE_int32(min_key_count_sketch_width, 65536,
+             "Counters per row of the --min_key_count sketch (a power of two >= 64; 4 rows of 2-byte counters: "
+             "512 KiB per table per server at 65536)");
+
+namespace tessera::launch {
+
+Result<uint64_t> ParseByteSize(std::string_view text, const std::string& flag) {
+  const auto bad = [&] {
+    return Status::InvalidArgument(flag + "=" + std::string(text) +
+                                   ": expected a byte count such as 4096, 512K, 512M or 2G");
+  };
+  size_t i = 0;
+  uint64_t v = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    if (v > (UINT64_MAX - 9) / 10) return bad();
+    v = v * 10 + static_cast<uint64_t>(text[i++] - '0');
+  }
+  if (i == 0) return bad();
+  std::string suffix;
+  for (; i < text.size(); ++i) suffix.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(text[i]))));
+  int shift = 0;
+  if (!suffix.empty() && suffix != "B") {
+    const std::string units = "KMGT";
+    const size_t u = units.find(suffix[0]);
+    const std::string rest = suffix.substr(1);
+    if (u == std::string::npos || !(rest.empty() || rest == "B" || rest == "IB")) return bad();
+    shift = 10 * static_cast<int>(u + 1);
+  }
+  if (v > (uint64_t{1} << 63) >> shift) return bad();
+  return v << shift;
+}
+
+Result<paramserver::TableLimits> TableLimitsFromFlags() {
+  paramserver::TableLimits l;
+  TESSERA_ASSIGN_OR_RETURN(l.policy.memory_limit, ParseByteSize(FLAGS_table_memory_limit, "--table_memory_limit"));
+  if (FLAGS_row_expiry_steps < 0) {
+    return Status::InvalidArgument("--row_expiry_steps=" + std::to_string(FLAGS_row_expiry_steps) + ": must be >= 0");
+  }
+  l.policy.expiry_steps = FLAGS_row_expiry_steps;
+  if (FLAGS_min_key_count < 0 || FLAGS_min_key_count > 65535) {
+    return Status::InvalidArgument("--min_key_count=" + std::to_string(FLAGS_min_key_count) +
+                                   ": must lie in 0..65535 (the sketch's counters are 16 bits)");
+  }
+  l.policy.min_key_count = static_cast<uint32_t>(FLAGS_min_key_count);
+  const int32_t w = FLAGS_min_key_count_sketch_width;
+  if (w < 64 || (w & (w - 1)) != 0) {
+    return Status::InvalidArgument("--min_key_count_sketch_width=" + std::to_string(w) +
+                                   ": must be a power of two >= 64");
+  }
+  l.policy.sketch_width = static_cast<uint32_t>(w);
+  std::string_view rest = FLAGS_table_memory_limit_per_table;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const size_t colon = item.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return Status::InvalidArgument("--table_memory_limit_per_table: '" + std::string(item) +
+                                     "' is not name:bytes (dlrm.emb.C1:64M)");
+    }
+    TESSERA_ASSIGN_OR_RETURN(uint64_t bytes, ParseByteSize(item.substr(colon + 1), "--table_memory_limit_per_table"));
+    const std::string name(item.substr(0, colon));
+    if (l.memory_limits.count(name) != 0) {
+      return Status::InvalidArgument("--table_memory_limit_per_table names '" + name + "' twice");
+    }
+    l.memory_limits[name] = bytes;
+  }
+  return l;
+}
+
+}  // namespace tessera::launch

@@ -1,0 +1,24 @@
+// The flags of sparse tables larger than one server's share (--table_memory_limit,
+// --table_memory_limit_per_table, --row_expiry_steps, --min_key_count,
+// --min_key_count_sketch_width; docs/consistency.md "Eviction, expiry and admission"),
+// checked on every rank at start (exit 2) and handed to the servers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "paramserver/server.h"
+
+namespace tessera::launch {
+
+// "4096", "512K", "512M", "2G", "1T" (powers of 1024; case-insensitive; an optional
+// trailing "B" or "iB"). InvalidArgument naming `flag` for anything else, a negative
+// or fractional number, or a value over 2^63.
+Result<uint64_t> ParseByteSize(std::string_view text, const std::string& flag);
+
+// The flags as the servers' TableLimits. InvalidArgument for a bad value.
+Result<paramserver::TableLimits> TableLimitsFromFlags();
+
+}  // namespace tessera::launch

@@ -1,0 +1,267 @@
+// Sparse tables larger than a server's share (ShardStore::SetTablePolicy): eviction under
+// a memory limit in the documented order, expiry after N steps unseen, admission by a
+// count-min sketch, a snapshot/restore round trip that keeps last-seen and the sketch
+// (and so every later eviction), and a randomized run against a reference model.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include "common/hash.h"
+#include "kernels/param_init.h"
+#include "paramserver/count_min_sketch.h"
+#include "paramserver/shard_store.h"
+#include "tests/paramserver/test_cluster.h"
+
+namespace tessera::paramserver::testing {
+namespace {
+
+constexpr uint64_t kWidth = 4;
+
+OptimizerConfig Adagrad() {
+  OptimizerConfig o;
+  o.kind = OptimizerKind::kAdaGrad;
+  o.lr = 0.1f;
+  return o;
+}
+
+// A one-server store with one sparse table "emb" (param 0) under `policy`.
+struct Store {
+  explicit Store(const TablePolicy& policy) : cluster(1, 1, {SparseSpec("emb", kWidth, Adagrad())}, {SyncMode::kAsp, 0}) {
+    EXPECT_OK(store().SetTablePolicy(0, policy));
+  }
+  ShardStore& store() { return cluster.core(0).mutable_store(); }
+  const RowTable& table() { return *store().table(0); }
+  Status Push(std::vector<Key> keys, int64_t step) {
+    std::vector<float> g(keys.size() * kWidth);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = Grad(0, step, i + keys[i / kWidth]);
+    return store().ApplySparseRows(0, keys, g, step);
+  }
+  std::set<Key> Resident() {
+    std::set<Key> out;
+    for (uint32_t s = 0; s < table().slot_limit(); ++s) {
+      if (table().live(s)) out.insert(table().key(s));
+    }
+    return out;
+  }
+  Cluster cluster;
+};
+
+std::vector<Key> Range(Key from, Key to) {
+  std::vector<Key> k;
+  for (Key i = from; i < to; ++i) k.push_back(i);
+  return k;
+}
+
+uint64_t RowBytes() { return Store(TablePolicy{}).table().RowBytes(); }
+
+TEST(TableEviction, MemoryLimitKeepsResidentBytesUnderItAndEvictsTheOldestFirst) {
+  TablePolicy p;
+  p.memory_limit = RowBytes() * 100;
+  Store s(p);
+  ASSERT_OK(s.Push(Range(0, 50), 0));
+  ASSERT_OK(s.Push(Range(50, 100), 1));
+  ASSERT_OK(s.Push(Range(0, 10), 2));  // seen again: no longer among the oldest
+  EXPECT_EQ(s.table().size(), 100u);
+  EXPECT_EQ(s.store().table_stats(0).evicted, 0u) << "at the limit, not over it";
+  ASSERT_OK(s.Push(Range(100, 120), 3));
+  // 120 rows > 100: down to 90 % of the limit, the 30 oldest of keys 10..49 (last seen
+  // at step 0), ties by Mix64(key ^ table salt).
+  EXPECT_EQ(s.table().size(), 90u);
+  EXPECT_LE(s.table().ResidentBytes(), p.memory_limit);
+  EXPECT_EQ(s.store().table_stats(0).evicted, 30u);
+  std::vector<Key> old = Range(10, 50);
+  const uint64_t salt = ParamNameHash("emb");
+  std::sort(old.begin(), old.end(), [&](Key a, Key b) { return Mix64(a ^ salt) < Mix64(b ^ salt); });
+  std::set<Key> want;
+  for (Key k : Range(0, 10)) want.insert(k);
+  for (Key k : Range(50, 120)) want.insert(k);
+  for (size_t i = 30; i < old.size(); ++i) want.insert(old[i]);
+  EXPECT_EQ(s.Resident(), want);
+  // An evicted row reads as its initial values again, and a later push starts it afresh.
+  std::vector<float> got(kWidth), init(kWidth);
+  ASSERT_OK(s.store().ReadSparse(0, std::vector<Key>{old[0]}, got));
+  ASSERT_OK(InitializeSparseRow(*s.cluster.map().param(0), old[0],
+                                TensorView{init.data(), DType::kF32, {int64_t{kWidth}}, Device::kCPU}));
+  EXPECT_EQ(got, init);
+  ASSERT_OK(s.Push({old[0]}, 4));
+  EXPECT_EQ(s.store().row(0, old[0])->updates, 1);
+}
+
+TEST(TableEviction, ExpiryErasesRowsUnseenForNSteps) {
+  TablePolicy p;
+  p.expiry_steps = 8;  // swept at even steps
+  Store s(p);
+  ASSERT_OK(s.Push({1, 2}, 0));
+  ASSERT_OK(s.Push({2, 3}, 1));
+  for (int64_t step = 2; step < 8; ++step) ASSERT_OK(s.Push({2}, step));
+  EXPECT_EQ(s.Resident(), (std::set<Key>{1, 2, 3})) << "7 steps unseen: kept";
+  ASSERT_OK(s.Push({2}, 8));
+  EXPECT_EQ(s.Resident(), (std::set<Key>{2, 3})) << "key 1: 8 steps unseen at step 8";
+  ASSERT_OK(s.Push({2}, 9));
+  EXPECT_EQ(s.Resident(), (std::set<Key>{2, 3})) << "odd step: no sweep, key 3 waits";
+  ASSERT_OK(s.Push({2}, 10));
+  EXPECT_EQ(s.Resident(), (std::set<Key>{2}));
+  EXPECT_EQ(s.store().table_stats(0).expired, 2u);
+  EXPECT_EQ(s.store().table_stats(0).evicted, 0u);
+}
+
+TEST(TableEviction, AdmissionGivesARowOnlyOnTheKthPush) {
+  TablePolicy p;
+  p.min_key_count = 3;
+  p.sketch_width = 1024;
+  Store s(p);
+  Store plain(TablePolicy{});
+  ASSERT_OK(s.Push({7, 100}, 0));
+  ASSERT_OK(s.Push({7}, 1));
+  EXPECT_EQ(s.table().size(), 0u);
+  EXPECT_EQ(s.store().table_stats(0).dropped, 3u);
+  ASSERT_OK(s.Push({100, 7, 8}, 2));  // 7's third push: admitted, between two dropped keys
+  EXPECT_EQ(s.Resident(), (std::set<Key>{7}));
+  EXPECT_FALSE(s.store().row(0, 100)) << "seen twice";
+  EXPECT_FALSE(s.store().row(0, 8)) << "seen once";
+  EXPECT_EQ(s.store().sketch(0)->Estimate(7), 3u);
+  // Its one applied step is the gradient it was pushed with at step 2 (the batch was
+  // compacted past the dropped row 100): what a store without admission makes of it.
+  std::vector<float> g(3 * kWidth);
+  for (size_t i = 0; i < g.size(); ++i) g[i] = Grad(0, 2, i + std::vector<Key>{100, 7, 8}[i / kWidth]);
+  ASSERT_OK(plain.store().ApplySparseRows(0, std::vector<Key>{7}, std::span<float>(g).subspan(kWidth, kWidth), 2));
+  auto a = s.store().row(0, 7), b = plain.store().row(0, 7);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->values, b->values);
+  EXPECT_EQ(a->updates, 1);
+  ASSERT_OK(s.Push({7}, 3));
+  EXPECT_EQ(s.store().row(0, 7)->updates, 2) << "resident rows are not filtered";
+}
+
+TEST(TableEviction, SnapshotRestoreKeepsLastSeenAndTheSketchAndSoEveryLaterEviction) {
+  TablePolicy p;
+  p.memory_limit = RowBytes() * 40;
+  p.expiry_steps = 6;
+  p.min_key_count = 2;
+  p.sketch_width = 256;
+  Store a(p), b(p);
+  std::mt19937_64 rng(7);
+  auto batch = [&](int64_t step) {
+    std::set<Key> k;
+    while (k.size() < 12) k.insert(rng() % 97 + static_cast<Key>(step));
+    return std::vector<Key>(k.begin(), k.end());
+  };
+  for (int64_t step = 0; step < 20; ++step) ASSERT_OK(a.Push(batch(step), step));
+  ASSERT_GT(a.store().table_stats(0).evicted + a.store().table_stats(0).expired, 0u);
+  const ShardSnapshot snap = a.store().Snapshot();
+  ASSERT_EQ(snap.sketches.size(), 1u);
+  for (const RowState& r : snap.rows) {
+    ASSERT_GE(r.last_seen, 0);
+    ASSERT_OK(b.store().RestoreRow(r));
+  }
+  ASSERT_OK(b.store().RestoreSketch(0, snap.sketches[0].counts, false));
+  EXPECT_EQ(b.store().Snapshot(), snap);
+  EXPECT_EQ(b.store().Digest(), a.store().Digest());
+  EXPECT_TRUE(*b.store().sketch(0) == *a.store().sketch(0));
+  for (int64_t step = 20; step < 40; ++step) {
+    const std::vector<Key> k = batch(step);
+    ASSERT_OK(a.Push(k, step));
+    ASSERT_OK(b.Push(k, step));
+  }
+  EXPECT_EQ(b.store().Snapshot(), a.store().Snapshot());
+  EXPECT_EQ(b.store().Digest(), a.store().Digest());
+  // Last-seen is in the digest: a row restored with another one differs.
+  RowState r = snap.rows[0];
+  r.last_seen += 1;
+  Store c(p);
+  ASSERT_OK(c.store().RestoreRow(snap.rows[0]));
+  const uint64_t d = c.store().Digest();
+  ASSERT_OK(c.store().RestoreRow(r));
+  EXPECT_NE(c.store().Digest(), d);
+  // Without a policy it is not (digests of tables without one are what they were).
+  Store e(TablePolicy{});
+  ASSERT_OK(e.store().RestoreRow(snap.rows[0]));
+  const uint64_t d2 = e.store().Digest();
+  ASSERT_OK(e.store().RestoreRow(r));
+  EXPECT_EQ(e.store().Digest(), d2);
+  EXPECT_FALSE(b.store().SetTablePolicy(0, p).ok()) << "a table with rows keeps its policy";
+}
+
+// Randomized, skewed keys: the store's resident set and counters against a model that
+// applies the documented rules literally (create, last-seen, expiry sweep, evict the
+// (last_seen, Mix64(key ^ salt), key)-smallest rows down to 90 % of the limit).
+TEST(TableEviction, MatchesAReferenceModelOverRandomPushes) {
+  TablePolicy p;
+  p.memory_limit = RowBytes() * 300;
+  p.expiry_steps = 12;
+  Store s(p);
+  const uint64_t salt = ParamNameHash("emb"), row_bytes = s.table().RowBytes();
+  struct Ref {
+    int64_t last_seen;
+    int64_t updates;
+  };
+  std::map<Key, Ref> ref;
+  std::mt19937_64 rng(11);
+  for (int64_t step = 0; step < 300; ++step) {
+    std::set<Key> ks;
+    const size_t n = 1 + rng() % (step % 50 < 10 ? 150 : 20);  // bursts that hit the limit
+    while (ks.size() < n) {
+      const double u = std::uniform_real_distribution<double>(0, 1)(rng);
+      ks.insert(static_cast<Key>(std::pow(u, 3) * 2000));  // skewed towards small keys
+    }
+    std::vector<Key> keys(ks.begin(), ks.end());
+    std::shuffle(keys.begin(), keys.end(), rng);
+    ASSERT_OK(s.Push(keys, step));
+    for (Key k : keys) {
+      Ref& r = ref.try_emplace(k, Ref{0, 0}).first->second;
+      r.last_seen = step;
+      ++r.updates;
+    }
+    if (step >= p.expiry_steps && step % (p.expiry_steps / 4) == 0) {
+      std::erase_if(ref, [&](const auto& e) { return e.second.last_seen <= step - p.expiry_steps; });
+    }
+    if (ref.size() * row_bytes > p.memory_limit) {
+      std::vector<std::tuple<int64_t, uint64_t, Key>> order;
+      for (const auto& [k, r] : ref) order.emplace_back(r.last_seen, Mix64(k ^ salt), k);
+      std::sort(order.begin(), order.end());
+      const uint64_t keep = p.memory_limit / 10 * 9 / row_bytes;
+      const size_t evict = ref.size() - keep;
+      for (size_t i = 0; i < evict; ++i) ref.erase(std::get<2>(order[i]));
+    }
+    ASSERT_LE(s.table().ResidentBytes(), p.memory_limit) << "step " << step;
+    ASSERT_EQ(s.table().size(), ref.size()) << "step " << step;
+    for (const auto& [k, r] : ref) {
+      auto row = s.store().row(0, k);
+      ASSERT_TRUE(row) << "key " << k << " step " << step;
+      ASSERT_EQ(row->updates, r.updates) << "key " << k;
+      ASSERT_EQ(row->last_seen, r.last_seen) << "key " << k;
+    }
+  }
+  EXPECT_GT(s.store().table_stats(0).evicted, 0u);
+  EXPECT_GT(s.store().table_stats(0).expired, 0u);
+}
+
+TEST(TableEviction, CountMinSketchNeverUnderestimatesAndLoadsChecked) {
+  CountMinSketch a(64, 1), b(64, 1);
+  std::map<Key, uint32_t> truth;
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 2000; ++i) {
+    const Key k = rng() % 300;
+    ++truth[k];
+    a.Add(k);
+  }
+  for (const auto& [k, n] : truth) EXPECT_GE(a.Estimate(k), n);
+  std::vector<float> counts;
+  a.CountsInto(&counts);
+  ASSERT_OK(b.Load(counts, false));
+  EXPECT_TRUE(a == b);
+  ASSERT_OK(b.Load(counts, true));  // merged: the sum, an upper bound of both
+  for (const auto& [k, n] : truth) EXPECT_GE(b.Estimate(k), 2 * n);
+  counts[3] = 0.5f;
+  EXPECT_FALSE(b.Load(counts, false).ok());
+  counts.pop_back();
+  EXPECT_FALSE(b.Load(counts, false).ok());
+  EXPECT_FALSE(a == b) << "a refused load changes nothing";
+  EXPECT_TRUE(b == b);
+}
+
+}  // namespace
+}  // namespace tessera::paramserver::testing
