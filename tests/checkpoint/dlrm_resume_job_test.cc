@@ -17,18 +17,26 @@ namespace {
 
 using namespace ckpt_testing;  // NOLINT: the helpers are this file's vocabulary
 
+// Writes a small Criteo-layout set under `tmp` and returns the flags of a tiny DLRM job on
+// it ("" when the generator failed; *error then says why).
+std::string SmallDlrmFlags(const testing::TempDir& tmp, std::string* error) {
+  const std::string data = tmp.path() + "/criteo";
+  auto gen = testing::RunCommand(
+      testing::TesseraBinary() + " datagen criteo --rows 6000 --valid_rows 1000 --seed 4 -o " + data, 120);
+  if (gen.exit_code != 0) {
+    *error = gen.output;
+    return "";
+  }
+  return "--model=dlrm --data=" + data +
+         " --embed_dim=4 --bottom_mlp=8 --hidden=8 --batch_size=32 --optimizer=adagrad --lr=0.05 "
+         "--log_every=0 --seed=5 --deterministic --sync=bsp ";
+}
+
 TEST(DlrmCheckpointJob, ResumeAfterSigkillIsBitwiseExactAndReshards) {
   testing::TempDir tmp;
-  const std::string data = tmp.path() + "/criteo";
-  auto gen =
-      testing::RunCommand(testing::TesseraBinary() +
-                              " datagen criteo --rows 6000 --valid_rows 1000 --seed 4 -o " + data,
-                          120);
-  ASSERT_EQ(gen.exit_code, 0) << gen.output;
-  const std::string flags =
-      "--model=dlrm --data=" + data +
-      " --embed_dim=4 --bottom_mlp=8 --hidden=8 --batch_size=32 --optimizer=adagrad --lr=0.05 "
-      "--log_every=0 --seed=5 --deterministic --sync=bsp ";
+  std::string error;
+  const std::string flags = SmallDlrmFlags(tmp, &error);
+  ASSERT_FALSE(flags.empty()) << error;
   JobRun full = RunJob(tmp, flags + "--steps=24", 2);
   ASSERT_EQ(full.exit_code, 0) << full.output;
   const std::string digest = Digest(full);
@@ -69,16 +77,9 @@ TEST(DlrmCheckpointJob, ResumeAfterSigkillIsBitwiseExactAndReshards) {
 // per server, so a reshard evicts differently and is not compared (docs/consistency.md).
 TEST(DlrmCheckpointJob, EvictionOnResumesExactlyAndExpiryReshards) {
   testing::TempDir tmp;
-  const std::string data = tmp.path() + "/criteo";
-  auto gen =
-      testing::RunCommand(testing::TesseraBinary() +
-                              " datagen criteo --rows 6000 --valid_rows 1000 --seed 4 -o " + data,
-                          120);
-  ASSERT_EQ(gen.exit_code, 0) << gen.output;
-  const std::string flags =
-      "--model=dlrm --data=" + data +
-      " --embed_dim=4 --bottom_mlp=8 --hidden=8 --batch_size=32 --optimizer=adagrad --lr=0.05 "
-      "--log_every=0 --seed=5 --deterministic --sync=bsp ";
+  std::string error;
+  const std::string flags = SmallDlrmFlags(tmp, &error);
+  ASSERT_FALSE(flags.empty()) << error;
   JobRun bad = RunJob(tmp, flags + "--steps=2 --table_memory_limit=12X", 2);
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("--table_memory_limit=12X"), std::string::npos) << bad.output;
