@@ -42,7 +42,7 @@ struct Sample {
   double value = 0;
   double quantile = 0;  // kQuantile only
   int peer_rank = -1;   // -1: about this process as a whole
-  std::string table;    // a sparse table's name (label table="..."); "" for none
+  std::string table = {};  // a sparse table's name (label table="..."); "" for none
 };
 
 class Counter {
