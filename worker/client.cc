@@ -132,6 +132,7 @@ Status Client::DeclareParams(const std::vector<ParamSpec>& params) {
   Handle h = Handle::Pending(1);
   auto holder = std::make_shared<OutMessage>(std::move(m));
   reactor_->Post([this, holder, h, rid] {
+    if (CompleteIfStopped(h, "declaring parameters")) return;
     Part p;
     p.handle = h;
     p.deadline = Clock::now() + options_.register_timeout;
@@ -376,6 +377,13 @@ OutMessage Client::NewDensePiece(Op op, uint32_t param_id, const DensePiece& pie
   d.setBegin(piece.begin);
   d.setEnd(piece.end);
   return m;
+}
+
+bool Client::CompleteIfStopped(const Handle& h, const std::string& what) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (health_.ok()) return false;
+  h.CompletePart(health_.WithContext(what));
+  return true;
 }
 
 void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {

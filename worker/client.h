@@ -225,6 +225,11 @@ class Client {
 
   // Any thread: builds and queues a request to a server; the Part completes its handle.
   void SendToServer(uint32_t server, wire::OutMessage&& msg, Part part);
+  // Reactor thread, before a request to the coordinator: once the job stopped (SHUTDOWN)
+  // or the client failed, completes `h` with that status and returns true. Without it a
+  // barrier after the coordinator left waited its whole timeout for an answer that could
+  // not come (a Python worker between steps when a preemption stopped the job).
+  bool CompleteIfStopped(const Handle& h, const std::string& what);
   Handle DenseRequest(wire::Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step);
   wire::OutMessage NewData(wire::Op op, uint32_t param_id, ParamKind kind, int64_t step);
   // NewData for one server's piece [begin, end) of a dense parameter.

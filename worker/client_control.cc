@@ -23,6 +23,7 @@ Status Client::Barrier(Duration timeout) {
   Handle h = Handle::Pending(1);
   auto holder = std::make_shared<OutMessage>(std::move(m));
   reactor_->Post([this, holder, h, rid, timeout] {
+    if (CompleteIfStopped(h, "barrier")) return;
     Part p;
     p.handle = h;
     p.deadline = Clock::now() + timeout;
@@ -51,6 +52,7 @@ Result<Client::RendezvousReply> Client::Rendezvous(const std::string& key, std::
   auto holder = std::make_shared<OutMessage>(std::move(m));
   std::string what = std::string("rendezvous ") + (put ? "put" : "get") + " of '" + key + "'";
   reactor_->Post([this, holder, h, rid, timeout, reply, what] {
+    if (CompleteIfStopped(h, what)) return;
     Part p;
     p.handle = h;
     p.deadline = Clock::now() + timeout;

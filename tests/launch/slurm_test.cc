@@ -239,7 +239,7 @@ TEST_F(SlurmJob, PythonScriptIsPreemptedRequeuedAndResumesToTheSameParameters) {
 #endif
   const std::string script = SourceDir() + "/examples/python/mnist.py";
   const std::string args = Data() + " --model=mlp --hidden=32 --train_limit=4000 --test_limit=500 --batch_size=32"
-                           " --epochs=100 --lr=0.002 --seed=3 --steps=600";
+                           " --epochs=100 --lr=0.002 --seed=3 --steps=2000";
   auto plain = RunCommand("PYTHONPATH=" + pythonpath + " " + TesseraBinary() +
                               " launch --servers 2 --workers 2 --grace_s 5 --program " + python + " -- " + script + " " + args,
                           240);
@@ -255,7 +255,9 @@ TEST_F(SlurmJob, PythonScriptIsPreemptedRequeuedAndResumesToTheSameParameters) {
   const std::string id = Submit(dir, "PYTHONPATH=" + pythonpath + " TESSERA_PROGRAM=\"" + python + " " + script +
                                          "\" TESSERA_CHECKPOINT_DIR=" + ckpt + " TESSERA_TRAIN_FLAGS=\"" + args + "\"");
   ASSERT_FALSE(id.empty());
-  ASSERT_TRUE(WaitForText(out_path, "step 100/600", seconds(120))) << ReadFile(out_path);
+  // 2000 steps: the USR1 lands about a twentieth of the way in, so the preemption
+  // checkpoint is taken well before the end even when a step takes a millisecond.
+  ASSERT_TRUE(WaitForText(out_path, "step 100/2000", seconds(120))) << ReadFile(out_path);
   auto sig = RunCommand("scancel --signal=USR1 --batch " + id, 30);
   ASSERT_EQ(sig.exit_code, 0) << sig.output;
   ASSERT_TRUE(WaitForText(out_path, "exited with code 75", seconds(60))) << ReadFile(out_path);

@@ -164,5 +164,28 @@ TEST(RendezvousStore, TheTableIsBounded) {
   EXPECT_FALSE(s.Get("one-more").has_value());
 }
 
+// Once the coordinator stopped the job (here an abort with the preemption code), a request
+// to it fails at once with the reason. A worker that reached a barrier after the SHUTDOWN
+// (a Python script between steps when a preemption stopped the job) used to wait the
+// barrier's whole timeout for an answer the departed coordinator could not give, and held
+// up the job's exit 75 under Slurm (SlurmJob.PythonScriptIsPreempted...).
+TEST_F(RendezvousJob, RequestsAfterTheJobStoppedFailAtOnce) {
+  coord_->Abort("test: preempted", 75);
+  for (int i = 0; i < 200 && clients_[1]->health().ok(); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_FALSE(clients_[1]->health().ok()) << "no SHUTDOWN reached worker 1";
+  EXPECT_EQ(clients_[1]->requested_exit_code(), 75);
+
+  auto t0 = std::chrono::steady_clock::now();
+  Status barrier = clients_[1]->Barrier(60s);
+  Status put = clients_[2]->RendezvousPut("late", "x", 60s);
+  auto get = clients_[0]->RendezvousGet("late", 60s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(barrier.code(), StatusCode::kAborted) << barrier.ToString();
+  EXPECT_NE(barrier.ToString().find("test: preempted"), std::string::npos) << barrier.ToString();
+  EXPECT_FALSE(put.ok());
+  EXPECT_FALSE(get.ok());
+  EXPECT_LT(took, 5s) << "requests after the stop waited for a coordinator that is gone";
+}
+
 }  // namespace
 }  // namespace tessera
