@@ -379,13 +379,6 @@ OutMessage Client::NewDensePiece(Op op, uint32_t param_id, const DensePiece& pie
   return m;
 }
 
-bool Client::CompleteIfStopped(const Handle& h, const std::string& what) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (health_.ok()) return false;
-  h.CompletePart(health_.WithContext(what));
-  return true;
-}
-
 void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
   stats_.requests++;
   stats_.bytes_pushed += msg.payload_bytes();

@@ -14,6 +14,13 @@ namespace tessera::worker {
 using wire::Op;
 using wire::OutMessage;
 
+bool Client::CompleteIfStopped(const Handle& h, const std::string& what) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (health_.ok()) return false;
+  h.CompletePart(health_.WithContext(what));
+  return true;
+}
+
 Status Client::Barrier(Duration timeout) {
   OutMessage m(Op::BARRIER);
   uint64_t rid = ++next_request_id_;
