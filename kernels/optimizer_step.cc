@@ -53,4 +53,20 @@ Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<f
   return st.ok() ? st : Status::Internal(st.ToString());
 }
 
+Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
+                           std::span<float> slots, std::span<const float> grad) {
+  if (cfg.clip_norm > 0) return Status::Internal("ApplyUpdateReadOnly: clipping writes the gradient");
+  const uint64_t n = param.size();
+  if (grad.size() != n) {
+    return Status::Internal("ApplyUpdate: gradient has " + std::to_string(grad.size()) +
+                            " elements, parameter " + std::to_string(n));
+  }
+  TESSERA_ASSIGN_OR_RETURN(SlotViews v, Slots(cfg, slots, n));
+  // ApplyOptimizer reads the gradient and writes only param and slots (the backends take
+  // it as const float*); a TensorView has no read-only form.
+  const TensorView g = View(const_cast<float*>(grad.data()), n);
+  Status st = kernels::ApplyOptimizer(cfg, update_count, View(param.data(), n), g, v.span());
+  return st.ok() ? st : Status::Internal(st.ToString());
+}
+
 }  // namespace tessera::kernels

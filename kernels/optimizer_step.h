@@ -33,4 +33,10 @@ Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n)
 Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
                    std::span<float> slots, std::span<float> grad);
 
+// The same with a gradient it only reads: no clipping, so kInternal when
+// cfg.clip_norm > 0. The server's ssp/asp push applies straight from the received
+// message with it, instead of copying a gradient that nothing rescales.
+Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
+                           std::span<float> slots, std::span<const float> grad);
+
 }  // namespace tessera::kernels

@@ -105,8 +105,10 @@ Status Aggregator::CheckSparsePush(int worker, uint32_t param_id, int64_t step) 
   return Status::OK();
 }
 
+bool Aggregator::Rescales() const { return reduce_ == GradReduce::kMean && num_workers_ > 1; }
+
 Status Aggregator::ScaleForReduce(std::span<float> grad) const {
-  if (reduce_ != GradReduce::kMean || num_workers_ == 1 || grad.empty()) return Status::OK();
+  if (!Rescales() || grad.empty()) return Status::OK();
   Status st = kernels::Scale(View(grad), 1.0f / static_cast<float>(num_workers_));
   return st.ok() ? st : Status::Internal(st.ToString());
 }
@@ -185,6 +187,13 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
       TESSERA_RETURN_IF_ERROR(DrainDense(store, param_id, c, u));
     } else {
       timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
+      if (!Rescales() && !store.Clips(param_id)) {
+        // Nothing writes the gradient: apply it where it arrived (on one host, the
+        // shared-memory arena) rather than copying it first (docs/benchmarks.md).
+        metrics::ScopedLatency t(OptimizerLatency());
+        TESSERA_RETURN_IF_ERROR(store.ApplyDenseReadOnly(param_id, c, g));
+        continue;
+      }
       scratch_.assign(g.begin(), g.end());
       TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
       metrics::ScopedLatency t(OptimizerLatency());

@@ -123,6 +123,8 @@ class Aggregator {
   // bsp: applies every step of `unit` that has become complete.
   Status DrainDense(ShardStore& store, uint32_t param_id, uint64_t chunk, Unit& unit);
   Status DrainSparse(ShardStore& store, uint32_t param_id, Unit& unit);
+  // Whether a push's gradient is scaled before the optimizer (the mean over >1 workers).
+  bool Rescales() const;
   Status ScaleForReduce(std::span<float> grad) const;
 
   // Constant after construction

@@ -172,6 +172,19 @@ Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span
   return Status::OK();
 }
 
+Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, std::span<const float> grad) {
+  const int64_t i = ChunkIndex(param_id, chunk_index);
+  if (i < 0) {
+    return Status::Internal("ApplyDense: chunk " + std::to_string(chunk_index) + " of param " +
+                            std::to_string(param_id) + " is not stored here");
+  }
+  ChunkState& ch = chunks_[static_cast<size_t>(i)];
+  TESSERA_RETURN_IF_ERROR(kernels::ApplyUpdateReadOnly(params_[param_id].spec.optimizer, ch.updates + 1,
+                                                       ch.values, ch.slots, grad));
+  ++ch.updates;
+  return Status::OK();
+}
+
 Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads,
                                    int64_t step) {
   if (param_id >= params_.size() || !params_[param_id].rows) {

@@ -149,6 +149,12 @@ class ShardStore {
   // One optimizer step on chunk `chunk` of dense `param_id` with the aggregated gradient
   // `grad` (the chunk's size; clipped in place). REQUIRES: the chunk is stored here.
   Status ApplyDense(uint32_t param_id, uint64_t chunk, std::span<float> grad);
+  // The same without clipping, reading `grad` only (kernels::ApplyUpdateReadOnly).
+  Status ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk, std::span<const float> grad);
+  // Whether ApplyDense of `param_id` clips (and so writes) the gradient.
+  bool Clips(uint32_t param_id) const {
+    return param_id < params_.size() && params_[param_id].spec.optimizer.clip_norm > 0;
+  }
 
   // Sets sparse `param_id`'s policy. REQUIRES: before any row exists (last-seen enters
   // the row hashes when the policy evicts). kInvalidArgument for a non-sparse param, a

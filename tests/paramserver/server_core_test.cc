@@ -153,6 +153,30 @@ TEST(Asp, AppliesEachPushOnArrivalScaledByOneOverW) {
   EXPECT_EQ(c.core(0).aggregator().PendingSteps(), 0u);
 }
 
+// One worker under asp (no rescale, no clipping) applies the gradient where it arrived
+// instead of copying it first: the result must be bitwise the copying path's (the same
+// push with a clip norm too large to bite), and the received gradient must stay as sent.
+TEST(Asp, UnscaledUnclippedPushAppliesInPlaceWithTheSameResult) {
+  OptimizerConfig adam;
+  adam.kind = OptimizerKind::kAdam;
+  adam.lr = 0.01f;
+  OptimizerConfig clipped = adam;
+  clipped.clip_norm = 1e30f;
+  Cluster in_place(1, 1, Params(adam), {SyncMode::kAsp, 0});
+  Cluster copying(1, 1, Params(clipped), {SyncMode::kAsp, 0});
+  for (int64_t step = 0; step < 3; ++step) {
+    const std::vector<float> g = Fill(35, 0, step);
+    std::vector<float> sent = g;
+    ASSERT_OK(in_place.PushDense(0, kW, step, sent));
+    ASSERT_OK(copying.PushDense(0, kW, step, g));
+    ASSERT_EQ(sent, g) << "the in-place path wrote the received gradient";
+  }
+  const std::vector<float> a = in_place.PullDense(kW), b = copying.PullDense(kW);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "element " << i;
+  EXPECT_NE(a, Cluster(1, 1, Params(adam), {SyncMode::kAsp, 0}).PullDense(kW)) << "nothing was applied";
+}
+
 // Rows `order` of a sparse push (keys and their gradient rows of width 4).
 std::pair<std::vector<Key>, std::vector<float>> Permuted(const std::vector<Key>& keys,
                                                          const std::vector<float>& grads,
