@@ -286,7 +286,10 @@ uint64_t ShardStore::PartitionShare(uint64_t total, uint32_t part) {
 
 void ShardStore::CountInsert(Param& p, Key key) {
   const uint32_t part = ShardMap::SparsePartitionOf(p.id, key);
-  if (++p.part_rows[part] > PartitionShare(p.cap_rows, part) && !p.over_flag[part]) {
+  const uint32_t rows = ++p.part_rows[part];
+  std::vector<Key>& keys = p.part_keys[part];
+  keys.push_back(key);
+  if ((rows > PartitionShare(p.cap_rows, part) || keys.size() > 2 * uint64_t{rows} + 16) && !p.over_flag[part]) {
     p.over_flag[part] = 1;
     p.over.push_back(part);
   }
@@ -296,32 +299,37 @@ void ShardStore::CountErase(Param& p, Key key) { --p.part_rows[ShardMap::SparseP
 
 void ShardStore::EvictPartitions(Param& p) {
   RowTable& t = *p.rows;
-  // One scan for every partition over budget (they are independent: a partition's
-  // victims depend on its own rows only, whichever others are over with it).
-  bucket_of_.assign(kSparsePartitions, -1);
-  if (buckets_.size() < p.over.size()) buckets_.resize(p.over.size());
-  for (size_t b = 0; b < p.over.size(); ++b) {
-    bucket_of_[p.over[b]] = static_cast<int32_t>(b);
-    buckets_[b].clear();
-  }
-  for (uint32_t s = 0; s < t.slot_limit(); ++s) {
-    if (!t.live(s)) continue;
-    const Key key = t.key(s);
-    const int32_t b = bucket_of_[ShardMap::SparsePartitionOf(p.id, key)];
-    if (b >= 0) buckets_[static_cast<size_t>(b)].push_back({t.last_seen(s), Mix64(key ^ p.name_hash), key});
-  }
-  for (size_t b = 0; b < p.over.size(); ++b) {
-    const uint32_t part = p.over[b];
+  // Each partition alone: its victims depend on its own rows only, whichever others are
+  // visited with it.
+  for (const uint32_t part : p.over) {
     p.over_flag[part] = 0;
-    std::vector<Candidate>& rows = buckets_[b];
+    std::vector<Key>& keys = p.part_keys[part];
+    std::vector<uint32_t>& slots = read_scratch_;
+    slots.resize(keys.size());
+    t.FindMany(keys, slots.data());
+    candidates_.clear();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (slots[i] != RowTable::kNoSlot) {
+        candidates_.push_back({t.last_seen(slots[i]), Mix64(keys[i] ^ p.name_hash), keys[i]});
+      }
+    }
+    // A key erased and created again is listed twice: once is its row.
+    std::sort(candidates_.begin(), candidates_.end(), [](const Candidate& x, const Candidate& y) { return x.key < y.key; });
+    candidates_.erase(std::unique(candidates_.begin(), candidates_.end(),
+                                  [](const Candidate& x, const Candidate& y) { return x.key == y.key; }),
+                      candidates_.end());
     // Over when it passed its share, unless the expiry sweep of this push brought it back.
-    if (rows.size() <= PartitionShare(p.cap_rows, part)) continue;
-    const uint64_t keep = PartitionShare(p.keep_rows, part);
-    const auto n = static_cast<ptrdiff_t>(rows.size() - keep);
-    std::nth_element(rows.begin(), rows.begin() + n, rows.end());
-    for (ptrdiff_t i = 0; i < n; ++i) t.Erase(rows[static_cast<size_t>(i)].key);
-    p.part_rows[part] = static_cast<uint32_t>(keep);
-    p.stats.evicted += static_cast<uint64_t>(n);
+    size_t first = 0;
+    if (candidates_.size() > PartitionShare(p.cap_rows, part)) {
+      const uint64_t keep = PartitionShare(p.keep_rows, part);
+      first = candidates_.size() - keep;
+      std::nth_element(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(first), candidates_.end());
+      for (size_t i = 0; i < first; ++i) t.Erase(candidates_[i].key);
+      p.stats.evicted += first;
+    }
+    keys.clear();
+    for (size_t i = first; i < candidates_.size(); ++i) keys.push_back(candidates_[i].key);
+    p.part_rows[part] = static_cast<uint32_t>(keys.size());
   }
   p.over.clear();
 }
@@ -353,6 +361,7 @@ Status ShardStore::SetTablePolicy(uint32_t param_id, const TablePolicy& policy) 
   p.policy = policy;
   p.rows->HashLastSeen(policy.evicts());
   p.part_rows.clear();
+  p.part_keys.clear();
   p.over.clear();
   p.over_flag.clear();
   if (policy.memory_limit > 0) {
@@ -363,6 +372,7 @@ Status ShardStore::SetTablePolicy(uint32_t param_id, const TablePolicy& policy) 
     p.cap_rows = budget / row;
     p.keep_rows = budget / 10 * 9 / row;
     p.part_rows.assign(kSparsePartitions, 0);
+    p.part_keys.assign(kSparsePartitions, {});
     p.over_flag.assign(kSparsePartitions, 0);
   }
   if (policy.min_key_count > 1) {
@@ -432,7 +442,9 @@ Status ShardStore::RestoreRow(RowState row) {
   if (slot == RowTable::kNoSlot) {
     slot = t.Insert(row.key);
     if (!p.part_rows.empty()) {
-      ++p.part_rows[ShardMap::SparsePartitionOf(p.id, row.key)];
+      const uint32_t part = ShardMap::SparsePartitionOf(p.id, row.key);
+      ++p.part_rows[part];
+      p.part_keys[part].push_back(row.key);
       p.recheck = true;  // a budget lowered since the checkpoint: the next push's round trims
     }
   } else {

@@ -244,12 +244,16 @@ class ShardStore {
     TableStats stats;
     std::optional<CountMinSketch> sketch;
     int64_t swept_step = -1;  // the step of the last expiry sweep (an idempotent sweep's guard only)
-    // The memory budget (policy.memory_limit > 0): resident rows per virtual partition,
-    // the partitions' row shares of B and of 90 % of B, and the partitions that passed
-    // their cap since the last eviction round (over_flag guards the list), so a push
-    // costs O(its new rows) and a round scans the table once for all of them.
+    // The memory budget (policy.memory_limit > 0): per virtual partition its resident
+    // rows and its keys (every key inserted since the partition's last visit, so also
+    // keys since erased, and a key erased and created again twice: a visit looks them up
+    // and keeps the live ones once), the table's row budget and 90 % of it, and the
+    // partitions to visit after the push (over their share, or lists grown past twice
+    // their rows; queued guards the list). A push costs O(its new rows); a visit
+    // O(the partition's list), never a scan of the table.
     uint32_t id = 0;
     std::vector<uint32_t> part_rows;
+    std::vector<std::vector<Key>> part_keys;
     uint64_t cap_rows = 0, keep_rows = 0;
     std::vector<uint32_t> over;
     std::vector<uint8_t> over_flag;
@@ -260,7 +264,8 @@ class ShardStore {
   // The memory budget's bookkeeping of one row created / erased.
   static void CountInsert(Param& p, Key key);
   static void CountErase(Param& p, Key key);
-  // Evicts every partition in p.over down to its share of keep_rows.
+  // Visits every partition in p.over: evicts it down to its share of keep_rows when
+  // over its share of cap_rows, and rebuilds its key list from its live rows.
   void EvictPartitions(Param& p);
   void SketchesInto(ShardSnapshot* out) const;
   uint64_t ChunkHash(const ChunkState& ch) const;
@@ -279,8 +284,7 @@ class ShardStore {
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
   std::vector<Key> victims_;
-  // EvictPartitions' candidates of the partitions over budget, and each partition's
-  // bucket (-1: not over).
+  // EvictPartitions' rows of the partition it visits.
   struct Candidate {
     uint32_t seen;
     uint64_t hash;
@@ -289,8 +293,7 @@ class ShardStore {
       return seen != o.seen ? seen < o.seen : hash != o.hash ? hash < o.hash : key < o.key;
     }
   };
-  std::vector<std::vector<Candidate>> buckets_;
-  std::vector<int32_t> bucket_of_;
+  std::vector<Candidate> candidates_;
 };
 
 }  // namespace tessera::paramserver
