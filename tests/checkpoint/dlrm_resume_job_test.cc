@@ -139,8 +139,21 @@ TEST(DlrmCheckpointJob, EvictionOnResumesExactlyAndReshards) {
   JobRun first_half = RunJob(tmp, evicting + "--steps=12", 2);
   ASSERT_EQ(first_half.exit_code, 0) << first_half.output;
   EXPECT_GT(EvictedIn(first_half.output), 0u) << "evictions before the kill\n" << first_half.output;
-  JobRun three = RunJob(tmp, evicting + "--steps=24 --resume=" + eck + "/step-000000000012", 3);
+  // The manifest records the server count the limit is per; the 3-server run records
+  // the same 2 in its own checkpoints, so a further reshard keeps the budget too.
+  const auto recorded = [](const std::string& step_dir) {
+    for (const std::string& l : ReadLines(step_dir + "/MANIFEST")) {
+      if (l.rfind("flag table_memory_limit_servers ", 0) == 0) return l.substr(l.rfind(' ') + 1);
+    }
+    return std::string("(none)");
+  };
+  EXPECT_EQ(recorded(eck + "/step-000000000012"), "2");
+  const std::string eck3 = tmp.path() + "/eck3";
+  JobRun three = RunJob(tmp, evicting + "--steps=24 --resume=" + eck + "/step-000000000012 --checkpoint_dir=" + eck3 +
+                                 " --checkpoint_every_steps=18",
+                        3);
   ASSERT_EQ(three.exit_code, 0) << three.output;
+  EXPECT_EQ(recorded(eck3 + "/step-000000000018"), "2") << three.output;
   EXPECT_NE(three.output.find("each of the 3 servers now keeps 8K x 2 / 3"), std::string::npos) << three.output;
   EXPECT_GT(EvictedIn(three.output), 0u) << "evictions after the resume\n" << three.output;
   EXPECT_EQ(Digest(three), Digest(efull)) << "2 -> 3 servers with the memory limit and expiry";
