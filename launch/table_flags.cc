@@ -23,7 +23,8 @@ DEFINE_int32(min_key_count, 0,
              "per server); the gradients of earlier pushes are dropped and pulls read its initial values (0, 1: off)");
 DEFINE_int32(min_key_count_sketch_width, 65536,
              "Counters per row of the --min_key_count sketch (a power of two >= 64; 4 rows of 2-byte counters: "
-             "512 KiB per table per server at 65536)");
+             "512 KiB per table per server at 65536; from 1024 on split into one run per key partition, which keeps "
+             "admission exact across a reshard)");
 
 namespace tessera::launch {
 

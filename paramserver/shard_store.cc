@@ -376,7 +376,7 @@ Status ShardStore::SetTablePolicy(uint32_t param_id, const TablePolicy& policy) 
     p.over_flag.assign(kSparsePartitions, 0);
   }
   if (policy.min_key_count > 1) {
-    p.sketch.emplace(w, p.name_hash);
+    p.sketch.emplace(w, p.name_hash, p.id);  // partitioned when w >= 840: exact on a reshard
   } else {
     p.sketch.reset();
   }

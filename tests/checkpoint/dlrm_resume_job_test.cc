@@ -86,8 +86,9 @@ uint64_t EvictedIn(const std::string& output) {
 // with admission (--min_key_count=2) on as well, a run SIGKILLed after its step-12
 // checkpoint and resumed by the same 2 servers ends with the uninterrupted run's
 // params_digest. The memory limit (a job-wide budget kept by the resume, evicted per
-// partition) and expiry (a function of each row's last-seen step) also resume exactly
-// when 3 servers take over from 2 (docs/consistency.md "Resharding").
+// partition), expiry (a function of each row's last-seen step) and admission (a sketch
+// partitioned like the keys) also resume exactly when 3 servers take over from 2
+// (docs/consistency.md "Resharding").
 TEST(DlrmCheckpointJob, EvictionOnResumesExactlyAndReshards) {
   testing::TempDir tmp;
   std::string error;
@@ -123,9 +124,10 @@ TEST(DlrmCheckpointJob, EvictionOnResumesExactlyAndReshards) {
   EXPECT_EQ(Digest(resumed), digest) << "final parameters differ from the uninterrupted run";
   ExpectSameLosses(full, resumed, 12, 23);
 
-  // 2 -> 3 servers with the memory limit and expiry (admission, whose sketches are summed
-  // on a reshard, is not exact there).
-  const std::string evicting = flags + "--table_memory_limit=8K --row_expiry_steps=4 ";
+  // 2 -> 3 servers with the memory limit, expiry and admission (a sketch width >= 840:
+  // partitioned, so the servers' summed sketches are every key's exact count).
+  const std::string evicting =
+      flags + "--table_memory_limit=8K --row_expiry_steps=4 --min_key_count=2 --min_key_count_sketch_width=4096 ";
   JobRun efull = RunJob(tmp, evicting + "--steps=24", 2);
   ASSERT_EQ(efull.exit_code, 0) << efull.output;
   EXPECT_NE(efull.output.find(" expired,"), std::string::npos) << efull.output;
@@ -156,7 +158,8 @@ TEST(DlrmCheckpointJob, EvictionOnResumesExactlyAndReshards) {
   EXPECT_EQ(recorded(eck3 + "/step-000000000018"), "2") << three.output;
   EXPECT_NE(three.output.find("each of the 3 servers now keeps 8K x 2 / 3"), std::string::npos) << three.output;
   EXPECT_GT(EvictedIn(three.output), 0u) << "evictions after the resume\n" << three.output;
-  EXPECT_EQ(Digest(three), Digest(efull)) << "2 -> 3 servers with the memory limit and expiry";
+  EXPECT_NE(efull.output.find(" row gradients not admitted"), std::string::npos) << efull.output;
+  EXPECT_EQ(Digest(three), Digest(efull)) << "2 -> 3 servers with the memory limit, expiry and admission";
   ExpectSameLosses(efull, three, 12, 23);
   // The limit per server of the 3 (a budget 1.5 times larger, the rule before the
   // partitions), asked for explicitly: a warning, and not the uninterrupted run.

@@ -1,6 +1,7 @@
-// The memory budget is reshard-exact (ShardStore::SetTablePolicy, docs/consistency.md
-// "Resharding"): the same pushes, routed by the shard map to 1, 2, 3 or 9 stores with
-// the same job-wide budget, leave the same resident rows and the same summed digest;
+// The memory budget and admission (a partitioned sketch) are reshard-exact
+// (ShardStore::SetTablePolicy, docs/consistency.md "Resharding"): the same pushes, routed
+// by the shard map to 1, 2, 3 or 9 stores with the same job-wide budget, leave the same
+// resident rows, the same summed digest and the same summed sketch;
 // and a 2-server run restored onto 3 servers half-way continues exactly as the
 // uninterrupted 2-server run.
 #include <gtest/gtest.h>
@@ -62,6 +63,21 @@ struct Job {
     for (uint32_t s = 0; s < cluster.num_servers(); ++s) n += store(s).table_stats(0).evicted;
     return n;
   }
+  uint64_t Dropped() {
+    uint64_t n = 0;
+    for (uint32_t s = 0; s < cluster.num_servers(); ++s) n += store(s).table_stats(0).dropped;
+    return n;
+  }
+  // The servers' sketches summed (disjoint columns: every server's own counts).
+  std::vector<float> SketchSum() {
+    std::vector<float> sum, one;
+    for (uint32_t s = 0; s < cluster.num_servers(); ++s) {
+      store(s).sketch(0)->CountsInto(&one);
+      sum.resize(one.size(), 0.0f);
+      for (size_t i = 0; i < one.size(); ++i) sum[i] += one[i];
+    }
+    return sum;
+  }
   // Every partition within its share, and its count the rows it really holds.
   void CheckPartitions() {
     std::vector<uint64_t> rows(kSparsePartitions, 0);
@@ -89,11 +105,15 @@ std::vector<Key> StepKeys(std::mt19937_64& rng, size_t n) {
 
 uint64_t RowBytes() { return Job(1, TablePolicy{}).store(0).table(0)->RowBytes(); }
 
+// The budget, expiry, and admission with a partitioned sketch (width >= 840: 1 column
+// run of 2 per partition and row at 2048).
 TablePolicy Policy(uint64_t limit, uint32_t servers) {
   TablePolicy p;
   p.memory_limit = limit;
   p.memory_servers = servers;
   p.expiry_steps = 16;
+  p.min_key_count = 2;
+  p.sketch_width = 2048;
   return p;
 }
 
@@ -112,21 +132,29 @@ TEST(TableEvictionReshard, TheSamePushesOnOneTwoThreeOrNineServersEvictTheSameRo
     ASSERT_EQ(one.Digest(), two.Digest()) << "step " << step;
     ASSERT_EQ(three.Digest(), two.Digest()) << "step " << step;
     ASSERT_EQ(nine.Digest(), two.Digest()) << "step " << step;
+    ASSERT_EQ(nine.SketchSum(), two.SketchSum()) << "step " << step;
+    ASSERT_EQ(one.SketchSum(), two.SketchSum()) << "step " << step;
     ASSERT_LE(want.size() * RowBytes(), 2 * limit);
     two.CheckPartitions();
     nine.CheckPartitions();
   }
   EXPECT_GT(two.Evicted(), 1000u);
   EXPECT_EQ(three.Evicted(), two.Evicted());
+  EXPECT_GT(two.Dropped(), 0u) << "admission dropped some pushes";
+  EXPECT_EQ(nine.Dropped(), two.Dropped());
+  EXPECT_EQ(one.store(0).sketch(0)->partition_width(), 2u);
 }
 
-// Restores the rows of `from` into `to` by their owner under `to`'s map (what
-// RestoreShards does with a checkpoint's rows).
+// Restores the rows of `from` into `to` by their owner under `to`'s map, and the sum of
+// its sketches into every server of `to` (what RestoreShards does with a checkpoint).
 void Reshard(Job& from, Job& to) {
   for (uint32_t s = 0; s < from.cluster.num_servers(); ++s) {
     for (const RowState& r : from.store(s).Snapshot().rows) {
       ASSERT_OK(to.store(ShardMap::SparseServerOf(0, r.key, to.cluster.num_servers())).RestoreRow(r));
     }
+    std::vector<float> counts;
+    from.store(s).sketch(0)->CountsInto(&counts);
+    for (uint32_t t = 0; t < to.cluster.num_servers(); ++t) ASSERT_OK(to.store(t).RestoreSketch(0, counts, s > 0));
   }
 }
 
@@ -150,6 +178,7 @@ TEST(TableEvictionReshard, ATwoServerRunRestoredOnThreeContinuesExactly) {
     ASSERT_EQ(three.Digest(), two.Digest()) << "step " << step;
   }
   EXPECT_GT(two.Evicted(), evicted_before) << "evictions after the reshard too";
+  EXPECT_GT(three.Dropped(), 0u) << "admission after the reshard";
   EXPECT_GT(three.Evicted(), 0u);
   // The same budget set for 3 servers (a deliberate change: --table_memory_limit given
   // anew) is 1.5 times larger: fewer evictions, another resident set.
