@@ -214,17 +214,18 @@ TEST(PsCheckpoint, IncrementalCheckpointWritesOnlyChangedRowsAndRestoresTheChain
   EXPECT_FALSE(checkpoint::VerifyCheckpoint(incr).ok());
 }
 
-// Keys of the first 6 virtual partitions of "emb" (param 1), so partitions overflow.
+// Keys of the first 6 virtual partitions of "emb" (param 1), so partitions overflow: a
+// window that moves 13 keys a step over 200, so every step brings new keys too.
 std::vector<Key> CrowdedKeysOf(int64_t step, int worker) {
   static const std::vector<Key> pool = [] {
     std::vector<Key> p;
-    for (Key k = 0; p.size() < 40; ++k) {
+    for (Key k = 0; p.size() < 200; ++k) {
       if (ShardMap::SparsePartitionOf(1, k) < 6) p.push_back(k);
     }
     return p;
   }();
   std::vector<Key> k;
-  for (Key i = 0; i < 6; ++i) k.push_back(pool[static_cast<size_t>(step * 3 + static_cast<int64_t>(i) * 7 + worker) % pool.size()]);
+  for (Key i = 0; i < 6; ++i) k.push_back(pool[static_cast<size_t>(step * 13 + static_cast<int64_t>(i) * 7 + worker) % pool.size()]);
   return k;
 }
 
@@ -269,7 +270,7 @@ TEST(PsCheckpoint, IncrementalCheckpointAfterEvictionsRestoresExactlyTheResident
   ::tessera::testing::TempDir tmp;
   Cluster a(2, kWorkers, Model(), {}, GradReduce::kMean, 32);
   TablePolicy p;
-  // One row a partition (B = 840 rows on one server's limit), 40 keys crowd 6 of them.
+  // One row a partition (B = 840 rows on one server's limit), 200 keys crowd 6 of them.
   p.memory_limit = a.core(0).store().table(1)->RowBytes() * kSparsePartitions;
   p.min_key_count = 2;
   p.sketch_width = 64;
@@ -333,14 +334,17 @@ TEST(PsCheckpoint, ExpiryResumesExactlyOnAnotherNumberOfServers) {
 
 // The memory budget is per virtual partition of the job-wide budget (limit x the
 // servers it was set for), so a resume on 3 servers that keeps the 2-server budget
-// evicts the same rows: bitwise, evictions before the checkpoint and after the resume.
+// evicts the same rows: bitwise, evictions before the checkpoint and after the resume;
+// with admission by a partitioned sketch, loaded summed, too.
 TEST(PsCheckpoint, MemoryLimitResumesExactlyOnAnotherNumberOfServers) {
   ::tessera::testing::TempDir tmp;
   Cluster a(2, kWorkers, Model(), {}, GradReduce::kMean, 32);
   TablePolicy p;
-  // B = 2 x 840 x 1.5 rows: 3 rows a partition (40 keys crowd 6 partitions), keeps 2 or 3.
+  // B = 2 x 840 x 1.5 rows: 3 rows a partition (200 keys crowd 6 partitions), keeps 2 or 3.
   p.memory_limit = a.core(0).store().table(1)->RowBytes() * kSparsePartitions * 3 / 2;
   p.memory_servers = 2;
+  p.min_key_count = 2;  // a partitioned sketch (width >= 840): summed on the reshard, exact
+  p.sketch_width = 16384;  // 19 columns a partition and row
   SetPolicy(a, p);
   Checkpointer ck(a);
   for (int64_t s = 0; s < 6; ++s) CrowdedStep(a, s);
@@ -367,6 +371,10 @@ TEST(PsCheckpoint, MemoryLimitResumesExactlyOnAnotherNumberOfServers) {
   EXPECT_EQ(StoreDigest(c), digest7);
   for (int64_t s = 7; s < 12; ++s) CrowdedStep(c, s);
   EXPECT_GT(Evicted(c), 0u) << "evictions after the resume";
+  EXPECT_GT(c.core(0).store().table_stats(1).dropped + c.core(1).store().table_stats(1).dropped +
+                c.core(2).store().table_stats(1).dropped,
+            0u)
+      << "admission after the resume";
   EXPECT_EQ(Read(c, 12, keys), Read(a, 12, keys));
   EXPECT_EQ(StoreDigest(c), StoreDigest(a));
   std::set<Key> ra, rc;
