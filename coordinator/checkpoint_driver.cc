@@ -13,6 +13,7 @@
 #include "checkpoint/catalog.h"
 #include "checkpoint/crash_point.h"
 #include "checkpoint/fs_util.h"
+#include "checkpoint/table_budget.h"
 #include "common/exit_codes.h"
 #include "common/hostname.h"
 
@@ -97,6 +98,23 @@ Status CheckpointDriver::Init() {
     max_reported_ = m.step - 1;
     resume_dir_ = chosen;
     resume_ = std::move(m);
+  }
+  // The sparse tables' job-wide memory budget (checkpoint/table_budget.h): said once, and
+  // recorded in every manifest so a chain of reshards keeps it.
+  const checkpoint::TableBudgetFlags table_flags = checkpoint::TableBudgetFlagsOf(options_.flags);
+  const checkpoint::TableBudget budget =
+      checkpoint::ResolveTableBudget(table_flags, num_servers_, resume_ ? &*resume_ : nullptr);
+  if (!budget.message.empty()) {
+    if (budget.kept) {
+      LOG(INFO) << budget.message;
+    } else {
+      LOG(WARNING) << budget.message;
+    }
+  }
+  manifest_flags_ = options_.flags;
+  if (table_flags.limit != "0" || !table_flags.per_table.empty()) {
+    std::erase_if(manifest_flags_, [](const auto& f) { return f.first == checkpoint::kTableMemoryLimitServersFlag; });
+    manifest_flags_.emplace_back(checkpoint::kTableMemoryLimitServersFlag, std::to_string(budget.servers));
   }
   last_commit_time_ = Clock::now();
   return Status::OK();
@@ -345,7 +363,7 @@ void CheckpointDriver::Commit() {
   mf.sync = options_.sync;
   mf.grad_reduce = options_.grad_reduce;
   mf.chunk_bytes = options_.chunk_bytes;
-  mf.flags = options_.flags;
+  mf.flags = manifest_flags_;
   mf.params = params_;
   Status st;
   if (a.replica) a.servers.push_back(std::move(a.replica));

@@ -133,6 +133,9 @@ class CheckpointDriver {
 
   std::optional<checkpoint::Manifest> resume_;
   std::string resume_dir_;
+  // What every manifest records as flags: options_.flags with the resolved
+  // table_memory_limit_servers (checkpoint/table_budget.h).
+  std::vector<std::pair<std::string, std::string>> manifest_flags_;
   std::vector<ParamSpec> params_;
   bool training_ = false;
   int64_t max_reported_ = -1;

@@ -5,9 +5,14 @@
 #include <cctype>
 
 DEFINE_string(table_memory_limit, "0",
-              "Bytes of each sparse table one server keeps resident (512M, 2G; 0: no limit; docs/consistency.md). A push that leaves "
-              "more evicts the rows pushed least recently (ties by a hash of the key) down to 90 % of it; a row "
-              "costs its key, counter, last-seen step, values, optimizer slots and 16 bytes of index");
+              "Bytes of each sparse table one server keeps resident (512M, 2G; 0: no limit; docs/consistency.md). The job "
+              "keeps limit x servers per table, dealt evenly to the shard map's 840 key partitions; a push that leaves a "
+              "partition over its share evicts its rows pushed least recently (ties by a hash of the key) down to 90 % of "
+              "it; a row costs its key, counter, last-seen step, values, optimizer slots and 16 bytes of index. A resume "
+              "with the same text keeps the checkpoint's job-wide budget whatever the server count");
+DEFINE_int32(table_memory_limit_servers, 0,
+             "The server count --table_memory_limit is per (the job keeps limit x this; 0: the server count of the run "
+             "that set the limit, kept across resumes, docs/consistency.md \"Resharding\")");
 DEFINE_string(table_memory_limit_per_table, "",
               "Per-table overrides of --table_memory_limit: name:bytes,... (dlrm.emb.C1:64M; 0: no limit)");
 DEFINE_int64(row_expiry_steps, 0,
@@ -18,7 +23,8 @@ DEFINE_int32(min_key_count, 0,
              "per server); the gradients of earlier pushes are dropped and pulls read its initial values (0, 1: off)");
 DEFINE_int32(min_key_count_sketch_width, 65536,
              "Counters per row of the --min_key_count sketch (a power of two >= 64; 4 rows of 2-byte counters: "
-             "512 KiB per table per server at 65536)");
+             "512 KiB per table per server at 65536; from 1024 on split into one run per key partition, which keeps "
+             "admission exact across a reshard)");
 
 namespace tessera::launch {
 
@@ -66,6 +72,13 @@ Result<paramserver::TableLimits> TableLimitsFromFlags() {
                                    ": must be a power of two >= 64");
   }
   l.policy.sketch_width = static_cast<uint32_t>(w);
+  if (FLAGS_table_memory_limit_servers < 0) {
+    return Status::InvalidArgument("--table_memory_limit_servers=" + std::to_string(FLAGS_table_memory_limit_servers) +
+                                   ": must be >= 0");
+  }
+  l.budget_flags.limit = FLAGS_table_memory_limit;
+  l.budget_flags.per_table = FLAGS_table_memory_limit_per_table;
+  l.budget_flags.servers = FLAGS_table_memory_limit_servers;
   std::string_view rest = FLAGS_table_memory_limit_per_table;
   while (!rest.empty()) {
     const size_t comma = rest.find(',');

@@ -264,8 +264,9 @@ Status RestoreShards(const std::string& step_dir, ParamServerCore& core) {
         }
       }
       // The admission sketch, from the newest checkpoint (each writes it whole): this
-      // server's own when the server count is unchanged, else every server's summed (an
-      // over-estimate of every key's count; docs/consistency.md).
+      // server's own when the server count is unchanged, else every server's summed
+      // (every key's exact count with a partitioned sketch, whose servers' columns are
+      // disjoint; an over-estimate of it without: docs/consistency.md).
       if (store.sketch(id) != nullptr) {
         const bool same = m.num_servers == static_cast<int>(map.num_servers());
         bool loaded = false;

@@ -3,21 +3,33 @@
 #include <algorithm>
 #include <string>
 
+#include "common/cluster/shard_map.h"
 #include "common/hash.h"
 
 namespace tessera::paramserver {
 
-CountMinSketch::CountMinSketch(uint32_t width, uint64_t seed)
-    : width_(width), seed_(seed), counts_(uint64_t{kDepth} * width, 0) {}
+CountMinSketch::CountMinSketch(uint32_t width, uint64_t seed, int64_t table_id)
+    : width_(width), seed_(seed), counts_(uint64_t{kDepth} * width, 0) {
+  if (table_id >= 0 && width >= kSparsePartitions) {
+    table_ = static_cast<uint32_t>(table_id);
+    per_ = width / kSparsePartitions;
+  }
+}
 
-uint64_t CountMinSketch::Index(uint32_t row, Key key) const {
-  return uint64_t{row} * width_ + (HashCombine(seed_ + row, key) & (width_ - 1));
+uint64_t CountMinSketch::Base(Key key) const {
+  return per_ == 0 ? 0 : uint64_t{ShardMap::SparsePartitionOf(table_, key)} * per_;
+}
+
+uint64_t CountMinSketch::Index(uint32_t row, Key key, uint64_t base) const {
+  const uint64_t h = HashCombine(seed_ + row, key);
+  return uint64_t{row} * width_ + (per_ == 0 ? h & (width_ - 1) : base + h % per_);
 }
 
 uint32_t CountMinSketch::Add(Key key) {
+  const uint64_t base = Base(key);
   uint32_t est = kMaxCount;
   for (uint32_t r = 0; r < kDepth; ++r) {
-    uint16_t& c = counts_[Index(r, key)];
+    uint16_t& c = counts_[Index(r, key, base)];
     if (c < kMaxCount) ++c;
     est = std::min<uint32_t>(est, c);
   }
@@ -25,8 +37,9 @@ uint32_t CountMinSketch::Add(Key key) {
 }
 
 uint32_t CountMinSketch::Estimate(Key key) const {
+  const uint64_t base = Base(key);
   uint32_t est = kMaxCount;
-  for (uint32_t r = 0; r < kDepth; ++r) est = std::min<uint32_t>(est, counts_[Index(r, key)]);
+  for (uint32_t r = 0; r < kDepth; ++r) est = std::min<uint32_t>(est, counts_[Index(r, key, base)]);
   return est;
 }
 

@@ -97,11 +97,22 @@ ParamServer::ParamServer(ServerOptions options, std::unique_ptr<wire::Reactor> r
 Status ParamServer::ApplyTableLimits() {
   const ShardMap& map = core_->map();
   const TableLimits& l = options_.table_limits;
+  // The job-wide budget: the checkpoint's on a resume that keeps the flags (the
+  // coordinator logs the decision; every server takes the same one from the manifest).
+  std::optional<checkpoint::Manifest> resumed;
+  if (resume_step_ >= 0) {
+    auto m = checkpoint::ReadManifest(resume_path_);
+    TESSERA_RETURN_IF_ERROR(m.status());
+    resumed = std::move(m).value();
+  }
+  const checkpoint::TableBudget budget = checkpoint::ResolveTableBudget(
+      l.budget_flags, static_cast<int>(map.num_servers()), resumed ? &*resumed : nullptr);
   size_t named = 0;
   for (uint32_t id = 0; id < map.num_params(); ++id) {
     const ParamSpec& spec = *map.param(id);
     if (spec.kind != ParamKind::kSparse) continue;
     TablePolicy p = l.policy;
+    p.memory_servers = static_cast<uint32_t>(budget.servers);
     if (auto it = l.memory_limits.find(spec.name); it != l.memory_limits.end()) {
       p.memory_limit = it->second;
       ++named;

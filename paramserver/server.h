@@ -25,6 +25,7 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "checkpoint/shard_db.h"
+#include "checkpoint/table_budget.h"
 #include "paramserver/checkpoint_participant.h"
 #include "paramserver/request_decode.h"
 #include "paramserver/server_core.h"
@@ -37,6 +38,9 @@ namespace tessera::paramserver {
 struct TableLimits {
   TablePolicy policy;
   std::map<std::string, uint64_t> memory_limits;  // table name -> its memory_limit
+  // The memory flags' text: which server count the limits are per (policy.memory_servers)
+  // is resolved against the checkpoint a resume loads (checkpoint/table_budget.h).
+  checkpoint::TableBudgetFlags budget_flags;
 };
 
 struct ServerOptions {

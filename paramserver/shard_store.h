@@ -12,11 +12,15 @@
 //    results never depend on the order in which rows were first touched. Reading an
 //    absent row returns those initial values without storing the row.
 //  - Tables larger than a server's share (SetTablePolicy, docs/consistency.md "Eviction,
-//    expiry and admission"): a memory limit (evict the rows least recently pushed down
-//    to 90 % of it), an expiry (rows not pushed for N steps), an admission filter (a
-//    count-min sketch: absent keys pushed fewer than K times get no row). Every decision
-//    is taken inside ApplySparseRows from the store's state and the push's step, never
-//    from time, so replaying the same pushes replays the same evictions.
+//    expiry and admission"): a memory budget (per virtual partition of the shard map,
+//    ShardMap::SparsePartitionOf: a partition over its share of the job-wide budget
+//    loses its rows least recently pushed down to 90 % of the share), an expiry (rows
+//    not pushed for N steps), an admission filter (a count-min sketch: absent keys
+//    pushed fewer than K times get no row). Every decision is taken inside
+//    ApplySparseRows from the store's state and the push's step, never from time, so
+//    replaying the same pushes replays the same evictions; and every decision of the
+//    budget and the expiry depends on one partition's rows only (a partition moves whole
+//    on a reshard), so any server count makes the same ones.
 //  - Values and slots are f32 (only f32 parameters are accepted for now).
 //  - Update counters (the `step` of Adam's bias correction) are kept per dense chunk and
 //    per sparse row: the number of optimizer applications that unit has seen
@@ -90,10 +94,17 @@ struct ShardSnapshot {
 // A sparse table's limits on one server (--table_memory_limit, --row_expiry_steps,
 // --min_key_count; docs/consistency.md "Eviction, expiry and admission").
 struct TablePolicy {
-  // Resident bytes (RowTable::ResidentBytes) this server keeps of the table; after a
-  // push leaves more, the oldest rows (RowTable::Oldest) go until 90 % of it is left.
-  // 0: no limit.
+  // Resident bytes (RowTable::RowBytes per row) one server keeps of the table, set for
+  // `memory_servers` servers: the job-wide budget B = memory_limit * memory_servers is
+  // dealt in rows to the kSparsePartitions virtual partitions (PartitionShare: R =
+  // B / RowBytes rows, partition p gets floor(R / 840) and one more when p < R % 840,
+  // so shares differ by at most one row, sum to R and fall evenly on the servers; with
+  // R < 840 partitions R.. get none and keep no row between pushes). After a push leaves a partition above its share, its
+  // oldest rows (last seen, Mix64(key ^ name hash), key) go until its share of 90 % of
+  // B is left. A partition's share does not depend on the server holding it, so a
+  // reshard that keeps B evicts the same rows. 0: no limit.
   uint64_t memory_limit = 0;
+  uint32_t memory_servers = 1;  // >= 1
   // A row not pushed for this many steps is erased at the next step that is a multiple
   // of max(1, expiry_steps / 4) (so it lives N to N + N/4 steps unseen). 0: off.
   int64_t expiry_steps = 0;
@@ -164,6 +175,12 @@ class ShardStore {
   TableStats table_stats(uint32_t param_id) const;
   // The admission sketch (nullptr when the table has none).
   const CountMinSketch* sketch(uint32_t param_id) const;
+  // The memory budget's resident rows of virtual partition `part` of `param_id` (0
+  // without a memory limit), and the rows above which it evicts (its share of B).
+  uint64_t partition_rows(uint32_t param_id, uint32_t part) const;
+  uint64_t partition_cap(uint32_t param_id, uint32_t part) const;
+  // Partition p's share of `total` rows: floor(total / P) + (p < total % P).
+  static uint64_t PartitionShare(uint64_t total, uint32_t part);
 
   // One optimizer step on each row keys[i] of sparse `param_id` with gradient
   // grads[i * width, +width) (clipped in place per row; compacted in place when
@@ -233,9 +250,29 @@ class ShardStore {
     TableStats stats;
     std::optional<CountMinSketch> sketch;
     int64_t swept_step = -1;  // the step of the last expiry sweep (an idempotent sweep's guard only)
+    // The memory budget (policy.memory_limit > 0): per virtual partition its resident
+    // rows and its keys (every key inserted since the partition's last visit, so also
+    // keys since erased, and a key erased and created again twice: a visit looks them up
+    // and keeps the live ones once), the table's row budget and 90 % of it, and the
+    // partitions to visit after the push (over their share, or lists grown past twice
+    // their rows; queued guards the list). A push costs O(its new rows); a visit
+    // O(the partition's list), never a scan of the table.
+    uint32_t id = 0;
+    std::vector<uint32_t> part_rows;
+    std::vector<std::vector<Key>> part_keys;
+    uint64_t cap_rows = 0, keep_rows = 0;
+    std::vector<uint32_t> over;
+    std::vector<uint8_t> over_flag;
+    bool recheck = false;  // rows were restored: every partition is checked at the next round
   };
   // The policy's evictions after a push at `step` (ApplySparseRows).
   void Evict(Param& p, int64_t step);
+  // The memory budget's bookkeeping of one row created / erased.
+  static void CountInsert(Param& p, Key key);
+  static void CountErase(Param& p, Key key);
+  // Visits every partition in p.over: evicts it down to its share of keep_rows when
+  // over its share of cap_rows, and rebuilds its key list from its live rows.
+  void EvictPartitions(Param& p);
   void SketchesInto(ShardSnapshot* out) const;
   uint64_t ChunkHash(const ChunkState& ch) const;
 
@@ -253,6 +290,16 @@ class ShardStore {
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
   std::vector<Key> victims_;
+  // EvictPartitions' rows of the partition it visits.
+  struct Candidate {
+    uint32_t seen;
+    uint64_t hash;
+    Key key;
+    bool operator<(const Candidate& o) const {
+      return seen != o.seen ? seen < o.seen : hash != o.hash ? hash < o.hash : key < o.key;
+    }
+  };
+  std::vector<Candidate> candidates_;
 };
 
 }  // namespace tessera::paramserver

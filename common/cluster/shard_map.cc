@@ -231,8 +231,12 @@ uint64_t ShardMap::ServerBytes(uint32_t server) const {
   return server < server_bytes_.size() ? server_bytes_[server] : 0;
 }
 
+uint32_t ShardMap::SparsePartitionOf(uint32_t table_id, Key key) {
+  return static_cast<uint32_t>(Mix64(key ^ Mix64(table_id)) % kSparsePartitions);
+}
+
 uint32_t ShardMap::SparseServerOf(uint32_t table_id, Key key, uint32_t num_servers) {
-  return static_cast<uint32_t>(Mix64(key ^ Mix64(table_id)) % num_servers);
+  return SparsePartitionOf(table_id, key) % num_servers;
 }
 
 namespace {

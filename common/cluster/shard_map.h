@@ -7,9 +7,16 @@
 //    least-loaded rule over all dense tensors' chunks in the order (param id, chunk
 //    index): each chunk goes to the server holding the fewest bytes so far, ties to the
 //    lowest index. Hence max_s ServerBytes(s) - min_s ServerBytes(s) <= one chunk's bytes.
-//  - Sparse table `id`: key k lives on server SparseServerOf(id, k, S) =
-//    Mix64(k ^ Mix64(id)) % S (common/hash.h). Sparse tables count 0 towards ServerBytes:
-//    their size is unknown up front and the hash balances keys.
+//  - Sparse table `id`: key k belongs to virtual partition SparsePartitionOf(id, k) =
+//    Mix64(k ^ Mix64(id)) % kSparsePartitions (common/hash.h) and lives on server
+//    SparseServerOf(id, k, S) = partition % S. The partitions do not depend on S, so a
+//    partition moves whole between servers on a reshard: what is decided per partition
+//    (the memory budget of --table_memory_limit, paramserver/shard_store.h) is decided
+//    the same way for any S. kSparsePartitions = 840 = lcm(1..8): for every S dividing
+//    it (1..8, 10, 12, 14, 15, ...) h % 840 % S == h % S, the placement of maps before
+//    the partitions; for other S it differs (checkpoints re-route rows by owner on load,
+//    so either placement loads). Servers hold 840/S partitions, +-1. Sparse tables count
+//    0 towards ServerBytes: their size is unknown up front and the hash balances keys.
 //
 // ShardMapData is the plain form, field for field the wire's ShardMap struct, so the
 // codec converts it without knowing the rules; ShardMap::FromData validates a received
@@ -30,6 +37,9 @@
 #include "common/cluster/sync_policy.h"
 
 namespace tessera {
+
+// Virtual partitions of every sparse table (see the header comment).
+inline constexpr uint32_t kSparsePartitions = 840;
 
 // Default of the coordinator's --chunk_bytes.
 inline constexpr uint64_t kDefaultChunkBytes = uint64_t{1} << 20;
@@ -156,8 +166,11 @@ class ShardMap {
   // Bytes of dense chunks (declared dtype) placed on `server`; 0 for an unknown server.
   uint64_t ServerBytes(uint32_t server) const;
 
-  // Owner of `key` in sparse table `table_id` among `num_servers` (>= 1) servers.
+  // Owner of `key` in sparse table `table_id` among `num_servers` (>= 1) servers:
+  // SparsePartitionOf(table_id, key) % num_servers.
   static uint32_t SparseServerOf(uint32_t table_id, Key key, uint32_t num_servers);
+  // The virtual partition of `key` in sparse table `table_id`, < kSparsePartitions.
+  static uint32_t SparsePartitionOf(uint32_t table_id, Key key);
 
  private:
   explicit ShardMap(ShardMapData data) : data_(std::move(data)) {}

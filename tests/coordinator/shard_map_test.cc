@@ -183,6 +183,27 @@ TEST(ShardMap, SparseOwnerIsTheDocumentedHash) {
   EXPECT_EQ(map->CheckKeyOwner(0, 77, 1).code(), StatusCode::kNotFound);
 }
 
+TEST(ShardMap, SparseKeysLiveInVirtualPartitionsThatMoveWhole) {
+  // Placement is partition % S; for S dividing 840 that is the old hash % S, so maps and
+  // checkpoints of those server counts place every key where they did.
+  for (Key k = 0; k < 5000; ++k) {
+    const Key key = Mix64(k);
+    const uint32_t part = ShardMap::SparsePartitionOf(2, key);
+    ASSERT_LT(part, kSparsePartitions);
+    ASSERT_EQ(part, Mix64(key ^ Mix64(2)) % kSparsePartitions);
+    for (uint32_t s = 1; s <= 16; ++s) {
+      ASSERT_EQ(ShardMap::SparseServerOf(2, key, s), part % s) << "key " << key << ", " << s << " servers";
+      if (kSparsePartitions % s == 0) {
+        ASSERT_EQ(ShardMap::SparseServerOf(2, key, s), Mix64(key ^ Mix64(2)) % s) << "key " << key << ", " << s;
+      }
+    }
+  }
+  // Every server of a 9-server map holds 93 or 94 of the 840 partitions.
+  std::vector<int> parts(9, 0);
+  for (uint32_t p = 0; p < kSparsePartitions; ++p) ++parts[p % 9];
+  for (const int n : parts) EXPECT_TRUE(n == 93 || n == 94) << n;
+}
+
 TEST(ShardMap, SparseKeysAreRoughlyBalanced) {
   auto map = BuildMap(4, 64, OddParams());
   ASSERT_OK(map.status());

@@ -1,5 +1,5 @@
 // Sparse tables larger than a server's share (ShardStore::SetTablePolicy): eviction under
-// a memory limit in the documented order, expiry after N steps unseen, admission by a
+// a memory budget per virtual partition in the documented order, expiry after N steps unseen, admission by a
 // count-min sketch, a snapshot/restore round trip that keeps last-seen and the sketch
 // (and so every later eviction), and a randomized run against a reference model.
 #include <gtest/gtest.h>
@@ -57,28 +57,48 @@ std::vector<Key> Range(Key from, Key to) {
 
 uint64_t RowBytes() { return Store(TablePolicy{}).table().RowBytes(); }
 
-TEST(TableEviction, MemoryLimitKeepsResidentBytesUnderItAndEvictsTheOldestFirst) {
+// The first `n` keys (from 0 up) of virtual partition `part` of table 0.
+std::vector<Key> PartitionKeys(uint32_t part, size_t n) {
+  std::vector<Key> k;
+  for (Key key = 0; k.size() < n; ++key) {
+    if (ShardMap::SparsePartitionOf(0, key) == part) k.push_back(key);
+  }
+  return k;
+}
+
+// The budget is per virtual partition: 100 rows each here (B = 840 * 100 rows), 90 kept.
+TEST(TableEviction, MemoryLimitKeepsEachPartitionUnderItsShareAndEvictsItsOldestFirst) {
   TablePolicy p;
-  p.memory_limit = RowBytes() * 100;
+  p.memory_limit = RowBytes() * kSparsePartitions * 100;
   Store s(p);
-  ASSERT_OK(s.Push(Range(0, 50), 0));
-  ASSERT_OK(s.Push(Range(50, 100), 1));
-  ASSERT_OK(s.Push(Range(0, 10), 2));  // seen again: no longer among the oldest
+  const std::vector<Key> k = PartitionKeys(5, 120);
+  const auto sub = [&](size_t from, size_t to) { return std::vector<Key>(k.begin() + from, k.begin() + to); };
+  ASSERT_OK(s.Push(sub(0, 50), 0));
+  ASSERT_OK(s.Push(sub(50, 100), 1));
+  ASSERT_OK(s.Push(sub(0, 10), 2));  // seen again: no longer among the oldest
   EXPECT_EQ(s.table().size(), 100u);
-  EXPECT_EQ(s.store().table_stats(0).evicted, 0u) << "at the limit, not over it";
-  ASSERT_OK(s.Push(Range(100, 120), 3));
-  // 120 rows > 100: down to 90 % of the limit, the 30 oldest of keys 10..49 (last seen
-  // at step 0), ties by Mix64(key ^ table salt).
-  EXPECT_EQ(s.table().size(), 90u);
-  EXPECT_LE(s.table().ResidentBytes(), p.memory_limit);
+  EXPECT_EQ(s.store().partition_rows(0, 5), 100u);
+  EXPECT_EQ(s.store().partition_cap(0, 5), 100u);
+  EXPECT_EQ(s.store().table_stats(0).evicted, 0u) << "at the partition's share, not over it";
+  // Other partitions fill up to their own shares without touching partition 5.
+  ASSERT_OK(s.Push(PartitionKeys(6, 100), 3));
+  EXPECT_EQ(s.store().table_stats(0).evicted, 0u);
+  ASSERT_OK(s.Push(sub(100, 120), 4));
+  // Partition 5 holds 120 rows > 100: down to its share of 90 % of B (90 rows), the 30
+  // oldest of its keys 10..49 (last seen at step 0), ties by Mix64(key ^ table salt);
+  // partition 6, as full but not over, keeps all of its rows.
+  EXPECT_EQ(s.store().partition_rows(0, 5), 90u);
+  EXPECT_EQ(s.store().partition_rows(0, 6), 100u);
+  EXPECT_EQ(s.table().size(), 190u);
   EXPECT_EQ(s.store().table_stats(0).evicted, 30u);
-  std::vector<Key> old = Range(10, 50);
+  std::vector<Key> old = sub(10, 50);
   const uint64_t salt = ParamNameHash("emb");
   std::sort(old.begin(), old.end(), [&](Key a, Key b) { return Mix64(a ^ salt) < Mix64(b ^ salt); });
   std::set<Key> want;
-  for (Key k : Range(0, 10)) want.insert(k);
-  for (Key k : Range(50, 120)) want.insert(k);
+  for (Key key : sub(0, 10)) want.insert(key);
+  for (Key key : sub(50, 120)) want.insert(key);
   for (size_t i = 30; i < old.size(); ++i) want.insert(old[i]);
+  for (Key key : PartitionKeys(6, 100)) want.insert(key);
   EXPECT_EQ(s.Resident(), want);
   // An evicted row reads as its initial values again, and a later push starts it afresh.
   std::vector<float> got(kWidth), init(kWidth);
@@ -86,8 +106,40 @@ TEST(TableEviction, MemoryLimitKeepsResidentBytesUnderItAndEvictsTheOldestFirst)
   ASSERT_OK(InitializeSparseRow(*s.cluster.map().param(0), old[0],
                                 TensorView{init.data(), DType::kF32, {int64_t{kWidth}}, Device::kCPU}));
   EXPECT_EQ(got, init);
-  ASSERT_OK(s.Push({old[0]}, 4));
+  ASSERT_OK(s.Push({old[0]}, 5));
   EXPECT_EQ(s.store().row(0, old[0])->updates, 1);
+}
+
+// Budgets under one row per partition (the tests' tiny limits): R = B / RowBytes rows
+// dealt so shares differ by at most one and sum to R; a partition with a share of 0
+// keeps no row between pushes. The table never holds more than B.
+TEST(TableEviction, ABudgetOfFewerRowsThanPartitionsIsDealtEvenly) {
+  uint64_t sum = 0;
+  for (uint32_t part = 0; part < kSparsePartitions; ++part) {
+    const uint64_t share = ShardStore::PartitionShare(300, part);
+    ASSERT_LE(share, 1u);
+    sum += share;
+    ASSERT_EQ(ShardStore::PartitionShare(2 * kSparsePartitions + 7, part), 2 + ShardStore::PartitionShare(7, part));
+  }
+  EXPECT_EQ(sum, 300u);
+  // Evenly over the servers of any count: 2 servers get 150 each, 3 get 100 each.
+  for (uint32_t servers : {2u, 3u}) {
+    std::vector<uint64_t> per(servers, 0);
+    for (uint32_t part = 0; part < kSparsePartitions; ++part) per[part % servers] += ShardStore::PartitionShare(300, part);
+    for (const uint64_t n : per) EXPECT_NEAR(static_cast<double>(n), 300.0 / servers, 1.0) << servers;
+  }
+  TablePolicy p;
+  p.memory_limit = RowBytes() * 300;
+  Store s(p);
+  for (int64_t step = 0; step < 10; ++step) {
+    ASSERT_OK(s.Push(Range(static_cast<Key>(step) * 400, static_cast<Key>(step + 1) * 400), step));
+    ASSERT_LE(s.table().ResidentBytes(), p.memory_limit);
+    for (uint32_t part = 0; part < kSparsePartitions; ++part) {
+      ASSERT_LE(s.store().partition_rows(0, part), s.store().partition_cap(0, part));
+    }
+  }
+  EXPECT_GT(s.store().table_stats(0).evicted, 0u);
+  EXPECT_GT(s.table().size(), 100u);
 }
 
 TEST(TableEviction, ExpiryErasesRowsUnseenForNSteps) {
@@ -186,11 +238,14 @@ TEST(TableEviction, SnapshotRestoreKeepsLastSeenAndTheSketchAndSoEveryLaterEvict
 }
 
 // Randomized, skewed keys: the store's resident set and counters against a model that
-// applies the documented rules literally (create, last-seen, expiry sweep, evict the
-// (last_seen, Mix64(key ^ salt), key)-smallest rows down to 90 % of the limit).
+// applies the documented rules literally (create, last-seen, expiry sweep, and in every
+// virtual partition over its share of B, evict the (last_seen, Mix64(key ^ salt),
+// key)-smallest rows down to its share of 90 % of B). About 2.4 keys per partition
+// against shares of 2 (cap) and 1 or 2 (kept).
 TEST(TableEviction, MatchesAReferenceModelOverRandomPushes) {
   TablePolicy p;
-  p.memory_limit = RowBytes() * 300;
+  p.memory_limit = RowBytes() * kSparsePartitions;
+  p.memory_servers = 2;
   p.expiry_steps = 12;
   Store s(p);
   const uint64_t salt = ParamNameHash("emb"), row_bytes = s.table().RowBytes();
@@ -218,15 +273,16 @@ TEST(TableEviction, MatchesAReferenceModelOverRandomPushes) {
     if (step >= p.expiry_steps && step % (p.expiry_steps / 4) == 0) {
       std::erase_if(ref, [&](const auto& e) { return e.second.last_seen <= step - p.expiry_steps; });
     }
-    if (ref.size() * row_bytes > p.memory_limit) {
-      std::vector<std::tuple<int64_t, uint64_t, Key>> order;
-      for (const auto& [k, r] : ref) order.emplace_back(r.last_seen, Mix64(k ^ salt), k);
+    const uint64_t budget = p.memory_limit * p.memory_servers;
+    std::map<uint32_t, std::vector<std::tuple<int64_t, uint64_t, Key>>> parts;
+    for (const auto& [k, r] : ref) parts[ShardMap::SparsePartitionOf(0, k)].emplace_back(r.last_seen, Mix64(k ^ salt), k);
+    for (auto& [part, order] : parts) {
+      if (order.size() <= ShardStore::PartitionShare(budget / row_bytes, part)) continue;
       std::sort(order.begin(), order.end());
-      const uint64_t keep = p.memory_limit / 10 * 9 / row_bytes;
-      const size_t evict = ref.size() - keep;
-      for (size_t i = 0; i < evict; ++i) ref.erase(std::get<2>(order[i]));
+      const uint64_t keep = ShardStore::PartitionShare(budget / 10 * 9 / row_bytes, part);
+      for (size_t i = 0; i + keep < order.size(); ++i) ref.erase(std::get<2>(order[i]));
     }
-    ASSERT_LE(s.table().ResidentBytes(), p.memory_limit) << "step " << step;
+    ASSERT_LE(s.table().ResidentBytes(), budget) << "step " << step;
     ASSERT_EQ(s.table().size(), ref.size()) << "step " << step;
     for (const auto& [k, r] : ref) {
       auto row = s.store().row(0, k);
