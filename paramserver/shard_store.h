@@ -36,6 +36,7 @@
 #include "common/param_spec.h"
 #include "common/status.h"
 #include "common/cluster/shard_map.h"
+#include "kernels/param_init.h"
 #include "paramserver/count_min_sketch.h"
 #include "paramserver/row_table.h"
 
@@ -223,6 +224,7 @@ class ShardStore {
     uint64_t name_hash = 0;  // ParamNameHash(spec.name): the digest's salt
     // Sparse: the rows.
     std::optional<RowTable> rows;
+    std::optional<SparseRowInit> init;  // the rows' initial values (InitializeSparseRow's bits)
     TablePolicy policy;
     TableStats stats;
     std::optional<CountMinSketch> sketch;
