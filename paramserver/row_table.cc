@@ -1,6 +1,11 @@
 #include "paramserver/row_table.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "common/hash.h"
 
@@ -25,6 +30,25 @@ RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
 }
 
 uint64_t RowTable::KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
+
+void RowTable::FreeDeleter::operator()(void* p) const { std::free(p); }
+
+void* RowTable::AllocLarge(uint64_t bytes) {
+  constexpr uint64_t kHuge = uint64_t{2} << 20;
+  void* p = nullptr;
+  if (bytes < kHuge) {
+    p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
+  } else if (posix_memalign(&p, kHuge, bytes) != 0) {
+    p = nullptr;
+  } else {
+    // Only the whole huge pages: the tail keeps 4 KiB pages, so a size that is not a
+    // multiple of 2 MiB costs no resident memory beyond what is written. Advice only: a
+    // refusal changes nothing.
+    madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);
+  }
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
 
 uint64_t RowTable::RowHash(uint32_t slot) const {
   uint64_t seed = HashCombine(HashCombine(salt_, key(slot)), static_cast<uint64_t>(updates(slot)));
@@ -54,9 +78,9 @@ void RowTable::FindMany(std::span<const Key> keys, uint32_t* slots) const {
     std::fill(slots, slots + n, kNoSlot);
     return;
   }
-  for (size_t i = 0; i < std::min(n, kAhead); ++i) __builtin_prefetch(index_.data() + 5 * Home(KeyHash(keys[i])));
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) __builtin_prefetch(index_.get() + 5 * Home(KeyHash(keys[i])));
   for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(index_.data() + 5 * Home(KeyHash(keys[i + kAhead])));
+    if (i + kAhead < n) __builtin_prefetch(index_.get() + 5 * Home(KeyHash(keys[i + kAhead])));
     // Halfway: the entry prefetched earlier has likely arrived; when its home entry
     // holds a row with the right tag, fetch that row's record (its key for the compare,
     // and the counter and floats the caller reads next).
@@ -78,22 +102,24 @@ void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
 }
 
 void RowTable::Rebuild(uint64_t capacity) {
+  index_.reset();  // before the new one: the old index's memory can be reused
+  index_.reset(static_cast<unsigned char*>(AllocLarge(5 * capacity + 3)));
+  std::memset(index_.get(), 0, 5 * capacity + 3);
   capacity_ = capacity;
-  index_.assign(5 * capacity + 3, 0);
   tombstones_ = 0;
   // The entries land at random: prefetch each home entry kAhead slots before its insert.
   constexpr uint32_t kAhead = 16;
   for (uint32_t s = 0; s < high_; ++s) {
-    if (s + kAhead < high_ && Bit(live_, s + kAhead)) __builtin_prefetch(index_.data() + 5 * Home(KeyHash(key(s + kAhead))));
+    if (s + kAhead < high_ && Bit(live_, s + kAhead)) __builtin_prefetch(index_.get() + 5 * Home(KeyHash(key(s + kAhead))));
     if (Bit(live_, s)) IndexInsert(KeyHash(key(s)), s);
   }
 }
 
 uint64_t RowTable::GrownCapacity(uint64_t n) const {
-  // Live entries past 3/5 after the inserts: 1.5x (repeatedly, for a large batch), so
-  // the index is 8/15 to 4/5 full; else the same size (only the tombstones go).
+  // Live entries past 3/5 after the inserts: 1.4x (repeatedly, for a large batch), so
+  // the index is 4/7 to 4/5 full; else the same size (only the tombstones go).
   uint64_t c = std::max(capacity_, kMinCapacity);
-  while ((size_ + n) * 5 > c * 3) c += c / 2;
+  while ((size_ + n) * 5 > c * 3) c += c * 2 / 5;
   return c;
 }
 
@@ -118,7 +144,7 @@ uint32_t RowTable::NewSlot() {
   if ((high_ & mask_) == 0) {
     const uint64_t rows = chunk_rows();
     Chunk c;
-    c.records = std::make_unique_for_overwrite<uint64_t[]>(rows * record_words_);
+    c.records.reset(static_cast<uint64_t*>(AllocLarge(rows * record_bytes())));
     if (hash_last_seen_) c.seen = std::make_unique_for_overwrite<uint32_t[]>(rows);
     chunks_.push_back(std::move(c));
     live_.resize((high_ + rows + 63) / 64, 0);
@@ -204,7 +230,7 @@ std::vector<Key> RowTable::TakeDirty() {
 
 uint64_t RowTable::MemoryBytes() const {
   const uint64_t per_chunk = chunk_rows() * (record_bytes() + (hash_last_seen_ ? sizeof(uint32_t) : 0));
-  return chunks_.size() * per_chunk + index_.capacity() +
+  return chunks_.size() * per_chunk + (capacity_ == 0 ? 0 : 5 * capacity_ + 3) +
          (live_.capacity() + dirty_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
          dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);
 }
