@@ -149,6 +149,7 @@ uint32_t RowTable::NewSlot() {
     chunks_.push_back(std::move(c));
     live_.resize((high_ + rows + 63) / 64, 0);
     dirty_bits_.resize(live_.size(), 0);
+    stale_bits_.resize(live_.size(), 0);
   }
   return high_++;
 }
@@ -163,17 +164,20 @@ uint32_t RowTable::Insert(Key key) {
   if (stride_ % 2 != 0) data(slot)[stride_] = 0.0f;  // the padding float: hashed by nobody, never indeterminate
   if (hash_last_seen_) last_seen(slot) = 0;  // hashed: never an indeterminate value
   SetBit(live_, slot, true);  // a reused slot keeps its dirty bit: it is still listed
+  SetBit(stale_bits_, slot, true);  // not in the digest yet: the next digest() adds it
   IndexInsert(KeyHash(key), slot);
   ++size_;
   return slot;
 }
 
-void RowTable::EndWrite(uint32_t slot) {
-  digest_ += RowHash(slot);
-  if (track_dirty_ && !Bit(dirty_bits_, slot)) {
-    SetBit(dirty_bits_, slot, true);
-    dirty_slots_.push_back(slot);
+uint64_t RowTable::digest() const {
+  for (size_t w = 0; w < stale_bits_.size(); ++w) {
+    for (uint64_t bits = stale_bits_[w]; bits != 0; bits &= bits - 1) {
+      digest_ += RowHash(static_cast<uint32_t>(w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits))));
+    }
+    stale_bits_[w] = 0;
   }
+  return digest_;
 }
 
 void RowTable::Erase(Key key) {
@@ -187,7 +191,11 @@ void RowTable::Erase(Key key) {
     if (low == kTombstone || (e & ~0xffffffffULL) != tag) continue;
     const auto slot = static_cast<uint32_t>(low - 1);
     if (this->key(slot) != key) continue;
-    digest_ -= RowHash(slot);
+    if (Bit(stale_bits_, slot)) {
+      SetBit(stale_bits_, slot, false);  // its hash is not in the digest
+    } else {
+      digest_ -= RowHash(slot);
+    }
     if (track_dirty_) dirty_erased_.push_back(key);
     SetBit(live_, slot, false);
     SetEntry(i, kTombstone);
@@ -231,7 +239,7 @@ std::vector<Key> RowTable::TakeDirty() {
 uint64_t RowTable::MemoryBytes() const {
   const uint64_t per_chunk = chunk_rows() * (record_bytes() + (hash_last_seen_ ? sizeof(uint32_t) : 0));
   return chunks_.size() * per_chunk + (capacity_ == 0 ? 0 : 5 * capacity_ + 3) +
-         (live_.capacity() + dirty_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
+         (live_.capacity() + dirty_bits_.capacity() + stale_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
          dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);
 }
 

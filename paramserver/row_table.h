@@ -26,9 +26,13 @@
 //    slots). A sum does not depend on insertion order or on which server holds a row,
 //    so the job's digest is the sum of the servers'. With HashLastSeen(true) (a table
 //    with an eviction policy, where last-seen decides the future) the hash covers it
-//    too; otherwise not, so digests without a policy are what they were. Every mutation goes through
-//    BeginWrite/EndWrite (or Insert/Erase), which subtract the row's old hash and add its
-//    new one: Digest() is O(1).
+//    too; otherwise not, so digests without a policy are what they were. Every mutation
+//    goes through BeginWrite/EndWrite (or Insert/Erase). The sum is kept lazily: the
+//    first BeginWrite of a row since the last digest() subtracts its old hash and marks
+//    it stale (a bit per slot), and digest() adds the hashes of the stale rows then. So
+//    a push hashes a row at most once (a new row not at all, a row pushed again before
+//    the next digest not at all), instead of twice per write; digest() costs a scan of
+//    the stale bits (slots / 64 words) and a hash per stale row.
 //  - Dirty bits: with tracking on, EndWrite records the slot once (a bit per slot guards
 //    the list) and Erase the key, until TakeDirty hands the lists over; an incremental
 //    checkpoint then costs O(dirty rows), not O(rows), with no lookup per row.
@@ -62,8 +66,8 @@ class RowTable {
   uint64_t chunk_rows() const { return uint64_t{1} << shift_; }
   uint32_t stride() const { return stride_; }
   uint64_t size() const { return size_; }
-  // The wrapping sum of the resident rows' hashes.
-  uint64_t digest() const { return digest_; }
+  // The wrapping sum of the resident rows' hashes (first adding the stale rows').
+  uint64_t digest() const;
 
   // The slot holding `key`, or kNoSlot.
   uint32_t Find(Key key) const;
@@ -109,9 +113,20 @@ class RowTable {
   uint32_t slot_limit() const { return high_; }
 
   // Around every change of a resident row's floats or counter: BeginWrite takes its hash
-  // out of the digest, EndWrite puts the new one in and marks it dirty.
-  void BeginWrite(uint32_t slot) { digest_ -= RowHash(slot); }
-  void EndWrite(uint32_t slot);
+  // out of the digest (unless it is out already: stale), EndWrite marks it dirty; the
+  // new hash goes in at the next digest().
+  void BeginWrite(uint32_t slot) {
+    if (!Bit(stale_bits_, slot)) {
+      digest_ -= RowHash(slot);
+      SetBit(stale_bits_, slot, true);
+    }
+  }
+  void EndWrite(uint32_t slot) {
+    if (track_dirty_ && !Bit(dirty_bits_, slot)) {
+      SetBit(dirty_bits_, slot, true);
+      dirty_slots_.push_back(slot);
+    }
+  }
 
   // Dirty tracking (incremental checkpoints). With it off nothing is recorded.
   void TrackDirty(bool on) { track_dirty_ = on; }
@@ -202,7 +217,10 @@ class RowTable {
   uint32_t shift_ = 0, mask_ = 0;  // chunk_rows() == 1 << shift_
   uint64_t size_ = 0;
   uint64_t tombstones_ = 0;
-  uint64_t digest_ = 0;
+  // The sum of the hashes of the resident rows that are not stale; digest() adds the
+  // stale ones' and clears the bits (mutable: digest() is logically const).
+  mutable uint64_t digest_ = 0;
+  mutable std::vector<uint64_t> stale_bits_;
   uint32_t high_ = 0;  // slots ever handed out
   std::vector<Chunk> chunks_;
   uint64_t capacity_ = 0;         // index entries

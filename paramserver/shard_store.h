@@ -176,11 +176,12 @@ class ShardStore {
   // sum of one Hash64 (common/hash.h) per unit, dense chunk (param name, begin, counter,
   // values, slots) and resident sparse row (table name, key, counter, values, slots).
   // Summing the servers' digests gives the same number for any server count (the dense
-  // chunking depends on --chunk_bytes only). Sparse tables keep their sum up to date on
-  // every write, so this costs O(dense elements), not O(rows). Bitwise: 0.0f and -0.0f
-  // differ.
+  // chunking depends on --chunk_bytes only). Sparse tables keep their sum up to date
+  // lazily (RowTable::digest: the rows written since the last digest are hashed now), so
+  // this costs O(dense elements + rows written since + rows / 64), not a hash per row.
+  // Bitwise: 0.0f and -0.0f differ.
   uint64_t Digest() const;
-  // The sparse rows' part of Digest() only: O(tables).
+  // The sparse rows' part of Digest() only: O(rows written since the last + rows / 64).
   uint64_t SparseDigest() const;
 
   // A copy with rows sorted by (param_id, key) (tests, tools).

@@ -127,6 +127,28 @@ TEST(RowTable, LastSeenArraysOnlyWithHashLastSeen) {
   plain.EndWrite(s);
 }
 
+// The digest is summed lazily (rows written since the last digest() are hashed then):
+// rows written many times, erased while stale, their slots reused, and rows written
+// after a digest all end up in the sum exactly once.
+TEST(RowTable, LazyDigestCountsEveryResidentRowOnce) {
+  RowTable t(5, 3, 1);
+  for (Key k = 0; k < 300; ++k) InsertRow(t, k, 1.0f);
+  for (int round = 0; round < 3; ++round) {
+    for (Key k = 0; k < 300; k += 3) WriteRow(t, t.Find(k), static_cast<float>(round), round + 2);
+  }
+  for (Key k = 1; k < 300; k += 3) t.Erase(k);  // stale (never in the sum) when erased
+  EXPECT_EQ(t.digest(), Recomputed(t));
+  for (Key k = 2; k < 300; k += 3) WriteRow(t, t.Find(k), 7.0f, 9);  // stale after a digest
+  for (Key k = 0; k < 300; k += 3) t.Erase(k);
+  for (Key k = 1000; k < 1150; ++k) InsertRow(t, k, 3.0f);  // into the freed slots
+  EXPECT_EQ(t.digest(), Recomputed(t));
+  EXPECT_EQ(t.digest(), Recomputed(t)) << "a second digest() adds nothing twice";
+  for (Key k = 1000; k < 1150; ++k) t.Erase(k);
+  for (Key k = 2; k < 300; k += 3) t.Erase(k);
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.digest(), 0u);
+}
+
 // Odd strides pad the record to 8 bytes; the padding is neither a value nor hashed.
 TEST(RowTable, OddStridesKeepRowsApart) {
   RowTable t(1, 3, 0);
