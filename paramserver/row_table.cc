@@ -1,7 +1,5 @@
 #include "paramserver/row_table.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -33,19 +31,11 @@ uint64_t RowTable::KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
 
 void RowTable::FreeDeleter::operator()(void* p) const { std::free(p); }
 
-void* RowTable::AllocLarge(uint64_t bytes) {
-  constexpr uint64_t kHuge = uint64_t{2} << 20;
-  void* p = nullptr;
-  if (bytes < kHuge) {
-    p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
-  } else if (posix_memalign(&p, kHuge, bytes) != 0) {
-    p = nullptr;
-  } else {
-    // Only the whole huge pages: the tail keeps 4 KiB pages, so a size that is not a
-    // multiple of 2 MiB costs no resident memory beyond what is written. Advice only: a
-    // refusal changes nothing.
-    madvise(p, bytes / kHuge * kHuge, MADV_HUGEPAGE);
-  }
+void* RowTable::Allocate(uint64_t bytes) {
+  // Not advised for transparent huge pages: measured, a steady-state pull or push gained
+  // little once the row is one record, and a cold push (rows being created) slowed 1-3x,
+  // erratically, from zeroing a 2 MiB page at the first touch.
+  void* p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
@@ -103,7 +93,7 @@ void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
 
 void RowTable::Rebuild(uint64_t capacity) {
   index_.reset();  // before the new one: the old index's memory can be reused
-  index_.reset(static_cast<unsigned char*>(AllocLarge(5 * capacity + 3)));
+  index_.reset(static_cast<unsigned char*>(Allocate(5 * capacity + 3)));
   std::memset(index_.get(), 0, 5 * capacity + 3);
   capacity_ = capacity;
   tombstones_ = 0;
@@ -144,7 +134,7 @@ uint32_t RowTable::NewSlot() {
   if ((high_ & mask_) == 0) {
     const uint64_t rows = chunk_rows();
     Chunk c;
-    c.records.reset(static_cast<uint64_t*>(AllocLarge(rows * record_bytes())));
+    c.records.reset(static_cast<uint64_t*>(Allocate(rows * record_bytes())));
     if (hash_last_seen_) c.seen = std::make_unique_for_overwrite<uint32_t[]>(rows);
     chunks_.push_back(std::move(c));
     live_.resize((high_ + rows + 63) / 64, 0);

@@ -1,8 +1,7 @@
 // RowTable: the rows of one sparse table on one server, stored flat.
 //
 //  - Arena: rows live in chunks of chunk_rows() row slots (up to kMaxChunkRows, fewer for
-//    wide rows so a chunk's floats stay near kChunkBytes; chunks of narrow rows are
-//    still 2 MiB or more, so they can sit on huge pages), allocated one chunk at a time
+//    wide rows so a chunk's floats stay near kChunkBytes), allocated one chunk at a time
 //    as the table grows (never moved, so a row's floats stay put while the table grows).
 //    A slot is one record: the key, the update counter and `stride` floats (the row's
 //    values followed by its optimizer slots, slot k at values + (k + 1) * width: the
@@ -53,7 +52,7 @@ namespace tessera::paramserver {
 class RowTable {
  public:
   static constexpr uint32_t kNoSlot = UINT32_MAX;
-  static constexpr uint64_t kMaxChunkRows = 65536;
+  static constexpr uint64_t kMaxChunkRows = 8192;
   static constexpr uint64_t kChunkBytes = uint64_t{8} << 20;
 
   // `salt` names the table in row hashes (ParamNameHash of its name); `nslots` is
@@ -168,11 +167,8 @@ class RowTable {
   struct FreeDeleter {
     void operator()(void* p) const;
   };
-  // `bytes` of memory; from 2 MiB up, 2 MiB-aligned with its whole 2 MiB pages advised
-  // for transparent huge pages (a random row or index access then needs one TLB entry
-  // per 2 MiB, not per 4 KiB: on a table of gigabytes most accesses would otherwise also
-  // miss the TLB; measured 15-25 % off a steady-state pull or push). Freed with free().
-  static void* AllocLarge(uint64_t bytes);
+  // `bytes` of uninitialised memory (malloc), freed with FreeDeleter; bad_alloc when none.
+  static void* Allocate(uint64_t bytes);
   struct Chunk {
     std::unique_ptr<uint64_t[], FreeDeleter> records;  // chunk_rows() records of record_words_ words
     std::unique_ptr<uint32_t[]> seen;     // HashLastSeen only
