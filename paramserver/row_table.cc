@@ -68,9 +68,19 @@ void RowTable::FindMany(std::span<const Key> keys, uint32_t* slots) const {
     std::fill(slots, slots + n, kNoSlot);
     return;
   }
-  for (size_t i = 0; i < std::min(n, kAhead); ++i) __builtin_prefetch(index_.get() + 5 * Home(KeyHash(keys[i])));
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) {
+    // The home entry and the two after it: a probe run that crosses a cache line
+    // must not miss on its second line.
+    const unsigned char* e = index_.get() + 5 * Home(KeyHash(keys[i]));
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 14);
+  }
   for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(index_.get() + 5 * Home(KeyHash(keys[i + kAhead])));
+    if (i + kAhead < n) {
+      const unsigned char* e = index_.get() + 5 * Home(KeyHash(keys[i + kAhead]));
+      __builtin_prefetch(e);
+      __builtin_prefetch(e + 14);
+    }
     // Halfway: the entry prefetched earlier has likely arrived; when its home entry
     // holds a row with the right tag, fetch that row's record (its key for the compare,
     // and the counter and floats the caller reads next).
