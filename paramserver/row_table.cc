@@ -171,12 +171,21 @@ uint32_t RowTable::Insert(Key key) {
 }
 
 uint64_t RowTable::digest() const {
+  // The stale rows in slot order, each prefetched kAhead rows before it is hashed (a
+  // ring of the slots in flight): the rows are scattered, so the misses must overlap.
+  constexpr uint32_t kAhead = 16;
+  uint32_t ring[kAhead];
+  uint64_t queued = 0;
   for (size_t w = 0; w < stale_bits_.size(); ++w) {
     for (uint64_t bits = stale_bits_[w]; bits != 0; bits &= bits - 1) {
-      digest_ += RowHash(static_cast<uint32_t>(w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits))));
+      const auto slot = static_cast<uint32_t>(w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits)));
+      Prefetch(slot);
+      if (queued >= kAhead) digest_ += RowHash(ring[queued % kAhead]);
+      ring[queued++ % kAhead] = slot;
     }
     stale_bits_[w] = 0;
   }
+  for (uint64_t i = queued > kAhead ? queued - kAhead : 0; i < queued; ++i) digest_ += RowHash(ring[i % kAhead]);
   return digest_;
 }
 

@@ -67,6 +67,14 @@ class RowTable {
   uint64_t size() const { return size_; }
   // The wrapping sum of the resident rows' hashes (first adding the stale rows').
   uint64_t digest() const;
+  // Adds row `slot`'s hash to the sum now if it is stale: for a caller that has just read
+  // the row (a checkpoint's copy), so the next digest() need not fetch it again.
+  void Settle(uint32_t slot) const {
+    if (Bit(stale_bits_, slot)) {
+      digest_ += RowHash(slot);
+      SetBit(stale_bits_, slot, false);
+    }
+  }
 
   // The slot holding `key`, or kNoSlot.
   uint32_t Find(Key key) const;

@@ -428,6 +428,7 @@ void ShardStore::SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uin
       const float* d = t.data(slot);
       r.values.assign(d, d + t.width());
       r.slots.assign(d + t.width(), d + t.stride());
+      t.Settle(slot);  // the row is in cache now: its hash joins the digest here
       taken->emplace_back(id, r.key);
     }
   }
@@ -472,6 +473,7 @@ void ShardStore::SnapshotInto(ShardSnapshot* out, bool with_dense) const {
       const float* d = t.data(slot);
       r.values.assign(d, d + t.width());
       r.slots.assign(d + t.width(), d + t.stride());
+      t.Settle(slot);  // the row is in cache now: its hash joins the digest here
     }
   }
 }
