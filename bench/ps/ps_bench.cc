@@ -6,6 +6,8 @@
 //                                                      moving the same bytes: one table (one process)
 //   tessera launch --servers S --workers W --program ps_bench -- --bench_mode=dense --bytes=N
 //   tessera launch ... --program ps_bench -- --bench_mode=sparse --keys_per_batch=4096
+//                                                      [--prefill] (steady state: every key resident
+//                                                      first) [--overlap] (pull i+1 in flight with push i)
 //
 // Each worker prints one "RESULT ..." line; bench/ps/run.sh runs every configuration and
 // prints the table (docs/benchmarks.md).
