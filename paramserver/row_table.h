@@ -37,6 +37,8 @@
 //    checkpoint then costs O(dirty rows), not O(rows), with no lookup per row.
 //
 // Thread safety: none; the server's reactor thread owns every ShardStore and its tables.
+// digest() and Settle() are const but update the lazily kept sum, so even a const
+// table is not to be read from another thread.
 #pragma once
 
 #include <cstdint>
