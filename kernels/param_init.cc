@@ -1,5 +1,6 @@
 #include "kernels/param_init.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -98,6 +99,55 @@ Status InitializeSparseRow(const ParamSpec& spec, uint64_t key, TensorView row) 
   const uint64_t base = HashCombine(HashCombine(spec.seed, ParamNameHash(spec.name)), key);
   Fill(spec, base, 0, row);
   return Status::OK();
+}
+
+Result<SparseRowInit> SparseRowInit::Create(const ParamSpec& spec) {
+  const int64_t width = spec.numel();
+  if (width <= 0 || width > (int64_t{1} << 24)) {
+    return Status::InvalidArgument("SparseRowInit " + spec.name + ": row width " + std::to_string(width) +
+                                   " outside [1, 2^24]");
+  }
+  std::vector<float> probe(static_cast<size_t>(width));
+  TESSERA_RETURN_IF_ERROR(
+      InitializeSparseRow(spec, 0, TensorView{probe.data(), DType::kF32, {width}, Device::kCPU}));
+  SparseRowInit r;
+  r.kind_ = spec.init;
+  r.scale_ = spec.init_scale;
+  r.width_ = static_cast<uint64_t>(width);
+  r.base_ = HashCombine(spec.seed, ParamNameHash(spec.name));
+  r.mix_.resize(2 * std::min<size_t>(r.width_, kMaxTabled));
+  for (uint64_t j = 0; j < r.mix_.size(); ++j) r.mix_[j] = Mix64(j);
+  return r;
+}
+
+void SparseRowInit::Fill(uint64_t key, float* row) const {
+  // HashCombine(base', v) == Mix64(base' ^ Mix64(v)): the inner mix is mix_[v] (computed
+  // here past the tabled columns of a very wide row).
+  const uint64_t base = HashCombine(base_, key);
+  const size_t tabled = mix_.size() / 2;
+  const uint64_t* mix = mix_.data();
+  switch (kind_) {
+    case InitKind::kZeros:
+      std::fill(row, row + width_, 0.0f);
+      return;
+    case InitKind::kConstant:
+      std::fill(row, row + width_, scale_);
+      return;
+    case InitKind::kUniform:
+      for (size_t i = 0; i < tabled; ++i) row[i] = scale_ * (2.0f * UnitFloat(Mix64(base ^ mix[2 * i])) - 1.0f);
+      for (size_t i = tabled; i < width_; ++i) row[i] = scale_ * (2.0f * UnitFloat(HashCombine(base, 2 * i)) - 1.0f);
+      return;
+    case InitKind::kNormal:
+      for (size_t i = 0; i < width_; ++i) {
+        const uint64_t m0 = i < tabled ? mix[2 * i] : Mix64(2 * i);
+        const uint64_t m1 = i < tabled ? mix[2 * i + 1] : Mix64(2 * i + 1);
+        const double u0 = UnitFloat(Mix64(base ^ m0));
+        const double u1 = UnitFloat(Mix64(base ^ m1));
+        const double z = std::sqrt(-2.0 * std::log(1.0 - u0)) * std::cos(kTwoPi * u1);
+        row[i] = static_cast<float>(static_cast<double>(scale_) * z);
+      }
+      return;
+  }
 }
 
 }  // namespace tessera

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "common/param_spec.h"
 #include "common/status.h"
@@ -45,5 +46,29 @@ Status InitializeParam(const ParamSpec& spec, TensorView out, uint64_t element_o
 // Fills `row` (f32 host, numel == spec.shape's row width) with the initial value of the
 // sparse table `spec`'s row `key`. Returns InvalidArgument on a dtype/size mismatch.
 Status InitializeSparseRow(const ParamSpec& spec, uint64_t key, TensorView row);
+
+// InitializeSparseRow for many rows of one table: the same bits, with what does not
+// depend on the key (the table's base, the mix of each element index) computed once at
+// construction instead of per row, so a row costs one Mix64 per element (two for
+// kNormal) instead of two (four) and no name hash. What a server uses on its hot path
+// (creating rows on push, answering pulls of absent rows).
+class SparseRowInit {
+ public:
+  SparseRowInit() = default;
+  // InvalidArgument as InitializeSparseRow for a spec it would refuse (not f32, unknown
+  // InitKind, a width outside [1, 2^24]).
+  static Result<SparseRowInit> Create(const ParamSpec& spec);
+  // Writes row `key`'s width() initial values to row[0, width()).
+  void Fill(uint64_t key, float* row) const;
+  uint64_t width() const { return width_; }
+
+ private:
+  static constexpr size_t kMaxTabled = 4096;  // columns whose mixes are kept (64 KiB)
+  InitKind kind_ = InitKind::kZeros;
+  float scale_ = 0.0f;
+  uint64_t width_ = 0;
+  uint64_t base_ = 0;          // HashCombine(seed, ParamNameHash(name))
+  std::vector<uint64_t> mix_;  // Mix64(2 * i + k) at 2 * i + k, i < min(width, kMaxTabled)
+};
 
 }  // namespace tessera

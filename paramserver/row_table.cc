@@ -1,6 +1,9 @@
 #include "paramserver/row_table.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "common/hash.h"
 
@@ -16,7 +19,7 @@ constexpr uint64_t kIndexSeed = 0x6a09e667f3bcc909ULL;
 }  // namespace
 
 RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
-    : salt_(salt), width_(width), stride_(width * (1 + nslots)) {
+    : salt_(salt), width_(width), stride_(width * (1 + nslots)), record_words_(2 + (stride_ + 1) / 2) {
   while ((uint64_t{1} << (shift_ + 1)) <= kMaxChunkRows &&
          (uint64_t{1} << (shift_ + 1)) * uint64_t{stride_} * sizeof(float) <= kChunkBytes) {
     ++shift_;
@@ -26,6 +29,17 @@ RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
 
 uint64_t RowTable::KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
 
+void RowTable::FreeDeleter::operator()(void* p) const { std::free(p); }
+
+void* RowTable::Allocate(uint64_t bytes) {
+  // Not advised for transparent huge pages: measured, a steady-state pull or push gained
+  // little once the row is one record, and a cold push (rows being created) slowed 1-3x,
+  // erratically, from zeroing a 2 MiB page at the first touch.
+  void* p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
 uint64_t RowTable::RowHash(uint32_t slot) const {
   uint64_t seed = HashCombine(HashCombine(salt_, key(slot)), static_cast<uint64_t>(updates(slot)));
   if (hash_last_seen_) seed = HashCombine(seed, last_seen(slot));
@@ -33,14 +47,14 @@ uint64_t RowTable::RowHash(uint32_t slot) const {
 }
 
 uint32_t RowTable::Find(Key key) const {
-  if (index_.empty()) return kNoSlot;
+  if (capacity_ == 0) return kNoSlot;
   const uint64_t h = KeyHash(key);
-  const uint64_t tag = h >> 32, mask = index_.size() - 1;
-  for (uint64_t i = h & mask;; i = (i + 1) & mask) {
-    const uint64_t e = index_[i];
+  const uint64_t tag = Tag(h);
+  for (uint64_t i = Home(h);; i = Next(i)) {
+    const uint64_t e = Entry(i);
     if (e == 0) return kNoSlot;
     const uint64_t low = e & 0xffffffffULL;
-    if (low != kTombstone && (e >> 32) == tag) {
+    if (low != kTombstone && (e & ~0xffffffffULL) == tag) {
       const auto slot = static_cast<uint32_t>(low - 1);
       if (this->key(slot) == key) return slot;
     }
@@ -50,42 +64,74 @@ uint32_t RowTable::Find(Key key) const {
 void RowTable::FindMany(std::span<const Key> keys, uint32_t* slots) const {
   constexpr size_t kAhead = 16;
   const size_t n = keys.size();
-  if (index_.empty()) {
+  if (capacity_ == 0) {
     std::fill(slots, slots + n, kNoSlot);
     return;
   }
-  const uint64_t mask = index_.size() - 1;
-  for (size_t i = 0; i < std::min(n, kAhead); ++i) __builtin_prefetch(&index_[KeyHash(keys[i]) & mask]);
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) {
+    // The home entry and the two after it: a probe run that crosses a cache line
+    // must not miss on its second line.
+    const unsigned char* e = index_.get() + 5 * Home(KeyHash(keys[i]));
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 14);
+  }
   for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(&index_[KeyHash(keys[i + kAhead]) & mask]);
+    if (i + kAhead < n) {
+      const unsigned char* e = index_.get() + 5 * Home(KeyHash(keys[i + kAhead]));
+      __builtin_prefetch(e);
+      __builtin_prefetch(e + 14);
+    }
     // Halfway: the entry prefetched earlier has likely arrived; when its home entry
-    // holds a row with the right tag, fetch that row's key for the compare.
+    // holds a row with the right tag, fetch that row's record (its key for the compare,
+    // and the counter and floats the caller reads next).
     if (i + kAhead / 2 < n) {
       const uint64_t h = KeyHash(keys[i + kAhead / 2]);
-      const uint64_t e = index_[h & mask];
+      const uint64_t e = Entry(Home(h));
       const uint64_t low = e & 0xffffffffULL;
-      if (e != 0 && low != kTombstone && (e >> 32) == (h >> 32)) {
-        const auto slot = static_cast<uint32_t>(low - 1);
-        __builtin_prefetch(&chunks_[slot >> shift_].keys[slot & mask_]);
-      }
+      if (e != 0 && low != kTombstone && (e & ~0xffffffffULL) == Tag(h)) Prefetch(static_cast<uint32_t>(low - 1));
     }
     slots[i] = Find(keys[i]);
   }
 }
 
 void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
-  const uint64_t mask = index_.size() - 1;
-  uint64_t i = h & mask;
-  while (index_[i] != 0 && (index_[i] & 0xffffffffULL) != kTombstone) i = (i + 1) & mask;
-  if (index_[i] != 0) --tombstones_;
-  index_[i] = ((h >> 32) << 32) | (uint64_t{slot} + 1);
+  uint64_t i = Home(h);
+  for (uint64_t e = Entry(i); e != 0 && (e & 0xffffffffULL) != kTombstone; e = Entry(i)) i = Next(i);
+  if (Entry(i) != 0) --tombstones_;
+  SetEntry(i, Tag(h) | (uint64_t{slot} + 1));
 }
 
 void RowTable::Rebuild(uint64_t capacity) {
-  index_.assign(capacity, 0);
+  index_.reset();  // before the new one: the old index's memory can be reused
+  index_.reset(static_cast<unsigned char*>(Allocate(5 * capacity + 3)));
+  std::memset(index_.get(), 0, 5 * capacity + 3);
+  capacity_ = capacity;
   tombstones_ = 0;
+  // The entries land at random: prefetch each home entry kAhead slots before its insert.
+  constexpr uint32_t kAhead = 16;
   for (uint32_t s = 0; s < high_; ++s) {
+    if (s + kAhead < high_ && Bit(live_, s + kAhead)) __builtin_prefetch(index_.get() + 5 * Home(KeyHash(key(s + kAhead))));
     if (Bit(live_, s)) IndexInsert(KeyHash(key(s)), s);
+  }
+}
+
+uint64_t RowTable::GrownCapacity(uint64_t n) const {
+  // Live entries past 3/5 after the inserts: 1.4x (repeatedly, for a large batch), so
+  // the index is 4/7 to 4/5 full; else the same size (only the tombstones go).
+  uint64_t c = std::max(capacity_, kMinCapacity);
+  while ((size_ + n) * 5 > c * 3) c += c * 2 / 5;
+  return c;
+}
+
+void RowTable::Reserve(uint64_t n) {
+  if (capacity_ == 0 || NeedsRebuild(n)) Rebuild(GrownCapacity(n));
+}
+
+void RowTable::HashLastSeen(bool on) {
+  hash_last_seen_ = on;
+  for (Chunk& c : chunks_) {
+    if (on && c.seen == nullptr) c.seen = std::make_unique<uint32_t[]>(chunk_rows());
+    if (!on) c.seen.reset();
   }
 }
 
@@ -98,59 +144,70 @@ uint32_t RowTable::NewSlot() {
   if ((high_ & mask_) == 0) {
     const uint64_t rows = chunk_rows();
     Chunk c;
-    c.keys = std::make_unique_for_overwrite<Key[]>(rows);
-    c.updates = std::make_unique_for_overwrite<int64_t[]>(rows);
-    c.seen = std::make_unique_for_overwrite<uint32_t[]>(rows);
-    c.data = std::make_unique_for_overwrite<float[]>(rows * stride_);
+    c.records.reset(static_cast<uint64_t*>(Allocate(rows * record_bytes())));
+    if (hash_last_seen_) c.seen = std::make_unique_for_overwrite<uint32_t[]>(rows);
     chunks_.push_back(std::move(c));
     live_.resize((high_ + rows + 63) / 64, 0);
     dirty_bits_.resize(live_.size(), 0);
+    stale_bits_.resize(live_.size(), 0);
   }
   return high_++;
 }
 
 uint32_t RowTable::Insert(Key key) {
-  // Keep live + tombstones <= 3/4 of the index (linear probing slows sharply above);
-  // rebuilding doubles it when live entries alone pass 1/2, else only drops tombstones.
-  if (index_.empty()) {
-    Rebuild(kMinCapacity);
-  } else if ((size_ + tombstones_ + 1) * 4 > index_.size() * 3) {
-    Rebuild((size_ + 1) * 2 > index_.size() ? index_.size() * 2 : index_.size());
-  }
+  // Keep live + tombstones <= 4/5 of the index (linear probing slows sharply above).
+  Reserve(1);
   const uint32_t slot = NewSlot();
-  Chunk& c = chunks_[slot >> shift_];
-  c.keys[slot & mask_] = key;
-  c.updates[slot & mask_] = 0;
-  if (hash_last_seen_) c.seen[slot & mask_] = 0;  // hashed: never an indeterminate value
+  uint64_t* r = record(slot);
+  r[0] = key;
+  r[1] = 0;
+  if (stride_ % 2 != 0) data(slot)[stride_] = 0.0f;  // the padding float: hashed by nobody, never indeterminate
+  if (hash_last_seen_) last_seen(slot) = 0;  // hashed: never an indeterminate value
   SetBit(live_, slot, true);  // a reused slot keeps its dirty bit: it is still listed
+  SetBit(stale_bits_, slot, true);  // not in the digest yet: the next digest() adds it
   IndexInsert(KeyHash(key), slot);
   ++size_;
   return slot;
 }
 
-void RowTable::EndWrite(uint32_t slot) {
-  digest_ += RowHash(slot);
-  if (track_dirty_ && !Bit(dirty_bits_, slot)) {
-    SetBit(dirty_bits_, slot, true);
-    dirty_slots_.push_back(slot);
+uint64_t RowTable::digest() const {
+  // The stale rows in slot order, each prefetched kAhead rows before it is hashed (a
+  // ring of the slots in flight): the rows are scattered, so the misses must overlap.
+  constexpr uint32_t kAhead = 16;
+  uint32_t ring[kAhead];
+  uint64_t queued = 0;
+  for (size_t w = 0; w < stale_bits_.size(); ++w) {
+    for (uint64_t bits = stale_bits_[w]; bits != 0; bits &= bits - 1) {
+      const auto slot = static_cast<uint32_t>(w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits)));
+      Prefetch(slot);
+      if (queued >= kAhead) digest_ += RowHash(ring[queued % kAhead]);
+      ring[queued++ % kAhead] = slot;
+    }
+    stale_bits_[w] = 0;
   }
+  for (uint64_t i = queued > kAhead ? queued - kAhead : 0; i < queued; ++i) digest_ += RowHash(ring[i % kAhead]);
+  return digest_;
 }
 
 void RowTable::Erase(Key key) {
-  if (index_.empty()) return;
+  if (capacity_ == 0) return;
   const uint64_t h = KeyHash(key);
-  const uint64_t tag = h >> 32, mask = index_.size() - 1;
-  for (uint64_t i = h & mask;; i = (i + 1) & mask) {
-    const uint64_t e = index_[i];
+  const uint64_t tag = Tag(h);
+  for (uint64_t i = Home(h);; i = Next(i)) {
+    const uint64_t e = Entry(i);
     if (e == 0) return;
     const uint64_t low = e & 0xffffffffULL;
-    if (low == kTombstone || (e >> 32) != tag) continue;
+    if (low == kTombstone || (e & ~0xffffffffULL) != tag) continue;
     const auto slot = static_cast<uint32_t>(low - 1);
     if (this->key(slot) != key) continue;
-    digest_ -= RowHash(slot);
+    if (Bit(stale_bits_, slot)) {
+      SetBit(stale_bits_, slot, false);  // its hash is not in the digest
+    } else {
+      digest_ -= RowHash(slot);
+    }
     if (track_dirty_) dirty_erased_.push_back(key);
     SetBit(live_, slot, false);
-    index_[i] = kTombstone;
+    SetEntry(i, kTombstone);
     ++tombstones_;
     --size_;
     free_.push_back(slot);
@@ -189,9 +246,9 @@ std::vector<Key> RowTable::TakeDirty() {
 }
 
 uint64_t RowTable::MemoryBytes() const {
-  const uint64_t per_chunk = chunk_rows() * (sizeof(Key) + sizeof(int64_t) + sizeof(uint32_t) + uint64_t{stride_} * sizeof(float));
-  return chunks_.size() * per_chunk + index_.capacity() * sizeof(uint64_t) +
-         (live_.capacity() + dirty_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
+  const uint64_t per_chunk = chunk_rows() * (record_bytes() + (hash_last_seen_ ? sizeof(uint32_t) : 0));
+  return chunks_.size() * per_chunk + (capacity_ == 0 ? 0 : 5 * capacity_ + 3) +
+         (live_.capacity() + dirty_bits_.capacity() + stale_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
          dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);
 }
 

@@ -1,33 +1,48 @@
 // RowTable: the rows of one sparse table on one server, stored flat.
 //
 //  - Arena: rows live in chunks of chunk_rows() row slots (up to kMaxChunkRows, fewer for
-//    wide rows so a chunk stays near kChunkBytes), allocated one chunk at a time
+//    wide rows so a chunk's floats stay near kChunkBytes), allocated one chunk at a time
 //    as the table grows (never moved, so a row's floats stay put while the table grows).
-//    A slot holds the key, the update counter, the step that last pushed the row
-//    ("last seen", 4 bytes: what expiry and eviction order by) and `stride` floats: the row's values
-//    followed by its optimizer slots (slot k at values + (k + 1) * width), the layout
-//    kernels::ApplyOptimizerRows and kernels::InitSlots expect. No per-row heap object.
-//  - Index: open addressing with linear probing from a key hash to a slot; each entry is
-//    8 bytes (the slot and 32 bits of the key's hash, so a probe rarely touches a row it
-//    does not want). Erase leaves a tombstone; the index is rebuilt when live entries and
-//    tombstones pass 3/4 of it (doubled when live entries alone pass 1/2), so it holds
-//    between 8/0.75 and 8/0.375 bytes per row.
+//    A slot is one record: the key, the update counter and `stride` floats (the row's
+//    values followed by its optimizer slots, slot k at values + (k + 1) * width: the
+//    layout kernels::ApplyOptimizerRows and kernels::InitSlots expect), padded to 8
+//    bytes. One record, not an array per field, because a lookup's key compare then
+//    brings in the row it is about to read or write (a push used to miss the cache on
+//    the key, the counter and the floats separately). The step that last pushed the row
+//    ("last seen", 4 bytes: what expiry and eviction order by) sits in a separate array
+//    per chunk, allocated only for tables with HashLastSeen (an eviction policy), the
+//    only ones that read it. No per-row heap object.
+//  - Index: open addressing with linear probing from a key hash to a slot. Entries are 5
+//    bytes (the slot + 1, and an 8-bit tag of the key's hash, so a probe rarely touches a
+//    row it does not want), packed; the home entry is a multiply-shift of the hash onto
+//    any capacity, so the index can grow by 1.4x instead of doubling. Erase leaves a
+//    tombstone; the index is rebuilt when live entries and tombstones pass 4/5 of it
+//    (1.4x larger when live entries alone pass 3/5), so it holds between 5/0.8 and
+//    5/0.571 bytes per row (6.25-8.75). Reserve() grows it before a batch, so a batch of new keys
+//    triggers at most one rebuild.
 //  - Freed slots go on a free list and are reused before the arena grows.
 //  - Digest: the wrapping sum over resident rows of RowHash (table, key, counter, values,
 //    slots). A sum does not depend on insertion order or on which server holds a row,
 //    so the job's digest is the sum of the servers'. With HashLastSeen(true) (a table
 //    with an eviction policy, where last-seen decides the future) the hash covers it
-//    too; otherwise not, so digests without a policy are what they were. Every mutation goes through
-//    BeginWrite/EndWrite (or Insert/Erase), which subtract the row's old hash and add its
-//    new one: Digest() is O(1).
+//    too; otherwise not, so digests without a policy are what they were. Every mutation
+//    goes through BeginWrite/EndWrite (or Insert/Erase). The sum is kept lazily: the
+//    first BeginWrite of a row since the last digest() subtracts its old hash and marks
+//    it stale (a bit per slot), and digest() adds the hashes of the stale rows then. So
+//    a push hashes a row at most once (a new row not at all, a row pushed again before
+//    the next digest not at all), instead of twice per write; digest() costs a scan of
+//    the stale bits (slots / 64 words) and a hash per stale row.
 //  - Dirty bits: with tracking on, EndWrite records the slot once (a bit per slot guards
 //    the list) and Erase the key, until TakeDirty hands the lists over; an incremental
 //    checkpoint then costs O(dirty rows), not O(rows), with no lookup per row.
 //
 // Thread safety: none; the server's reactor thread owns every ShardStore and its tables.
+// digest() and Settle() are const but update the lazily kept sum, so even a const
+// table is not to be read from another thread.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <vector>
@@ -52,19 +67,30 @@ class RowTable {
   uint64_t chunk_rows() const { return uint64_t{1} << shift_; }
   uint32_t stride() const { return stride_; }
   uint64_t size() const { return size_; }
-  // The wrapping sum of the resident rows' hashes.
-  uint64_t digest() const { return digest_; }
+  // The wrapping sum of the resident rows' hashes (first adding the stale rows').
+  uint64_t digest() const;
+  // Adds row `slot`'s hash to the sum now if it is stale: for a caller that has just read
+  // the row (a checkpoint's copy), so the next digest() need not fetch it again.
+  void Settle(uint32_t slot) const {
+    if (Bit(stale_bits_, slot)) {
+      digest_ += RowHash(slot);
+      SetBit(stale_bits_, slot, false);
+    }
+  }
 
   // The slot holding `key`, or kNoSlot.
   uint32_t Find(Key key) const;
+  // Makes room in the index for `n` more keys, so inserting them rebuilds nothing.
+  void Reserve(uint64_t n);
   // slots[i] = Find(keys[i]) for a batch, prefetching index entries a few keys ahead so
   // the cache misses of a random batch overlap instead of queueing (what a push or pull
   // of thousands of keys over a table far larger than the cache spends its time on).
   void FindMany(std::span<const Key> keys, uint32_t* slots) const;
   // Hints that row `slot` (its counter and floats) is about to be read.
   void Prefetch(uint32_t slot) const {
-    __builtin_prefetch(data(slot));
-    __builtin_prefetch(&chunks_[slot >> shift_].updates[slot & mask_]);
+    const uint64_t* r = record(slot);
+    __builtin_prefetch(r);
+    __builtin_prefetch(reinterpret_cast<const char*>(r) + record_bytes() - 1);
   }
   // A new slot for `key` (REQUIRES Find(key) == kNoSlot) with counter 0 and unset floats:
   // the caller fills them, then calls EndWrite(slot) (Insert has not hashed the row).
@@ -72,27 +98,44 @@ class RowTable {
   // Removes the row (no-op when absent); its slot is reused by a later Insert.
   void Erase(Key key);
 
-  Key key(uint32_t slot) const { return chunks_[slot >> shift_].keys[slot & mask_]; }
+  Key key(uint32_t slot) const { return record(slot)[0]; }
   // The step of the last push to the row. Insert sets it to 0 when HashLastSeen is on,
   // else leaves it unset (nobody reads it then): the caller sets it, between BeginWrite and EndWrite (it is
   // hashed when HashLastSeen is on). ShardStore writes it only for tables with an
   // eviction policy, the only ones that read it (it costs one more cache line per row).
-  uint32_t& last_seen(uint32_t slot) { return chunks_[slot >> shift_].seen[slot & mask_]; }
-  uint32_t last_seen(uint32_t slot) const { return chunks_[slot >> shift_].seen[slot & mask_]; }
-  int64_t& updates(uint32_t slot) { return chunks_[slot >> shift_].updates[slot & mask_]; }
-  int64_t updates(uint32_t slot) const { return chunks_[slot >> shift_].updates[slot & mask_]; }
-  float* data(uint32_t slot) { return chunks_[slot >> shift_].data.get() + (slot & mask_) * stride_; }
-  const float* data(uint32_t slot) const {
-    return chunks_[slot >> shift_].data.get() + (slot & mask_) * stride_;
+  // Without HashLastSeen there is no array: a write goes to a scratch word and a read
+  // gives 0.
+  uint32_t& last_seen(uint32_t slot) {
+    uint32_t* s = chunks_[slot >> shift_].seen.get();
+    return s != nullptr ? s[slot & mask_] : seen_sink_;
   }
+  uint32_t last_seen(uint32_t slot) const {
+    const uint32_t* s = chunks_[slot >> shift_].seen.get();
+    return s != nullptr ? s[slot & mask_] : 0;
+  }
+  int64_t& updates(uint32_t slot) { return *reinterpret_cast<int64_t*>(record(slot) + 1); }
+  int64_t updates(uint32_t slot) const { return static_cast<int64_t>(record(slot)[1]); }
+  float* data(uint32_t slot) { return reinterpret_cast<float*>(record(slot) + 2); }
+  const float* data(uint32_t slot) const { return reinterpret_cast<const float*>(record(slot) + 2); }
   bool live(uint32_t slot) const { return slot < high_ && Bit(live_, slot); }
   // Slots are in [0, slot_limit()); live() says which hold rows.
   uint32_t slot_limit() const { return high_; }
 
   // Around every change of a resident row's floats or counter: BeginWrite takes its hash
-  // out of the digest, EndWrite puts the new one in and marks it dirty.
-  void BeginWrite(uint32_t slot) { digest_ -= RowHash(slot); }
-  void EndWrite(uint32_t slot);
+  // out of the digest (unless it is out already: stale), EndWrite marks it dirty; the
+  // new hash goes in at the next digest().
+  void BeginWrite(uint32_t slot) {
+    if (!Bit(stale_bits_, slot)) {
+      digest_ -= RowHash(slot);
+      SetBit(stale_bits_, slot, true);
+    }
+  }
+  void EndWrite(uint32_t slot) {
+    if (track_dirty_ && !Bit(dirty_bits_, slot)) {
+      SetBit(dirty_bits_, slot, true);
+      dirty_slots_.push_back(slot);
+    }
+  }
 
   // Dirty tracking (incremental checkpoints). With it off nothing is recorded.
   void TrackDirty(bool on) { track_dirty_ = on; }
@@ -105,6 +148,8 @@ class RowTable {
   // Puts a key back (an abandoned checkpoint): its slot when resident, else an erase.
   void MarkDirty(Key key);
 
+  // Index entries (tests, benchmarks): size() / index_capacity() is the index's load.
+  uint64_t index_capacity() const { return capacity_; }
   // Bytes held: arena chunks, index, bit sets, free list.
   uint64_t MemoryBytes() const;
   // What one resident row costs, as --table_memory_limit counts it: its slot (key,
@@ -115,8 +160,9 @@ class RowTable {
   uint64_t RowBytes() const { return sizeof(Key) + sizeof(int64_t) + sizeof(uint32_t) + uint64_t{stride_} * 4 + 16; }
   uint64_t ResidentBytes() const { return size_ * RowBytes(); }
 
-  // Whether RowHash covers last_seen. REQUIRES an empty table (the digest would be stale).
-  void HashLastSeen(bool on) { hash_last_seen_ = on; }
+  // Whether RowHash covers last_seen (and whether the last-seen arrays exist).
+  // REQUIRES an empty table (the digest would be stale).
+  void HashLastSeen(bool on);
   // The eviction order: rows by (last_seen, Mix64(key ^ salt), key) ascending, a total
   // order that depends on the rows alone (not on slots, insertion order or the server),
   // so every replay of the same pushes picks the same victims. Appends the first `n`
@@ -128,12 +174,37 @@ class RowTable {
   uint64_t RowHash(uint32_t slot) const;
 
  private:
-  struct Chunk {
-    std::unique_ptr<Key[]> keys;
-    std::unique_ptr<int64_t[]> updates;
-    std::unique_ptr<uint32_t[]> seen;
-    std::unique_ptr<float[]> data;
+  struct FreeDeleter {
+    void operator()(void* p) const;
   };
+  // `bytes` of uninitialised memory (malloc), freed with FreeDeleter; bad_alloc when none.
+  static void* Allocate(uint64_t bytes);
+  struct Chunk {
+    std::unique_ptr<uint64_t[], FreeDeleter> records;  // chunk_rows() records of record_words_ words
+    std::unique_ptr<uint32_t[]> seen;     // HashLastSeen only
+  };
+  // A record: word 0 the key, word 1 the counter, then the floats (ints and floats
+  // never share a word, so no word is read as two types).
+  uint64_t record_bytes() const { return uint64_t{record_words_} * 8; }
+  uint64_t* record(uint32_t slot) { return chunks_[slot >> shift_].records.get() + uint64_t{slot & mask_} * record_words_; }
+  const uint64_t* record(uint32_t slot) const {
+    return chunks_[slot >> shift_].records.get() + uint64_t{slot & mask_} * record_words_;
+  }
+  // The packed index: entry i is 5 bytes at 5 * i (low 32 bits: 0 empty, kTombstone, else
+  // slot + 1; then the tag), read and written as 8 bytes (the vector has 3 bytes of slack).
+  uint64_t Entry(uint64_t i) const {
+    uint64_t e;
+    std::memcpy(&e, index_.get() + 5 * i, sizeof(e));
+    return e & 0xffffffffffULL;
+  }
+  void SetEntry(uint64_t i, uint64_t e) { std::memcpy(index_.get() + 5 * i, &e, 5); }
+  // The home entry of hash h: multiply-shift onto [0, capacity_).
+  uint64_t Home(uint64_t h) const { return static_cast<uint64_t>((static_cast<unsigned __int128>(h) * capacity_) >> 64); }
+  uint64_t Next(uint64_t i) const { return i + 1 == capacity_ ? 0 : i + 1; }
+  static uint64_t Tag(uint64_t h) { return (h & 0xff) << 32; }
+  // Whether rebuilding is due before `n` more inserts, and the capacity it would take.
+  bool NeedsRebuild(uint64_t n) const { return (size_ + tombstones_ + n) * 5 > capacity_ * 4; }
+  uint64_t GrownCapacity(uint64_t n) const;
   static bool Bit(const std::vector<uint64_t>& bits, uint32_t i) { return (bits[i / 64] >> (i % 64)) & 1; }
   static void SetBit(std::vector<uint64_t>& bits, uint32_t i, bool v) {
     if (v) {
@@ -148,14 +219,19 @@ class RowTable {
   uint32_t NewSlot();
 
   uint64_t salt_;
-  uint32_t width_, stride_;
+  uint32_t width_, stride_, record_words_;
   uint32_t shift_ = 0, mask_ = 0;  // chunk_rows() == 1 << shift_
   uint64_t size_ = 0;
   uint64_t tombstones_ = 0;
-  uint64_t digest_ = 0;
+  // The sum of the hashes of the resident rows that are not stale; digest() adds the
+  // stale ones' and clears the bits (mutable: digest() is logically const).
+  mutable uint64_t digest_ = 0;
+  mutable std::vector<uint64_t> stale_bits_;
   uint32_t high_ = 0;  // slots ever handed out
   std::vector<Chunk> chunks_;
-  std::vector<uint64_t> index_;  // 0 empty, kTombstone, else (hash >> 32) << 32 | (slot + 1)
+  uint64_t capacity_ = 0;         // index entries
+  std::unique_ptr<unsigned char[], FreeDeleter> index_;  // 5 * capacity_ + 3 bytes (Entry)
+  uint32_t seen_sink_ = 0;        // last_seen() of a table without last-seen arrays
   std::vector<uint64_t> live_;
   std::vector<uint64_t> dirty_bits_;
   std::vector<uint32_t> free_;

@@ -41,7 +41,11 @@ Status ParamServerCore::CheckRequest(const ParamRequest& req, uint64_t values,
                                 op);
     expected = req.end - req.begin;
   } else {
-    for (size_t i = 0; i < req.keys.size(); ++i) {
+    // One pass without a Status per key (one server owns every key); the message is
+    // built for the first stray key only.
+    const uint32_t servers = map_.num_servers();
+    for (size_t i = 0; servers > 1 && i < req.keys.size(); ++i) {
+      if (ShardMap::SparseServerOf(req.param_id, req.keys[i], servers) == server()) continue;
       Status st = map_.CheckKeyOwner(server(), req.param_id, req.keys[i]);
       if (!st.ok()) return st.WithContext(std::string(op) + " key #" + std::to_string(i));
     }

@@ -48,6 +48,9 @@ Result<ShardStore> ShardStore::Create(const ShardMap& map, uint32_t server) {
                                        std::to_string(p.spec.numel()) + " outside [1, 2^24]");
       }
       p.rows.emplace(p.name_hash, static_cast<uint32_t>(p.spec.numel()), static_cast<uint32_t>(nslots));
+      // A spec the initialiser refuses keeps no fast path: its pushes and pulls report
+      // InitializeSparseRow's error, as before.
+      if (auto init = SparseRowInit::Create(p.spec); init.ok()) p.init = std::move(*init);
     }
     const DenseLayout* l = map.dense_layout(id);
     if (l == nullptr) continue;
@@ -153,6 +156,8 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
     float* dst = out.data() + i * width;
     if (slots[i] != RowTable::kNoSlot) {
       std::memcpy(dst, t.data(slots[i]), width * sizeof(float));
+    } else if (p.init) {
+      p.init->Fill(keys[i], dst);
     } else {
       TESSERA_RETURN_IF_ERROR(InitializeSparseRow(p.spec, keys[i], View(dst, width)));
     }
@@ -210,6 +215,8 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   std::vector<uint32_t>& found = read_scratch_;
   found.resize(keys.size());
   t.FindMany(keys, found.data());
+  // Room for every absent key at once: at most one index rebuild per push.
+  t.Reserve(static_cast<uint64_t>(std::count(found.begin(), found.end(), RowTable::kNoSlot)));
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
     if (found[i] != RowTable::kNoSlot) t.Prefetch(found[i]);
@@ -228,7 +235,11 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
       ++p.stats.created;
       if (!p.part_rows.empty()) CountInsert(p, key);
       float* d = t.data(slot);
-      st = InitializeSparseRow(p.spec, key, View(d, width));
+      if (p.init) {
+        p.init->Fill(key, d);
+      } else {
+        st = InitializeSparseRow(p.spec, key, View(d, width));
+      }
       if (st.ok()) st = kernels::InitSlots(p.spec.optimizer, {d + width, t.stride() - width}, width);
       if (!st.ok()) {  // leave no half-made row behind
         t.EndWrite(slot);
@@ -533,6 +544,7 @@ void ShardStore::SnapshotDirtyInto(ShardSnapshot* out, std::vector<std::pair<uin
       const float* d = t.data(slot);
       r.values.assign(d, d + t.width());
       r.slots.assign(d + t.width(), d + t.stride());
+      t.Settle(slot);  // the row is in cache now: its hash joins the digest here
       taken->emplace_back(id, r.key);
     }
   }
@@ -577,6 +589,7 @@ void ShardStore::SnapshotInto(ShardSnapshot* out, bool with_dense) const {
       const float* d = t.data(slot);
       r.values.assign(d, d + t.width());
       r.slots.assign(d + t.width(), d + t.stride());
+      t.Settle(slot);  // the row is in cache now: its hash joins the digest here
     }
   }
 }

@@ -40,6 +40,7 @@
 #include "common/param_spec.h"
 #include "common/status.h"
 #include "common/cluster/shard_map.h"
+#include "kernels/param_init.h"
 #include "paramserver/count_min_sketch.h"
 #include "paramserver/row_table.h"
 
@@ -198,11 +199,12 @@ class ShardStore {
   // sum of one Hash64 (common/hash.h) per unit, dense chunk (param name, begin, counter,
   // values, slots) and resident sparse row (table name, key, counter, values, slots).
   // Summing the servers' digests gives the same number for any server count (the dense
-  // chunking depends on --chunk_bytes only). Sparse tables keep their sum up to date on
-  // every write, so this costs O(dense elements), not O(rows). Bitwise: 0.0f and -0.0f
-  // differ.
+  // chunking depends on --chunk_bytes only). Sparse tables keep their sum up to date
+  // lazily (RowTable::digest: the rows written since the last digest are hashed now), so
+  // this costs O(dense elements + rows written since + rows / 64), not a hash per row.
+  // Bitwise: 0.0f and -0.0f differ.
   uint64_t Digest() const;
-  // The sparse rows' part of Digest() only: O(tables).
+  // The sparse rows' part of Digest() only: O(rows written since the last + rows / 64).
   uint64_t SparseDigest() const;
 
   // A copy with rows sorted by (param_id, key) (tests, tools).
@@ -246,6 +248,7 @@ class ShardStore {
     uint64_t name_hash = 0;  // ParamNameHash(spec.name): the digest's salt
     // Sparse: the rows.
     std::optional<RowTable> rows;
+    std::optional<SparseRowInit> init;  // the rows' initial values (InitializeSparseRow's bits)
     TablePolicy policy;
     TableStats stats;
     std::optional<CountMinSketch> sketch;

@@ -6,6 +6,8 @@
 //                                                      moving the same bytes: one table (one process)
 //   tessera launch --servers S --workers W --program ps_bench -- --bench_mode=dense --bytes=N
 //   tessera launch ... --program ps_bench -- --bench_mode=sparse --keys_per_batch=4096
+//                                                      [--prefill] (steady state: every key resident
+//                                                      first) [--overlap] (pull i+1 in flight with push i)
 //
 // Each worker prints one "RESULT ..." line; bench/ps/run.sh runs every configuration and
 // prints the table (docs/benchmarks.md).
@@ -38,6 +40,13 @@ DEFINE_int32(warmup, 3, "unmeasured iterations first");
 DEFINE_int64(keys_per_batch, 4096, "sparse: keys per push and pull");
 DEFINE_int64(table_keys, 10000000, "sparse: keys are drawn from [0, table_keys)");
 DEFINE_int32(dim, 16, "sparse: row width");
+DEFINE_bool(prefill, false,
+            "sparse: steady state. Before the warm-up every key of [0, table_keys) is pushed once (the "
+            "workers split them), then a barrier: the measured pulls and pushes find resident rows, as in "
+            "a trained model's table. false: cold (an empty table; nearly every key is new)");
+DEFINE_bool(overlap, false,
+            "sparse: issue iteration i+1's pull while iteration i's push is in flight (what an asp trainer "
+            "can do: both are asynchronous Handles), instead of pull, wait, push, wait");
 DEFINE_string(echo_bind, "", "baseline: only run the raw-ZeroMQ echo side, bound here (tcp://ADDR:PORT), for a client on another host");
 DEFINE_string(echo_connect, "", "baseline: only run the raw-ZeroMQ client side, against an echo side at this endpoint on another host");
 
@@ -89,16 +98,56 @@ Status Sparse(tessera::launch::WorkerContext& wc) {
   std::vector<tessera::Key> keys(static_cast<size_t>(k));
   std::vector<float> g(static_cast<size_t>(k * d), 0.01f), v(g.size());
   TensorView gv{g.data(), DType::kF32, {k, d}, Device::kCPU}, vv{v.data(), DType::kF32, {k, d}, Device::kCPU};
+  int64_t base = 0;  // the first measured step (a worker's pushed steps must increase)
+  if (FLAGS_prefill) {
+    // Every key once, in ascending batches of 65536 (a worker takes every W-th batch).
+    const int64_t batch = 65536, nw = wc.client->shard_map().num_workers();
+    std::vector<tessera::Key> pk;
+    std::vector<float> pg(static_cast<size_t>(batch * d), 0.01f);
+    const auto f0 = Clock::now();
+    int64_t step = 0;
+    for (int64_t b = wc.worker_index * batch; b < FLAGS_table_keys; b += nw * batch) {
+      pk.clear();
+      for (int64_t x = b; x < std::min(b + batch, FLAGS_table_keys); ++x) pk.push_back(static_cast<tessera::Key>(x));
+      const auto n = static_cast<int64_t>(pk.size());
+      TensorView pv{pg.data(), DType::kF32, {n, d}, Device::kCPU};
+      TESSERA_RETURN_IF_ERROR(wc.client->PushSparse(0, pk, pv, step++).Wait(std::chrono::seconds(120)));
+    }
+    TESSERA_RETURN_IF_ERROR(wc.client->Barrier(std::chrono::seconds(600)));
+    base = step;
+    std::printf("PREFILL worker=%d secs=%.3f\n", wc.worker_index, Secs(f0, Clock::now()));
+  }
+  std::vector<tessera::Key> next(keys.size());
+  for (auto& x : keys) x = key(rng);
   Clock::time_point t0;
-  for (int i = 0; i < FLAGS_warmup + FLAGS_iters; ++i) {
-    for (auto& x : keys) x = key(rng);
-    if (i == FLAGS_warmup) t0 = Clock::now();
-    TESSERA_RETURN_IF_ERROR(wc.client->PullSparse(0, keys, vv, i).Wait(std::chrono::seconds(120)));
-    TESSERA_RETURN_IF_ERROR(wc.client->PushSparse(0, keys, gv, i).Wait(std::chrono::seconds(120)));
+  if (!FLAGS_overlap) {
+    for (int i = 0; i < FLAGS_warmup + FLAGS_iters; ++i) {
+      if (i > 0) {
+        for (auto& x : keys) x = key(rng);
+      }
+      if (i == FLAGS_warmup) t0 = Clock::now();
+      TESSERA_RETURN_IF_ERROR(wc.client->PullSparse(0, keys, vv, base + i).Wait(std::chrono::seconds(120)));
+      TESSERA_RETURN_IF_ERROR(wc.client->PushSparse(0, keys, gv, base + i).Wait(std::chrono::seconds(120)));
+    }
+  } else {
+    // Pull i+1 goes out right after push i, before push i's reply: two requests in flight.
+    std::vector<float> v2(v.size());
+    TensorView vv2{v2.data(), DType::kF32, {k, d}, Device::kCPU};
+    TESSERA_RETURN_IF_ERROR(wc.client->PullSparse(0, keys, vv, base).Wait(std::chrono::seconds(120)));
+    for (int i = 0; i < FLAGS_warmup + FLAGS_iters; ++i) {
+      if (i == FLAGS_warmup) t0 = Clock::now();
+      for (auto& x : next) x = key(rng);
+      auto push = wc.client->PushSparse(0, keys, gv, base + i);
+      auto pull = wc.client->PullSparse(0, next, (i % 2 == 0) ? vv2 : vv, base + i + 1);
+      TESSERA_RETURN_IF_ERROR(push.Wait(std::chrono::seconds(120)));
+      TESSERA_RETURN_IF_ERROR(pull.Wait(std::chrono::seconds(120)));
+      keys.swap(next);
+    }
   }
   double s = Secs(t0, Clock::now());
-  std::printf("RESULT mode=sparse worker=%d keys=%lld iters=%d secs=%.6f keys_per_s=%.0f\n", wc.worker_index,
-              static_cast<long long>(k), FLAGS_iters, s, static_cast<double>(k) * FLAGS_iters / s);
+  std::printf("RESULT mode=sparse worker=%d keys=%lld iters=%d prefill=%d overlap=%d secs=%.6f keys_per_s=%.0f\n",
+              wc.worker_index, static_cast<long long>(k), FLAGS_iters, FLAGS_prefill ? 1 : 0, FLAGS_overlap ? 1 : 0, s,
+              static_cast<double>(k) * FLAGS_iters / s);
   return Status::OK();
 }
 

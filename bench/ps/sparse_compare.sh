@@ -1,42 +1,55 @@
 #!/usr/bin/env bash
-# bench/ps/sparse_compare.sh [new-build] [old-build] [reps]: sparse push+pull through
-# real servers (ps_bench --bench_mode=sparse: 4096 random keys of a 10M-key table, D=16,
-# SGD, asp, --auth=none) for 1x1 and 2x2 servers x workers, with this tree's binaries and
-# with an older build's (the old ShardStore and client), interleaved in one command so
-# both see the same machine load; and the raw-ZeroMQ round trip of the same bytes
-# (ps_bench --bench_mode=baseline: one DEALER/ROUTER pair echoing 4096 * (8 + 4 * 16)
-# bytes, the keys and rows one push+pull moves each way). Each cell is the median of
-# `reps` runs; keys/s are summed over the workers. docs/benchmarks-sparse.md.
+# bench/ps/sparse_compare.sh [new-build] [base-build] [reps]: sparse push+pull through
+# real servers (ps_bench --bench_mode=sparse: 4096 uniformly random keys of a 10M-key
+# table per pull and per push, D=16, SGD, asp, --auth=none) for 1x1 and 2x2 servers x
+# workers, with this tree's binaries and with a base build's, interleaved in one command
+# so both see the same machine load, in three modes:
+#   cold    an empty table (nearly every key is new: the row is created on the push)
+#   steady  every key of the table pushed once first (--prefill), as in a trained model
+#   overlap steady, and the pull of iteration i+1 in flight with the push of i (--overlap)
+# and the raw-ZeroMQ round trip of the same bytes (ps_bench --bench_mode=baseline: a
+# DEALER/ROUTER pair echoing 4096 * (8 + 4 * 16) bytes, the keys and rows one push+pull
+# moves each way), one pair for 1x1 and two pairs at once (summed) for 2x2. Each cell is
+# the median of `reps` runs; keys/s are summed over the workers. docs/benchmarks-sparse.md.
 set -euo pipefail
 NEW=${1:-build}
-OLD=${2:-/work/main/build}
-REPS=${3:-5}
-K=4096 D=16 ITERS=${ITERS:-200}
-run() {  # build servers workers
+BASE=${2:-/work/main/build}
+REPS=${3:-3}
+K=4096 D=16 ITERS=${ITERS:-300}
+MODES=${MODES:-"cold steady overlap"}
+run() {  # build servers workers mode
+  local extra=""
+  case $4 in steady) extra="--prefill";; overlap) extra="--prefill --overlap";; esac
   "$1/launch/tessera" launch --servers "$2" --workers "$3" --program "$1/bench/ps/ps_bench" -- \
     --sync=asp --auth=none --bench_mode=sparse --keys_per_batch=$K --table_keys=10000000 --dim=$D \
-    --iters=$ITERS 2>/dev/null | grep RESULT |
+    --iters=$ITERS $extra 2>/dev/null | grep RESULT |
     awk '{for(i=1;i<=NF;i++){split($i,kv,"=");if(kv[1]=="keys_per_s")s+=kv[2]}} END{printf "%.0f\n", s}'
 }
-zmq() {  # keys/s equivalent of the raw round trip
-  "$NEW/bench/ps/ps_bench" --bench_mode=baseline --bytes=$((K * (8 + 4 * D))) --iters=$ITERS |
-    awk -v k=$K '{for(i=1;i<=NF;i++){split($i,kv,"=");if(kv[1]=="zmq_us_per_iter")printf "%.0f\n", k/kv[2]*1e6}}'
+zmq() {  # pairs: keys/s equivalent of the raw round trip, summed over concurrent pairs
+  for ((p = 0; p < $1; p++)); do
+    "$NEW/bench/ps/ps_bench" --bench_mode=baseline --bytes=$((K * (8 + 4 * D))) --iters=$((ITERS * 4)) &
+  done | awk -v k=$K '{for(i=1;i<=NF;i++){split($i,kv,"=");if(kv[1]=="zmq_us_per_iter")s+=k/kv[2]*1e6}} END{printf "%.0f\n", s}'
 }
-median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 declare -A R
 for ((r = 0; r < REPS; r++)); do
-  R[z]+="$(zmq) "
-  for sw in "1 1" "2 2"; do
-    set -- $sw
-    R[new$1]+="$(run "$NEW" "$1" "$2") "
-    R[old$1]+="$(run "$OLD" "$1" "$2") "
+  R[z1]+="$(zmq 1) "
+  R[z2]+="$(zmq 2) "
+  for mode in $MODES; do
+    for s in 1 2; do
+      R[new$s$mode]+="$(run "$NEW" $s $s $mode) "
+      R[base$s$mode]+="$(run "$BASE" $s $s $mode) "
+    done
   done
 done
-z=$(echo ${R[z]} | tr ' ' '\n' | median)
-echo "| servers x workers | old store keys/s | new store keys/s | new / old | raw ZeroMQ keys/s (same bytes, 1 pair) | new / raw ZeroMQ |"
-echo "|---|---|---|---|---|---|"
-for s in 1 2; do
-  o=$(echo ${R[old$s]} | tr ' ' '\n' | median); n=$(echo ${R[new$s]} | tr ' ' '\n' | median)
-  awk -v s=$s -v o=$o -v n=$n -v z=$z 'BEGIN{printf "| %dx%d | %d | %d | %.2f | %d | %.2f |\n", s, s, o, n, n/o, z, n/z}'
+echo "| mode | servers x workers | base keys/s | new keys/s | new / base | raw ZeroMQ keys/s (same bytes, pairs = workers) | new / raw ZeroMQ |"
+echo "|---|---|---|---|---|---|---|"
+for mode in $MODES; do
+  for s in 1 2; do
+    o=$(echo ${R[base$s$mode]} | median); n=$(echo ${R[new$s$mode]} | median); z=$(echo ${R[z$s]} | median)
+    awk -v m=$mode -v s=$s -v o=$o -v n=$n -v z=$z 'BEGIN{printf "| %s | %dx%d | %d | %d | %.2f | %d | %.3f |\n", m, s, s, o, n, n/o, z, n/z}'
+  done
 done
-echo "(runs: old ${R[old1]}/ ${R[old2]}; new ${R[new1]}/ ${R[new2]}; zmq ${R[z]})"
+echo "(runs, keys/s: zmq 1 pair ${R[z1]}/ 2 pairs ${R[z2]}"
+for mode in $MODES; do for s in 1 2; do echo "  $mode ${s}x$s base ${R[base$s$mode]}/ new ${R[new$s$mode]}"; done; done
+echo ")"

@@ -20,6 +20,12 @@
 //                        stream, and push time with and without the limit, the pushes
 //                        that evicted separately (the cost of an eviction round).
 //
+//   --bench_mode=ops     the reactor's per-key cost of a sparse pull (ReadSparse) and push
+//                        (ApplySparseRows) of 4096 random keys (sorted, unique, as the wire
+//                        delivers them) of a --rows-key table, --steps of each: cold (an
+//                        empty table: nearly every key new) and steady (every key resident
+//                        first). ns per key, the median of 5 passes of --steps / 5.
+//
 // Prints a markdown table row per measurement (docs/benchmarks-sparse.md).
 #include <gflags/gflags.h>
 
@@ -45,7 +51,7 @@ DEFINE_double(dirty_percent, 1.0, "stall: rows updated between the two checkpoin
 DEFINE_bool(old_layout, true, "memory: also measure the old std::unordered_map layout");
 DEFINE_int64(keys, 1000000, "evict: distinct ids of the stream");
 DEFINE_double(zipf, 1.05, "evict: Zipf exponent of the stream");
-DEFINE_int64(steps, 2000, "evict: pushes (one step each)");
+DEFINE_int64(steps, 2000, "evict: pushes (one step each); ops: pulls and pushes per phase");
 
 namespace tessera {
 namespace {
@@ -133,6 +139,63 @@ int Memory() {
               static_cast<long long>(FLAGS_rows), FLAGS_dim, FLAGS_optimizer.c_str(), ideal, table_per_row,
               table_per_row / ideal, rss_per_row, rss_per_row / ideal, old_per_row, old_per_row / ideal, fill_s);
   return 0;
+}
+
+// ns per key of `steps` pull+push rounds of 4096 random keys of [0, rows), medians of 5.
+int OpsPhase(paramserver::ShardStore& store, const char* label, std::mt19937_64& rng) {
+  const uint64_t w = static_cast<uint64_t>(FLAGS_dim);
+  std::uniform_int_distribution<uint64_t> pick(0, static_cast<uint64_t>(FLAGS_rows) - 1);
+  std::vector<Key> keys;
+  std::vector<float> out(4096 * w), g(4096 * w);
+  std::vector<double> pull_ns, push_ns;
+  const int64_t per = std::max<int64_t>(1, FLAGS_steps / 5);
+  for (int pass = 0; pass < 5; ++pass) {
+    double pull_s = 0, push_s = 0;
+    uint64_t n = 0;
+    for (int64_t i = 0; i < per; ++i) {
+      keys.clear();
+      for (int j = 0; j < 4096; ++j) keys.push_back(Mix64(pick(rng)));
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      n += keys.size();
+      auto t = Clock::now();
+      Status st = store.ReadSparse(0, keys, std::span<float>(out.data(), keys.size() * w));
+      pull_s += Since(t);
+      g.assign(keys.size() * w, 0.001f);
+      t = Clock::now();
+      if (st.ok()) st = store.ApplySparseRows(0, keys, g);
+      push_s += Since(t);
+      if (!st.ok()) return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
+    }
+    pull_ns.push_back(pull_s * 1e9 / static_cast<double>(n));
+    push_ns.push_back(push_s * 1e9 / static_cast<double>(n));
+  }
+  std::sort(pull_ns.begin(), pull_ns.end());
+  std::sort(push_ns.begin(), push_ns.end());
+  std::printf("| %s | %lld | %d | %s | %lld | %.0f | %.0f | %.0f | %.2f |\n", label, static_cast<long long>(FLAGS_rows),
+              FLAGS_dim, FLAGS_optimizer.c_str(), static_cast<long long>(store.num_rows(0)), pull_ns[2], push_ns[2],
+              pull_ns[2] + push_ns[2], 1e3 / (pull_ns[2] + push_ns[2]));
+  return 0;
+}
+
+int Ops() {
+  auto map = Map();
+  if (!map.ok()) return std::fprintf(stderr, "%s\n", map.status().ToString().c_str()), 1;
+  std::mt19937_64 rng(42);
+  std::printf("| phase | table keys | D | optimizer | rows after | pull ns/key | push ns/key | pull+push ns/key | M keys/s |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  {
+    auto store = paramserver::ShardStore::Create(*map, 0);
+    if (!store.ok()) return std::fprintf(stderr, "%s\n", store.status().ToString().c_str()), 1;
+    if (OpsPhase(*store, "cold", rng) != 0) return 1;
+  }
+  auto store = paramserver::ShardStore::Create(*map, 0);
+  if (!store.ok()) return std::fprintf(stderr, "%s\n", store.status().ToString().c_str()), 1;
+  const auto t = Clock::now();
+  Status st = Touch(*store, 0, static_cast<uint64_t>(FLAGS_rows));
+  if (!st.ok()) return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
+  std::fprintf(stderr, "filled %lld rows in %.2f s\n", static_cast<long long>(store->num_rows(0)), Since(t));
+  return OpsPhase(*store, "steady", rng);
 }
 
 int Stall() {
@@ -281,6 +344,7 @@ int main(int argc, char** argv) {
   }
   if (FLAGS_bench_mode == "memory") return tessera::Memory();
   if (FLAGS_bench_mode == "stall") return tessera::Stall();
+  if (FLAGS_bench_mode == "ops") return tessera::Ops();
   if (FLAGS_bench_mode == "evict") return tessera::Evict();
   std::fprintf(stderr, "store_bench: unknown --bench_mode %s\n", FLAGS_bench_mode.c_str());
   return 2;

@@ -11,7 +11,9 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <utility>
 
+#include "common/hash.h"
 #include "kernels/optimizer_step.h"
 #include "kernels/param_init.h"
 #include "paramserver/shard_store.h"
@@ -58,10 +60,105 @@ TEST(RowTable, GrowsAcrossChunksAndIndexRebuildsKeepingEveryRow) {
   }
   EXPECT_EQ(t.Find(12345), RowTable::kNoSlot);
   EXPECT_EQ(t.digest(), Recomputed(t));
-  // 4 chunks of rows, an index of 8-byte entries at most 3/4 full and at least 3/8.
+  // 4 chunks of records (no last-seen array without HashLastSeen), an index of 5-byte
+  // entries at most 4/5 full and at least 4/7.
   const double per_row = static_cast<double>(t.MemoryBytes()) / static_cast<double>(n);
-  const double slot = 8 + 8 + 4 + 8 * 4;  // key, counter, last seen, floats
-  EXPECT_LT(per_row, slot * 4 * t.chunk_rows() / n + 8 / 0.375 + 1) << per_row;
+  const double slot = 8 + 8 + 8 * 4;  // key, counter, floats
+  EXPECT_LT(per_row, slot * 4 * t.chunk_rows() / n + 5 / (4.0 / 7) + 1) << per_row;
+}
+
+// The index grows by 1.4x when it passes 4/5 full (to 4/7): per row it costs between
+// 5/0.8 and 5/0.571 bytes at every size; Reserve makes room for a batch at once.
+TEST(RowTable, IndexStaysBetweenFourSeventhsAndFourFifthsFull) {
+  RowTable t(3, 4, 0);  // 32-byte records: key, counter, 4 floats
+  uint64_t checked = 0, grew = 0, capacity = 0;
+  for (uint64_t i = 0; i < 300000; ++i) {
+    InsertRow(t, Mix64(i), 1.0f);
+    if (t.index_capacity() != capacity) {
+      if (capacity >= 1000) {
+        ASSERT_EQ(t.index_capacity(), capacity + capacity * 2 / 5) << t.size();
+        ++grew;
+      }
+      capacity = t.index_capacity();
+    }
+    if (t.size() >= 1000) {
+      const double load = static_cast<double>(t.size()) / static_cast<double>(t.index_capacity());
+      ASSERT_GE(load, 4.0 / 7 - 0.001) << t.size();
+      ASSERT_LE(load, 0.8) << t.size();
+      ++checked;
+    }
+  }
+  EXPECT_GT(grew, 5u);
+  const uint64_t before = t.index_capacity();
+  t.Reserve(200000);  // the room for 200,000 more now: one rebuild
+  const uint64_t reserved = t.index_capacity();
+  EXPECT_GE(reserved * 3, (t.size() + 200000) * 5);
+  EXPECT_GT(reserved, before);
+  for (uint64_t i = 300000; i < 500000; ++i) InsertRow(t, Mix64(i), 2.0f);
+  EXPECT_EQ(t.index_capacity(), reserved) << "no rebuild while the reserved keys arrive";
+  for (uint64_t i = 0; i < 500000; ++i) ASSERT_EQ(t.data(t.Find(Mix64(i)))[3], i < 300000 ? 1.0f : 2.0f) << i;
+  EXPECT_EQ(t.digest(), Recomputed(t));
+}
+
+// Last-seen arrays exist only with HashLastSeen: without, writes go nowhere and reads
+// give 0, and the table is 4 bytes a row smaller; switching it on (on an empty table
+// whose chunks exist) gives every chunk its array.
+TEST(RowTable, LastSeenArraysOnlyWithHashLastSeen) {
+  RowTable plain(1, 4, 0), seen(1, 4, 0);
+  seen.HashLastSeen(true);
+  for (Key k = 0; k < 1000; ++k) {
+    InsertRow(plain, k, 1.0f);
+    const uint32_t s = seen.Insert(k);
+    std::fill(seen.data(s), seen.data(s) + seen.stride(), 1.0f);
+    seen.last_seen(s) = static_cast<uint32_t>(k);
+    seen.EndWrite(s);
+  }
+  EXPECT_EQ(seen.MemoryBytes() - plain.MemoryBytes(), plain.chunk_rows() * 4);
+  for (Key k = 0; k < 1000; ++k) EXPECT_EQ(seen.last_seen(seen.Find(k)), k);
+  plain.last_seen(plain.Find(5)) = 9;  // no array: a scratch word
+  EXPECT_EQ(std::as_const(plain).last_seen(plain.Find(5)), 0u);
+  EXPECT_NE(plain.digest(), seen.digest()) << "last-seen is hashed with HashLastSeen only";
+  for (Key k = 0; k < 1000; ++k) plain.Erase(k);
+  plain.HashLastSeen(true);
+  const uint32_t s = plain.Insert(7);
+  EXPECT_EQ(plain.last_seen(s), 0u);
+  plain.last_seen(s) = 3;
+  EXPECT_EQ(plain.last_seen(s), 3u);
+  plain.EndWrite(s);
+}
+
+// The digest is summed lazily (rows written since the last digest() are hashed then):
+// rows written many times, erased while stale, their slots reused, and rows written
+// after a digest all end up in the sum exactly once.
+TEST(RowTable, LazyDigestCountsEveryResidentRowOnce) {
+  RowTable t(5, 3, 1);
+  for (Key k = 0; k < 300; ++k) InsertRow(t, k, 1.0f);
+  for (int round = 0; round < 3; ++round) {
+    for (Key k = 0; k < 300; k += 3) WriteRow(t, t.Find(k), static_cast<float>(round), round + 2);
+  }
+  for (Key k = 1; k < 300; k += 3) t.Erase(k);  // stale (never in the sum) when erased
+  EXPECT_EQ(t.digest(), Recomputed(t));
+  for (Key k = 2; k < 300; k += 3) WriteRow(t, t.Find(k), 7.0f, 9);  // stale after a digest
+  for (Key k = 0; k < 300; k += 3) t.Erase(k);
+  for (Key k = 1000; k < 1150; ++k) InsertRow(t, k, 3.0f);  // into the freed slots
+  EXPECT_EQ(t.digest(), Recomputed(t));
+  EXPECT_EQ(t.digest(), Recomputed(t)) << "a second digest() adds nothing twice";
+  for (Key k = 1000; k < 1150; ++k) t.Erase(k);
+  for (Key k = 2; k < 300; k += 3) t.Erase(k);
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.digest(), 0u);
+}
+
+// Odd strides pad the record to 8 bytes; the padding is neither a value nor hashed.
+TEST(RowTable, OddStridesKeepRowsApart) {
+  RowTable t(1, 3, 0);
+  for (Key k = 0; k < 100; ++k) InsertRow(t, k, static_cast<float>(k));
+  for (Key k = 0; k < 100; ++k) {
+    const float* d = t.data(t.Find(k));
+    for (int j = 0; j < 3; ++j) ASSERT_EQ(d[j], static_cast<float>(k)) << k;
+    ASSERT_EQ(t.key(t.Find(k)), k);
+  }
+  EXPECT_EQ(t.digest(), Recomputed(t));
 }
 
 TEST(RowTable, WideRowsGetSmallerChunks) {

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "tests/testutil/testutil.h"
@@ -131,6 +133,33 @@ TEST(ParamInit, SparseRowsDependOnlyOnTableAndKey) {
   EXPECT_NE(a, c);
   std::vector<float> wrong(7);
   EXPECT_EQ(InitializeSparseRow(spec, 1, View(wrong)).code(), StatusCode::kInvalidArgument);
+}
+
+// The servers' batched initialiser is InitializeSparseRow bit for bit: every kind, narrow
+// rows, odd widths and a row wider than the columns it tables (4096).
+TEST(ParamInit, SparseRowInitIsInitializeSparseRowBitForBit) {
+  for (const InitKind kind : {InitKind::kUniform, InitKind::kNormal, InitKind::kZeros, InitKind::kConstant}) {
+    for (const int64_t width : {int64_t{1}, int64_t{3}, int64_t{16}, int64_t{5000}}) {
+      ParamSpec spec = Spec("table_" + std::to_string(width), {width}, kind, 0.05f, 77);
+      spec.kind = ParamKind::kSparse;
+      auto init = SparseRowInit::Create(spec);
+      ASSERT_OK(init.status());
+      ASSERT_EQ(init->width(), static_cast<uint64_t>(width));
+      std::vector<float> want(static_cast<size_t>(width)), got(want.size());
+      for (const uint64_t key : {uint64_t{0}, uint64_t{1}, uint64_t{123456789}, ~uint64_t{0}, uint64_t{1} << 63}) {
+        ASSERT_OK(InitializeSparseRow(spec, key, View(want)));
+        std::fill(got.begin(), got.end(), -7.0f);
+        init->Fill(key, got.data());
+        ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+            << "kind " << static_cast<int>(kind) << " width " << width << " key " << key;
+      }
+    }
+  }
+  ParamSpec bad = Spec("t", {4}, static_cast<InitKind>(99), 1.0f, 0);
+  EXPECT_EQ(SparseRowInit::Create(bad).status().code(), StatusCode::kInvalidArgument);
+  ParamSpec f16 = Spec("t", {4}, InitKind::kUniform, 1.0f, 0);
+  f16.dtype = DType::kF16;
+  EXPECT_EQ(SparseRowInit::Create(f16).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
