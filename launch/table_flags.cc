@@ -8,7 +8,7 @@ DEFINE_string(table_memory_limit, "0",
               "Bytes of each sparse table one server keeps resident (512M, 2G; 0: no limit; docs/consistency.md). The job "
               "keeps limit x servers per table, dealt evenly to the shard map's 840 key partitions; a push that leaves a "
               "partition over its share evicts its rows pushed least recently (ties by a hash of the key) down to 90 % of "
-              "it; a row costs its key, counter, last-seen step, values, optimizer slots and 16 bytes of index. A resume "
+              "it; a row costs its key, counter, last-seen step, values, optimizer slots and 25 bytes of index and eviction lists. A resume "
               "with the same text keeps the checkpoint's job-wide budget whatever the server count");
 DEFINE_int32(table_memory_limit_servers, 0,
              "The server count --table_memory_limit is per (the job keeps limit x this; 0: the server count of the run "

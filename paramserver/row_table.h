@@ -152,12 +152,15 @@ class RowTable {
   uint64_t index_capacity() const { return capacity_; }
   // Bytes held: arena chunks, index, bit sets, free list.
   uint64_t MemoryBytes() const;
-  // What one resident row costs, as --table_memory_limit counts it: its slot (key,
-  // counter, last seen, floats) and two index entries (the index is at most half full
-  // after a doubling). Resident bytes = size() * RowBytes(): unlike MemoryBytes() it
-  // falls when rows are erased (their slots are reused, so the arena's high-water mark
-  // stays near the most rows ever resident at once).
-  uint64_t RowBytes() const { return sizeof(Key) + sizeof(int64_t) + sizeof(uint32_t) + uint64_t{stride_} * 4 + 16; }
+  // What one resident row costs, as --table_memory_limit counts it, at its worst: its
+  // slot (key, counter, last seen, floats), 9 bytes of index (5-byte entries, at least
+  // 4/7 full) and 16 for the memory budget's per-partition key lists (ShardStore: a list
+  // is rebuilt when it passes twice its partition's rows). Resident bytes = size() *
+  // RowBytes(): unlike MemoryBytes() it falls when rows are erased (their slots are
+  // reused, so the arena's high-water mark stays near the most rows ever resident at once).
+  uint64_t RowBytes() const {
+    return sizeof(Key) + sizeof(int64_t) + sizeof(uint32_t) + uint64_t{stride_} * 4 + 9 + 16;
+  }
   uint64_t ResidentBytes() const { return size_ * RowBytes(); }
 
   // Whether RowHash covers last_seen (and whether the last-seen arrays exist).
