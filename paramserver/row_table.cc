@@ -252,25 +252,6 @@ uint64_t RowTable::MemoryBytes() const {
          dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);
 }
 
-void RowTable::Oldest(uint64_t n, std::vector<Key>* out) const {
-  if (n == 0) return;
-  struct Entry {
-    uint32_t seen;
-    uint64_t hash;
-    Key key;
-    bool operator<(const Entry& o) const {
-      return seen != o.seen ? seen < o.seen : hash != o.hash ? hash < o.hash : key < o.key;
-    }
-  };
-  std::vector<Entry> rows;
-  rows.reserve(size_);
-  for (uint32_t s = 0; s < high_; ++s) {
-    if (Bit(live_, s)) rows.push_back({last_seen(s), Mix64(key(s) ^ salt_), key(s)});
-  }
-  if (n < rows.size()) std::nth_element(rows.begin(), rows.begin() + static_cast<ptrdiff_t>(n), rows.end());
-  for (size_t i = 0; i < std::min<uint64_t>(n, rows.size()); ++i) out->push_back(rows[i].key);
-}
-
 void RowTable::SeenBefore(uint32_t cutoff, std::vector<Key>* out) const {
   for (uint32_t s = 0; s < high_; ++s) {
     if (Bit(live_, s) && last_seen(s) < cutoff) out->push_back(key(s));

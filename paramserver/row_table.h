@@ -166,11 +166,6 @@ class RowTable {
   // Whether RowHash covers last_seen (and whether the last-seen arrays exist).
   // REQUIRES an empty table (the digest would be stale).
   void HashLastSeen(bool on);
-  // The eviction order: rows by (last_seen, Mix64(key ^ salt), key) ascending, a total
-  // order that depends on the rows alone (not on slots, insertion order or the server),
-  // so every replay of the same pushes picks the same victims. Appends the first `n`
-  // (all when fewer) rows' keys to *out, in no particular order. O(rows).
-  void Oldest(uint64_t n, std::vector<Key>* out) const;
   // Appends the keys of the rows with last_seen < `cutoff` to *out. O(rows).
   void SeenBefore(uint32_t cutoff, std::vector<Key>* out) const;
 

@@ -11,7 +11,7 @@
 //    with InitializeSparseRow(spec, key): a pure function of (seed, table name, key), so
 //    results never depend on the order in which rows were first touched. Reading an
 //    absent row returns those initial values without storing the row.
-//  - Tables larger than a server's share (SetTablePolicy, docs/consistency.md "Eviction,
+//  - Tables larger than a server's share (SetTablePolicy, table_policy.cc; docs/consistency.md "Eviction,
 //    expiry and admission"): a memory budget (per virtual partition of the shard map,
 //    ShardMap::SparsePartitionOf: a partition over its share of the job-wide budget
 //    loses its rows least recently pushed down to 90 % of the share), an expiry (rows
@@ -293,7 +293,9 @@ class ShardStore {
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
   std::vector<Key> victims_;
-  // EvictPartitions' rows of the partition it visits.
+  // EvictPartitions' rows of the partition it visits, in the eviction order: (last_seen,
+  // Mix64(key ^ salt), key) ascending, a total order over the rows' own state (not slots,
+  // insertion order or the server), so every replay of the same pushes picks the same victims.
   struct Candidate {
     uint32_t seen;
     uint64_t hash;
