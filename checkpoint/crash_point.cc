@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 namespace tessera::checkpoint {
 namespace {
@@ -15,6 +17,7 @@ namespace {
 struct Target {
   std::string name;  // empty: no crash point armed
   int nth = 1;
+  int ms = 0;  // TESSERA_DELAY_AT only
 };
 
 Target Parse(const char* v) {
@@ -23,7 +26,10 @@ Target Parse(const char* v) {
   std::string s(v);
   auto colon = s.find(':');
   r.name = s.substr(0, colon);
-  if (colon != std::string::npos) r.nth = std::max(1, std::atoi(s.c_str() + colon + 1));
+  if (colon == std::string::npos) return r;
+  r.nth = std::max(1, std::atoi(s.c_str() + colon + 1));
+  auto second = s.find(':', colon + 1);
+  if (second != std::string::npos) r.ms = std::max(0, std::atoi(s.c_str() + second + 1));
   return r;
 }
 
@@ -37,8 +43,14 @@ const Target& ArmedFailure() {
   return t;
 }
 
+const Target& ArmedDelay() {
+  static const Target t = Parse(std::getenv("TESSERA_DELAY_AT"));
+  return t;
+}
+
 std::atomic<int> g_hits{0};
 std::atomic<int> g_failure_hits{0};
+std::atomic<int> g_delay_hits{0};
 
 }  // namespace
 
@@ -57,6 +69,14 @@ bool FailPoint(const char* name) {
   if (g_failure_hits.fetch_add(1) + 1 != t.nth) return false;
   LOG(ERROR) << "TESSERA_FAIL_AT: failing at " << name << " (pid " << getpid() << ")";
   return true;
+}
+
+void DelayPoint(const char* name) {
+  const Target& t = ArmedDelay();
+  if (t.name.empty() || t.name != name) return;
+  if (g_delay_hits.fetch_add(1) + 1 != t.nth) return;
+  LOG(WARNING) << "TESSERA_DELAY_AT: sleeping " << t.ms << " ms at " << name << " (pid " << getpid() << ")";
+  std::this_thread::sleep_for(std::chrono::milliseconds(t.ms));
 }
 
 }  // namespace tessera::checkpoint

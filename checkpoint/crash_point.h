@@ -10,6 +10,10 @@
 // process, while the directory fsync after the MANIFEST's rename must fail alone (the
 // MANIFEST's own fsync succeeding). Names are listed in docs/checkpoints.md too.
 //
+// TESSERA_DELAY_AT=<name>:<n>:<ms> makes DelayPoint(<name>) sleep <ms> milliseconds the
+// n-th time it is passed: a slow disk at one exact place (a checkpoint still being
+// written when training ends), which no fault tool can aim at one write.
+//
 // Thread safety: CrashPoint and FailPoint may be called from any thread.
 #pragma once
 
@@ -17,5 +21,6 @@ namespace tessera::checkpoint {
 
 void CrashPoint(const char* name);
 [[nodiscard]] bool FailPoint(const char* name);
+void DelayPoint(const char* name);
 
 }  // namespace tessera::checkpoint

@@ -4,6 +4,7 @@
 #include <glog/logging.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstring>
@@ -162,6 +163,13 @@ void CheckpointDriver::OnStepReport(int64_t step) {
 
 void CheckpointDriver::Tick() {
   if (ended_) return;
+  if (release_barrier_ && Clock::now() >= release_deadline_) {
+    LOG(WARNING) << "the checkpoint of step " << (attempt_ ? attempt_->step : -1) << " is still being written "
+                 << kFinalHoldS << " s after training ended; the final state (step " << final_step_
+                 << ") is not checkpointed";
+    final_step_ = -1;
+    std::exchange(release_barrier_, nullptr)();
+  }
   if (preempt_requested_ && Clock::now() >= preempt_deadline_) {
     return EndPreempted("--preempt_grace_s ran out before the checkpoint committed");
   }
@@ -212,7 +220,7 @@ void CheckpointDriver::EndPreempted(const std::string& how) {
 }
 
 void CheckpointDriver::MaybeStart() {
-  if (ended_ || after_attempt_ || !training_ || options_.dir.empty() || attempt_) return;
+  if (ended_ || job_ending_ || after_attempt_ || !training_ || options_.dir.empty() || attempt_) return;
   const int64_t soonest = max_reported_ + 1 + kLeadSteps;
   if (preempt_requested_) return Start(std::max(soonest, last_target_ + 1));
   if (options_.every_steps > 0) {
@@ -279,9 +287,51 @@ bool CheckpointDriver::HoldJobEnd(std::function<void()> then) {
   return true;
 }
 
-void CheckpointDriver::Abort(const std::string& why) {
+void CheckpointDriver::OnJobEnd(int64_t final_step, std::function<void()> release) {
+  const bool periodic = options_.every_steps > 0 || options_.every_s > 0;
+  if (ended_ || job_ending_ || !training_ || options_.dir.empty() || !periodic) {
+    job_ending_ = true;
+    return release();
+  }
+  job_ending_ = true;
+  final_step_ = final_step;
+  if (attempt_ && attempt_->step == final_step) return release();
+  const std::string replaced = "replaced by the checkpoint of the job's final step " + std::to_string(final_step);
+  if (attempt_ && attempt_->step > final_step) {
+    Abort(replaced, /*quiet=*/true);
+  } else if (attempt_) {
+    const bool workers_answered =
+        std::all_of(attempt_->workers.begin(), attempt_->workers.end(), [](const auto& w) { return w.has_value(); });
+    if (workers_answered) {
+      // Only the servers' write is left: losing it for the final one would trade a
+      // nearly complete checkpoint for one that may fail.
+      LOG(INFO) << "training ended at step " << final_step << "; the checkpoint of step " << attempt_->step
+                << " is being written first";
+      release_barrier_ = std::move(release);
+      release_deadline_ = Clock::now() + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(kFinalHoldS));
+      return;
+    }
+    Abort(replaced);
+  }
+  release_barrier_ = std::move(release);
+  StartFinalAndRelease();
+}
+
+void CheckpointDriver::StartFinalAndRelease() {
+  if (!ended_ && !attempt_ && final_step_ > last_committed_) {
+    LOG(INFO) << "training ended at step " << final_step_ << "; checkpointing the final state";
+    Start(final_step_);
+  }
+  if (release_barrier_) std::exchange(release_barrier_, nullptr)();
+}
+
+void CheckpointDriver::Abort(const std::string& why, bool quiet) {
   if (!attempt_) return;
-  LOG(WARNING) << "checkpoint of step " << attempt_->step << " abandoned: " << why;
+  if (quiet) {
+    LOG(INFO) << "checkpoint of step " << attempt_->step << " withdrawn: " << why;
+  } else {
+    LOG(WARNING) << "checkpoint of step " << attempt_->step << " abandoned: " << why;
+  }
   const int64_t step = attempt_->step;
   attempt_.reset();
   Broadcast([&](OutMessage& out) {
@@ -294,6 +344,7 @@ void CheckpointDriver::Abort(const std::string& why) {
   // server still writing into it fails that write, which no longer matters.
   auto gc = checkpoint::CollectGarbage(options_.dir, options_.keep);
   if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
+  if (release_barrier_) return StartFinalAndRelease();
   if (after_attempt_) std::exchange(after_attempt_, nullptr)();
 }
 
@@ -432,6 +483,7 @@ void CheckpointDriver::Commit() {
     auto gc = checkpoint::CollectGarbage(options_.dir, options_.keep);
     if (!gc.ok()) LOG(WARNING) << "checkpoint gc: " << gc.status().ToString();
   }
+  if (release_barrier_) return StartFinalAndRelease();
   if (after_attempt_) return std::exchange(after_attempt_, nullptr)();
   if (preempt_requested_) return EndPreempted("preempted after the checkpoint of step " + std::to_string(a.step));
   MaybeStart();

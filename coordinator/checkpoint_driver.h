@@ -97,10 +97,22 @@ class CheckpointDriver {
   // `then` runs after it commits or fails (returns true); otherwise false, and any
   // attempt nobody can answer any more is abandoned.
   bool HoldJobEnd(std::function<void()> then);
+  // Every worker is in its end-of-training barrier at step boundary `final_step`;
+  // `release` opens it. With periodic checkpoints on, the job's final state is
+  // checkpointed: the prepare of `final_step` is sent before `release` runs, so it
+  // reaches each worker before its barrier reply and the worker answers it right after
+  // the barrier. An attempt at `final_step` stays; one scheduled past the end is
+  // withdrawn; an earlier one whose workers all answered is waited for first (up to
+  // kFinalHoldS, then the barrier opens without a final checkpoint). No attempt starts
+  // after the final one.
+  void OnJobEnd(int64_t final_step, std::function<void()> release);
 
   // Steps between the newest reported step and a triggered checkpoint's step: far enough
   // that no server has passed it when the prepare arrives.
   static constexpr int64_t kLeadSteps = 3;
+  // How long the end-of-training barrier is held for an earlier checkpoint's write:
+  // well under the workers' default --request_timeout_s (300), their barrier deadline.
+  static constexpr double kFinalHoldS = 30;
 
  private:
   Status WriteMarker();
@@ -119,10 +131,14 @@ class CheckpointDriver {
 
   void MaybeStart();
   void Start(int64_t step);
-  void Abort(const std::string& why);
+  // `quiet`: logged at INFO (an attempt withdrawn by design, not a failure).
+  void Abort(const std::string& why, bool quiet = false);
   void Commit();
   void Broadcast(const std::function<void(wire::OutMessage&)>& fill, wire::Op op);
   void EndPreempted(const std::string& how);
+  // The held end-of-training barrier: starts the final attempt (when still useful) and
+  // opens the barrier.
+  void StartFinalAndRelease();
 
   const CheckpointOptions options_;
   const int num_servers_;
@@ -149,6 +165,10 @@ class CheckpointDriver {
   bool preempt_needs_new_ = false;  // the pending attempt was started before the request
   Clock::time_point preempt_deadline_;
   bool ended_ = false;
+  bool job_ending_ = false;  // OnJobEnd ran: no new attempts
+  int64_t final_step_ = -1;
+  std::function<void()> release_barrier_;  // OnJobEnd is waiting for attempt_ to end
+  Clock::time_point release_deadline_;
   std::function<void()> after_attempt_;  // HoldJobEnd
   std::string marker_path_;  // "" without --checkpoint_dir
 };

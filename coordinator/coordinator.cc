@@ -5,6 +5,8 @@
 #include <glog/logging.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common/exit_codes.h"
 #include "wire/shard_map_wire.h"
 #include "wire/metrics_wire.h"
@@ -269,8 +271,12 @@ void Coordinator::OnBarrier(Socket& sock, const InMessage& msg, Member& m) {
     sock.Send(wire::MakeErrorReply(msg, Status::InvalidArgument("only workers join barriers"))).IgnoreError();
     return;
   }
-  uint64_t id = msg.header().getBody().isBarrier() ? msg.header().getBody().getBarrier().getBarrierId() : 0;
-  if (barrier_waiting_.empty()) barrier_id_ = id;
+  auto body = msg.header().getBody();
+  uint64_t id = body.isBarrier() ? body.getBarrier().getBarrierId() : 0;
+  if (barrier_waiting_.empty()) {
+    barrier_id_ = id;
+    barrier_final_step_ = -1;
+  }
   if (id != barrier_id_) {
     sock.Send(wire::MakeErrorReply(msg, Status::FailedPrecondition(
                                             "barrier " + std::to_string(id) + " while barrier " +
@@ -279,15 +285,23 @@ void Coordinator::OnBarrier(Socket& sock, const InMessage& msg, Member& m) {
     return;
   }
   barrier_waiting_.push_back(msg.routing_id());
+  if (body.isBarrier()) barrier_final_step_ = std::max(barrier_final_step_, body.getBarrier().getFinalStep());
   // The reply is built now (it echoes this request's id) and sent when the barrier opens.
   // The codec requires a barrier message to carry its body.
   OutMessage reply = wire::MakeReply(msg, Op::BARRIER);
   reply.header().getBody().initBarrier().setBarrierId(id);
   pending_barrier_replies_.push_back(std::move(reply));
   if (static_cast<int>(barrier_waiting_.size()) < options_.num_workers) return;
-  for (auto& rep : pending_barrier_replies_) sock.Send(std::move(rep)).IgnoreError();
-  pending_barrier_replies_.clear();
-  barrier_waiting_.clear();
+  auto release = [this, &sock] {
+    for (auto& rep : pending_barrier_replies_) sock.Send(std::move(rep)).IgnoreError();
+    pending_barrier_replies_.clear();
+    barrier_waiting_.clear();
+  };
+  if (barrier_final_step_ < 0) return release();
+  // Training is over everywhere: the final checkpoint's prepare goes out before the
+  // replies, so each worker has it when it leaves the barrier (possibly later, after an
+  // earlier checkpoint's write: CheckpointDriver::OnJobEnd).
+  checkpoints_->OnJobEnd(barrier_final_step_, release);
 }
 
 void Coordinator::OnShutdown(const InMessage& msg, Member& m) {

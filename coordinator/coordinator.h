@@ -133,6 +133,7 @@ class Coordinator {
   std::vector<std::string> barrier_waiting_;  // routing ids waiting in the current barrier
   std::vector<wire::OutMessage> pending_barrier_replies_;
   uint64_t barrier_id_ = 0;
+  int64_t barrier_final_step_ = -1;  // the largest finalStep of the current barrier's waiters
   uint64_t next_request_id_ = 0;
   Clock::time_point started_ = Clock::now();
   Clock::time_point last_metrics_tick_{};

@@ -184,6 +184,7 @@ void CheckpointParticipant::WriterLoop() {
     for (const SketchState& sk : job.snap.sketches) {
       records.push_back({checkpoint::RecordKind::kSketch, job.names[sk.param_id], 0, sk.width, sk.counts, {}});
     }
+    checkpoint::DelayPoint("server_write");
     auto stats = checkpoint::WriteShard(job.dir, std::move(records), method_, "mid_write", &cancel_);
     CheckpointReport rep;
     rep.step = job.step;

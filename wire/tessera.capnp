@@ -195,6 +195,9 @@ struct ShardMap {
 
 struct Barrier {
   barrierId @0 :UInt64;
+  # >= 0 on a worker's end-of-training barrier: the step boundary its training ended
+  # at, where the coordinator takes the job's final checkpoint (docs/checkpoints.md).
+  finalStep @1 :Int64 = -1;
 }
 
 struct Heartbeat {

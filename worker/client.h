@@ -143,8 +143,10 @@ class Client {
   // depend on the server count. *sum must stay alive until the handle completes.
   Handle PullStoreDigest(uint32_t table, int64_t step, bool sparse_only, uint64_t* sum);
 
-  // Blocks until every worker reached this barrier (or timeout / failure).
-  Status Barrier(Duration timeout);
+  // Blocks until every worker reached this barrier (or timeout / failure). `final_step`
+  // >= 0 marks the end-of-training barrier at that step boundary: the coordinator may
+  // send the prepare of the job's final checkpoint before releasing it.
+  Status Barrier(Duration timeout, int64_t final_step = -1);
   // A small value the workers share through the coordinator (at most 4096 bytes, keys of
   // 1..128 bytes; docs/protocol.md "Rendezvous"). Values are write-once: putting other
   // bytes under a key that holds a value fails with FailedPrecondition.

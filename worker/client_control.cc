@@ -21,12 +21,14 @@ bool Client::CompleteIfStopped(const Handle& h, const std::string& what) {
   return true;
 }
 
-Status Client::Barrier(Duration timeout) {
+Status Client::Barrier(Duration timeout, int64_t final_step) {
   OutMessage m(Op::BARRIER);
   uint64_t rid = ++next_request_id_;
   m.SetRequestId(rid);
   // Barrier ids count barriers, not requests, so every worker's n-th barrier has id n.
-  m.header().getBody().initBarrier().setBarrierId(++barriers_);
+  auto b = m.header().getBody().initBarrier();
+  b.setBarrierId(++barriers_);
+  b.setFinalStep(final_step);
   Handle h = Handle::Pending(1);
   auto holder = std::make_shared<OutMessage>(std::move(m));
   reactor_->Post([this, holder, h, rid, timeout] {

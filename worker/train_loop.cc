@@ -92,10 +92,14 @@ Status TrainLoop::Finish() {
   // Every worker's last push has been accepted once every worker passed the barrier; in
   // ssp/asp that is what makes the final pull see all of them (bsp's pull gate would
   // wait for the last update anyway).
+  const int64_t final_step = std::max(next_step_, planned_steps_);
   {
     timeline::Span span("barrier", "wait");
-    TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout()), "waiting for every worker to finish");
+    TESSERA_RETURN_IF_ERROR_CTX(place_.client->Barrier(Timeout(), final_step), "waiting for every worker to finish");
   }
+  // The coordinator sends the final checkpoint's prepare before it opens this barrier
+  // (CheckpointDriver::OnJobEnd), after the boundary above may have looked for it.
+  checkpoints_->AtBoundary(final_step, cursor());
   return FinishAfterBarrier();
 }
 
@@ -121,7 +125,7 @@ Result<TrainSummary> TrainLoop::Run() {
     AbandonSteps();
     return st;
   }
-  // The state after the last step (a checkpoint at the job's end).
+  // The state after the last step (a checkpoint at the job's end; Finish looks again).
   checkpoints_->AtBoundary(std::max(next_step_, planned_steps_), cursor());
   summary_.train_s = SecondsSince(loop_start);
   const auto final_start = Clock::now();

@@ -36,6 +36,26 @@ std::string Mlp(const std::string& flags) {
 
 std::string WideDeep(const std::string& flags) { return WideDeepFlags("hybrid", flags); }
 
+// The job's final boundary is checkpointed, worker 0 writing the replica after the
+// end-of-training barrier (the period, 5, does not divide the 7 steps).
+TEST(CollectiveCheckpointJob, AllReduceFinalStepIsCheckpointedWithTheReplica) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  JobRun a = RunJob(tmp, Mlp("--sync=allreduce --steps=7 --checkpoint_every_steps=5 --checkpoint_dir=" + ck), 2);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  Listing l = List(ck);
+  ASSERT_FALSE(l.complete.empty()) << a.output;
+  EXPECT_EQ(l.complete.back(), 7) << a.output;
+  std::string out;
+  EXPECT_EQ(Tool("verify " + ck + " 7", &out), 0) << out;
+  EXPECT_EQ(Tool("show " + ck + " 7", &out), 0) << out;
+  EXPECT_NE(out.find("w0 replica"), std::string::npos) << out;
+  JobRun b = RunJob(tmp, Mlp("--sync=allreduce --steps=7 --checkpoint_dir=" + ck), 2);
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_NE(b.output.find("resuming from the checkpoint of step 7"), std::string::npos) << b.output;
+  EXPECT_EQ(Digest(b), Digest(a)) << b.output;
+}
+
 TEST(CollectiveCheckpointJob, AllReduceResumeAfterSigkillIsBitwiseExact) {
   testing::TempDir tmp;
   JobRun full = RunJob(tmp, Mlp("--sync=allreduce --steps=40"), 2);

@@ -97,6 +97,55 @@ TEST(CheckpointJob, IncompatibleModelIsRefusedNamingTheParameter) {
   EXPECT_EQ(c.exit_code, 0) << c.output;
 }
 
+// With periodic checkpoints on, the job's last step boundary is always checkpointed, even
+// where the period does not divide it (the attempt scheduled past the end is replaced)
+// or the workers pass a scheduled boundary before its prepare arrives (the prepare of
+// the end comes with the end-of-training barrier).
+TEST(CheckpointJob, TheFinalStepIsCheckpointedWhateverThePeriod) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  JobRun a = Train(tmp, "--steps=7 --checkpoint_every_steps=5 --checkpoint_dir=" + ck);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  Listing l = List(ck);
+  ASSERT_FALSE(l.complete.empty()) << a.output;
+  EXPECT_EQ(l.complete.back(), 7) << a.output;
+  EXPECT_NE(a.output.find("checkpoint of step 7 committed"), std::string::npos) << a.output;
+  std::string out;
+  EXPECT_EQ(Tool("verify " + ck + " 7", &out), 0) << out;
+  // Nothing is left to train: the rerun resumes at the end and ends with the same
+  // parameters, writing nothing new.
+  JobRun b = Train(tmp, "--steps=7 --checkpoint_every_steps=5 --checkpoint_dir=" + ck);
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_NE(b.output.find("resuming from the checkpoint of step 7"), std::string::npos) << b.output;
+  EXPECT_EQ(Digest(b), Digest(a));
+  EXPECT_EQ(List(ck).complete, l.complete) << b.output;
+
+  // A period longer than the job: the attempt at step 100 is withdrawn, step 3 taken.
+  const std::string ck2 = tmp.path() + "/ck2";
+  JobRun c = Train(tmp, "--steps=3 --checkpoint_every_steps=100 --checkpoint_dir=" + ck2);
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  EXPECT_EQ(List(ck2).complete, std::vector<int>{3}) << c.output;
+  EXPECT_NE(c.output.find("checkpoint of step 100 withdrawn"), std::string::npos) << c.output;
+  EXPECT_EQ(c.output.find("abandoned"), std::string::npos) << c.output;
+}
+
+// Training ends while the servers still write the checkpoint of step 10 (delayed 1.5 s
+// in each server's writer): the end-of-training barrier is held until it commits, then
+// the final step is checkpointed too, rather than the nearly written one being dropped.
+TEST(CheckpointJob, TheFinalStepWaitsForACheckpointStillBeingWritten) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  JobRun a = Train(tmp, "--steps=12 --checkpoint_every_steps=10 --checkpoint_keep=0 --checkpoint_dir=" + ck, 2,
+                   "TESSERA_DELAY_AT=server_write:1:1500");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  EXPECT_NE(a.output.find("the checkpoint of step 10 is being written first"), std::string::npos) << a.output;
+  EXPECT_EQ(List(ck).complete, (std::vector<int>{10, 12})) << a.output;
+  EXPECT_EQ(a.output.find("abandoned"), std::string::npos) << a.output;
+  JobRun b = Train(tmp, "--steps=12 --resume=" + ck + "/step-000000000010");
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_EQ(Digest(b), Digest(a));
+}
+
 void FlipMiddleByte(const fs::path& file) {
   std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
   const auto off = static_cast<std::streamoff>(fs::file_size(file) / 2);
