@@ -179,6 +179,8 @@ def main():
             tessera.save_worker_state(json.dumps({"step": step}).encode())
     train_s = time.time() - start
     opt.synchronize()
+    if tessera.checkpoint_due():  # the job's final step (tessera.synchronize())
+        tessera.save_worker_state(json.dumps({"step": step}).encode())
     if rank == 0:
         test = load(args.data + "/a9a.t.gz", args.test_limit)
         scores, labels = [], test[4]

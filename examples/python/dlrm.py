@@ -308,6 +308,8 @@ def main():
             tessera.save_worker_state(json.dumps({"step": step}).encode())
     train_s = time.time() - start
     opt.synchronize()
+    if tessera.checkpoint_due():  # the job's final step (tessera.synchronize())
+        tessera.save_worker_state(json.dumps({"step": step}).encode())
     if rank == 0:
         try:
             ty, tdense, tkeys = load_range(valid_path or train_path, ev_begin, ev_end)

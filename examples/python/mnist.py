@@ -137,6 +137,8 @@ def main():
     train_s = time.time() - start
     timing = opt.timing()
     opt.synchronize()
+    if tessera.checkpoint_due():  # the job's final step (tessera.synchronize())
+        tessera.save_worker_state(json.dumps({"step": step}).encode())
     if rank == 0:
         tx, ty = load_split(args.data, "t10k", args.test_limit)
         summary = {"event": "summary", "model": args.model, "workers": world, "steps": total,

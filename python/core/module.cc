@@ -43,7 +43,7 @@ PYBIND11_MODULE(_core, m) {
       .def("push_sparse", &Session::PushSparse)
       .def("pull_sparse", &Session::PullSparse)
       .def("report_step", &Session::ReportStep)
-      .def("barrier", &Session::Barrier)
+      .def("barrier", &Session::Barrier, py::arg("timeout_s"), py::arg("final_step") = -1)
       .def("pending_checkpoint", &Session::PendingCheckpoint)
       .def("answer_checkpoint", &Session::AnswerCheckpoint)
       .def("load_worker_state", &Session::LoadWorkerState)

@@ -118,9 +118,9 @@ worker::Handle Session::PullSparse(uint32_t id, const py::tuple& keys, const py:
   return client().PullSparse(id, std::span<const Key>(k, n), v, step);
 }
 
-void Session::Barrier(double timeout_s) {
+void Session::Barrier(double timeout_s, int64_t final_step) {
   py::gil_scoped_release unlocked;
-  Raise(client().Barrier(Seconds(timeout_s)).WithContext("waiting for every worker at the barrier"));
+  Raise(client().Barrier(Seconds(timeout_s), final_step).WithContext("waiting for every worker at the barrier"));
 }
 
 void Session::AnswerCheckpoint(int64_t step, bool ok, const std::string& message, const std::optional<py::bytes>& state) {

@@ -49,7 +49,8 @@ class Session {
 
   void ReportStep(int64_t step, double loss, uint64_t samples) { client().ReportStep(step, loss, samples); }
 
-  void Barrier(double timeout_s);
+  // final_step >= 0: the end-of-training barrier (worker::Client::Barrier).
+  void Barrier(double timeout_s, int64_t final_step);
 
   // The step of a prepare this worker has not answered, or -1.
   int64_t PendingCheckpoint() { return client().pending_checkpoint(); }

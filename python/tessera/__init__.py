@@ -252,11 +252,19 @@ def _raise_stopped(error):
 
 def synchronize():
     """Waits for every worker at a barrier, then runs the end hooks (the optimizers'
-    final pulls): afterwards the model holds the job's final values on every worker."""
+    final pulls): afterwards the model holds the job's final values on every worker.
+
+    It ends training: with periodic checkpoints on, the coordinator then checkpoints the
+    job's final step. A script that saves worker state (it calls checkpoint_due()) is
+    asked again right after this call: when checkpoint_due() is True, save as in the
+    loop; finish() refuses a final checkpoint left without state."""
     s = _session()
     _leave_boundary()
     try:
-        s.barrier(request_timeout_s())
+        # allreduce: worker checkpoints are not supported from Python (_leave_boundary).
+        s.barrier(request_timeout_s(), -1 if _state.allreduce else _state.step)
+        if not _state.checkpoint_aware:
+            _leave_boundary()  # the final checkpoint's prepare came with the barrier
         for hook in list(_state.end_hooks):
             hook()
     except TesseraError as e:
@@ -270,6 +278,7 @@ def finish():
     or the coordinator's code when the job was already stopping)."""
     if _state.session is None or _state.finished:
         return 0
+    _leave_boundary()  # a final checkpoint the script did not answer is refused, not left waiting
     _state.finished = True
     return _state.session.finish(True, "done")
 

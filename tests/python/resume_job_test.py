@@ -64,6 +64,24 @@ class ResumeJob(unittest.TestCase):
         self.assertEqual(s["params_digest"], digest, resumed.output[-3000:])
 
 
+    def test_the_final_step_is_checkpointed_with_the_scripts_state(self):
+        # 7 steps, a checkpoint every 5: the final step's prepare comes with
+        # synchronize()'s barrier and mnist.py saves its state after it.
+        ck = os.path.join(self.tmp, "ck")
+        flags = ["--steps=7", "--checkpoint_dir=" + ck, "--checkpoint_every_steps=5"]
+        first = jobutil.run_job(MNIST, ARGS + flags, servers=1, workers=2)
+        self.assertEqual(first.exit_code, 0, first.output[-4000:])
+        steps = sorted(d for d in os.listdir(ck) if d.startswith("step-"))
+        self.assertEqual(steps[-1], "step-000000000007", first.output[-3000:])
+        for w in (0, 1):
+            self.assertTrue(os.path.exists(os.path.join(ck, steps[-1], "worker-%d.pystate" % w)))
+        again = jobutil.run_job(MNIST, ARGS + flags, servers=1, workers=2)
+        self.assertEqual(again.exit_code, 0, again.output[-4000:])
+        s = again.summary()
+        self.assertEqual(s["resumed_from"], 7, s)
+        self.assertTrue(s["worker_state_loaded"], s)
+        self.assertEqual(s["params_digest"], first.summary()["params_digest"])
+
     def test_sigusr1_checkpoints_exits_75_and_the_resumed_run_matches(self):
         steps = ["--steps=300"]
         full = jobutil.run_job(MNIST, ARGS + steps, servers=1, workers=2)
