@@ -1,8 +1,42 @@
 #include "checkpoint/table_budget.h"
 
 #include <cstdlib>
+#include <map>
+#include <optional>
+#include <string_view>
+
+#include "common/byte_size.h"
 
 namespace tessera::checkpoint {
+namespace {
+
+// name -> bytes of a --table_memory_limit_per_table text; nullopt when it does not
+// parse (then texts are compared as they are).
+std::optional<std::map<std::string, uint64_t>> PerTable(std::string_view rest) {
+  std::map<std::string, uint64_t> out;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    const size_t colon = item.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    auto bytes = ParseByteSize(item.substr(colon + 1), "");
+    if (!bytes.ok()) return std::nullopt;
+    out[std::string(item.substr(0, colon))] = *bytes;
+  }
+  return out;
+}
+
+// The same limits by value: "8K" is "8192", and per-table entries in any order.
+bool SameLimits(const TableBudgetFlags& a, const TableBudgetFlags& b) {
+  auto la = ParseByteSize(a.limit, ""), lb = ParseByteSize(b.limit, "");
+  const bool same_limit = la.ok() && lb.ok() ? *la == *lb : a.limit == b.limit;
+  auto pa = PerTable(a.per_table), pb = PerTable(b.per_table);
+  const bool same_tables = pa && pb ? *pa == *pb : a.per_table == b.per_table;
+  return same_limit && same_tables;
+}
+
+}  // namespace
 
 TableBudgetFlags TableBudgetFlagsOf(const std::vector<std::pair<std::string, std::string>>& flags) {
   TableBudgetFlags f;
@@ -17,12 +51,13 @@ TableBudgetFlags TableBudgetFlagsOf(const std::vector<std::pair<std::string, std
 TableBudget ResolveTableBudget(const TableBudgetFlags& now, int num_servers, const Manifest* resumed) {
   TableBudget b;
   b.servers = num_servers;
-  const bool limited = now.limit != "0" || !now.per_table.empty();
+  auto now_limit = ParseByteSize(now.limit, "");
+  const bool limited = (now_limit.ok() ? *now_limit != 0 : now.limit != "0") || !now.per_table.empty();
   const TableBudgetFlags then = resumed != nullptr ? TableBudgetFlagsOf(resumed->flags) : TableBudgetFlags{};
   const int then_servers = resumed == nullptr ? 0 : then.servers > 0 ? then.servers : resumed->num_servers;
   if (now.servers > 0) {
     b.servers = now.servers;
-    b.kept = resumed == nullptr || (then.limit == now.limit && then.per_table == now.per_table && then_servers == now.servers);
+    b.kept = resumed == nullptr || (SameLimits(then, now) && then_servers == now.servers);
     if (limited && (b.servers != num_servers || !b.kept)) {
       b.message = "--table_memory_limit_servers=" + std::to_string(b.servers) + ": each of the " +
                   std::to_string(num_servers) + " servers keeps --table_memory_limit x " + std::to_string(b.servers) +
@@ -32,7 +67,7 @@ TableBudget ResolveTableBudget(const TableBudgetFlags& now, int num_servers, con
     return b;
   }
   if (resumed == nullptr) return b;
-  if (then.limit == now.limit && then.per_table == now.per_table) {
+  if (SameLimits(then, now)) {
     b.servers = then_servers;
     if (limited && then_servers != num_servers) {
       b.message = "the checkpoint's table memory budget is kept (--table_memory_limit=" + now.limit + " set for " +

@@ -6,7 +6,8 @@
 //
 //  - A fresh job: servers = --table_memory_limit_servers when given, else its own count.
 //  - A resumed job whose --table_memory_limit and --table_memory_limit_per_table are the
-//    text the checkpoint recorded: the checkpoint's count (its recorded
+//    limits the checkpoint recorded (compared by value: "8K" is "8192", per-table
+//    entries in any order): the checkpoint's count (its recorded
 //    table_memory_limit_servers, else the servers that wrote it): B is kept, each server
 //    now keeps B / S'; a bitwise continuation.
 //  - A resumed job with either flag changed: its own count (the new limit is per server

@@ -2,14 +2,15 @@
 
 #include <gflags/gflags.h>
 
-#include <cctype>
+#include "common/byte_size.h"
+
 
 DEFINE_string(table_memory_limit, "0",
               "Bytes of each sparse table one server keeps resident (512M, 2G; 0: no limit; docs/consistency.md). The job "
               "keeps limit x servers per table, dealt evenly to the shard map's 840 key partitions; a push that leaves a "
               "partition over its share evicts its rows pushed least recently (ties by a hash of the key) down to 90 % of "
               "it; a row costs its key, counter, last-seen step, values, optimizer slots and 25 bytes of index and eviction lists. A resume "
-              "with the same text keeps the checkpoint's job-wide budget whatever the server count");
+              "with the same limit (by value) keeps the checkpoint's job-wide budget whatever the server count");
 DEFINE_int32(table_memory_limit_servers, 0,
              "The server count --table_memory_limit is per (the job keeps limit x this; 0: the server count of the run "
              "that set the limit, kept across resumes, docs/consistency.md \"Resharding\")");
@@ -27,32 +28,6 @@ DEFINE_int32(min_key_count_sketch_width, 65536,
              "admission exact across a reshard)");
 
 namespace tessera::launch {
-
-Result<uint64_t> ParseByteSize(std::string_view text, const std::string& flag) {
-  const auto bad = [&] {
-    return Status::InvalidArgument(flag + "=" + std::string(text) +
-                                   ": expected a byte count such as 4096, 512K, 512M or 2G");
-  };
-  size_t i = 0;
-  uint64_t v = 0;
-  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-    if (v > (UINT64_MAX - 9) / 10) return bad();
-    v = v * 10 + static_cast<uint64_t>(text[i++] - '0');
-  }
-  if (i == 0) return bad();
-  std::string suffix;
-  for (; i < text.size(); ++i) suffix.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(text[i]))));
-  int shift = 0;
-  if (!suffix.empty() && suffix != "B") {
-    const std::string units = "KMGT";
-    const size_t u = units.find(suffix[0]);
-    const std::string rest = suffix.substr(1);
-    if (u == std::string::npos || !(rest.empty() || rest == "B" || rest == "IB")) return bad();
-    shift = 10 * static_cast<int>(u + 1);
-  }
-  if (v > (uint64_t{1} << 63) >> shift) return bad();
-  return v << shift;
-}
 
 Result<paramserver::TableLimits> TableLimitsFromFlags() {
   paramserver::TableLimits l;

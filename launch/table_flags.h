@@ -15,11 +15,6 @@
 
 namespace tessera::launch {
 
-// "4096", "512K", "512M", "2G", "1T" (powers of 1024; case-insensitive; an optional
-// trailing "B" or "iB"). InvalidArgument naming `flag` for anything else, a negative
-// or fractional number, or a value over 2^63.
-Result<uint64_t> ParseByteSize(std::string_view text, const std::string& flag);
-
 // The flags as the servers' TableLimits. InvalidArgument for a bad value.
 Result<paramserver::TableLimits> TableLimitsFromFlags();
 

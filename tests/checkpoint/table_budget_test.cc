@@ -58,6 +58,23 @@ TEST(TableBudget, AChangedLimitIsPerServerOfTheNewJobWithAWarning) {
   EXPECT_TRUE(ResolveTableBudget(TableBudgetFlags{}, 3, &none).kept);
 }
 
+TEST(TableBudget, LimitsAreComparedByValueNotByText) {
+  const Manifest two = Written(2, {{"table_memory_limit", "8K"}, {"table_memory_limit_per_table", "a:1M,b:4K"}});
+  // Other spellings of the same limits, per-table entries in another order: kept.
+  TableBudget b = ResolveTableBudget(TableBudgetFlags{"8192", "b:4096B,a:1MiB", 0}, 3, &two);
+  EXPECT_EQ(b.servers, 2);
+  EXPECT_TRUE(b.kept) << b.message;
+  EXPECT_TRUE(ResolveTableBudget(TableBudgetFlags{"8k", "a:1m,b:4k", 2}, 3, &two).kept);
+  // One byte more is another limit.
+  EXPECT_FALSE(ResolveTableBudget(TableBudgetFlags{"8193", "a:1M,b:4K", 0}, 3, &two).kept);
+  EXPECT_FALSE(ResolveTableBudget(TableBudgetFlags{"8K", "a:1M,b:4K,c:1K", 0}, 3, &two).kept);
+  // "0" spelled otherwise is still no limit, then as now.
+  const Manifest none = Written(2, {});
+  b = ResolveTableBudget(TableBudgetFlags{"0B", "", 0}, 3, &none);
+  EXPECT_TRUE(b.kept);
+  EXPECT_TRUE(b.message.empty()) << b.message;
+}
+
 TEST(TableBudget, AnExplicitServerCountWins) {
   const Manifest two = Written(2, {{"table_memory_limit", "8K"}});
   TableBudget b = ResolveTableBudget(TableBudgetFlags{"8K", "", 3}, 3, &two);
