@@ -1,7 +1,6 @@
 #include "wire/reactor.h"
 
 #include <glog/logging.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -104,46 +103,6 @@ void Reactor::Wake() {
   (void)n;
 }
 
-bool Reactor::RunInline(const Task& task) {
-  if (!options_.inline_runs || InLoopThread()) return false;
-  std::unique_lock<std::mutex> own(loop_mu_, std::try_to_lock);
-  if (!own.owns_lock()) return false;  // the loop is busy: it will run a posted task soon
-  {
-    MutexLock l(&mu_);
-    // Queued tasks run first (posting order); sockets still being added are not ours yet.
-    if (!started_ || stopping_ || !posted_.empty() || !pending_entries_.empty()) return false;
-  }
-  task();
-  // The task's sends process the sockets' commands, which can consume the ZMQ_FD edge of
-  // a message that arrived meanwhile; the loop, waiting on ZMQ_FD, would not see it.
-  for (const Entry& e : entries_) {
-    if (e.handler && Readable(e)) {
-      Wake();
-      break;
-    }
-  }
-  return true;
-}
-
-bool Reactor::Readable(const Entry& e) {
-  int events = 0;
-  size_t len = sizeof(events);
-  return zmq_getsockopt(e.socket->raw(), ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN) != 0;
-}
-
-void Reactor::Drain(Entry& e) {
-  for (int k = 0; k < options_.max_batch_per_socket && !stop_requested_.load(); ++k) {
-    Result<InMessage> r = e.socket->TryRecv();
-    if (r.ok()) {
-      e.handler(*e.socket, std::move(r).value());
-    } else if (r.status().code() == StatusCode::kTimedOut) {
-      break;  // drained
-    } else if (e.on_error) {
-      e.on_error(*e.socket, r.status());
-    }
-  }
-}
-
 void Reactor::RunPosted() {
   std::deque<Task> batch;
   {
@@ -197,7 +156,6 @@ int Reactor::PollTimeoutMillis() {
 void Reactor::Loop() {
   loop_thread_id_.store(std::this_thread::get_id());
   pthread_setname_np(pthread_self(), "tessera-reactor");
-  if (options_.inline_runs) return LoopOnFds();
   std::vector<zmq_pollitem_t> items;
   std::vector<Entry*> polled;
   while (!stop_requested_.load()) {
@@ -224,67 +182,24 @@ void Reactor::Loop() {
       (void)n;
     }
     for (size_t i = 0; rc > 0 && i < polled.size(); ++i) {
-      if (items[i + 1].revents & ZMQ_POLLIN) Drain(*polled[i]);
+      if (!(items[i + 1].revents & ZMQ_POLLIN)) continue;
+      Entry& e = *polled[i];
+      for (int k = 0; k < options_.max_batch_per_socket && !stop_requested_.load(); ++k) {
+        Result<InMessage> r = e.socket->TryRecv();
+        if (r.ok()) {
+          e.handler(*e.socket, std::move(r).value());
+        } else if (r.status().code() == StatusCode::kTimedOut) {
+          break;  // drained
+        } else if (e.on_error) {
+          e.on_error(*e.socket, r.status());
+        }
+      }
     }
     RunPosted();
     RunDueTimers();
   }
   // Stopping: tasks posted before Stop() still run (a final Send goes out), then the
   // sockets close here, on the thread that used them.
-  RunPosted();
-  entries_.clear();
-  MutexLock l(&mu_);
-  pending_entries_.clear();
-  timers_.clear();
-}
-
-void Reactor::LoopOnFds() {
-  std::unique_lock<std::mutex> own(loop_mu_);
-  std::vector<pollfd> fds;
-  std::vector<Entry*> polled;
-  while (!stop_requested_.load()) {
-    {
-      MutexLock l(&mu_);
-      for (Entry& e : pending_entries_) entries_.push_back(std::move(e));
-      pending_entries_.clear();
-    }
-    fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
-    polled.clear();
-    bool queued = false;
-    for (Entry& e : entries_) {
-      if (!e.handler) continue;
-      int fd = -1;
-      size_t len = sizeof(fd);
-      if (zmq_getsockopt(e.socket->raw(), ZMQ_FD, &fd, &len) != 0) {
-        LOG(ERROR) << "reactor: ZMQ_FD: " << zmq_strerror(zmq_errno());
-        continue;
-      }
-      fds.push_back(pollfd{fd, POLLIN, 0});
-      polled.push_back(&e);
-      // ZMQ_FD only signals a change: a message queued earlier (its edge consumed by a
-      // send or receive, ours or a RunInline task's) shows only in ZMQ_EVENTS.
-      queued = queued || Readable(e);
-    }
-    const int timeout = queued ? 0 : PollTimeoutMillis();
-    if (timeout != 0) {
-      own.unlock();  // RunInline tasks may use the sockets while we wait
-      const int rc = poll(fds.data(), fds.size(), timeout);
-      const int err = errno;
-      own.lock();
-      if (rc < 0 && err != EINTR) {
-        LOG(ERROR) << "reactor: poll failed: " << strerror(err);
-        break;
-      }
-    }
-    uint64_t count;
-    ssize_t n = read(wake_fd_, &count, sizeof(count));  // non-blocking: resets the counter
-    (void)n;
-    for (Entry* e : polled) {
-      if (Readable(*e)) Drain(*e);
-    }
-    RunPosted();
-    RunDueTimers();
-  }
   RunPosted();
   entries_.clear();
   MutexLock l(&mu_);

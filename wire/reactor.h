@@ -8,11 +8,6 @@
 //     Stop()). It owns every socket added to the reactor: handlers, posted tasks and
 //     timer callbacks all run on it, one at a time, and only they may touch those
 //     sockets (ZeroMQ sockets are not thread-safe).
-//   * With ReactorOptions::inline_runs, RunInline runs a task on the calling thread
-//     instead, but only while the loop thread waits (it holds loop_mu_ at all other
-//     times, and the caller takes it), and only when no posted task is waiting (posting
-//     order is kept). Such a task may do whatever a posted one may: it has the loop's
-//     state to itself for as long as it runs.
 //   * Post, RunAfter, RunEvery, Cancel and Stop may be called from any thread.
 //     AddSocket may be called from any thread; it takes effect on the loop thread.
 //   * Handlers must not block for long: they delay every other socket. Blocking work
@@ -41,7 +36,6 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -59,11 +53,6 @@ struct ReactorOptions {
   // Messages received from one socket per loop turn before the others get a turn
   // (fairness between peers). Default: 64.
   int max_batch_per_socket = 64;
-  // Lets RunInline run a task on the calling thread while the loop is waiting, saving the
-  // wake-up of the loop thread and back (the worker's requests: docs/benchmarks.md). The
-  // loop then waits with poll(2) on the sockets' ZMQ_FD, touching no socket while it
-  // waits, instead of zmq_poll. Default: false.
-  bool inline_runs = false;
 };
 
 class Reactor {
@@ -96,10 +85,6 @@ class Reactor {
   // Runs `task` on the loop thread, in posting order. Returns false (and drops the
   // task) once Stop() has been called.
   bool Post(Task task);
-  // Runs `task` now on this thread when the reactor allows it (inline_runs), the loop is
-  // waiting and nothing posted is queued; returns false, without running it, otherwise
-  // (then Post it). Never blocks on the loop. Not from the loop thread.
-  bool RunInline(const Task& task);
 
   // Runs `fn` once after `delay` / every `interval` (first run after one interval), on
   // the loop thread. A periodic timer that falls behind skips missed runs. Returns an
@@ -126,12 +111,6 @@ class Reactor {
 
   Reactor(ReactorOptions options, int wake_fd);
   void Loop();
-  // The loop of inline_runs: poll(2) on ZMQ_FD without loop_mu_, everything else with it.
-  void LoopOnFds();
-  // Whether a message is queued on `e`'s socket (ZMQ_EVENTS; also re-arms its ZMQ_FD).
-  static bool Readable(const Entry& e);
-  // Runs up to max_batch_per_socket messages of `e`'s socket through its handler.
-  void Drain(Entry& e);
   void Wake();
   void RunPosted() EXCLUDES(mu_);
   void RunDueTimers() EXCLUDES(mu_);
@@ -146,11 +125,7 @@ class Reactor {
   std::atomic<std::thread::id> loop_thread_id_{};
   std::atomic<bool> stop_requested_{false};
 
-  // inline_runs: held by the loop thread except while it waits in poll(2), and by a
-  // RunInline caller while its task runs. Whoever holds it owns entries_ and the sockets.
-  std::mutex loop_mu_;
-
-  // Loop thread only (or before Start / after join), or a RunInline task.
+  // Loop thread only (or before Start / after join).
   std::vector<Entry> entries_;
 
   // State below is protected by mu_.

@@ -43,9 +43,7 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shar
                                    std::to_string(options.num_servers) + " servers and " +
                                    std::to_string(options.num_workers) + " workers");
   }
-  wire::ReactorOptions ro;  // requests go out from the calling thread (SendToServer)
-  ro.inline_runs = true;
-  TESSERA_ASSIGN_OR_RETURN(auto reactor, wire::Reactor::Create(ro));
+  TESSERA_ASSIGN_OR_RETURN(auto reactor, wire::Reactor::Create());
   wire::SocketOptions so;
   so.decode.expected_job_id = options.job_id;
   so.stamp_sender = true;
@@ -388,7 +386,7 @@ void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
   auto holder = std::make_shared<OutMessage>(std::move(msg));
   part.deadline = Clock::now() + options_.request_timeout;
   auto shared_part = std::make_shared<Part>(std::move(part));
-  wire::Reactor::Task send = [this, server, holder, shared_part, rid] {
+  bool posted = reactor_->Post([this, server, holder, shared_part, rid] {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (!health_.ok()) return shared_part->handle.CompletePart(health_.WithContext(shared_part->what));
@@ -401,10 +399,8 @@ void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
       pending_.erase(rid);
       shared_part->handle.CompletePart(st.WithContext(shared_part->what));
     }
-  };
-  // On this thread while the reactor waits: its wake-up is saved (client.h "Threading").
-  const bool sent = reactor_->RunInline(send) || reactor_->Post(std::move(send));
-  if (!sent) shared_part->handle.CompletePart(Status::Aborted("client is closed"));
+  });
+  if (!posted) shared_part->handle.CompletePart(Status::Aborted("client is closed"));
 }
 
 Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step) {

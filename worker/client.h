@@ -30,10 +30,7 @@
 //
 // Threading: one reactor thread owns every socket and the table of pending requests.
 // Every public method may be called from any thread; calls are cheap (they build the
-// messages and Post them). A data request is sent by the calling thread itself while the
-// reactor waits (Reactor::RunInline: it holds the loop's lock meanwhile), which saves
-// waking the reactor; the payload's copy into shared memory, and a send blocked by a
-// full queue, then happen on the caller. Replies are always handled on the reactor.
+// messages and Post them).
 #pragma once
 
 #include <atomic>
