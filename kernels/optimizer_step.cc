@@ -1,6 +1,10 @@
 #include "kernels/optimizer_step.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "common/tensor.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/ops.h"
 
 namespace tessera::kernels {
@@ -28,6 +32,35 @@ Result<SlotViews> Slots(const OptimizerConfig& cfg, std::span<float> slots, uint
   return v;
 }
 
+// Elements per block of an update with a mirror: 32 KiB of each stream, so the block's
+// values are still in L1/L2 when they are copied out. A multiple of any vector width,
+// so the blocks' loops split exactly as the unblocked loop does.
+constexpr uint64_t kMirrorBlock = 8192;
+
+// The optimizer over [0, n), and `mirror` (empty or n floats) given the updated values.
+Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* param, const SlotViews& v,
+                       float* grad, uint64_t n, std::span<float> mirror) {
+  if (!mirror.empty() && mirror.size() != n) {
+    return Status::Internal("ApplyUpdate: mirror has " + std::to_string(mirror.size()) + " elements, parameter " +
+                            std::to_string(n));
+  }
+  // Unblocked when there is nothing to mirror, or when the loop would be split over
+  // threads (blocks below the grain would run it on one).
+  const bool blocked = !mirror.empty() && (cpu::CpuThreads() <= 1 || static_cast<int64_t>(n) <= cpu::kParallelGrain);
+  const uint64_t step = blocked ? kMirrorBlock : std::max<uint64_t>(n, 1);
+  uint64_t b = 0;
+  do {  // once at least, so an empty unit is validated as before
+    const uint64_t len = std::min(step, n - b);
+    SlotViews sv;
+    for (size_t i = 0; i < v.count; ++i) sv.views[sv.count++] = View(v.views[i].as<float>() + b, len);
+    Status st = kernels::ApplyOptimizer(cfg, update_count, View(param + b, len), View(grad + b, len), sv.span());
+    if (!st.ok()) return Status::Internal(st.ToString());
+    if (len > 0 && !mirror.empty()) std::memcpy(mirror.data() + b, param + b, len * sizeof(float));
+    b += step;
+  } while (b < n);
+  return Status::OK();
+}
+
 }  // namespace
 
 Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n) {
@@ -37,7 +70,7 @@ Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n)
 }
 
 Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
-                   std::span<float> slots, std::span<float> grad) {
+                   std::span<float> slots, std::span<float> grad, std::span<float> mirror) {
   const uint64_t n = param.size();
   if (grad.size() != n) {
     return Status::Internal("ApplyUpdate: gradient has " + std::to_string(grad.size()) +
@@ -49,12 +82,11 @@ Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<f
     auto norm = kernels::ClipByNorm(g, cfg.clip_norm);
     if (!norm.ok()) return Status::Internal(norm.status().ToString());
   }
-  Status st = kernels::ApplyOptimizer(cfg, update_count, View(param.data(), n), g, v.span());
-  return st.ok() ? st : Status::Internal(st.ToString());
+  return UpdateAndMirror(cfg, update_count, param.data(), v, grad.data(), n, mirror);
 }
 
 Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
-                           std::span<float> slots, std::span<const float> grad) {
+                           std::span<float> slots, std::span<const float> grad, std::span<float> mirror) {
   if (cfg.clip_norm > 0) return Status::Internal("ApplyUpdateReadOnly: clipping writes the gradient");
   const uint64_t n = param.size();
   if (grad.size() != n) {
@@ -64,9 +96,7 @@ Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std
   TESSERA_ASSIGN_OR_RETURN(SlotViews v, Slots(cfg, slots, n));
   // ApplyOptimizer reads the gradient and writes only param and slots (the backends take
   // it as const float*); a TensorView has no read-only form.
-  const TensorView g = View(const_cast<float*>(grad.data()), n);
-  Status st = kernels::ApplyOptimizer(cfg, update_count, View(param.data(), n), g, v.span());
-  return st.ok() ? st : Status::Internal(st.ToString());
+  return UpdateAndMirror(cfg, update_count, param.data(), v, const_cast<float*>(grad.data()), n, mirror);
 }
 
 }  // namespace tessera::kernels

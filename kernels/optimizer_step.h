@@ -30,13 +30,18 @@ Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n)
 // the 1-based number of updates of this unit, this one included (Adam bias correction).
 // `slots` is laid out as for InitSlots. Returns kInternal when the sizes disagree (a bug
 // of ours: every size here comes from the shard map, not from a request).
+//
+// `mirror` (empty, or param's size): also receives the updated values, written in the
+// same pass (the server's push+pull reply, so the values are not read a second time).
+// The update runs in blocks that are each copied out while still in cache; the update
+// rule is per element, so every value is bitwise the one of an unblocked update.
 Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
-                   std::span<float> slots, std::span<float> grad);
+                   std::span<float> slots, std::span<float> grad, std::span<float> mirror = {});
 
 // The same with a gradient it only reads: no clipping, so kInternal when
 // cfg.clip_norm > 0. The server's ssp/asp push applies straight from the received
 // message with it, instead of copying a gradient that nothing rescales.
 Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
-                           std::span<float> slots, std::span<const float> grad);
+                           std::span<float> slots, std::span<const float> grad, std::span<float> mirror = {});
 
 }  // namespace tessera::kernels

@@ -167,7 +167,9 @@ Status Aggregator::Add(Pending& p, int worker, uint64_t row_width, std::span<con
 }
 
 Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, uint64_t first_chunk,
-                             uint64_t last_chunk, int64_t step, std::span<const float> grad) {
+                             uint64_t last_chunk, int64_t step, std::span<const float> grad,
+                             std::span<float> mirror, bool* mirrored) {
+  if (mirrored != nullptr) *mirrored = false;
   TESSERA_RETURN_IF_ERROR(CheckDensePush(worker, param_id, first_chunk, last_chunk, step));
   const ParamUnits& p = params_[param_id];
   const uint64_t begin = first_chunk * p.chunk_elements;
@@ -176,11 +178,17 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
     return Status::Internal("PushDense: " + std::to_string(grad.size()) + " values for chunks " +
                             std::to_string(first_chunk) + ".." + std::to_string(last_chunk));
   }
+  if (!mirror.empty() && mirror.size() != grad.size()) {
+    return Status::Internal("PushDense: a mirror of " + std::to_string(mirror.size()) + " values for " +
+                            std::to_string(grad.size()));
+  }
+  const bool mirror_now = !mirror.empty() && sync_.mode != SyncMode::kBsp;
   for (uint64_t c = first_chunk; c <= last_chunk; ++c) {
     Unit& u = *FindDense(param_id, c);
     const uint64_t cb = c * p.chunk_elements;
     const uint64_t ce = std::min(cb + p.chunk_elements, p.num_elements);
     std::span<const float> g = grad.subspan(cb - begin, ce - cb);
+    const std::span<float> m = mirror_now ? mirror.subspan(cb - begin, ce - cb) : std::span<float>();
     TESSERA_RETURN_IF_ERROR(u.gate.RecordPush(worker, step, options_.max_pending_steps));
     if (sync_.mode == SyncMode::kBsp) {
       TESSERA_RETURN_IF_ERROR(Add(u.pending[step], worker, 0, {}, g));
@@ -191,15 +199,16 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
         // Nothing writes the gradient: apply it where it arrived (on one host, the
         // shared-memory arena) rather than copying it first (docs/benchmarks.md).
         metrics::ScopedLatency t(OptimizerLatency());
-        TESSERA_RETURN_IF_ERROR(store.ApplyDenseReadOnly(param_id, c, g));
+        TESSERA_RETURN_IF_ERROR(store.ApplyDenseReadOnly(param_id, c, g, m));
         continue;
       }
       scratch_.assign(g.begin(), g.end());
       TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
       metrics::ScopedLatency t(OptimizerLatency());
-      TESSERA_RETURN_IF_ERROR(store.ApplyDense(param_id, c, scratch_));
+      TESSERA_RETURN_IF_ERROR(store.ApplyDense(param_id, c, scratch_, m));
     }
   }
+  if (mirrored != nullptr) *mirrored = mirror_now;
   return Status::OK();
 }
 

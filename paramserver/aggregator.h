@@ -63,8 +63,13 @@ class Aggregator {
   Status CheckDensePush(int worker, uint32_t param_id, uint64_t first_chunk, uint64_t last_chunk,
                         int64_t step) const;
   // REQUIRES: grad.size() == elements of chunks [first_chunk, last_chunk] (kInternal else).
+  // `mirror` (empty or grad's size; a push+pull's reply): when the push is applied at once
+  // (ssp, asp), the updated values of the chunks are written there in the same pass and
+  // *mirrored is set; otherwise (bsp, whose update may wait for other workers) it is left
+  // false and `mirror` is untouched.
   Status PushDense(ShardStore& store, int worker, uint32_t param_id, uint64_t first_chunk,
-                   uint64_t last_chunk, int64_t step, std::span<const float> grad);
+                   uint64_t last_chunk, int64_t step, std::span<const float> grad,
+                   std::span<float> mirror = {}, bool* mirrored = nullptr);
 
   Status CheckSparsePush(int worker, uint32_t param_id, int64_t step) const;
   // REQUIRES: distinct keys owned here, grad.size() == keys.size() * row_width.

@@ -346,13 +346,24 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
   const ParamRequest& req = decoded.req;
 
   timeline::SetThreadName("server reactor");
+  // The reply's payload. A dense push+pull's is written while its update is applied, in
+  // the same pass (`mirrored`), when the update happens at once (not bsp); the pull half
+  // then only checks. Sized from the values received, so no request can make it large.
+  Buffer out;
+  bool mirrored = false;
   if (msg.op() != Op::PULL && !already_pushed) {
     // A bsp push that completes a step contains the "optimizer" spans of its update.
     timeline::Span span("push", "server", "param", req.param_id, "step", req.step);
     std::vector<float> expanded;  // a top-k push as its dense gradient
     Status st = ExpandTopKPush(core_->map(), &decoded, &expanded);
     if (!st.ok()) return reply_error(st);
-    st = core_->Push(req, decoded.values);
+    std::span<float> mirror;
+    if (msg.op() == Op::PUSH_PULL && req.kind == ParamKind::kDense && !decoded.values.empty() &&
+        req.end > req.begin && decoded.values.size() == req.end - req.begin) {
+      out = sock.AllocatePayload(msg.routing_id(), decoded.values.size() * sizeof(float));
+      mirror = {out.as<float>(), decoded.values.size()};
+    }
+    st = core_->Push(req, decoded.values, mirror, &mirrored);
     if (!st.ok()) return reply_error(st);
     if (msg.op() == Op::PUSH) {
       sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();
@@ -370,9 +381,9 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
                    ? req.keys.size() * core_->map().param(req.param_id)->numel()
                    : req.end - req.begin;
   // Built in place in the shared-memory arena of a same-host peer (no copy at send).
-  Buffer out = sock.AllocatePayload(msg.routing_id(), n * sizeof(float));
+  if (!mirrored) out = sock.AllocatePayload(msg.routing_id(), n * sizeof(float));
   int64_t applied = -1;
-  Status st = core_->Pull(req, {out.as<float>(), n}, &applied);
+  Status st = core_->Pull(req, {out.as<float>(), n}, &applied, mirrored);
   if (!st.ok()) return reply_error(st);
   OutMessage rep = wire::MakeReply(msg, Op::RESPONSE);
   auto r = rep.header().getBody().initResponse();

@@ -68,7 +68,9 @@ void ParamServerCore::ChunkSpan(const ParamRequest& req, uint64_t* first, uint64
   *last = (req.end - 1) / ce;
 }
 
-Status ParamServerCore::Push(const ParamRequest& req, std::span<const float> values) {
+Status ParamServerCore::Push(const ParamRequest& req, std::span<const float> values, std::span<float> mirror,
+                             bool* mirrored) {
+  if (mirrored != nullptr) *mirrored = false;
   TESSERA_RETURN_IF_ERROR(CheckRequest(req, values.size(), "push"));
   auto where = [&] { return "push param " + std::to_string(req.param_id); };
   if (req.kind == ParamKind::kDense) {
@@ -84,7 +86,7 @@ Status ParamServerCore::Push(const ParamRequest& req, std::span<const float> val
     ChunkSpan(req, &first, &last);
     TESSERA_RETURN_IF_ERROR_CTX(
         aggregator_.CheckDensePush(req.worker, req.param_id, first, last, req.step), where());
-    return aggregator_.PushDense(store_, req.worker, req.param_id, first, last, req.step, values);
+    return aggregator_.PushDense(store_, req.worker, req.param_id, first, last, req.step, values, mirror, mirrored);
   }
   // Distinct keys: a repeated key would be a second gradient for the same row in one
   // step, which the server would have to either sum silently or apply twice. The client
@@ -123,8 +125,8 @@ Result<bool> ParamServerCore::PullReady(const ParamRequest& req) const {
   return aggregator_.SparseReady(req.param_id, req.step);
 }
 
-Status ParamServerCore::Pull(const ParamRequest& req, std::span<float> out,
-                             int64_t* applied_step) const {
+Status ParamServerCore::Pull(const ParamRequest& req, std::span<float> out, int64_t* applied_step,
+                             bool mirrored) const {
   TESSERA_RETURN_IF_ERROR(CheckRequest(req, out.size(), "pull"));
   auto where = [&] { return "pull param " + std::to_string(req.param_id); };
   if (req.kind == ParamKind::kDense) {
@@ -134,7 +136,7 @@ Status ParamServerCore::Pull(const ParamRequest& req, std::span<float> out,
       return Status::FailedPrecondition(where() + ": not ready for step " +
                                         std::to_string(req.step) + " (wait for PullReady)");
     }
-    TESSERA_RETURN_IF_ERROR(store_.ReadDense(req.param_id, req.begin, req.end, out));
+    if (!mirrored) TESSERA_RETURN_IF_ERROR(store_.ReadDense(req.param_id, req.begin, req.end, out));
     if (applied_step != nullptr)
       *applied_step = aggregator_.DenseAppliedStep(req.param_id, first, last);
     return Status::OK();

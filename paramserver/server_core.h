@@ -66,7 +66,10 @@ class ParamServerCore {
   // Accepts worker `req.worker`'s gradient `values` for `req` (dense: end - begin
   // elements; sparse: keys.size() * row_width, row i for keys[i]) and applies whatever
   // it completes (docs/consistency.md). OK or a refusal listed above.
-  Status Push(const ParamRequest& req, std::span<const float> values);
+  // `mirror`, `mirrored`: a dense push+pull's reply, written while the update is applied
+  // (Aggregator::PushDense); then Pull(..., mirrored = true) only completes it.
+  Status Push(const ParamRequest& req, std::span<const float> values, std::span<float> mirror = {},
+              bool* mirrored = nullptr);
 
   // Whether a pull may be answered now (StepGate::CanServePull of every unit it reads).
   // The loop parks a pull that is not ready and asks again after each push. Returns the
@@ -76,7 +79,10 @@ class ParamServerCore {
   // Copies the current values of `req`'s range or rows into `out` (same layout as Push)
   // and, when applied_step is non-null, the newest step whose update they include (wire
   // DataResponse.appliedStep). Rows never pushed read as their initial values.
-  Status Pull(const ParamRequest& req, std::span<float> out, int64_t* applied_step = nullptr) const;
+  // `mirrored`: `out` already holds the values (a Push with this mirror said so, and nothing
+  // ran in between): every check still runs, the copy does not.
+  Status Pull(const ParamRequest& req, std::span<float> out, int64_t* applied_step = nullptr,
+              bool mirrored = false) const;
 
   uint64_t Digest() const { return store_.Digest(); }
   ShardSnapshot Snapshot() const { return store_.Snapshot(); }

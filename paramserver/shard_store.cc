@@ -165,7 +165,8 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
   return Status::OK();
 }
 
-Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span<float> grad) {
+Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span<float> grad,
+                              std::span<float> mirror) {
   const int64_t i = ChunkIndex(param_id, chunk_index);
   if (i < 0) {
     return Status::Internal("ApplyDense: chunk " + std::to_string(chunk_index) + " of param " +
@@ -173,12 +174,13 @@ Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span
   }
   ChunkState& ch = chunks_[static_cast<size_t>(i)];
   TESSERA_RETURN_IF_ERROR(
-      kernels::ApplyUpdate(params_[param_id].spec.optimizer, ch.updates + 1, ch.values, ch.slots, grad));
+      kernels::ApplyUpdate(params_[param_id].spec.optimizer, ch.updates + 1, ch.values, ch.slots, grad, mirror));
   ++ch.updates;
   return Status::OK();
 }
 
-Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, std::span<const float> grad) {
+Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, std::span<const float> grad,
+                                      std::span<float> mirror) {
   const int64_t i = ChunkIndex(param_id, chunk_index);
   if (i < 0) {
     return Status::Internal("ApplyDense: chunk " + std::to_string(chunk_index) + " of param " +
@@ -186,7 +188,7 @@ Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, s
   }
   ChunkState& ch = chunks_[static_cast<size_t>(i)];
   TESSERA_RETURN_IF_ERROR(kernels::ApplyUpdateReadOnly(params_[param_id].spec.optimizer, ch.updates + 1,
-                                                       ch.values, ch.slots, grad));
+                                                       ch.values, ch.slots, grad, mirror));
   ++ch.updates;
   return Status::OK();
 }

@@ -160,9 +160,12 @@ class ShardStore {
 
   // One optimizer step on chunk `chunk` of dense `param_id` with the aggregated gradient
   // `grad` (the chunk's size; clipped in place). REQUIRES: the chunk is stored here.
-  Status ApplyDense(uint32_t param_id, uint64_t chunk, std::span<float> grad);
+  // `mirror` (empty or the chunk's size) also receives the updated values, in the same
+  // pass (kernels::ApplyUpdate): what ReadDense of the chunk would give right after.
+  Status ApplyDense(uint32_t param_id, uint64_t chunk, std::span<float> grad, std::span<float> mirror = {});
   // The same without clipping, reading `grad` only (kernels::ApplyUpdateReadOnly).
-  Status ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk, std::span<const float> grad);
+  Status ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk, std::span<const float> grad,
+                            std::span<float> mirror = {});
   // Whether ApplyDense of `param_id` clips (and so writes) the gradient.
   bool Clips(uint32_t param_id) const {
     return param_id < params_.size() && params_[param_id].spec.optimizer.clip_norm > 0;

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <functional>
@@ -33,6 +34,7 @@
 
 DEFINE_string(bench_mode, "dense", "dense | sparse | baseline | auth");
 DEFINE_string(auth_modes, "none,mac,curve", "auth: the --auth modes to compare");
+DEFINE_string(auth_sizes, "4096,1048576,67108864", "auth: payload bytes to measure (profiling one size: --auth_sizes=1048576)");
 DEFINE_int32(auth_rounds, 15, "auth: rounds over the modes (a third of them at 64 MiB); each cell is the median round");
 DEFINE_int64(bytes, 1 << 20, "dense: tensor bytes (f32)");
 DEFINE_int32(iters, 20, "measured iterations");
@@ -49,6 +51,8 @@ DEFINE_bool(overlap, false,
             "can do: both are asynchronous Handles), instead of pull, wait, push, wait");
 DEFINE_string(echo_bind, "", "baseline: only run the raw-ZeroMQ echo side, bound here (tcp://ADDR:PORT), for a client on another host");
 DEFINE_string(echo_connect, "", "baseline: only run the raw-ZeroMQ client side, against an echo side at this endpoint on another host");
+
+DECLARE_uint64(chunk_bytes);  // launch/job.cc
 
 namespace {
 
@@ -328,11 +332,26 @@ int AuthTable() {
     if (b > a) modes.push_back(FLAGS_auth_modes.substr(a, b - a));
     a = b + 1;
   }
-  const std::vector<int64_t> sizes = {4096, 1 << 20, 64 << 20};
+  const std::vector<int64_t> sizes = {4096, 1 << 20, 64 << 20};  // the parameters every job declares
+  std::vector<int64_t> measured;
+  for (size_t a = 0; a <= FLAGS_auth_sizes.size();) {
+    size_t b = FLAGS_auth_sizes.find(',', a);
+    if (b == std::string::npos) b = FLAGS_auth_sizes.size();
+    if (b > a) measured.push_back(std::atoll(FLAGS_auth_sizes.substr(a, b - a).c_str()));
+    a = b + 1;
+  }
+  for (int64_t m : measured) {
+    if (std::find(sizes.begin(), sizes.end(), m) == sizes.end()) {
+      std::fprintf(stderr, "ps_bench: --auth_sizes: %lld is not one of 4096, 1048576, 67108864\n", static_cast<long long>(m));
+      return 1;
+    }
+  }
   // One job per mode; params of every size declared up front.
   std::vector<std::unique_ptr<AuthJob>> jobs;
   for (const auto& m : modes) {
-    auto j = StartAuthJob(m, *keys, 16 << 20);
+    // 16 MiB chunks unless --chunk_bytes is given: one request per push+pull up to 16 MiB.
+    const bool chunk_default = gflags::GetCommandLineFlagInfoOrDie("chunk_bytes").is_default;
+    auto j = StartAuthJob(m, *keys, chunk_default ? uint64_t{16} << 20 : FLAGS_chunk_bytes);
     if (!j.ok()) {
       std::fprintf(stderr, "ps_bench: --auth=%s: %s\n", m.c_str(), j.status().ToString().c_str());
       return 1;
@@ -361,6 +380,7 @@ int AuthTable() {
   std::printf("\n");
   for (size_t si = 0; si < sizes.size(); ++si) {
     const int64_t bytes = sizes[si];
+    if (std::find(measured.begin(), measured.end(), bytes) == measured.end()) continue;
     const int64_t n = bytes / 4;
     const int iters = bytes <= 4096 ? 40 : bytes <= (1 << 20) ? 8 : 1;
     const int rounds = bytes <= (1 << 20) ? FLAGS_auth_rounds : std::max(3, FLAGS_auth_rounds / 3);
