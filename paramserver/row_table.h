@@ -41,12 +41,15 @@
 // table is not to be read from another thread.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "common/hash.h"
 #include "common/keys.h"
 
 namespace tessera::paramserver {
@@ -82,15 +85,26 @@ class RowTable {
   uint32_t Find(Key key) const;
   // Makes room in the index for `n` more keys, so inserting them rebuilds nothing.
   void Reserve(uint64_t n);
-  // slots[i] = Find(keys[i]) for a batch, prefetching index entries a few keys ahead so
-  // the cache misses of a random batch overlap instead of queueing (what a push or pull
-  // of thousands of keys over a table far larger than the cache spends its time on).
-  void FindMany(std::span<const Key> keys, uint32_t* slots) const;
-  // Hints that row `slot` (its counter and floats) is about to be read.
+  // Calls f(i, Find(keys[i])) for i = 0, 1, ..., n - 1, as a two-stage software pipeline
+  // so the cache misses of a random batch overlap instead of queueing (what a push or pull
+  // of thousands of keys over a table far larger than the cache spends its time on: a
+  // lookup misses on its index entry, then, dependent on it, on the record). While key i
+  // is resolved and handed to f (its entry and record in cache by then), the record of
+  // key i + kLookAhead is prefetched (its home entry, prefetched earlier, has arrived: the
+  // tag says which slot to fetch) and the home entry of key i + 2 * kLookAhead. f may
+  // write the row of the slot it is given, not insert or erase.
+  template <class F>
+  void ForEachSlot(std::span<const Key> keys, F&& f) const;
+  // slots[i] = Find(keys[i]) for a batch (ForEachSlot).
+  void FindMany(std::span<const Key> keys, uint32_t* slots) const {
+    ForEachSlot(keys, [slots](size_t i, uint32_t slot) { slots[i] = slot; });
+  }
+  // Hints that row `slot` (its key, counter and floats: every line of the record) is
+  // about to be read.
   void Prefetch(uint32_t slot) const {
-    const uint64_t* r = record(slot);
-    __builtin_prefetch(r);
-    __builtin_prefetch(reinterpret_cast<const char*>(r) + record_bytes() - 1);
+    const char* r = reinterpret_cast<const char*>(record(slot));
+    for (uint64_t off = 0; off < record_bytes(); off += 64) __builtin_prefetch(r + off);
+    __builtin_prefetch(r + record_bytes() - 1);
   }
   // A new slot for `key` (REQUIRES Find(key) == kNoSlot) with counter 0 and unset floats:
   // the caller fills them, then calls EndWrite(slot) (Insert has not hashed the row).
@@ -175,8 +189,9 @@ class RowTable {
   struct FreeDeleter {
     void operator()(void* p) const;
   };
-  // `bytes` of uninitialised memory (malloc), freed with FreeDeleter; bad_alloc when none.
-  static void* Allocate(uint64_t bytes);
+  // `bytes` of uninitialised memory, freed with FreeDeleter (std::free); bad_alloc when
+  // none. `huge`: 2 MiB-aligned and advised for transparent huge pages (the index).
+  static void* Allocate(uint64_t bytes, bool huge);
   struct Chunk {
     std::unique_ptr<uint64_t[], FreeDeleter> records;  // chunk_rows() records of record_words_ words
     std::unique_ptr<uint32_t[]> seen;     // HashLastSeen only
@@ -211,7 +226,27 @@ class RowTable {
       bits[i / 64] &= ~(uint64_t{1} << (i % 64));
     }
   }
-  static uint64_t KeyHash(Key key);
+  // Not the shard map's key hash (Mix64(key ^ Mix64(table))): a server's keys share that
+  // hash modulo the server count, so its low bits would crowd the probe sequences.
+  static constexpr uint64_t kIndexSeed = 0x6a09e667f3bcc909ULL;
+  static constexpr uint64_t kTombstone = 0xffffffffULL;
+  static uint64_t KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
+  // Find, given KeyHash(key).
+  uint32_t FindHashed(Key key, uint64_t h) const {
+    const uint64_t tag = Tag(h);
+    for (uint64_t i = Home(h);; i = Next(i)) {
+      const uint64_t e = Entry(i);
+      if (e == 0) return kNoSlot;
+      const uint64_t low = e & 0xffffffffULL;
+      if (low != kTombstone && (e & ~0xffffffffULL) == tag) {
+        const auto slot = static_cast<uint32_t>(low - 1);
+        if (this->key(slot) == key) return slot;
+      }
+    }
+  }
+  // ForEachSlot's distance between its stages, in keys (measured:
+  // docs/benchmarks-sparse.md, "The store's memory-level parallelism").
+  static constexpr size_t kLookAhead = 8;
   void Rebuild(uint64_t capacity);
   void IndexInsert(uint64_t h, uint32_t slot);
   uint32_t NewSlot();
@@ -238,5 +273,40 @@ class RowTable {
   bool track_dirty_ = false;
   bool hash_last_seen_ = false;
 };
+
+template <class F>
+void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
+  const size_t n = keys.size();
+  if (capacity_ == 0) {
+    for (size_t i = 0; i < n; ++i) f(i, kNoSlot);
+    return;
+  }
+  // The hashes of the keys in flight (i to i + 2 * kLookAhead), computed once.
+  constexpr size_t kRing = std::bit_ceil(2 * kLookAhead + 1);
+  uint64_t hash[kRing];
+  // Stage 1: the home entry and the two after it (a probe run crossing a cache line must
+  // not miss on its second line).
+  const auto entry = [&](size_t j) {
+    const uint64_t h = KeyHash(keys[j]);
+    hash[j % kRing] = h;
+    const unsigned char* e = index_.get() + 5 * Home(h);
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 14);
+  };
+  // Stage 2: the record the home entry's tag points at (usually the key's own).
+  const auto row = [&](size_t j) {
+    const uint64_t h = hash[j % kRing];
+    const uint64_t e = Entry(Home(h));
+    const uint64_t low = e & 0xffffffffULL;
+    if (e != 0 && low != kTombstone && (e & ~0xffffffffULL) == Tag(h)) Prefetch(static_cast<uint32_t>(low - 1));
+  };
+  for (size_t j = 0; j < std::min(n, 2 * kLookAhead); ++j) entry(j);
+  for (size_t j = 0; j < std::min(n, kLookAhead); ++j) row(j);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 2 * kLookAhead < n) entry(i + 2 * kLookAhead);
+    if (i + kLookAhead < n) row(i + kLookAhead);
+    f(i, FindHashed(keys[i], hash[i % kRing]));
+  }
+}
 
 }  // namespace tessera::paramserver

@@ -144,25 +144,19 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
   const RowTable& t = *p.rows;
-  std::vector<uint32_t>& slots = read_scratch_;
-  slots.resize(keys.size());
-  t.FindMany(keys, slots.data());
-  constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
-    if (slots[i] != RowTable::kNoSlot) t.Prefetch(slots[i]);
-  }
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (i + kAhead < keys.size() && slots[i + kAhead] != RowTable::kNoSlot) t.Prefetch(slots[i + kAhead]);
+  // Each row is copied as its lookup resolves (the pipeline has just brought it in).
+  Status st;
+  t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
     float* dst = out.data() + i * width;
-    if (slots[i] != RowTable::kNoSlot) {
-      std::memcpy(dst, t.data(slots[i]), width * sizeof(float));
+    if (slot != RowTable::kNoSlot) {
+      std::memcpy(dst, t.data(slot), width * sizeof(float));
     } else if (p.init) {
       p.init->Fill(keys[i], dst);
-    } else {
-      TESSERA_RETURN_IF_ERROR(InitializeSparseRow(p.spec, keys[i], View(dst, width)));
+    } else if (st.ok()) {
+      st = InitializeSparseRow(p.spec, keys[i], View(dst, width));
     }
-  }
-  return Status::OK();
+  });
+  return st;
 }
 
 Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span<float> grad) {
@@ -212,26 +206,30 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   row_scratch_.clear();
   step_scratch_.clear();
   Status st;
+  // Find each row, taking a resident one's hash out of the digest as its lookup resolves
+  // (the pipeline has just brought it in); the absent ones are created after, in key order.
   std::vector<uint32_t>& found = read_scratch_;
   found.resize(keys.size());
-  t.FindMany(keys, found.data());
-  // Room for every absent key at once: at most one index rebuild per push.
-  t.Reserve(static_cast<uint64_t>(std::count(found.begin(), found.end(), RowTable::kNoSlot)));
-  constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
-    if (found[i] != RowTable::kNoSlot) t.Prefetch(found[i]);
-  }
-  size_t kept = 0;  // rows gathered; their gradients are grads[0, kept * width)
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (i + kAhead < keys.size() && found[i + kAhead] != RowTable::kNoSlot) t.Prefetch(found[i + kAhead]);
-    const Key key = keys[i];
-    uint32_t slot = found[i];
+  size_t missing = 0;
+  t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
+    found[i] = slot;
     if (slot == RowTable::kNoSlot) {
+      ++missing;
+    } else {
+      t.BeginWrite(slot);
+    }
+  });
+  size_t end = keys.size();  // keys past a failed row creation are not applied
+  if (missing > 0) {
+    t.Reserve(missing);  // room for every absent key at once: at most one index rebuild per push
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (found[i] != RowTable::kNoSlot) continue;
+      const Key key = keys[i];
       if (sketch != nullptr && sketch->Add(key) < p.policy.min_key_count) {
         ++p.stats.dropped;  // not admitted: no row, the gradient is dropped
         continue;
       }
-      slot = t.Insert(key);  // not in the digest yet: no BeginWrite
+      const uint32_t slot = t.Insert(key);  // not in the digest yet: no BeginWrite
       ++p.stats.created;
       if (!p.part_rows.empty()) CountInsert(p, key);
       float* d = t.data(slot);
@@ -245,17 +243,27 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
         t.EndWrite(slot);
         t.Erase(key);
         if (!p.part_rows.empty()) CountErase(p, key);
+        end = i;
         break;
       }
-    } else {
-      t.BeginWrite(slot);
+      found[i] = slot;
     }
+  }
+  // Gather the rows to update (a dropped key's gradient is squeezed out).
+  size_t kept = 0;  // rows gathered; their gradients are grads[0, kept * width)
+  for (size_t i = 0; i < end; ++i) {
+    const uint32_t slot = found[i];
+    if (slot == RowTable::kNoSlot) continue;
     if (track_seen) t.last_seen(slot) = seen;
     if (kept != i) std::memmove(grads.data() + kept * width, grads.data() + i * width, width * sizeof(float));
     ++kept;
     slot_scratch_.push_back(slot);
     row_scratch_.push_back(t.data(slot));
     step_scratch_.push_back(t.updates(slot) + 1);
+  }
+  // A push stopped by an error: its later resident rows were opened (BeginWrite), unchanged.
+  for (size_t i = end; i < keys.size(); ++i) {
+    if (found[i] != RowTable::kNoSlot) t.EndWrite(found[i]);
   }
   if (st.ok()) {
     st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width), row_scratch_, step_scratch_,
