@@ -5,6 +5,9 @@
 #include <cstring>
 #include <new>
 #include <sys/mman.h>
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 
 #include "common/hash.h"
 
@@ -26,28 +29,17 @@ RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
 
 void RowTable::FreeDeleter::operator()(void* p) const { std::free(p); }
 
-void* RowTable::Allocate(uint64_t bytes, bool huge) {
-  if (huge) {
-    // The index: 2 MiB-aligned, advised for transparent huge pages (THP is "madvise" on
-    // the machines measured). A lookup that misses the TLB on top of the cache waits for a
-    // page walk too (two nested ones in a VM); with 2 MiB pages the index of 10 M rows
-    // (70-90 MB) is ~40 TLB entries. Measured: steady pull+push 1.2x faster. Rebuild
-    // writes every byte right away (memset), so the pages' zeroing costs what the memset
-    // did. The arena chunks are not advised: see below.
-    constexpr uint64_t k2M = uint64_t{1} << 21;
-    const uint64_t rounded = (bytes + k2M - 1) / k2M * k2M;
-    void* p = std::aligned_alloc(k2M, rounded);
+void* RowTable::Allocate(uint64_t bytes, Pages pages) {
+  if (pages == Pages::kSmall) {
+    void* p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
     if (p == nullptr) throw std::bad_alloc();
-    ::madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without it (EINVAL on a kernel without THP) 4 KiB pages
     return p;
   }
-  // Arena chunks are not advised for transparent huge pages: measured, a steady-state
-  // pull or push gains somewhat more, but a cold push (rows being created) was erratic:
-  // one run in three 9x slower (the kernel compacting memory for a 2 MiB page at the
-  // first touch, defrag "madvise"), and a chunk (~655 KB at D = 16) would need 2 MiB
-  // alignment (a slab allocator) not to waste memory.
-  void* p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
+  const uint64_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
   if (p == nullptr) throw std::bad_alloc();
+  // A hint: where it fails (a kernel without THP) the memory has 4 KiB pages.
+  if (pages == Pages::kHugeNow) ::madvise(p, rounded, MADV_HUGEPAGE);
   return p;
 }
 
@@ -68,7 +60,7 @@ void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
 
 void RowTable::Rebuild(uint64_t capacity) {
   index_.reset();  // before the new one: the old index's memory can be reused
-  index_.reset(static_cast<unsigned char*>(Allocate(5 * capacity + 3, 5 * capacity >= (uint64_t{1} << 21))));
+  index_.reset(static_cast<unsigned char*>(Allocate(5 * capacity + 3, 5 * capacity >= kHugePage ? Pages::kHugeNow : Pages::kSmall)));
   std::memset(index_.get(), 0, 5 * capacity + 3);
   capacity_ = capacity;
   tombstones_ = 0;
@@ -100,6 +92,27 @@ void RowTable::HashLastSeen(bool on) {
   }
 }
 
+uint64_t* RowTable::NewChunk() {
+  const uint64_t bytes = chunk_rows() * record_bytes();
+  if (chunks_.size() * bytes < kSlabBytes) {  // a small table: no 2 MiB pages for a few rows
+    blocks_.emplace_back(Allocate(bytes, Pages::kSmall));
+    return static_cast<uint64_t*>(blocks_.back().get());
+  }
+  if (slab_chunks_left_ == 0) {
+    // The full slab's rows are all written: have the kernel move them to huge pages now.
+    // (A hint: where it fails, an old kernel or no huge page free, the slab keeps 4 KiB pages.)
+    const uint64_t slab = std::max<uint64_t>(1, kSlabBytes / bytes) * bytes;
+    if (slab_next_ != nullptr) ::madvise(blocks_.back().get(), (slab + kHugePage - 1) / kHugePage * kHugePage, MADV_COLLAPSE);
+    slab_chunks_left_ = slab / bytes;
+    blocks_.emplace_back(Allocate(slab, Pages::kHugeLater));
+    slab_next_ = static_cast<uint64_t*>(blocks_.back().get());
+  }
+  uint64_t* r = slab_next_;
+  slab_next_ += bytes / sizeof(uint64_t);
+  --slab_chunks_left_;
+  return r;
+}
+
 uint32_t RowTable::NewSlot() {
   if (!free_.empty()) {
     const uint32_t s = free_.back();
@@ -109,7 +122,7 @@ uint32_t RowTable::NewSlot() {
   if ((high_ & mask_) == 0) {
     const uint64_t rows = chunk_rows();
     Chunk c;
-    c.records.reset(static_cast<uint64_t*>(Allocate(rows * record_bytes(), false)));
+    c.records = NewChunk();
     if (hash_last_seen_) c.seen = std::make_unique_for_overwrite<uint32_t[]>(rows);
     chunks_.push_back(std::move(c));
     live_.resize((high_ + rows + 63) / 64, 0);

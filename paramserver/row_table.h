@@ -189,19 +189,34 @@ class RowTable {
   struct FreeDeleter {
     void operator()(void* p) const;
   };
-  // `bytes` of uninitialised memory, freed with FreeDeleter (std::free); bad_alloc when
-  // none. `huge`: 2 MiB-aligned and advised for transparent huge pages (the index).
-  static void* Allocate(uint64_t bytes, bool huge);
+  // Pages: why the index and the arena are on 2 MiB pages (transparent huge pages, THP
+  // "madvise" on the machines measured). A steady-state lookup misses the cache twice
+  // (index entry, record) over a table far larger than the TLB's reach with 4 KiB pages
+  // (10 M rows at D = 16: 800 MB of records, 70-90 MB of index), so each miss also
+  // waited for a page walk (two nested ones in a VM). Measured (docs/benchmarks-sparse.md,
+  // "The store's memory-level parallelism"): huge pages for the index made a steady
+  // pull+push 1.3x faster; for the records too, 1.4x more. The index is advised at
+  // allocation (kHugeNow): Rebuild writes all of it right away. The arena is not: a
+  // record slab advised at allocation took its 2 MiB pages at first touch, on the
+  // reactor, and cold pushes (rows being created) slowed 0.6-0.9x, erratically (the
+  // kernel compacting memory in the fault); so slabs start on 4 KiB pages (kHugeLater)
+  // and are collapsed (MADV_COLLAPSE) once full, one synchronous copy per kSlabBytes of
+  // rows. Tables under kSlabBytes of records take no huge pages (kSmall).
+  static constexpr uint64_t kHugePage = uint64_t{1} << 21;
+  enum class Pages { kSmall, kHugeNow, kHugeLater };
+  // `bytes` of uninitialised memory, freed with FreeDeleter (std::free): malloc'd
+  // (kSmall), or 2 MiB-aligned, rounded up to 2 MiB, advised for huge pages or not.
+  static void* Allocate(uint64_t bytes, Pages pages);
   struct Chunk {
-    std::unique_ptr<uint64_t[], FreeDeleter> records;  // chunk_rows() records of record_words_ words
+    uint64_t* records = nullptr;  // chunk_rows() records of record_words_ words, in blocks_
     std::unique_ptr<uint32_t[]> seen;     // HashLastSeen only
   };
   // A record: word 0 the key, word 1 the counter, then the floats (ints and floats
   // never share a word, so no word is read as two types).
   uint64_t record_bytes() const { return uint64_t{record_words_} * 8; }
-  uint64_t* record(uint32_t slot) { return chunks_[slot >> shift_].records.get() + uint64_t{slot & mask_} * record_words_; }
+  uint64_t* record(uint32_t slot) { return chunks_[slot >> shift_].records + uint64_t{slot & mask_} * record_words_; }
   const uint64_t* record(uint32_t slot) const {
-    return chunks_[slot >> shift_].records.get() + uint64_t{slot & mask_} * record_words_;
+    return chunks_[slot >> shift_].records + uint64_t{slot & mask_} * record_words_;
   }
   // The packed index: entry i is 5 bytes at 5 * i (low 32 bits: 0 empty, kTombstone, else
   // slot + 1; then the tag), read and written as 8 bytes (the vector has 3 bytes of slack).
@@ -250,6 +265,8 @@ class RowTable {
   void Rebuild(uint64_t capacity);
   void IndexInsert(uint64_t h, uint32_t slot);
   uint32_t NewSlot();
+  // The records of a new chunk (uninitialised), from blocks_.
+  uint64_t* NewChunk();
 
   uint64_t salt_;
   uint32_t width_, stride_, record_words_;
@@ -262,6 +279,13 @@ class RowTable {
   mutable std::vector<uint64_t> stale_bits_;
   uint32_t high_ = 0;  // slots ever handed out
   std::vector<Chunk> chunks_;
+  // The memory of the chunks' records: one block per chunk while the arena is small,
+  // then 2 MiB-aligned slabs of kSlabBytes carved into chunks, each collapsed to huge
+  // pages when the next is started (NewChunk; Pages above says why).
+  static constexpr uint64_t kSlabBytes = uint64_t{32} << 20;
+  std::vector<std::unique_ptr<void, FreeDeleter>> blocks_;
+  uint64_t* slab_next_ = nullptr;  // the current slab's next chunk
+  uint64_t slab_chunks_left_ = 0;
   uint64_t capacity_ = 0;         // index entries
   std::unique_ptr<unsigned char[], FreeDeleter> index_;  // 5 * capacity_ + 3 bytes (Entry)
   uint32_t seen_sink_ = 0;        // last_seen() of a table without last-seen arrays
