@@ -2,7 +2,9 @@
 //
 //  - Arena: rows live in chunks of chunk_rows() row slots (up to kMaxChunkRows, fewer for
 //    wide rows so a chunk's floats stay near kChunkBytes), allocated one chunk at a time
-//    as the table grows (never moved, so a row's floats stay put while the table grows).
+//    as the table grows (never moved, so a row's floats stay put while the table grows;
+//    past kSlabBytes of records they are carved from 2 MiB-aligned slabs that go to huge
+//    pages once full: Pages below).
 //    A slot is one record: the key, the update counter and `stride` floats (the row's
 //    values followed by its optimizer slots, slot k at values + (k + 1) * width: the
 //    layout kernels::ApplyOptimizerRows and kernels::InitSlots expect), padded to 8
@@ -198,13 +200,16 @@ class RowTable {
   // (10 M rows at D = 16: 800 MB of records, 70-90 MB of index), so each miss also
   // waited for a page walk (two nested ones in a VM). Measured (docs/benchmarks-sparse.md,
   // "The store's memory-level parallelism"): huge pages for the index made a steady
-  // pull+push 1.3x faster; for the records too, 1.4x more. The index is advised at
+  // pull+push ~1.3x faster; for the records too, ~1.4x more. The index is advised at
   // allocation (kHugeNow): Rebuild writes all of it right away. The arena is not: a
   // record slab advised at allocation took its 2 MiB pages at first touch, on the
-  // reactor, and cold pushes (rows being created) slowed 0.6-0.9x, erratically (the
-  // kernel compacting memory in the fault); so slabs start on 4 KiB pages (kHugeLater)
-  // and are collapsed (MADV_COLLAPSE) once full, one synchronous copy per kSlabBytes of
-  // rows. Tables under kSlabBytes of records take no huge pages (kSmall).
+  // reactor, and cold pushes (rows being created) slowed 0.6-0.9x, erratically; so
+  // slabs start on 4 KiB pages (kHugeLater) and are collapsed (MADV_COLLAPSE) once full,
+  // one synchronous copy per kSlabBytes of rows. The cost, measured on the dev VM: about
+  // 0.1 s per collapse (fresh 2 MiB pages are slow to get there), so creating 10 M rows
+  // took 6 s instead of 3 (~0.3 us per row, once), against ~40-60 ns saved on every
+  // later pull+push of the row. Tables under kSlabBytes of records take no huge pages
+  // (kSmall).
   static constexpr uint64_t kHugePage = uint64_t{1} << 21;
   enum class Pages { kSmall, kHugeNow, kHugeLater };
   // `bytes` of uninitialised memory, freed with FreeDeleter (std::free): malloc'd
