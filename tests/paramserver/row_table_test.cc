@@ -414,6 +414,35 @@ TEST(ShardStoreRows, BatchedOptimizerMatchesThePerRowStepBitwise) {
   }
 }
 
+// A push whose optimizer fails part-way (a restored row with a counter below 0 gives
+// step 0) counts no update: every counter it touched is what it was (ApplySparseRows
+// counts them as it looks the rows up and takes them back), the row it created stays
+// at 0, and the digest still matches the rows (a store restored from a snapshot of
+// them has the same).
+TEST(ShardStoreRows, FailedPushCountsNoUpdateAndKeepsTheDigest) {
+  Cluster a(1, 1, {SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
+  ShardStore& store = a.core(0).mutable_store();
+  std::vector<float> g(3 * 4, 0.5f);
+  ASSERT_OK(store.ApplySparseRows(0, std::vector<Key>{1, 2}, std::span<float>(g).first(8)));
+  RowState bad = *store.row(0, 2);
+  bad.key = 3;
+  bad.updates = -1;
+  ASSERT_OK(store.RestoreRow(bad));
+  const uint64_t before = store.SparseDigest();
+  EXPECT_FALSE(store.ApplySparseRows(0, std::vector<Key>{1, 3, 5}, g).ok());
+  EXPECT_EQ(store.row(0, 1)->updates, 1);
+  EXPECT_EQ(store.row(0, 3)->updates, -1);
+  ASSERT_TRUE(store.row(0, 5).has_value());
+  EXPECT_EQ(store.row(0, 5)->updates, 0);
+  EXPECT_NE(store.SparseDigest(), before);  // row 1 was stepped before row 3 failed, row 5 is new
+  Cluster b(1, 1, {SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
+  for (const RowState& r : a.core(0).Snapshot().rows) ASSERT_OK(b.core(0).mutable_store().RestoreRow(r));
+  EXPECT_EQ(b.core(0).store().SparseDigest(), store.SparseDigest());
+  std::vector<float> g1(4, 0.5f);
+  ASSERT_OK(store.ApplySparseRows(0, std::vector<Key>{1}, g1));
+  EXPECT_EQ(store.row(0, 1)->updates, 2);
+}
+
 TEST(ShardStoreRows, SnapshotRestoreRoundTripIsBitwiseAndKeepsTheDigest) {
   Cluster a(1, 1, {DenseSpec("w", {6}, Adam()), SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
   Cluster b(1, 1, {DenseSpec("w", {6}, Adam()), SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
