@@ -4,17 +4,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <sys/mman.h>
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 
 #include "common/hash.h"
 
 namespace tessera::paramserver {
 namespace {
 
-constexpr uint64_t kTombstone = 0xffffffffULL;
 constexpr uint64_t kMinCapacity = 64;
-// Not the shard map's key hash (Mix64(key ^ Mix64(table))): a server's keys share that
-// hash modulo the server count, so its low bits would crowd the probe sequences.
-constexpr uint64_t kIndexSeed = 0x6a09e667f3bcc909ULL;
 
 }  // namespace
 
@@ -27,16 +27,19 @@ RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
   mask_ = (1u << shift_) - 1;
 }
 
-uint64_t RowTable::KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
-
 void RowTable::FreeDeleter::operator()(void* p) const { std::free(p); }
 
-void* RowTable::Allocate(uint64_t bytes) {
-  // Not advised for transparent huge pages: measured, a steady-state pull or push gained
-  // little once the row is one record, and a cold push (rows being created) slowed 1-3x,
-  // erratically, from zeroing a 2 MiB page at the first touch.
-  void* p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
+void* RowTable::Allocate(uint64_t bytes, Pages pages) {
+  if (pages == Pages::kSmall) {
+    void* p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  const uint64_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
   if (p == nullptr) throw std::bad_alloc();
+  // A hint: where it fails (a kernel without THP) the memory has 4 KiB pages.
+  if (pages == Pages::kHugeNow) ::madvise(p, rounded, MADV_HUGEPAGE);
   return p;
 }
 
@@ -46,53 +49,7 @@ uint64_t RowTable::RowHash(uint32_t slot) const {
   return Hash64(data(slot), uint64_t{stride_} * sizeof(float), seed);
 }
 
-uint32_t RowTable::Find(Key key) const {
-  if (capacity_ == 0) return kNoSlot;
-  const uint64_t h = KeyHash(key);
-  const uint64_t tag = Tag(h);
-  for (uint64_t i = Home(h);; i = Next(i)) {
-    const uint64_t e = Entry(i);
-    if (e == 0) return kNoSlot;
-    const uint64_t low = e & 0xffffffffULL;
-    if (low != kTombstone && (e & ~0xffffffffULL) == tag) {
-      const auto slot = static_cast<uint32_t>(low - 1);
-      if (this->key(slot) == key) return slot;
-    }
-  }
-}
-
-void RowTable::FindMany(std::span<const Key> keys, uint32_t* slots) const {
-  constexpr size_t kAhead = 16;
-  const size_t n = keys.size();
-  if (capacity_ == 0) {
-    std::fill(slots, slots + n, kNoSlot);
-    return;
-  }
-  for (size_t i = 0; i < std::min(n, kAhead); ++i) {
-    // The home entry and the two after it: a probe run that crosses a cache line
-    // must not miss on its second line.
-    const unsigned char* e = index_.get() + 5 * Home(KeyHash(keys[i]));
-    __builtin_prefetch(e);
-    __builtin_prefetch(e + 14);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) {
-      const unsigned char* e = index_.get() + 5 * Home(KeyHash(keys[i + kAhead]));
-      __builtin_prefetch(e);
-      __builtin_prefetch(e + 14);
-    }
-    // Halfway: the entry prefetched earlier has likely arrived; when its home entry
-    // holds a row with the right tag, fetch that row's record (its key for the compare,
-    // and the counter and floats the caller reads next).
-    if (i + kAhead / 2 < n) {
-      const uint64_t h = KeyHash(keys[i + kAhead / 2]);
-      const uint64_t e = Entry(Home(h));
-      const uint64_t low = e & 0xffffffffULL;
-      if (e != 0 && low != kTombstone && (e & ~0xffffffffULL) == Tag(h)) Prefetch(static_cast<uint32_t>(low - 1));
-    }
-    slots[i] = Find(keys[i]);
-  }
-}
+uint32_t RowTable::Find(Key key) const { return capacity_ == 0 ? kNoSlot : FindHashed(key, KeyHash(key)); }
 
 void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
   uint64_t i = Home(h);
@@ -103,7 +60,7 @@ void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
 
 void RowTable::Rebuild(uint64_t capacity) {
   index_.reset();  // before the new one: the old index's memory can be reused
-  index_.reset(static_cast<unsigned char*>(Allocate(5 * capacity + 3)));
+  index_.reset(static_cast<unsigned char*>(Allocate(5 * capacity + 3, 5 * capacity >= kHugePage ? Pages::kHugeNow : Pages::kSmall)));
   std::memset(index_.get(), 0, 5 * capacity + 3);
   capacity_ = capacity;
   tombstones_ = 0;
@@ -135,6 +92,27 @@ void RowTable::HashLastSeen(bool on) {
   }
 }
 
+uint64_t* RowTable::NewChunk() {
+  const uint64_t bytes = chunk_rows() * record_bytes();
+  if (chunks_.size() * bytes < kSlabBytes) {  // a small table: no 2 MiB pages for a few rows
+    blocks_.emplace_back(Allocate(bytes, Pages::kSmall));
+    return static_cast<uint64_t*>(blocks_.back().get());
+  }
+  if (slab_chunks_left_ == 0) {
+    // The full slab's rows are all written: have the kernel move them to huge pages now.
+    // (A hint: where it fails, an old kernel or no huge page free, the slab keeps 4 KiB pages.)
+    const uint64_t slab = std::max<uint64_t>(1, kSlabBytes / bytes) * bytes;
+    if (slab_next_ != nullptr) ::madvise(blocks_.back().get(), (slab + kHugePage - 1) / kHugePage * kHugePage, MADV_COLLAPSE);
+    slab_chunks_left_ = slab / bytes;
+    blocks_.emplace_back(Allocate(slab, Pages::kHugeLater));
+    slab_next_ = static_cast<uint64_t*>(blocks_.back().get());
+  }
+  uint64_t* r = slab_next_;
+  slab_next_ += bytes / sizeof(uint64_t);
+  --slab_chunks_left_;
+  return r;
+}
+
 uint32_t RowTable::NewSlot() {
   if (!free_.empty()) {
     const uint32_t s = free_.back();
@@ -144,7 +122,7 @@ uint32_t RowTable::NewSlot() {
   if ((high_ & mask_) == 0) {
     const uint64_t rows = chunk_rows();
     Chunk c;
-    c.records.reset(static_cast<uint64_t*>(Allocate(rows * record_bytes())));
+    c.records = NewChunk();
     if (hash_last_seen_) c.seen = std::make_unique_for_overwrite<uint32_t[]>(rows);
     chunks_.push_back(std::move(c));
     live_.resize((high_ + rows + 63) / 64, 0);

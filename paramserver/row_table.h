@@ -2,7 +2,9 @@
 //
 //  - Arena: rows live in chunks of chunk_rows() row slots (up to kMaxChunkRows, fewer for
 //    wide rows so a chunk's floats stay near kChunkBytes), allocated one chunk at a time
-//    as the table grows (never moved, so a row's floats stay put while the table grows).
+//    as the table grows (never moved, so a row's floats stay put while the table grows;
+//    past kSlabBytes of records they are carved from 2 MiB-aligned slabs that go to huge
+//    pages once full: Pages below).
 //    A slot is one record: the key, the update counter and `stride` floats (the row's
 //    values followed by its optimizer slots, slot k at values + (k + 1) * width: the
 //    layout kernels::ApplyOptimizerRows and kernels::InitSlots expect), padded to 8
@@ -41,12 +43,15 @@
 // table is not to be read from another thread.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "common/hash.h"
 #include "common/keys.h"
 
 namespace tessera::paramserver {
@@ -82,15 +87,29 @@ class RowTable {
   uint32_t Find(Key key) const;
   // Makes room in the index for `n` more keys, so inserting them rebuilds nothing.
   void Reserve(uint64_t n);
-  // slots[i] = Find(keys[i]) for a batch, prefetching index entries a few keys ahead so
-  // the cache misses of a random batch overlap instead of queueing (what a push or pull
-  // of thousands of keys over a table far larger than the cache spends its time on).
-  void FindMany(std::span<const Key> keys, uint32_t* slots) const;
-  // Hints that row `slot` (its counter and floats) is about to be read.
+  // Calls f(i, Find(keys[i])) for i = 0, 1, ..., n - 1, as a two-stage software pipeline
+  // so the cache misses of a random batch overlap instead of queueing (what a push or pull
+  // of thousands of keys over a table far larger than the cache spends its time on: a
+  // lookup misses on its index entry, then, dependent on it, on the record). While key i
+  // is resolved and handed to f (its entry and record in cache by then), the record of
+  // key i + kLookAhead is prefetched (its home entry, prefetched earlier, has arrived: the
+  // tag says which slot to fetch) and the home entry of key i + 2 * kLookAhead. f may
+  // write the row of the slot it is given, not insert or erase. kWrite: f will write
+  // the rows (BeginWrite/EndWrite), so their words of the stale and dirty bit sets (and
+  // their last-seen, when kept) are prefetched with the record: at 10 M rows the bit sets
+  // are 1.25 MB each, and a random bit missed the cache as often as the record did.
+  template <bool kWrite = false, class F>
+  void ForEachSlot(std::span<const Key> keys, F&& f) const;
+  // slots[i] = Find(keys[i]) for a batch (ForEachSlot).
+  void FindMany(std::span<const Key> keys, uint32_t* slots) const {
+    ForEachSlot(keys, [slots](size_t i, uint32_t slot) { slots[i] = slot; });
+  }
+  // Hints that row `slot` (its key, counter and floats: every line of the record) is
+  // about to be read.
   void Prefetch(uint32_t slot) const {
-    const uint64_t* r = record(slot);
-    __builtin_prefetch(r);
-    __builtin_prefetch(reinterpret_cast<const char*>(r) + record_bytes() - 1);
+    const char* r = reinterpret_cast<const char*>(record(slot));
+    for (uint64_t off = 0; off < record_bytes(); off += 64) __builtin_prefetch(r + off);
+    __builtin_prefetch(r + record_bytes() - 1);
   }
   // A new slot for `key` (REQUIRES Find(key) == kNoSlot) with counter 0 and unset floats:
   // the caller fills them, then calls EndWrite(slot) (Insert has not hashed the row).
@@ -175,18 +194,37 @@ class RowTable {
   struct FreeDeleter {
     void operator()(void* p) const;
   };
-  // `bytes` of uninitialised memory (malloc), freed with FreeDeleter; bad_alloc when none.
-  static void* Allocate(uint64_t bytes);
+  // Pages: why the index and the arena are on 2 MiB pages (transparent huge pages, THP
+  // "madvise" on the machines measured). A steady-state lookup misses the cache twice
+  // (index entry, record) over a table far larger than the TLB's reach with 4 KiB pages
+  // (10 M rows at D = 16: 800 MB of records, 70-90 MB of index), so each miss also
+  // waited for a page walk (two nested ones in a VM). Measured (docs/benchmarks-sparse.md,
+  // "The store's memory-level parallelism"): huge pages for the index made a steady
+  // pull+push ~1.3x faster; for the records too, ~1.4x more. The index is advised at
+  // allocation (kHugeNow): Rebuild writes all of it right away. The arena is not: a
+  // record slab advised at allocation took its 2 MiB pages at first touch, on the
+  // reactor, and cold pushes (rows being created) slowed 0.6-0.9x, erratically; so
+  // slabs start on 4 KiB pages (kHugeLater) and are collapsed (MADV_COLLAPSE) once full,
+  // one synchronous copy per kSlabBytes of rows. The cost, measured on the dev VM: about
+  // 0.1 s per collapse (fresh 2 MiB pages are slow to get there), so creating 10 M rows
+  // took 6 s instead of 3 (~0.3 us per row, once), against ~40-60 ns saved on every
+  // later pull+push of the row. Tables under kSlabBytes of records take no huge pages
+  // (kSmall).
+  static constexpr uint64_t kHugePage = uint64_t{1} << 21;
+  enum class Pages { kSmall, kHugeNow, kHugeLater };
+  // `bytes` of uninitialised memory, freed with FreeDeleter (std::free): malloc'd
+  // (kSmall), or 2 MiB-aligned, rounded up to 2 MiB, advised for huge pages or not.
+  static void* Allocate(uint64_t bytes, Pages pages);
   struct Chunk {
-    std::unique_ptr<uint64_t[], FreeDeleter> records;  // chunk_rows() records of record_words_ words
+    uint64_t* records = nullptr;  // chunk_rows() records of record_words_ words, in blocks_
     std::unique_ptr<uint32_t[]> seen;     // HashLastSeen only
   };
   // A record: word 0 the key, word 1 the counter, then the floats (ints and floats
   // never share a word, so no word is read as two types).
   uint64_t record_bytes() const { return uint64_t{record_words_} * 8; }
-  uint64_t* record(uint32_t slot) { return chunks_[slot >> shift_].records.get() + uint64_t{slot & mask_} * record_words_; }
+  uint64_t* record(uint32_t slot) { return chunks_[slot >> shift_].records + uint64_t{slot & mask_} * record_words_; }
   const uint64_t* record(uint32_t slot) const {
-    return chunks_[slot >> shift_].records.get() + uint64_t{slot & mask_} * record_words_;
+    return chunks_[slot >> shift_].records + uint64_t{slot & mask_} * record_words_;
   }
   // The packed index: entry i is 5 bytes at 5 * i (low 32 bits: 0 empty, kTombstone, else
   // slot + 1; then the tag), read and written as 8 bytes (the vector has 3 bytes of slack).
@@ -211,10 +249,32 @@ class RowTable {
       bits[i / 64] &= ~(uint64_t{1} << (i % 64));
     }
   }
-  static uint64_t KeyHash(Key key);
+  // Not the shard map's key hash (Mix64(key ^ Mix64(table))): a server's keys share that
+  // hash modulo the server count, so its low bits would crowd the probe sequences.
+  static constexpr uint64_t kIndexSeed = 0x6a09e667f3bcc909ULL;
+  static constexpr uint64_t kTombstone = 0xffffffffULL;
+  static uint64_t KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
+  // Find, given KeyHash(key).
+  uint32_t FindHashed(Key key, uint64_t h) const {
+    const uint64_t tag = Tag(h);
+    for (uint64_t i = Home(h);; i = Next(i)) {
+      const uint64_t e = Entry(i);
+      if (e == 0) return kNoSlot;
+      const uint64_t low = e & 0xffffffffULL;
+      if (low != kTombstone && (e & ~0xffffffffULL) == tag) {
+        const auto slot = static_cast<uint32_t>(low - 1);
+        if (this->key(slot) == key) return slot;
+      }
+    }
+  }
+  // ForEachSlot's distance between its stages, in keys (measured:
+  // docs/benchmarks-sparse.md, "The store's memory-level parallelism").
+  static constexpr size_t kLookAhead = 8;
   void Rebuild(uint64_t capacity);
   void IndexInsert(uint64_t h, uint32_t slot);
   uint32_t NewSlot();
+  // The records of a new chunk (uninitialised), from blocks_.
+  uint64_t* NewChunk();
 
   uint64_t salt_;
   uint32_t width_, stride_, record_words_;
@@ -227,6 +287,13 @@ class RowTable {
   mutable std::vector<uint64_t> stale_bits_;
   uint32_t high_ = 0;  // slots ever handed out
   std::vector<Chunk> chunks_;
+  // The memory of the chunks' records: one block per chunk while the arena is small,
+  // then 2 MiB-aligned slabs of kSlabBytes carved into chunks, each collapsed to huge
+  // pages when the next is started (NewChunk; Pages above says why).
+  static constexpr uint64_t kSlabBytes = uint64_t{32} << 20;
+  std::vector<std::unique_ptr<void, FreeDeleter>> blocks_;
+  uint64_t* slab_next_ = nullptr;  // the current slab's next chunk
+  uint64_t slab_chunks_left_ = 0;
   uint64_t capacity_ = 0;         // index entries
   std::unique_ptr<unsigned char[], FreeDeleter> index_;  // 5 * capacity_ + 3 bytes (Entry)
   uint32_t seen_sink_ = 0;        // last_seen() of a table without last-seen arrays
@@ -238,5 +305,47 @@ class RowTable {
   bool track_dirty_ = false;
   bool hash_last_seen_ = false;
 };
+
+template <bool kWrite, class F>
+void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
+  const size_t n = keys.size();
+  if (capacity_ == 0) {
+    for (size_t i = 0; i < n; ++i) f(i, kNoSlot);
+    return;
+  }
+  // The hashes of the keys in flight (i to i + 2 * kLookAhead), computed once.
+  constexpr size_t kRing = std::bit_ceil(2 * kLookAhead + 1);
+  uint64_t hash[kRing];
+  // Stage 1: the home entry and the two after it (a probe run crossing a cache line must
+  // not miss on its second line).
+  const auto entry = [&](size_t j) {
+    const uint64_t h = KeyHash(keys[j]);
+    hash[j % kRing] = h;
+    const unsigned char* e = index_.get() + 5 * Home(h);
+    __builtin_prefetch(e);
+    __builtin_prefetch(e + 14);
+  };
+  // Stage 2: the record the home entry's tag points at (usually the key's own).
+  const auto row = [&](size_t j) {
+    const uint64_t h = hash[j % kRing];
+    const uint64_t e = Entry(Home(h));
+    const uint64_t low = e & 0xffffffffULL;
+    if (e == 0 || low == kTombstone || (e & ~0xffffffffULL) != Tag(h)) return;
+    const auto slot = static_cast<uint32_t>(low - 1);
+    Prefetch(slot);
+    if constexpr (kWrite) {
+      __builtin_prefetch(stale_bits_.data() + slot / 64);
+      if (track_dirty_) __builtin_prefetch(dirty_bits_.data() + slot / 64);
+      if (hash_last_seen_) __builtin_prefetch(chunks_[slot >> shift_].seen.get() + (slot & mask_));
+    }
+  };
+  for (size_t j = 0; j < std::min(n, 2 * kLookAhead); ++j) entry(j);
+  for (size_t j = 0; j < std::min(n, kLookAhead); ++j) row(j);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 2 * kLookAhead < n) entry(i + 2 * kLookAhead);
+    if (i + kLookAhead < n) row(i + kLookAhead);
+    f(i, FindHashed(keys[i], hash[i % kRing]));
+  }
+}
 
 }  // namespace tessera::paramserver

@@ -144,25 +144,19 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
   const RowTable& t = *p.rows;
-  std::vector<uint32_t>& slots = read_scratch_;
-  slots.resize(keys.size());
-  t.FindMany(keys, slots.data());
-  constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
-    if (slots[i] != RowTable::kNoSlot) t.Prefetch(slots[i]);
-  }
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (i + kAhead < keys.size() && slots[i + kAhead] != RowTable::kNoSlot) t.Prefetch(slots[i + kAhead]);
+  // Each row is copied as its lookup resolves (the pipeline has just brought it in).
+  Status st;
+  t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
     float* dst = out.data() + i * width;
-    if (slots[i] != RowTable::kNoSlot) {
-      std::memcpy(dst, t.data(slots[i]), width * sizeof(float));
+    if (slot != RowTable::kNoSlot) {
+      std::memcpy(dst, t.data(slot), width * sizeof(float));
     } else if (p.init) {
       p.init->Fill(keys[i], dst);
-    } else {
-      TESSERA_RETURN_IF_ERROR(InitializeSparseRow(p.spec, keys[i], View(dst, width)));
+    } else if (st.ok()) {
+      st = InitializeSparseRow(p.spec, keys[i], View(dst, width));
     }
-  }
-  return Status::OK();
+  });
+  return st;
 }
 
 Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span<float> grad,
@@ -209,31 +203,44 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   const bool track_seen = p.policy.evicts();
   const auto seen = static_cast<uint32_t>(std::clamp<int64_t>(step, 0, UINT32_MAX));
   CountMinSketch* sketch = p.sketch ? &*p.sketch : nullptr;
-  // Gather: find or create each row, and take its hash out of the digest.
-  slot_scratch_.clear();
-  row_scratch_.clear();
-  step_scratch_.clear();
-  Status st;
+  // One pass over the rows while each is in cache (the lookup pipeline has just brought
+  // it in): open it (BeginWrite/EndWrite: its hash leaves the digest, it is marked dirty),
+  // note its row and step (row_scratch_[i], step_scratch_[i]: key i's) and count the
+  // update now, undone below if the push fails, so no pass after the optimizer's touches
+  // the rows again. The absent rows are created after it, in key order.
+  const size_t n = keys.size();
   std::vector<uint32_t>& found = read_scratch_;
-  found.resize(keys.size());
-  t.FindMany(keys, found.data());
-  // Room for every absent key at once: at most one index rebuild per push.
-  t.Reserve(static_cast<uint64_t>(std::count(found.begin(), found.end(), RowTable::kNoSlot)));
-  constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < std::min(keys.size(), kAhead); ++i) {
-    if (found[i] != RowTable::kNoSlot) t.Prefetch(found[i]);
-  }
-  size_t kept = 0;  // rows gathered; their gradients are grads[0, kept * width)
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (i + kAhead < keys.size() && found[i + kAhead] != RowTable::kNoSlot) t.Prefetch(found[i + kAhead]);
-    const Key key = keys[i];
-    uint32_t slot = found[i];
+  found.resize(n);
+  row_scratch_.resize(n);
+  step_scratch_.resize(n);
+  size_t missing = 0;
+  t.ForEachSlot<true>(keys, [&](size_t i, uint32_t slot) {
+    found[i] = slot;
     if (slot == RowTable::kNoSlot) {
+      ++missing;
+      return;
+    }
+    t.BeginWrite(slot);
+    t.EndWrite(slot);
+    int64_t& updates = t.updates(slot);
+    row_scratch_[i] = t.data(slot);
+    step_scratch_[i] = updates + 1;
+    ++updates;
+  });
+  Status st;
+  size_t end = n;  // keys from a failed row creation on are not applied
+  bool dropped = false;
+  if (missing > 0) {
+    t.Reserve(missing);  // room for every absent key at once: at most one index rebuild per push
+    for (size_t i = 0; i < n; ++i) {
+      if (found[i] != RowTable::kNoSlot) continue;
+      const Key key = keys[i];
       if (sketch != nullptr && sketch->Add(key) < p.policy.min_key_count) {
         ++p.stats.dropped;  // not admitted: no row, the gradient is dropped
+        dropped = true;
         continue;
       }
-      slot = t.Insert(key);  // not in the digest yet: no BeginWrite
+      const uint32_t slot = t.Insert(key);  // not in the digest yet: no BeginWrite
       ++p.stats.created;
       if (!p.part_rows.empty()) CountInsert(p, key);
       float* d = t.data(slot);
@@ -243,32 +250,48 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
         st = InitializeSparseRow(p.spec, key, View(d, width));
       }
       if (st.ok()) st = kernels::InitSlots(p.spec.optimizer, {d + width, t.stride() - width}, width);
+      t.EndWrite(slot);
       if (!st.ok()) {  // leave no half-made row behind
-        t.EndWrite(slot);
         t.Erase(key);
         if (!p.part_rows.empty()) CountErase(p, key);
+        end = i;
         break;
       }
-    } else {
-      t.BeginWrite(slot);
+      found[i] = slot;
+      row_scratch_[i] = d;
+      step_scratch_[i] = 1;  // a new row's counter is 0
+      t.updates(slot) = 1;
     }
-    if (track_seen) t.last_seen(slot) = seen;
-    if (kept != i) std::memmove(grads.data() + kept * width, grads.data() + i * width, width * sizeof(float));
-    ++kept;
-    slot_scratch_.push_back(slot);
-    row_scratch_.push_back(t.data(slot));
-    step_scratch_.push_back(t.updates(slot) + 1);
+  }
+  if (track_seen) {
+    for (size_t i = 0; i < end; ++i) {
+      if (found[i] != RowTable::kNoSlot) t.last_seen(found[i]) = seen;
+    }
+  }
+  // Squeeze out the dropped keys (their gradients too) and the keys past a failure.
+  size_t kept = n;
+  if (dropped || end < n) {
+    kept = 0;
+    for (size_t i = 0; i < end; ++i) {
+      if (found[i] == RowTable::kNoSlot) continue;
+      if (kept != i) {
+        std::memmove(grads.data() + kept * width, grads.data() + i * width, width * sizeof(float));
+        row_scratch_[kept] = row_scratch_[i];
+        step_scratch_[kept] = step_scratch_[i];
+      }
+      ++kept;
+    }
   }
   if (st.ok()) {
-    st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width), row_scratch_, step_scratch_,
-                                     grads.data());
+    st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width),
+                                     std::span<float* const>(row_scratch_.data(), kept),
+                                     std::span<const int64_t>(step_scratch_.data(), kept), grads.data());
     if (!st.ok()) st = Status::Internal(st.ToString());
   }
-  // Scatter the counters and the new hashes back, whatever happened: the digest must
-  // match the rows.
-  for (const uint32_t slot : slot_scratch_) {
-    if (st.ok()) ++t.updates(slot);
-    t.EndWrite(slot);
+  if (!st.ok()) {  // no update counted: every counter back (the rows' hashes are recomputed lazily)
+    for (size_t i = 0; i < n; ++i) {
+      if (found[i] != RowTable::kNoSlot) --t.updates(found[i]);
+    }
   }
   if (st.ok() && p.policy.evicts()) Evict(p, step);
   return st;

@@ -290,9 +290,8 @@ class ShardStore {
   uint64_t version_ = 0;
   std::vector<Param> params_;       // by param id
   std::vector<ChunkState> chunks_;  // (param_id, chunk) ascending
-  // ApplySparseRows' gathered rows, reused so a push allocates nothing.
-  std::vector<uint32_t> slot_scratch_;
-  mutable std::vector<uint32_t> read_scratch_;  // FindMany's answers (ReadSparse is const)
+  // ApplySparseRows' per-key slots, rows and steps, reused so a push allocates nothing.
+  mutable std::vector<uint32_t> read_scratch_;
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
   std::vector<Key> victims_;

@@ -15,17 +15,27 @@ Status GroupKeys(std::span<const Key> keys, KeyGroups* out) {
     out->begin.push_back(0);
     return Status::OK();
   }
-  // All 8 byte histograms in one pass; a byte whose histogram has a single bucket of n
-  // keys orders nothing and is skipped.
-  std::vector<uint32_t> hist(8 * 256, 0);
+  // A byte in which every key agrees orders nothing and is skipped: the bytes that vary
+  // are those of (OR of the keys) ^ (AND of the keys). Their histograms in one pass.
+  uint64_t any = 0, all = ~uint64_t{0};
   for (const Key k : keys) {
-    for (int b = 0; b < 8; ++b) ++hist[b * 256 + ((k >> (8 * b)) & 0xff)];
+    any |= k;
+    all &= k;
+  }
+  int bytes[8];
+  int passes = 0;
+  for (int b = 0; b < 8; ++b) {
+    if (((any ^ all) >> (8 * b)) & 0xff) bytes[passes++] = b;
+  }
+  std::vector<uint32_t> hist(static_cast<size_t>(passes) * 256, 0);
+  for (const Key k : keys) {
+    for (int p = 0; p < passes; ++p) ++hist[p * 256 + ((k >> (8 * bytes[p])) & 0xff)];
   }
   std::vector<uint32_t> cur(n), next(n);
   for (uint32_t i = 0; i < n; ++i) cur[i] = i;
-  for (int b = 0; b < 8; ++b) {
-    uint32_t* h = hist.data() + b * 256;
-    if (h[(keys[0] >> (8 * b)) & 0xff] == n) continue;
+  for (int p = 0; p < passes; ++p) {
+    const int b = bytes[p];
+    uint32_t* h = hist.data() + p * 256;
     uint32_t sum = 0;
     for (int v = 0; v < 256; ++v) {
       const uint32_t c = h[v];

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <numeric>
 #include <queue>
 #include <unordered_set>
 #include <utility>
@@ -300,10 +301,24 @@ Result<std::vector<DensePiece>> ShardMap::SplitDense(uint32_t param_id, uint64_t
 Result<SparseSplit> ShardMap::SplitSparse(uint32_t param_id, std::span<const Key> keys) const {
   TESSERA_RETURN_IF_ERROR(SparseFor(*this, param_id));
   SparseSplit split;
-  split.keys.resize(num_servers());
-  split.positions.resize(num_servers());
+  const uint32_t S = num_servers();
+  split.keys.resize(S);
+  split.positions.resize(S);
+  if (S == 1) {  // one owner: no hashing
+    split.keys[0].assign(keys.begin(), keys.end());
+    split.positions[0].resize(keys.size());
+    std::iota(split.positions[0].begin(), split.positions[0].end(), uint64_t{0});
+    return split;
+  }
+  // SparseServerOf with the table's hash taken once; each list reserved for its share
+  // (the hash balances keys) plus slack, so a batch rarely reallocates.
+  const uint64_t salt = Mix64(param_id);
+  for (uint32_t s = 0; s < S; ++s) {
+    split.keys[s].reserve(keys.size() / S + keys.size() / (4 * S) + 16);
+    split.positions[s].reserve(keys.size() / S + keys.size() / (4 * S) + 16);
+  }
   for (uint64_t i = 0; i < keys.size(); ++i) {
-    const uint32_t s = SparseServerOf(param_id, keys[i], num_servers());
+    const auto s = static_cast<uint32_t>(Mix64(keys[i] ^ salt) % kSparsePartitions % S);
     split.keys[s].push_back(keys[i]);
     split.positions[s].push_back(i);
   }

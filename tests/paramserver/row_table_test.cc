@@ -69,6 +69,52 @@ TEST(RowTable, GrowsAcrossChunksAndIndexRebuildsKeepingEveryRow) {
 
 // The index grows by 1.4x when it passes 4/5 full (to 4/7): per row it costs between
 // 5/0.8 and 5/0.571 bytes at every size; Reserve makes room for a batch at once.
+// Past kSlabBytes of records the arena moves to 2 MiB-aligned slabs, each collapsed to
+// huge pages when the next starts: rows written before and after keep their bits.
+TEST(RowTable, RowsSurviveTheMoveToSlabsAndTheirCollapse) {
+  RowTable t(7, 64, 1);  // 528-byte records, 8192 per 4.3 MB chunk: slabs after 8 chunks
+  const uint64_t per_slab = (uint64_t{32} << 20) / (t.chunk_rows() * 528) * t.chunk_rows();
+  const uint64_t n = 8 * t.chunk_rows() + 2 * per_slab + 100;  // a third slab: two collapsed
+  for (uint64_t i = 0; i < n; ++i) InsertRow(t, Mix64(i), static_cast<float>(i), static_cast<int64_t>(i));
+  const uint64_t digest = t.digest();
+  EXPECT_EQ(digest, Recomputed(t));
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint32_t s = t.Find(Mix64(i));
+    ASSERT_NE(s, RowTable::kNoSlot) << i;
+    ASSERT_EQ(t.updates(s), static_cast<int64_t>(i));
+    ASSERT_EQ(t.data(s)[0], static_cast<float>(i)) << i;
+    ASSERT_EQ(t.data(s)[t.stride() - 1], static_cast<float>(i)) << i;
+  }
+}
+
+// ForEachSlot (the pipelined lookup) gives every key, in order, what Find gives, over
+// present, absent and erased keys, batches shorter and longer than its look-ahead, and
+// an empty table; and f may write the rows it is handed.
+TEST(RowTable, ForEachSlotAgreesWithFind) {
+  RowTable empty(7, 4, 0);
+  const std::vector<Key> few = {1, 2, 3};
+  std::vector<uint32_t> got(few.size(), 0);
+  empty.FindMany(few, got.data());
+  EXPECT_EQ(got, std::vector<uint32_t>(3, RowTable::kNoSlot));
+  RowTable t(7, 4, 0);
+  std::mt19937_64 rng(5);
+  for (uint64_t i = 0; i < 50000; ++i) InsertRow(t, Mix64(i), 1.0f);
+  for (uint64_t i = 0; i < 50000; i += 3) t.Erase(Mix64(i));
+  for (const size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{17}, size_t{4096}}) {
+    std::vector<Key> keys;
+    for (size_t j = 0; j < n; ++j) keys.push_back(Mix64(rng() % 60000));  // ~1/6 never inserted
+    std::vector<size_t> order;
+    t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
+      order.push_back(i);
+      ASSERT_EQ(slot, t.Find(keys[i])) << "key " << i << " of " << n;
+      if (slot != RowTable::kNoSlot) t.data(slot)[0] += 1.0f;  // writing is allowed
+    });
+    std::vector<size_t> want(n);
+    std::iota(want.begin(), want.end(), 0);
+    EXPECT_EQ(order, want);
+  }
+}
+
 TEST(RowTable, IndexStaysBetweenFourSeventhsAndFourFifthsFull) {
   RowTable t(3, 4, 0);  // 32-byte records: key, counter, 4 floats
   uint64_t checked = 0, grew = 0, capacity = 0;
@@ -366,6 +412,35 @@ TEST(ShardStoreRows, BatchedOptimizerMatchesThePerRowStepBitwise) {
       EXPECT_EQ(std::memcmp(row->slots.data(), vs.second.data(), 64), 0) << "key " << k << " clip " << clip;
     }
   }
+}
+
+// A push whose optimizer fails part-way (a restored row with a counter below 0 gives
+// step 0) counts no update: every counter it touched is what it was (ApplySparseRows
+// counts them as it looks the rows up and takes them back), the row it created stays
+// at 0, and the digest still matches the rows (a store restored from a snapshot of
+// them has the same).
+TEST(ShardStoreRows, FailedPushCountsNoUpdateAndKeepsTheDigest) {
+  Cluster a(1, 1, {SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
+  ShardStore& store = a.core(0).mutable_store();
+  std::vector<float> g(3 * 4, 0.5f);
+  ASSERT_OK(store.ApplySparseRows(0, std::vector<Key>{1, 2}, std::span<float>(g).first(8)));
+  RowState bad = *store.row(0, 2);
+  bad.key = 3;
+  bad.updates = -1;
+  ASSERT_OK(store.RestoreRow(bad));
+  const uint64_t before = store.SparseDigest();
+  EXPECT_FALSE(store.ApplySparseRows(0, std::vector<Key>{1, 3, 5}, g).ok());
+  EXPECT_EQ(store.row(0, 1)->updates, 1);
+  EXPECT_EQ(store.row(0, 3)->updates, -1);
+  ASSERT_TRUE(store.row(0, 5).has_value());
+  EXPECT_EQ(store.row(0, 5)->updates, 0);
+  EXPECT_NE(store.SparseDigest(), before);  // row 1 was stepped before row 3 failed, row 5 is new
+  Cluster b(1, 1, {SparseSpec("emb", 4, Adam())}, {SyncMode::kAsp, 0});
+  for (const RowState& r : a.core(0).Snapshot().rows) ASSERT_OK(b.core(0).mutable_store().RestoreRow(r));
+  EXPECT_EQ(b.core(0).store().SparseDigest(), store.SparseDigest());
+  std::vector<float> g1(4, 0.5f);
+  ASSERT_OK(store.ApplySparseRows(0, std::vector<Key>{1}, g1));
+  EXPECT_EQ(store.row(0, 1)->updates, 2);
 }
 
 TEST(ShardStoreRows, SnapshotRestoreRoundTripIsBitwiseAndKeepsTheDigest) {
