@@ -5,11 +5,9 @@
 #include <cstring>
 #include <new>
 #include <sys/mman.h>
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
 
 #include "common/hash.h"
+#include "paramserver/huge_pages.h"
 
 namespace tessera::paramserver {
 namespace {
@@ -99,10 +97,12 @@ uint64_t* RowTable::NewChunk() {
     return static_cast<uint64_t*>(blocks_.back().get());
   }
   if (slab_chunks_left_ == 0) {
-    // The full slab's rows are all written: have the kernel move them to huge pages now.
-    // (A hint: where it fails, an old kernel or no huge page free, the slab keeps 4 KiB pages.)
+    // The full slab's rows are all written: have the kernel move them to huge pages, on
+    // a background thread (huge_pages.h: synchronous, ~0.1 s per slab).
     const uint64_t slab = std::max<uint64_t>(1, kSlabBytes / bytes) * bytes;
-    if (slab_next_ != nullptr) ::madvise(blocks_.back().get(), (slab + kHugePage - 1) / kHugePage * kHugePage, MADV_COLLAPSE);
+    if (slab_next_ != nullptr) {
+      CollapseToHugePagesLater(blocks_.back().get(), (slab + kHugePage - 1) / kHugePage * kHugePage);
+    }
     slab_chunks_left_ = slab / bytes;
     blocks_.emplace_back(Allocate(slab, Pages::kHugeLater));
     slab_next_ = static_cast<uint64_t*>(blocks_.back().get());

@@ -205,11 +205,12 @@ class RowTable {
   // record slab advised at allocation took its 2 MiB pages at first touch, on the
   // reactor, and cold pushes (rows being created) slowed 0.6-0.9x, erratically; so
   // slabs start on 4 KiB pages (kHugeLater) and are collapsed (MADV_COLLAPSE) once full,
-  // one synchronous copy per kSlabBytes of rows. The cost, measured on the dev VM: about
-  // 0.1 s per collapse (fresh 2 MiB pages are slow to get there), so creating 10 M rows
-  // took 6 s instead of 3 (~0.3 us per row, once), against ~40-60 ns saved on every
-  // later pull+push of the row. Tables under kSlabBytes of records take no huge pages
-  // (kSmall).
+  // one copy per kSlabBytes of rows, on a background thread (paramserver/huge_pages.h).
+  // The cost, measured on the dev VM: about 0.1 s per collapse (fresh 2 MiB pages are
+  // slow to get there); on the reactor that made creating 10 M rows take 6 s instead of 3
+  // (~0.3 us per row, once) and stalled the server 0.1 s per slab, against ~40-60 ns
+  // saved on every later pull+push of the row. Tables under kSlabBytes of records take
+  // no huge pages (kSmall).
   static constexpr uint64_t kHugePage = uint64_t{1} << 21;
   enum class Pages { kSmall, kHugeNow, kHugeLater };
   // `bytes` of uninitialised memory, freed with FreeDeleter (std::free): malloc'd
