@@ -165,7 +165,7 @@ void CheckpointDriver::Tick() {
   if (ended_) return;
   if (release_barrier_ && Clock::now() >= release_deadline_) {
     LOG(WARNING) << "the checkpoint of step " << (attempt_ ? attempt_->step : -1) << " is still being written "
-                 << kFinalHoldS << " s after training ended; the final state (step " << final_step_
+                 << options_.final_hold_s << " s after training ended; the final state (step " << final_step_
                  << ") is not checkpointed";
     final_step_ = -1;
     std::exchange(release_barrier_, nullptr)();
@@ -308,7 +308,8 @@ void CheckpointDriver::OnJobEnd(int64_t final_step, std::function<void()> releas
       LOG(INFO) << "training ended at step " << final_step << "; the checkpoint of step " << attempt_->step
                 << " is being written first";
       release_barrier_ = std::move(release);
-      release_deadline_ = Clock::now() + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(kFinalHoldS));
+      release_deadline_ =
+          Clock::now() + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(options_.final_hold_s));
       return;
     }
     Abort(replaced);

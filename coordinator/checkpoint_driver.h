@@ -46,6 +46,9 @@ struct CheckpointOptions {
   int full_every = 1;          // --checkpoint_full_every: every k-th checkpoint is full
   std::string resume = "auto"; // --resume: auto, none or a step directory
   double preempt_grace_s = 60; // --preempt_grace_s
+  // How long the end-of-training barrier may be held for an earlier checkpoint's write
+  // (OnJobEnd): under the workers' barrier deadline (--request_timeout_s).
+  double final_hold_s = 30;
   // Job facts recorded in the manifest.
   std::string sync;
   // --sync=allreduce|hybrid (collective::IsCollectiveSync): the dense parameters live on
@@ -103,15 +106,15 @@ class CheckpointDriver {
   // reaches each worker before its barrier reply and the worker answers it right after
   // the barrier. An attempt at `final_step` stays; one scheduled past the end is
   // withdrawn; an earlier one whose workers all answered is waited for first (up to
-  // kFinalHoldS, then the barrier opens without a final checkpoint). No attempt starts
-  // after the final one.
+  // options' final_hold_s, then the barrier opens without a final checkpoint). No
+  // attempt starts after the final one.
   void OnJobEnd(int64_t final_step, std::function<void()> release);
 
   // Steps between the newest reported step and a triggered checkpoint's step: far enough
   // that no server has passed it when the prepare arrives.
   static constexpr int64_t kLeadSteps = 3;
-  // How long the end-of-training barrier is held for an earlier checkpoint's write:
-  // well under the workers' default --request_timeout_s (300), their barrier deadline.
+  // The longest the end-of-training barrier is held for an earlier checkpoint's write
+  // (CheckpointOptions::final_hold_s is at most this, and half --request_timeout_s).
   static constexpr double kFinalHoldS = 30;
 
  private:

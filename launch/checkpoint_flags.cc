@@ -2,7 +2,11 @@
 
 #include <gflags/gflags.h>
 
+#include <algorithm>
+
 #include "launch/flag_value.h"
+
+DECLARE_double(request_timeout_s);  // launch/job.cc
 
 DEFINE_string(checkpoint_dir, "", "Directory of the job's checkpoints (\"\": no checkpoints)");
 DEFINE_int64(checkpoint_every_steps, 0, "Checkpoint at every multiple of this step (0: off)");
@@ -28,6 +32,9 @@ CheckpointOptions CheckpointOptionsFromFlags() {
   o.full_every = FLAGS_checkpoint_full_every;
   o.resume = FLAGS_resume;
   o.preempt_grace_s = FLAGS_preempt_grace_s;
+  // The end-of-training barrier is held at most this long; each worker waits for it
+  // with its request deadline.
+  o.final_hold_s = std::min(CheckpointDriver::kFinalHoldS, FLAGS_request_timeout_s / 2);
   std::vector<gflags::CommandLineFlagInfo> all;
   gflags::GetAllFlags(&all);
   for (const auto& f : all) {

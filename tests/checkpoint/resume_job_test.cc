@@ -146,6 +146,24 @@ TEST(CheckpointJob, TheFinalStepWaitsForACheckpointStillBeingWritten) {
   EXPECT_EQ(Digest(b), Digest(a));
 }
 
+// The same, but the write outlasts the hold (half of --request_timeout_s=2: 1 s): the
+// barrier opens without a final checkpoint, with a warning, and the job still waits for
+// the checkpoint of step 10 to commit before it ends.
+TEST(CheckpointJob, AnEarlierCheckpointOutlastingTheHoldLeavesTheFinalStepUncheckpointed) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.path() + "/ck";
+  JobRun a = Train(tmp,
+                   "--steps=12 --checkpoint_every_steps=10 --checkpoint_keep=0 --request_timeout_s=2 "
+                   "--checkpoint_dir=" + ck,
+                   2, "TESSERA_DELAY_AT=server_write:1:2500");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  EXPECT_NE(a.output.find("the checkpoint of step 10 is still being written 1 s after training ended; the final "
+                          "state (step 12) is not checkpointed"),
+            std::string::npos)
+      << a.output;
+  EXPECT_EQ(List(ck).complete, std::vector<int>{10}) << a.output;
+}
+
 void FlipMiddleByte(const fs::path& file) {
   std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
   const auto off = static_cast<std::streamoff>(fs::file_size(file) / 2);
