@@ -252,6 +252,7 @@ void CheckpointDriver::Start(int64_t step) {
   a.servers.resize(static_cast<size_t>(num_servers_));
   a.workers.resize(static_cast<size_t>(num_workers_));
   last_target_ = step;
+  started_steps_.insert(step);
   preempt_needs_new_ = false;
   std::error_code ec;
   std::filesystem::remove_all(a.dir, ec);  // leftovers of an attempt that never committed
@@ -320,8 +321,13 @@ void CheckpointDriver::OnJobEnd(int64_t final_step, std::function<void()> releas
 
 void CheckpointDriver::StartFinalAndRelease() {
   if (!ended_ && !attempt_ && final_step_ > last_committed_) {
-    LOG(INFO) << "training ended at step " << final_step_ << "; checkpointing the final state";
-    Start(final_step_);
+    if (started_steps_.count(final_step_) != 0) {
+      LOG(WARNING) << "the checkpoint of the final step " << final_step_
+                   << " failed earlier in this job; it is not tried again";
+    } else {
+      LOG(INFO) << "training ended at step " << final_step_ << "; checkpointing the final state";
+      Start(final_step_);
+    }
   }
   if (release_barrier_) std::exchange(release_barrier_, nullptr)();
 }

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <unordered_set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -161,6 +162,10 @@ class CheckpointDriver {
   int64_t last_committed_ = -1;
   bool root_entry_synced_ = false;  // the checkpoint root's entry in its parent was fsynced
   int64_t last_target_ = -1;        // newest step an attempt was started for
+  // Every step an attempt was started for: the final attempt never reuses one (its
+  // directory could still be written by a server of the earlier attempt, whose late
+  // answer would count for the new one).
+  std::unordered_set<int64_t> started_steps_;
   int checkpoints_since_full_ = 0;  // incremental: commits since the last full one
   Clock::time_point last_commit_time_;
   std::optional<Attempt> attempt_;
