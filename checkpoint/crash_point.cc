@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -33,50 +34,51 @@ Target Parse(const char* v) {
   return r;
 }
 
-// Test-only variables; see crash_point.h.
-const Target& Armed() {
-  static const Target t = Parse(std::getenv("TESSERA_CRASH_AT"));
-  return t;
-}
-const Target& ArmedFailure() {
-  static const Target t = Parse(std::getenv("TESSERA_FAIL_AT"));
-  return t;
-}
+// One armed point per variable (see crash_point.h), read once.
+struct Armed {
+  explicit Armed(const char* variable) : target(Parse(std::getenv(variable))) {}
+  // True the n-th time `name` passes here, when it is the armed one.
+  bool Hit(const char* name) {
+    if (target.name.empty() || target.name != name) return false;
+    return hits.fetch_add(1) + 1 == target.nth;
+  }
+  const Target target;
+  std::atomic<int> hits{0};
+};
 
-const Target& ArmedDelay() {
-  static const Target t = Parse(std::getenv("TESSERA_DELAY_AT"));
-  return t;
+Armed& Crash() {
+  static Armed a("TESSERA_CRASH_AT");
+  return a;
 }
-
-std::atomic<int> g_hits{0};
-std::atomic<int> g_failure_hits{0};
-std::atomic<int> g_delay_hits{0};
+Armed& Failure() {
+  static Armed a("TESSERA_FAIL_AT");
+  return a;
+}
+Armed& Delay() {
+  static Armed a("TESSERA_DELAY_AT");
+  return a;
+}
 
 }  // namespace
 
 void CrashPoint(const char* name) {
-  const Target& t = Armed();
-  if (t.name.empty() || t.name != name) return;
-  if (g_hits.fetch_add(1) + 1 != t.nth) return;
+  if (!Crash().Hit(name)) return;
   LOG(ERROR) << "TESSERA_CRASH_AT: crashing at " << name << " (pid " << getpid() << ")";
   google::FlushLogFiles(google::GLOG_INFO);
   raise(SIGKILL);
 }
 
 bool FailPoint(const char* name) {
-  const Target& t = ArmedFailure();
-  if (t.name.empty() || t.name != name) return false;
-  if (g_failure_hits.fetch_add(1) + 1 != t.nth) return false;
+  if (!Failure().Hit(name)) return false;
   LOG(ERROR) << "TESSERA_FAIL_AT: failing at " << name << " (pid " << getpid() << ")";
   return true;
 }
 
 void DelayPoint(const char* name) {
-  const Target& t = ArmedDelay();
-  if (t.name.empty() || t.name != name) return;
-  if (g_delay_hits.fetch_add(1) + 1 != t.nth) return;
-  LOG(WARNING) << "TESSERA_DELAY_AT: sleeping " << t.ms << " ms at " << name << " (pid " << getpid() << ")";
-  std::this_thread::sleep_for(std::chrono::milliseconds(t.ms));
+  Armed& d = Delay();
+  if (!d.Hit(name)) return;
+  LOG(WARNING) << "TESSERA_DELAY_AT: sleeping " << d.target.ms << " ms at " << name << " (pid " << getpid() << ")";
+  std::this_thread::sleep_for(std::chrono::milliseconds(d.target.ms));
 }
 
 }  // namespace tessera::checkpoint

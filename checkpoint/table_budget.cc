@@ -1,8 +1,6 @@
 #include "checkpoint/table_budget.h"
 
 #include <cstdlib>
-#include <map>
-#include <optional>
 #include <string_view>
 
 #include "common/byte_size.h"
@@ -10,29 +8,13 @@
 namespace tessera::checkpoint {
 namespace {
 
-// name -> bytes of a --table_memory_limit_per_table text; nullopt when it does not
-// parse (then texts are compared as they are).
-std::optional<std::map<std::string, uint64_t>> PerTable(std::string_view rest) {
-  std::map<std::string, uint64_t> out;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    const std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    const size_t colon = item.rfind(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    auto bytes = ParseByteSize(item.substr(colon + 1), "");
-    if (!bytes.ok()) return std::nullopt;
-    out[std::string(item.substr(0, colon))] = *bytes;
-  }
-  return out;
-}
-
 // The same limits by value: "8K" is "8192", and per-table entries in any order.
 bool SameLimits(const TableBudgetFlags& a, const TableBudgetFlags& b) {
   auto la = ParseByteSize(a.limit, ""), lb = ParseByteSize(b.limit, "");
   const bool same_limit = la.ok() && lb.ok() ? *la == *lb : a.limit == b.limit;
-  auto pa = PerTable(a.per_table), pb = PerTable(b.per_table);
-  const bool same_tables = pa && pb ? *pa == *pb : a.per_table == b.per_table;
+  // Texts that do not parse are compared as they are.
+  auto pa = ParseNamedByteSizes(a.per_table, ""), pb = ParseNamedByteSizes(b.per_table, "");
+  const bool same_tables = pa.ok() && pb.ok() ? *pa == *pb : a.per_table == b.per_table;
   return same_limit && same_tables;
 }
 

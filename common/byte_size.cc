@@ -30,4 +30,22 @@ Result<uint64_t> ParseByteSize(std::string_view text, const std::string& flag) {
   return v << shift;
 }
 
+Result<std::map<std::string, uint64_t>> ParseNamedByteSizes(std::string_view text, const std::string& flag) {
+  std::map<std::string, uint64_t> out;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    const std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    const size_t colon = item.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return Status::InvalidArgument(flag + ": '" + std::string(item) + "' is not name:bytes (dlrm.emb.C1:64M)");
+    }
+    TESSERA_ASSIGN_OR_RETURN(uint64_t bytes, ParseByteSize(item.substr(colon + 1), flag));
+    if (!out.emplace(std::string(item.substr(0, colon)), bytes).second) {
+      return Status::InvalidArgument(flag + " names '" + std::string(item.substr(0, colon)) + "' twice");
+    }
+  }
+  return out;
+}
+
 }  // namespace tessera

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -17,5 +18,11 @@ namespace tessera {
 // trailing "B" or "iB"). InvalidArgument naming `flag` for anything else, a negative
 // or fractional number, or a value over 2^63.
 Result<uint64_t> ParseByteSize(std::string_view text, const std::string& flag);
+
+// "name:bytes,name:bytes" (--table_memory_limit_per_table=dlrm.emb.C1:64M,...): the
+// name is everything before an item's last ':', so names may hold ':' themselves.
+// InvalidArgument naming `flag` for an item without a name or a byte count, a bad
+// byte count, or a name given twice. "" is the empty map.
+Result<std::map<std::string, uint64_t>> ParseNamedByteSizes(std::string_view text, const std::string& flag);
 
 }  // namespace tessera

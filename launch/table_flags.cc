@@ -54,23 +54,8 @@ Result<paramserver::TableLimits> TableLimitsFromFlags() {
   l.budget_flags.limit = FLAGS_table_memory_limit;
   l.budget_flags.per_table = FLAGS_table_memory_limit_per_table;
   l.budget_flags.servers = FLAGS_table_memory_limit_servers;
-  std::string_view rest = FLAGS_table_memory_limit_per_table;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    const std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    const size_t colon = item.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) {
-      return Status::InvalidArgument("--table_memory_limit_per_table: '" + std::string(item) +
-                                     "' is not name:bytes (dlrm.emb.C1:64M)");
-    }
-    TESSERA_ASSIGN_OR_RETURN(uint64_t bytes, ParseByteSize(item.substr(colon + 1), "--table_memory_limit_per_table"));
-    const std::string name(item.substr(0, colon));
-    if (l.memory_limits.count(name) != 0) {
-      return Status::InvalidArgument("--table_memory_limit_per_table names '" + name + "' twice");
-    }
-    l.memory_limits[name] = bytes;
-  }
+  TESSERA_ASSIGN_OR_RETURN(l.memory_limits,
+                           ParseNamedByteSizes(FLAGS_table_memory_limit_per_table, "--table_memory_limit_per_table"));
   return l;
 }
 
