@@ -403,7 +403,11 @@ void Coordinator::Finish(Status status, int exit_code) {
   } else {
     LOG(ERROR) << "job failed: " << status.ToString();
   }
-  std::string reason = status.ok() ? "job finished" : status.ToString();
+  // The receivers stop with an Aborted status of their own: an Aborted reason goes
+  // without its code, so their logs do not read "Aborted: Aborted: ...".
+  std::string reason = status.ok()                                ? "job finished"
+                       : status.code() == StatusCode::kAborted ? status.message()
+                                                                : status.ToString();
   for (const Member& m : members_.members()) {
     if (m.registered && !(m.finished && m.role == MemberRole::kWorker)) SendShutdown(m, reason, exit_code);
   }

@@ -470,7 +470,7 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
       if (a.rfind(flag + "=", 0) == 0) { name = f; value = a.substr(flag.size() + 1); ours = true; break; }
     }
     if (!ours) { o.job_args.push_back(a); continue; }
-    if (name == "servers") { TESSERA_ASSIGN_OR_RETURN(o.servers, int_value(name, value, 0, 256)); }
+    if (name == "servers") { TESSERA_ASSIGN_OR_RETURN(o.servers, int_value(name, value, 1, 256)); }
     else if (name == "workers") { TESSERA_ASSIGN_OR_RETURN(o.workers, int_value(name, value, 1, 1024)); }
     else if (name == "grace_s") { TESSERA_ASSIGN_OR_RETURN(o.grace_s, int_value(name, value, 0, 3600)); }
     else if (name == "coordinator_port") { TESSERA_ASSIGN_OR_RETURN(o.coordinator_port, int_value(name, value, 0, 65535)); }
@@ -495,7 +495,7 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
 const char* LaunchHelpText() {
   return
       "usage: tessera launch --servers S --workers W [launcher flags] [--] [job flags]\n"
-      "  --servers S            parameter servers (default 1)\n"
+      "  --servers S            parameter servers, at least 1 (default 1)\n"
       "  --workers W            workers (default 1)\n"
       "  --grace_s N            seconds between SIGTERM and SIGKILL when stopping (default 10)\n"
       "  --coordinator_port P   coordinator port on 127.0.0.1 (default: a free one)\n"

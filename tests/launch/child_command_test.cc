@@ -79,5 +79,19 @@ TEST(ParseLaunchArgs, ProgramArgumentsComeBeforeTheJobFlags) {
   EXPECT_EQ(o->job_args, (std::vector<std::string>{"--sync=bsp", "--steps=3"}));
 }
 
+// Every job has at least one server (the coordinator counts on one for checkpoints and
+// the shard map, allreduce included): --servers 0 is refused at once, naming the range,
+// not left to the children to find the world size wrong.
+TEST(ParseLaunchArgs, ZeroServersIsRefusedNamingTheRange) {
+  std::vector<std::string> a = {"tessera launch", "--servers", "0", "--workers", "2"};
+  std::vector<char*> argv;
+  for (auto& s : a) argv.push_back(s.data());
+  auto o = ParseLaunchArgs(static_cast<int>(argv.size()), argv.data());
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(o.status().message().find("--servers=0: expected an integer in [1, 256]"), std::string::npos)
+      << o.status().ToString();
+}
+
 }  // namespace
 }  // namespace tessera::launch
