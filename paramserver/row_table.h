@@ -93,7 +93,10 @@ class RowTable {
   // lookup misses on its index entry, then, dependent on it, on the record). While key i
   // is resolved and handed to f (its entry and record in cache by then), the record of
   // key i + kLookAhead is prefetched (its home entry, prefetched earlier, has arrived: the
-  // tag says which slot to fetch) and the home entry of key i + 2 * kLookAhead. f may
+  // first entry of its run with the key's tag names the slot, kept as key i + kLookAhead's
+  // candidate, which stage 3 then only checks against the key) and the home entry of key
+  // i + 2 * kLookAhead. The prefetches are volatile asm (PrefetchLine: GCC deleted the
+  // builtin ones, so until 2026-12-06 no record was prefetched at all). f may
   // write the row of the slot it is given, not insert or erase. kWrite: f will write
   // the rows (BeginWrite/EndWrite), so their words of the stale and dirty bit sets (and
   // their last-seen, when kept) are prefetched with the record: at 10 M rows the bit sets
@@ -106,11 +109,7 @@ class RowTable {
   }
   // Hints that row `slot` (its key, counter and floats: every line of the record) is
   // about to be read.
-  void Prefetch(uint32_t slot) const {
-    const char* r = reinterpret_cast<const char*>(record(slot));
-    for (uint64_t off = 0; off < record_bytes(); off += 64) __builtin_prefetch(r + off);
-    __builtin_prefetch(r + record_bytes() - 1);
-  }
+  void Prefetch(uint32_t slot) const { PrefetchRecord(slot); }
   // A new slot for `key` (REQUIRES Find(key) == kNoSlot) with counter 0 and unset floats:
   // the caller fills them, then calls EndWrite(slot) (Insert has not hashed the row).
   uint32_t Insert(Key key);
@@ -220,6 +219,27 @@ class RowTable {
     uint64_t* records = nullptr;  // chunk_rows() records of record_words_ words, in blocks_
     std::unique_ptr<uint32_t[]> seen;     // HashLastSeen only
   };
+  // Every line of record `slot`: its first and last byte's, and any between (a record
+  // wider than 128 bytes), without a loop for the common narrow record.
+  void PrefetchRecord(uint32_t slot) const {
+    const char* r = reinterpret_cast<const char*>(record(slot));
+    const uint64_t last = record_bytes() - 1;
+    PrefetchLine(r);
+    PrefetchLine(r + last);
+    for (uint64_t off = 64; off + 64 <= last; off += 64) PrefetchLine(r + off);
+  }
+  // A prefetch the compiler keeps. GCC 12 at -O2 deletes a call to a function whose only
+  // effect is __builtin_prefetch (its mod-ref summary says the call does nothing), with the
+  // loads that compute the address: main's Prefetch() and ForEachSlot's record stage
+  // compiled to nothing, so no record was ever prefetched (docs/benchmarks-sparse-latency.md,
+  // "The prefetches the compiler deleted"). A volatile asm is an effect it must keep.
+  static void PrefetchLine(const void* p) {
+#if defined(__x86_64__)
+    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+    __builtin_prefetch(p);
+#endif
+  }
   // A record: word 0 the key, word 1 the counter, then the floats (ints and floats
   // never share a word, so no word is read as two types).
   uint64_t record_bytes() const { return uint64_t{record_words_} * 8; }
@@ -314,30 +334,43 @@ void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
     for (size_t i = 0; i < n; ++i) f(i, kNoSlot);
     return;
   }
-  // The hashes of the keys in flight (i to i + 2 * kLookAhead), computed once.
+  // The keys in flight (i to i + 2 * kLookAhead): the hash, computed once, and from stage 2
+  // on the candidate slot.
   constexpr size_t kRing = std::bit_ceil(2 * kLookAhead + 1);
   uint64_t hash[kRing];
-  // Stage 1: the home entry and the two after it (a probe run crossing a cache line must
-  // not miss on its second line).
+  uint32_t cand[kRing];
+  const unsigned char* const index = index_.get();
+  // Stage 1: the home entry's line, and the next one when the entry and the two after it
+  // cross into it (a probe run crossing a line must not miss on its second line).
   const auto entry = [&](size_t j) {
     const uint64_t h = KeyHash(keys[j]);
     hash[j % kRing] = h;
-    const unsigned char* e = index_.get() + 5 * Home(h);
-    __builtin_prefetch(e);
-    __builtin_prefetch(e + 14);
+    const unsigned char* e = index + 5 * Home(h);
+    PrefetchLine(e);
+    if ((reinterpret_cast<uintptr_t>(e) & 63) > 64 - 15) PrefetchLine(e + 14);
   };
-  // Stage 2: the record the home entry's tag points at (usually the key's own).
+  // Stage 2: the run from the home entry (in cache by now) up to its first entry with the
+  // key's tag, whose record is prefetched, or up to its end (the key is absent).
   const auto row = [&](size_t j) {
     const uint64_t h = hash[j % kRing];
-    const uint64_t e = Entry(Home(h));
-    const uint64_t low = e & 0xffffffffULL;
-    if (e == 0 || low == kTombstone || (e & ~0xffffffffULL) != Tag(h)) return;
-    const auto slot = static_cast<uint32_t>(low - 1);
-    Prefetch(slot);
+    const uint64_t tag = Tag(h);
+    uint32_t c = kNoSlot;
+    for (uint64_t i = Home(h);; i = Next(i)) {
+      const uint64_t e = Entry(i);
+      if (e == 0) break;
+      const uint64_t low = e & 0xffffffffULL;
+      if (low != kTombstone && (e & ~0xffffffffULL) == tag) {
+        c = static_cast<uint32_t>(low - 1);
+        break;
+      }
+    }
+    cand[j % kRing] = c;
+    if (c == kNoSlot) return;
+    PrefetchRecord(c);
     if constexpr (kWrite) {
-      __builtin_prefetch(stale_bits_.data() + slot / 64);
-      if (track_dirty_) __builtin_prefetch(dirty_bits_.data() + slot / 64);
-      if (hash_last_seen_) __builtin_prefetch(chunks_[slot >> shift_].seen.get() + (slot & mask_));
+      PrefetchLine(stale_bits_.data() + c / 64);
+      if (track_dirty_) PrefetchLine(dirty_bits_.data() + c / 64);
+      if (hash_last_seen_) PrefetchLine(chunks_[c >> shift_].seen.get() + (c & mask_));
     }
   };
   for (size_t j = 0; j < std::min(n, 2 * kLookAhead); ++j) entry(j);
@@ -345,7 +378,14 @@ void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
   for (size_t i = 0; i < n; ++i) {
     if (i + 2 * kLookAhead < n) entry(i + 2 * kLookAhead);
     if (i + kLookAhead < n) row(i + kLookAhead);
-    f(i, FindHashed(keys[i], hash[i % kRing]));
+    // The candidate is the key's slot when its key matches (the key's entry is the first in
+    // its run with its tag and key); after a tag collision the run is walked again.
+    const uint32_t c = cand[i % kRing];
+    if (c == kNoSlot || key(c) == keys[i]) {
+      f(i, c);
+    } else {
+      f(i, FindHashed(keys[i], hash[i % kRing]));
+    }
   }
 }
 

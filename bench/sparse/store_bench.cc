@@ -25,6 +25,11 @@
 //                        delivers them) of a --rows-key table, --steps of each: cold (an
 //                        empty table: nearly every key new) and steady (every key resident
 //                        first). ns per key, the median of 5 passes of --steps / 5.
+//                        --ops_phases picks the phases; with --settle_pages the steady
+//                        phase waits for the background collapses of the filled table's
+//                        slabs (paramserver/huge_pages.h) and prints the process's
+//                        AnonHugePages, so it measures the rows on the pages a long-running
+//                        server has.
 //
 // Prints a markdown table row per measurement (docs/benchmarks-sparse.md).
 #include <gflags/gflags.h>
@@ -41,6 +46,7 @@
 
 #include "common/cluster/shard_map.h"
 #include "common/hash.h"
+#include "paramserver/huge_pages.h"
 #include "paramserver/shard_store.h"
 
 DEFINE_string(bench_mode, "memory", "memory | stall | evict");
@@ -52,6 +58,8 @@ DEFINE_bool(old_layout, true, "memory: also measure the old std::unordered_map l
 DEFINE_int64(keys, 1000000, "evict: distinct ids of the stream");
 DEFINE_double(zipf, 1.05, "evict: Zipf exponent of the stream");
 DEFINE_int64(steps, 2000, "evict: pushes (one step each); ops: pulls and pushes per phase");
+DEFINE_string(ops_phases, "cold,steady", "ops: which phases to run (cold, steady or both)");
+DEFINE_bool(settle_pages, true, "ops: wait for the huge-page collapses before the steady phase");
 
 namespace tessera {
 namespace {
@@ -64,6 +72,15 @@ uint64_t RssBytes() {
   uint64_t size = 0, resident = 0;
   f >> size >> resident;
   return resident * 4096;
+}
+
+// The process's AnonHugePages line (/proc/self/smaps_rollup), or "" where there is none.
+std::string AnonHugePages() {
+  std::ifstream f("/proc/self/smaps_rollup");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("AnonHugePages:", 0) == 0) return line;
+  }
+  return "";
 }
 
 OptimizerKind Kind() {
@@ -184,17 +201,22 @@ int Ops() {
   std::mt19937_64 rng(42);
   std::printf("| phase | table keys | D | optimizer | rows after | pull ns/key | push ns/key | pull+push ns/key | M keys/s |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
-  {
+  if (FLAGS_ops_phases.find("cold") != std::string::npos) {
     auto store = paramserver::ShardStore::Create(*map, 0);
     if (!store.ok()) return std::fprintf(stderr, "%s\n", store.status().ToString().c_str()), 1;
     if (OpsPhase(*store, "cold", rng) != 0) return 1;
   }
+  if (FLAGS_ops_phases.find("steady") == std::string::npos) return 0;
   auto store = paramserver::ShardStore::Create(*map, 0);
   if (!store.ok()) return std::fprintf(stderr, "%s\n", store.status().ToString().c_str()), 1;
   const auto t = Clock::now();
   Status st = Touch(*store, 0, static_cast<uint64_t>(FLAGS_rows));
   if (!st.ok()) return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
   std::fprintf(stderr, "filled %lld rows in %.2f s\n", static_cast<long long>(store->num_rows(0)), Since(t));
+  if (FLAGS_settle_pages) {
+    paramserver::WaitForHugePageCollapses();
+    std::fprintf(stderr, "collapses done after %.2f s; %s\n", Since(t), AnonHugePages().c_str());
+  }
   return OpsPhase(*store, "steady", rng);
 }
 

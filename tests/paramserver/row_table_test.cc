@@ -143,6 +143,40 @@ TEST(RowTable, ForEachSlotAgreesWithFind) {
   }
 }
 
+// Stage 2 of ForEachSlot takes the first entry of a key's run with the key's 8-bit tag as
+// its candidate, and stage 3 walks the run again when the candidate holds another key (a
+// tag collision). Over every one of 300,000 keys and 300,000 absent ones, at the index's
+// load (4/7 to 4/5), some hundreds of present and some thousands of absent keys meet a
+// colliding tag first (about 1/256 per entry they pass); each must still get Find's answer,
+// in the read and the write variant.
+TEST(RowTable, ForEachSlotResolvesTagCollisionsLikeFind) {
+  RowTable t(9, 2, 0);
+  constexpr uint64_t kRows = 300000;
+  for (uint64_t i = 0; i < kRows; ++i) InsertRow(t, Mix64(i), 1.0f);
+  std::vector<Key> keys;
+  for (uint64_t i = 0; i < 2 * kRows; ++i) keys.push_back(Mix64(i));
+  std::mt19937_64 rng(3);
+  std::shuffle(keys.begin(), keys.end(), rng);
+  size_t present = 0;
+  t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
+    ASSERT_EQ(slot, t.Find(keys[i])) << "key " << i;
+    if (slot != RowTable::kNoSlot) {
+      ASSERT_EQ(t.key(slot), keys[i]);
+      ++present;
+    }
+  });
+  EXPECT_EQ(present, kRows);
+  t.ForEachSlot<true>(keys, [&](size_t i, uint32_t slot) {
+    ASSERT_EQ(slot, t.Find(keys[i])) << "key " << i;
+    if (slot == RowTable::kNoSlot) return;
+    t.BeginWrite(slot);
+    ++t.updates(slot);
+    t.EndWrite(slot);
+  });
+  EXPECT_EQ(t.digest(), Recomputed(t));
+  for (uint64_t i = 0; i < kRows; ++i) ASSERT_EQ(t.updates(t.Find(Mix64(i))), 2) << i;
+}
+
 TEST(RowTable, IndexStaysBetweenFourSeventhsAndFourFifthsFull) {
   RowTable t(3, 4, 0);  // 32-byte records: key, counter, 4 floats
   uint64_t checked = 0, grew = 0, capacity = 0;
