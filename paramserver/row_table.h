@@ -237,7 +237,7 @@ class RowTable {
 #if defined(__x86_64__)
     asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
 #else
-    __builtin_prefetch(p);
+    __builtin_prefetch(p);  // unverified off x86-64: GCC may delete these the same way
 #endif
   }
   // A record: word 0 the key, word 1 the counter, then the floats (ints and floats
@@ -343,7 +343,7 @@ void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
   const unsigned char* const index = index_.get();
   // Stage 1: the home entry's line, and the next one when the entry and the two after it
   // cross into it (a probe run crossing a line must not miss on its second line).
-  const auto entry = [&](size_t j) {
+  const auto entry = [&](size_t j) __attribute__((always_inline)) {
     const uint64_t h = KeyHash(keys[j]);
     hash[j % kRing] = h;
     const unsigned char* e = index + 5 * Home(h);
@@ -352,7 +352,7 @@ void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
   };
   // Stage 2: the run from the home entry (in cache by now) up to its first entry with the
   // key's tag, whose record is prefetched, or up to its end (the key is absent).
-  const auto row = [&](size_t j) {
+  const auto row = [&](size_t j) __attribute__((always_inline)) {
     const uint64_t h = hash[j % kRing];
     const uint64_t tag = Tag(h);
     uint32_t c = kNoSlot;
