@@ -65,7 +65,7 @@ void RowTable::Rebuild(uint64_t capacity) {
   // The entries land at random: prefetch each home entry kAhead slots before its insert.
   constexpr uint32_t kAhead = 16;
   for (uint32_t s = 0; s < high_; ++s) {
-    if (s + kAhead < high_ && Bit(live_, s + kAhead)) __builtin_prefetch(index_.get() + 5 * Home(KeyHash(key(s + kAhead))));
+    if (s + kAhead < high_ && Bit(live_, s + kAhead)) PrefetchLine(index_.get() + 5 * Home(KeyHash(key(s + kAhead))));
     if (Bit(live_, s)) IndexInsert(KeyHash(key(s)), s);
   }
 }
