@@ -67,9 +67,13 @@ class Aggregator {
   // (ssp, asp), the updated values of the chunks are written there in the same pass and
   // *mirrored is set; otherwise (bsp, whose update may wait for other workers) it is left
   // false and `mirror` is untouched.
+  // `gate` (a gradient still arriving, wire/shm_stream.h; element offsets into `grad`):
+  // the update reads each block once the gate lets it when it applies straight from
+  // `grad` (ssp/asp, nothing rescaled or clipped); any other push waits for all of it.
   Status PushDense(ShardStore& store, int worker, uint32_t param_id, uint64_t first_chunk,
                    uint64_t last_chunk, int64_t step, std::span<const float> grad,
-                   std::span<float> mirror = {}, bool* mirrored = nullptr);
+                   std::span<float> mirror = {}, bool* mirrored = nullptr,
+                   const kernels::GradientGate* gate = nullptr);
 
   Status CheckSparsePush(int worker, uint32_t param_id, int64_t step) const;
   // REQUIRES: distinct keys owned here, grad.size() == keys.size() * row_width.

@@ -47,6 +47,7 @@ Result<std::unique_ptr<ParamServer>> ParamServer::Start(ServerOptions options,
   so.send_hwm = so.recv_hwm = options.max_inflight;
   wire::SocketOptions data_opts = so;
   data_opts.linger_ms = 0;  // replies still queued at shutdown have nobody waiting for them
+  data_opts.shm.accept_streamed = true;  // OnData waits on streamed payloads (wire/shm_stream.h)
   TESSERA_ASSIGN_OR_RETURN(auto data, Socket::Create(ctx, wire::SocketType::kRouter, data_opts));
   TESSERA_ASSIGN_OR_RETURN(std::string bound, data->Bind(options.bind));
   wire::SocketOptions co = so;
@@ -304,11 +305,20 @@ void ParamServer::OnData(Socket& sock, InMessage&& msg) {
   static metrics::Counter& bytes_in = metrics::Global().GetCounter("server_bytes_in_total");
   requests.Add(1);
   for (size_t i = 0; i < msg.num_payloads(); ++i) bytes_in.Add(msg.payload(i).size());
+  // A same-host payload still being written (wire/shm_stream.h) is read as it arrives
+  // only by a dense push+pull's update (Serve); every other request waits for it whole.
+  auto await_payloads = [&] {
+    Status st = msg.AwaitPayloads(Deadline(wire::ShmStreamTimeout()));
+    if (!st.ok()) sock.Send(wire::MakeErrorReply(msg, st.WithContext("push"))).IgnoreError();
+    return st.ok();
+  };
+  if (msg.streamed() && !(msg.op() == Op::PUSH_PULL && msg.num_payloads() == 1) && !await_payloads()) return;
   auto decoded = DecodeDataRequest(msg, options_.num_servers);
   if (!decoded.ok()) {
     sock.Send(wire::MakeErrorReply(msg, decoded.status())).IgnoreError();
     return;
   }
+  if (msg.streamed() && (decoded->req.kind != ParamKind::kDense || decoded->topk) && !await_payloads()) return;
   if (decoded->req.step > max_step_seen_) max_step_seen_ = decoded->req.step;
   bool served;
   {
@@ -363,7 +373,13 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
       out = sock.AllocatePayload(msg.routing_id(), decoded.values.size() * sizeof(float));
       mirror = {out.as<float>(), decoded.values.size()};
     }
-    st = core_->Push(req, decoded.values, mirror, &mirrored);
+    // Streamed (same host): each block of the update waits for its part of the gradient.
+    const wire::ShmStream* stream = msg.payload_stream(0);
+    const Deadline stream_deadline(wire::ShmStreamTimeout());
+    const kernels::GradientGate gate = [stream, &stream_deadline](uint64_t elements) {
+      return stream->WaitFor(elements * sizeof(float), stream_deadline);
+    };
+    st = core_->Push(req, decoded.values, mirror, &mirrored, stream != nullptr ? &gate : nullptr);
     if (!st.ok()) return reply_error(st);
     if (msg.op() == Op::PUSH) {
       sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();

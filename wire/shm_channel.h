@@ -35,6 +35,7 @@
 #include "wire/message.h"
 #include "wire/shm_arena.h"
 #include "wire/shm_frames.h"
+#include "wire/shm_stream.h"
 
 namespace tessera::wire {
 
@@ -55,6 +56,18 @@ struct ShmOptions {
   uint64_t min_bytes = 0;
   // "" : this host's HostIdentity(). Tests pose as another host with it.
   std::string host_identity;
+  // ROUTER: peers may stream payloads to it (wire/shm_stream.h): its application waits
+  // on InMessage::payload_stream before reading them. Only the parameter server's data
+  // socket does. Default: false.
+  bool accept_streamed = false;
+};
+
+// A payload Place reserved but has not copied yet: the socket copies it (ShmStreamCopy)
+// after the message is sent.
+struct ShmPendingCopy {
+  std::byte* dst;
+  std::span<const std::byte> src;
+  uint64_t* progress;
 };
 
 // Counters of one socket. "tcp" counts payload frames sent or received over ZeroMQ.
@@ -69,6 +82,7 @@ struct ShmStats {
   uint64_t shm_payloads_received = 0, shm_bytes_received = 0;
   uint64_t tcp_payloads_received = 0, tcp_bytes_received = 0;
   uint64_t refused_descriptors = 0;  // bad descriptors refused (the message was dropped)
+  uint64_t streamed_payloads_sent = 0, streamed_payloads_received = 0;  // of the shm ones
 };
 
 // "<boot_id>|<UTS host name>|net:[<netns inode>]|uid=<euid>": equal only for processes
@@ -91,8 +105,11 @@ class ShmTransport {
   // Sending to `peer` (the routing id; "" on a DEALER): copies each payload that
   // qualifies into the arena and sets (*in_shm)[i]. Returns the DATA frame to send
   // before the header, or an empty vector when every payload goes over TCP.
+  // `streamed` (not null, and the peer said STREAM_OK): the payloads to copy are only
+  // reserved and listed there, and the frame is a STREAMED_DATA frame; the caller sends
+  // the message and then copies them.
   std::vector<std::byte> Place(std::string_view peer, const std::vector<OutMessage::Payload>& payloads,
-                               std::vector<bool>* in_shm);
+                               std::vector<bool>* in_shm, std::vector<ShmPendingCopy>* streamed = nullptr);
   // A Buffer of `bytes` inside the arena of the channel to `peer`, for a payload built
   // in place and sent to that peer: Place then sends it without copying. An empty
   // Buffer when there is no usable channel, `bytes` < min_bytes, or no free slot. If
@@ -107,8 +124,11 @@ class ShmTransport {
   // Receiving a DATA frame followed by a header and `tcp_frames`: the payloads in
   // order, shared-memory ones as zero-copy Buffers. Corruption when the descriptor is
   // malformed, names slots outside the arena or not in flight, or there is no channel.
+  // A STREAMED_DATA frame (accepted only from a peer told STREAM_OK) also fills
+  // *streams, one entry per payload (null for the complete ones).
   Result<std::vector<Buffer>> Resolve(const std::string& peer, std::span<const std::byte> frame,
-                                      std::vector<Buffer> tcp_frames);
+                                      std::vector<Buffer> tcp_frames,
+                                      std::vector<std::shared_ptr<const ShmStream>>* streams);
   // A message without a DATA frame: counts its payloads as received over TCP.
   void CountTcpReceived(const std::vector<Buffer>& payloads);
 
@@ -116,6 +136,9 @@ class ShmTransport {
   // The nonce DATA frames to `peer` carry (0 without a channel). For tests that forge
   // descriptors.
   uint64_t TEST_tx_nonce(std::string_view peer = {}) const;
+  // Whether streamable messages to `peer` go streamed (DEALER: the peer said STREAM_OK)
+  // or are received streamed (ROUTER: we said it).
+  bool streams(std::string_view peer = {}) const;
   // "on", "pending", "off: <why>", "replies over TCP: <why>"; for a ROUTER, of `peer`.
   std::string ChannelState(std::string_view peer = {}) const;
 
@@ -133,6 +156,8 @@ class ShmTransport {
     bool tx_ready = false;             // the peer mapped tx
     std::shared_ptr<ShmPeerArena> rx;  // the peer's; we read it
     uint64_t rx_nonce = 0;
+    bool tx_streams = false;  // DEALER: the peer said STREAM_OK
+    bool rx_streams = false;  // ROUTER: we said STREAM_OK to the peer
     std::string off_reason;  // "" while usable or pending
   };
   Channel* Find(std::string_view peer);
@@ -144,6 +169,7 @@ class ShmTransport {
   const uint64_t arena_bytes_;
   const uint64_t min_bytes_;
   const std::string host_;
+  const bool accept_streamed_;
   std::string endpoint_;  // DEALER: the connected endpoint, for log lines
   int connects_ = 0;
   Channel dealer_;                          // DEALER's only channel
