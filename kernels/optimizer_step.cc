@@ -52,7 +52,7 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
   uint64_t b = 0;
   do {  // once at least, so an empty unit is validated as before
     const uint64_t len = std::min(step, n - b);
-    if (gate != nullptr) TESSERA_RETURN_IF_ERROR((*gate)(b + len));
+    if (gate != nullptr) TESSERA_RETURN_IF_ERROR((*gate)(b, b + len));
     SlotViews sv;
     for (size_t i = 0; i < v.count; ++i) sv.views[sv.count++] = View(v.views[i].as<float>() + b, len);
     Status st = kernels::ApplyOptimizer(cfg, update_count, View(param + b, len), View(grad + b, len), sv.span());

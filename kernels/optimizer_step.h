@@ -39,11 +39,12 @@ Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n)
 Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
                    std::span<float> slots, std::span<float> grad, std::span<float> mirror = {});
 
-// Returns once the first `elements` of a gradient may be read: a gradient its sender is
-// still writing (a same-host streamed push, wire/shm_stream.h). An error stops the update
+// Called before the update reads block [begin, end) of a gradient its sender is still
+// writing (a same-host streamed push, wire/shm_stream.h); returns once it may. Every
+// element before `begin` is updated (and mirrored) by then. An error stops the update
 // there, with the elements before it updated (the sender failed; the unit's update
 // count is not advanced).
-using GradientGate = std::function<Status(uint64_t elements)>;
+using GradientGate = std::function<Status(uint64_t begin, uint64_t end)>;
 
 // The same with a gradient it only reads: no clipping, so kInternal when
 // cfg.clip_norm > 0. The server's ssp/asp push applies straight from the received

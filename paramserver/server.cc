@@ -368,18 +368,41 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
     Status st = ExpandTopKPush(core_->map(), &decoded, &expanded);
     if (!st.ok()) return reply_error(st);
     std::span<float> mirror;
+    // Same host, a peer that takes streamed replies: the reply goes before the update is
+    // applied and its values are published block by block as they are written.
+    uint64_t* reply_progress = nullptr;
     if (msg.op() == Op::PUSH_PULL && req.kind == ParamKind::kDense && !decoded.values.empty() &&
         req.end > req.begin && decoded.values.size() == req.end - req.begin) {
-      out = sock.AllocatePayload(msg.routing_id(), decoded.values.size() * sizeof(float));
+      out = sock.AllocatePayload(msg.routing_id(), decoded.values.size() * sizeof(float),
+                                 decoded.want_digest == 0 ? &reply_progress : nullptr);
       mirror = {out.as<float>(), decoded.values.size()};
     }
     // Streamed (same host): each block of the update waits for its part of the gradient.
     const wire::ShmStream* stream = msg.payload_stream(0);
     const Deadline stream_deadline(wire::ShmStreamTimeout());
-    const kernels::GradientGate gate = [stream, &stream_deadline](uint64_t elements) {
-      return stream->WaitFor(elements * sizeof(float), stream_deadline);
+    bool answered = false;
+    const kernels::GradientGate gate = [&](uint64_t begin, uint64_t end) -> Status {
+      if (answered) wire::ShmStreamPublish(reply_progress, begin * sizeof(float));
+      return stream != nullptr ? stream->WaitFor(end * sizeof(float), stream_deadline) : Status::OK();
     };
-    st = core_->Push(req, decoded.values, mirror, &mirrored, stream != nullptr ? &gate : nullptr);
+    const std::function<void()> answer_first = [&] {
+      auto ready = core_->PullReady(req);  // asp; ssp within its staleness
+      int64_t applied = -1;
+      if (!ready.ok() || !*ready || !core_->Pull(req, mirror, &applied, /*mirrored=*/true).ok()) return;
+      // Attempted once: a failed send means the peer is gone, and the slot is spent.
+      answered = true;
+      SendPullReply(sock, msg, decoded, out, mirror.size(), applied, /*streamable=*/true).IgnoreError();
+    };
+    const bool gated = stream != nullptr || reply_progress != nullptr;
+    st = core_->Push(req, decoded.values, mirror, &mirrored, gated ? &gate : nullptr,
+                     reply_progress != nullptr ? &answer_first : nullptr);
+    if (answered) {  // the requester learns the outcome from the progress word
+      wire::ShmStreamPublish(reply_progress, st.ok() ? mirror.size() * sizeof(float) : wire::kShmStreamAbandoned);
+      if (!st.ok()) {
+        LOG_EVERY_T(WARNING, 1.0) << "a streamed push+pull failed after its reply: " << st.ToString();
+      }
+      return true;
+    }
     if (!st.ok()) return reply_error(st);
     if (msg.op() == Op::PUSH) {
       sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();
@@ -401,6 +424,14 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
   int64_t applied = -1;
   Status st = core_->Pull(req, {out.as<float>(), n}, &applied, mirrored);
   if (!st.ok()) return reply_error(st);
+  st = SendPullReply(sock, msg, decoded, std::move(out), n, applied, /*streamable=*/false);
+  if (!st.ok()) return reply_error(st);
+  return true;
+}
+
+Status ParamServer::SendPullReply(Socket& sock, const InMessage& msg, const DataRequest& decoded, Buffer out,
+                                  uint64_t n, int64_t applied, bool streamable) {
+  const ParamRequest& req = decoded.req;
   OutMessage rep = wire::MakeReply(msg, Op::RESPONSE);
   auto r = rep.header().getBody().initResponse();
   r.setParamId(req.param_id);
@@ -409,12 +440,12 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
   if (decoded.want_digest != 0) {
     r.setStoreDigest(decoded.want_digest == 1 ? core_->Digest() : core_->store().SparseDigest());
   }
-  st = rep.AddPayload(std::move(out), DType::kF32, n);
-  if (!st.ok()) return reply_error(st);
+  TESSERA_RETURN_IF_ERROR(rep.AddPayload(std::move(out), DType::kF32, n));
+  rep.set_streamable(streamable);
   static metrics::Counter& bytes_out = metrics::Global().GetCounter("server_bytes_out_total");
   bytes_out.Add(n * sizeof(float));
-  sock.Send(std::move(rep)).IgnoreError();
-  return true;
+  sock.Send(std::move(rep)).IgnoreError();  // a gone peer has nobody to tell
+  return Status::OK();
 }
 
 void ParamServer::RetryParked() {

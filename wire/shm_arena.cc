@@ -274,15 +274,16 @@ void ShmPeerArena::Release(uint64_t* state) {
   --live_;
 }
 
-bool ShmPeerArena::DetachIfPeerGone() {
-  bool gone;
+bool ShmPeerArena::PeerExited() const {
   if (pidfd_ >= 0) {
     pollfd p{pidfd_, POLLIN, 0};
-    gone = poll(&p, 1, 0) > 0;  // a pidfd turns readable when the process exits
-  } else {
-    gone = kill(pid_, 0) != 0 && errno == ESRCH;
+    return poll(&p, 1, 0) > 0;  // a pidfd turns readable when the process exits
   }
-  if (!gone) return false;
+  return kill(pid_, 0) != 0 && errno == ESRCH;
+}
+
+bool ShmPeerArena::DetachIfPeerGone() {
+  if (!PeerExited()) return false;
   std::lock_guard<std::mutex> l(mu_);
   if (detached_) return true;
   if (live_ > 0) return false;  // the application still reads payloads of it: later

@@ -125,6 +125,8 @@ class ShmPeerArena : public std::enable_shared_from_this<ShmPeerArena> {
   pid_t pid() const { return pid_; }
   uint64_t size() const { return size_; }
   bool detached() const;
+  // Whether the peer process has exited (its pidfd turned readable). Any thread.
+  bool PeerExited() const;
   // Reaper: when the peer has exited and no claimed Buffer is alive, replaces the
   // mapping with an inaccessible one. Returns true once detached.
   bool DetachIfPeerGone();

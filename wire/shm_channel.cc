@@ -95,7 +95,7 @@ ShmTransport::ShmTransport(bool router, const ShmOptions& o)
       arena_bytes_(o.arena_bytes ? o.arena_bytes : FLAGS_shm_arena_bytes),
       min_bytes_(std::max<uint64_t>(1, o.min_bytes ? o.min_bytes : FLAGS_shm_min_bytes)),
       host_(o.host_identity.empty() ? HostIdentity() : o.host_identity),
-      accept_streamed_(router && o.accept_streamed) {}
+      accept_streamed_(o.accept_streamed) {}
 
 ShmTransport::~ShmTransport() = default;
 
@@ -164,6 +164,7 @@ Status ShmTransport::OnControl(const std::string& peer, std::span<const std::byt
           c->rx_streams = true;
           *reply = Writer(kStreamOk).Take();
         }
+        if (r.ok() && (caps & kCapTakesStreams) != 0 && FLAGS_shm_stream) c->tx_streams = true;
         return Status::OK();
       }
       case kRefuse: {  // the DEALER cannot map our arena: replies go over TCP
@@ -200,7 +201,11 @@ Status ShmTransport::OnControl(const std::string& peer, std::span<const std::byt
       dealer_.rx = std::move(rx).value();
       dealer_.rx_nonce = o.nonce;
       Writer w(kConfirm);
-      if (FLAGS_shm_stream) w.U32(kCapStreams);  // an older ROUTER ignores the body
+      // An older ROUTER ignores the body.
+      if (FLAGS_shm_stream) {
+        dealer_.rx_streams = accept_streamed_;
+        w.U32(kCapStreams | (accept_streamed_ ? kCapTakesStreams : 0));
+      }
       *reply = w.Take();
       VLOG(1) << "shared memory on for " << endpoint_;
       return Status::OK();
@@ -281,8 +286,14 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
       std::shared_ptr<Reservation> r = it == reserved_.end() ? nullptr : it->second.lock();
       if (r && r->arena == c->tx && r->ref.length == bytes.size() && !r->sent.exchange(true)) {
         reserved_.erase(it);
-        // Complete already; in a STREAMED_DATA frame it says so.
-        if (stream) std::atomic_ref<uint64_t>(*c->tx->progress(r->ref)).store(bytes.size(), std::memory_order_release);
+        // Complete already (unless the application publishes it); in a STREAMED_DATA
+        // frame it says so.
+        if (stream && !r->app_streams) {
+          std::atomic_ref<uint64_t>(*c->tx->progress(r->ref)).store(bytes.size(), std::memory_order_release);
+        } else if (stream) {
+          ++stats_.streamed_payloads_sent;
+          Metrics().streamed_sent.Add(1);
+        }
         refs[i] = r->ref;
         (*in_shm)[i] = true;
         any = true;
@@ -318,7 +329,8 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
   return EncodeShmDataFrame(c->tx_nonce, refs, stream);
 }
 
-Buffer ShmTransport::AllocatePayload(std::string_view peer, uint64_t bytes) {
+Buffer ShmTransport::AllocatePayload(std::string_view peer, uint64_t bytes, uint64_t** progress) {
+  if (progress != nullptr) *progress = nullptr;
   Channel* c = Find(peer);
   if (c == nullptr || !c->tx || !c->tx_ready || bytes < min_bytes_ || (c->rx && c->rx->detached())) return Buffer();
   std::erase_if(reserved_, [](const auto& kv) { return kv.second.expired(); });
@@ -327,6 +339,10 @@ Buffer ShmTransport::AllocatePayload(std::string_view peer, uint64_t bytes) {
   auto r = std::make_shared<Reservation>();
   r->arena = c->tx;
   r->ref = *ref;
+  if (progress != nullptr && c->tx_streams) {
+    r->app_streams = true;
+    *progress = c->tx->progress(*ref);
+  }
   std::byte* data = c->tx->data(*ref);
   reserved_[data] = r;
   return Buffer::Wrap(data, bytes, Device::kCPU, [r] {
@@ -392,7 +408,7 @@ Result<std::vector<Buffer>> ShmTransport::Resolve(const std::string& peer, std::
     if (!b.ok()) return refuse(b.status().message());
     shm_bytes += ref.length;
     if (streamed) {
-      streams->push_back(std::make_shared<const ShmStream>(progress, *b));
+      streams->push_back(std::make_shared<const ShmStream>(progress, *b, c->rx));
       ++stats_.streamed_payloads_received;
       Metrics().streamed_received.Add(1);
     }
@@ -423,6 +439,12 @@ uint64_t ShmTransport::TEST_tx_nonce(std::string_view peer) const {
 
 bool ShmTransport::streams(std::string_view peer) const {
   if (!router_) return dealer_.tx_streams && dealer_.off_reason.empty();
+  auto it = peers_.find(peer);
+  return it != peers_.end() && it->second.tx_streams;
+}
+
+bool ShmTransport::receives_streams(std::string_view peer) const {
+  if (!router_) return dealer_.rx_streams && dealer_.off_reason.empty();
   auto it = peers_.find(peer);
   return it != peers_.end() && it->second.rx_streams;
 }

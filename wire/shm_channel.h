@@ -56,9 +56,9 @@ struct ShmOptions {
   uint64_t min_bytes = 0;
   // "" : this host's HostIdentity(). Tests pose as another host with it.
   std::string host_identity;
-  // ROUTER: peers may stream payloads to it (wire/shm_stream.h): its application waits
-  // on InMessage::payload_stream before reading them. Only the parameter server's data
-  // socket does. Default: false.
+  // Peers may stream payloads to this socket (wire/shm_stream.h): its application waits
+  // on InMessage::payload_stream before reading them. The parameter server's data socket
+  // (pushes) and the worker's sockets to servers (replies) do. Default: false.
   bool accept_streamed = false;
 };
 
@@ -114,7 +114,11 @@ class ShmTransport {
   // in place and sent to that peer: Place then sends it without copying. An empty
   // Buffer when there is no usable channel, `bytes` < min_bytes, or no free slot. If
   // the Buffer is dropped unsent, its slot is freed.
-  Buffer AllocatePayload(std::string_view peer, uint64_t bytes);
+  // `progress` (not null): set to the slot's progress word when the peer takes streamed
+  // payloads, else to null. The caller then may send the message (marked streamable)
+  // before the bytes are written, and must publish them through *progress
+  // (ShmStreamPublish) up to the length, or kShmStreamAbandoned.
+  Buffer AllocatePayload(std::string_view peer, uint64_t bytes, uint64_t** progress = nullptr);
   // The message carrying `data_frame` was not sent: frees its slots.
   void Abandon(std::string_view peer, std::span<const std::byte> data_frame);
 
@@ -136,9 +140,10 @@ class ShmTransport {
   // The nonce DATA frames to `peer` carry (0 without a channel). For tests that forge
   // descriptors.
   uint64_t TEST_tx_nonce(std::string_view peer = {}) const;
-  // Whether streamable messages to `peer` go streamed (DEALER: the peer said STREAM_OK)
-  // or are received streamed (ROUTER: we said it).
+  // Whether streamable messages to `peer` go streamed (sending) / may come streamed
+  // from it (receiving).
   bool streams(std::string_view peer = {}) const;
+  bool receives_streams(std::string_view peer = {}) const;
   // "on", "pending", "off: <why>", "replies over TCP: <why>"; for a ROUTER, of `peer`.
   std::string ChannelState(std::string_view peer = {}) const;
 
@@ -149,6 +154,7 @@ class ShmTransport {
     std::shared_ptr<ShmTxArena> arena;
     ShmSlotRef ref;
     std::atomic<bool> sent{false};
+    bool app_streams = false;  // the application publishes progress (AllocatePayload)
   };
   struct Channel {
     std::shared_ptr<ShmTxArena> tx;  // ours; the peer reads it
@@ -156,8 +162,8 @@ class ShmTransport {
     bool tx_ready = false;             // the peer mapped tx
     std::shared_ptr<ShmPeerArena> rx;  // the peer's; we read it
     uint64_t rx_nonce = 0;
-    bool tx_streams = false;  // DEALER: the peer said STREAM_OK
-    bool rx_streams = false;  // ROUTER: we said STREAM_OK to the peer
+    bool tx_streams = false;  // DEALER: the peer said STREAM_OK; ROUTER: its CONFIRM takes streams
+    bool rx_streams = false;  // ROUTER: we said STREAM_OK; DEALER: our CONFIRM took streams
     std::string off_reason;  // "" while usable or pending
   };
   Channel* Find(std::string_view peer);

@@ -42,8 +42,10 @@ enum Kind : uint8_t {
   kStreamOk = 6,      // ROUTER -> DEALER: STREAMED_DATA frames are welcome on this channel
   kStreamedData = 7,  // DATA whose shared-memory payloads publish progress
 };
-// CONFIRM capability: this DEALER understands STREAM_OK and can send STREAMED_DATA.
+// CONFIRM capabilities: this DEALER understands STREAM_OK and can send STREAMED_DATA
+// (kCapStreams); it takes STREAMED_DATA replies (kCapTakesStreams).
 inline constexpr uint32_t kCapStreams = 1;
+inline constexpr uint32_t kCapTakesStreams = 2;
 
 class Writer {
  public:

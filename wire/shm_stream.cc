@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include "wire/shm_arena.h"
+
 DEFINE_int64(shm_stream_timeout_ms, 2000,
              "How long a receiver waits for the rest of a streamed shared-memory payload before it fails the "
              "request (a sender that died or stalled mid-copy)");
@@ -48,7 +50,7 @@ Duration ShmStreamTimeout() { return std::chrono::milliseconds(std::max<int64_t>
 Result<uint64_t> ShmStream::Ready() const {
   // The word is in the sender's memory: read it once, judge that value.
   const uint64_t v = std::atomic_ref<const uint64_t>(*progress_).load(std::memory_order_acquire);
-  if (v == kShmStreamAbandoned) return Status::Aborted("the sender abandoned the streamed payload");
+  if (v == kShmStreamAbandoned) return Status::Aborted("the sender abandoned the streamed payload (its log says why)");
   if (v > slot_.size()) {
     return Status::Corruption("streamed shared-memory payload: progress " + std::to_string(v) +
                               " beyond its length " + std::to_string(slot_.size()));
@@ -68,6 +70,10 @@ Status ShmStream::WaitFor(uint64_t bytes, Deadline deadline) const {
       __builtin_ia32_pause();
 #endif
       continue;
+    }
+    if ((i & 63) == 0 && peer_ && peer_->PeerExited()) {
+      return Status::Unavailable("streamed shared-memory payload: the sender exited after " + std::to_string(ready) +
+                                 " of " + std::to_string(slot_.size()) + " bytes");
     }
     if ((i & 63) == 0 && deadline.Expired()) {
       return Status::TimedOut("streamed shared-memory payload: " + std::to_string(ready) + " of " +

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -27,6 +28,8 @@
 #include "common/tensor.h"
 
 namespace tessera::wire {
+
+class ShmPeerArena;
 
 // Offset of the progress word in a slot header (the state word is at 0).
 inline constexpr uint64_t kShmProgressOffset = 8;
@@ -40,24 +43,34 @@ inline constexpr uint64_t kShmStreamBlock = 128 << 10;
 // publishing the bytes written so far to `*progress` after each block.
 void ShmStreamCopy(std::byte* dst, std::span<const std::byte> src, uint64_t* progress);
 
+// Publishes that the first `bytes` of a streamed payload are written (or
+// kShmStreamAbandoned): the writer of a payload built in place.
+inline void ShmStreamPublish(uint64_t* progress, uint64_t bytes) {
+  std::atomic_ref<uint64_t>(*progress).store(bytes, std::memory_order_release);
+}
+
 // The default deadline of a wait on a streamed payload (--shm_stream_timeout_ms).
 Duration ShmStreamTimeout();
 
 class ShmStream {
  public:
-  // `progress`: the slot's progress word; `slot`: the claimed payload (kept alive).
-  ShmStream(const uint64_t* progress, Buffer slot) : progress_(progress), slot_(std::move(slot)) {}
+  // `progress`: the slot's progress word; `slot`: the claimed payload (kept alive);
+  // `peer`: the sender's arena, to notice the sender's exit during a wait (may be null).
+  ShmStream(const uint64_t* progress, Buffer slot, std::shared_ptr<const ShmPeerArena> peer = nullptr)
+      : progress_(progress), slot_(std::move(slot)), peer_(std::move(peer)) {}
   uint64_t length() const { return slot_.size(); }
   // Bytes the sender has published as written. Corruption when the word is beyond the
   // slot's length; Aborted when the sender abandoned the payload.
   Result<uint64_t> Ready() const;
   // Returns once the first `bytes` (clamped to the length) are written: spins briefly,
-  // then yields, then sleeps in short naps. TimedOut at `deadline`.
+  // then yields, then sleeps in short naps. TimedOut at `deadline`; Unavailable once the
+  // sender process has exited.
   Status WaitFor(uint64_t bytes, Deadline deadline) const;
 
  private:
   const uint64_t* progress_;
   Buffer slot_;
+  std::shared_ptr<const ShmPeerArena> peer_;
 };
 
 // Test hook: the next ShmStreamCopy in this process copies every byte but publishes

@@ -338,9 +338,11 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
   return st;
 }
 
-Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes) {
+Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes, uint64_t** progress) {
+  if (progress != nullptr) *progress = nullptr;
   if (shm_) {
-    Buffer b = shm_->AllocatePayload(type_ == SocketType::kRouter ? routing_id : std::string_view(), bytes);
+    Buffer b =
+        shm_->AllocatePayload(type_ == SocketType::kRouter ? routing_id : std::string_view(), bytes, progress);
     if (!b.empty()) return b;
   }
   return Buffer::Allocate(bytes);

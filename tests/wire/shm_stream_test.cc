@@ -114,7 +114,7 @@ Pair MakePair(bool accept_streamed) {
   // "on" on both ends, then (when streams are accepted) the STREAM_OK reaching the DEALER.
   auto settled = [&] {
     if (p.dealer->shm_state() != "on" || p.router->shm_state("w1") != "on") return false;
-    return p.dealer->TEST_shm()->streams() == p.router->TEST_shm()->streams("w1");
+    return p.dealer->TEST_shm()->streams() == p.router->TEST_shm()->receives_streams("w1");
   };
   while (!d.Expired() && !settled()) {
     p.router->TryRecv().status().IgnoreError();
@@ -175,7 +175,7 @@ TEST(ShmStreamSocket, DealerThatDoesNotOfferStreamsSendsCompletePayloads) {
   Pair p = MakePair(true);
   FLAGS_shm_stream = true;
   EXPECT_FALSE(p.dealer->TEST_shm()->streams());
-  EXPECT_FALSE(p.router->TEST_shm()->streams("w1"));
+  EXPECT_FALSE(p.router->TEST_shm()->receives_streams("w1"));
   RoundTrip(p, true, false);
 }
 
