@@ -277,6 +277,19 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
     usable = false;
   }
   const bool stream = usable && streamed != nullptr && c->tx_streams;
+  // A streamable message's payload that its application writes after the send can go
+  // only streamed: refuse the message rather than let ZeroMQ send bytes not yet written
+  // (the channel went away between AllocatePayload and this send).
+  if (streamed != nullptr && !stream) {
+    for (const auto& p : payloads) {
+      auto it = reserved_.find(p.bytes.data());
+      std::shared_ptr<Reservation> r = it == reserved_.end() ? nullptr : it->second.lock();
+      if (r && r->app_streams) {
+        stream_refused_ = true;
+        return {};
+      }
+    }
+  }
   std::vector<ShmSlotRef> refs(payloads.size());
   bool any = false;
   for (size_t i = 0; i < payloads.size(); ++i) {

@@ -28,6 +28,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -110,6 +111,9 @@ class ShmTransport {
   // the message and then copies them.
   std::vector<std::byte> Place(std::string_view peer, const std::vector<OutMessage::Payload>& payloads,
                                std::vector<bool>* in_shm, std::vector<ShmPendingCopy>* streamed = nullptr);
+  // True once after a Place that refused its message: a payload the application streams
+  // (AllocatePayload with `progress`) could not go streamed. The socket fails the send.
+  bool TakeStreamRefusal() { return std::exchange(stream_refused_, false); }
   // A Buffer of `bytes` inside the arena of the channel to `peer`, for a payload built
   // in place and sent to that peer: Place then sends it without copying. An empty
   // Buffer when there is no usable channel, `bytes` < min_bytes, or no free slot. If
@@ -181,6 +185,7 @@ class ShmTransport {
   Channel dealer_;                          // DEALER's only channel
   std::map<std::string, Channel, std::less<>> peers_;  // ROUTER: by routing id
   ShmStats stats_;
+  bool stream_refused_ = false;
   // Outstanding AllocatePayload slots by address (expired entries are pruned lazily).
   std::map<const std::byte*, std::weak_ptr<Reservation>> reserved_;
 };

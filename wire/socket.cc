@@ -290,6 +290,10 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
   std::vector<ShmPendingCopy> copies;
   const std::vector<std::byte> shm_frame =
       shm_ ? shm_->Place(peer, payloads, &in_shm, msg.streamable() ? &copies : nullptr) : std::vector<std::byte>();
+  if (shm_ && shm_->TakeStreamRefusal()) {
+    return Status::Unavailable("sending " + OpName(msg.op()) + ": its payload is written after the send, and the "
+                               "shared-memory channel to the peer is gone");
+  }
   size_t tcp_left = 0;
   for (bool b : in_shm) tcp_left += b ? 0 : 1;
   Status st = [&]() -> Status {

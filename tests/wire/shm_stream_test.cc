@@ -98,7 +98,7 @@ struct Pair {
   std::unique_ptr<Socket> router, dealer;
 };
 
-Pair MakePair(bool accept_streamed) {
+Pair MakePair(bool accept_streamed, bool dealer_takes_streams = false) {
   Pair p;
   p.ctx = Context::Create().value();
   SocketOptions ro;
@@ -108,13 +108,15 @@ Pair MakePair(bool accept_streamed) {
   SocketOptions dopt;
   dopt.routing_id = "w1";
   dopt.shm.mode = ShmMode::kAuto;
+  dopt.shm.accept_streamed = dealer_takes_streams;
   p.dealer = Socket::Create(p.ctx, SocketType::kDealer, dopt).value();
   EXPECT_OK(p.dealer->Connect(p.router->Bind("tcp://127.0.0.1:*").value()));
   Deadline d = Deadline::FromMillis(10000);
   // "on" on both ends, then (when streams are accepted) the STREAM_OK reaching the DEALER.
   auto settled = [&] {
     if (p.dealer->shm_state() != "on" || p.router->shm_state("w1") != "on") return false;
-    return p.dealer->TEST_shm()->streams() == p.router->TEST_shm()->receives_streams("w1");
+    return p.dealer->TEST_shm()->streams() == p.router->TEST_shm()->receives_streams("w1") &&
+           p.router->TEST_shm()->streams("w1") == dealer_takes_streams;
   };
   while (!d.Expired() && !settled()) {
     p.router->TryRecv().status().IgnoreError();
@@ -177,6 +179,40 @@ TEST(ShmStreamSocket, DealerThatDoesNotOfferStreamsSendsCompletePayloads) {
   EXPECT_FALSE(p.dealer->TEST_shm()->streams());
   EXPECT_FALSE(p.router->TEST_shm()->receives_streams("w1"));
   RoundTrip(p, true, false);
+}
+
+TEST(ShmStreamSocket, ReplyBuiltInPlaceIsSentBeforeItIsWritten) {
+  Pair p = MakePair(true, /*dealer_takes_streams=*/true);
+  ASSERT_TRUE(p.router->TEST_shm()->streams("w1"));
+  const auto src = Pattern(1 << 20, 12);
+  uint64_t* progress = nullptr;
+  Buffer out = p.router->AllocatePayload("w1", src.size(), &progress);
+  ASSERT_NE(progress, nullptr) << "the peer takes streamed payloads";
+  OutMessage m(Op::RESPONSE);
+  m.SetRequestId(9);
+  ASSERT_OK(m.AddPayload(out, DType::kF32, src.size() / 4));
+  m.set_streamable(true);
+  ASSERT_OK(p.router->Send(std::move(m), "w1"));  // nothing written yet
+  Result<InMessage> got = p.dealer->Recv(Deadline::FromMillis(5000));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  const ShmStream* stream = got->payload_stream(0);
+  ASSERT_NE(stream, nullptr);
+  EXPECT_EQ(stream->Ready().value(), 0u);
+  std::memcpy(out.data(), src.data(), src.size() / 2);
+  ShmStreamPublish(progress, src.size() / 2);
+  EXPECT_OK(stream->WaitFor(src.size() / 2, Deadline::FromMillis(1000)));
+  EXPECT_EQ(stream->WaitFor(src.size(), Deadline::FromMillis(50)).code(), StatusCode::kTimedOut);
+  std::memcpy(static_cast<std::byte*>(out.data()) + src.size() / 2, src.data() + src.size() / 2, src.size() / 2);
+  ShmStreamPublish(progress, src.size());
+  ASSERT_OK(got->AwaitPayloads(Deadline::FromMillis(1000)));
+  EXPECT_EQ(std::memcmp(got->payload(0).data(), src.data(), src.size()), 0);
+
+  // Without streams on the channel the application gets no progress word: it writes
+  // the payload whole before sending, as before.
+  Pair q = MakePair(true, false);
+  uint64_t* none = reinterpret_cast<uint64_t*>(1);
+  Buffer plain = q.router->AllocatePayload("w1", src.size(), &none);
+  EXPECT_EQ(none, nullptr);
 }
 
 }  // namespace
