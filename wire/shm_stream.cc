@@ -48,8 +48,9 @@ void ShmStreamCopy(std::byte* dst, std::span<const std::byte> src, uint64_t* pro
 Duration ShmStreamTimeout() { return std::chrono::milliseconds(std::max<int64_t>(1, FLAGS_shm_stream_timeout_ms)); }
 
 Result<uint64_t> ShmStream::Ready() const {
-  // The word is in the sender's memory: read it once, judge that value.
-  const uint64_t v = std::atomic_ref<const uint64_t>(*progress_).load(std::memory_order_acquire);
+  // The word is in the sender's memory: read it once, judge that value. (Only loaded:
+  // atomic_ref<const T> is C++26, the mapping is writable anyway.)
+  const uint64_t v = std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(progress_)).load(std::memory_order_acquire);
   if (v == kShmStreamAbandoned) return Status::Aborted("the sender abandoned the streamed payload (its log says why)");
   if (v > slot_.size()) {
     return Status::Corruption("streamed shared-memory payload: progress " + std::to_string(v) +
