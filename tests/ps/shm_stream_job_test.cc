@@ -113,24 +113,28 @@ std::vector<ParamSpec> Params() {
 }
 
 // Every param's values after `steps` push+pulls with the same gradients.
+// Every param's values after `steps` push+pulls with the same gradients. The flag is
+// set before the cluster starts and restored after it stopped (its threads read it).
 std::vector<std::vector<float>> RunSteps(bool stream, int steps, uint64_t* streamed) {
   FLAGS_shm_stream = stream;
   const std::vector<ParamSpec> ps = Params();
-  Cluster c(ps);
   const uint32_t warm = static_cast<uint32_t>(ps.size() - 1);
-  if (stream) {
-    EXPECT_TRUE(c.WarmUp(warm)) << "no push+pull went streamed";
-  }
-  const uint64_t before = StreamedSent();
   std::vector<std::vector<float>> out(warm, std::vector<float>(kElements));
-  for (int s = 0; s < steps; ++s) {
-    for (uint32_t id = 0; id < warm; ++id) {
-      std::vector<float> g(kElements);
-      for (int64_t i = 0; i < kElements; ++i) g[i] = static_cast<float>((i * 37 + s * 11 + id) % 101) / 97.0f - 0.5f;
-      EXPECT_OK(c.PushPull(id, g, out[id], 1000 + s));
+  {
+    Cluster c(ps);
+    if (stream) {
+      EXPECT_TRUE(c.WarmUp(warm)) << "no push+pull went streamed";
     }
+    const uint64_t before = StreamedSent();
+    for (int s = 0; s < steps; ++s) {
+      for (uint32_t id = 0; id < warm; ++id) {
+        std::vector<float> g(kElements);
+        for (int64_t i = 0; i < kElements; ++i) g[i] = static_cast<float>((i * 37 + s * 11 + id) % 101) / 97.0f - 0.5f;
+        EXPECT_OK(c.PushPull(id, g, out[id], 1000 + s));
+      }
+    }
+    *streamed = StreamedSent() - before;
   }
-  *streamed = StreamedSent() - before;
   FLAGS_shm_stream = true;
   return out;
 }
@@ -152,27 +156,29 @@ TEST(ShmStreamJob, StreamedPushPullIsBitwiseTheUnstreamedOne) {
 
 TEST(ShmStreamJob, StalledOrScribblingSenderFailsOneRequestAndTheServerGoesOn) {
   FLAGS_shm_stream_timeout_ms = 300;
-  const std::vector<ParamSpec> ps = Params();
-  Cluster c(ps);
-  ASSERT_TRUE(c.WarmUp(0));
-  std::vector<float> g(kElements, 0.25f), o(kElements);
-  // Stalled: the progress word says 64 KiB forever.
-  wire::TEST_ForgeNextStreamProgress(64 << 10);
-  const auto t0 = Clock::now();
-  // The server's update waits out its deadline; its reply went first, so the worker
-  // learns of the failure from the reply's progress word.
-  Status st = c.PushPull(0, g, o, 500);
-  EXPECT_EQ(st.code(), StatusCode::kAborted) << st.ToString();
-  EXPECT_NE(st.message().find("abandoned"), std::string::npos) << st.ToString();
-  EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(300));
-  EXPECT_OK(c.PushPull(0, g, o, 501));  // the server serves the next request
-  // Scribbled: a count beyond the slot.
-  wire::TEST_ForgeNextStreamProgress(kElements * sizeof(float) + 4096);
-  const auto t1 = Clock::now();
-  st = c.PushPull(0, g, o, 502);
-  EXPECT_EQ(st.code(), StatusCode::kAborted) << st.ToString();
-  EXPECT_LT(Clock::now() - t1, std::chrono::milliseconds(300)) << "refused at once, not at the deadline";
-  EXPECT_OK(c.PushPull(0, g, o, 503));
+  {
+    const std::vector<ParamSpec> ps = Params();
+    Cluster c(ps);
+    ASSERT_TRUE(c.WarmUp(0));
+    std::vector<float> g(kElements, 0.25f), o(kElements);
+    // Stalled: the progress word says 64 KiB forever.
+    wire::TEST_ForgeNextStreamProgress(64 << 10);
+    const auto t0 = Clock::now();
+    // The server's update waits out its deadline; its reply went first, so the worker
+    // learns of the failure from the reply's progress word.
+    Status st = c.PushPull(0, g, o, 500);
+    EXPECT_EQ(st.code(), StatusCode::kAborted) << st.ToString();
+    EXPECT_NE(st.message().find("abandoned"), std::string::npos) << st.ToString();
+    EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(300));
+    EXPECT_OK(c.PushPull(0, g, o, 501));  // the server serves the next request
+    // Scribbled: a count beyond the slot.
+    wire::TEST_ForgeNextStreamProgress(kElements * sizeof(float) + 4096);
+    const auto t1 = Clock::now();
+    st = c.PushPull(0, g, o, 502);
+    EXPECT_EQ(st.code(), StatusCode::kAborted) << st.ToString();
+    EXPECT_LT(Clock::now() - t1, std::chrono::milliseconds(300)) << "refused at once, not at the deadline";
+    EXPECT_OK(c.PushPull(0, g, o, 503));
+  }
   FLAGS_shm_stream_timeout_ms = 2000;
 }
 

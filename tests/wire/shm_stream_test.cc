@@ -32,6 +32,7 @@ struct Slot {
   std::shared_ptr<ShmTxArena> tx;
   std::shared_ptr<ShmPeerArena> rx;
   ShmSlotRef ref;
+  Buffer claimed;  // the receiver's view (its own mapping of the arena)
   std::shared_ptr<const ShmStream> stream;
 };
 
@@ -41,8 +42,8 @@ Slot Reserve(uint64_t bytes) {
   s.rx = ShmPeerArena::Open(getpid(), s.tx->fd(), s.tx->size()).value();
   s.ref = *s.tx->Reserve(bytes);
   const uint64_t* progress = nullptr;
-  Buffer b = s.rx->Claim(s.ref, &progress).value();
-  s.stream = std::make_shared<const ShmStream>(progress, std::move(b));
+  s.claimed = s.rx->Claim(s.ref, &progress).value();
+  s.stream = std::make_shared<const ShmStream>(progress, s.claimed);
   return s;
 }
 
@@ -52,7 +53,7 @@ TEST(ShmStream, ReaderSeesEveryBlockOnceTheCountCoversIt) {
   EXPECT_EQ(s.stream->Ready().value(), 0u) << "a fresh reservation publishes nothing";
   std::thread writer([&] { ShmStreamCopy(s.tx->data(s.ref), src, s.tx->progress(s.ref)); });
   // Block by block, as the optimizer reads it: each prefix is complete once waited for.
-  const std::byte* got = s.tx->data(s.ref);
+  const auto* got = static_cast<const std::byte*>(s.claimed.data());
   for (uint64_t b = 32768; b <= src.size(); b += 32768) {
     ASSERT_OK(s.stream->WaitFor(b, Deadline::FromMillis(5000)));
     ASSERT_EQ(std::memcmp(got + b - 32768, src.data() + b - 32768, 32768), 0) << "block ending at " << b;
