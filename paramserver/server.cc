@@ -306,13 +306,15 @@ void ParamServer::OnData(Socket& sock, InMessage&& msg) {
   requests.Add(1);
   for (size_t i = 0; i < msg.num_payloads(); ++i) bytes_in.Add(msg.payload(i).size());
   // A same-host payload still being written (wire/shm_stream.h) is read as it arrives
-  // only by a dense push+pull's update (Serve); every other request waits for it whole.
+  // only by a dense push's or push+pull's update (Serve); every other request waits for
+  // it whole.
   auto await_payloads = [&] {
     Status st = msg.AwaitPayloads(Deadline(wire::ShmStreamTimeout()));
     if (!st.ok()) sock.Send(wire::MakeErrorReply(msg, st.WithContext("push"))).IgnoreError();
     return st.ok();
   };
-  if (msg.streamed() && !(msg.op() == Op::PUSH_PULL && msg.num_payloads() == 1) && !await_payloads()) return;
+  const bool dense_push = (msg.op() == Op::PUSH || msg.op() == Op::PUSH_PULL) && msg.num_payloads() == 1;
+  if (msg.streamed() && !dense_push && !await_payloads()) return;
   auto decoded = DecodeDataRequest(msg, options_.num_servers);
   if (!decoded.ok()) {
     sock.Send(wire::MakeErrorReply(msg, decoded.status())).IgnoreError();

@@ -381,8 +381,8 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
                          : Buffer();
   for (const DensePiece& piece : *pieces) {
     OutMessage m = NewDensePiece(op, param_id, piece, step);
-    // A same-host server applies a push+pull's gradient as it arrives (wire/shm_stream.h).
-    m.set_streamable(op == Op::PUSH_PULL);
+    // A same-host server applies a dense gradient as it arrives (wire/shm_stream.h).
+    m.set_streamable(pushing);
     const uint64_t len = piece.end - piece.begin;
     if (pushing) {
       std::span<const std::byte> bytes(static_cast<const std::byte*>(grad.data) + piece.begin * sizeof(float),

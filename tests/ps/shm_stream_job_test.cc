@@ -1,4 +1,4 @@
-// Streamed same-host push+pull (wire/shm_stream.h) through a real coordinator, server and
+// Streamed same-host push and push+pull (wire/shm_stream.h) through a real coordinator, server and
 // worker in this process (real ZeroMQ sockets and shared-memory arenas): the values are
 // bitwise those of the unstreamed path for every optimizer (and for a clipped parameter,
 // which waits for the whole gradient), and a worker whose copy stalls or scribbles its
@@ -62,6 +62,14 @@ class Cluster {
     client_->Finish(0, "test done").IgnoreError();
     coord_->Wait(std::chrono::seconds(10));
     server_->Wait(std::chrono::seconds(10));
+  }
+  Status Push(uint32_t id, std::vector<float>& grad, int64_t step) {
+    TensorView g{grad.data(), DType::kF32, {static_cast<int64_t>(grad.size())}, Device::kCPU};
+    return client_->Push(id, g, step).Wait(std::chrono::seconds(30));
+  }
+  Status Pull(uint32_t id, std::vector<float>& out, int64_t step) {
+    TensorView o{out.data(), DType::kF32, {static_cast<int64_t>(out.size())}, Device::kCPU};
+    return client_->Pull(id, o, step).Wait(std::chrono::seconds(30));
   }
   Status PushPull(uint32_t id, std::vector<float>& grad, std::vector<float>& out, int64_t step) {
     TensorView g{grad.data(), DType::kF32, {static_cast<int64_t>(grad.size())}, Device::kCPU};
@@ -130,7 +138,13 @@ std::vector<std::vector<float>> RunSteps(bool stream, int steps, uint64_t* strea
       for (uint32_t id = 0; id < warm; ++id) {
         std::vector<float> g(kElements);
         for (int64_t i = 0; i < kElements; ++i) g[i] = static_cast<float>((i * 37 + s * 11 + id) % 101) / 97.0f - 0.5f;
-        EXPECT_OK(c.PushPull(id, g, out[id], 1000 + s));
+        // Even steps a push+pull, odd ones a push then a pull (the push streams too).
+        if (s % 2 == 0) {
+          EXPECT_OK(c.PushPull(id, g, out[id], 1000 + s));
+        } else {
+          EXPECT_OK(c.Push(id, g, 1000 + s));
+          EXPECT_OK(c.Pull(id, out[id], 1000 + s));
+        }
       }
     }
     *streamed = StreamedSent() - before;
@@ -141,11 +155,12 @@ std::vector<std::vector<float>> RunSteps(bool stream, int steps, uint64_t* strea
 
 TEST(ShmStreamJob, StreamedPushPullIsBitwiseTheUnstreamedOne) {
   uint64_t streamed_on = 0, streamed_off = 0;
-  const auto on = RunSteps(true, 3, &streamed_on);
-  const auto off = RunSteps(false, 3, &streamed_off);
-  // Every request streamed; every reply but the clipped param's (its update needs the
-  // whole gradient first, so its reply goes after it, complete).
-  EXPECT_EQ(streamed_on, 3u * (on.size() + on.size() - 1)) << "every measured push+pull went streamed";
+  const auto on = RunSteps(true, 4, &streamed_on);
+  const auto off = RunSteps(false, 4, &streamed_off);
+  // Every push's and push+pull's request streamed; every push+pull's reply but the
+  // clipped param's (its update needs the whole gradient first, so its reply goes after
+  // it, complete); no pull's or push's reply.
+  EXPECT_EQ(streamed_on, 2u * (on.size() + on.size() - 1) + 2u * on.size()) << "every measured request went streamed";
   EXPECT_EQ(streamed_off, 0u);
   ASSERT_EQ(on.size(), off.size());
   for (size_t id = 0; id < on.size(); ++id) {
