@@ -17,8 +17,8 @@ DEFINE_int64(shm_stream_timeout_ms, 2000,
              "request (a sender that died or stalled mid-copy)");
 
 DEFINE_bool(shm_stream, true,
-            "Same-host shared memory: send a push+pull's descriptor before its gradient is copied and let the "
-            "server apply it as it arrives (both sides must allow it)");
+            "Same-host shared memory: send a dense push's descriptor before its gradient is copied, and a "
+            "push+pull's reply before its values are written, each consumed as it arrives (both sides must allow it)");
 
 namespace tessera::wire {
 
