@@ -107,14 +107,14 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 #    table) and whole multi-process jobs (with the coordinator's /metrics HTTP thread and
 #    the timeline's flusher thread). libzmq is not instrumented (tests/wire/tsan.supp says why).
 step "TSan build + multi-threaded and multi-process tests"
-TSAN_TARGETS="wire_integration_test wire_shm_test shm_stream_job_test wire_peer ps_refusal_test ps_auth_test ps_job_test ps_peer tessera rendezvous_test observe_job_test timeline_job_test"
+TSAN_TARGETS="wire_integration_test wire_shm_test shm_stream_job_test handle_test wire_peer ps_refusal_test ps_auth_test ps_job_test ps_peer tessera rendezvous_test observe_job_test timeline_job_test"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
   -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=thread -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$SAN_FLAGS" >/dev/null
 # shellcheck disable=SC2086
 cmake --build build-tsan -j"$JOBS" --target $TSAN_TARGETS
 TSAN_OPTIONS="suppressions=$ROOT/tests/wire/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
   run_ctest build-tsan --output-on-failure -j2 --timeout 600 \
-  -R '^((SocketTest|ZeroCopyTest|Reactor|ShmStream|ShmStreamSocket|ShmStreamJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|LaunchedJobAuth|ParamServerJob|RendezvousJob|RendezvousStore|ObserveJob)[.]|TimelineJob[.]Bsp)'
+  -R '^((SocketTest|ZeroCopyTest|Reactor|ShmStream|ShmStreamSocket|ShmStreamJob|HandleDefer|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|LaunchedJobAuth|ParamServerJob|RendezvousJob|RendezvousStore|ObserveJob)[.]|TimelineJob[.]Bsp)'
 
 # 5. Fuzz the decoders for a bounded time each (clang + libFuzzer, ASan + UBSan).
 if [ -f scripts/fuzz.sh ] && [ "$FUZZ_SECONDS" -gt 0 ]; then

@@ -54,14 +54,22 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
     }
     auto bytes = msg.payload(0);
     stats_.bytes_pulled += bytes.size();
-    if (const wire::ShmStream* stream = msg.payload_stream(0); stream != nullptr && p.groups == nullptr) {
+    if (msg.payload_stream(0) != nullptr && p.groups == nullptr) {
+      // The waiting caller copies the values out as the server publishes them.
+      auto held = std::make_shared<InMessage>(std::move(msg));
       auto* dst = reinterpret_cast<std::byte*>(p.out);
-      for (uint64_t b = 0; b < bytes.size(); b += wire::kShmStreamBlock) {
-        const uint64_t len = std::min<uint64_t>(wire::kShmStreamBlock, bytes.size() - b);
-        Status st = stream->WaitFor(b + len, stream_deadline);
-        if (!st.ok()) return p.handle.CompletePart(st.WithContext(p.what + ": the server's reply"));
-        std::memcpy(dst + b, bytes.data() + b, len);
-      }
+      p.handle.DeferPart([held, dst, what = p.what, stream_deadline]() -> Status {
+        const wire::ShmStream* stream = held->payload_stream(0);
+        const auto src = held->payload(0);
+        for (uint64_t b = 0; b < src.size(); b += wire::kShmStreamBlock) {
+          const uint64_t len = std::min<uint64_t>(wire::kShmStreamBlock, src.size() - b);
+          Status st = stream->WaitFor(b + len, stream_deadline);
+          if (!st.ok()) return st.WithContext(what + ": the server's reply");
+          std::memcpy(dst + b, src.data() + b, len);
+        }
+        return Status::OK();
+      });
+      return;
     } else if (p.groups == nullptr) {
       std::memcpy(p.out, bytes.data(), bytes.size());
     } else {
