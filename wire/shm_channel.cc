@@ -278,13 +278,13 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
   }
   const bool stream = usable && streamed != nullptr && c->tx_streams;
   // A streamable message's payload that its application writes after the send can go
-  // only streamed: refuse the message rather than let ZeroMQ send bytes not yet written
-  // (the channel went away between AllocatePayload and this send).
-  if (streamed != nullptr && !stream) {
+  // only streamed, from the slot it was given: refuse the message rather than let the
+  // bytes not yet written be sent or copied (the channel changed since AllocatePayload).
+  if (streamed != nullptr) {
     for (const auto& p : payloads) {
       auto it = reserved_.find(p.bytes.data());
       std::shared_ptr<Reservation> r = it == reserved_.end() ? nullptr : it->second.lock();
-      if (r && r->app_streams) {
+      if (r && r->app_streams && !(stream && r->arena == c->tx && r->ref.length == p.bytes.size())) {
         stream_refused_ = true;
         return {};
       }

@@ -208,6 +208,18 @@ TEST(ShmStreamSocket, ReplyBuiltInPlaceIsSentBeforeItIsWritten) {
   ASSERT_OK(got->AwaitPayloads(Deadline::FromMillis(1000)));
   EXPECT_EQ(std::memcmp(got->payload(0).data(), src.data(), src.size()), 0);
 
+  // A payload written after the send never goes anywhere but its own streamed slot:
+  // sent to another peer, the message is refused before anything is sent.
+  uint64_t* progress2 = nullptr;
+  Buffer out2 = p.router->AllocatePayload("w1", src.size(), &progress2);
+  ASSERT_NE(progress2, nullptr);
+  OutMessage m2(Op::RESPONSE);
+  ASSERT_OK(m2.AddPayload(out2, DType::kF32, src.size() / 4));
+  m2.set_streamable(true);
+  Status refused = p.router->Send(std::move(m2), "w2");
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_NE(refused.message().find("written after the send"), std::string::npos) << refused.ToString();
+
   // Without streams on the channel the application gets no progress word: it writes
   // the payload whole before sending, as before.
   Pair q = MakePair(true, false);
