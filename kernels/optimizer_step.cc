@@ -39,18 +39,20 @@ constexpr uint64_t kMirrorBlock = 8192;
 
 // The optimizer over [0, n), and `mirror` (empty or n floats) given the updated values.
 Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* param, const SlotViews& v,
-                       float* grad, uint64_t n, std::span<float> mirror) {
+                       float* grad, uint64_t n, std::span<float> mirror, const GradientGate* gate = nullptr) {
   if (!mirror.empty() && mirror.size() != n) {
     return Status::Internal("ApplyUpdate: mirror has " + std::to_string(mirror.size()) + " elements, parameter " +
                             std::to_string(n));
   }
   // Unblocked when there is nothing to mirror, or when the loop would be split over
   // threads (blocks below the grain would run it on one).
-  const bool blocked = !mirror.empty() && (cpu::CpuThreads() <= 1 || static_cast<int64_t>(n) <= cpu::kParallelGrain);
+  const bool blocked = (!mirror.empty() || gate != nullptr) &&
+                       (cpu::CpuThreads() <= 1 || static_cast<int64_t>(n) <= cpu::kParallelGrain);
   const uint64_t step = blocked ? kMirrorBlock : std::max<uint64_t>(n, 1);
   uint64_t b = 0;
   do {  // once at least, so an empty unit is validated as before
     const uint64_t len = std::min(step, n - b);
+    if (gate != nullptr) TESSERA_RETURN_IF_ERROR((*gate)(b, b + len));
     SlotViews sv;
     for (size_t i = 0; i < v.count; ++i) sv.views[sv.count++] = View(v.views[i].as<float>() + b, len);
     Status st = kernels::ApplyOptimizer(cfg, update_count, View(param + b, len), View(grad + b, len), sv.span());
@@ -86,7 +88,8 @@ Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<f
 }
 
 Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
-                           std::span<float> slots, std::span<const float> grad, std::span<float> mirror) {
+                           std::span<float> slots, std::span<const float> grad, std::span<float> mirror,
+                           const GradientGate* gate) {
   if (cfg.clip_norm > 0) return Status::Internal("ApplyUpdateReadOnly: clipping writes the gradient");
   const uint64_t n = param.size();
   if (grad.size() != n) {
@@ -96,7 +99,7 @@ Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std
   TESSERA_ASSIGN_OR_RETURN(SlotViews v, Slots(cfg, slots, n));
   // ApplyOptimizer reads the gradient and writes only param and slots (the backends take
   // it as const float*); a TensorView has no read-only form.
-  return UpdateAndMirror(cfg, update_count, param.data(), v, const_cast<float*>(grad.data()), n, mirror);
+  return UpdateAndMirror(cfg, update_count, param.data(), v, const_cast<float*>(grad.data()), n, mirror, gate);
 }
 
 }  // namespace tessera::kernels

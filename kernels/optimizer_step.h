@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "common/param_spec.h"
@@ -38,10 +39,20 @@ Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n)
 Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
                    std::span<float> slots, std::span<float> grad, std::span<float> mirror = {});
 
+// Called before the update reads block [begin, end) of a gradient its sender is still
+// writing (a same-host streamed push, wire/shm_stream.h); returns once it may. Every
+// element before `begin` is updated (and mirrored) by then. An error stops the update
+// there, with the elements before it updated (the sender failed; the unit's update
+// count is not advanced).
+using GradientGate = std::function<Status(uint64_t begin, uint64_t end)>;
+
 // The same with a gradient it only reads: no clipping, so kInternal when
 // cfg.clip_norm > 0. The server's ssp/asp push applies straight from the received
-// message with it, instead of copying a gradient that nothing rescales.
+// message with it, instead of copying a gradient that nothing rescales. With `gate`,
+// each block of the update waits for its part of the gradient first (one wait for the
+// whole gradient when the update runs on several threads).
 Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
-                           std::span<float> slots, std::span<const float> grad, std::span<float> mirror = {});
+                           std::span<float> slots, std::span<const float> grad, std::span<float> mirror = {},
+                           const GradientGate* gate = nullptr);
 
 }  // namespace tessera::kernels

@@ -168,7 +168,8 @@ Status Aggregator::Add(Pending& p, int worker, uint64_t row_width, std::span<con
 
 Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, uint64_t first_chunk,
                              uint64_t last_chunk, int64_t step, std::span<const float> grad,
-                             std::span<float> mirror, bool* mirrored) {
+                             std::span<float> mirror, bool* mirrored, const kernels::GradientGate* gate,
+                             const std::function<void()>* before_apply) {
   if (mirrored != nullptr) *mirrored = false;
   TESSERA_RETURN_IF_ERROR(CheckDensePush(worker, param_id, first_chunk, last_chunk, step));
   const ParamUnits& p = params_[param_id];
@@ -183,23 +184,40 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
                             std::to_string(grad.size()));
   }
   const bool mirror_now = !mirror.empty() && sync_.mode != SyncMode::kBsp;
+  const bool in_place = sync_.mode != SyncMode::kBsp && !Rescales() && !store.Clips(param_id);
+  if (gate != nullptr && !in_place) {  // the gradient is copied or kept whole: all of it first
+    TESSERA_RETURN_IF_ERROR((*gate)(0, grad.size()));
+    gate = nullptr;
+  }
+  // CheckDensePush passed for every chunk, so recording them all first changes no outcome.
+  const bool answer_first = before_apply != nullptr && in_place && mirror_now;
+  if (answer_first) {
+    for (uint64_t c = first_chunk; c <= last_chunk; ++c) {
+      TESSERA_RETURN_IF_ERROR(FindDense(param_id, c)->gate.RecordPush(worker, step, options_.max_pending_steps));
+    }
+    (*before_apply)();
+  }
   for (uint64_t c = first_chunk; c <= last_chunk; ++c) {
     Unit& u = *FindDense(param_id, c);
     const uint64_t cb = c * p.chunk_elements;
     const uint64_t ce = std::min(cb + p.chunk_elements, p.num_elements);
     std::span<const float> g = grad.subspan(cb - begin, ce - cb);
     const std::span<float> m = mirror_now ? mirror.subspan(cb - begin, ce - cb) : std::span<float>();
-    TESSERA_RETURN_IF_ERROR(u.gate.RecordPush(worker, step, options_.max_pending_steps));
+    if (!answer_first) TESSERA_RETURN_IF_ERROR(u.gate.RecordPush(worker, step, options_.max_pending_steps));
     if (sync_.mode == SyncMode::kBsp) {
       TESSERA_RETURN_IF_ERROR(Add(u.pending[step], worker, 0, {}, g));
       TESSERA_RETURN_IF_ERROR(DrainDense(store, param_id, c, u));
     } else {
       timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
-      if (!Rescales() && !store.Clips(param_id)) {
+      if (in_place) {
         // Nothing writes the gradient: apply it where it arrived (on one host, the
         // shared-memory arena) rather than copying it first (docs/benchmarks.md).
         metrics::ScopedLatency t(OptimizerLatency());
-        TESSERA_RETURN_IF_ERROR(store.ApplyDenseReadOnly(param_id, c, g, m));
+        const uint64_t offset = cb - begin;
+        const kernels::GradientGate chunk_gate = [gate, offset](uint64_t b, uint64_t e) {
+          return (*gate)(offset + b, offset + e);
+        };
+        TESSERA_RETURN_IF_ERROR(store.ApplyDenseReadOnly(param_id, c, g, m, gate ? &chunk_gate : nullptr));
         continue;
       }
       scratch_.assign(g.begin(), g.end());

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -67,9 +68,17 @@ class Aggregator {
   // (ssp, asp), the updated values of the chunks are written there in the same pass and
   // *mirrored is set; otherwise (bsp, whose update may wait for other workers) it is left
   // false and `mirror` is untouched.
+  // `gate` (a gradient still arriving, wire/shm_stream.h; element offsets into `grad`):
+  // the update reads each block once the gate lets it when it applies straight from
+  // `grad` (ssp/asp, nothing rescaled or clipped); any other push waits for all of it.
+  // `before_apply`: when the update applies straight from `grad` and mirrors (so every
+  // chunk's push is recorded and the pull is answerable before any value changes), it is
+  // called once, after recording and before applying: the server sends the reply then
+  // and streams the mirrored values into it (its gate publishes them block by block).
   Status PushDense(ShardStore& store, int worker, uint32_t param_id, uint64_t first_chunk,
                    uint64_t last_chunk, int64_t step, std::span<const float> grad,
-                   std::span<float> mirror = {}, bool* mirrored = nullptr);
+                   std::span<float> mirror = {}, bool* mirrored = nullptr,
+                   const kernels::GradientGate* gate = nullptr, const std::function<void()>* before_apply = nullptr);
 
   Status CheckSparsePush(int worker, uint32_t param_id, int64_t step) const;
   // REQUIRES: distinct keys owned here, grad.size() == keys.size() * row_width.

@@ -47,6 +47,7 @@ Result<std::unique_ptr<ParamServer>> ParamServer::Start(ServerOptions options,
   so.send_hwm = so.recv_hwm = options.max_inflight;
   wire::SocketOptions data_opts = so;
   data_opts.linger_ms = 0;  // replies still queued at shutdown have nobody waiting for them
+  data_opts.shm.accept_streamed = true;  // OnData waits on streamed payloads (wire/shm_stream.h)
   TESSERA_ASSIGN_OR_RETURN(auto data, Socket::Create(ctx, wire::SocketType::kRouter, data_opts));
   TESSERA_ASSIGN_OR_RETURN(std::string bound, data->Bind(options.bind));
   wire::SocketOptions co = so;
@@ -304,11 +305,22 @@ void ParamServer::OnData(Socket& sock, InMessage&& msg) {
   static metrics::Counter& bytes_in = metrics::Global().GetCounter("server_bytes_in_total");
   requests.Add(1);
   for (size_t i = 0; i < msg.num_payloads(); ++i) bytes_in.Add(msg.payload(i).size());
+  // A same-host payload still being written (wire/shm_stream.h) is read as it arrives
+  // only by a dense push's or push+pull's update (Serve); every other request waits for
+  // it whole.
+  auto await_payloads = [&] {
+    Status st = msg.AwaitPayloads(Deadline(wire::ShmStreamTimeout()));
+    if (!st.ok()) sock.Send(wire::MakeErrorReply(msg, st.WithContext("push"))).IgnoreError();
+    return st.ok();
+  };
+  const bool dense_push = (msg.op() == Op::PUSH || msg.op() == Op::PUSH_PULL) && msg.num_payloads() == 1;
+  if (msg.streamed() && !dense_push && !await_payloads()) return;
   auto decoded = DecodeDataRequest(msg, options_.num_servers);
   if (!decoded.ok()) {
     sock.Send(wire::MakeErrorReply(msg, decoded.status())).IgnoreError();
     return;
   }
+  if (msg.streamed() && (decoded->req.kind != ParamKind::kDense || decoded->topk) && !await_payloads()) return;
   if (decoded->req.step > max_step_seen_) max_step_seen_ = decoded->req.step;
   bool served;
   {
@@ -358,12 +370,41 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
     Status st = ExpandTopKPush(core_->map(), &decoded, &expanded);
     if (!st.ok()) return reply_error(st);
     std::span<float> mirror;
+    // Same host, a peer that takes streamed replies: the reply goes before the update is
+    // applied and its values are published block by block as they are written.
+    uint64_t* reply_progress = nullptr;
     if (msg.op() == Op::PUSH_PULL && req.kind == ParamKind::kDense && !decoded.values.empty() &&
         req.end > req.begin && decoded.values.size() == req.end - req.begin) {
-      out = sock.AllocatePayload(msg.routing_id(), decoded.values.size() * sizeof(float));
+      out = sock.AllocatePayload(msg.routing_id(), decoded.values.size() * sizeof(float),
+                                 decoded.want_digest == 0 ? &reply_progress : nullptr);
       mirror = {out.as<float>(), decoded.values.size()};
     }
-    st = core_->Push(req, decoded.values, mirror, &mirrored);
+    // Streamed (same host): each block of the update waits for its part of the gradient.
+    const wire::ShmStream* stream = msg.payload_stream(0);
+    const Deadline stream_deadline(wire::ShmStreamTimeout());
+    bool answered = false;
+    const kernels::GradientGate gate = [&](uint64_t begin, uint64_t end) -> Status {
+      if (answered) wire::ShmStreamPublish(reply_progress, begin * sizeof(float));
+      return stream != nullptr ? stream->WaitFor(end * sizeof(float), stream_deadline) : Status::OK();
+    };
+    const std::function<void()> answer_first = [&] {
+      auto ready = core_->PullReady(req);  // asp; ssp within its staleness
+      int64_t applied = -1;
+      if (!ready.ok() || !*ready || !core_->Pull(req, mirror, &applied, /*mirrored=*/true).ok()) return;
+      // Attempted once: a failed send means the peer is gone, and the slot is spent.
+      answered = true;
+      SendPullReply(sock, msg, decoded, out, mirror.size(), applied, /*streamable=*/true).IgnoreError();
+    };
+    const bool gated = stream != nullptr || reply_progress != nullptr;
+    st = core_->Push(req, decoded.values, mirror, &mirrored, gated ? &gate : nullptr,
+                     reply_progress != nullptr ? &answer_first : nullptr);
+    if (answered) {  // the requester learns the outcome from the progress word
+      wire::ShmStreamPublish(reply_progress, st.ok() ? mirror.size() * sizeof(float) : wire::kShmStreamAbandoned);
+      if (!st.ok()) {
+        LOG_EVERY_T(WARNING, 1.0) << "a streamed push+pull failed after its reply: " << st.ToString();
+      }
+      return true;
+    }
     if (!st.ok()) return reply_error(st);
     if (msg.op() == Op::PUSH) {
       sock.Send(wire::MakeReply(msg, Op::RESPONSE)).IgnoreError();
@@ -385,6 +426,14 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
   int64_t applied = -1;
   Status st = core_->Pull(req, {out.as<float>(), n}, &applied, mirrored);
   if (!st.ok()) return reply_error(st);
+  st = SendPullReply(sock, msg, decoded, std::move(out), n, applied, /*streamable=*/false);
+  if (!st.ok()) return reply_error(st);
+  return true;
+}
+
+Status ParamServer::SendPullReply(Socket& sock, const InMessage& msg, const DataRequest& decoded, Buffer out,
+                                  uint64_t n, int64_t applied, bool streamable) {
+  const ParamRequest& req = decoded.req;
   OutMessage rep = wire::MakeReply(msg, Op::RESPONSE);
   auto r = rep.header().getBody().initResponse();
   r.setParamId(req.param_id);
@@ -393,12 +442,12 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
   if (decoded.want_digest != 0) {
     r.setStoreDigest(decoded.want_digest == 1 ? core_->Digest() : core_->store().SparseDigest());
   }
-  st = rep.AddPayload(std::move(out), DType::kF32, n);
-  if (!st.ok()) return reply_error(st);
+  TESSERA_RETURN_IF_ERROR(rep.AddPayload(std::move(out), DType::kF32, n));
+  rep.set_streamable(streamable);
   static metrics::Counter& bytes_out = metrics::Global().GetCounter("server_bytes_out_total");
   bytes_out.Add(n * sizeof(float));
-  sock.Send(std::move(rep)).IgnoreError();
-  return true;
+  sock.Send(std::move(rep)).IgnoreError();  // a gone peer has nobody to tell
+  return Status::OK();
 }
 
 void ParamServer::RetryParked() {

@@ -106,6 +106,11 @@ class ParamServer {
   // Handles one decoded data request; returns true when it was answered (or refused),
   // false when it must be parked.
   bool Serve(wire::Socket& sock, const wire::InMessage& msg, DataRequest& decoded, bool already_pushed);
+  // The pull half's reply: `n` values in `out`, which go streamed (written after the
+  // send, published through the slot's progress word) when `streamable`. Errors: a bad
+  // payload (the send's own failure is ignored: the peer is gone).
+  Status SendPullReply(wire::Socket& sock, const wire::InMessage& msg, const DataRequest& decoded, Buffer out,
+                       uint64_t n, int64_t applied, bool streamable);
   void RetryParked();
   void Heartbeat();
   // Loop thread: every sparse table's TablePolicy from options_.table_limits (before a restore).

@@ -69,7 +69,8 @@ void ParamServerCore::ChunkSpan(const ParamRequest& req, uint64_t* first, uint64
 }
 
 Status ParamServerCore::Push(const ParamRequest& req, std::span<const float> values, std::span<float> mirror,
-                             bool* mirrored) {
+                             bool* mirrored, const kernels::GradientGate* gate,
+                             const std::function<void()>* before_apply) {
   if (mirrored != nullptr) *mirrored = false;
   TESSERA_RETURN_IF_ERROR(CheckRequest(req, values.size(), "push"));
   auto where = [&] { return "push param " + std::to_string(req.param_id); };
@@ -86,7 +87,8 @@ Status ParamServerCore::Push(const ParamRequest& req, std::span<const float> val
     ChunkSpan(req, &first, &last);
     TESSERA_RETURN_IF_ERROR_CTX(
         aggregator_.CheckDensePush(req.worker, req.param_id, first, last, req.step), where());
-    return aggregator_.PushDense(store_, req.worker, req.param_id, first, last, req.step, values, mirror, mirrored);
+    return aggregator_.PushDense(store_, req.worker, req.param_id, first, last, req.step, values, mirror, mirrored,
+                                 gate, before_apply);
   }
   // Distinct keys: a repeated key would be a second gradient for the same row in one
   // step, which the server would have to either sum silently or apply twice. The client

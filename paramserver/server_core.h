@@ -68,8 +68,11 @@ class ParamServerCore {
   // it completes (docs/consistency.md). OK or a refusal listed above.
   // `mirror`, `mirrored`: a dense push+pull's reply, written while the update is applied
   // (Aggregator::PushDense); then Pull(..., mirrored = true) only completes it.
+  // `gate`: dense `values` still arriving; `before_apply`: the reply may go first
+  // (Aggregator::PushDense).
   Status Push(const ParamRequest& req, std::span<const float> values, std::span<float> mirror = {},
-              bool* mirrored = nullptr);
+              bool* mirrored = nullptr, const kernels::GradientGate* gate = nullptr,
+              const std::function<void()>* before_apply = nullptr);
 
   // Whether a pull may be answered now (StepGate::CanServePull of every unit it reads).
   // The loop parks a pull that is not ready and asks again after each push. Returns the

@@ -174,7 +174,7 @@ Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span
 }
 
 Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, std::span<const float> grad,
-                                      std::span<float> mirror) {
+                                      std::span<float> mirror, const kernels::GradientGate* gate) {
   const int64_t i = ChunkIndex(param_id, chunk_index);
   if (i < 0) {
     return Status::Internal("ApplyDense: chunk " + std::to_string(chunk_index) + " of param " +
@@ -182,7 +182,7 @@ Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, s
   }
   ChunkState& ch = chunks_[static_cast<size_t>(i)];
   TESSERA_RETURN_IF_ERROR(kernels::ApplyUpdateReadOnly(params_[param_id].spec.optimizer, ch.updates + 1,
-                                                       ch.values, ch.slots, grad, mirror));
+                                                       ch.values, ch.slots, grad, mirror, gate));
   ++ch.updates;
   return Status::OK();
 }

@@ -40,6 +40,7 @@
 #include "common/param_spec.h"
 #include "common/status.h"
 #include "common/cluster/shard_map.h"
+#include "kernels/optimizer_step.h"
 #include "kernels/param_init.h"
 #include "paramserver/count_min_sketch.h"
 #include "paramserver/row_table.h"
@@ -163,9 +164,10 @@ class ShardStore {
   // `mirror` (empty or the chunk's size) also receives the updated values, in the same
   // pass (kernels::ApplyUpdate): what ReadDense of the chunk would give right after.
   Status ApplyDense(uint32_t param_id, uint64_t chunk, std::span<float> grad, std::span<float> mirror = {});
-  // The same without clipping, reading `grad` only (kernels::ApplyUpdateReadOnly).
+  // The same without clipping, reading `grad` only (kernels::ApplyUpdateReadOnly), each
+  // block of it once `gate` (when given) lets it: a gradient still arriving.
   Status ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk, std::span<const float> grad,
-                            std::span<float> mirror = {});
+                            std::span<float> mirror = {}, const kernels::GradientGate* gate = nullptr);
   // Whether ApplyDense of `param_id` clips (and so writes) the gradient.
   bool Clips(uint32_t param_id) const {
     return param_id < params_.size() && params_[param_id].spec.optimizer.clip_norm > 0;

@@ -118,6 +118,14 @@ std::vector<std::byte> OutMessage::EncodeHeader() {
 
 // ---------------------------------------------------------------------------- InMessage
 
+Status InMessage::AwaitPayloads(Deadline deadline) {
+  for (const auto& s : streams_) {
+    if (s) TESSERA_RETURN_IF_ERROR(s->WaitFor(s->length(), deadline));
+  }
+  streams_.clear();
+  return Status::OK();
+}
+
 InMessage::InMessage() = default;
 InMessage::~InMessage() = default;
 InMessage::InMessage(InMessage&&) noexcept = default;

@@ -28,6 +28,7 @@
 #include "common/status.h"
 #include "common/tensor.h"
 #include "wire/protocol.h"
+#include "wire/shm_stream.h"
 #include "wire/tessera.capnp.h"
 
 namespace capnp {
@@ -87,6 +88,12 @@ class OutMessage {
   // Sum of payload byte lengths.
   uint64_t payload_bytes() const;
 
+  // Same-host only: the receiver consumes the payloads as they arrive, so the socket may
+  // send the descriptor before copying them into shared memory (wire/shm_stream.h).
+  // Only for messages whose receiver handles streamed payloads (a dense push+pull).
+  void set_streamable(bool v) { streamable_ = v; }
+  bool streamable() const { return streamable_; }
+
   // ROUTER side: the peer this message goes to (set by MakeReply, or by the caller).
   void set_routing_id(std::string id) { routing_id_ = std::move(id); }
   const std::string& routing_id() const { return routing_id_; }
@@ -110,6 +117,7 @@ class OutMessage {
   std::unique_ptr<::capnp::MallocMessageBuilder> builder_;
   std::vector<Payload> payloads_;
   std::string routing_id_;
+  bool streamable_ = false;
 };
 
 // A received message that passed wire/codec validation (see codec.h for the rules), so
@@ -148,6 +156,17 @@ class InMessage {
   // Header frame plus payload bytes, as received.
   uint64_t total_bytes() const { return total_bytes_; }
 
+  // Streamed same-host payloads (wire/shm_stream.h): payload i's sender may still be
+  // writing it when payload_stream(i) is not null. Read its bytes only as far as
+  // payload_stream(i)->WaitFor allowed, or after AwaitPayloads.
+  bool streamed() const { return !streams_.empty(); }
+  const ShmStream* payload_stream(size_t i) const { return i < streams_.size() ? streams_[i].get() : nullptr; }
+  // Waits until every streamed payload is complete; afterwards the message reads as an
+  // ordinary one (streamed() is false). TimedOut / Corruption / Aborted as WaitFor.
+  Status AwaitPayloads(Deadline deadline);
+  // The socket, after Decode.
+  void set_payload_streams(std::vector<std::shared_ptr<const ShmStream>> s) { streams_ = std::move(s); }
+
  private:
   friend class Decoder;  // wire/codec.cc builds InMessages
   std::string routing_id_;
@@ -157,6 +176,7 @@ class InMessage {
   Op op_ = Op::ERROR;
   std::vector<Buffer> payloads_;
   uint64_t total_bytes_ = 0;
+  std::vector<std::shared_ptr<const ShmStream>> streams_;  // empty, or one per payload
 };
 
 // A reply to `req`: same jobId, requestId and step; routed back to req's sender on a

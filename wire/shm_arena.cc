@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "wire/shm_stream.h"
+
 namespace tessera::wire {
 
 namespace {
@@ -164,10 +166,17 @@ std::optional<ShmSlotRef> ShmTxArena::Reserve(uint64_t length) {
   }
   uint64_t token = ++next_token_ & ~kShmClaimed;
   if (token == 0) token = ++next_token_ & ~kShmClaimed;
+  // Progress first: a stale count from the slot's last use must never be read as this
+  // payload's (the descriptor sent after this orders both for the receiver).
+  std::atomic_ref<uint64_t>(*State(start + kShmProgressOffset)).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint64_t>(*State(start)).store(token, std::memory_order_release);
   head_ = start + need;
   slots_.push_back(Slot{start, start + need});
   return ShmSlotRef{start + kShmSlotAlign, length, token};
+}
+
+uint64_t* ShmTxArena::progress(const ShmSlotRef& ref) const {
+  return State(ref.offset - kShmSlotAlign + kShmProgressOffset);
 }
 
 void ShmTxArena::Abandon(const ShmSlotRef& ref) {
@@ -231,7 +240,7 @@ bool ShmPeerArena::detached() const {
   return detached_;
 }
 
-Result<Buffer> ShmPeerArena::Claim(const ShmSlotRef& ref) {
+Result<Buffer> ShmPeerArena::Claim(const ShmSlotRef& ref, const uint64_t** progress) {
   if (ref.length == 0 || ref.offset < kShmSlotAlign || ref.offset % kShmSlotAlign != 0 || ref.offset > size_ ||
       ref.length > size_ - ref.offset) {
     return Status::Corruption("shared-memory descriptor out of range: offset " + std::to_string(ref.offset) +
@@ -252,6 +261,9 @@ Result<Buffer> ShmPeerArena::Claim(const ShmSlotRef& ref) {
                               std::to_string(expected) + "): a replayed or forged descriptor");
   }
   ++live_;
+  if (progress != nullptr) {
+    *progress = reinterpret_cast<const uint64_t*>(base_ + ref.offset - kShmSlotAlign + kShmProgressOffset);
+  }
   std::shared_ptr<ShmPeerArena> self = shared_from_this();
   return Buffer::Wrap(base_ + ref.offset, ref.length, Device::kCPU, [self, state] { self->Release(state); });
 }
@@ -262,15 +274,16 @@ void ShmPeerArena::Release(uint64_t* state) {
   --live_;
 }
 
-bool ShmPeerArena::DetachIfPeerGone() {
-  bool gone;
+bool ShmPeerArena::PeerExited() const {
   if (pidfd_ >= 0) {
     pollfd p{pidfd_, POLLIN, 0};
-    gone = poll(&p, 1, 0) > 0;  // a pidfd turns readable when the process exits
-  } else {
-    gone = kill(pid_, 0) != 0 && errno == ESRCH;
+    return poll(&p, 1, 0) > 0;  // a pidfd turns readable when the process exits
   }
-  if (!gone) return false;
+  return kill(pid_, 0) != 0 && errno == ESRCH;
+}
+
+bool ShmPeerArena::DetachIfPeerGone() {
+  if (!PeerExited()) return false;
   std::lock_guard<std::mutex> l(mu_);
   if (detached_) return true;
   if (live_ > 0) return false;  // the application still reads payloads of it: later

@@ -3,8 +3,9 @@
 //
 // ShmTxArena is the sending side: an anonymous memfd (MFD_CLOEXEC, sealed against
 // shrinking and growing, sparse: only touched pages cost memory) that its owner copies
-// payloads into. Each payload lives in a slot: a 64-byte slot header holding one atomic
-// state word, then the bytes. The state is the only thing shared: 0 = free, a token =
+// payloads into. Each payload lives in a slot: a 64-byte slot header holding an atomic
+// state word and a progress word (a streamed payload's bytes written so far,
+// wire/shm_stream.h), then the bytes. The state is the only thing both sides write: 0 = free, a token =
 // sent, token | kShmClaimed = held by the receiver. The ring bookkeeping (which slots
 // are outstanding, where the next one goes) is private to the owner, so a peer that
 // scribbles on the arena can only make the owner reuse a slot early or never, never
@@ -74,6 +75,8 @@ class ShmTxArena {
   // before sending it: a payload built in place costs no copy at all. nullopt as Put.
   std::optional<ShmSlotRef> Reserve(uint64_t length);
   std::byte* data(const ShmSlotRef& ref) const { return base_ + ref.offset; }
+  // The slot's progress word (wire/shm_stream.h), 0 from Reserve on.
+  uint64_t* progress(const ShmSlotRef& ref) const;
   // Frees a slot that was taken but never sent (the send failed, or a reserved Buffer
   // was dropped unsent). Thread-safe: only the slot's state word is written; the ring
   // reclaims it at the next Put or Reserve.
@@ -116,11 +119,14 @@ class ShmPeerArena : public std::enable_shared_from_this<ShmPeerArena> {
   // problem when the range is outside the arena or misaligned, or the slot is not in
   // flight with this token (replayed, forged, already claimed); Unavailable when the
   // peer has exited and the arena was detached.
-  Result<Buffer> Claim(const ShmSlotRef& ref);
+  // `progress`, when given, receives the slot's progress word (a streamed payload).
+  Result<Buffer> Claim(const ShmSlotRef& ref, const uint64_t** progress = nullptr);
 
   pid_t pid() const { return pid_; }
   uint64_t size() const { return size_; }
   bool detached() const;
+  // Whether the peer process has exited (its pidfd turned readable). Any thread.
+  bool PeerExited() const;
   // Reaper: when the peer has exited and no claimed Buffer is alive, replaces the
   // mapping with an inaccessible one. Returns true once detached.
   bool DetachIfPeerGone();

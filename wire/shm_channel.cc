@@ -28,6 +28,7 @@ DEFINE_validator(shm, &ValidateShmMode);
 DEFINE_uint64(shm_arena_bytes, 256ULL << 20,
               "Size of each shared-memory arena (one per connection and direction; sparse, only touched pages "
               "cost memory); larger payloads go over TCP");
+DECLARE_bool(shm_stream);  // wire/shm_stream.cc
 DEFINE_uint64(shm_min_bytes, 64ULL << 10, "Payloads smaller than this go over TCP even between processes on one host");
 
 namespace tessera::wire {
@@ -42,6 +43,8 @@ struct ShmMetrics {
   metrics::Counter& bytes_received = metrics::Global().GetCounter("shm_bytes_received_total");
   metrics::Counter& fallbacks = metrics::Global().GetCounter("shm_fallback_payloads_total");
   metrics::Counter& refused = metrics::Global().GetCounter("shm_refused_descriptors_total");
+  metrics::Counter& streamed_sent = metrics::Global().GetCounter("shm_streamed_payloads_sent_total");
+  metrics::Counter& streamed_received = metrics::Global().GetCounter("shm_streamed_payloads_received_total");
 };
 ShmMetrics& Metrics() {
   static ShmMetrics m;
@@ -91,7 +94,8 @@ ShmTransport::ShmTransport(bool router, const ShmOptions& o)
       enabled_(ResolveEnabled(o.mode)),
       arena_bytes_(o.arena_bytes ? o.arena_bytes : FLAGS_shm_arena_bytes),
       min_bytes_(std::max<uint64_t>(1, o.min_bytes ? o.min_bytes : FLAGS_shm_min_bytes)),
-      host_(o.host_identity.empty() ? HostIdentity() : o.host_identity) {}
+      host_(o.host_identity.empty() ? HostIdentity() : o.host_identity),
+      accept_streamed_(o.accept_streamed) {}
 
 ShmTransport::~ShmTransport() = default;
 
@@ -152,7 +156,15 @@ Status ShmTransport::OnControl(const std::string& peer, std::span<const std::byt
         return OnOffer(peer, frame, reply);
       case kConfirm: {
         Channel* c = Find(peer);
-        if (c != nullptr && c->tx && c->off_reason.empty()) c->tx_ready = true;
+        if (c == nullptr || !c->tx || !c->off_reason.empty()) return Status::OK();
+        c->tx_ready = true;
+        // Capabilities: absent from older DEALERs, which then never stream.
+        const uint32_t caps = r.at_end() ? 0 : r.U32();
+        if (r.ok() && (caps & kCapStreams) != 0 && accept_streamed_ && FLAGS_shm_stream && c->rx) {
+          c->rx_streams = true;
+          *reply = Writer(kStreamOk).Take();
+        }
+        if (r.ok() && (caps & kCapTakesStreams) != 0 && FLAGS_shm_stream) c->tx_streams = true;
         return Status::OK();
       }
       case kRefuse: {  // the DEALER cannot map our arena: replies go over TCP
@@ -189,12 +201,20 @@ Status ShmTransport::OnControl(const std::string& peer, std::span<const std::byt
       dealer_.rx = std::move(rx).value();
       dealer_.rx_nonce = o.nonce;
       Writer w(kConfirm);
+      // An older ROUTER ignores the body.
+      if (FLAGS_shm_stream) {
+        dealer_.rx_streams = accept_streamed_;
+        w.U32(kCapStreams | (accept_streamed_ ? kCapTakesStreams : 0));
+      }
       *reply = w.Take();
       VLOG(1) << "shared memory on for " << endpoint_;
       return Status::OK();
     }
     case kRefuse:
       TurnOff(dealer_, r.Str(4096));
+      return Status::OK();
+    case kStreamOk:
+      if (dealer_.rx) dealer_.tx_streams = true;
       return Status::OK();
     default:
       return Status::Corruption("unexpected shared-memory control frame kind " + std::to_string(kind));
@@ -242,8 +262,9 @@ Status ShmTransport::OnOffer(const std::string& peer, std::span<const std::byte>
 }
 
 std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vector<OutMessage::Payload>& payloads,
-                                           std::vector<bool>* in_shm) {
+                                           std::vector<bool>* in_shm, std::vector<ShmPendingCopy>* streamed) {
   in_shm->assign(payloads.size(), false);
+  if (streamed != nullptr) streamed->clear();
   Channel* c = Find(peer);
   bool usable = c != nullptr && c->tx && c->tx_ready;
   if (usable && c->rx && c->rx->detached()) {  // the peer process exited
@@ -255,6 +276,20 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
     c = nullptr;
     usable = false;
   }
+  const bool stream = usable && streamed != nullptr && c->tx_streams;
+  // A streamable message's payload that its application writes after the send can go
+  // only streamed, from the slot it was given: refuse the message rather than let the
+  // bytes not yet written be sent or copied (the channel changed since AllocatePayload).
+  if (streamed != nullptr) {
+    for (const auto& p : payloads) {
+      auto it = reserved_.find(p.bytes.data());
+      std::shared_ptr<Reservation> r = it == reserved_.end() ? nullptr : it->second.lock();
+      if (r && r->app_streams && !(stream && r->arena == c->tx && r->ref.length == p.bytes.size())) {
+        stream_refused_ = true;
+        return {};
+      }
+    }
+  }
   std::vector<ShmSlotRef> refs(payloads.size());
   bool any = false;
   for (size_t i = 0; i < payloads.size(); ++i) {
@@ -264,6 +299,14 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
       std::shared_ptr<Reservation> r = it == reserved_.end() ? nullptr : it->second.lock();
       if (r && r->arena == c->tx && r->ref.length == bytes.size() && !r->sent.exchange(true)) {
         reserved_.erase(it);
+        // Complete already (unless the application publishes it); in a STREAMED_DATA
+        // frame it says so.
+        if (stream && !r->app_streams) {
+          std::atomic_ref<uint64_t>(*c->tx->progress(r->ref)).store(bytes.size(), std::memory_order_release);
+        } else if (stream) {
+          ++stats_.streamed_payloads_sent;
+          Metrics().streamed_sent.Add(1);
+        }
         refs[i] = r->ref;
         (*in_shm)[i] = true;
         any = true;
@@ -275,7 +318,12 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
       }
     }
     if (usable && bytes.size() >= min_bytes_) {
-      if (auto ref = c->tx->Put(bytes)) {
+      if (auto ref = stream ? c->tx->Reserve(bytes.size()) : c->tx->Put(bytes)) {
+        if (stream) {
+          streamed->push_back(ShmPendingCopy{c->tx->data(*ref), bytes, c->tx->progress(*ref)});
+          ++stats_.streamed_payloads_sent;
+          Metrics().streamed_sent.Add(1);
+        }
         refs[i] = *ref;
         (*in_shm)[i] = true;
         any = true;
@@ -291,10 +339,11 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
     stats_.tcp_bytes_sent += bytes.size();
   }
   if (!any) return {};
-  return EncodeShmDataFrame(c->tx_nonce, refs);
+  return EncodeShmDataFrame(c->tx_nonce, refs, stream);
 }
 
-Buffer ShmTransport::AllocatePayload(std::string_view peer, uint64_t bytes) {
+Buffer ShmTransport::AllocatePayload(std::string_view peer, uint64_t bytes, uint64_t** progress) {
+  if (progress != nullptr) *progress = nullptr;
   Channel* c = Find(peer);
   if (c == nullptr || !c->tx || !c->tx_ready || bytes < min_bytes_ || (c->rx && c->rx->detached())) return Buffer();
   std::erase_if(reserved_, [](const auto& kv) { return kv.second.expired(); });
@@ -303,6 +352,10 @@ Buffer ShmTransport::AllocatePayload(std::string_view peer, uint64_t bytes) {
   auto r = std::make_shared<Reservation>();
   r->arena = c->tx;
   r->ref = *ref;
+  if (progress != nullptr && c->tx_streams) {
+    r->app_streams = true;
+    *progress = c->tx->progress(*ref);
+  }
   std::byte* data = c->tx->data(*ref);
   reserved_[data] = r;
   return Buffer::Wrap(data, bytes, Device::kCPU, [r] {
@@ -329,7 +382,8 @@ void ShmTransport::Abandon(std::string_view peer, std::span<const std::byte> dat
 }
 
 Result<std::vector<Buffer>> ShmTransport::Resolve(const std::string& peer, std::span<const std::byte> frame,
-                                                  std::vector<Buffer> tcp_frames) {
+                                                  std::vector<Buffer> tcp_frames,
+                                                  std::vector<std::shared_ptr<const ShmStream>>* streams) {
   auto refuse = [&](std::string why) -> Status {
     ++stats_.refused_descriptors;
     Metrics().refused.Add(1);
@@ -340,10 +394,13 @@ Result<std::vector<Buffer>> ShmTransport::Resolve(const std::string& peer, std::
   const uint32_t version = r.U32();
   const uint64_t nonce = r.U64();
   const uint32_t n = r.U32();
-  if (!r.ok() || kind != kData || version != kShmVersion) return refuse("not a DATA frame");
+  if (!r.ok() || (kind != kData && kind != kStreamedData) || version != kShmVersion) return refuse("not a DATA frame");
   if (n > kMaxPayloadFrames) return refuse(std::to_string(n) + " payloads");
   Channel* c = Find(peer);
   if (c == nullptr || !c->rx) return refuse("no shared-memory channel with this peer");
+  const bool streamed = kind == kStreamedData;
+  if (streamed && !c->rx_streams) return refuse("a streamed payload on a channel that was not offered streams");
+  streams->clear();
   if (nonce != c->rx_nonce) return refuse("it names another arena (a stale channel)");
   std::vector<Buffer> out;
   out.reserve(n);
@@ -356,11 +413,18 @@ Result<std::vector<Buffer>> ShmTransport::Resolve(const std::string& peer, std::
       if (next_tcp >= tcp_frames.size()) return refuse("more TCP payloads named than frames received");
       tcp_bytes += tcp_frames[next_tcp].size();
       out.push_back(std::move(tcp_frames[next_tcp++]));
+      if (streamed) streams->push_back(nullptr);
       continue;
     }
-    Result<Buffer> b = c->rx->Claim(ref);
+    const uint64_t* progress = nullptr;
+    Result<Buffer> b = c->rx->Claim(ref, &progress);
     if (!b.ok()) return refuse(b.status().message());
     shm_bytes += ref.length;
+    if (streamed) {
+      streams->push_back(std::make_shared<const ShmStream>(progress, *b, c->rx));
+      ++stats_.streamed_payloads_received;
+      Metrics().streamed_received.Add(1);
+    }
     out.push_back(std::move(b).value());
   }
   if (!r.at_end()) return refuse("trailing bytes");
@@ -384,6 +448,18 @@ uint64_t ShmTransport::TEST_tx_nonce(std::string_view peer) const {
   if (!router_) return dealer_.tx_nonce;
   auto it = peers_.find(peer);
   return it == peers_.end() ? 0 : it->second.tx_nonce;
+}
+
+bool ShmTransport::streams(std::string_view peer) const {
+  if (!router_) return dealer_.tx_streams && dealer_.off_reason.empty();
+  auto it = peers_.find(peer);
+  return it != peers_.end() && it->second.tx_streams;
+}
+
+bool ShmTransport::receives_streams(std::string_view peer) const {
+  if (!router_) return dealer_.rx_streams && dealer_.off_reason.empty();
+  auto it = peers_.find(peer);
+  return it != peers_.end() && it->second.rx_streams;
 }
 
 std::string ShmTransport::ChannelState(std::string_view peer) const {

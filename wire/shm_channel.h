@@ -28,6 +28,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -35,6 +36,7 @@
 #include "wire/message.h"
 #include "wire/shm_arena.h"
 #include "wire/shm_frames.h"
+#include "wire/shm_stream.h"
 
 namespace tessera::wire {
 
@@ -55,6 +57,18 @@ struct ShmOptions {
   uint64_t min_bytes = 0;
   // "" : this host's HostIdentity(). Tests pose as another host with it.
   std::string host_identity;
+  // Peers may stream payloads to this socket (wire/shm_stream.h): its application waits
+  // on InMessage::payload_stream before reading them. The parameter server's data socket
+  // (pushes) and the worker's sockets to servers (replies) do. Default: false.
+  bool accept_streamed = false;
+};
+
+// A payload Place reserved but has not copied yet: the socket copies it (ShmStreamCopy)
+// after the message is sent.
+struct ShmPendingCopy {
+  std::byte* dst;
+  std::span<const std::byte> src;
+  uint64_t* progress;
 };
 
 // Counters of one socket. "tcp" counts payload frames sent or received over ZeroMQ.
@@ -69,6 +83,7 @@ struct ShmStats {
   uint64_t shm_payloads_received = 0, shm_bytes_received = 0;
   uint64_t tcp_payloads_received = 0, tcp_bytes_received = 0;
   uint64_t refused_descriptors = 0;  // bad descriptors refused (the message was dropped)
+  uint64_t streamed_payloads_sent = 0, streamed_payloads_received = 0;  // of the shm ones
 };
 
 // "<boot_id>|<UTS host name>|net:[<netns inode>]|uid=<euid>": equal only for processes
@@ -91,13 +106,23 @@ class ShmTransport {
   // Sending to `peer` (the routing id; "" on a DEALER): copies each payload that
   // qualifies into the arena and sets (*in_shm)[i]. Returns the DATA frame to send
   // before the header, or an empty vector when every payload goes over TCP.
+  // `streamed` (not null, and the peer said STREAM_OK): the payloads to copy are only
+  // reserved and listed there, and the frame is a STREAMED_DATA frame; the caller sends
+  // the message and then copies them.
   std::vector<std::byte> Place(std::string_view peer, const std::vector<OutMessage::Payload>& payloads,
-                               std::vector<bool>* in_shm);
+                               std::vector<bool>* in_shm, std::vector<ShmPendingCopy>* streamed = nullptr);
+  // True once after a Place that refused its message: a payload the application streams
+  // (AllocatePayload with `progress`) could not go streamed. The socket fails the send.
+  bool TakeStreamRefusal() { return std::exchange(stream_refused_, false); }
   // A Buffer of `bytes` inside the arena of the channel to `peer`, for a payload built
   // in place and sent to that peer: Place then sends it without copying. An empty
   // Buffer when there is no usable channel, `bytes` < min_bytes, or no free slot. If
   // the Buffer is dropped unsent, its slot is freed.
-  Buffer AllocatePayload(std::string_view peer, uint64_t bytes);
+  // `progress` (not null): set to the slot's progress word when the peer takes streamed
+  // payloads, else to null. The caller then may send the message (marked streamable)
+  // before the bytes are written, and must publish them through *progress
+  // (ShmStreamPublish) up to the length, or kShmStreamAbandoned.
+  Buffer AllocatePayload(std::string_view peer, uint64_t bytes, uint64_t** progress = nullptr);
   // The message carrying `data_frame` was not sent: frees its slots.
   void Abandon(std::string_view peer, std::span<const std::byte> data_frame);
 
@@ -107,8 +132,11 @@ class ShmTransport {
   // Receiving a DATA frame followed by a header and `tcp_frames`: the payloads in
   // order, shared-memory ones as zero-copy Buffers. Corruption when the descriptor is
   // malformed, names slots outside the arena or not in flight, or there is no channel.
+  // A STREAMED_DATA frame (accepted only from a peer told STREAM_OK) also fills
+  // *streams, one entry per payload (null for the complete ones).
   Result<std::vector<Buffer>> Resolve(const std::string& peer, std::span<const std::byte> frame,
-                                      std::vector<Buffer> tcp_frames);
+                                      std::vector<Buffer> tcp_frames,
+                                      std::vector<std::shared_ptr<const ShmStream>>* streams);
   // A message without a DATA frame: counts its payloads as received over TCP.
   void CountTcpReceived(const std::vector<Buffer>& payloads);
 
@@ -116,6 +144,10 @@ class ShmTransport {
   // The nonce DATA frames to `peer` carry (0 without a channel). For tests that forge
   // descriptors.
   uint64_t TEST_tx_nonce(std::string_view peer = {}) const;
+  // Whether streamable messages to `peer` go streamed (sending) / may come streamed
+  // from it (receiving).
+  bool streams(std::string_view peer = {}) const;
+  bool receives_streams(std::string_view peer = {}) const;
   // "on", "pending", "off: <why>", "replies over TCP: <why>"; for a ROUTER, of `peer`.
   std::string ChannelState(std::string_view peer = {}) const;
 
@@ -126,6 +158,7 @@ class ShmTransport {
     std::shared_ptr<ShmTxArena> arena;
     ShmSlotRef ref;
     std::atomic<bool> sent{false};
+    bool app_streams = false;  // the application publishes progress (AllocatePayload)
   };
   struct Channel {
     std::shared_ptr<ShmTxArena> tx;  // ours; the peer reads it
@@ -133,6 +166,8 @@ class ShmTransport {
     bool tx_ready = false;             // the peer mapped tx
     std::shared_ptr<ShmPeerArena> rx;  // the peer's; we read it
     uint64_t rx_nonce = 0;
+    bool tx_streams = false;  // DEALER: the peer said STREAM_OK; ROUTER: its CONFIRM takes streams
+    bool rx_streams = false;  // ROUTER: we said STREAM_OK; DEALER: our CONFIRM took streams
     std::string off_reason;  // "" while usable or pending
   };
   Channel* Find(std::string_view peer);
@@ -144,11 +179,13 @@ class ShmTransport {
   const uint64_t arena_bytes_;
   const uint64_t min_bytes_;
   const std::string host_;
+  const bool accept_streamed_;
   std::string endpoint_;  // DEALER: the connected endpoint, for log lines
   int connects_ = 0;
   Channel dealer_;                          // DEALER's only channel
   std::map<std::string, Channel, std::less<>> peers_;  // ROUTER: by routing id
   ShmStats stats_;
+  bool stream_refused_ = false;
   // Outstanding AllocatePayload slots by address (expired entries are pruned lazily).
   std::map<const std::byte*, std::weak_ptr<Reservation>> reserved_;
 };

@@ -26,8 +26,8 @@ bool IsShmFrame(std::span<const std::byte> frame) {
   return frame.size() >= sizeof(shm::kMagic) && std::memcmp(frame.data(), shm::kMagic, sizeof(shm::kMagic)) == 0;
 }
 
-std::vector<std::byte> EncodeShmDataFrame(uint64_t nonce, const std::vector<ShmSlotRef>& refs) {
-  shm::Writer w(shm::kData);
+std::vector<std::byte> EncodeShmDataFrame(uint64_t nonce, const std::vector<ShmSlotRef>& refs, bool streamed) {
+  shm::Writer w(streamed ? shm::kStreamedData : shm::kData);
   w.U64(nonce);
   w.U32(static_cast<uint32_t>(refs.size()));
   for (const ShmSlotRef& r : refs) {

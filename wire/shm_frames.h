@@ -22,15 +22,30 @@ namespace tessera::wire {
 bool IsShmFrame(std::span<const std::byte> frame);
 
 // The DATA frame: arena `nonce`, then one entry per payload (token 0: the payload is the
-// next TCP frame). Exposed for tests that forge descriptors.
-std::vector<std::byte> EncodeShmDataFrame(uint64_t nonce, const std::vector<ShmSlotRef>& refs);
+// next TCP frame). `streamed`: a STREAMED_DATA frame instead, whose shared-memory
+// payloads may still be being written (wire/shm_stream.h). Exposed for tests that forge
+// descriptors.
+std::vector<std::byte> EncodeShmDataFrame(uint64_t nonce, const std::vector<ShmSlotRef>& refs,
+                                          bool streamed = false);
 
 namespace shm {
 
 // 0xFFFFFFFF "TSHM": no Cap'n Proto message starts with a segment count of 2^32.
 inline constexpr unsigned char kMagic[8] = {0xFF, 0xFF, 0xFF, 0xFF, 'T', 'S', 'H', 'M'};
 inline constexpr uint32_t kShmVersion = 1;
-enum Kind : uint8_t { kOffer = 1, kAccept = 2, kConfirm = 3, kRefuse = 4, kData = 5 };
+enum Kind : uint8_t {
+  kOffer = 1,
+  kAccept = 2,
+  kConfirm = 3,  // body: optional u32 capabilities (kCapStreams); older DEALERs send none
+  kRefuse = 4,
+  kData = 5,
+  kStreamOk = 6,      // ROUTER -> DEALER: STREAMED_DATA frames are welcome on this channel
+  kStreamedData = 7,  // DATA whose shared-memory payloads publish progress
+};
+// CONFIRM capabilities: this DEALER understands STREAM_OK and can send STREAMED_DATA
+// (kCapStreams); it takes STREAMED_DATA replies (kCapTakesStreams).
+inline constexpr uint32_t kCapStreams = 1;
+inline constexpr uint32_t kCapTakesStreams = 2;
 
 class Writer {
  public:

@@ -286,7 +286,14 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
   // are named by one DATA frame before the header and skipped below.
   const std::string_view peer = type_ == SocketType::kRouter ? rid : std::string_view();
   std::vector<bool> in_shm(payloads.size(), false);
-  const std::vector<std::byte> shm_frame = shm_ ? shm_->Place(peer, payloads, &in_shm) : std::vector<std::byte>();
+  // Streamed payloads are copied after the message is on its way (wire/shm_stream.h).
+  std::vector<ShmPendingCopy> copies;
+  const std::vector<std::byte> shm_frame =
+      shm_ ? shm_->Place(peer, payloads, &in_shm, msg.streamable() ? &copies : nullptr) : std::vector<std::byte>();
+  if (shm_ && shm_->TakeStreamRefusal()) {
+    return Status::Unavailable("sending " + OpName(msg.op()) + ": its payload is written after the send, and the "
+                               "shared-memory channel to the peer is gone");
+  }
   size_t tcp_left = 0;
   for (bool b : in_shm) tcp_left += b ? 0 : 1;
   Status st = [&]() -> Status {
@@ -329,12 +336,17 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
     return Status::OK();
   }();
   if (!st.ok() && !shm_frame.empty()) shm_->Abandon(peer, shm_frame);
+  if (st.ok()) {
+    for (const ShmPendingCopy& c : copies) ShmStreamCopy(c.dst, c.src, c.progress);
+  }
   return st;
 }
 
-Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes) {
+Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes, uint64_t** progress) {
+  if (progress != nullptr) *progress = nullptr;
   if (shm_) {
-    Buffer b = shm_->AllocatePayload(type_ == SocketType::kRouter ? routing_id : std::string_view(), bytes);
+    Buffer b =
+        shm_->AllocatePayload(type_ == SocketType::kRouter ? routing_id : std::string_view(), bytes, progress);
     if (!b.empty()) return b;
   }
   return Buffer::Allocate(bytes);
@@ -445,13 +457,17 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
   }
   Result<InMessage> r = [&]() -> Result<InMessage> {
     if (index <= first_header) return Status::Corruption("message without a header frame");
+    std::vector<std::shared_ptr<const ShmStream>> streams;
     if (!shm_frame.empty()) {
-      TESSERA_ASSIGN_OR_RETURN(payloads, shm_->Resolve(routing_id, shm_frame.bytes(), std::move(payloads)));
+      TESSERA_ASSIGN_OR_RETURN(payloads,
+                               shm_->Resolve(routing_id, shm_frame.bytes(), std::move(payloads), &streams));
     } else if (shm_) {
       shm_->CountTcpReceived(payloads);
     }
     ++decoded_messages_;
-    return Decode(routing_id, header, std::move(payloads), options_.decode);
+    Result<InMessage> m = Decode(routing_id, header, std::move(payloads), options_.decode);
+    if (m.ok() && !streams.empty()) m->set_payload_streams(std::move(streams));
+    return m;
   }();
   if (!r.ok()) ReportMalformed(routing_id, header, r.status());
   return r;
@@ -504,21 +520,6 @@ void Socket::ReportMalformed(const std::string& routing_id, const Buffer& header
   if (target.op_known && target.in_reply_to == Op::ERROR) return;
   // Non-blocking: a peer that sends garbage and never reads must not stall our loop.
   SendImpl(MakeErrorReply(target, st), routing_id, ZMQ_DONTWAIT).IgnoreError();
-}
-
-Result<InMessage> Call(Socket& socket, OutMessage&& request, Deadline deadline) {
-  if (request.request_id() == 0) request.SetRequestId(socket.NextRequestId());
-  const uint64_t id = request.request_id();
-  const Op op = request.op();
-  TESSERA_RETURN_IF_ERROR(socket.Send(std::move(request)));
-  for (;;) {
-    Result<InMessage> r = socket.Recv(deadline);
-    if (!r.ok()) return r.status().WithContext("waiting for the reply to " + OpName(op));
-    if (r->request_id() != id) continue;  // a late reply to an abandoned request
-    Status st = StatusFromError(*r);
-    if (!st.ok()) return st;
-    return r;
-  }
 }
 
 // ------------------------------------------------------------- auth=mac hooks

@@ -146,7 +146,9 @@ class Socket {
   // on a DEALER): a slot of the shared-memory arena of that peer when there is a channel
   // (then Send neither copies it nor hands it to ZeroMQ), else Buffer::Allocate(bytes).
   // Uninitialised; fill it, then AddPayload it. Dropping it unsent frees the slot.
-  Buffer AllocatePayload(std::string_view routing_id, size_t bytes);
+  // `progress` (not null): see ShmTransport::AllocatePayload (null unless the peer takes
+  // streamed payloads and the Buffer is an arena slot).
+  Buffer AllocatePayload(std::string_view routing_id, size_t bytes, uint64_t** progress = nullptr);
 
   // A fresh request id (per socket, starting at 1).
   uint64_t NextRequestId() { return ++last_request_id_; }

@@ -213,6 +213,7 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
       // Nothing on a data socket needs delivery after the worker is done (every handle was
       // waited for), and a dead server must not hold up exit for the linger time.
       so.linger_ms = 0;
+      so.shm.accept_streamed = true;  // CompleteFromReply waits on streamed replies
       for (const auto& s : servers) {
         auto sock_or = Socket::Create(ctx_, wire::SocketType::kDealer, so);
         Status st = sock_or.status();
@@ -255,56 +256,6 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
 }
 
 void Client::OnData(Socket&, InMessage&& msg) { CompleteFromReply(msg.request_id(), std::move(msg)); }
-
-void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
-  auto it = pending_.find(rid);
-  if (it == pending_.end()) return;  // expired earlier; its handle already failed
-  Part p = std::move(it->second);
-  pending_.erase(it);
-  if (p.server >= 0 && static_cast<size_t>(p.server) < metrics_->rtt.size()) {
-    metrics_->rtt[static_cast<size_t>(p.server)]->Record(std::chrono::duration<double>(Clock::now() - p.sent).count());
-  }
-  if (msg.op() == Op::ERROR) return p.handle.CompletePart(wire::StatusFromError(msg).WithContext(p.what));
-  if (p.rendezvous != nullptr) {
-    auto body = msg.header().getBody();
-    if (msg.op() != Op::RENDEZVOUS || !body.isRendezvous()) {
-      return p.handle.CompletePart(Status::Corruption(p.what + ": the coordinator answered with " +
-                                                      wire::OpName(msg.op())));
-    }
-    auto r = body.getRendezvous();
-    p.rendezvous->found = r.getFound();
-    p.rendezvous->value.assign(reinterpret_cast<const char*>(r.getValue().begin()), r.getValue().size());
-    return p.handle.CompletePart(Status::OK());
-  }
-  if (p.digest_sum != nullptr) {
-    auto body = msg.header().getBody();
-    if (!body.isResponse()) return p.handle.CompletePart(Status::Corruption(p.what + ": not a response"));
-    *p.digest_sum += body.getResponse().getStoreDigest();
-  }
-  if (p.out != nullptr) {
-    if (msg.num_payloads() != 1 || msg.payload_dtype(0) != DType::kF32 ||
-        msg.payload_elements(0) != p.out_elements) {
-      return p.handle.CompletePart(Status::Corruption(p.what + ": reply carries the wrong number of values"));
-    }
-    auto bytes = msg.payload(0);
-    stats_.bytes_pulled += bytes.size();
-    if (p.groups == nullptr) {
-      std::memcpy(p.out, bytes.data(), bytes.size());
-    } else {
-      // Straight from the reply frame into the caller's rows.
-      const float* src = reinterpret_cast<const float*>(bytes.data());
-      const KeyGroups& g = *p.groups;
-      const size_t row_bytes = p.row_width * sizeof(float);
-      for (size_t r = 0; r < p.group_of.size(); ++r) {
-        const uint64_t u = p.group_of[r];
-        for (uint32_t t = g.begin[u]; t < g.begin[u + 1]; ++t) {
-          std::memcpy(p.out + uint64_t{g.positions[t]} * p.row_width, src + r * p.row_width, row_bytes);
-        }
-      }
-    }
-  }
-  p.handle.CompletePart(Status::OK());
-}
 
 void Client::Tick() {
   auto now = Clock::now();
@@ -430,6 +381,8 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
                          : Buffer();
   for (const DensePiece& piece : *pieces) {
     OutMessage m = NewDensePiece(op, param_id, piece, step);
+    // A same-host server applies a dense gradient as it arrives (wire/shm_stream.h).
+    m.set_streamable(pushing);
     const uint64_t len = piece.end - piece.begin;
     if (pushing) {
       std::span<const std::byte> bytes(static_cast<const std::byte*>(grad.data) + piece.begin * sizeof(float),

@@ -12,7 +12,10 @@
 // returning anything but its own "still in flight" TimedOut). A dense push's Handle
 // completes only once ZeroMQ has released every frame over the caller's memory (its free
 // callback ran), also when the push failed or timed out: a failed Handle never leaves
-// ZeroMQ reading memory the caller got back. Sparse and top-k pushes send copies. Sparse pushes merge duplicate
+// ZeroMQ reading memory the caller got back. On one host a dense pull's or push+pull's
+// values may arrive streamed (wire/shm_stream.h): then the thread that waits on the
+// Handle (Wait, IsDone) copies them into the tensor as the server writes them, rather
+// than the client's loop thread. Sparse and top-k pushes send copies. Sparse pushes merge duplicate
 // keys first, so only distinct keys travel; sparse pulls fetch each distinct key once.
 // In every sync mode each sparse push reaches every server (an empty key list where a
 // server owns none of the batch's keys), because a server counts one push per worker

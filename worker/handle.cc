@@ -15,26 +15,56 @@ Handle Handle::Pending(int parts) {
 }
 
 bool Handle::IsDone() const {
-  std::lock_guard<std::mutex> l(state_->mu);
+  std::unique_lock<std::mutex> l(state_->mu);
+  while (!state_->deferred.empty()) RunDeferred(l);
   return state_->remaining <= 0;
 }
 
 Status Handle::Wait(Duration timeout) const {
+  const auto until = Clock::now() + timeout;
   std::unique_lock<std::mutex> l(state_->mu);
   State* s = state_.get();
-  if (!s->cv.wait_for(l, timeout, [s]() REQUIRES(s->mu) { return s->remaining <= 0; })) {
-    return Status::TimedOut("request still in flight after " +
-                            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-                            " ms");
+  for (;;) {
+    if (!s->deferred.empty()) {
+      RunDeferred(l);
+      continue;
+    }
+    if (s->remaining <= 0) return s->status;
+    if (!s->cv.wait_until(l, until, [s]() REQUIRES(s->mu) { return s->remaining <= 0 || !s->deferred.empty(); })) {
+      return Status::TimedOut(
+          "request still in flight after " +
+          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) + " ms");
+    }
   }
-  return s->status;
+}
+
+void Handle::RunDeferred(std::unique_lock<std::mutex>& l) const {
+  std::vector<std::function<Status()>> run = std::move(state_->deferred);
+  state_->deferred.clear();
+  l.unlock();
+  std::vector<Status> done;
+  done.reserve(run.size());
+  for (auto& f : run) done.push_back(f());
+  run.clear();  // what the closures hold (a reply's shared-memory slot) goes before the parts complete
+  l.lock();
+  for (const Status& st : done) CompleteLocked(state_.get(), st);
+}
+
+void Handle::CompleteLocked(State* s, const Status& status) {
+  if (s->remaining <= 0) return;
+  if (!status.ok() && s->status.ok()) s->status = status;
+  if (--s->remaining == 0) s->cv.notify_all();
 }
 
 void Handle::CompletePart(const Status& status) const {
   std::lock_guard<std::mutex> l(state_->mu);
-  if (state_->remaining <= 0) return;
-  if (!status.ok() && state_->status.ok()) state_->status = status;
-  if (--state_->remaining == 0) state_->cv.notify_all();
+  CompleteLocked(state_.get(), status);
+}
+
+void Handle::DeferPart(std::function<Status()> finish) const {
+  std::lock_guard<std::mutex> l(state_->mu);
+  state_->deferred.push_back(std::move(finish));
+  state_->cv.notify_all();
 }
 
 }  // namespace tessera::worker

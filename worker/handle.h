@@ -3,12 +3,15 @@
 // error of any part, or OK once every part is done.
 //
 // Thread safety: Handle is a cheap shared reference; IsDone/Wait may be called from any
-// thread, any number of times. Parts are completed by the client's reactor thread.
+// thread, any number of times. Parts are completed by the client's reactor thread, or
+// (DeferPart) by the first thread that waits on the handle afterwards.
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -24,13 +27,21 @@ class Handle {
   // A handle waiting for `parts` completions (0 completes at once).
   static Handle Pending(int parts);
 
+  // Runs deferred parts first (see DeferPart), so it may block for as long as they take.
   bool IsDone() const;
   // Blocks until every part completed or `timeout` passed. Returns the first error of
-  // any part, TimedOut (the request itself keeps running) or OK.
+  // any part, TimedOut (the request itself keeps running) or OK. A deferred part runs
+  // to its own end (its deadline), even past `timeout`.
   Status Wait(Duration timeout = std::chrono::hours(24)) const;
 
   // Completes one part. The first non-OK status is kept; later ones are dropped.
   void CompletePart(const Status& status) const;
+  // Completes one part by running `finish` on the first thread that calls Wait or
+  // IsDone afterwards (a waiter is woken for it), its Status completing the part: a
+  // same-host streamed reply's copy-out, which then overlaps the server's update on the
+  // waiting thread instead of following it on the reactor plus a wake-up. Not run if
+  // nobody ever waits (then nobody reads the result either).
+  void DeferPart(std::function<Status()> finish) const;
 
  private:
   struct State {
@@ -38,7 +49,11 @@ class Handle {
     std::condition_variable cv;
     int remaining GUARDED_BY(mu) = 0;
     Status status GUARDED_BY(mu);
+    std::vector<std::function<Status()>> deferred GUARDED_BY(mu);
   };
+  // Runs and completes the deferred parts; `l` holds state_->mu, released meanwhile.
+  void RunDeferred(std::unique_lock<std::mutex>& l) const;
+  static void CompleteLocked(State* s, const Status& status) REQUIRES(s->mu);
   std::shared_ptr<State> state_;
 };
 

@@ -139,5 +139,33 @@ TEST(PushPullMirror, ARefusedPushLeavesTheMirrorAlone) {
   EXPECT_TRUE(SameBits(mirror, std::vector<float>(16, -7.0f)));
 }
 
+// The gate of a streamed gradient (wire/shm_stream.h): asked for each block in order
+// before the block is read, with everything before it already updated and mirrored; an
+// error stops the update at that block.
+TEST(PushPullMirror, GateIsAskedBlockByBlockAndStopsTheUpdate) {
+  OptimizerConfig cfg;
+  cfg.kind = OptimizerKind::kSgd;
+  cfg.lr = 0.5f;
+  const uint64_t n = 3 * 8192 + 5;
+  std::vector<float> p(n, 1.0f), g(n, 1.0f), mirror(n, -7.0f), slots;
+  std::vector<std::pair<uint64_t, uint64_t>> asked;
+  kernels::GradientGate gate = [&](uint64_t begin, uint64_t end) -> Status {
+    for (uint64_t i = 0; i < begin; ++i) {
+      if (mirror[i] != 0.5f) return Status::Internal("element " + std::to_string(i) + " not mirrored yet");
+    }
+    asked.emplace_back(begin, end);
+    return asked.size() == 3 ? Status::TimedOut("the sender stalled") : Status::OK();
+  };
+  Status st = kernels::ApplyUpdateReadOnly(cfg, 1, p, slots, g, mirror, &gate);
+  EXPECT_EQ(st.code(), StatusCode::kTimedOut) << st.ToString();
+  ASSERT_EQ(asked.size(), 3u);
+  EXPECT_EQ(asked[0], std::make_pair(uint64_t{0}, uint64_t{8192}));
+  EXPECT_EQ(asked[1], std::make_pair(uint64_t{8192}, uint64_t{16384}));
+  EXPECT_EQ(asked[2], std::make_pair(uint64_t{16384}, uint64_t{24576}));
+  EXPECT_EQ(p[16383], 0.5f) << "blocks before the failure are updated";
+  EXPECT_EQ(p[16384], 1.0f) << "the failed block is not";
+  EXPECT_EQ(mirror[16384], -7.0f);
+}
+
 }  // namespace
 }  // namespace tessera::paramserver::testing

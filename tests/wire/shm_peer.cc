@@ -5,6 +5,10 @@
 //     bytes, checks the reply (every byte XOR kReplyMask), and checks its own counters:
 //     with auto both directions went through shared memory and no payload byte over
 //     TCP; with off the reverse. "hold": then sleeps (the test kills it with -9).
+//   shm_peer stall <endpoint> <bytes>
+//     DEALER: waits until the channel streams (the ROUTER said STREAM_OK), then sends a
+//     streamed push+pull whose progress word says 4096 bytes forever (a sender that
+//     stalls mid-copy), prints "sent" and sleeps (the test kills it with -9).
 //   shm_peer serve <auto|off>
 //     ROUTER: binds tcp://127.0.0.1:*, prints "endpoint=<ep>" on stdout, answers each
 //     push with its bytes XOR kReplyMask, for up to 60 s (the test kills it with -9).
@@ -16,6 +20,7 @@
 #include <string>
 
 #include "tests/wire/peer_protocol.h"
+#include "wire/shm_stream.h"
 #include "wire/socket.h"
 
 using namespace tessera;
@@ -82,6 +87,30 @@ int Push(const std::string& endpoint, uint64_t n, const std::string& mode, bool 
   return testing::kPeerOk;
 }
 
+int Stall(const std::string& endpoint, uint64_t n) {
+  auto ctx = Context::Create();
+  if (!ctx.ok()) return testing::kPeerCallFailed;
+  auto sock = Socket::Create(*ctx, SocketType::kDealer, Opts("auto"));
+  if (!sock.ok() || !(*sock)->Connect(endpoint).ok()) return testing::kPeerCallFailed;
+  Deadline d = Deadline::FromMillis(20000);
+  while (!(*sock)->TEST_shm()->streams() && !d.Expired()) (*sock)->Recv(Deadline::FromMillis(10)).status().IgnoreError();
+  if (!(*sock)->TEST_shm()->streams()) return testing::kPeerWrongPath;
+  Buffer values = Buffer::Allocate(n);
+  OutMessage m(Op::PUSH_PULL);
+  auto data = m.header().getBody().initData();
+  data.setParamId(3);
+  data.setBegin(0);
+  data.setEnd(n / 4);
+  if (!m.AddPayload(values, DType::kF32, n / 4).ok()) return testing::kPeerBadArgs;
+  m.set_streamable(true);
+  TEST_ForgeNextStreamProgress(4096);
+  if (!(*sock)->Send(std::move(m)).ok()) return testing::kPeerCallFailed;
+  printf("sent\n");
+  fflush(stdout);
+  sleep(60);
+  return testing::kPeerOk;
+}
+
 int Serve(const std::string& mode) {
   auto ctx = Context::Create();
   if (!ctx.ok()) return testing::kPeerCallFailed;
@@ -115,6 +144,7 @@ int main(int argc, char** argv) {
     return Push(argv[2], n, argv[4], argc == 6 && std::string(argv[5]) == "hold");
   }
   if (cmd == "serve" && argc == 3) return Serve(argv[2]);
+  if (cmd == "stall" && argc == 4) return Stall(argv[2], std::strtoull(argv[3], nullptr, 10) / 4 * 4);
   fprintf(stderr, "usage: shm_peer push <endpoint> <bytes> <auto|off> [hold] | shm_peer serve <auto|off>\n");
   return testing::kPeerBadArgs;
 }

@@ -16,6 +16,7 @@
 #include "tests/testutil/testutil.h"
 #include "tests/wire/peer_protocol.h"
 #include "wire/shm_arena.h"
+#include "wire/shm_stream.h"
 #include "wire/socket.h"
 
 extern char** environ;
@@ -208,6 +209,42 @@ TEST(ShmProcess, KillDashNineOfTheWorkerLeavesNoSegmentBehind) {
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   WaitChild(pid, 10000);
   // The router socket is still open: the reaper must detach the dead peer's arena.
+  EXPECT_TRUE(WaitUntilUnmapped(pid, 5000)) << MappersOf(pid)[0];
+  EXPECT_EQ(NewSegmentsOf(shm_before, pid), std::vector<std::string>{});
+}
+
+// A sender killed mid-stream: the receiver's wait ends when the process exits (its
+// pidfd), long before the stream's deadline, and the arena goes once the message does.
+TEST(ShmProcess, KillDashNineOfAStreamingWorkerEndsTheWaitAtOnce) {
+  const std::set<std::string> shm_before = DevShm();
+  auto ctx = Context::Create();
+  ASSERT_TRUE(ctx.ok());
+  SocketOptions o;
+  o.shm.mode = ShmMode::kAuto;
+  o.shm.accept_streamed = true;
+  auto router = Socket::Create(*ctx, SocketType::kRouter, o);
+  ASSERT_TRUE(router.ok());
+  Result<std::string> ep = (*router)->Bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(ep.ok());
+  int out = -1;
+  pid_t pid = Spawn({"stall", *ep, std::to_string(1 << 20)}, &out);
+  ASSERT_GT(pid, 0);
+  {
+    Result<InMessage> req = (*router)->Recv(Deadline::FromMillis(30000));
+    for (int i = 0; i < 100 && req.ok() && !req->streamed(); ++i) req = (*router)->Recv(Deadline::FromMillis(30000));
+    ASSERT_TRUE(req.ok()) << req.status().ToString();
+    ASSERT_NE(req->payload_stream(0), nullptr);
+    EXPECT_EQ(ReadLine(out), "sent");
+    close(out);
+    EXPECT_EQ(req->payload_stream(0)->Ready().value(), 4096u);
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    const auto t0 = Clock::now();
+    Status st = req->payload_stream(0)->WaitFor(1 << 20, Deadline::FromMillis(20000));
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+    EXPECT_NE(st.message().find("exited"), std::string::npos) << st.ToString();
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+  }
+  WaitChild(pid, 10000);
   EXPECT_TRUE(WaitUntilUnmapped(pid, 5000)) << MappersOf(pid)[0];
   EXPECT_EQ(NewSegmentsOf(shm_before, pid), std::vector<std::string>{});
 }

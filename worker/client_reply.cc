@@ -1,0 +1,91 @@
+// Client::CompleteFromReply: a reply (or error) completes its request's part, its values
+// copied into the caller's tensor (a same-host streamed reply block by block as the
+// server writes it, wire/shm_stream.h).
+#include <algorithm>
+#include <cstring>
+
+#include "common/exit_codes.h"
+#include "worker/client.h"
+#include "worker/client_metrics.h"
+
+namespace tessera::worker {
+
+using wire::InMessage;
+using wire::Op;
+
+void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
+  auto it = pending_.find(rid);
+  if (it == pending_.end()) return;  // expired earlier; its handle already failed
+  Part p = std::move(it->second);
+  pending_.erase(it);
+  if (p.server >= 0 && static_cast<size_t>(p.server) < metrics_->rtt.size()) {
+    metrics_->rtt[static_cast<size_t>(p.server)]->Record(std::chrono::duration<double>(Clock::now() - p.sent).count());
+  }
+  if (msg.op() == Op::ERROR) return p.handle.CompletePart(wire::StatusFromError(msg).WithContext(p.what));
+  // A same-host reply whose values the server is still writing (wire/shm_stream.h): a
+  // dense pull's is copied out as it arrives, below; anything else waits for all of it.
+  // Twice the server's own bound: a server waiting on our gradient gives up at one and
+  // then says so through the progress word (a server that exits is noticed at once).
+  const Deadline stream_deadline(2 * wire::ShmStreamTimeout());
+  if (msg.streamed() && (p.out == nullptr || p.groups != nullptr)) {
+    Status st = msg.AwaitPayloads(stream_deadline);
+    if (!st.ok()) return p.handle.CompletePart(st.WithContext(p.what));
+  }
+  if (p.rendezvous != nullptr) {
+    auto body = msg.header().getBody();
+    if (msg.op() != Op::RENDEZVOUS || !body.isRendezvous()) {
+      return p.handle.CompletePart(Status::Corruption(p.what + ": the coordinator answered with " +
+                                                      wire::OpName(msg.op())));
+    }
+    auto r = body.getRendezvous();
+    p.rendezvous->found = r.getFound();
+    p.rendezvous->value.assign(reinterpret_cast<const char*>(r.getValue().begin()), r.getValue().size());
+    return p.handle.CompletePart(Status::OK());
+  }
+  if (p.digest_sum != nullptr) {
+    auto body = msg.header().getBody();
+    if (!body.isResponse()) return p.handle.CompletePart(Status::Corruption(p.what + ": not a response"));
+    *p.digest_sum += body.getResponse().getStoreDigest();
+  }
+  if (p.out != nullptr) {
+    if (msg.num_payloads() != 1 || msg.payload_dtype(0) != DType::kF32 ||
+        msg.payload_elements(0) != p.out_elements) {
+      return p.handle.CompletePart(Status::Corruption(p.what + ": reply carries the wrong number of values"));
+    }
+    auto bytes = msg.payload(0);
+    stats_.bytes_pulled += bytes.size();
+    if (msg.payload_stream(0) != nullptr && p.groups == nullptr) {
+      // The waiting caller copies the values out as the server publishes them.
+      auto held = std::make_shared<InMessage>(std::move(msg));
+      auto* dst = reinterpret_cast<std::byte*>(p.out);
+      p.handle.DeferPart([held, dst, what = p.what, stream_deadline]() -> Status {
+        const wire::ShmStream* stream = held->payload_stream(0);
+        const auto src = held->payload(0);
+        for (uint64_t b = 0; b < src.size(); b += wire::kShmStreamBlock) {
+          const uint64_t len = std::min<uint64_t>(wire::kShmStreamBlock, src.size() - b);
+          Status st = stream->WaitFor(b + len, stream_deadline);
+          if (!st.ok()) return st.WithContext(what + ": the server's reply");
+          std::memcpy(dst + b, src.data() + b, len);
+        }
+        return Status::OK();
+      });
+      return;
+    } else if (p.groups == nullptr) {
+      std::memcpy(p.out, bytes.data(), bytes.size());
+    } else {
+      // Straight from the reply frame into the caller's rows.
+      const float* src = reinterpret_cast<const float*>(bytes.data());
+      const KeyGroups& g = *p.groups;
+      const size_t row_bytes = p.row_width * sizeof(float);
+      for (size_t r = 0; r < p.group_of.size(); ++r) {
+        const uint64_t u = p.group_of[r];
+        for (uint32_t t = g.begin[u]; t < g.begin[u + 1]; ++t) {
+          std::memcpy(p.out + uint64_t{g.positions[t]} * p.row_width, src + r * p.row_width, row_bytes);
+        }
+      }
+    }
+  }
+  p.handle.CompletePart(Status::OK());
+}
+
+}  // namespace tessera::worker
