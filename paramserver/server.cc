@@ -309,7 +309,7 @@ void ParamServer::OnData(Socket& sock, InMessage&& msg) {
   // only by a dense push's or push+pull's update (Serve); every other request waits for
   // it whole.
   auto await_payloads = [&] {
-    Status st = msg.AwaitPayloads(Deadline(wire::ShmStreamTimeout()));
+    Status st = msg.AwaitPayloads(wire::ShmStreamTimeout());
     if (!st.ok()) sock.Send(wire::MakeErrorReply(msg, st.WithContext("push"))).IgnoreError();
     return st.ok();
   };
@@ -381,11 +381,11 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
     }
     // Streamed (same host): each block of the update waits for its part of the gradient.
     const wire::ShmStream* stream = msg.payload_stream(0);
-    const Deadline stream_deadline(wire::ShmStreamTimeout());
+    const Duration stream_timeout = wire::ShmStreamTimeout();
     bool answered = false;
     const kernels::GradientGate gate = [&](uint64_t begin, uint64_t end) -> Status {
       if (answered) wire::ShmStreamPublish(reply_progress, begin * sizeof(float));
-      return stream != nullptr ? stream->WaitFor(end * sizeof(float), stream_deadline) : Status::OK();
+      return stream != nullptr ? stream->WaitFor(end * sizeof(float), stream_timeout) : Status::OK();
     };
     const std::function<void()> answer_first = [&] {
       auto ready = core_->PullReady(req);  // asp; ssp within its staleness

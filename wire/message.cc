@@ -118,9 +118,9 @@ std::vector<std::byte> OutMessage::EncodeHeader() {
 
 // ---------------------------------------------------------------------------- InMessage
 
-Status InMessage::AwaitPayloads(Deadline deadline) {
+Status InMessage::AwaitPayloads(Duration timeout) {
   for (const auto& s : streams_) {
-    if (s) TESSERA_RETURN_IF_ERROR(s->WaitFor(s->length(), deadline));
+    if (s) TESSERA_RETURN_IF_ERROR(s->WaitFor(s->length(), timeout));
   }
   streams_.clear();
   return Status::OK();

@@ -163,7 +163,7 @@ class InMessage {
   const ShmStream* payload_stream(size_t i) const { return i < streams_.size() ? streams_[i].get() : nullptr; }
   // Waits until every streamed payload is complete; afterwards the message reads as an
   // ordinary one (streamed() is false). TimedOut / Corruption / Aborted as WaitFor.
-  Status AwaitPayloads(Deadline deadline);
+  Status AwaitPayloads(Duration timeout);
   // The socket, after Decode.
   void set_payload_streams(std::vector<std::shared_ptr<const ShmStream>> s) { streams_ = std::move(s); }
 

@@ -13,8 +13,9 @@
 #include "wire/shm_arena.h"
 
 DEFINE_int64(shm_stream_timeout_ms, 2000,
-             "How long a receiver waits for the rest of a streamed shared-memory payload before it fails the "
-             "request (a sender that died or stalled mid-copy)");
+             "How long a receiver waits for the next bytes of a streamed shared-memory payload before it fails the "
+             "request (a sender that stalled mid-copy; time the receiver itself was stopped, as in a suspended job, "
+             "does not count)");
 
 DEFINE_bool(shm_stream, true,
             "Same-host shared memory: send a dense push's descriptor before its gradient is copied, and a "
@@ -59,8 +60,16 @@ Result<uint64_t> ShmStream::Ready() const {
   return v;
 }
 
-Status ShmStream::WaitFor(uint64_t bytes, Deadline deadline) const {
+Status ShmStream::WaitFor(uint64_t bytes, Duration timeout) const {
   bytes = std::min<uint64_t>(bytes, slot_.size());
+  // `timeout` counts only time this process spent waiting. A gap far longer than one
+  // yield or nap between two checks means this process itself was not running (the whole
+  // job suspended: Slurm's gang scheduling stops every process with SIGSTOP; a VM
+  // paused), which says nothing about the sender: without this, a job resumed after a
+  // suspend would fail the request it was in the middle of.
+  constexpr Duration kNotRunning = std::chrono::milliseconds(250);
+  Duration waited = Duration::zero();
+  Clock::time_point last = Clock::now();
   // Spin for about the time a block takes to copy, then give the core away: on a small
   // machine the sender may need this very core to finish.
   for (int i = 0;; ++i) {
@@ -72,13 +81,18 @@ Status ShmStream::WaitFor(uint64_t bytes, Deadline deadline) const {
 #endif
       continue;
     }
+    const Clock::time_point now = Clock::now();
+    if (now - last < kNotRunning) waited += now - last;
+    last = now;
     if ((i & 63) == 0 && peer_ && peer_->PeerExited()) {
       return Status::Unavailable("streamed shared-memory payload: the sender exited after " + std::to_string(ready) +
                                  " of " + std::to_string(slot_.size()) + " bytes");
     }
-    if ((i & 63) == 0 && deadline.Expired()) {
+    if (waited >= timeout) {
       return Status::TimedOut("streamed shared-memory payload: " + std::to_string(ready) + " of " +
-                              std::to_string(slot_.size()) + " bytes written when the deadline passed");
+                              std::to_string(slot_.size()) + " bytes written after waiting " +
+                              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+                              " ms for more");
     }
     if (i < 2048) {
       sched_yield();

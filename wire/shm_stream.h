@@ -9,8 +9,8 @@
 // it reads the progress word (acquire) and waits for a prefix of the payload. The word
 // lives in the sender's memory, so the receiver trusts none of it: a value beyond the
 // slot's length, or the sender's "abandoned" mark, fails the wait, and every wait has a
-// deadline (--shm_stream_timeout_ms), so a sender that dies or stalls mid-copy fails
-// one request instead of wedging the receiver's loop.
+// time limit (--shm_stream_timeout_ms of waiting for the next bytes), so a sender that
+// dies or stalls mid-copy fails one request instead of wedging the receiver's loop.
 //
 // Thread safety: a ShmStreamWriter runs on the sending socket's thread. A ShmStream is
 // immutable after construction and may be read from any thread; it holds the claimed
@@ -49,7 +49,7 @@ inline void ShmStreamPublish(uint64_t* progress, uint64_t bytes) {
   std::atomic_ref<uint64_t>(*progress).store(bytes, std::memory_order_release);
 }
 
-// The default deadline of a wait on a streamed payload (--shm_stream_timeout_ms).
+// The default limit of a wait on a streamed payload (--shm_stream_timeout_ms).
 Duration ShmStreamTimeout();
 
 class ShmStream {
@@ -63,9 +63,10 @@ class ShmStream {
   // slot's length; Aborted when the sender abandoned the payload.
   Result<uint64_t> Ready() const;
   // Returns once the first `bytes` (clamped to the length) are written: spins briefly,
-  // then yields, then sleeps in short naps. TimedOut at `deadline`; Unavailable once the
-  // sender process has exited.
-  Status WaitFor(uint64_t bytes, Deadline deadline) const;
+  // then yields, then sleeps in short naps. TimedOut after waiting `timeout` for them,
+  // counting only the time this process ran (a suspended job's stop does not count: a
+  // stall is the sender's); Unavailable once the sender process has exited.
+  Status WaitFor(uint64_t bytes, Duration timeout) const;
 
  private:
   const uint64_t* progress_;

@@ -26,9 +26,9 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
   // dense pull's is copied out as it arrives, below; anything else waits for all of it.
   // Twice the server's own bound: a server waiting on our gradient gives up at one and
   // then says so through the progress word (a server that exits is noticed at once).
-  const Deadline stream_deadline(2 * wire::ShmStreamTimeout());
+  const Duration stream_timeout = 2 * wire::ShmStreamTimeout();
   if (msg.streamed() && (p.out == nullptr || p.groups != nullptr)) {
-    Status st = msg.AwaitPayloads(stream_deadline);
+    Status st = msg.AwaitPayloads(stream_timeout);
     if (!st.ok()) return p.handle.CompletePart(st.WithContext(p.what));
   }
   if (p.rendezvous != nullptr) {
@@ -58,12 +58,12 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
       // The waiting caller copies the values out as the server publishes them.
       auto held = std::make_shared<InMessage>(std::move(msg));
       auto* dst = reinterpret_cast<std::byte*>(p.out);
-      p.handle.DeferPart([held, dst, what = p.what, stream_deadline]() -> Status {
+      p.handle.DeferPart([held, dst, what = p.what, stream_timeout]() -> Status {
         const wire::ShmStream* stream = held->payload_stream(0);
         const auto src = held->payload(0);
         for (uint64_t b = 0; b < src.size(); b += wire::kShmStreamBlock) {
           const uint64_t len = std::min<uint64_t>(wire::kShmStreamBlock, src.size() - b);
-          Status st = stream->WaitFor(b + len, stream_deadline);
+          Status st = stream->WaitFor(b + len, stream_timeout);
           if (!st.ok()) return st.WithContext(what + ": the server's reply");
           std::memcpy(dst + b, src.data() + b, len);
         }

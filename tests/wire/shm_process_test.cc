@@ -239,7 +239,7 @@ TEST(ShmProcess, KillDashNineOfAStreamingWorkerEndsTheWaitAtOnce) {
     EXPECT_EQ(req->payload_stream(0)->Ready().value(), 4096u);
     ASSERT_EQ(kill(pid, SIGKILL), 0);
     const auto t0 = Clock::now();
-    Status st = req->payload_stream(0)->WaitFor(1 << 20, Deadline::FromMillis(20000));
+    Status st = req->payload_stream(0)->WaitFor(1 << 20, std::chrono::milliseconds(20000));
     EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
     EXPECT_NE(st.message().find("exited"), std::string::npos) << st.ToString();
     EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));

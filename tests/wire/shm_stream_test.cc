@@ -4,6 +4,8 @@
 // that turns streaming on only where the ROUTER accepts it and the DEALER offers it.
 #include <gflags/gflags.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -55,26 +57,66 @@ TEST(ShmStream, ReaderSeesEveryBlockOnceTheCountCoversIt) {
   // Block by block, as the optimizer reads it: each prefix is complete once waited for.
   const auto* got = static_cast<const std::byte*>(s.claimed.data());
   for (uint64_t b = 32768; b <= src.size(); b += 32768) {
-    ASSERT_OK(s.stream->WaitFor(b, Deadline::FromMillis(5000)));
+    ASSERT_OK(s.stream->WaitFor(b, std::chrono::milliseconds(5000)));
     ASSERT_EQ(std::memcmp(got + b - 32768, src.data() + b - 32768, 32768), 0) << "block ending at " << b;
   }
   writer.join();
   EXPECT_EQ(s.stream->Ready().value(), src.size());
 }
 
-TEST(ShmStream, StalledSenderTimesOutAtTheDeadline) {
+TEST(ShmStream, StalledSenderTimesOutAfterTheLimit) {
   const auto src = Pattern(256 << 10, 4);
   Slot s = Reserve(src.size());
   TEST_ForgeNextStreamProgress(100 << 10);  // copies all, says 100 KiB: a stall
   ShmStreamCopy(s.tx->data(s.ref), src, s.tx->progress(s.ref));
-  EXPECT_OK(s.stream->WaitFor(100 << 10, Deadline::FromMillis(1000)));
+  EXPECT_OK(s.stream->WaitFor(100 << 10, std::chrono::milliseconds(1000)));
   const auto t0 = Clock::now();
-  Status st = s.stream->WaitFor(src.size(), Deadline::FromMillis(150));
+  Status st = s.stream->WaitFor(src.size(), std::chrono::milliseconds(150));
   const auto waited = Clock::now() - t0;
   EXPECT_EQ(st.code(), StatusCode::kTimedOut) << st.ToString();
   EXPECT_NE(st.message().find("102400 of 262144"), std::string::npos) << st.ToString();
   EXPECT_GE(waited, std::chrono::milliseconds(150));
-  EXPECT_LT(waited, std::chrono::milliseconds(1500)) << "the wait must end near its deadline";
+  EXPECT_LT(waited, std::chrono::milliseconds(1500)) << "the wait must end near its limit";
+}
+
+// The whole job suspended (Slurm's gang scheduling sends SIGSTOP to every process, then
+// SIGCONT) while a receiver waits: the time it was stopped is not a stall of the sender.
+// A child process waits with a 400 ms limit; it is stopped for 1.2 s, and the parent
+// publishes the rest 100 ms after continuing it. Without the rule the wait would fail.
+TEST(ShmStream, TimeStoppedDoesNotCountAgainstTheLimit) {
+  const auto src = Pattern(256 << 10, 6);
+  Slot s = Reserve(src.size());
+  std::memcpy(s.tx->data(s.ref), src.data(), src.size());
+  ShmStreamPublish(s.tx->progress(s.ref), 64 << 10);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Status st = s.stream->WaitFor(src.size(), std::chrono::milliseconds(400));
+    _exit(st.ok() ? 0 : st.code() == StatusCode::kTimedOut ? 3 : 4);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(kill(child, SIGSTOP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ASSERT_EQ(kill(child, SIGCONT), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ShmStreamPublish(s.tx->progress(s.ref), src.size());
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "3: the wait timed out, counting the 1.2 s the process was stopped";
+
+  // The same child, not stopped, still times out when nothing more comes.
+  Slot t = Reserve(src.size());
+  ShmStreamPublish(t.tx->progress(t.ref), 64 << 10);
+  const pid_t idle = fork();
+  ASSERT_GE(idle, 0);
+  if (idle == 0) {
+    Status st = t.stream->WaitFor(src.size(), std::chrono::milliseconds(400));
+    _exit(st.ok() ? 0 : st.code() == StatusCode::kTimedOut ? 3 : 4);
+  }
+  ASSERT_EQ(waitpid(idle, &status, 0), idle);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3);
 }
 
 TEST(ShmStream, ProgressBeyondTheSlotOrAbandonedIsRefused) {
@@ -82,14 +124,14 @@ TEST(ShmStream, ProgressBeyondTheSlotOrAbandonedIsRefused) {
   Slot s = Reserve(src.size());
   TEST_ForgeNextStreamProgress(src.size() + 4096);  // a scribbling sender
   ShmStreamCopy(s.tx->data(s.ref), src, s.tx->progress(s.ref));
-  Status st = s.stream->WaitFor(1, Deadline::FromMillis(1000));
+  Status st = s.stream->WaitFor(1, std::chrono::milliseconds(1000));
   EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
   EXPECT_NE(st.message().find("beyond its length"), std::string::npos) << st.ToString();
   EXPECT_FALSE(s.stream->Ready().ok());
 
   Slot a = Reserve(src.size());
   std::atomic_ref<uint64_t>(*a.tx->progress(a.ref)).store(kShmStreamAbandoned);
-  st = a.stream->WaitFor(src.size(), Deadline::FromMillis(1000));
+  st = a.stream->WaitFor(src.size(), std::chrono::milliseconds(1000));
   EXPECT_EQ(st.code(), StatusCode::kAborted) << st.ToString();
 }
 
@@ -148,7 +190,7 @@ void RoundTrip(Pair& p, bool streamable, bool want_streamed) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->streamed(), want_streamed);
   EXPECT_EQ(got->payload_stream(0) != nullptr, want_streamed);
-  ASSERT_OK(got->AwaitPayloads(Deadline::FromMillis(5000)));
+  ASSERT_OK(got->AwaitPayloads(std::chrono::milliseconds(5000)));
   EXPECT_FALSE(got->streamed());
   ASSERT_EQ(got->payload(0).size(), src.size());
   EXPECT_EQ(std::memcmp(got->payload(0).data(), src.data(), src.size()), 0);
@@ -201,11 +243,11 @@ TEST(ShmStreamSocket, ReplyBuiltInPlaceIsSentBeforeItIsWritten) {
   EXPECT_EQ(stream->Ready().value(), 0u);
   std::memcpy(out.data(), src.data(), src.size() / 2);
   ShmStreamPublish(progress, src.size() / 2);
-  EXPECT_OK(stream->WaitFor(src.size() / 2, Deadline::FromMillis(1000)));
-  EXPECT_EQ(stream->WaitFor(src.size(), Deadline::FromMillis(50)).code(), StatusCode::kTimedOut);
+  EXPECT_OK(stream->WaitFor(src.size() / 2, std::chrono::milliseconds(1000)));
+  EXPECT_EQ(stream->WaitFor(src.size(), std::chrono::milliseconds(50)).code(), StatusCode::kTimedOut);
   std::memcpy(static_cast<std::byte*>(out.data()) + src.size() / 2, src.data() + src.size() / 2, src.size() / 2);
   ShmStreamPublish(progress, src.size());
-  ASSERT_OK(got->AwaitPayloads(Deadline::FromMillis(1000)));
+  ASSERT_OK(got->AwaitPayloads(std::chrono::milliseconds(1000)));
   EXPECT_EQ(std::memcmp(got->payload(0).data(), src.data(), src.size()), 0);
 
   // A payload written after the send never goes anywhere but its own streamed slot:
