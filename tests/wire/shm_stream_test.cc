@@ -88,12 +88,17 @@ TEST(ShmStream, TimeStoppedDoesNotCountAgainstTheLimit) {
   Slot s = Reserve(src.size());
   std::memcpy(s.tx->data(s.ref), src.data(), src.size());
   ShmStreamPublish(s.tx->progress(s.ref), 64 << 10);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    Status st = s.stream->WaitFor(src.size(), std::chrono::milliseconds(400));
-    _exit(st.ok() ? 0 : st.code() == StatusCode::kTimedOut ? 3 : 4);
-  }
+  // A child waiting for all of `slot` with a 400 ms limit: exits 0 (got it), 3 (timed out).
+  const auto waiter = [&](const Slot& slot) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      Status st = slot.stream->WaitFor(src.size(), std::chrono::milliseconds(400));
+      _exit(st.ok() ? 0 : st.code() == StatusCode::kTimedOut ? 3 : 4);
+    }
+    return pid;
+  };
+  const pid_t child = waiter(s);
+  ASSERT_GT(child, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_EQ(kill(child, SIGSTOP), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
@@ -108,12 +113,8 @@ TEST(ShmStream, TimeStoppedDoesNotCountAgainstTheLimit) {
   // The same child, not stopped, still times out when nothing more comes.
   Slot t = Reserve(src.size());
   ShmStreamPublish(t.tx->progress(t.ref), 64 << 10);
-  const pid_t idle = fork();
-  ASSERT_GE(idle, 0);
-  if (idle == 0) {
-    Status st = t.stream->WaitFor(src.size(), std::chrono::milliseconds(400));
-    _exit(st.ok() ? 0 : st.code() == StatusCode::kTimedOut ? 3 : 4);
-  }
+  const pid_t idle = waiter(t);
+  ASSERT_GT(idle, 0);
   ASSERT_EQ(waitpid(idle, &status, 0), idle);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 3);
