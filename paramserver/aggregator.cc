@@ -211,7 +211,8 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
       timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
       if (in_place) {
         // Nothing writes the gradient: apply it where it arrived (on one host, the
-        // shared-memory arena) rather than copying it first (docs/benchmarks.md).
+        // shared-memory arena) rather than copying it first (docs/benchmarks-auth.md, "After
+        // applying pushes in place").
         metrics::ScopedLatency t(OptimizerLatency());
         const uint64_t offset = cb - begin;
         const kernels::GradientGate chunk_gate = [gate, offset](uint64_t b, uint64_t e) {

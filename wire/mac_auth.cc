@@ -28,7 +28,7 @@ const EVP_CIPHER* CipherOf(MacPrimitive p) {
 // runs afterwards (all of Tessera's kernels: they are built for baseline x86-64) pays for
 // merging those halves: measured on Zen 4, the server's SGD pass over 1 MiB took 181 us
 // after a tag against 30 us without one, and a same-host push+pull 1.7x the time of
-// --auth=none (docs/benchmarks.md, "Authentication cost"). One VZEROUPPER per tag clears it.
+// --auth=none (docs/benchmarks-auth.md, "Authentication cost"). One VZEROUPPER per tag clears it.
 void ClearUpperVectorState() {
 #if defined(__x86_64__)
   static const bool avx = [] {
@@ -74,7 +74,7 @@ Result<MacPrimitive> PreferredMacPrimitive(std::string* why) {
   const bool aes = __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
   // OpenSSL 3.0 hashes GCM's associated data with 128-bit PCLMULQDQ (VAES and VPCLMULQDQ
   // serve only its encryption path), while its Poly1305 has AVX2 and AVX-512 code: on
-  // Zen 4 Poly1305 measured ~1.3-1.6x faster (docs/benchmarks.md). GMAC wins only where
+  // Zen 4 Poly1305 measured ~1.3-1.6x faster (docs/benchmarks-auth.md). GMAC wins only where
   // AES-NI exists without AVX2.
   if (avx512 || avx2) {
     *why = avx512 ? "AVX-512F: OpenSSL's vector Poly1305 beats its PCLMULQDQ GHASH" : "AVX2: vector Poly1305";

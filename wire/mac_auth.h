@@ -41,7 +41,7 @@ std::string_view MacPrimitiveName(MacPrimitive p);
 bool IsKnownMacPrimitive(uint8_t p);
 
 // The primitive this CPU computes fastest, chosen once from the CPU flags (measured on
-// Zen 4 with OpenSSL 3.0: docs/benchmarks.md, "Authentication cost"). *why names the
+// Zen 4 with OpenSSL 3.0: docs/benchmarks-auth.md, "Authentication cost"). *why names the
 // flags behind the choice. Overridden by --mac_primitive=poly1305|gmac; InvalidArgument
 // for another value than those and auto.
 Result<MacPrimitive> PreferredMacPrimitive(std::string* why);

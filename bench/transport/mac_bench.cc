@@ -1,5 +1,5 @@
 // bench_mac: the candidate tag primitives for --auth=mac on this CPU, against memcpy of
-// the same bytes in the same run (docs/benchmarks.md, "Authentication cost"). Prints one
+// the same bytes in the same run (docs/benchmarks-auth.md, "Authentication cost"). Prints one
 // markdown table; every cell is the best of --repeats runs of at least --min_time_ms.
 //
 //   wire::FrameMac Poly1305  OpenSSL chacha20-poly1305, frames as associated data (used)
