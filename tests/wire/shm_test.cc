@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tests/testutil/testutil.h"
+#include "tests/wire/frames_util.h"
 #include "wire/shm_arena.h"
 #include "wire/shm_channel.h"
 #include "wire/socket.h"
@@ -17,11 +18,7 @@
 namespace tessera::wire {
 namespace {
 
-std::vector<std::byte> Pattern(size_t n, int seed) {
-  std::vector<std::byte> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 7 + static_cast<size_t>(seed)) & 0xff);
-  return v;
-}
+using testing::Pattern;  // tests/wire/frames_util.h
 
 TEST(ShmArena, AllocateReleaseAndWrapAround) {
   auto tx = ShmTxArena::Create(16384);
