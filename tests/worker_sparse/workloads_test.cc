@@ -252,6 +252,26 @@ TEST(BinaryMetrics, AucMatchesPairCountingAndLogLossIsStable) {
   EXPECT_NEAR(LogLoss({-1000}, {0}), 0, 1e-12);
 }
 
+TEST(BinaryMetrics, EvalReportsWhatWasAddedAndStartsOver) {
+  BinaryEval e;
+  e.Add(2.0f, 1);    // right
+  e.Add(-1.0f, 0);   // right
+  e.Add(0.5f, 0);    // wrong: logit > 0 reads as class 1
+  e.Add(-0.25f, 1);  // wrong
+  e.Add(3.0f, 1);    // right
+  EvalReport r = e.TakeReport();
+  EXPECT_EQ(r.examples, 5);
+  EXPECT_DOUBLE_EQ(r.accuracy, 3.0 / 5);
+  EXPECT_NEAR(r.test_auc, Auc({2.0f, -1.0f, 0.5f, -0.25f, 3.0f}, {1, 0, 0, 1, 1}), 1e-12);
+  EXPECT_NEAR(r.logloss, LogLoss({2.0f, -1.0f, 0.5f, -0.25f, 3.0f}, {1, 0, 0, 1, 1}), 1e-12);
+  EXPECT_LT(r.heldout_loss, 0);  // not a metric of this model
+  e.Add(-1.0f, 1);
+  r = e.TakeReport();  // only the example added since the last report
+  EXPECT_EQ(r.examples, 1);
+  EXPECT_DOUBLE_EQ(r.accuracy, 0.0);
+  EXPECT_EQ(e.TakeReport().examples, 0);
+}
+
 TEST(KeyIndex, DedupsInFirstSeenOrderAcrossGrowth) {
   KeyIndex idx;
   idx.Reset(2);

@@ -41,4 +41,17 @@ double LogLoss(const std::vector<float>& logits, const std::vector<float>& label
   return sum / static_cast<double>(logits.size());
 }
 
+EvalReport BinaryEval::TakeReport() {
+  EvalReport r;
+  r.examples = static_cast<int64_t>(scores_.size());
+  r.test_auc = Auc(scores_, labels_);
+  r.logloss = LogLoss(scores_, labels_);
+  int64_t right = 0;
+  for (size_t i = 0; i < scores_.size(); ++i) right += (scores_[i] > 0) == (labels_[i] > 0.5f) ? 1 : 0;
+  r.accuracy = scores_.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(scores_.size());
+  scores_.clear();
+  labels_.clear();
+  return r;
+}
+
 }  // namespace tessera::worker::sparse

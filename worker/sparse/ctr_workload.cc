@@ -184,27 +184,11 @@ class CtrWorkload final : public SparseWorkload {
     cur_ = &slots_[batch.slot & 1];
     TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch, false));
     const float* l = logits.as<float>();
-    for (int64_t b = 0; b < batch.examples; ++b) {
-      scores_.push_back(l[b]);
-      labels_.push_back(cur_->labels[b]);
-    }
+    for (int64_t b = 0; b < batch.examples; ++b) eval_.Add(l[b], cur_->labels[b]);
     return Status::OK();
   }
 
-  EvalReport FinishEval() override {
-    EvalReport r;
-    r.examples = static_cast<int64_t>(scores_.size());
-    r.test_auc = Auc(scores_, labels_);
-    r.logloss = LogLoss(scores_, labels_);
-    int64_t right = 0;
-    for (size_t i = 0; i < scores_.size(); ++i)
-      right += (scores_[i] > 0) == (labels_[i] > 0.5f) ? 1 : 0;
-    r.accuracy =
-        scores_.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(scores_.size());
-    scores_.clear();
-    labels_.clear();
-    return r;
-  }
+  EvalReport FinishEval() override { return eval_.TakeReport(); }
 
  private:
   Status Build(const data::SparseExamples& ds, std::span<const int64_t> examples,
@@ -350,7 +334,7 @@ class CtrWorkload final : public SparseWorkload {
   Tensor logits_, dlogits_;
   std::vector<float> occ_, occ_grad_, pooled_;
   std::vector<float> wide_vals_;  // staged: the wide terms' gathered weights, then their gradients
-  std::vector<float> scores_, labels_;
+  BinaryEval eval_;
 };
 
 }  // namespace

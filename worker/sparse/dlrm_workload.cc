@@ -172,27 +172,11 @@ class DlrmWorkload final : public SparseWorkload {
     TESSERA_ASSIGN_OR_RETURN(TensorView logits, Forward(batch, false));
     const float* l = logits.as<float>();
     const Layout& lay = slots_[batch.slot & 1];
-    for (int64_t b = 0; b < batch.examples; ++b) {
-      scores_.push_back(l[b]);
-      labels_.push_back(lay.labels[b]);
-    }
+    for (int64_t b = 0; b < batch.examples; ++b) eval_.Add(l[b], lay.labels[b]);
     return Status::OK();
   }
 
-  EvalReport FinishEval() override {
-    EvalReport r;
-    r.examples = static_cast<int64_t>(scores_.size());
-    r.test_auc = Auc(scores_, labels_);
-    r.logloss = LogLoss(scores_, labels_);
-    int64_t right = 0;
-    for (size_t i = 0; i < scores_.size(); ++i)
-      right += (scores_[i] > 0) == (labels_[i] > 0.5f) ? 1 : 0;
-    r.accuracy =
-        scores_.empty() ? 0.0 : static_cast<double>(right) / static_cast<double>(scores_.size());
-    scores_.clear();
-    labels_.clear();
-    return r;
-  }
+  EvalReport FinishEval() override { return eval_.TakeReport(); }
 
  private:
   TensorView VecView(float* p, int64_t B) const {
@@ -293,7 +277,7 @@ class DlrmWorkload final : public SparseWorkload {
   std::vector<float> vec_, femb_, pairs_, top_in_;
   std::vector<float> dpairs_, dvec_, dbot_;
   std::vector<float> dslot0_;  // staged: d loss / d (bottom output) through the interaction
-  std::vector<float> scores_, labels_;
+  BinaryEval eval_;
 };
 
 }  // namespace
