@@ -18,10 +18,7 @@ using testing::RunCommand;
 using testing::SourceDir;
 using testing::TesseraBinary;
 
-// The quick MLP job of tests/train (92.5-94.5% on the first 1000 test images with bsp).
-constexpr const char* kSmallJob =
-    "--train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64 --epochs=3 "
-    "--optimizer=adam --lr=0.002 --log_every=0 --seed=1";
+constexpr const char* kSmallJob = testing::kQuickMnistJob;
 
 using JobResult = testing::JobRun;
 using testing::Events;

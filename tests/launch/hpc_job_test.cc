@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tests/launch/job_harness.h"
+#include "tests/testutil/job_run.h"
 #include "tests/testutil/testutil.h"
 
 namespace tessera {
@@ -25,10 +26,7 @@ const std::string& kMpirun = testing::kMpirunAsRoot;
 
 std::string Data() { return " --data=" + SourceDir() + "/data/mnist"; }
 
-// The quick accuracy job of tests/train (92.5-94.5% after 282 steps).
-const std::string kAccuracyJob =
-    " --train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64 --epochs=3 --optimizer=adam"
-    " --lr=0.002 --log_every=0 --seed=1";
+const std::string kAccuracyJob = testing::kQuickMnistJob;
 
 // A job that runs until it is killed, logging every 10 steps; failures are detected fast.
 const std::string kEndlessJob =

@@ -11,6 +11,7 @@
 
 #include "common/hostname.h"
 #include "tests/launch/job_harness.h"
+#include "tests/testutil/job_run.h"
 #include "tests/testutil/testutil.h"
 #include "wire/curve.h"
 
@@ -32,9 +33,7 @@ std::string MpiRankEnv() {
 }
 const std::string kMpirun = MpiRankEnv() + testing::kMpirunAsRoot;
 
-const std::string kJob = " --data=" + SourceDir() +
-                         "/data/mnist --train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64 --epochs=3"
-                         " --optimizer=adam --lr=0.002 --log_every=0 --seed=1";
+const std::string kJob = " --data=" + SourceDir() + "/data/mnist" + testing::kQuickMnistJob;
 
 // Open MPI: rank 0 binds any free port and publishes it through MPI; the job trains.
 TEST(MpiRendezvous, FiveRanksTrainThroughThePublishedEndpoint) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/launch/job_harness.h"
+#include "tests/testutil/job_run.h"
 #include "tests/testutil/testutil.h"
 
 namespace tessera {
@@ -145,8 +146,7 @@ class SlurmJob : public SlurmTest {};
 TEST_F(SlurmJob, TemplateTrainsToCompletion) {
   TempDir dir;
   const std::string id = Submit(dir, "TESSERA_CHECKPOINT_DIR=none TESSERA_TRAIN_FLAGS=\"" + Data() +
-                                         " --train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64"
-                                         " --epochs=3 --optimizer=adam --lr=0.002 --log_every=0 --seed=1\"");
+                                         testing::kQuickMnistJob + "\"");
   ASSERT_FALSE(id.empty());
   EXPECT_EQ(WaitForEnd(id, seconds(150)), "COMPLETED") << ReadFile(dir.path() + "/job.out");
   EXPECT_EQ(JobField(id, "ExitCode"), "0:0");

@@ -20,6 +20,7 @@
 #include "kernels/ops.h"
 #include "tests/checkpoint/job_helpers.h"
 #include "tests/launch/job_harness.h"
+#include "tests/testutil/job_run.h"
 #include "tests/testutil/testutil.h"
 
 namespace tessera {
@@ -32,9 +33,7 @@ constexpr double kAccuracyBound = 0.01;
 constexpr double kLossRelBound = 0.02;
 
 std::string Job(const std::string& flags) {
-  return "--train_limit=12000 --test_limit=1000 --hidden=128 --batch_size=64 --epochs=3 --optimizer=adam "
-         "--lr=0.002 --log_every=0 --seed=1 --data=" +
-         testing::SourceDir() + "/data/mnist " + flags;
+  return std::string(testing::kQuickMnistJob) + " --data=" + testing::SourceDir() + "/data/mnist " + flags;
 }
 
 double Num(const JobRun& r, const char* key) {
