@@ -5,12 +5,14 @@
 # and placement overhead, not network bandwidth. Each table compares against a baseline
 # measured in the same run:
 #   1. MNIST MLP samples/s: servers on other nodes vs every process on one node vs the
-#      host's loopback (no namespaces), 2 servers x 2 workers, bsp, CURVE (the default a
-#      multi-host job gets), interleaved REPEATS times (default 3).
+#      host's loopback (no namespaces), 2 servers x 2 workers, bsp, --auth=mac (the default
+#      a multi-host job gets: a job key file), interleaved REPEATS times (default 3).
 #   2. Set-up time, mpirun start to the coordinator's "training starts", 5 and 9 ranks
 #      across the 3 nodes (REPEATS each).
 #   3. Dense push+pull GB/s between two nodes (worker on tn1, server on tn2) through
-#      Tessera (CURVE, and --auth=none) against raw ZeroMQ between the same two namespaces.
+#      Tessera (the default --auth=mac, and --auth=none) against raw ZeroMQ between the same
+#      two namespaces. (bench/multinode/auth_link.sh measures the same pair as round-trip
+#      times, rounds alternated, optionally over a rate-capped link.)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SRC="$(cd "$HERE/../.." && pwd)"
@@ -42,7 +44,7 @@ bare_job() {
   cat "$log".r* > "$log"
 }
 
-echo "## 1. MNIST samples/s by placement (2 servers, 2 workers, bsp, CURVE)"
+echo "## 1. MNIST samples/s by placement (2 servers, 2 workers, bsp, --auth=mac)"
 echo
 echo "| run | loopback, no namespaces | all on tn1 | servers on tn2, tn3 (coordinator and workers on tn1) | other nodes / one node |"
 echo "|--:|--:|--:|--:|--:|"
@@ -81,7 +83,7 @@ echo
 
 echo "## 3. Dense push+pull between two nodes (worker on tn1, server on tn2) vs raw ZeroMQ between them"
 echo
-echo "| payload | raw ZeroMQ GB/s | Tessera GB/s, CURVE (default) | Tessera GB/s, --auth=none | none / raw | CURVE / raw |"
+echo "| payload | raw ZeroMQ GB/s | Tessera GB/s, --auth=mac (default) | Tessera GB/s, --auth=none | none / raw | mac / raw |"
 echo "|--:|--:|--:|--:|--:|--:|"
 for bytes in 4096 1048576 67108864; do
   iters=300; [ "$bytes" -ge 67108864 ] && iters=10; [ "$bytes" = 1048576 ] && iters=100
