@@ -144,9 +144,12 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
   const RowTable& t = *p.rows;
+  // The slots are kept for a push of the same keys (PullSlots).
+  uint32_t* kept = reuse_pull_slots_ ? p.pulls.Record(keys, t.generation()) : nullptr;
   // Each row is copied as its lookup resolves (the pipeline has just brought it in).
   Status st;
   t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
+    if (kept != nullptr) kept[i] = slot;
     float* dst = out.data() + i * width;
     if (slot != RowTable::kNoSlot) {
       std::memcpy(dst, t.data(slot), width * sizeof(float));
@@ -214,7 +217,7 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   row_scratch_.resize(n);
   step_scratch_.resize(n);
   size_t missing = 0;
-  t.ForEachSlot<true>(keys, [&](size_t i, uint32_t slot) {
+  const auto visit = [&](size_t i, uint32_t slot) {
     found[i] = slot;
     if (slot == RowTable::kNoSlot) {
       ++missing;
@@ -226,7 +229,15 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
     row_scratch_[i] = t.data(slot);
     step_scratch_[i] = updates + 1;
     ++updates;
-  });
+  };
+  // The keys of one of the last pulls, the table unchanged since: its slots, no lookup.
+  const uint32_t* known = reuse_pull_slots_ ? p.pulls.Match(keys, t.generation()) : nullptr;
+  if (known != nullptr) {
+    ++reused_pushes_;
+    t.ForEachKnownSlot<true>(std::span<const uint32_t>(known, n), visit);
+  } else {
+    t.ForEachSlot<true>(keys, visit);
+  }
   Status st;
   size_t end = n;  // keys from a failed row creation on are not applied
   bool dropped = false;
@@ -295,6 +306,11 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   }
   if (st.ok() && p.policy.evicts()) Evict(p, step);
   return st;
+}
+
+void ShardStore::SetReusePullSlots(bool on) {
+  reuse_pull_slots_ = on;
+  for (Param& p : params_) p.pulls.Clear();
 }
 
 ChunkState* ShardStore::mutable_chunk(uint32_t param_id, uint64_t chunk_index) {

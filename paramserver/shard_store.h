@@ -43,6 +43,7 @@
 #include "kernels/optimizer_step.h"
 #include "kernels/param_init.h"
 #include "paramserver/count_min_sketch.h"
+#include "paramserver/pull_slots.h"
 #include "paramserver/row_table.h"
 
 namespace tessera::paramserver {
@@ -195,6 +196,12 @@ class ShardStore {
   // the rows' last-seen, and when the table's policy evicts, expires. REQUIRES distinct
   // keys (ParamServerCore refuses repeats).
   Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads, int64_t step = 0);
+  // Whether a push of exactly the keys of one of the table's last few pulls uses the
+  // slots that pull resolved (PullSlots; on by default). Off: every push looks its keys
+  // up (the bitwise reference in tests, the baseline in benchmarks).
+  void SetReusePullSlots(bool on);
+  // Pushes that took the pull's slots / looked their keys up (tests, benchmarks).
+  uint64_t pushes_reusing_pull_slots() const { return reused_pushes_; }
   // The same for one row.
   Status ApplySparse(uint32_t param_id, Key key, std::span<float> grad) {
     return ApplySparseRows(param_id, std::span<const Key>(&key, 1), grad);
@@ -254,6 +261,7 @@ class ShardStore {
     // Sparse: the rows.
     std::optional<RowTable> rows;
     std::optional<SparseRowInit> init;  // the rows' initial values (InitializeSparseRow's bits)
+    mutable PullSlots pulls;  // the last pulls' slots (ReadSparse keeps, ApplySparseRows reuses)
     TablePolicy policy;
     TableStats stats;
     std::optional<CountMinSketch> sketch;
@@ -292,6 +300,8 @@ class ShardStore {
   uint64_t version_ = 0;
   std::vector<Param> params_;       // by param id
   std::vector<ChunkState> chunks_;  // (param_id, chunk) ascending
+  bool reuse_pull_slots_ = true;
+  uint64_t reused_pushes_ = 0;
   // ApplySparseRows' per-key slots, rows and steps, reused so a push allocates nothing.
   mutable std::vector<uint32_t> read_scratch_;
   std::vector<float*> row_scratch_;
