@@ -190,8 +190,16 @@ Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, s
   return Status::OK();
 }
 
-Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads,
-                                   int64_t step) {
+Status ShardStore::ApplySparseRowsReadOnly(uint32_t param_id, std::span<const Key> keys,
+                                           std::span<const float> grads, int64_t step) {
+  if (Clips(param_id)) {
+    return Status::Internal("ApplySparseRowsReadOnly: param " + std::to_string(param_id) + " clips its gradients");
+  }
+  return ApplyRows(param_id, keys, grads, nullptr, step);
+}
+
+Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads,
+                             float* writable, int64_t step) {
   if (param_id >= params_.size() || !params_[param_id].rows) {
     return Status::Internal("ApplySparseRows: param " + std::to_string(param_id) + " is not sparse");
   }
@@ -279,24 +287,33 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
       if (found[i] != RowTable::kNoSlot) t.last_seen(found[i]) = seen;
     }
   }
-  // Squeeze out the dropped keys (their gradients too) and the keys past a failure.
+  // Squeeze out the dropped keys (their gradients too) and the keys past a failure: in
+  // place, or for a read-only push into grad_copy_.
   size_t kept = n;
+  // Written by the optimizer only when it clips (then `writable` is the push's own buffer).
+  float* g = const_cast<float*>(grads.data());
   if (dropped || end < n) {
+    float* dst = writable;
+    if (dst == nullptr) {
+      grad_copy_.resize(n * width);
+      dst = grad_copy_.data();
+    }
     kept = 0;
     for (size_t i = 0; i < end; ++i) {
       if (found[i] == RowTable::kNoSlot) continue;
-      if (kept != i) {
-        std::memmove(grads.data() + kept * width, grads.data() + i * width, width * sizeof(float));
+      if (dst != writable || kept != i) {
+        std::memmove(dst + kept * width, grads.data() + i * width, width * sizeof(float));
         row_scratch_[kept] = row_scratch_[i];
         step_scratch_[kept] = step_scratch_[i];
       }
       ++kept;
     }
+    g = dst;
   }
   if (st.ok()) {
     st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width),
                                      std::span<float* const>(row_scratch_.data(), kept),
-                                     std::span<const int64_t>(step_scratch_.data(), kept), grads.data());
+                                     std::span<const int64_t>(step_scratch_.data(), kept), g);
     if (!st.ok()) st = Status::Internal(st.ToString());
   }
   if (!st.ok()) {  // no update counted: every counter back (the rows' hashes are recomputed lazily)

@@ -195,7 +195,15 @@ class ShardStore {
   // kernels::ApplyOptimizerRows call over the gathered rows. `step` is the push's step:
   // the rows' last-seen, and when the table's policy evicts, expires. REQUIRES distinct
   // keys (ParamServerCore refuses repeats).
-  Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads, int64_t step = 0);
+  Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads, int64_t step = 0) {
+    return ApplyRows(param_id, keys, grads, grads.data(), step);
+  }
+  // The same reading `grads` only (a push applied where it arrived, no copy): when
+  // admission drops rows the kept rows' gradients are gathered into a scratch buffer
+  // instead of compacted in place. REQUIRES !Clips(param_id) (clipping writes the
+  // gradient): kInternal otherwise.
+  Status ApplySparseRowsReadOnly(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads,
+                                 int64_t step = 0);
   // Whether a push of exactly the keys of one of the table's last few pulls uses the
   // slots that pull resolved (PullSlots; on by default). Off: every push looks its keys
   // up (the bitwise reference in tests, the baseline in benchmarks).
@@ -281,6 +289,10 @@ class ShardStore {
     std::vector<uint8_t> over_flag;
     bool recheck = false;  // rows were restored: every partition is checked at the next round
   };
+  // ApplySparseRows' body; `writable` is grads.data() (the rows may be clipped and
+  // compacted in place) or nullptr (read-only: compacted into grad_copy_; no clipping).
+  Status ApplyRows(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads, float* writable,
+                   int64_t step);
   // The policy's evictions after a push at `step` (ApplySparseRows).
   void Evict(Param& p, int64_t step);
   // The memory budget's bookkeeping of one row created / erased.
@@ -306,6 +318,7 @@ class ShardStore {
   mutable std::vector<uint32_t> read_scratch_;
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
+  std::vector<float> grad_copy_;  // a read-only push's kept gradients when admission dropped some
   std::vector<Key> victims_;
   // EvictPartitions' rows of the partition it visits, in the eviction order: (last_seen,
   // Mix64(key ^ salt), key) ascending, a total order over the rows' own state (not slots,
