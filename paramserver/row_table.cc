@@ -62,7 +62,6 @@ void RowTable::Rebuild(uint64_t capacity) {
   std::memset(index_.get(), 0, 5 * capacity + 3);
   capacity_ = capacity;
   tombstones_ = 0;
-  ++generation_;
   // The entries land at random: prefetch each home entry kAhead slots before its insert.
   constexpr uint32_t kAhead = 16;
   for (uint32_t s = 0; s < high_; ++s) {
@@ -146,7 +145,7 @@ uint32_t RowTable::Insert(Key key) {
   SetBit(stale_bits_, slot, true);  // not in the digest yet: the next digest() adds it
   IndexInsert(KeyHash(key), slot);
   ++size_;
-  ++generation_;
+  ++insert_generation_;
   return slot;
 }
 
@@ -191,7 +190,7 @@ void RowTable::Erase(Key key) {
     ++tombstones_;
     --size_;
     free_.push_back(slot);
-    ++generation_;
+    ++erase_generation_;
     return;
   }
 }

@@ -103,14 +103,17 @@ class RowTable {
   // are 1.25 MB each, and a random bit missed the cache as often as the record did.
   template <bool kWrite = false, class F>
   void ForEachSlot(std::span<const Key> keys, F&& f) const;
-  // f(i, slots[i]) for slots resolved earlier (kNoSlot or live slots of this table, at an
-  // unchanged generation()), with ForEachSlot's record prefetches kLookAhead ahead but no
-  // index probe: a push of the keys a pull has just resolved (ShardStore's PullSlots).
+  // f(i, slots[i]) for slots resolved earlier (kNoSlot or live slots of this table, valid
+  // by the generations below), with ForEachSlot's record prefetches kLookAhead ahead but
+  // no index probe: a push of the keys a pull has just resolved (ShardStore's PullSlots).
   template <bool kWrite = false, class F>
   void ForEachKnownSlot(std::span<const uint32_t> slots, F&& f) const;
-  // Changes whenever the key -> slot map may have (Insert, Erase, an index rebuild): slots
-  // resolved at one generation are valid while it lasts.
-  uint64_t generation() const { return generation_; }
+  // What can change a resolved key's answer, counted. A row never moves (arena chunks stay
+  // put; an index rebuild moves entries, not slots), so a slot found for a key stays its
+  // slot until an Erase (which frees it for reuse): erase_generation(). A key found absent
+  // stays absent until an Insert: insert_generation().
+  uint64_t erase_generation() const { return erase_generation_; }
+  uint64_t insert_generation() const { return insert_generation_; }
   // slots[i] = Find(keys[i]) for a batch (ForEachSlot).
   void FindMany(std::span<const Key> keys, uint32_t* slots) const {
     ForEachSlot(keys, [slots](size_t i, uint32_t slot) { slots[i] = slot; });
@@ -322,7 +325,7 @@ class RowTable {
   uint32_t shift_ = 0, mask_ = 0;  // chunk_rows() == 1 << shift_
   uint64_t size_ = 0;
   uint64_t tombstones_ = 0;
-  uint64_t generation_ = 0;  // generation()
+  uint64_t erase_generation_ = 0, insert_generation_ = 0;
   // The sum of the hashes of the resident rows that are not stale; digest() adds the
   // stale ones' and clears the bits (mutable: digest() is logically const).
   mutable uint64_t digest_ = 0;

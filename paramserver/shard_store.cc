@@ -11,6 +11,8 @@
 namespace tessera::paramserver {
 namespace {
 
+static_assert(PullSlots::kAbsent == RowTable::kNoSlot);
+
 TensorView View(float* data, uint64_t n) {
   return TensorView{data, DType::kF32, {static_cast<int64_t>(n)}, Device::kCPU};
 }
@@ -145,7 +147,8 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
   }
   const RowTable& t = *p.rows;
   // The slots are kept for a push of the same keys (PullSlots).
-  uint32_t* kept = reuse_pull_slots_ ? p.pulls.Record(keys, t.generation()) : nullptr;
+  uint32_t* kept =
+      reuse_pull_slots_ ? p.pulls.Record(keys, {t.erase_generation(), t.insert_generation()}) : nullptr;
   // Each row is copied as its lookup resolves (the pipeline has just brought it in).
   Status st;
   t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
@@ -238,11 +241,21 @@ Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::
     step_scratch_[i] = updates + 1;
     ++updates;
   };
-  // The keys of one of the last pulls, the table unchanged since: its slots, no lookup.
-  const uint32_t* known = reuse_pull_slots_ ? p.pulls.Match(keys, t.generation()) : nullptr;
+  // The keys of one of the last pulls, no row erased since: its slots, no lookup (but for
+  // the keys it found absent, when rows were created since: recheck).
+  bool recheck = false;
+  const uint32_t* known =
+      reuse_pull_slots_ ? p.pulls.Match(keys, {t.erase_generation(), t.insert_generation()}, &recheck) : nullptr;
   if (known != nullptr) {
     ++reused_pushes_;
-    t.ForEachKnownSlot<true>(std::span<const uint32_t>(known, n), visit);
+    const std::span<const uint32_t> slots(known, n);
+    if (recheck) {
+      t.ForEachKnownSlot<true>(slots, [&](size_t i, uint32_t slot) {
+        visit(i, slot == RowTable::kNoSlot ? t.Find(keys[i]) : slot);
+      });
+    } else {
+      t.ForEachKnownSlot<true>(slots, visit);
+    }
   } else {
     t.ForEachSlot<true>(keys, visit);
   }

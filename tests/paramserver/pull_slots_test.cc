@@ -1,6 +1,7 @@
 // ShardStore's reuse of a pull's slots by the push of the same keys (PullSlots): taken
-// exactly when the push's keys are byte-equal to a kept pull's and the table's key -> slot
-// map has not changed since, and bitwise the lookup path's results either way (rows,
+// exactly when the push's keys are byte-equal to a kept pull's, no row was erased since
+// and, when rows were created since, few of its keys were absent (looked up again), and
+// bitwise the lookup path's results either way (rows,
 // counters, last-seen, digests, dirty rows, admission and eviction counts). Every case
 // runs the same calls on two stores, one with the reuse off.
 #include <gtest/gtest.h>
@@ -96,15 +97,31 @@ TEST(PullSlots, TwoWorkersPullsAreKeptUntilTheirPushes) {
   p.ExpectSame();
 }
 
-TEST(PullSlots, AnInsertByAnotherPushSinceThePullForcesTheLookup) {
+TEST(PullSlots, AnInsertSinceThePullOfManyAbsentKeysForcesTheLookup) {
   Pair p;
   EXPECT_FALSE(p.Push(Range(0, 40), 1));
-  const std::vector<Key> keys = Range(20, 60);  // 40..59 absent at the pull
+  const std::vector<Key> keys = Range(20, 60);  // 40..59 absent at the pull: half the batch
   p.Pull(keys);
   EXPECT_FALSE(p.Push({45, 50}, 2));  // creates two of them
-  // Reusing the pull's kNoSlot for 45 and 50 would create them a second time.
+  // Reusing the pull's kNoSlot for 45 and 50 would create them a second time; looking 20
+  // keys up one by one costs more than the pipelined lookup of all 40.
   EXPECT_FALSE(p.Push(keys, 3));
   EXPECT_EQ(p.on().num_rows(0), 60u);
+  p.ExpectSame();
+}
+
+TEST(PullSlots, AnInsertSinceThePullOfFewAbsentKeysLooksThoseUpAgain) {
+  Pair p;
+  EXPECT_FALSE(p.Push(Range(0, 62), 1));
+  const std::vector<Key> keys = Range(0, 64);  // 62 and 63 absent at the pull
+  p.Pull(keys);
+  EXPECT_FALSE(p.Push({63, 500}, 2));  // another worker creates 63 (and 500)
+  // The found slots still hold (no erase); 62 and 63 are looked up again: 63 is found,
+  // not created twice, and 62 created.
+  EXPECT_TRUE(p.Push(keys, 3));
+  EXPECT_EQ(p.on().num_rows(0), 65u);
+  EXPECT_EQ(p.on().row(0, 63)->updates, 2);
+  EXPECT_EQ(p.on().row(0, 62)->updates, 1);
   p.ExpectSame();
 }
 
