@@ -28,7 +28,8 @@
 //
 // Thread safety: none. The server's reactor thread owns the store and serialises every
 // call; Snapshot() is a deep copy taken on that thread, so a background writer can use
-// the copy while the store keeps changing.
+// the copy while the store keeps changing. ReadSparse is const but keeps the slots it
+// resolved (PullSlots), like RowTable::digest(): no call, const or not, from another thread.
 #pragma once
 
 #include <cstdint>
