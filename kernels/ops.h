@@ -106,7 +106,9 @@ Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param
 // steps[i] its 1-based update count, this one included. Unlike ApplyOptimizer, each row's
 // gradient is first clipped in place to cfg.clip_norm when it is > 0, with exactly
 // ClipByNorm's arithmetic, so a row's bits equal ClipByNorm + ApplyOptimizer on it.
-// The config is validated once per call; the per-row loop is the backend's fused loop.
+// The config and every update count are checked once per call, before any row changes;
+// the CPU backend then updates the rows in blocks of 256, one call per block (rows are
+// host memory: the servers' stores).
 Status ApplyOptimizerRows(const OptimizerConfig& cfg, int64_t width, std::span<float* const> rows,
                           std::span<const int64_t> steps, float* grad);
 

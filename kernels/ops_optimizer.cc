@@ -1,7 +1,9 @@
 // InitOptimizerSlots and ApplyOptimizer: validation, per-step scalars, backend table.
+#include <algorithm>
 #include <cmath>
 #include <string>
 
+#include "kernels/cpu/cpu_backend.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
 #include "kernels/validate.h"
@@ -147,28 +149,43 @@ Status ApplyOptimizerRows(const OptimizerConfig& cfg, int64_t width, std::span<f
   }
   if (rows.empty() || width == 0) return Status::OK();
   if (grad == nullptr) return Invalid(kOp, "null gradient");
+  // Every count checked before any row changes: a refused call updates nothing.
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i] < 1) return Invalid(kOp, "row " + std::to_string(i) + ": step " + std::to_string(steps[i]) + " < 1");
+  }
   TESSERA_ASSIGN_OR_RETURN(const Backend* be, BackendFor(Device::kCPU));
   const bool adam = cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW;
-  const int nslots = NumOptimizerSlots(cfg.kind);
   const OptimizerOp op = OpOf(cfg.kind);
   math::OptimizerScalars s = ScalarsOf(cfg);
+  // Blocks of rows: each block's gradients are clipped, its Adam corrections computed
+  // (into arrays on the stack: nothing allocated), then one backend call updates it,
+  // while the block's gradient rows are still in cache. The rows are host memory (the
+  // servers' stores), so the CPU backend's rows entry runs them; CUDA has none.
+  constexpr size_t kBlock = 256;
+  float step_size[kBlock], sqrt_bc2[kBlock];
   int64_t scalars_step = 0;  // the step s's Adam fields were computed for
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (steps[i] < 1) return Invalid(kOp, "row " + std::to_string(i) + ": step " + std::to_string(steps[i]) + " < 1");
-    float* g = grad + static_cast<int64_t>(i) * width;
-    if (cfg.clip_norm > 0) {  // ClipByNorm's arithmetic: double norm, one float factor
-      double sq = 0;
-      TESSERA_RETURN_IF_ERROR(be->sum_squares(g, width, &sq));
-      const double norm = std::sqrt(sq);
-      if (norm > cfg.clip_norm) TESSERA_RETURN_IF_ERROR(be->scale(g, width, static_cast<float>(cfg.clip_norm / norm)));
+  for (size_t b = 0; b < rows.size(); b += kBlock) {
+    const size_t len = std::min(kBlock, rows.size() - b);
+    float* g0 = grad + static_cast<int64_t>(b) * width;
+    for (size_t i = 0; i < len; ++i) {
+      if (cfg.clip_norm > 0) {  // ClipByNorm's arithmetic: double norm, one float factor
+        float* g = g0 + static_cast<int64_t>(i) * width;
+        double sq = 0;
+        TESSERA_RETURN_IF_ERROR(be->sum_squares(g, width, &sq));
+        const double norm = std::sqrt(sq);
+        if (norm > cfg.clip_norm) TESSERA_RETURN_IF_ERROR(be->scale(g, width, static_cast<float>(cfg.clip_norm / norm)));
+      }
+      if (adam) {
+        if (steps[b + i] != scalars_step) {
+          SetAdamStep(cfg, steps[b + i], &s);
+          scalars_step = steps[b + i];
+        }
+        step_size[i] = s.step_size;
+        sqrt_bc2[i] = s.sqrt_bc2;
+      }
     }
-    if (adam && steps[i] != scalars_step) {
-      SetAdamStep(cfg, steps[i], &s);
-      scalars_step = steps[i];
-    }
-    float* p = rows[i];
-    TESSERA_RETURN_IF_ERROR(be->optimizer(op, s, p, g, nslots > 0 ? p + width : nullptr,
-                                          nslots > 1 ? p + 2 * width : nullptr, width));
+    TESSERA_RETURN_IF_ERROR(cpu::OptimizerRows(op, s, rows.data() + b, g0, width, static_cast<int64_t>(len),
+                                               adam ? step_size : nullptr, adam ? sqrt_bc2 : nullptr));
   }
   return Status::OK();
 }

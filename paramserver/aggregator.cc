@@ -246,6 +246,11 @@ Status Aggregator::PushSparse(ShardStore& store, int worker, uint32_t param_id, 
     return DrainSparse(store, param_id, u);
   }
   timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
+  if (!Rescales() && !store.Clips(param_id)) {
+    // Nothing writes the gradient: apply it where it arrived (as the dense push does).
+    metrics::ScopedLatency t(OptimizerLatency());
+    return store.ApplySparseRowsReadOnly(param_id, keys, grad, step);
+  }
   scratch_.assign(grad.begin(), grad.end());
   TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
   metrics::ScopedLatency t(OptimizerLatency());

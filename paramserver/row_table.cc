@@ -145,6 +145,7 @@ uint32_t RowTable::Insert(Key key) {
   SetBit(stale_bits_, slot, true);  // not in the digest yet: the next digest() adds it
   IndexInsert(KeyHash(key), slot);
   ++size_;
+  ++insert_generation_;
   return slot;
 }
 
@@ -189,6 +190,7 @@ void RowTable::Erase(Key key) {
     ++tombstones_;
     --size_;
     free_.push_back(slot);
+    ++erase_generation_;
     return;
   }
 }

@@ -103,6 +103,17 @@ class RowTable {
   // are 1.25 MB each, and a random bit missed the cache as often as the record did.
   template <bool kWrite = false, class F>
   void ForEachSlot(std::span<const Key> keys, F&& f) const;
+  // f(i, slots[i]) for slots resolved earlier (kNoSlot or live slots of this table, valid
+  // by the generations below), with ForEachSlot's record prefetches kLookAhead ahead but
+  // no index probe: a push of the keys a pull has just resolved (ShardStore's PullSlots).
+  template <bool kWrite = false, class F>
+  void ForEachKnownSlot(std::span<const uint32_t> slots, F&& f) const;
+  // What can change a resolved key's answer, counted. A row never moves (arena chunks stay
+  // put; an index rebuild moves entries, not slots), so a slot found for a key stays its
+  // slot until an Erase (which frees it for reuse): erase_generation(). A key found absent
+  // stays absent until an Insert: insert_generation().
+  uint64_t erase_generation() const { return erase_generation_; }
+  uint64_t insert_generation() const { return insert_generation_; }
   // slots[i] = Find(keys[i]) for a batch (ForEachSlot).
   void FindMany(std::span<const Key> keys, uint32_t* slots) const {
     ForEachSlot(keys, [slots](size_t i, uint32_t slot) { slots[i] = slot; });
@@ -228,6 +239,17 @@ class RowTable {
     PrefetchLine(r + last);
     for (uint64_t off = 64; off + 64 <= last; off += 64) PrefetchLine(r + off);
   }
+  // What a lookup prefetches of a found slot: its record and, for a write, its words of
+  // the stale and dirty bit sets and its last-seen.
+  template <bool kWrite>
+  __attribute__((always_inline)) void PrefetchSlot(uint32_t c) const {
+    PrefetchRecord(c);
+    if constexpr (kWrite) {
+      PrefetchLine(stale_bits_.data() + c / 64);
+      if (track_dirty_) PrefetchLine(dirty_bits_.data() + c / 64);
+      if (hash_last_seen_) PrefetchLine(chunks_[c >> shift_].seen.get() + (c & mask_));
+    }
+  }
   // A prefetch the compiler keeps. GCC 12 at -O2 deletes a call to a function whose only
   // effect is __builtin_prefetch (its mod-ref summary says the call does nothing), with the
   // loads that compute the address: main's Prefetch() and ForEachSlot's record stage
@@ -303,6 +325,7 @@ class RowTable {
   uint32_t shift_ = 0, mask_ = 0;  // chunk_rows() == 1 << shift_
   uint64_t size_ = 0;
   uint64_t tombstones_ = 0;
+  uint64_t erase_generation_ = 0, insert_generation_ = 0;
   // The sum of the hashes of the resident rows that are not stale; digest() adds the
   // stale ones' and clears the bits (mutable: digest() is logically const).
   mutable uint64_t digest_ = 0;
@@ -366,13 +389,7 @@ void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
       }
     }
     cand[j % kRing] = c;
-    if (c == kNoSlot) return;
-    PrefetchRecord(c);
-    if constexpr (kWrite) {
-      PrefetchLine(stale_bits_.data() + c / 64);
-      if (track_dirty_) PrefetchLine(dirty_bits_.data() + c / 64);
-      if (hash_last_seen_) PrefetchLine(chunks_[c >> shift_].seen.get() + (c & mask_));
-    }
+    if (c != kNoSlot) PrefetchSlot<kWrite>(c);
   };
   for (size_t j = 0; j < std::min(n, 2 * kLookAhead); ++j) entry(j);
   for (size_t j = 0; j < std::min(n, kLookAhead); ++j) row(j);
@@ -387,6 +404,18 @@ void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
     } else {
       f(i, FindHashed(keys[i], hash[i % kRing]));
     }
+  }
+}
+
+template <bool kWrite, class F>
+void RowTable::ForEachKnownSlot(std::span<const uint32_t> slots, F&& f) const {
+  const size_t n = slots.size();
+  for (size_t j = 0; j < std::min(n, kLookAhead); ++j) {
+    if (slots[j] != kNoSlot) PrefetchSlot<kWrite>(slots[j]);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kLookAhead < n && slots[i + kLookAhead] != kNoSlot) PrefetchSlot<kWrite>(slots[i + kLookAhead]);
+    f(i, slots[i]);
   }
 }
 

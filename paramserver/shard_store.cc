@@ -11,6 +11,8 @@
 namespace tessera::paramserver {
 namespace {
 
+static_assert(PullSlots::kAbsent == RowTable::kNoSlot);
+
 TensorView View(float* data, uint64_t n) {
   return TensorView{data, DType::kF32, {static_cast<int64_t>(n)}, Device::kCPU};
 }
@@ -144,9 +146,13 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
   const RowTable& t = *p.rows;
+  // The slots are kept for a push of the same keys (PullSlots).
+  uint32_t* kept =
+      reuse_pull_slots_ ? p.pulls.Record(keys, {t.erase_generation(), t.insert_generation()}) : nullptr;
   // Each row is copied as its lookup resolves (the pipeline has just brought it in).
   Status st;
   t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
+    if (kept != nullptr) kept[i] = slot;
     float* dst = out.data() + i * width;
     if (slot != RowTable::kNoSlot) {
       std::memcpy(dst, t.data(slot), width * sizeof(float));
@@ -187,8 +193,16 @@ Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, s
   return Status::OK();
 }
 
-Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads,
-                                   int64_t step) {
+Status ShardStore::ApplySparseRowsReadOnly(uint32_t param_id, std::span<const Key> keys,
+                                           std::span<const float> grads, int64_t step) {
+  if (Clips(param_id)) {
+    return Status::Internal("ApplySparseRowsReadOnly: param " + std::to_string(param_id) + " clips its gradients");
+  }
+  return ApplyRows(param_id, keys, grads, nullptr, step);
+}
+
+Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads,
+                             float* writable, int64_t step) {
   if (param_id >= params_.size() || !params_[param_id].rows) {
     return Status::Internal("ApplySparseRows: param " + std::to_string(param_id) + " is not sparse");
   }
@@ -214,7 +228,7 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   row_scratch_.resize(n);
   step_scratch_.resize(n);
   size_t missing = 0;
-  t.ForEachSlot<true>(keys, [&](size_t i, uint32_t slot) {
+  const auto visit = [&](size_t i, uint32_t slot) {
     found[i] = slot;
     if (slot == RowTable::kNoSlot) {
       ++missing;
@@ -226,7 +240,25 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
     row_scratch_[i] = t.data(slot);
     step_scratch_[i] = updates + 1;
     ++updates;
-  });
+  };
+  // The keys of one of the last pulls, no row erased since: its slots, no lookup (but for
+  // the keys it found absent, when rows were created since: recheck).
+  bool recheck = false;
+  const uint32_t* known =
+      reuse_pull_slots_ ? p.pulls.Match(keys, {t.erase_generation(), t.insert_generation()}, &recheck) : nullptr;
+  if (known != nullptr) {
+    ++reused_pushes_;
+    const std::span<const uint32_t> slots(known, n);
+    if (recheck) {
+      t.ForEachKnownSlot<true>(slots, [&](size_t i, uint32_t slot) {
+        visit(i, slot == RowTable::kNoSlot ? t.Find(keys[i]) : slot);
+      });
+    } else {
+      t.ForEachKnownSlot<true>(slots, visit);
+    }
+  } else {
+    t.ForEachSlot<true>(keys, visit);
+  }
   Status st;
   size_t end = n;  // keys from a failed row creation on are not applied
   bool dropped = false;
@@ -268,24 +300,33 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
       if (found[i] != RowTable::kNoSlot) t.last_seen(found[i]) = seen;
     }
   }
-  // Squeeze out the dropped keys (their gradients too) and the keys past a failure.
+  // Squeeze out the dropped keys (their gradients too) and the keys past a failure: in
+  // place, or for a read-only push into grad_copy_.
   size_t kept = n;
+  // Written by the optimizer only when it clips (then `writable` is the push's own buffer).
+  float* g = const_cast<float*>(grads.data());
   if (dropped || end < n) {
+    float* dst = writable;
+    if (dst == nullptr) {
+      grad_copy_.resize(n * width);
+      dst = grad_copy_.data();
+    }
     kept = 0;
     for (size_t i = 0; i < end; ++i) {
       if (found[i] == RowTable::kNoSlot) continue;
-      if (kept != i) {
-        std::memmove(grads.data() + kept * width, grads.data() + i * width, width * sizeof(float));
+      if (dst != writable || kept != i) {
+        std::memmove(dst + kept * width, grads.data() + i * width, width * sizeof(float));
         row_scratch_[kept] = row_scratch_[i];
         step_scratch_[kept] = step_scratch_[i];
       }
       ++kept;
     }
+    g = dst;
   }
   if (st.ok()) {
     st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width),
                                      std::span<float* const>(row_scratch_.data(), kept),
-                                     std::span<const int64_t>(step_scratch_.data(), kept), grads.data());
+                                     std::span<const int64_t>(step_scratch_.data(), kept), g);
     if (!st.ok()) st = Status::Internal(st.ToString());
   }
   if (!st.ok()) {  // no update counted: every counter back (the rows' hashes are recomputed lazily)
@@ -295,6 +336,11 @@ Status ShardStore::ApplySparseRows(uint32_t param_id, std::span<const Key> keys,
   }
   if (st.ok() && p.policy.evicts()) Evict(p, step);
   return st;
+}
+
+void ShardStore::SetReusePullSlots(bool on) {
+  reuse_pull_slots_ = on;
+  for (Param& p : params_) p.pulls.Clear();
 }
 
 ChunkState* ShardStore::mutable_chunk(uint32_t param_id, uint64_t chunk_index) {

@@ -28,7 +28,8 @@
 //
 // Thread safety: none. The server's reactor thread owns the store and serialises every
 // call; Snapshot() is a deep copy taken on that thread, so a background writer can use
-// the copy while the store keeps changing.
+// the copy while the store keeps changing. ReadSparse is const but keeps the slots it
+// resolved (PullSlots), like RowTable::digest(): no call, const or not, from another thread.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +44,7 @@
 #include "kernels/optimizer_step.h"
 #include "kernels/param_init.h"
 #include "paramserver/count_min_sketch.h"
+#include "paramserver/pull_slots.h"
 #include "paramserver/row_table.h"
 
 namespace tessera::paramserver {
@@ -194,7 +196,21 @@ class ShardStore {
   // kernels::ApplyOptimizerRows call over the gathered rows. `step` is the push's step:
   // the rows' last-seen, and when the table's policy evicts, expires. REQUIRES distinct
   // keys (ParamServerCore refuses repeats).
-  Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads, int64_t step = 0);
+  Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads, int64_t step = 0) {
+    return ApplyRows(param_id, keys, grads, grads.data(), step);
+  }
+  // The same reading `grads` only (a push applied where it arrived, no copy): when
+  // admission drops rows the kept rows' gradients are gathered into a scratch buffer
+  // instead of compacted in place. REQUIRES !Clips(param_id) (clipping writes the
+  // gradient): kInternal otherwise.
+  Status ApplySparseRowsReadOnly(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads,
+                                 int64_t step = 0);
+  // Whether a push of exactly the keys of one of the table's last few pulls uses the
+  // slots that pull resolved (PullSlots; on by default). Off: every push looks its keys
+  // up (the bitwise reference in tests, the baseline in benchmarks).
+  void SetReusePullSlots(bool on);
+  // Pushes that took the pull's slots / looked their keys up (tests, benchmarks).
+  uint64_t pushes_reusing_pull_slots() const { return reused_pushes_; }
   // The same for one row.
   Status ApplySparse(uint32_t param_id, Key key, std::span<float> grad) {
     return ApplySparseRows(param_id, std::span<const Key>(&key, 1), grad);
@@ -254,6 +270,7 @@ class ShardStore {
     // Sparse: the rows.
     std::optional<RowTable> rows;
     std::optional<SparseRowInit> init;  // the rows' initial values (InitializeSparseRow's bits)
+    mutable PullSlots pulls;  // the last pulls' slots (ReadSparse keeps, ApplySparseRows reuses)
     TablePolicy policy;
     TableStats stats;
     std::optional<CountMinSketch> sketch;
@@ -273,6 +290,10 @@ class ShardStore {
     std::vector<uint8_t> over_flag;
     bool recheck = false;  // rows were restored: every partition is checked at the next round
   };
+  // ApplySparseRows' body; `writable` is grads.data() (the rows may be clipped and
+  // compacted in place) or nullptr (read-only: compacted into grad_copy_; no clipping).
+  Status ApplyRows(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads, float* writable,
+                   int64_t step);
   // The policy's evictions after a push at `step` (ApplySparseRows).
   void Evict(Param& p, int64_t step);
   // The memory budget's bookkeeping of one row created / erased.
@@ -292,10 +313,13 @@ class ShardStore {
   uint64_t version_ = 0;
   std::vector<Param> params_;       // by param id
   std::vector<ChunkState> chunks_;  // (param_id, chunk) ascending
+  bool reuse_pull_slots_ = true;
+  uint64_t reused_pushes_ = 0;
   // ApplySparseRows' per-key slots, rows and steps, reused so a push allocates nothing.
   mutable std::vector<uint32_t> read_scratch_;
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
+  std::vector<float> grad_copy_;  // a read-only push's kept gradients when admission dropped some
   std::vector<Key> victims_;
   // EvictPartitions' rows of the partition it visits, in the eviction order: (last_seen,
   // Mix64(key ^ salt), key) ascending, a total order over the rows' own state (not slots,

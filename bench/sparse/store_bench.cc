@@ -60,6 +60,7 @@ DEFINE_double(zipf, 1.05, "evict: Zipf exponent of the stream");
 DEFINE_int64(steps, 2000, "evict: pushes (one step each); ops: pulls and pushes per phase");
 DEFINE_string(ops_phases, "cold,steady", "ops: which phases to run (cold, steady or both)");
 DEFINE_bool(settle_pages, true, "ops: wait for the huge-page collapses before the steady phase");
+DEFINE_bool(reuse_pull_slots, true, "ops: a push of the keys just pulled reuses the pull's slots (ShardStore::SetReusePullSlots)");
 
 namespace tessera {
 namespace {
@@ -166,6 +167,7 @@ int OpsPhase(paramserver::ShardStore& store, const char* label, std::mt19937_64&
   std::vector<float> out(4096 * w), g(4096 * w);
   std::vector<double> pull_ns, push_ns;
   const int64_t per = std::max<int64_t>(1, FLAGS_steps / 5);
+  store.SetReusePullSlots(FLAGS_reuse_pull_slots);
   for (int pass = 0; pass < 5; ++pass) {
     double pull_s = 0, push_s = 0;
     uint64_t n = 0;

@@ -22,6 +22,16 @@ Status Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float a
 
 Status Optimizer(OptimizerOp op, const math::OptimizerScalars& s, float* param,
                  const float* grad, float* s0, float* s1, int64_t n);
+// The same update on `nrows` rows of one sparse table, in host memory (the servers'
+// stores): row r is rows[r], `width` values then its slots (slot k at rows[r] + (k + 1) *
+// width), its gradient grad[r * width, +width). Adam / AdamW take their per-row bias
+// corrections from step_size[r] and sqrt_bc2[r] (s's fields are ignored); the other kinds
+// pass nullptr. One call per push instead of one per row (the per-row indirect call,
+// switch and ParallelFor set-up cost as much as a 16-wide row's math); rows wider than
+// kParallelGrain still run through Optimizer, split over threads. Bitwise each row's
+// Optimizer result: the same per-element math/ functions, nothing reduced.
+Status OptimizerRows(OptimizerOp op, const math::OptimizerScalars& s, float* const* rows, const float* grad,
+                     int64_t width, int64_t nrows, const float* step_size, const float* sqrt_bc2);
 
 Status BiasActForward(math::Act act, const float* x, const float* bias, float* y, int64_t rows,
                       int64_t cols);

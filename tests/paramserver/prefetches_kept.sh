@@ -35,7 +35,7 @@ check() {  # name fragment, at least
   fi
 }
 check 10ShardStore10ReadSparse 8
-check 10ShardStore15ApplySparseRows 8
+check 10ShardStore9ApplyRows 8  # ApplySparseRows and ApplySparseRowsReadOnly
 check 8RowTable6digest 2
 check 10ShardStore17SnapshotDirtyInto 2
 exit $fail
