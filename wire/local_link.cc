@@ -26,7 +26,11 @@ namespace tessera::wire {
 namespace {
 
 constexpr size_t kCopyBelow = 1024;     // frames below this are copied into the queue
-constexpr size_t kStageBytes = 64 << 10;  // read buffer for prefixes and small frames
+constexpr size_t kStageBytes = 16 << 10;  // read buffer for prefixes and small frames (per link: small)
+// Bytes the queue takes beyond the message bound, like the kernel buffers behind a
+// ZeroMQ TCP pipe (a Unix socket's own buffer is ~200 KB): without them two loops that
+// send to each other in bursts fill each other's small buffers and wait.
+constexpr size_t kSlackBytes = 2 << 20;
 constexpr uint64_t kMoreBit = 1ULL << 63;
 // Frames in one message: the header, up to kMaxPayloadFrames payloads, a shared-memory
 // descriptor, the auth=mac trailer.
@@ -47,24 +51,30 @@ Status LocalLink::Fail(Status st) {
   if (broken_.ok()) broken_ = st;
   out_.clear();
   queued_messages_ = 0;
+  queued_bytes_ = 0;
   return broken_;
 }
 
-Status LocalLink::Send(std::span<const LinkOutFrame> frames, int wait_ms) {
+bool LocalLink::full() const { return queued_messages_ >= max_queued_ && queued_bytes_ >= kSlackBytes; }
+
+Status LocalLink::Send(std::span<const LinkOutFrame> frames, int wait_ms, bool read_while_waiting) {
   if (!broken_.ok()) return broken_;
   if (frames.empty()) return Status::InvalidArgument("a message of no frames");
-  if (queued_messages_ >= max_queued_) {
+  if (full()) {
     TESSERA_RETURN_IF_ERROR(Flush());
     const Deadline deadline = Deadline::FromMillis(std::max(wait_ms, 0));
-    while (queued_messages_ >= max_queued_ && wait_ms > 0 && !deadline.Expired()) {
-      pollfd p{fd_, POLLOUT, 0};
+    while (full() && wait_ms > 0 && !deadline.Expired()) {
+      // Reading the peer while we wait keeps two loops that send to each other from
+      // waiting on each other: its messages queue up here, in order, for the socket.
+      pollfd p{fd_, static_cast<short>(POLLOUT | (read_while_waiting ? POLLIN : 0)), 0};
       const int rc = poll(&p, 1, static_cast<int>(std::max<int64_t>(deadline.RemainingMillis(), 1)));
       if (rc < 0 && errno != EINTR) return Fail(Errno("poll", errno));
+      if (read_while_waiting && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) TESSERA_RETURN_IF_ERROR(Read());
       TESSERA_RETURN_IF_ERROR(Flush());
     }
-    if (queued_messages_ >= max_queued_) {
-      return Status::ResourceExhausted("the local link's send queue is full (" + std::to_string(max_queued_) +
-                                       " messages)");
+    if (full()) {
+      return Status::ResourceExhausted("the local link's send queue is full (" + std::to_string(queued_messages_) +
+                                       " messages, " + std::to_string(queued_bytes_) + " bytes)");
     }
   }
   Chunk small;
@@ -94,6 +104,7 @@ Status LocalLink::Send(std::span<const LinkOutFrame> frames, int wait_ms) {
   }
   out_.back().ends_message = true;
   ++queued_messages_;
+  for (const LinkOutFrame& f : frames) queued_bytes_ += sizeof(uint64_t) + f.bytes.size();
   ++messages_sent_;
   return Flush();
 }
@@ -122,6 +133,7 @@ Status LocalLink::Flush() {
       const size_t take = std::min(left, c.bytes.size() - c.done);
       c.done += take;
       left -= take;
+      queued_bytes_ -= std::min(queued_bytes_, take);
       if (c.done < c.bytes.size()) break;
       if (c.ends_message) --queued_messages_;
       out_.pop_front();

@@ -64,11 +64,14 @@ class LocalLink {
   int fd() const { return fd_; }
 
   // Queues one message and writes what the socket takes now. Frames below 1 KiB or
-  // without an owner are copied; others are held (not copied) until written.
-  // `wait_ms` > 0: when the queue is full, waits for room (poll POLLOUT) that long.
-  // ResourceExhausted: the queue stayed full; Unavailable: the link is broken (the
-  // message was not queued either way).
-  Status Send(std::span<const LinkOutFrame> frames, int wait_ms);
+  // without an owner are copied; others are held (not copied) until written. The queue
+  // is full once it holds `max_queued_messages` messages AND 2 MiB (the slack the
+  // kernel's TCP buffers give a ZeroMQ pipe; a Unix socket buffers only ~200 KB).
+  // `wait_ms` > 0: when the queue is full, waits for room (poll POLLOUT) that long,
+  // reading the peer's messages meanwhile when `read_while_waiting` (PopMessage).
+  // ResourceExhausted: the queue stayed full; Unavailable / Corruption: the link is
+  // broken (the message was not queued either way).
+  Status Send(std::span<const LinkOutFrame> frames, int wait_ms, bool read_while_waiting = false);
   // True while output is queued: the reactor polls POLLOUT and calls Flush.
   bool wants_write() const { return !out_.empty(); }
   // Writes queued output until the socket is full. Unavailable when the link broke.
@@ -77,7 +80,7 @@ class LocalLink {
   // Reads what the socket has (at most about `budget` bytes) and parses complete
   // messages into the ready queue. Unavailable on EOF or a read error, Corruption on a
   // frame over the limit or a message of too many frames; the link is then unusable.
-  Status Read(size_t budget = 8u << 20);
+  Status Read(size_t budget = 1u << 20);
   bool has_message() const { return !ready_.empty(); }
   // The oldest complete message's frames, in order.
   std::vector<Buffer> PopMessage();
@@ -95,6 +98,7 @@ class LocalLink {
   };
   Status Fail(Status st);
   bool ParseStaged(Status* error);
+  bool full() const;
 
   const int fd_;
   const uint64_t max_frame_bytes_;
@@ -103,6 +107,7 @@ class LocalLink {
 
   std::deque<Chunk> out_;
   size_t queued_messages_ = 0;
+  size_t queued_bytes_ = 0;
 
   // Input: bytes read but not yet parsed, the frame being filled, the message so far.
   std::vector<std::byte> stage_;

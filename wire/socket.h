@@ -12,6 +12,7 @@
 // Reactor's Post). The usual arrangement is one Reactor thread owning every socket.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -259,6 +260,8 @@ class Socket {
   void AcceptLinks();
   void DropLink(const std::string& routing_id, const Status& why);
   void CloseLinks();
+  // Link messages read ahead of the handler, at most: the receive HWM (at least 64).
+  size_t LinkReadyBound() const { return static_cast<size_t>(std::max(options_.recv_hwm, 64)); }
 
   // Local-link state; the socket's thread only.
   struct LinkPeer {
@@ -278,7 +281,7 @@ class Socket {
   std::map<std::string, LinkPeer, std::less<>> link_peers_;  // ROUTER: by routing id; DEALER: ""
   std::vector<PendingAccept> link_accepts_;                  // accepted, nonce not read yet
   std::deque<std::pair<std::string, std::vector<Buffer>>> link_ready_;
-  Status link_lost_;  // DEALER: the link broke; every later send fails with it
+  Status link_lost_;  // DEALER: the link broke; TryRecv reports it once
   bool link_lost_reported_ = false;
   LinkStats link_stats_;
   std::string test_offer_name_;

@@ -9,7 +9,10 @@
 //   ROUTER: on the DEALER's LINK_SWITCH reads the link.
 // Each side reads the link only after the other's last ZeroMQ message, so every
 // message is seen in the order it was sent. Anything that fails before a switch leaves
-// the connection on ZeroMQ with one log line; a link that breaks after it is a lost peer.
+// the connection on ZeroMQ with one log line. A link that breaks after it (EOF, an
+// error, a protocol error) is dropped: what was in flight on it is lost, as with a
+// peer that died, the DEALER reports Unavailable once through TryRecv, and both sides
+// go back to ZeroMQ for that connection (which queues for a dead peer, as before).
 #include <glog/logging.h>
 #include <openssl/crypto.h>
 #include <sys/socket.h>
@@ -71,7 +74,9 @@ void Socket::AppendLinkPollFds(std::vector<PollFd>* out) const {
   for (const auto& [rid, p] : link_peers_) {
     if (!p.link) continue;
     short ev = 0;
-    if (p.rx) ev |= ZMQ_POLLIN;
+    // Messages read but not yet handled are bounded like ZeroMQ's receive queue: past
+    // the bound the rest waits in the kernel, and then in the sender's queue.
+    if (p.rx && link_ready_.size() < LinkReadyBound()) ev |= ZMQ_POLLIN;
     if (p.link->wants_write()) ev |= ZMQ_POLLOUT;
     if (ev != 0) out->push_back(PollFd{p.link->fd(), ev});
   }
@@ -90,7 +95,7 @@ void Socket::OnLinkEvents(int fd, short revents) {
   if (peer == nullptr) return;  // dropped earlier in this turn
   Status st;
   if ((revents & ZMQ_POLLOUT) != 0) st = peer->link->Flush();
-  if (st.ok() && peer->rx && (revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0) st = peer->link->Read();
+  if (st.ok() && peer->rx && (revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0) st = peer->link->Read(256u << 10);
   if (st.ok() && !peer->rx && (revents & ZMQ_POLLERR) != 0) st = Status::Unavailable("the local link failed");
   // Messages that arrived whole before an EOF are still delivered, in order, before the loss.
   while (peer->link->has_message()) link_ready_.emplace_back(rid, peer->link->PopMessage());
@@ -117,16 +122,20 @@ bool Socket::LinkReceiveOne(Result<InMessage>* out, bool* got) {
 }
 
 Status Socket::SendFrames(std::string_view routing_id, std::span<const LinkOutFrame> frames, int flags) {
-  if (!link_lost_.ok()) return link_lost_;
   auto it = link_peers_.find(type_ == SocketType::kRouter ? routing_id : std::string_view());
   if (it == link_peers_.end() || !it->second.tx || !it->second.link) return ZmqSendFrames(routing_id, frames, flags);
   const int wait_ms = (flags & ZMQ_DONTWAIT) != 0 ? 0 : options_.send_timeout_ms;
-  Status st = it->second.link->Send(frames, wait_ms);
+  LinkPeer& p = it->second;
+  Status st = p.link->Send(frames, wait_ms, /*read_while_waiting=*/p.rx && link_ready_.size() < LinkReadyBound());
+  while (p.rx && p.link->has_message()) link_ready_.emplace_back(std::string(it->first), p.link->PopMessage());
   if (st.ok()) {
     ++link_stats_.messages_sent;
-  } else if (st.code() == StatusCode::kUnavailable) {
+  } else if (st.code() != StatusCode::kResourceExhausted) {
+    // The link broke: this message and the later ones go to ZeroMQ, which queues them
+    // for a peer that is gone exactly as it did before the switch (the coordinator, not
+    // the transport, decides that a process is dead).
     DropLink(std::string(it->first), st);
-    return Status::Unavailable("the local link to the peer is gone: " + st.message());
+    return ZmqSendFrames(routing_id, frames, flags);
   }
   return st;
 }
@@ -309,9 +318,9 @@ void Socket::DropLink(const std::string& routing_id, const Status& why) {
     }
     return;
   }
-  LOG_IF(WARNING, !eof) << "local link to " << endpoint_ << " lost: " << why.ToString();
-  LOG_IF(INFO, eof) << "local link to " << endpoint_ << " lost: " << why.ToString();
-  if (was_used) {
+  LOG_IF(WARNING, !eof) << "local link to " << endpoint_ << " lost, back to ZeroMQ: " << why.ToString();
+  LOG_IF(INFO, eof) << "local link to " << endpoint_ << " lost, back to ZeroMQ: " << why.ToString();
+  if (was_used) {  // reported once through TryRecv (the reactor's error handler)
     link_lost_ = Status::Unavailable("the local link to the server at " + endpoint_ + " closed: " + why.message());
     link_lost_reported_ = false;
   }

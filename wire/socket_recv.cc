@@ -57,6 +57,9 @@ Result<InMessage> Socket::ProcessFrames(const std::string& routing_id, Buffer he
 
 void Socket::HandleShmControl(const std::string& routing_id, const Buffer& frame) {
   if (shm::IsLinkFrame(frame.bytes())) return HandleLinkControl(routing_id, frame.bytes());
+  // A new OFFER under a known routing id is a new connection (a restarted worker with a
+  // fixed id): the old one's link, if any, is stale.
+  if (type_ == SocketType::kRouter && shm::Reader(frame.bytes()).U32() == shm::kOffer) link_peers_.erase(routing_id);
   std::vector<std::byte> reply;
   Status st = shm_->OnControl(routing_id, frame.bytes(), &reply);
   // Rate-limited: a misbehaving peer must not flood the log.

@@ -224,14 +224,8 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
           return;
         }
         server_endpoints_.push_back(s.endpoint);
-        // A broken same-host local link (wire/local_link.h) is a lost server: fail what is
-        // pending, as when the coordinator reports one.
-        const std::string ep = s.endpoint;
-        servers_.push_back(reactor_->AddSocket(
-            std::move(sock_or).value(), [this](Socket& k, InMessage&& m) { OnData(k, std::move(m)); },
-            [this, ep](Socket&, const Status& err) {
-              if (err.code() == StatusCode::kUnavailable) FailAll(err.WithContext("the server at " + ep));
-            }));
+        servers_.push_back(reactor_->AddSocket(std::move(sock_or).value(),
+                                               [this](Socket& k, InMessage&& m) { OnData(k, std::move(m)); }));
       }
       have_map_ = true;
       cv_.notify_all();
