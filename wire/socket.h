@@ -137,7 +137,8 @@ class Socket {
   // no routing id. On failure nothing of the message was sent.
   Status Send(OutMessage&& msg, std::string_view routing_id = {});
 
-  // Waits until `deadline` for one message and decodes it. Returns TimedOut when none
+  // Waits until `deadline` for one message and decodes it (ZeroMQ only: a socket with a
+  // local link is read by its Reactor, wire/local_link.h). Returns TimedOut when none
   // arrived; the codec's Status for a malformed message (ROUTER: after answering the
   // sender with an error reply; a log line is written, rate-limited), so a receive loop
   // simply continues on error.

@@ -6,9 +6,17 @@
 //   link_peer client <endpoint>
 //     DEALER on a Reactor: waits for its local link, makes one 1 MiB push+pull over it,
 //     prints "on" and sleeps (the test kills it with -9).
+//   link_peer foreign <name>
+//     Drops to uid/gid 65534 (nobody), connects to the abstract socket @<name> and writes
+//     a 16-byte nonce of zeros: a local process of another user. Exits 0 once written.
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
+
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "tests/wire/link_util.h"
@@ -51,12 +59,27 @@ int Client(const std::string& endpoint) {
   return testing::kPeerOk;
 }
 
+int Foreign(const std::string& name) {
+  if (setgid(65534) != 0 || setuid(65534) != 0) return testing::kPeerBadArgs;
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (fd < 0 || name.size() + 1 >= sizeof(a.sun_path)) return testing::kPeerCallFailed;
+  memcpy(a.sun_path + 1, name.data(), name.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) return testing::kPeerCallFailed;
+  const char nonce[16] = {};
+  if (write(fd, nonce, sizeof(nonce)) != static_cast<ssize_t>(sizeof(nonce))) return testing::kPeerCallFailed;
+  return testing::kPeerOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "serve" && argc == 2) return Serve();
   if (cmd == "client" && argc == 3) return Client(argv[2]);
-  fprintf(stderr, "usage: link_peer serve | link_peer client <endpoint>\n");
+  if (cmd == "foreign" && argc == 3) return Foreign(argv[2]);
+  fprintf(stderr, "usage: link_peer serve | client <endpoint> | foreign <name>\n");
   return testing::kPeerBadArgs;
 }

@@ -4,7 +4,6 @@
 #include <glog/logging.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 
 #include "tests/testutil/testutil.h"
 #include "tests/wire/link_util.h"
+#include "tests/wire/spawn_util.h"
 #include "wire/local_link.h"
 
 DECLARE_bool(shm_link);
@@ -239,7 +239,7 @@ TEST_F(LinkTest, ForgedOfferOrWrongNonceStaysOnZeroMq) {
   }
 }
 
-// A connection from another uid (a forked child that drops to nobody) is refused with
+// A connection from another uid (tests/wire/link_peer dropped to nobody) is refused with
 // a log line; the server's real peers still get their links.
 TEST_F(LinkTest, PeerOfAnotherUidIsRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
@@ -251,23 +251,10 @@ TEST_F(LinkTest, PeerOfAnotherUidIsRefused) {
   ASSERT_TRUE(first->WaitLinkState("on"));
   const std::string name = OnLoop(*server->reactor, [&] { return server->sock->TEST_link_name(); });
   ASSERT_FALSE(name.empty());
-  const pid_t pid = fork();
-  if (pid == 0) {  // only async-signal-safe calls from here on
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    memcpy(a.sun_path + 1, name.data(), name.size());
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 +
-                                                                           name.size())) != 0) {
-      _exit(4);
-    }
-    char nonce[16] = {};
-    if (write(fd, nonce, sizeof(nonce)) != 16) _exit(5);
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  // A separate process (posix_spawn, not fork: the test has threads) of uid 65534.
+  const pid_t pid = testing::SpawnPeer(tessera::testing::BinaryDir() + "/tests/wire/link_peer", {"foreign", name});
+  ASSERT_GT(pid, 0);
+  const int status = testing::WaitChild(pid, 10000);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   // The next peer's hello makes the server accept, and refuse the other uid.
   auto second = LinkClient::Start(NewContext(false), Opts(), server->endpoint);
