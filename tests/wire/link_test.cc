@@ -176,13 +176,18 @@ TEST_F(LinkTest, OrderHoldsAcrossTheSwitchUnderLoad) {
     ASSERT_NE(client, nullptr);
     std::vector<std::future<Result<InMessage>>> fs;
     uint64_t id = 0;
-    for (int wave = 0; wave < 60; ++wave) {
+    // Waves from right after Connect until 20 waves after the switch, however long the
+    // handshake takes here (a sanitizer build is slow).
+    int waves_after = 0;
+    for (int wave = 0; wave < 2000 && waves_after < 20; ++wave) {
       for (int k = 0; k < 40; ++k) {
         ++id;
         fs.push_back(client->Send(PushPull(id, id % 97 == 0 ? (256u << 10) : 512, id % 2 == 0, id)));
       }
       std::this_thread::sleep_for(std::chrono::microseconds(300));
+      if (OnLoop(*client->reactor, [&] { return client->sock->link_state(); }) == "on") ++waves_after;
     }
+    ASSERT_EQ(waves_after, 20) << "the link never came up";
     for (auto& f : fs) {
       ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
       Result<InMessage> r = f.get();
