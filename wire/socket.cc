@@ -235,6 +235,9 @@ Status Socket::Connect(const std::string& endpoint) {
   if (zmq_connect(sock_, endpoint.c_str()) != 0) {
     return ZmqError(("connect " + endpoint).c_str(), zmq_errno());
   }
+  // A second endpoint: ZeroMQ round-robins between them, a link would reach only the
+  // first. (Its shared-memory channel turns off too, so no new link is offered.)
+  if (type_ == SocketType::kDealer && !endpoint_.empty()) CloseLinks();
   endpoint_ = endpoint;
   if (mac_ && type_ == SocketType::kDealer) {  // auth=mac: HELLO goes first (wire/session.h)
     mac_->set_endpoint(endpoint);
