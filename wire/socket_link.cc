@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "common/clock.h"
+#include "common/metrics_registry.h"
 #include "wire/codec.h"
 #include "wire/shm_frames.h"
 #include "wire/socket.h"
@@ -37,6 +38,20 @@ constexpr int64_t kNonceWaitUs = 2'000'000;  // an accepted connection must writ
 constexpr size_t kMaxPendingAccepts = 64;
 
 std::vector<std::byte> LinkFrame(shm::Kind kind) { return shm::Writer(kind).Take(); }
+
+// Process-wide, for the metrics endpoint and `tessera status` (docs/metrics.md); the
+// per-socket LinkStats count the same events.
+struct LinkMetrics {
+  metrics::Counter& up = metrics::Global().GetCounter("link_up_total");
+  metrics::Counter& refused = metrics::Global().GetCounter("link_refused_total");
+  metrics::Counter& dropped = metrics::Global().GetCounter("link_dropped_total");
+  metrics::Counter& sent = metrics::Global().GetCounter("link_messages_sent_total");
+  metrics::Counter& received = metrics::Global().GetCounter("link_messages_received_total");
+};
+LinkMetrics& Metrics() {
+  static LinkMetrics m;
+  return m;
+}
 
 }  // namespace
 
@@ -113,6 +128,7 @@ bool Socket::LinkReceiveOne(Result<InMessage>* out, bool* got) {
   auto [rid, frames] = std::move(link_ready_.front());
   link_ready_.pop_front();
   ++link_stats_.messages_received;
+  Metrics().received.Add(1);
   *got = true;
   const size_t n = frames.size();
   Buffer header = std::move(frames.front());
@@ -130,6 +146,7 @@ Status Socket::SendFrames(std::string_view routing_id, std::span<const LinkOutFr
   while (p.rx && p.link->has_message()) link_ready_.emplace_back(std::string(it->first), p.link->PopMessage());
   if (st.ok()) {
     ++link_stats_.messages_sent;
+    Metrics().sent.Add(1);
   } else if (st.code() != StatusCode::kResourceExhausted) {
     // The link broke: this message and the later ones go to ZeroMQ, which queues them
     // for a peer that is gone exactly as it did before the switch (the coordinator, not
@@ -172,6 +189,7 @@ void Socket::AcceptLinks() {
       close(link_accepts_.front().fd);
       link_accepts_.erase(link_accepts_.begin());
       ++link_stats_.refused;
+      Metrics().refused.Add(1);
     }
     link_accepts_.push_back(PendingAccept{fd, NowMicros()});
   }
@@ -214,6 +232,7 @@ void Socket::AcceptLinks() {
     }
     LOG(WARNING) << "local link: refused " << why << "; that peer stays on ZeroMQ";
     ++link_stats_.refused;
+    Metrics().refused.Add(1);
     close(fd);
     link_accepts_.erase(link_accepts_.begin() + static_cast<std::ptrdiff_t>(i));
   }
@@ -242,6 +261,7 @@ void Socket::HandleLinkControl(const std::string& routing_id, std::span<const st
       if (!fd.ok()) {
         LOG(WARNING) << "local link to " << endpoint_ << ": " << fd.status().ToString() << "; staying on ZeroMQ";
         ++link_stats_.refused;
+        Metrics().refused.Add(1);
         return;
       }
       LinkPeer& np = link_peers_[""];
@@ -265,11 +285,13 @@ void Socket::HandleLinkControl(const std::string& routing_id, std::span<const st
       }
       p->tx = true;
       ++link_stats_.links_up;
+      Metrics().up.Add(1);
       VLOG(1) << "local link to " << endpoint_ << " on";
     } else if (kind == shm::kLinkRefuse) {
       LOG(WARNING) << "local link to " << endpoint_ << " refused by the server: " << r.Str(4096)
                    << "; staying on ZeroMQ";
       ++link_stats_.refused;
+      Metrics().refused.Add(1);
       link_peers_.erase(it);
     }
     return;
@@ -280,6 +302,7 @@ void Socket::HandleLinkControl(const std::string& routing_id, std::span<const st
     if (!p->link) {
       LOG(WARNING) << "local link: a peer said hello but no connection carried its nonce; it stays on ZeroMQ";
       ++link_stats_.refused;
+      Metrics().refused.Add(1);
       shm::Writer w(shm::kLinkRefuse);
       w.Str("no connection carried the nonce");
       SendControlFrame(routing_id, w.Take(), ZMQ_DONTWAIT).IgnoreError();
@@ -297,6 +320,7 @@ void Socket::HandleLinkControl(const std::string& routing_id, std::span<const st
   } else if (kind == shm::kLinkSwitch && p->tx && !p->rx) {
     p->rx = true;  // the peer's last ZeroMQ message: read its link from now on
     ++link_stats_.links_up;
+    Metrics().up.Add(1);
   }
 }
 
@@ -306,6 +330,7 @@ void Socket::DropLink(const std::string& routing_id, const Status& why) {
   const bool was_used = it->second.tx || it->second.rx;
   link_peers_.erase(it);
   ++link_stats_.dropped;
+  Metrics().dropped.Add(1);
   // An EOF is a peer that exited (a worker at the end of its job: not news); anything
   // else is a fault worth a line.
   const bool eof = why.code() == StatusCode::kUnavailable;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/testutil/testutil.h"
+#include "common/metrics_registry.h"
 #include "tests/wire/link_util.h"
 #include "tests/wire/spawn_util.h"
 #include "wire/local_link.h"
@@ -144,8 +145,15 @@ TEST_P(LinkBitwise, MessagesOverTheLinkAreTheZeroMqOnes) {
     EXPECT_EQ(OnLoop(*client->reactor, [&] { return client->sock->link_state(); }), link ? "on" : "off");
     return e;
   };
+  auto counter = [](const char* name) { return metrics::Global().GetCounter(name).value(); };
+  const uint64_t sent_before = counter("link_messages_sent_total");
   const Exchange zmq = run(false);
+  EXPECT_EQ(counter("link_messages_sent_total"), sent_before) << "nothing goes on a link with --shm_link=false";
+  const uint64_t up_before = counter("link_up_total");
   const Exchange lnk = run(true);
+  // Both sides count: 12 requests and 12 replies, one link seen from each end.
+  EXPECT_EQ(counter("link_messages_sent_total") - sent_before, 24u);
+  EXPECT_EQ(counter("link_up_total") - up_before, 2u);
   ASSERT_EQ(zmq.server.size(), 12u);
   ASSERT_EQ(zmq.client.size(), 12u);
   EXPECT_TRUE(zmq.server == lnk.server) << "the server received other messages over the link";
