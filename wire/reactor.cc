@@ -31,6 +31,9 @@ Reactor::~Reactor() {
 
 Socket* Reactor::AddSocket(std::unique_ptr<Socket> socket, Handler handler, ErrorHandler on_error) {
   Socket* raw = socket.get();
+  // A polled socket may move its peers to local links (wire/local_link.h): this loop
+  // reads them. The socket is not used by any other thread until the loop takes it.
+  if (handler) raw->EnableLocalLink();
   {
     MutexLock l(&mu_);
     pending_entries_.push_back(Entry{std::move(socket), std::move(handler), std::move(on_error)});
@@ -158,6 +161,9 @@ void Reactor::Loop() {
   pthread_setname_np(pthread_self(), "tessera-reactor");
   std::vector<zmq_pollitem_t> items;
   std::vector<Entry*> polled;
+  std::vector<size_t> first_item;  // polled[i]'s items: [first_item[i], first_item[i + 1])
+  std::vector<Socket::PollFd> fds;
+  bool more_ready = false;  // a socket still holds link messages read earlier
   while (!stop_requested_.load()) {
     {
       MutexLock l(&mu_);
@@ -166,12 +172,19 @@ void Reactor::Loop() {
     }
     items.assign(1, zmq_pollitem_t{nullptr, wake_fd_, ZMQ_POLLIN, 0});
     polled.clear();
+    first_item.clear();
     for (Entry& e : entries_) {
       if (!e.handler) continue;
+      first_item.push_back(items.size());
       items.push_back(zmq_pollitem_t{e.socket->raw(), 0, ZMQ_POLLIN, 0});
+      // The socket's local links (wire/local_link.h), polled directly: no I/O thread.
+      fds.clear();
+      e.socket->AppendLinkPollFds(&fds);
+      for (const Socket::PollFd& f : fds) items.push_back(zmq_pollitem_t{nullptr, f.fd, f.events, 0});
       polled.push_back(&e);
     }
-    const int rc = zmq_poll(items.data(), static_cast<int>(items.size()), PollTimeoutMillis());
+    first_item.push_back(items.size());
+    const int rc = zmq_poll(items.data(), static_cast<int>(items.size()), more_ready ? 0 : PollTimeoutMillis());
     if (rc < 0 && zmq_errno() != EINTR) {
       LOG(ERROR) << "reactor: zmq_poll failed: " << zmq_strerror(zmq_errno());
       break;
@@ -181,9 +194,13 @@ void Reactor::Loop() {
       ssize_t n = read(wake_fd_, &count, sizeof(count));  // reset the eventfd counter
       (void)n;
     }
-    for (size_t i = 0; rc > 0 && i < polled.size(); ++i) {
-      if (!(items[i + 1].revents & ZMQ_POLLIN)) continue;
+    more_ready = false;
+    for (size_t i = 0; i < polled.size(); ++i) {
       Entry& e = *polled[i];
+      for (size_t k = first_item[i] + 1; rc > 0 && k < first_item[i + 1]; ++k) {
+        if (items[k].revents != 0) e.socket->OnLinkEvents(items[k].fd, items[k].revents);
+      }
+      if (!(rc > 0 && (items[first_item[i]].revents & ZMQ_POLLIN)) && !e.socket->link_pending()) continue;
       for (int k = 0; k < options_.max_batch_per_socket && !stop_requested_.load(); ++k) {
         Result<InMessage> r = e.socket->TryRecv();
         if (r.ok()) {
@@ -194,6 +211,7 @@ void Reactor::Loop() {
           e.on_error(*e.socket, r.status());
         }
       }
+      more_ready = more_ready || e.socket->link_pending();
     }
     RunPosted();
     RunDueTimers();

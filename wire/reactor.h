@@ -10,6 +10,11 @@
 //     sockets (ZeroMQ sockets are not thread-safe).
 //   * Post, RunAfter, RunEvery, Cancel and Stop may be called from any thread.
 //     AddSocket may be called from any thread; it takes effect on the loop thread.
+//   * A socket's same-host local links (wire/local_link.h) are polled here too, as raw
+//     fds next to the ZeroMQ socket (Socket::AppendLinkPollFds), and read, flushed or
+//     dropped on this thread (Socket::OnLinkEvents); their messages come out of
+//     TryRecv like ZeroMQ ones. A socket taken with a handler may switch to a link
+//     (Socket::EnableLocalLink); one without a handler never does (nobody reads it).
 //   * Handlers must not block for long: they delay every other socket. Blocking work
 //     belongs on another thread, which Posts its result back.
 //   * Stop() runs the tasks already posted (so a posted final Send still happens), then

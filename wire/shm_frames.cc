@@ -4,6 +4,13 @@ namespace tessera::wire {
 
 namespace shm {
 
+bool IsLinkFrame(std::span<const std::byte> frame) {
+  if (!IsShmFrame(frame)) return false;
+  Reader r(frame);
+  const uint32_t kind = r.U32();
+  return r.ok() && kind >= kLinkOffer && kind <= kLinkRefuse;
+}
+
 bool DecodeOffer(Reader& r, Offer* o) {
   o->pid = r.U32();
   o->fd = static_cast<int32_t>(r.U32());

@@ -41,7 +41,14 @@ enum Kind : uint8_t {
   kData = 5,
   kStreamOk = 6,      // ROUTER -> DEALER: STREAMED_DATA frames are welcome on this channel
   kStreamedData = 7,  // DATA whose shared-memory payloads publish progress
+  // The local link's set-up (wire/local_link.h); handled by Socket, never by ShmTransport.
+  kLinkOffer = 8,    // ROUTER -> DEALER: Str(abstract socket name), 16-byte nonce
+  kLinkHello = 9,    // DEALER -> ROUTER: connected and wrote the nonce
+  kLinkSwitch = 10,  // either way: the sender's last message on ZeroMQ
+  kLinkRefuse = 11,  // ROUTER -> DEALER: Str(why); stay on ZeroMQ
 };
+// True when `frame` is a transport frame of the local link's set-up.
+bool IsLinkFrame(std::span<const std::byte> frame);
 // CONFIRM capabilities: this DEALER understands STREAM_OK and can send STREAMED_DATA
 // (kCapStreams); it takes STREAMED_DATA replies (kCapTakesStreams).
 inline constexpr uint32_t kCapStreams = 1;

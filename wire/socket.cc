@@ -203,7 +203,10 @@ Result<std::unique_ptr<Socket>> Socket::Create(std::shared_ptr<Context> ctx, Soc
 Socket::Socket(std::shared_ptr<Context> ctx, void* sock, SocketType type, SocketOptions options)
     : ctx_(std::move(ctx)), sock_(sock), type_(type), options_(std::move(options)) {}
 
-Socket::~Socket() { zmq_close(sock_); }
+Socket::~Socket() {
+  CloseLinks();
+  zmq_close(sock_);
+}
 
 Result<std::string> Socket::Bind(const std::string& endpoint) {
   if (zmq_bind(sock_, endpoint.c_str()) != 0) {
@@ -232,6 +235,10 @@ Status Socket::Connect(const std::string& endpoint) {
   if (zmq_connect(sock_, endpoint.c_str()) != 0) {
     return ZmqError(("connect " + endpoint).c_str(), zmq_errno());
   }
+  // A second endpoint: ZeroMQ round-robins between them, a link would reach only the
+  // first. (Its shared-memory channel turns off too, so no new link is offered.)
+  if (type_ == SocketType::kDealer && !endpoint_.empty()) CloseLinks();
+  endpoint_ = endpoint;
   if (mac_ && type_ == SocketType::kDealer) {  // auth=mac: HELLO goes first (wire/session.h)
     mac_->set_endpoint(endpoint);
     TESSERA_RETURN_IF_ERROR(MacSendHandshake({}, mac_->StartHandshake(), 0));
@@ -253,6 +260,8 @@ Status Socket::Connect(const std::string& endpoint) {
 }
 
 Status Socket::Disconnect(const std::string& endpoint) {
+  // A DEALER's link is to the one server it connected to: it goes with the connection.
+  if (type_ == SocketType::kDealer) CloseLinks();
   if (zmq_disconnect(sock_, endpoint.c_str()) != 0) {
     return ZmqError(("disconnect " + endpoint).c_str(), zmq_errno());
   }
@@ -294,8 +303,6 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
     return Status::Unavailable("sending " + OpName(msg.op()) + ": its payload is written after the send, and the "
                                "shared-memory channel to the peer is gone");
   }
-  size_t tcp_left = 0;
-  for (bool b : in_shm) tcp_left += b ? 0 : 1;
   Status st = [&]() -> Status {
     std::array<std::byte, kTrailerBytes> trailer;
     if (mac_) {  // auth=mac: the trailer's tag covers every frame below, the shm one included
@@ -307,32 +314,16 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
       }
       TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(rid, frames));
     }
-    const int trailer_more = mac_ ? ZMQ_SNDMORE : 0;
-    if (type_ == SocketType::kRouter) {
-      std::span<const std::byte> id(reinterpret_cast<const std::byte*>(rid.data()), rid.size());
-      // auth=mac: a failed send to a gone peer keeps its session. Its last messages may
-      // still be queued here (a worker that sent SHUTDOWN and exited), and must still
-      // open; the bounded session table drops stale sessions (wire/session.cc).
-      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE), "sending " + OpName(msg.op()));
-    }
-    if (!shm_frame.empty()) {
-      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, shm_frame, flags | ZMQ_SNDMORE),
-                                  "sending " + OpName(msg.op()));
-    }
-    // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
-    TESSERA_RETURN_IF_ERROR_CTX(
-        SendFrame(sock_, nullptr, header, flags | (tcp_left == 0 ? trailer_more : ZMQ_SNDMORE)),
-        "sending " + OpName(msg.op()));
+    // The frames ZeroMQ (or the local link, wire/local_link.h) carries, in order.
+    std::vector<LinkOutFrame> frames;
+    frames.reserve(payloads.size() + 3);
+    if (!shm_frame.empty()) frames.push_back({nullptr, shm_frame});
+    frames.push_back({nullptr, header});
     for (size_t i = 0; i < payloads.size(); ++i) {
-      if (in_shm[i]) continue;
-      const int more = --tcp_left > 0 ? ZMQ_SNDMORE : trailer_more;
-      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, &payloads[i].owner, payloads[i].bytes, flags | more),
-                                  "sending payload of " + OpName(msg.op()));
+      if (!in_shm[i]) frames.push_back({&payloads[i].owner, payloads[i].bytes});
     }
-    if (mac_) {
-      TESSERA_RETURN_IF_ERROR_CTX(SendFrame(sock_, nullptr, trailer, flags),
-                                  "sending the trailer of " + OpName(msg.op()));
-    }
+    if (mac_) frames.push_back({nullptr, trailer});
+    TESSERA_RETURN_IF_ERROR_CTX(SendFrames(rid, frames, flags), "sending " + OpName(msg.op()));
     return Status::OK();
   }();
   if (!st.ok() && !shm_frame.empty()) shm_->Abandon(peer, shm_frame);
@@ -356,7 +347,10 @@ Result<InMessage> Socket::TryRecv() {
   for (;;) {
     bool got = false;
     control_seen_ = false;
-    Result<InMessage> r = ReceiveOne(ZMQ_DONTWAIT, &got);
+    // Messages of the local link first (wire/local_link.h): a peer that switched sends
+    // nothing more on ZeroMQ, so per-peer order holds either way.
+    Result<InMessage> r = Status::TimedOut("no message queued");
+    if (!LinkReceiveOne(&r, &got)) r = ReceiveOne(ZMQ_DONTWAIT, &got);
     // A handshake frame (auth=mac, shared memory) or a refused message was consumed:
     // look for a real message behind it.
     if (!control_seen_) return r;
@@ -375,7 +369,14 @@ Result<InMessage> Socket::Recv(Deadline deadline) {
       rcvtimeo_ms_ = wait;
     }
     bool got = false;
-    Result<InMessage> r = ReceiveOne(0, &got);
+    control_seen_ = false;
+    Result<InMessage> r = Status::TimedOut("no message queued");
+    // Link messages already read (the link itself is read by the Reactor only).
+    if (LinkReceiveOne(&r, &got)) {
+      if (control_seen_) continue;
+      return r;
+    }
+    r = ReceiveOne(0, &got);
     if (got || r.status().code() != StatusCode::kTimedOut) return r;
     if (deadline.Expired()) return Status::TimedOut("no message before the deadline");
     // EINTR, or the timeout rounded down to whole milliseconds: wait for the rest.
@@ -429,60 +430,7 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
       delete m;
     }
   }
-  if (mac_ && index > first_header && !MacAdmit(routing_id, header, payloads, index - first_header, truncated, peer)) {
-    control_seen_ = true;  // a handshake frame or a refused message: nothing for the caller
-    *got = false;
-    return Status::TimedOut("no message queued");
-  }
-  // Same-host shared memory: a transport frame before the header (wire/shm_channel.h).
-  // It is a frame of its own: alone, a handshake frame for this socket; before a header,
-  // the descriptor of the payloads that travel in shared memory.
-  Buffer shm_frame;
-  if (shm_ && index > first_header && IsShmFrame(header.bytes())) {
-    shm_frame = std::move(header);
-    header = Buffer();
-    if (payloads.empty()) {
-      HandleShmControl(routing_id, shm_frame);
-      control_seen_ = true;
-      *got = false;
-      return Status::TimedOut("only a shared-memory control frame was queued");
-    }
-    header = std::move(payloads.front());
-    payloads.erase(payloads.begin());
-  }
-  if (mac_ && type_ == SocketType::kRouter && !MacIdentityMatches(routing_id, header, peer)) {
-    control_seen_ = true;
-    *got = false;
-    return Status::TimedOut("no message queued");
-  }
-  Result<InMessage> r = [&]() -> Result<InMessage> {
-    if (index <= first_header) return Status::Corruption("message without a header frame");
-    std::vector<std::shared_ptr<const ShmStream>> streams;
-    if (!shm_frame.empty()) {
-      TESSERA_ASSIGN_OR_RETURN(payloads,
-                               shm_->Resolve(routing_id, shm_frame.bytes(), std::move(payloads), &streams));
-    } else if (shm_) {
-      shm_->CountTcpReceived(payloads);
-    }
-    ++decoded_messages_;
-    Result<InMessage> m = Decode(routing_id, header, std::move(payloads), options_.decode);
-    if (m.ok() && !streams.empty()) m->set_payload_streams(std::move(streams));
-    return m;
-  }();
-  if (!r.ok()) ReportMalformed(routing_id, header, r.status());
-  return r;
-}
-
-void Socket::HandleShmControl(const std::string& routing_id, const Buffer& frame) {
-  std::vector<std::byte> reply;
-  Status st = shm_->OnControl(routing_id, frame.bytes(), &reply);
-  // Rate-limited: a misbehaving peer must not flood the log.
-  if (!st.ok()) {
-    LOG_EVERY_T(WARNING, 1.0) << "shared memory: " << st.ToString();
-  }
-  if (reply.empty()) return;
-  // Non-blocking, like error replies: the handshake must never stall the loop.
-  SendControlFrame(routing_id, reply, ZMQ_DONTWAIT).IgnoreError();
+  return ProcessFrames(routing_id, std::move(header), std::move(payloads), index - first_header, truncated, peer, got);
 }
 
 Status Socket::SendControlFrame(std::string_view routing_id, std::span<const std::byte> frame, int flags) {
@@ -491,35 +439,24 @@ Status Socket::SendControlFrame(std::string_view routing_id, std::span<const std
     const std::span<const std::byte> frames[] = {frame};
     TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(routing_id, frames));
   }
+  const LinkOutFrame frames[] = {{nullptr, frame}, {nullptr, trailer}};
+  return SendFrames(routing_id, std::span<const LinkOutFrame>(frames, mac_ ? 2 : 1), flags);
+}
+
+Status Socket::ZmqSendFrames(std::string_view routing_id, std::span<const LinkOutFrame> frames, int flags) {
   if (type_ == SocketType::kRouter) {
+    // auth=mac: a failed send to a gone peer keeps its session. Its last messages may
+    // still be queued here (a worker that sent SHUTDOWN and exited), and must still
+    // open; the bounded session table drops stale sessions (wire/session.cc).
     std::span<const std::byte> id(reinterpret_cast<const std::byte*>(routing_id.data()), routing_id.size());
     TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE));
   }
-  TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, frame, flags | (mac_ ? ZMQ_SNDMORE : 0)));
-  if (mac_) TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, trailer, flags));
-  return Status::OK();
-}
-
-void Socket::ReportMalformed(const std::string& routing_id, const Buffer& header,
-                             const Status& st) {
-  const int64_t now = NowMicros();
-  if (now - last_log_us_ >= 1000000) {
-    LOG(WARNING) << "dropped malformed message" << (routing_id.empty() ? "" : " from a peer")
-                 << ": " << st.ToString()
-                 << (suppressed_logs_
-                         ? " (" + std::to_string(suppressed_logs_) + " more since the last line)"
-                         : std::string());
-    last_log_us_ = now;
-    suppressed_logs_ = 0;
-  } else {
-    ++suppressed_logs_;
+  // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const int more = i + 1 < frames.size() ? ZMQ_SNDMORE : 0;
+    TESSERA_RETURN_IF_ERROR(SendFrame(sock_, frames[i].owner, frames[i].bytes, flags | more));
   }
-  if (type_ != SocketType::kRouter || !options_.reply_to_malformed || routing_id.empty()) return;
-  ReplyTarget target = PeekReplyTarget(routing_id, header.bytes());
-  // Never answer an error with an error: two ROUTERs could bounce them forever.
-  if (target.op_known && target.in_reply_to == Op::ERROR) return;
-  // Non-blocking: a peer that sends garbage and never reads must not stall our loop.
-  SendImpl(MakeErrorReply(target, st), routing_id, ZMQ_DONTWAIT).IgnoreError();
+  return Status::OK();
 }
 
 // ------------------------------------------------------------- auth=mac hooks

@@ -12,8 +12,11 @@
 // Reactor's Post). The usual arrangement is one Reactor thread owning every socket.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +26,7 @@
 #include "common/status.h"
 #include "wire/codec.h"
 #include "wire/curve.h"
+#include "wire/local_link.h"
 #include "wire/message.h"
 #include "wire/session.h"
 #include "wire/shm_channel.h"
@@ -108,7 +112,7 @@ class Socket {
   // so sending to an unknown or gone peer fails (Unavailable) instead of vanishing.
   static Result<std::unique_ptr<Socket>> Create(std::shared_ptr<Context> ctx, SocketType type,
                                                 SocketOptions options = {});
-  ~Socket();  // closes the socket (pending sends linger up to linger_ms)
+  ~Socket();  // closes the socket (pending sends linger up to linger_ms) and its links
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
 
@@ -133,7 +137,8 @@ class Socket {
   // no routing id. On failure nothing of the message was sent.
   Status Send(OutMessage&& msg, std::string_view routing_id = {});
 
-  // Waits until `deadline` for one message and decodes it. Returns TimedOut when none
+  // Waits until `deadline` for one message and decodes it (ZeroMQ only: a socket with a
+  // local link is read by its Reactor, wire/local_link.h). Returns TimedOut when none
   // arrived; the codec's Status for a malformed message (ROUTER: after answering the
   // sender with an error reply; a log line is written, rate-limited), so a receive loop
   // simply continues on error.
@@ -173,6 +178,37 @@ class Socket {
   // The shared-memory transport (null on PAIR sockets), for tests.
   const ShmTransport* TEST_shm() const { return shm_.get(); }
 
+  // ---- Same-host local link (wire/local_link.h, wire/socket_link.cc). A ROUTER or
+  // DEALER moves a peer's messages to a Unix-domain socket once their shared-memory
+  // channel is on, but only after EnableLocalLink: the link's fds are read by the
+  // Reactor's loop, not by Recv, so only a socket a Reactor polls may use one. All of
+  // these belong to the socket's (the loop's) thread.
+  // The Reactor calls this when it takes the socket with a handler; --shm_link decides.
+  void EnableLocalLink();
+  // An fd the Reactor polls besides the ZeroMQ socket, with ZMQ_POLLIN / ZMQ_POLLOUT.
+  struct PollFd {
+    int fd;
+    short events;
+  };
+  void AppendLinkPollFds(std::vector<PollFd>* out) const;
+  // zmq_poll said `fd` (one of AppendLinkPollFds's) is ready: flush, read, or drop it.
+  void OnLinkEvents(int fd, short revents);
+  // Messages (or a lost link) wait for TryRecv with nothing left to poll for.
+  bool link_pending() const { return !link_ready_.empty() || (!link_lost_.ok() && !link_lost_reported_); }
+  const LinkStats& link_stats() const { return link_stats_; }
+  // "on", "tx" / "rx" (half switched), "pending", "off" (ROUTER: of `routing_id`).
+  std::string link_state(std::string_view routing_id = {}) const;
+  // ROUTER: the abstract name its link listener has ("" before the first offer). For tests.
+  const std::string& TEST_link_name() const { return link_name_; }
+  // DEALER: the link's fd (-1 without one), so a test can scribble on it.
+  int TEST_link_fd() const;
+  // ROUTER: later offers name `name` instead of the listener ("" : the listener) and
+  // carry a nonce other than the one expected when `wrong_nonce`. For tests.
+  void TEST_ForgeLinkOffers(std::string name, bool wrong_nonce) {
+    test_offer_name_ = std::move(name);
+    test_wrong_nonce_ = wrong_nonce;
+  }
+
  private:
   Socket(std::shared_ptr<Context> ctx, void* sock, SocketType type, SocketOptions options);
   // Receives one message; the first frame's wait is bounded by ZMQ_RCVTIMEO (flags 0) or
@@ -211,6 +247,46 @@ class Socket {
   uint64_t suppressed_logs_ = 0;
   std::unique_ptr<MacLink> mac_;  // --auth=mac state; null otherwise
   uint64_t decoded_messages_ = 0;
+
+  // The frames of one message, after ZeroMQ's routing id or from the link.
+  Result<InMessage> ProcessFrames(const std::string& routing_id, Buffer header, std::vector<Buffer> payloads,
+                                  size_t frames, bool truncated, const std::string& peer, bool* got);
+  // One message: on the peer's link when our side switched, else ZeroMQ.
+  Status SendFrames(std::string_view routing_id, std::span<const LinkOutFrame> frames, int flags);
+  Status ZmqSendFrames(std::string_view routing_id, std::span<const LinkOutFrame> frames, int flags);
+  // True when it produced *out (a link message, a control frame consumed, a lost link).
+  bool LinkReceiveOne(Result<InMessage>* out, bool* got);
+  void HandleLinkControl(const std::string& routing_id, std::span<const std::byte> frame);
+  void MaybeOfferLink(const std::string& routing_id);
+  void AcceptLinks();
+  void DropLink(const std::string& routing_id, const Status& why);
+  void CloseLinks();
+  // Link messages read ahead of the handler, at most: the receive HWM (at least 64).
+  size_t LinkReadyBound() const { return static_cast<size_t>(std::max(options_.recv_hwm, 64)); }
+
+  // Local-link state; the socket's thread only.
+  struct LinkPeer {
+    LinkNonce nonce{};               // ROUTER: what the peer must write first
+    std::unique_ptr<LocalLink> link;  // connected / accepted
+    bool tx = false;                 // our messages to the peer go on the link
+    bool rx = false;                 // we read the peer's link
+  };
+  struct PendingAccept {
+    int fd;
+    int64_t since_us;
+  };
+  bool link_allowed_ = false;
+  std::string endpoint_;     // DEALER: the endpoint last connected, for log lines
+  int link_listen_fd_ = -1;  // ROUTER, from the first offer on
+  std::string link_name_;
+  std::map<std::string, LinkPeer, std::less<>> link_peers_;  // ROUTER: by routing id; DEALER: ""
+  std::vector<PendingAccept> link_accepts_;                  // accepted, nonce not read yet
+  std::deque<std::pair<std::string, std::vector<Buffer>>> link_ready_;
+  Status link_lost_;  // DEALER: the link broke; TryRecv reports it once
+  bool link_lost_reported_ = false;
+  LinkStats link_stats_;
+  std::string test_offer_name_;
+  bool test_wrong_nonce_ = false;
 };
 
 // Sends `request` on a DEALER socket and waits until `deadline` for the reply with the
