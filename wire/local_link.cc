@@ -47,18 +47,29 @@ LocalLink::LocalLink(int fd, uint64_t max_frame_bytes, size_t max_queued_message
 
 LocalLink::~LocalLink() { close(fd_); }
 
-Status LocalLink::Fail(Status st) {
-  if (broken_.ok()) broken_ = st;
+void LocalLink::DropOutput() {
   out_.clear();
   queued_messages_ = 0;
   queued_bytes_ = 0;
+}
+
+Status LocalLink::Fail(Status st) {
+  if (broken_.ok()) broken_ = st;
+  DropOutput();
   return broken_;
+}
+
+Status LocalLink::FailWrite(Status st) {
+  if (write_broken_.ok()) write_broken_ = st;
+  DropOutput();
+  return write_broken_;
 }
 
 bool LocalLink::full() const { return queued_messages_ >= max_queued_ && queued_bytes_ >= kSlackBytes; }
 
 Status LocalLink::Send(std::span<const LinkOutFrame> frames, int wait_ms, bool read_while_waiting) {
   if (!broken_.ok()) return broken_;
+  if (!write_broken_.ok()) return write_broken_;
   if (frames.empty()) return Status::InvalidArgument("a message of no frames");
   if (full()) {
     TESSERA_RETURN_IF_ERROR(Flush());
@@ -111,6 +122,7 @@ Status LocalLink::Send(std::span<const LinkOutFrame> frames, int wait_ms, bool r
 
 Status LocalLink::Flush() {
   if (!broken_.ok()) return broken_;
+  if (!write_broken_.ok()) return write_broken_;
   while (!out_.empty()) {
     std::array<iovec, 32> iov;
     size_t n = 0;
@@ -125,7 +137,7 @@ Status LocalLink::Flush() {
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::OK();
-      return Fail(Errno("local link write", errno));
+      return FailWrite(Errno("local link write", errno));
     }
     size_t left = static_cast<size_t>(w);
     while (!out_.empty()) {

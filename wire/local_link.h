@@ -97,13 +97,17 @@ class LocalLink {
     bool ends_message = false;
   };
   Status Fail(Status st);
+  // A failed write: later sends fail with it, reading goes on (the peer's last messages).
+  Status FailWrite(Status st);
+  void DropOutput();
   bool ParseStaged(Status* error);
   bool full() const;
 
   const int fd_;
   const uint64_t max_frame_bytes_;
   const size_t max_queued_;
-  Status broken_;  // set once the link failed; every later call returns it
+  Status broken_;        // set once the link failed; every later call returns it
+  Status write_broken_;  // set once a write failed; Send and Flush return it
 
   std::deque<Chunk> out_;
   size_t queued_messages_ = 0;

@@ -215,6 +215,9 @@ void Reactor::Loop() {
     }
     RunPosted();
     RunDueTimers();
+    // A task or timer that sent on a link may have read the peer's messages meanwhile
+    // (a send that waits for room, or one that found the peer gone): no fd will say so.
+    for (Entry* e : polled) more_ready = more_ready || e->socket->link_pending();
   }
   // Stopping: tasks posted before Stop() still run (a final Send goes out), then the
   // sockets close here, on the thread that used them.

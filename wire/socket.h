@@ -260,6 +260,8 @@ class Socket {
   void MaybeOfferLink(const std::string& routing_id);
   void AcceptLinks();
   void DropLink(const std::string& routing_id, const Status& why);
+  // A send or flush on the link to `routing_id` failed with `why`: see LinkPeer::tx_failed.
+  void LinkWriteFailed(const std::string& routing_id, const Status& why);
   void CloseLinks();
   // Link messages read ahead of the handler, at most: the receive HWM (at least 64).
   size_t LinkReadyBound() const { return static_cast<size_t>(std::max(options_.recv_hwm, 64)); }
@@ -270,6 +272,10 @@ class Socket {
     std::unique_ptr<LocalLink> link;  // connected / accepted
     bool tx = false;                 // our messages to the peer go on the link
     bool rx = false;                 // we read the peer's link
+    // A write failed (the peer closed its end): our later messages go to ZeroMQ, but the
+    // link stays until what the peer wrote before closing has been read (it may be its
+    // last message, e.g. a worker's SHUTDOWN), once rx allows reading it.
+    bool tx_failed = false;
   };
   struct PendingAccept {
     int fd;

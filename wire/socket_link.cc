@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "common/clock.h"
@@ -110,8 +111,13 @@ void Socket::OnLinkEvents(int fd, short revents) {
   if (peer == nullptr) return;  // dropped earlier in this turn
   Status st;
   if ((revents & ZMQ_POLLOUT) != 0) st = peer->link->Flush();
-  if (st.ok() && peer->rx && (revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0) st = peer->link->Read(256u << 10);
-  if (st.ok() && !peer->rx && (revents & ZMQ_POLLERR) != 0) st = Status::Unavailable("the local link failed");
+  if (!st.ok() || (!peer->rx && (revents & ZMQ_POLLERR) != 0)) {
+    // The peer closed its end (or the write failed): what it wrote before is still to
+    // be read, in order, once its switch lets us (LinkWriteFailed).
+    LinkWriteFailed(rid, st.ok() ? Status::Unavailable("the local link failed") : st);
+    return;
+  }
+  if (peer->rx && (revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0) st = peer->link->Read(256u << 10);
   // Messages that arrived whole before an EOF are still delivered, in order, before the loss.
   while (peer->link->has_message()) link_ready_.emplace_back(rid, peer->link->PopMessage());
   if (!st.ok()) DropLink(rid, st);
@@ -139,7 +145,9 @@ bool Socket::LinkReceiveOne(Result<InMessage>* out, bool* got) {
 
 Status Socket::SendFrames(std::string_view routing_id, std::span<const LinkOutFrame> frames, int flags) {
   auto it = link_peers_.find(type_ == SocketType::kRouter ? routing_id : std::string_view());
-  if (it == link_peers_.end() || !it->second.tx || !it->second.link) return ZmqSendFrames(routing_id, frames, flags);
+  if (it == link_peers_.end() || !it->second.tx || it->second.tx_failed || !it->second.link) {
+    return ZmqSendFrames(routing_id, frames, flags);
+  }
   const int wait_ms = (flags & ZMQ_DONTWAIT) != 0 ? 0 : options_.send_timeout_ms;
   LinkPeer& p = it->second;
   Status st = p.link->Send(frames, wait_ms, /*read_while_waiting=*/p.rx && link_ready_.size() < LinkReadyBound());
@@ -151,7 +159,7 @@ Status Socket::SendFrames(std::string_view routing_id, std::span<const LinkOutFr
     // The link broke: this message and the later ones go to ZeroMQ, which queues them
     // for a peer that is gone exactly as it did before the switch (the coordinator, not
     // the transport, decides that a process is dead).
-    DropLink(std::string(it->first), st);
+    LinkWriteFailed(std::string(it->first), st);
     return ZmqSendFrames(routing_id, frames, flags);
   }
   return st;
@@ -322,6 +330,24 @@ void Socket::HandleLinkControl(const std::string& routing_id, std::span<const st
     ++link_stats_.links_up;
     Metrics().up.Add(1);
   }
+}
+
+void Socket::LinkWriteFailed(const std::string& routing_id, const Status& why) {
+  auto it = link_peers_.find(routing_id);
+  if (it == link_peers_.end()) return;
+  LinkPeer& p = it->second;
+  p.tx_failed = true;
+  if (!p.rx) {
+    // Not reading the link yet: the peer's switch is still on its way through ZeroMQ,
+    // and its link messages come after it. The fd stays (unpolled) until then.
+    VLOG(1) << "local link: a write failed before the peer's switch: " << why.ToString();
+    return;
+  }
+  // A peer that closed its end has nothing more coming: everything it sent is in the
+  // kernel (at most its socket buffer), then its EOF.
+  Status st = p.link->Read(SIZE_MAX);
+  while (p.link->has_message()) link_ready_.emplace_back(routing_id, p.link->PopMessage());
+  DropLink(routing_id, st.ok() ? why : st);
 }
 
 void Socket::DropLink(const std::string& routing_id, const Status& why) {

@@ -216,6 +216,52 @@ TEST_F(LinkTest, OrderHoldsAcrossTheSwitchUnderLoad) {
   }
 }
 
+// A worker's last message (its SHUTDOWN) sits unread in the server's link when the
+// worker exits, and the server writes to it before reading: the failed write must not
+// throw away what the worker sent (it did: the coordinator then waited for a worker
+// that had finished, and declared it dead).
+TEST_F(LinkTest, APeersLastMessageSurvivesAFailedWriteToIt) {
+  FLAGS_shm_link = true;
+  for (bool mac : {false, true}) {
+    auto server = EchoServer::Start(NewContext(mac), Opts());
+    ASSERT_NE(server, nullptr);
+    SocketOptions co = Opts();
+    co.routing_id = "last-words";
+    auto client = LinkClient::Start(NewContext(mac), co, server->endpoint);
+    ASSERT_NE(client, nullptr);
+    ASSERT_TRUE(client->WaitLinkState("on"));
+    ASSERT_TRUE(client->Call(PushPull(1, 512, false)).ok());  // both directions on the link
+    ASSERT_TRUE(WaitServer(*server, [](const LinkStats& s) { return s.messages_received >= 1; }));
+
+    // Hold the server's loop, let the client send its last message and exit, then have
+    // the server write to it first.
+    std::promise<void> held, release;
+    std::shared_future<void> go = release.get_future().share();
+    std::promise<Status> wrote;
+    server->reactor->Post([&] {
+      held.set_value();
+      go.wait();
+      OutMessage m(Op::RESPONSE);
+      m.SetRequestId(99);
+      m.header().getBody().initResponse().setParamId(7);
+      wrote.set_value(server->sock->Send(std::move(m), "last-words"));
+    });
+    held.get_future().wait();
+    client->Send(PushPull(2, 512, false));
+    client.reset();  // runs the posted send, then closes the socket and its link
+    release.set_value();
+    wrote.get_future().get().IgnoreError();  // the peer is gone: its outcome does not matter
+
+    const Deadline d = Deadline::FromMillis(10000);
+    bool got = false;
+    while (!got && !d.Expired()) {
+      for (const Seen& x : server->seen()) got = got || x.request_id == 2;
+      if (!got) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_TRUE(got) << "mac=" << mac << ": the client's last message was lost";
+  }
+}
+
 // An offer naming a socket nobody listens on, and one with a nonce the server does not
 // expect: the connection stays on ZeroMQ, says why in the log, and still works.
 TEST_F(LinkTest, ForgedOfferOrWrongNonceStaysOnZeroMq) {
