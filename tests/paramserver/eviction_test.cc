@@ -20,13 +20,6 @@ namespace {
 
 constexpr uint64_t kWidth = 4;
 
-OptimizerConfig Adagrad() {
-  OptimizerConfig o;
-  o.kind = OptimizerKind::kAdaGrad;
-  o.lr = 0.1f;
-  return o;
-}
-
 // A one-server store with one sparse table "emb" (param 0) under `policy`.
 struct Store {
   explicit Store(const TablePolicy& policy) : cluster(1, 1, {SparseSpec("emb", kWidth, Adagrad())}, {SyncMode::kAsp, 0}) {

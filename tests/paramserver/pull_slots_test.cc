@@ -17,13 +17,6 @@ namespace {
 
 constexpr uint64_t kWidth = 4;
 
-OptimizerConfig Adagrad() {
-  OptimizerConfig o;
-  o.kind = OptimizerKind::kAdaGrad;
-  o.lr = 0.1f;
-  return o;
-}
-
 Cluster MakeCluster() { return Cluster(1, 1, {SparseSpec("emb", kWidth, Adagrad())}, {SyncMode::kAsp, 0}); }
 
 // The store with the reuse (on) and the reference without (off), fed the same calls.

@@ -40,6 +40,14 @@ inline ParamSpec SparseSpec(std::string name, int64_t width, OptimizerConfig opt
 }
 
 // A gradient value that differs per (worker, step, element) and has both signs.
+// AdaGrad at lr 0.1: the sparse tables' optimizer in the eviction and pull-slot tests.
+inline OptimizerConfig Adagrad() {
+  OptimizerConfig o;
+  o.kind = OptimizerKind::kAdaGrad;
+  o.lr = 0.1f;
+  return o;
+}
+
 inline float Grad(int worker, int64_t step, uint64_t i) {
   const double x =
       std::sin(0.37 * static_cast<double>(i) + 1.3 * worker + 0.71 * static_cast<double>(step));

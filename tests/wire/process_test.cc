@@ -9,6 +9,7 @@
 
 #include "tests/testutil/testutil.h"
 #include "tests/wire/peer_protocol.h"
+#include "tests/wire/spawn_util.h"
 #include "wire/socket.h"
 
 extern char** environ;
@@ -18,23 +19,7 @@ namespace {
 
 using testing::kReplyMask;
 using testing::PeerByte;
-
-// Waits up to `ms` for `pid`; kills it when it overstays. Returns the wait status or -1.
-int WaitChild(pid_t pid, int ms) {
-  Deadline d = Deadline::FromMillis(ms);
-  for (;;) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0) return -1;
-    if (d.Expired()) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
+using testing::WaitChild;
 
 TEST(Process, PushAndReplyRoundTripWithAPeerProcess) {
   auto ctx = Context::Create();

@@ -52,6 +52,7 @@ inline std::string ReadLine(int fd) {
   return s;
 }
 
+// Waits up to `ms` for `pid`; kills it when it overstays. Returns the wait status or -1.
 inline int WaitChild(pid_t pid, int ms) {
   Deadline d = Deadline::FromMillis(ms);
   for (;;) {
