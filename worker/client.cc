@@ -227,6 +227,7 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
         servers_.push_back(reactor_->AddSocket(std::move(sock_or).value(),
                                                [this](Socket& k, InMessage&& m) { OnData(k, std::move(m)); }));
       }
+      server_on_shm_ = std::vector<std::atomic<bool>>(servers_.size());
       have_map_ = true;
       cv_.notify_all();
       return;
@@ -354,6 +355,28 @@ void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
   if (!posted) shared_part->handle.CompletePart(Status::Aborted("client is closed"));
 }
 
+std::vector<DensePiece> Client::PipelineOverTcp(const DenseLayout& layout, std::vector<DensePiece> pieces) const {
+  if (options_.tcp_request_bytes == 0) return pieces;
+  // At most this many requests per piece: far below the send queue's bound (max_inflight),
+  // so a huge tensor never makes the loop block in Send while replies wait to be read.
+  constexpr uint64_t kMaxCuts = 64;
+  const uint64_t chunk = layout.chunk_elements;
+  const uint64_t wanted = std::max<uint64_t>(1, options_.tcp_request_bytes / sizeof(float) / chunk);
+  std::vector<DensePiece> out;
+  for (const DensePiece& p : pieces) {
+    // Pieces start on a chunk boundary (SplitDense of [0, n)), so every cut is one too.
+    if (p.server >= server_on_shm_.size() || server_on_shm_[p.server].load(std::memory_order_relaxed) ||
+        p.begin % chunk != 0) {
+      out.push_back(p);
+      continue;
+    }
+    const uint64_t chunks = (p.end - p.begin + chunk - 1) / chunk;
+    const uint64_t step = std::max(wanted, (chunks + kMaxCuts - 1) / kMaxCuts) * chunk;
+    for (uint64_t b = p.begin; b < p.end; b += step) out.push_back({p.server, b, std::min(p.end, b + step)});
+  }
+  return out;
+}
+
 Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step) {
   const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
   if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
@@ -368,18 +391,19 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
     Status st = CheckHostF32(out, n, "output");
     if (!st.ok()) return Handle(st.WithContext(spec->name));
   }
-  auto pieces = map_->SplitDense(param_id, 0, n);
-  if (!pieces.ok()) return Handle(pieces.status());
+  auto split = map_->SplitDense(param_id, 0, n);
+  if (!split.ok()) return Handle(split.status());
+  const std::vector<DensePiece> pieces = PipelineOverTcp(*map_->dense_layout(param_id), std::move(split).value());
   // The caller's gradient memory goes out as is (zero copy). One more part than pieces:
   // it completes when the last reference to `owner` dies, i.e. when ZeroMQ has released
   // every frame over the gradient (or a message was dropped before it was sent). So the
   // Handle is never done while ZeroMQ may still read the caller's memory, even after a
   // timeout or a failure completed every piece. Runs on whichever thread drops it last.
-  Handle h = Handle::Pending(static_cast<int>(pieces->size()) + (pushing ? 1 : 0));
+  Handle h = Handle::Pending(static_cast<int>(pieces.size()) + (pushing ? 1 : 0));
   Buffer owner = pushing ? Buffer::Wrap(grad.data, n * sizeof(float), Device::kCPU,
                                         [h] { h.CompletePart(Status::OK()); })
                          : Buffer();
-  for (const DensePiece& piece : *pieces) {
+  for (const DensePiece& piece : pieces) {
     OutMessage m = NewDensePiece(op, param_id, piece, step);
     // A same-host server applies a dense gradient as it arrives (wire/shm_stream.h).
     m.set_streamable(pushing);

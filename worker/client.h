@@ -76,6 +76,13 @@ struct ClientOptions {
   Duration register_timeout = std::chrono::seconds(120);
   // Messages queued per server connection before Send pushes back. Default: 1000.
   int max_inflight = 1000;
+  // A dense request to a server reached over TCP (no same-host shared-memory channel) is
+  // cut at chunk boundaries into requests of about this many bytes (at least one chunk
+  // each), all in flight at once: the server verifies and applies one while the next is
+  // on the wire, and its reply travels while the next is applied. 0: one request per
+  // server. Default: 1 MiB (--tcp_request_bytes; smaller requests cost more than they
+  // overlap on 2 cores, docs/benchmarks.md).
+  uint64_t tcp_request_bytes = 1 << 20;
 };
 
 // Counters for metrics and tests (monotonic, read any time).
@@ -236,6 +243,9 @@ class Client {
   // not come (a Python worker between steps when a preemption stopped the job).
   bool CompleteIfStopped(const Handle& h, const std::string& what);
   Handle DenseRequest(wire::Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step);
+  // Any thread: `pieces` (SplitDense's, of a whole tensor) with those to servers reached
+  // over TCP cut into requests of options_.tcp_request_bytes, at chunk boundaries.
+  std::vector<DensePiece> PipelineOverTcp(const DenseLayout& layout, std::vector<DensePiece> pieces) const;
   wire::OutMessage NewData(wire::Op op, uint32_t param_id, ParamKind kind, int64_t step);
   // NewData for one server's piece [begin, end) of a dense parameter.
   wire::OutMessage NewDensePiece(wire::Op op, uint32_t param_id, const DensePiece& piece, int64_t step);
@@ -249,6 +259,10 @@ class Client {
   wire::Socket* control_ = nullptr;            // loop thread only
   std::vector<wire::Socket*> servers_;         // loop thread only (index = server)
   std::vector<std::string> server_endpoints_;  // loop thread only (index = server)
+  // Per server: its shared-memory channel was on at the last dense reply (the loop thread
+  // writes, DenseRequest reads: such requests stay whole, the channel streams them).
+  // Sized once, before DeclareParams returns.
+  std::vector<std::atomic<bool>> server_on_shm_;
   std::atomic<uint64_t> next_request_id_{0};
   std::atomic<uint64_t> barriers_{0};
   std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns

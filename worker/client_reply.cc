@@ -21,6 +21,12 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
   if (p.server >= 0 && static_cast<size_t>(p.server) < metrics_->rtt.size()) {
     metrics_->rtt[static_cast<size_t>(p.server)]->Record(std::chrono::duration<double>(Clock::now() - p.sent).count());
   }
+  if (p.server >= 0 && (p.zero_copy_push || (p.out != nullptr && p.groups == nullptr))) {
+    // Dense requests to this server go whole (streamed) while its channel is on, else cut
+    // up for TCP (PipelineOverTcp); the channel turns on (or off) between requests.
+    server_on_shm_[static_cast<size_t>(p.server)].store(servers_[static_cast<size_t>(p.server)]->shm_state() == "on",
+                                                        std::memory_order_relaxed);
+  }
   if (msg.op() == Op::ERROR) return p.handle.CompletePart(wire::StatusFromError(msg).WithContext(p.what));
   // A same-host reply whose values the server is still writing (wire/shm_stream.h): a
   // dense pull's is copied out as it arrives, below; anything else waits for all of it.

@@ -53,6 +53,7 @@ DEFINE_string(echo_bind, "", "baseline: only run the raw-ZeroMQ echo side, bound
 DEFINE_string(echo_connect, "", "baseline: only run the raw-ZeroMQ client side, against an echo side at this endpoint on another host");
 
 DECLARE_uint64(chunk_bytes);  // launch/job.cc
+DECLARE_uint64(tcp_request_bytes);  // launch/job.cc
 
 namespace {
 
@@ -313,6 +314,7 @@ tessera::Result<std::unique_ptr<AuthJob>> StartAuthJob(const std::string& mode, 
   wo.rank = 2;
   wo.num_servers = 1;
   wo.num_workers = 1;
+  wo.tcp_request_bytes = FLAGS_tcp_request_bytes;
   TESSERA_ASSIGN_OR_RETURN(job->client, worker::Client::Connect(wo, job->ctx));
   return job;
 }
