@@ -414,6 +414,25 @@ Handle Client::PushPull(uint32_t id, TensorView grad, TensorView out, int64_t st
   return DenseRequest(Op::PUSH_PULL, id, grad, out, step);
 }
 
+Result<std::shared_ptr<const KeyGroups>> Client::GroupsOf(std::span<const Key> keys, bool keep) {
+  if (!keep) {
+    std::lock_guard<std::mutex> l(groups_mu_);
+    if (kept_groups_ && kept_groups_keys_.size() == keys.size() &&
+        (keys.empty() || std::memcmp(kept_groups_keys_.data(), keys.data(), keys.size_bytes()) == 0)) {
+      return kept_groups_;
+    }
+  }
+  auto groups = std::make_shared<KeyGroups>();
+  TESSERA_RETURN_IF_ERROR(GroupKeys(keys, groups.get()));
+  stats_.key_groupings++;
+  if (keep) {
+    std::lock_guard<std::mutex> l(groups_mu_);
+    kept_groups_keys_.assign(keys.begin(), keys.end());
+    kept_groups_ = groups;
+  }
+  return std::shared_ptr<const KeyGroups>(std::move(groups));
+}
+
 Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorView rows, int64_t step) {
   const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
   if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
@@ -423,9 +442,9 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   if (!st.ok()) return Handle(st.WithContext(spec->name));
   // Merge duplicates: only distinct keys travel, ascending (what a server trusts without
   // sorting), each server's summed rows written straight into its message buffer.
-  KeyGroups groups;
-  st = GroupKeys(keys, &groups);
-  if (!st.ok()) return Handle(st.WithContext(spec->name));
+  auto grouped = GroupsOf(keys, /*keep=*/false);
+  if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
+  const KeyGroups& groups = **grouped;
   const std::vector<Key>& unique = groups.unique;
   auto split = map_->SplitSparse(param_id, unique);
   if (!split.ok()) return Handle(split.status());
@@ -465,9 +484,9 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   if (!st.ok()) return Handle(st.WithContext(spec->name));
   // Distinct keys, each group remembering every output row that wants it (flat: no
   // allocation per key).
-  auto groups = std::make_shared<KeyGroups>();
-  st = GroupKeys(keys, groups.get());
-  if (!st.ok()) return Handle(st.WithContext(spec->name));
+  auto grouped = GroupsOf(keys, /*keep=*/true);
+  if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
+  std::shared_ptr<const KeyGroups> groups = *std::move(grouped);
   const std::vector<Key>& unique = groups->unique;
   auto split = map_->SplitSparse(param_id, unique);
   if (!split.ok()) return Handle(split.status());

@@ -85,6 +85,8 @@ struct ClientStats {
   std::atomic<uint64_t> keys_pushed{0};   // sparse keys sent in pushes (after merging)
   std::atomic<uint64_t> keys_pulled{0};   // sparse keys sent in pulls (after merging)
   std::atomic<uint64_t> requests{0};
+  // Sparse batches grouped (GroupKeys); a push of the keys just pulled reuses the pull's.
+  std::atomic<uint64_t> key_groupings{0};
 };
 
 // Where a resumed job starts (Welcome): step -1 means a fresh start.
@@ -266,6 +268,15 @@ class Client {
   bool heartbeating_ = false;
   bool coordinator_stopped_ = false;  // a Shutdown arrived
   int64_t last_step_ = -1;
+
+  // The key grouping of `keys` (GroupKeys). A pull's is kept (the last one: a copy of
+  // its keys and the grouping) and handed to a push of the same keys, which is what a
+  // training step pushes after its pull: GroupKeys then runs once per step, not twice.
+  // The grouping is a pure function of the keys, so reusing it changes no bit.
+  Result<std::shared_ptr<const KeyGroups>> GroupsOf(std::span<const Key> keys, bool keep);
+  std::mutex groups_mu_;
+  std::vector<Key> kept_groups_keys_ GUARDED_BY(groups_mu_);
+  std::shared_ptr<const KeyGroups> kept_groups_ GUARDED_BY(groups_mu_);
 
   // State below is protected by mu_.
   mutable std::mutex mu_;
