@@ -414,12 +414,15 @@ Handle Client::PushPull(uint32_t id, TensorView grad, TensorView out, int64_t st
   return DenseRequest(Op::PUSH_PULL, id, grad, out, step);
 }
 
-Result<std::shared_ptr<const KeyGroups>> Client::GroupsOf(std::span<const Key> keys, bool keep) {
+Result<std::shared_ptr<const KeyGroups>> Client::GroupsOf(uint32_t param_id, std::span<const Key> keys, bool keep) {
   if (!keep) {
     std::lock_guard<std::mutex> l(groups_mu_);
-    if (kept_groups_ && kept_groups_keys_.size() == keys.size() &&
-        (keys.empty() || std::memcmp(kept_groups_keys_.data(), keys.data(), keys.size_bytes()) == 0)) {
-      return kept_groups_;
+    if (param_id < kept_groups_.size()) {
+      const KeptGroups& k = kept_groups_[param_id];
+      if (k.groups && k.keys.size() == keys.size() &&
+          (keys.empty() || std::memcmp(k.keys.data(), keys.data(), keys.size_bytes()) == 0)) {
+        return k.groups;
+      }
     }
   }
   auto groups = std::make_shared<KeyGroups>();
@@ -427,8 +430,9 @@ Result<std::shared_ptr<const KeyGroups>> Client::GroupsOf(std::span<const Key> k
   stats_.key_groupings++;
   if (keep) {
     std::lock_guard<std::mutex> l(groups_mu_);
-    kept_groups_keys_.assign(keys.begin(), keys.end());
-    kept_groups_ = groups;
+    if (param_id >= kept_groups_.size()) kept_groups_.resize(param_id + 1);
+    kept_groups_[param_id].keys.assign(keys.begin(), keys.end());
+    kept_groups_[param_id].groups = groups;
   }
   return std::shared_ptr<const KeyGroups>(std::move(groups));
 }
@@ -442,7 +446,7 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   if (!st.ok()) return Handle(st.WithContext(spec->name));
   // Merge duplicates: only distinct keys travel, ascending (what a server trusts without
   // sorting), each server's summed rows written straight into its message buffer.
-  auto grouped = GroupsOf(keys, /*keep=*/false);
+  auto grouped = GroupsOf(param_id, keys, /*keep=*/false);
   if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
   const KeyGroups& groups = **grouped;
   const std::vector<Key>& unique = groups.unique;
@@ -484,7 +488,7 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   if (!st.ok()) return Handle(st.WithContext(spec->name));
   // Distinct keys, each group remembering every output row that wants it (flat: no
   // allocation per key).
-  auto grouped = GroupsOf(keys, /*keep=*/true);
+  auto grouped = GroupsOf(param_id, keys, /*keep=*/true);
   if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
   std::shared_ptr<const KeyGroups> groups = *std::move(grouped);
   const std::vector<Key>& unique = groups->unique;

@@ -269,14 +269,18 @@ class Client {
   bool coordinator_stopped_ = false;  // a Shutdown arrived
   int64_t last_step_ = -1;
 
-  // The key grouping of `keys` (GroupKeys). A pull's is kept (the last one: a copy of
-  // its keys and the grouping) and handed to a push of the same keys, which is what a
-  // training step pushes after its pull: GroupKeys then runs once per step, not twice.
-  // The grouping is a pure function of the keys, so reusing it changes no bit.
-  Result<std::shared_ptr<const KeyGroups>> GroupsOf(std::span<const Key> keys, bool keep);
+  // The key grouping of `keys` for table `param_id` (GroupKeys). Each table's last pull's
+  // is kept (a copy of its keys and the grouping) and handed to a push of the same keys
+  // to that table, which is what a training step pushes after its pulls (one per table):
+  // GroupKeys then runs once per table and step, not twice. The grouping is a pure
+  // function of the keys, so reusing it changes no bit.
+  Result<std::shared_ptr<const KeyGroups>> GroupsOf(uint32_t param_id, std::span<const Key> keys, bool keep);
+  struct KeptGroups {
+    std::vector<Key> keys;
+    std::shared_ptr<const KeyGroups> groups;
+  };
   std::mutex groups_mu_;
-  std::vector<Key> kept_groups_keys_ GUARDED_BY(groups_mu_);
-  std::shared_ptr<const KeyGroups> kept_groups_ GUARDED_BY(groups_mu_);
+  std::vector<KeptGroups> kept_groups_ GUARDED_BY(groups_mu_);  // index = param id
 
   // State below is protected by mu_.
   mutable std::mutex mu_;

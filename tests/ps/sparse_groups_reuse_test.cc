@@ -1,9 +1,11 @@
 // A sparse push of the keys just pulled reuses the pull's key grouping (Client::GroupsOf)
 // instead of grouping them again, through a real coordinator, server and client in this
-// process (real ZeroMQ sockets): one GroupKeys per pull+push step, and the rows are what
-// a push grouped afresh gives, for keys with duplicates in any order, for a push whose
-// keys differ from the pull's in one key only, and for two threads pulling and pushing
-// different keys at once (the kept grouping is shared state: tests/CMakeLists's TSan list).
+// process (real ZeroMQ sockets): one GroupKeys per table and pull+push step (pulls of two
+// tables, then their pushes), and the rows are what a push grouped afresh gives, for keys
+// with duplicates in any order, for a push whose keys differ from the pull's in one key
+// only, for one table's pulled keys pushed to another, and for two threads pulling and
+// pushing different keys at once (the kept groupings are shared state: scripts/test.sh's
+// TSan list).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -155,12 +157,32 @@ TEST(SparseGroupsReuse, APushOfThePulledKeysGroupsThemOnceAndGetsTheSameRows) {
   EXPECT_EQ(c.client().stats().key_groupings, before + 1);
   ASSERT_OK(c.Pull(0, keys, &pulled, step));
   ref.Check(keys, pulled);
-  // The same keys pushed to the other table: the grouping is the keys' alone.
+  // Two tables, as a training step does: both pulls, then both pushes. Each table keeps
+  // its own last pull's grouping, so the pushes group nothing.
   Reference ref_b;
-  ASSERT_OK(c.Push(1, keys, grads, step++));
-  ref_b.Push(keys, grads);
-  ASSERT_OK(c.Pull(1, keys, &pulled, step));
-  ref_b.Check(keys, pulled);
+  for (int i = 0; i < 3; ++i) {
+    const std::vector<Key> ka = Keys(rng, 2000), kb = Keys(rng, 2500);
+    std::vector<float> ga = Grads(rng, ka.size()), gb = Grads(rng, kb.size());
+    std::vector<float> pa, pb;
+    const uint64_t before2 = c.client().stats().key_groupings;
+    ASSERT_OK(c.Pull(0, ka, &pa, step));
+    ASSERT_OK(c.Pull(1, kb, &pb, step));
+    ref.Check(ka, pa);
+    ref_b.Check(kb, pb);
+    ASSERT_OK(c.Push(0, ka, ga, step));
+    ASSERT_OK(c.Push(1, kb, gb, step++));
+    ref.Push(ka, ga);
+    ref_b.Push(kb, gb);
+    EXPECT_EQ(c.client().stats().key_groupings, before2 + 2) << "a push grouped its table's pulled keys again";
+  }
+  // The keys table 0 pulled last, pushed to table 1: grouped afresh, right rows.
+  const std::vector<Key> ka = Keys(rng, 2000);
+  std::vector<float> ga = Grads(rng, ka.size());
+  ASSERT_OK(c.Pull(0, ka, &pulled, step));
+  ASSERT_OK(c.Push(1, ka, ga, step++));
+  ref_b.Push(ka, ga);
+  ASSERT_OK(c.Pull(1, ka, &pulled, step));
+  ref_b.Check(ka, pulled);
 }
 
 TEST(SparseGroupsReuse, TwoThreadsPullingAndPushingTheirOwnKeysGetTheirOwnRows) {
