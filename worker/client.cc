@@ -438,6 +438,29 @@ Handle Client::PushPull(uint32_t id, TensorView grad, TensorView out, int64_t st
   return DenseRequest(Op::PUSH_PULL, id, grad, out, step);
 }
 
+Result<std::shared_ptr<const KeyGroups>> Client::GroupsOf(uint32_t param_id, std::span<const Key> keys, bool keep) {
+  if (!keep) {
+    std::lock_guard<std::mutex> l(groups_mu_);
+    if (param_id < kept_groups_.size()) {
+      const KeptGroups& k = kept_groups_[param_id];
+      if (k.groups && k.keys.size() == keys.size() &&
+          (keys.empty() || std::memcmp(k.keys.data(), keys.data(), keys.size_bytes()) == 0)) {
+        return k.groups;
+      }
+    }
+  }
+  auto groups = std::make_shared<KeyGroups>();
+  TESSERA_RETURN_IF_ERROR(GroupKeys(keys, groups.get()));
+  stats_.key_groupings++;
+  if (keep) {
+    std::lock_guard<std::mutex> l(groups_mu_);
+    if (param_id >= kept_groups_.size()) kept_groups_.resize(param_id + 1);
+    kept_groups_[param_id].keys.assign(keys.begin(), keys.end());
+    kept_groups_[param_id].groups = groups;
+  }
+  return std::shared_ptr<const KeyGroups>(std::move(groups));
+}
+
 Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorView rows, int64_t step) {
   const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
   if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
@@ -447,9 +470,9 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   if (!st.ok()) return Handle(st.WithContext(spec->name));
   // Merge duplicates: only distinct keys travel, ascending (what a server trusts without
   // sorting), each server's summed rows written straight into its message buffer.
-  KeyGroups groups;
-  st = GroupKeys(keys, &groups);
-  if (!st.ok()) return Handle(st.WithContext(spec->name));
+  auto grouped = GroupsOf(param_id, keys, /*keep=*/false);
+  if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
+  const KeyGroups& groups = **grouped;
   const std::vector<Key>& unique = groups.unique;
   auto split = map_->SplitSparse(param_id, unique);
   if (!split.ok()) return Handle(split.status());
@@ -489,9 +512,9 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   if (!st.ok()) return Handle(st.WithContext(spec->name));
   // Distinct keys, each group remembering every output row that wants it (flat: no
   // allocation per key).
-  auto groups = std::make_shared<KeyGroups>();
-  st = GroupKeys(keys, groups.get());
-  if (!st.ok()) return Handle(st.WithContext(spec->name));
+  auto grouped = GroupsOf(param_id, keys, /*keep=*/true);
+  if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
+  std::shared_ptr<const KeyGroups> groups = *std::move(grouped);
   const std::vector<Key>& unique = groups->unique;
   auto split = map_->SplitSparse(param_id, unique);
   if (!split.ok()) return Handle(split.status());

@@ -92,6 +92,8 @@ struct ClientStats {
   std::atomic<uint64_t> keys_pushed{0};   // sparse keys sent in pushes (after merging)
   std::atomic<uint64_t> keys_pulled{0};   // sparse keys sent in pulls (after merging)
   std::atomic<uint64_t> requests{0};
+  // Sparse batches grouped (GroupKeys); a push of the keys just pulled reuses the pull's.
+  std::atomic<uint64_t> key_groupings{0};
 };
 
 // Where a resumed job starts (Welcome): step -1 means a fresh start.
@@ -280,6 +282,19 @@ class Client {
   bool heartbeating_ = false;
   bool coordinator_stopped_ = false;  // a Shutdown arrived
   int64_t last_step_ = -1;
+
+  // The key grouping of `keys` for table `param_id` (GroupKeys). Each table's last pull's
+  // is kept (a copy of its keys and the grouping) and handed to a push of the same keys
+  // to that table, which is what a training step pushes after its pulls (one per table):
+  // GroupKeys then runs once per table and step, not twice. The grouping is a pure
+  // function of the keys, so reusing it changes no bit.
+  Result<std::shared_ptr<const KeyGroups>> GroupsOf(uint32_t param_id, std::span<const Key> keys, bool keep);
+  struct KeptGroups {
+    std::vector<Key> keys;
+    std::shared_ptr<const KeyGroups> groups;
+  };
+  std::mutex groups_mu_;
+  std::vector<KeptGroups> kept_groups_ GUARDED_BY(groups_mu_);  // index = param id
 
   // State below is protected by mu_.
   mutable std::mutex mu_;

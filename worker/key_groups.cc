@@ -57,17 +57,37 @@ Status GroupKeys(std::span<const Key> keys, KeyGroups* out) {
   return Status::OK();
 }
 
-void SumGroups(const KeyGroups& groups, std::span<const uint64_t> rows, const float* grads, uint64_t width,
-               float* out) {
+namespace {
+
+// SumGroups for rows of kWidth floats (0: `width`, known only at run time). With the
+// width a constant a row's copy is a few vector moves, not a call to memcpy: 4096 calls
+// for 64-byte rows were most of the function.
+template <uint64_t kWidth>
+void SumGroupsOf(const KeyGroups& groups, std::span<const uint64_t> rows, const float* grads, uint64_t width,
+                 float* out) {
+  const uint64_t w = kWidth != 0 ? kWidth : width;
   for (size_t j = 0; j < rows.size(); ++j) {
     const uint64_t u = rows[j];
-    float* __restrict dst = out + j * width;
+    float* __restrict dst = out + j * w;
     const uint32_t b = groups.begin[u], e = groups.begin[u + 1];
-    std::memcpy(dst, grads + uint64_t{groups.positions[b]} * width, width * sizeof(float));
+    std::memcpy(dst, grads + uint64_t{groups.positions[b]} * w, w * sizeof(float));
     for (uint32_t t = b + 1; t < e; ++t) {
-      const float* __restrict g = grads + uint64_t{groups.positions[t]} * width;
-      for (uint64_t c = 0; c < width; ++c) dst[c] = dst[c] + g[c];
+      const float* __restrict g = grads + uint64_t{groups.positions[t]} * w;
+      for (uint64_t c = 0; c < w; ++c) dst[c] = dst[c] + g[c];
     }
+  }
+}
+
+}  // namespace
+
+void SumGroups(const KeyGroups& groups, std::span<const uint64_t> rows, const float* grads, uint64_t width,
+               float* out) {
+  switch (width) {
+    case 8: return SumGroupsOf<8>(groups, rows, grads, width, out);
+    case 16: return SumGroupsOf<16>(groups, rows, grads, width, out);
+    case 32: return SumGroupsOf<32>(groups, rows, grads, width, out);
+    case 64: return SumGroupsOf<64>(groups, rows, grads, width, out);
+    default: return SumGroupsOf<0>(groups, rows, grads, width, out);
   }
 }
 

@@ -58,5 +58,36 @@ TEST(KeyGroups, SumGroupsAddsDuplicatesInInputOrder) {
   }
 }
 
+// Every width SumGroups has a compiled-in copy for (8, 16, 32, 64) and some it has not:
+// the same bits as a plain loop, duplicates added in input order.
+TEST(KeyGroups, SumGroupsIsThePlainSumAtEveryWidth) {
+  std::mt19937_64 rng(5);
+  std::vector<Key> keys(3000);
+  for (auto& k : keys) k = rng() % 1000;
+  KeyGroups g;
+  ASSERT_TRUE(GroupKeys(keys, &g).ok());
+  std::vector<uint64_t> rows(g.unique.size());
+  std::iota(rows.rbegin(), rows.rend(), uint64_t{0});  // groups in reverse
+  for (const uint64_t w : {uint64_t{1}, uint64_t{7}, uint64_t{8}, uint64_t{16}, uint64_t{32}, uint64_t{33}, uint64_t{64}}) {
+    std::vector<float> grads(keys.size() * w);
+    for (auto& x : grads) x = static_cast<float>(static_cast<int64_t>(rng() % 2001) - 1000) / 77.0f;
+    std::vector<float> out(rows.size() * w), want(rows.size() * w);
+    SumGroups(g, rows, grads.data(), w, out.data());
+    for (size_t j = 0; j < rows.size(); ++j) {
+      for (uint64_t c = 0; c < w; ++c) {
+        float sum = 0.0f;
+        bool first = true;
+        for (size_t i = 0; i < keys.size(); ++i) {
+          if (keys[i] != g.unique[rows[j]]) continue;
+          sum = first ? grads[i * w + c] : sum + grads[i * w + c];
+          first = false;
+        }
+        want[j * w + c] = sum;
+      }
+    }
+    ASSERT_EQ(std::memcmp(out.data(), want.data(), out.size() * sizeof(float)), 0) << "width " << w;
+  }
+}
+
 }  // namespace
 }  // namespace tessera::worker
