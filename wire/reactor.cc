@@ -107,12 +107,12 @@ void Reactor::Wake() {
 }
 
 void Reactor::RunPosted() {
-  std::deque<Task> batch;
   {
     MutexLock l(&mu_);
-    batch.swap(posted_);
+    running_.swap(posted_);
   }
-  for (Task& t : batch) t();
+  for (Task& t : running_) t();
+  running_.clear();
 }
 
 void Reactor::RunDueTimers() {

@@ -132,6 +132,9 @@ class Reactor {
 
   // Loop thread only (or before Start / after join).
   std::vector<Entry> entries_;
+  // The posted tasks being run, swapped with posted_: the two deques trade storage, so a
+  // loop turn allocates none (a fresh std::deque allocates its map and a block).
+  std::deque<Task> running_;
 
   // State below is protected by mu_.
   Mutex mu_;

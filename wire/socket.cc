@@ -343,13 +343,16 @@ Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes, uint64
   return Buffer::Allocate(bytes);
 }
 
+// "none queued" (here and in socket_recv.cc) fits std::string's inline buffer: the Reactor
+// drains each readable socket until TryRecv says so, several times per request, and the
+// longer "no message queued" cost an allocation and a free each time.
 Result<InMessage> Socket::TryRecv() {
   for (;;) {
     bool got = false;
     control_seen_ = false;
     // Messages of the local link first (wire/local_link.h): a peer that switched sends
     // nothing more on ZeroMQ, so per-peer order holds either way.
-    Result<InMessage> r = Status::TimedOut("no message queued");
+    Result<InMessage> r = Status::TimedOut("none queued");
     if (!LinkReceiveOne(&r, &got)) r = ReceiveOne(ZMQ_DONTWAIT, &got);
     // A handshake frame (auth=mac, shared memory) or a refused message was consumed:
     // look for a real message behind it.
@@ -370,7 +373,7 @@ Result<InMessage> Socket::Recv(Deadline deadline) {
     }
     bool got = false;
     control_seen_ = false;
-    Result<InMessage> r = Status::TimedOut("no message queued");
+    Result<InMessage> r = Status::TimedOut("none queued");
     // Link messages already read (the link itself is read by the Reactor only).
     if (LinkReceiveOne(&r, &got)) {
       if (control_seen_) continue;
@@ -401,7 +404,7 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
       zmq_msg_close(m);
       delete m;
       if (index == 0 && (err == EAGAIN || err == EINTR)) {
-        return Status::TimedOut("no message queued");
+        return Status::TimedOut("none queued");
       }
       *got = index > 0;
       return ZmqError("zmq_msg_recv", err);

@@ -14,7 +14,7 @@ Result<InMessage> Socket::ProcessFrames(const std::string& routing_id, Buffer he
   if (mac_ && frames > 0 && !MacAdmit(routing_id, header, payloads, frames, truncated, peer)) {
     control_seen_ = true;  // a handshake frame or a refused message: nothing for the caller
     *got = false;
-    return Status::TimedOut("no message queued");
+    return Status::TimedOut("none queued");
   }
   // Same-host shared memory: a transport frame before the header (wire/shm_channel.h).
   // It is a frame of its own: alone, a handshake frame for this socket; before a header,
@@ -35,7 +35,7 @@ Result<InMessage> Socket::ProcessFrames(const std::string& routing_id, Buffer he
   if (mac_ && type_ == SocketType::kRouter && !MacIdentityMatches(routing_id, header, peer)) {
     control_seen_ = true;
     *got = false;
-    return Status::TimedOut("no message queued");
+    return Status::TimedOut("none queued");
   }
   Result<InMessage> r = [&]() -> Result<InMessage> {
     if (frames == 0) return Status::Corruption("message without a header frame");

@@ -273,8 +273,8 @@ void Client::Tick() {
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (now > it->second.deadline) {
       const Part& p = it->second;
-      if (p.zero_copy_push && push_timed_out.empty()) push_timed_out = p.what;
-      p.handle.CompletePart(PartFailure(p, Status::TimedOut(p.what + " got no reply in time")));
+      if (p.zero_copy_push && push_timed_out.empty()) push_timed_out = p.What();
+      p.handle.CompletePart(PartFailure(p, Status::TimedOut(p.What() + " got no reply in time")));
       it = pending_.erase(it);
     } else {
       ++it;
@@ -288,6 +288,12 @@ void Client::Tick() {
   }
 }
 
+std::string Client::Part::What() const {
+  if (dense_name == nullptr) return what;
+  return wire::OpName(dense_op) + " of '" + *dense_name + "' [" + std::to_string(dense_begin) + ", " +
+         std::to_string(dense_end) + ") on server " + std::to_string(server);
+}
+
 Status Client::PartFailure(const Part& p, const Status& st) {
   if (!p.zero_copy_push) return st;
   return Status(st.code(), st.message() + " (the push may have been applied by the server)");
@@ -299,7 +305,7 @@ void Client::FailAll(const Status& st) {
     if (health_.ok()) health_ = st;
     cv_.notify_all();
   }
-  for (auto& [rid, p] : pending_) p.handle.CompletePart(PartFailure(p, st.WithContext(p.what)));
+  for (auto& [rid, p] : pending_) p.handle.CompletePart(PartFailure(p, st.WithContext(p.What())));
   pending_.clear();
   // Nothing more goes to the servers (SendToServer checks health_). Dropping the
   // connections (linger 0) makes ZeroMQ discard what it still queues and release the
@@ -341,15 +347,19 @@ void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
   bool posted = reactor_->Post([this, server, holder, shared_part, rid] {
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (!health_.ok()) return shared_part->handle.CompletePart(health_.WithContext(shared_part->what));
+      if (!health_.ok()) return shared_part->handle.CompletePart(health_.WithContext(shared_part->What()));
     }
     shared_part->server = static_cast<int>(server);
     shared_part->sent = Clock::now();
-    pending_.emplace(rid, *shared_part);
+    // Moved, not copied: a copy cost a string and a Handle reference per request.
+    pending_.emplace(rid, std::move(*shared_part));
     Status st = servers_[server]->Send(std::move(*holder));
     if (!st.ok()) {
-      pending_.erase(rid);
-      shared_part->handle.CompletePart(st.WithContext(shared_part->what));
+      auto it = pending_.find(rid);
+      if (it == pending_.end()) return;
+      Part p = std::move(it->second);
+      pending_.erase(it);
+      p.handle.CompletePart(st.WithContext(p.What()));
     }
   });
   if (!posted) shared_part->handle.CompletePart(Status::Aborted("client is closed"));
@@ -425,8 +435,11 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
       p.out = out.as<float>() + piece.begin;
       p.out_elements = len;
     }
-    p.what = wire::OpName(op) + " of '" + spec->name + "' [" + std::to_string(piece.begin) + ", " +
-             std::to_string(piece.end) + ") on server " + std::to_string(piece.server);
+    p.dense_name = &spec->name;
+    p.dense_op = op;
+    p.dense_begin = piece.begin;
+    p.dense_end = piece.end;
+    p.server = static_cast<int>(piece.server);
     SendToServer(piece.server, std::move(m), std::move(p));
   }
   return h;

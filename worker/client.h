@@ -217,7 +217,13 @@ class Client {
     std::vector<uint64_t> group_of;
     uint64_t* digest_sum = nullptr;  // PullStoreDigest: the reply's storeDigest is added here
     Clock::time_point deadline;
-    std::string what;                // "pull of 'fc1.weight' from server 1"
+    std::string what;                // "pull of 'fc1.weight' from server 1"; a dense piece: see What()
+    // A dense piece's description, formatted by What() only when a message needs it (an
+    // error, a timeout): formatting it for every request cost several allocations each.
+    const std::string* dense_name = nullptr;  // the parameter's name in map_ (constant)
+    wire::Op dense_op{};
+    uint64_t dense_begin = 0, dense_end = 0;
+    std::string What() const;
     std::shared_ptr<RendezvousReply> rendezvous;  // a rendezvous request: the reply goes here
     int server = -1;                 // server index, for the round-trip metric
     Clock::time_point sent{};

@@ -27,7 +27,7 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
     server_on_shm_[static_cast<size_t>(p.server)].store(servers_[static_cast<size_t>(p.server)]->shm_state() == "on",
                                                         std::memory_order_relaxed);
   }
-  if (msg.op() == Op::ERROR) return p.handle.CompletePart(wire::StatusFromError(msg).WithContext(p.what));
+  if (msg.op() == Op::ERROR) return p.handle.CompletePart(wire::StatusFromError(msg).WithContext(p.What()));
   // A same-host reply whose values the server is still writing (wire/shm_stream.h): a
   // dense pull's is copied out as it arrives, below; anything else waits for all of it.
   // Twice the server's own bound: a server waiting on our gradient gives up at one and
@@ -35,12 +35,12 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
   const Duration stream_timeout = 2 * wire::ShmStreamTimeout();
   if (msg.streamed() && (p.out == nullptr || p.groups != nullptr)) {
     Status st = msg.AwaitPayloads(stream_timeout);
-    if (!st.ok()) return p.handle.CompletePart(st.WithContext(p.what));
+    if (!st.ok()) return p.handle.CompletePart(st.WithContext(p.What()));
   }
   if (p.rendezvous != nullptr) {
     auto body = msg.header().getBody();
     if (msg.op() != Op::RENDEZVOUS || !body.isRendezvous()) {
-      return p.handle.CompletePart(Status::Corruption(p.what + ": the coordinator answered with " +
+      return p.handle.CompletePart(Status::Corruption(p.What() + ": the coordinator answered with " +
                                                       wire::OpName(msg.op())));
     }
     auto r = body.getRendezvous();
@@ -50,13 +50,13 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
   }
   if (p.digest_sum != nullptr) {
     auto body = msg.header().getBody();
-    if (!body.isResponse()) return p.handle.CompletePart(Status::Corruption(p.what + ": not a response"));
+    if (!body.isResponse()) return p.handle.CompletePart(Status::Corruption(p.What() + ": not a response"));
     *p.digest_sum += body.getResponse().getStoreDigest();
   }
   if (p.out != nullptr) {
     if (msg.num_payloads() != 1 || msg.payload_dtype(0) != DType::kF32 ||
         msg.payload_elements(0) != p.out_elements) {
-      return p.handle.CompletePart(Status::Corruption(p.what + ": reply carries the wrong number of values"));
+      return p.handle.CompletePart(Status::Corruption(p.What() + ": reply carries the wrong number of values"));
     }
     auto bytes = msg.payload(0);
     stats_.bytes_pulled += bytes.size();
@@ -64,7 +64,7 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
       // The waiting caller copies the values out as the server publishes them.
       auto held = std::make_shared<InMessage>(std::move(msg));
       auto* dst = reinterpret_cast<std::byte*>(p.out);
-      p.handle.DeferPart([held, dst, what = p.what, stream_timeout]() -> Status {
+      p.handle.DeferPart([held, dst, what = p.What(), stream_timeout]() -> Status {
         const wire::ShmStream* stream = held->payload_stream(0);
         const auto src = held->payload(0);
         for (uint64_t b = 0; b < src.size(); b += wire::kShmStreamBlock) {

@@ -47,23 +47,35 @@ void Handle::RunDeferred(std::unique_lock<std::mutex>& l) const {
   for (auto& f : run) done.push_back(f());
   run.clear();  // what the closures hold (a reply's shared-memory slot) goes before the parts complete
   l.lock();
-  for (const Status& st : done) CompleteLocked(state_.get(), st);
+  bool last = false;
+  for (const Status& st : done) last = CompleteLocked(state_.get(), st) || last;
+  if (last) state_->cv.notify_all();  // other threads may wait on this handle too
 }
 
-void Handle::CompleteLocked(State* s, const Status& status) {
-  if (s->remaining <= 0) return;
+bool Handle::CompleteLocked(State* s, const Status& status) {
+  if (s->remaining <= 0) return false;
   if (!status.ok() && s->status.ok()) s->status = status;
-  if (--s->remaining == 0) s->cv.notify_all();
+  return --s->remaining == 0;
 }
 
+// Both below notify after unlocking: a waiter woken while the lock is still held runs on
+// the other core, finds the lock taken and sleeps on it again, so each completion cost a
+// second futex wait and wake (two more context switches) per request (docs/benchmarks.md).
+// The State outlives the notify: this Handle holds a reference to it.
 void Handle::CompletePart(const Status& status) const {
-  std::lock_guard<std::mutex> l(state_->mu);
-  CompleteLocked(state_.get(), status);
+  bool last;
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    last = CompleteLocked(state_.get(), status);
+  }
+  if (last) state_->cv.notify_all();
 }
 
 void Handle::DeferPart(std::function<Status()> finish) const {
-  std::lock_guard<std::mutex> l(state_->mu);
-  state_->deferred.push_back(std::move(finish));
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    state_->deferred.push_back(std::move(finish));
+  }
   state_->cv.notify_all();
 }
 

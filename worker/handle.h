@@ -53,7 +53,8 @@ class Handle {
   };
   // Runs and completes the deferred parts; `l` holds state_->mu, released meanwhile.
   void RunDeferred(std::unique_lock<std::mutex>& l) const;
-  static void CompleteLocked(State* s, const Status& status) REQUIRES(s->mu);
+  // Returns true when that was the last part (the caller then notifies the waiters).
+  static bool CompleteLocked(State* s, const Status& status) REQUIRES(s->mu);
   std::shared_ptr<State> state_;
 };
 
