@@ -2,7 +2,7 @@
 // worker on one wire::Context, talking over real ZeroMQ sockets on 127.0.0.1 (and shared
 // memory, unless --shm=off) — driven through the worker's Client, plus the dense params
 // of every optimizer that the bitwise tests compare (shm_stream_job_test,
-// tcp_pipeline_test).
+// tcp_pipeline_test, sparse_groups_reuse_test).
 //
 // Threading: the job's threads are the coordinator's, server's and client's reactors;
 // the test thread only calls the methods below.
@@ -79,6 +79,7 @@ class InProcJob {
   Status PushPull(uint32_t id, std::vector<float>& grad, std::vector<float>& out, int64_t step) {
     return client_->PushPull(id, View(grad), View(out), step).Wait(std::chrono::seconds(30));
   }
+  worker::Client& client() { return *client_; }
   // Requests the worker has sent to servers so far.
   uint64_t requests() const { return client_->stats().requests.load(); }
 

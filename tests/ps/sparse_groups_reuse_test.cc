@@ -13,8 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/coordinator.h"
-#include "paramserver/server.h"
+#include "tests/ps/inproc_job.h"
 #include "tests/testutil/testutil.h"
 #include "worker/client.h"
 
@@ -24,67 +23,39 @@ namespace {
 constexpr uint64_t kJob = 5151;
 constexpr int64_t kWidth = 4;
 
+// Two sparse tables ("a", "b") of width kWidth, SGD at lr 1 from 0.5, on an in-process job.
+std::vector<ParamSpec> Tables() {
+  std::vector<ParamSpec> ps;
+  for (const char* name : {"a", "b"}) {
+    ParamSpec p;
+    p.name = name;
+    p.kind = ParamKind::kSparse;
+    p.shape = {kWidth};
+    p.init = InitKind::kConstant;
+    p.init_scale = 0.5f;
+    p.optimizer.kind = OptimizerKind::kSgd;
+    p.optimizer.lr = 1.0f;
+    ps.push_back(p);
+  }
+  return ps;
+}
+
 class Cluster {
  public:
-  Cluster() {
-    ctx_ = *wire::Context::Create();
-    CoordinatorOptions co;
-    co.job_id = kJob;
-    co.num_servers = 1;
-    co.num_workers = 1;
-    co.shard.sync.mode = SyncMode::kAsp;
-    co.shard.grad_reduce = GradReduce::kSum;
-    coord_ = Coordinator::Start(co, ctx_).value();
-    paramserver::ServerOptions so;
-    so.coordinator = coord_->endpoint();
-    so.job_id = kJob;
-    so.rank = 1;
-    so.num_servers = 1;
-    so.num_workers = 1;
-    server_ = paramserver::ParamServer::Start(so, ctx_).value();
-    worker::ClientOptions wo;
-    wo.coordinator = coord_->endpoint();
-    wo.job_id = kJob;
-    wo.rank = 2;
-    wo.num_servers = 1;
-    wo.num_workers = 1;
-    wo.request_timeout = std::chrono::seconds(20);
-    client_ = worker::Client::Connect(wo, ctx_).value();
-    std::vector<ParamSpec> ps;
-    for (const char* name : {"a", "b"}) {
-      ParamSpec p;
-      p.name = name;
-      p.kind = ParamKind::kSparse;
-      p.shape = {kWidth};
-      p.init = InitKind::kConstant;
-      p.init_scale = 0.5f;
-      p.optimizer.kind = OptimizerKind::kSgd;
-      p.optimizer.lr = 1.0f;
-      ps.push_back(p);
-    }
-    EXPECT_OK(client_->DeclareParams(ps));
-  }
-  ~Cluster() {
-    client_->Finish(0, "test done").IgnoreError();
-    coord_->Wait(std::chrono::seconds(10));
-    server_->Wait(std::chrono::seconds(10));
-  }
-  worker::Client& client() { return *client_; }
+  Cluster() : job_(testing::InProcJobOptions{.job_id = kJob}, Tables()) {}
+  worker::Client& client() { return job_.client(); }
   Status Pull(uint32_t id, const std::vector<Key>& keys, std::vector<float>* out, int64_t step) {
     out->assign(keys.size() * kWidth, -1.0f);
     TensorView o{out->data(), DType::kF32, {static_cast<int64_t>(keys.size()), kWidth}, Device::kCPU};
-    return client_->PullSparse(id, keys, o, step).Wait(std::chrono::seconds(30));
+    return client().PullSparse(id, keys, o, step).Wait(std::chrono::seconds(30));
   }
   Status Push(uint32_t id, const std::vector<Key>& keys, std::vector<float>& grads, int64_t step) {
     TensorView g{grads.data(), DType::kF32, {static_cast<int64_t>(keys.size()), kWidth}, Device::kCPU};
-    return client_->PushSparse(id, keys, g, step).Wait(std::chrono::seconds(30));
+    return client().PushSparse(id, keys, g, step).Wait(std::chrono::seconds(30));
   }
 
  private:
-  std::shared_ptr<wire::Context> ctx_;
-  std::unique_ptr<Coordinator> coord_;
-  std::unique_ptr<paramserver::ParamServer> server_;
-  std::unique_ptr<worker::Client> client_;
+  testing::InProcJob job_;
 };
 
 // What the table holds after the pushes: SGD at lr 1 from 0.5, each row minus the sum of
