@@ -20,9 +20,7 @@ using wire::Op;
 using wire::OutMessage;
 using wire::Socket;
 
-namespace {
-
-Status CheckHostF32(TensorView t, uint64_t elements, const char* what) {
+Status Client::CheckHostF32(TensorView t, uint64_t elements, const char* what) {
   if (t.dtype != DType::kF32 || t.device != Device::kCPU) {
     return Status::InvalidArgument(std::string(what) + " must be an f32 host tensor");
   }
@@ -32,8 +30,6 @@ Status CheckHostF32(TensorView t, uint64_t elements, const char* what) {
   }
   return Status::OK();
 }
-
-}  // namespace
 
 Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shared_ptr<wire::Context> ctx,
                                                 int* requested_exit_code) {
@@ -449,117 +445,6 @@ Handle Client::Push(uint32_t id, TensorView grad, int64_t step) { return DenseRe
 Handle Client::Pull(uint32_t id, TensorView out, int64_t step) { return DenseRequest(Op::PULL, id, {}, out, step); }
 Handle Client::PushPull(uint32_t id, TensorView grad, TensorView out, int64_t step) {
   return DenseRequest(Op::PUSH_PULL, id, grad, out, step);
-}
-
-Result<std::shared_ptr<const KeyGroups>> Client::GroupsOf(uint32_t param_id, std::span<const Key> keys, bool keep) {
-  if (!keep) {
-    std::lock_guard<std::mutex> l(groups_mu_);
-    if (param_id < kept_groups_.size()) {
-      const KeptGroups& k = kept_groups_[param_id];
-      if (k.groups && k.keys.size() == keys.size() &&
-          (keys.empty() || std::memcmp(k.keys.data(), keys.data(), keys.size_bytes()) == 0)) {
-        return k.groups;
-      }
-    }
-  }
-  auto groups = std::make_shared<KeyGroups>();
-  TESSERA_RETURN_IF_ERROR(GroupKeys(keys, groups.get()));
-  stats_.key_groupings++;
-  if (keep) {
-    std::lock_guard<std::mutex> l(groups_mu_);
-    if (param_id >= kept_groups_.size()) kept_groups_.resize(param_id + 1);
-    kept_groups_[param_id].keys.assign(keys.begin(), keys.end());
-    kept_groups_[param_id].groups = groups;
-  }
-  return std::shared_ptr<const KeyGroups>(std::move(groups));
-}
-
-Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorView rows, int64_t step) {
-  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
-  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
-  if (spec->kind != ParamKind::kSparse) return Handle(Status::InvalidArgument("'" + spec->name + "' is dense"));
-  const uint64_t width = static_cast<uint64_t>(spec->numel());
-  Status st = CheckHostF32(rows, keys.size() * width, "sparse gradient rows");
-  if (!st.ok()) return Handle(st.WithContext(spec->name));
-  // Merge duplicates: only distinct keys travel, ascending (what a server trusts without
-  // sorting), each server's summed rows written straight into its message buffer.
-  auto grouped = GroupsOf(param_id, keys, /*keep=*/false);
-  if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
-  const KeyGroups& groups = **grouped;
-  const std::vector<Key>& unique = groups.unique;
-  auto split = map_->SplitSparse(param_id, unique);
-  if (!split.ok()) return Handle(split.status());
-  const uint32_t S = map_->num_servers();
-  Handle h = Handle::Pending(static_cast<int>(S));
-  for (uint32_t s = 0; s < S; ++s) {
-    const auto& skeys = split->keys[s];
-    const auto& spos = split->positions[s];
-    OutMessage m = NewData(Op::PUSH, param_id, ParamKind::kSparse, step);
-    m.header().getBody().getData().setNumKeys(skeys.size());
-    Buffer kb = Buffer::Allocate(skeys.size() * sizeof(Key));
-    if (!skeys.empty()) std::memcpy(kb.data(), skeys.data(), skeys.size() * sizeof(Key));
-    Buffer vb = Buffer::Allocate(skeys.size() * width * sizeof(float));
-    if (!spos.empty()) SumGroups(groups, spos, static_cast<const float*>(rows.data), width, vb.as<float>());
-    stats_.keys_pushed += skeys.size();
-    Status a = m.AddPayload(std::move(kb), DType::kU64, skeys.size());
-    if (a.ok()) a = m.AddPayload(std::move(vb), DType::kF32, skeys.size() * width);
-    if (!a.ok()) {
-      h.CompletePart(a);
-      continue;
-    }
-    Part p;
-    p.handle = h;
-    p.param_id = param_id;
-    p.what = "sparse push of '" + spec->name + "' (" + std::to_string(skeys.size()) + " keys) to server " + std::to_string(s);
-    SendToServer(s, std::move(m), std::move(p));
-  }
-  return h;
-}
-
-Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorView out, int64_t step) {
-  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
-  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
-  if (spec->kind != ParamKind::kSparse) return Handle(Status::InvalidArgument("'" + spec->name + "' is dense"));
-  const uint64_t width = static_cast<uint64_t>(spec->numel());
-  Status st = CheckHostF32(out, keys.size() * width, "sparse output rows");
-  if (!st.ok()) return Handle(st.WithContext(spec->name));
-  // Distinct keys, each group remembering every output row that wants it (flat: no
-  // allocation per key).
-  auto grouped = GroupsOf(param_id, keys, /*keep=*/true);
-  if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
-  std::shared_ptr<const KeyGroups> groups = *std::move(grouped);
-  const std::vector<Key>& unique = groups->unique;
-  auto split = map_->SplitSparse(param_id, unique);
-  if (!split.ok()) return Handle(split.status());
-  const uint32_t S = map_->num_servers();
-  int parts = 0;
-  for (uint32_t s = 0; s < S; ++s) parts += split->keys[s].empty() ? 0 : 1;
-  Handle h = Handle::Pending(parts);
-  for (uint32_t s = 0; s < S; ++s) {
-    const auto& skeys = split->keys[s];
-    if (skeys.empty()) continue;
-    OutMessage m = NewData(Op::PULL, param_id, ParamKind::kSparse, step);
-    m.header().getBody().getData().setNumKeys(skeys.size());
-    Buffer kb = Buffer::Allocate(skeys.size() * sizeof(Key));
-    std::memcpy(kb.data(), skeys.data(), skeys.size() * sizeof(Key));
-    stats_.keys_pulled += skeys.size();
-    Status a = m.AddPayload(std::move(kb), DType::kU64, skeys.size());
-    if (!a.ok()) {
-      h.CompletePart(a);
-      continue;
-    }
-    Part p;
-    p.handle = h;
-    p.param_id = param_id;
-    p.out = out.as<float>();
-    p.out_elements = skeys.size() * width;
-    p.row_width = width;
-    p.groups = groups;
-    p.group_of = std::move(split->positions[s]);
-    p.what = "sparse pull of '" + spec->name + "' (" + std::to_string(skeys.size()) + " keys) from server " + std::to_string(s);
-    SendToServer(s, std::move(m), std::move(p));
-  }
-  return h;
 }
 
 Handle Client::PullStoreDigest(uint32_t table, int64_t step, bool sparse_only, uint64_t* sum) {

@@ -241,6 +241,8 @@ class Client {
   // The status a failed part completes with: for a zero-copy push, that it may have been
   // applied (see "Failures" above).
   static Status PartFailure(const Part& p, const Status& st);
+  // `t` is an f32 host tensor of `elements` elements (InvalidArgument naming `what` if not).
+  static Status CheckHostF32(TensorView t, uint64_t elements, const char* what);
   void ConnectServers();
 
   // Any thread: builds and queues a request to a server; the Part completes its handle.
