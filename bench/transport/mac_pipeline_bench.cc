@@ -11,6 +11,9 @@
 //           ZeroMQ's I/O thread sends slice k; the receiver verifies slice k (and copies it
 //           into a reassembly buffer) while k+1 is on the wire
 //   splitF  F messages without tags: what fragmenting alone costs or saves
+//   late    one message [seq, data], sent before it is sealed, then the tag as a message
+//           of its own: the sender's seal overlaps the transfer (the receiver's check
+//           cannot: it starts when the data has arrived)
 //
 // The variants run in turn, --rounds times, so the machine's drift hits them alike. One
 // line per round with µs per round trip, then the median ratio of each to none, and the
@@ -41,6 +44,7 @@ DEFINE_int32(warmup, 20, "round trips before timing, per variant and round");
 DEFINE_int32(rounds, 5, "rounds of all variants");
 DEFINE_string(fragments, "4,8,16", "fragment counts to try (tagged)");
 DEFINE_string(splits, "", "fragment counts to try without tags");
+DEFINE_bool(late, true, "also try the tag as a message of its own, sent after the data");
 
 namespace {
 
@@ -66,11 +70,24 @@ std::unique_ptr<FrameMac> MakeMac(uint8_t salt) {
   return std::move(m).value();
 }
 
+constexpr int kLate = 1 << 20;  // the variant `late`, among the fragment counts
+
 // Sends `data` as `f` fragments (f = 0: one message without a trailer; f = 1: today's
 // framing; f < 0: -f fragments without trailers). Slices are sent without a copy: `data`
 // outlives the send, and is not written again before the peer answered, which it does
 // only after it received every fragment.
 void SendMsg(void* s, const char* data, size_t n, int f, Dir* d) {
+  if (f == kLate) {
+    const uint64_t seq = ++d->seq;
+    zmq_msg_t m;
+    zmq_msg_init_data(&m, const_cast<char*>(data), n, nullptr, nullptr);
+    if (zmq_send(s, &seq, 8, ZMQ_SNDMORE) < 0 || zmq_msg_send(&m, s, 0) < 0) Die("send");
+    const std::span<const std::byte> frames[] = {{reinterpret_cast<const std::byte*>(data), n}};
+    auto tag = d->mac->Compute(seq, frames);
+    if (!tag.ok()) Die("sealing");
+    if (zmq_send(s, tag->data(), kMacTagBytes, 0) < 0) Die("send tag");
+    return;
+  }
   const int parts = std::max(std::abs(f), 1);
   const size_t slice = (n + static_cast<size_t>(parts) - 1) / static_cast<size_t>(parts);
   for (int k = 0; k < parts; ++k) {
@@ -95,6 +112,25 @@ void SendMsg(void* s, const char* data, size_t n, int f, Dir* d) {
 // copied. f = 0 and f = 1 copy the one message (the client into its model; the server's
 // copy is its reply). Returns false when a tag did not verify.
 bool RecvMsg(void* s, char* out, size_t n, int f, Dir* d) {
+  if (f == kLate) {
+    uint64_t seq = 0;
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    if (zmq_recv(s, &seq, 8, 0) != 8 || zmq_msg_recv(&body, s, 0) < 0) Die("recv");
+    if (seq <= d->seq) return false;
+    const size_t len = zmq_msg_size(&body);
+    // Computed while the tag is still on its way; compared once it is here.
+    const std::span<const std::byte> frames[] = {
+        {static_cast<const std::byte*>(zmq_msg_data(&body)), len}};
+    auto tag = d->mac->Compute(seq, frames);
+    uint8_t want[kMacTagBytes];
+    if (zmq_recv(s, want, sizeof(want), 0) != sizeof(want)) Die("recv tag");
+    if (!tag.ok() || !TagsEqual(*tag, want) || len != n) return false;
+    d->seq = seq;
+    std::memcpy(out, zmq_msg_data(&body), n);
+    zmq_msg_close(&body);
+    return true;
+  }
   const int parts = std::max(std::abs(f), 1);
   size_t off = 0;
   for (int k = 0; k < parts; ++k) {
@@ -135,6 +171,7 @@ std::vector<int> Variants() {
   std::vector<int> v = {0, 1};
   AddCounts(FLAGS_fragments, 1, &v);
   AddCounts(FLAGS_splits, -1, &v);
+  if (FLAGS_late) v.push_back(kLate);
   return v;
 }
 
@@ -159,6 +196,7 @@ double Median(std::vector<double> v) {
 }
 
 std::string Name(int f) {
+  if (f == kLate) return "late";
   return f == 0   ? "none"
          : f == 1 ? "mac"
          : f > 0  ? "frag" + std::to_string(f)
