@@ -97,8 +97,11 @@ Status InitOptimizerSlots(const OptimizerConfig& cfg, std::span<const TensorView
 //   AdamW:    additionally p -= lr * wd * p (decoupled, using p before this step).
 // This op does NOT clip: cfg.clip_norm is ignored here. Callers clip first (ClipByNorm per
 // tensor/chunk, or a global norm with L2NormSquared + Scale).
+// `grad_scale` (finite): the update reads g = grad_scale * grad instead of grad, rounded
+// as Scale rounds it, so the result is bitwise Scale(copy of grad) then this op on the
+// copy; `grad` is still only read (the servers' 1/W of grad_reduce=mean). 1 costs nothing.
 Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param,
-                      TensorView grad, std::span<const TensorView> slots);
+                      TensorView grad, std::span<const TensorView> slots, float grad_scale = 1.0f);
 
 // The same update for many rows of one sparse table in one call (host memory): row i is
 // rows[i], `width` values followed by its NumOptimizerSlots(cfg.kind) slots of `width`
@@ -109,8 +112,11 @@ Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param
 // The config and every update count are checked once per call, before any row changes;
 // the CPU backend then updates the rows in blocks of 256, one call per block (rows are
 // host memory: the servers' stores).
+// `grad_scale` as ApplyOptimizer's (the gradient is then only read). Clipping needs the
+// scaled gradient first, so grad_scale != 1 with cfg.clip_norm > 0 is refused
+// (kInvalidArgument): such callers scale a copy and pass 1.
 Status ApplyOptimizerRows(const OptimizerConfig& cfg, int64_t width, std::span<float* const> rows,
-                          std::span<const int64_t> steps, float* grad);
+                          std::span<const int64_t> steps, float* grad, float grad_scale = 1.0f);
 
 // ---- GEMM ------------------------------------------------------------------------------
 

@@ -120,9 +120,10 @@ Status InitOptimizerSlots(const OptimizerConfig& cfg, std::span<const TensorView
 }
 
 Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param,
-                      TensorView grad, std::span<const TensorView> slots) {
+                      TensorView grad, std::span<const TensorView> slots, float grad_scale) {
   constexpr std::string_view kOp = "ApplyOptimizer";
   TESSERA_RETURN_IF_ERROR(CheckConfig(kOp, cfg));
+  if (!Finite(grad_scale)) return Invalid(kOp, "grad_scale is not finite");
   if (step < 1) return Invalid(kOp, "step must be >= 1 (1-based), got " + std::to_string(step));
   TESSERA_RETURN_IF_ERROR(CheckView(kOp, "param", param, {DType::kF32}));
   TESSERA_RETURN_IF_ERROR(CheckView(kOp, "grad", grad, {DType::kF32}));
@@ -132,6 +133,7 @@ Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param
   TESSERA_ASSIGN_OR_RETURN(const Backend* be, BackendFor(param.device));
   if (param.numel() == 0) return Status::OK();
   math::OptimizerScalars s = ScalarsOf(cfg);
+  s.grad_scale = grad_scale;
   if (cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW) SetAdamStep(cfg, step, &s);
   float* s0 = slots.size() > 0 ? slots[0].as<float>() : nullptr;
   float* s1 = slots.size() > 1 ? slots[1].as<float>() : nullptr;
@@ -139,10 +141,12 @@ Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param
 }
 
 Status ApplyOptimizerRows(const OptimizerConfig& cfg, int64_t width, std::span<float* const> rows,
-                          std::span<const int64_t> steps, float* grad) {
+                          std::span<const int64_t> steps, float* grad, float grad_scale) {
   constexpr std::string_view kOp = "ApplyOptimizerRows";
   TESSERA_RETURN_IF_ERROR(CheckConfig(kOp, cfg));
   if (std::isnan(cfg.clip_norm)) return Invalid(kOp, "clip_norm is NaN");
+  if (!Finite(grad_scale)) return Invalid(kOp, "grad_scale is not finite");
+  if (grad_scale != 1.0f && cfg.clip_norm > 0) return Invalid(kOp, "clipping needs the scaled gradient: scale a copy");
   if (width < 0 || rows.size() != steps.size()) {
     return Invalid(kOp, std::to_string(rows.size()) + " rows with " + std::to_string(steps.size()) +
                             " update counts, width " + std::to_string(width));
@@ -157,6 +161,7 @@ Status ApplyOptimizerRows(const OptimizerConfig& cfg, int64_t width, std::span<f
   const bool adam = cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW;
   const OptimizerOp op = OpOf(cfg.kind);
   math::OptimizerScalars s = ScalarsOf(cfg);
+  s.grad_scale = grad_scale;
   // Blocks of rows: each block's gradients are clipped, its Adam corrections computed
   // (into arrays on the stack: nothing allocated), then one backend call updates it,
   // while the block's gradient rows are still in cache. The rows are host memory (the

@@ -39,7 +39,8 @@ constexpr uint64_t kMirrorBlock = 8192;
 
 // The optimizer over [0, n), and `mirror` (empty or n floats) given the updated values.
 Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* param, const SlotViews& v,
-                       float* grad, uint64_t n, std::span<float> mirror, const GradientGate* gate = nullptr) {
+                       float* grad, uint64_t n, std::span<float> mirror, const GradientGate* gate = nullptr,
+                       float grad_scale = 1.0f) {
   if (!mirror.empty() && mirror.size() != n) {
     return Status::Internal("ApplyUpdate: mirror has " + std::to_string(mirror.size()) + " elements, parameter " +
                             std::to_string(n));
@@ -55,7 +56,8 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
     if (gate != nullptr) TESSERA_RETURN_IF_ERROR((*gate)(b, b + len));
     SlotViews sv;
     for (size_t i = 0; i < v.count; ++i) sv.views[sv.count++] = View(v.views[i].as<float>() + b, len);
-    Status st = kernels::ApplyOptimizer(cfg, update_count, View(param + b, len), View(grad + b, len), sv.span());
+    Status st =
+        kernels::ApplyOptimizer(cfg, update_count, View(param + b, len), View(grad + b, len), sv.span(), grad_scale);
     if (!st.ok()) return Status::Internal(st.ToString());
     if (len > 0 && !mirror.empty()) std::memcpy(mirror.data() + b, param + b, len * sizeof(float));
     b += step;
@@ -89,7 +91,7 @@ Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<f
 
 Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
                            std::span<float> slots, std::span<const float> grad, std::span<float> mirror,
-                           const GradientGate* gate) {
+                           const GradientGate* gate, float grad_scale) {
   if (cfg.clip_norm > 0) return Status::Internal("ApplyUpdateReadOnly: clipping writes the gradient");
   const uint64_t n = param.size();
   if (grad.size() != n) {
@@ -99,7 +101,8 @@ Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std
   TESSERA_ASSIGN_OR_RETURN(SlotViews v, Slots(cfg, slots, n));
   // ApplyOptimizer reads the gradient and writes only param and slots (the backends take
   // it as const float*); a TensorView has no read-only form.
-  return UpdateAndMirror(cfg, update_count, param.data(), v, const_cast<float*>(grad.data()), n, mirror, gate);
+  return UpdateAndMirror(cfg, update_count, param.data(), v, const_cast<float*>(grad.data()), n, mirror, gate,
+                         grad_scale);
 }
 
 }  // namespace tessera::kernels

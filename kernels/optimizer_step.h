@@ -50,9 +50,11 @@ using GradientGate = std::function<Status(uint64_t begin, uint64_t end)>;
 // cfg.clip_norm > 0. The server's ssp/asp push applies straight from the received
 // message with it, instead of copying a gradient that nothing rescales. With `gate`,
 // each block of the update waits for its part of the gradient first (one wait for the
-// whole gradient when the update runs on several threads).
+// whole gradient when the update runs on several threads). `grad_scale` (the mean's 1/W):
+// the update reads grad_scale * grad, bitwise ApplyUpdate on a copy scaled by
+// kernels::Scale (kernels::ApplyOptimizer), so a rescaled push needs no copy either.
 Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std::span<float> param,
                            std::span<float> slots, std::span<const float> grad, std::span<float> mirror = {},
-                           const GradientGate* gate = nullptr);
+                           const GradientGate* gate = nullptr, float grad_scale = 1.0f);
 
 }  // namespace tessera::kernels

@@ -1,6 +1,7 @@
 #include "paramserver/aggregator.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "common/metrics_registry.h"
 #include "common/tensor.h"
@@ -25,6 +26,15 @@ TensorView ReadView(std::span<const float> v) {
 TensorView View(std::span<float> v) {
   return TensorView{v.data(), DType::kF32, {static_cast<int64_t>(v.size())}, Device::kCPU};
 }
+
+// ssp/asp pushes whose gradient was copied before the optimizer (docs/metrics.md:
+// tessera_server_gradient_copies_total), one per dense chunk or sparse push.
+metrics::Counter& GradientCopies() {
+  static metrics::Counter& c = metrics::Global().GetCounter("server_gradient_copies_total");
+  return c;
+}
+
+std::atomic<bool> copy_rescaled_pushes{false};
 
 std::string ChunkName(uint32_t param_id, uint64_t chunk) {
   return "param " + std::to_string(param_id) + " chunk " + std::to_string(chunk);
@@ -105,12 +115,20 @@ Status Aggregator::CheckSparsePush(int worker, uint32_t param_id, int64_t step) 
   return Status::OK();
 }
 
+void TEST_CopyRescaledPushes(bool on) { copy_rescaled_pushes.store(on, std::memory_order_relaxed); }
+
 bool Aggregator::Rescales() const { return reduce_ == GradReduce::kMean && num_workers_ > 1; }
+
+float Aggregator::ReduceScale() const { return Rescales() ? 1.0f / static_cast<float>(num_workers_) : 1.0f; }
 
 Status Aggregator::ScaleForReduce(std::span<float> grad) const {
   if (!Rescales() || grad.empty()) return Status::OK();
-  Status st = kernels::Scale(View(grad), 1.0f / static_cast<float>(num_workers_));
+  Status st = kernels::Scale(View(grad), ReduceScale());
   return st.ok() ? st : Status::Internal(st.ToString());
+}
+
+bool Aggregator::CopiesPush(const ShardStore& store, uint32_t param_id) const {
+  return store.Clips(param_id) || (Rescales() && copy_rescaled_pushes.load(std::memory_order_relaxed));
 }
 
 Status Aggregator::Fold(Pending& p, uint64_t row_width, std::span<const Key> keys,
@@ -184,7 +202,7 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
                             std::to_string(grad.size()));
   }
   const bool mirror_now = !mirror.empty() && sync_.mode != SyncMode::kBsp;
-  const bool in_place = sync_.mode != SyncMode::kBsp && !Rescales() && !store.Clips(param_id);
+  const bool in_place = sync_.mode != SyncMode::kBsp && !CopiesPush(store, param_id);
   if (gate != nullptr && !in_place) {  // the gradient is copied or kept whole: all of it first
     TESSERA_RETURN_IF_ERROR((*gate)(0, grad.size()));
     gate = nullptr;
@@ -212,15 +230,17 @@ Status Aggregator::PushDense(ShardStore& store, int worker, uint32_t param_id, u
       if (in_place) {
         // Nothing writes the gradient: apply it where it arrived (on one host, the
         // shared-memory arena) rather than copying it first (docs/benchmarks-auth.md, "After
-        // applying pushes in place").
+        // applying pushes in place"); the mean's 1/W is applied as the optimizer reads it.
         metrics::ScopedLatency t(OptimizerLatency());
         const uint64_t offset = cb - begin;
         const kernels::GradientGate chunk_gate = [gate, offset](uint64_t b, uint64_t e) {
           return (*gate)(offset + b, offset + e);
         };
-        TESSERA_RETURN_IF_ERROR(store.ApplyDenseReadOnly(param_id, c, g, m, gate ? &chunk_gate : nullptr));
+        TESSERA_RETURN_IF_ERROR(
+            store.ApplyDenseReadOnly(param_id, c, g, m, gate ? &chunk_gate : nullptr, ReduceScale()));
         continue;
       }
+      GradientCopies().Add(1);
       scratch_.assign(g.begin(), g.end());
       TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
       metrics::ScopedLatency t(OptimizerLatency());
@@ -246,11 +266,12 @@ Status Aggregator::PushSparse(ShardStore& store, int worker, uint32_t param_id, 
     return DrainSparse(store, param_id, u);
   }
   timeline::Span span("optimizer", "optimizer", "param", param_id, "step", step);
-  if (!Rescales() && !store.Clips(param_id)) {
+  if (!CopiesPush(store, param_id)) {
     // Nothing writes the gradient: apply it where it arrived (as the dense push does).
     metrics::ScopedLatency t(OptimizerLatency());
-    return store.ApplySparseRowsReadOnly(param_id, keys, grad, step);
+    return store.ApplySparseRowsReadOnly(param_id, keys, grad, step, ReduceScale());
   }
+  GradientCopies().Add(1);
   scratch_.assign(grad.begin(), grad.end());
   TESSERA_RETURN_IF_ERROR(ScaleForReduce(scratch_));
   metrics::ScopedLatency t(OptimizerLatency());
@@ -266,8 +287,11 @@ Status Aggregator::DrainDense(ShardStore& store, uint32_t param_id, uint64_t chu
                               " complete but only " + std::to_string(p.folded) + " pushes folded");
     }
     timeline::Span span("optimizer", "optimizer", "param", param_id, "step", it->first);
-    TESSERA_RETURN_IF_ERROR(ScaleForReduce(p.sum));
-    {
+    if (!CopiesPush(store, param_id)) {  // the 1/W as the optimizer reads the sum: no pass of its own
+      metrics::ScopedLatency t(OptimizerLatency());
+      TESSERA_RETURN_IF_ERROR(store.ApplyDenseReadOnly(param_id, chunk, p.sum, {}, nullptr, ReduceScale()));
+    } else {
+      TESSERA_RETURN_IF_ERROR(ScaleForReduce(p.sum));
       metrics::ScopedLatency t(OptimizerLatency());
       TESSERA_RETURN_IF_ERROR(store.ApplyDense(param_id, chunk, p.sum));
     }
@@ -287,9 +311,12 @@ Status Aggregator::DrainSparse(ShardStore& store, uint32_t param_id, Unit& unit)
                               std::to_string(p.folded) + " pushes folded");
     }
     timeline::Span span("optimizer", "optimizer", "param", param_id, "step", it->first);
-    TESSERA_RETURN_IF_ERROR(ScaleForReduce(p.sum));
     // Rows are independent, so the order of application does not change any value.
-    {
+    if (!CopiesPush(store, param_id)) {
+      metrics::ScopedLatency t(OptimizerLatency());
+      TESSERA_RETURN_IF_ERROR(store.ApplySparseRowsReadOnly(param_id, p.sum_keys, p.sum, it->first, ReduceScale()));
+    } else {
+      TESSERA_RETURN_IF_ERROR(ScaleForReduce(p.sum));
       metrics::ScopedLatency t(OptimizerLatency());
       TESSERA_RETURN_IF_ERROR(store.ApplySparseRows(param_id, p.sum_keys, p.sum, it->first));
     }

@@ -7,10 +7,14 @@
 //    strictly in order. The sum is formed in worker order 0, 1, ..., W-1 whatever the
 //    arrival order (a push that arrives early waits in a per-worker buffer until the ones
 //    before it are folded in), so a bsp run is bitwise independent of network timing.
-//    grad_reduce=mean then scales by 1/W. Every worker must push every unit every step,
-//    a sparse table included (an empty key list when it touched no row here).
+//    grad_reduce=mean then scales by 1/W (as the optimizer reads the sum, see below).
+//    Every worker must push every unit every step, a sparse table included (an empty
+//    key list when it touched no row here).
 //  - ssp:K and asp: each push is applied on arrival, scaled by 1/W for mean (so W pushes
-//    of g make one SGD step of g); the gate only holds back pulls.
+//    of g make one SGD step of g); the gate only holds back pulls. The optimizer reads
+//    the push where it arrived and multiplies by 1/W as it reads (grad_scale of
+//    kernels::ApplyUpdateReadOnly, bitwise a scaled copy); only a parameter that clips
+//    gets a scaled copy first (clipping writes the gradient and needs it scaled).
 // Clipping (cfg.clip_norm) applies to the gradient that reaches the optimizer: per dense
 // chunk, per sparse row (kernels/optimizer_step.h).
 //
@@ -70,7 +74,8 @@ class Aggregator {
   // false and `mirror` is untouched.
   // `gate` (a gradient still arriving, wire/shm_stream.h; element offsets into `grad`):
   // the update reads each block once the gate lets it when it applies straight from
-  // `grad` (ssp/asp, nothing rescaled or clipped); any other push waits for all of it.
+  // `grad` (ssp/asp, nothing clipped; a mean's 1/W included); any other push waits for
+  // all of it.
   // `before_apply`: when the update applies straight from `grad` and mirrors (so every
   // chunk's push is recorded and the pull is answerable before any value changes), it is
   // called once, after recording and before applying: the server sends the reply then
@@ -137,9 +142,15 @@ class Aggregator {
   // bsp: applies every step of `unit` that has become complete.
   Status DrainDense(ShardStore& store, uint32_t param_id, uint64_t chunk, Unit& unit);
   Status DrainSparse(ShardStore& store, uint32_t param_id, Unit& unit);
-  // Whether a push's gradient is scaled before the optimizer (the mean over >1 workers).
+  // Whether a push's gradient is scaled before the optimizer (the mean over >1 workers),
+  // and by what (1 when not).
   bool Rescales() const;
+  float ReduceScale() const;
   Status ScaleForReduce(std::span<float> grad) const;
+  // Whether a push to `param_id` (ssp/asp; bsp: a step's sum) is scaled and clipped in
+  // a buffer before the update (clipping; or the test-only switch below for a rescaled
+  // push) rather than scaled as the optimizer reads it, where it arrived.
+  bool CopiesPush(const ShardStore& store, uint32_t param_id) const;
 
   // Constant after construction
   SyncPolicy sync_;
@@ -148,7 +159,13 @@ class Aggregator {
   AggregatorOptions options_;
 
   std::vector<ParamUnits> params_;  // by param id
-  std::vector<float> scratch_;      // ssp/asp: the scaled copy of a push
+  std::vector<float> scratch_;      // ssp/asp: the scaled copy of a push that clips
 };
+
+// Test only: true makes pushes that are rescaled (mean, W > 1) take the path they took
+// before the optimizer read the scale itself: ssp/asp scale a copy, bsp its sum, then
+// update from it (the bitwise reference of tests/ps/mean_fold_job_test.cc). Any thread; read by the
+// servers' reactors at each push.
+void TEST_CopyRescaledPushes(bool on);
 
 }  // namespace tessera::paramserver

@@ -180,7 +180,8 @@ Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span
 }
 
 Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, std::span<const float> grad,
-                                      std::span<float> mirror, const kernels::GradientGate* gate) {
+                                      std::span<float> mirror, const kernels::GradientGate* gate,
+                                      float grad_scale) {
   const int64_t i = ChunkIndex(param_id, chunk_index);
   if (i < 0) {
     return Status::Internal("ApplyDense: chunk " + std::to_string(chunk_index) + " of param " +
@@ -188,21 +189,21 @@ Status ShardStore::ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk_index, s
   }
   ChunkState& ch = chunks_[static_cast<size_t>(i)];
   TESSERA_RETURN_IF_ERROR(kernels::ApplyUpdateReadOnly(params_[param_id].spec.optimizer, ch.updates + 1,
-                                                       ch.values, ch.slots, grad, mirror, gate));
+                                                       ch.values, ch.slots, grad, mirror, gate, grad_scale));
   ++ch.updates;
   return Status::OK();
 }
 
 Status ShardStore::ApplySparseRowsReadOnly(uint32_t param_id, std::span<const Key> keys,
-                                           std::span<const float> grads, int64_t step) {
+                                           std::span<const float> grads, int64_t step, float grad_scale) {
   if (Clips(param_id)) {
     return Status::Internal("ApplySparseRowsReadOnly: param " + std::to_string(param_id) + " clips its gradients");
   }
-  return ApplyRows(param_id, keys, grads, nullptr, step);
+  return ApplyRows(param_id, keys, grads, nullptr, step, grad_scale);
 }
 
 Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads,
-                             float* writable, int64_t step) {
+                             float* writable, int64_t step, float grad_scale) {
   if (param_id >= params_.size() || !params_[param_id].rows) {
     return Status::Internal("ApplySparseRows: param " + std::to_string(param_id) + " is not sparse");
   }
@@ -326,7 +327,7 @@ Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::
   if (st.ok()) {
     st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width),
                                      std::span<float* const>(row_scratch_.data(), kept),
-                                     std::span<const int64_t>(step_scratch_.data(), kept), g);
+                                     std::span<const int64_t>(step_scratch_.data(), kept), g, grad_scale);
     if (!st.ok()) st = Status::Internal(st.ToString());
   }
   if (!st.ok()) {  // no update counted: every counter back (the rows' hashes are recomputed lazily)

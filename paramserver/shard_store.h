@@ -167,9 +167,11 @@ class ShardStore {
   // pass (kernels::ApplyUpdate): what ReadDense of the chunk would give right after.
   Status ApplyDense(uint32_t param_id, uint64_t chunk, std::span<float> grad, std::span<float> mirror = {});
   // The same without clipping, reading `grad` only (kernels::ApplyUpdateReadOnly), each
-  // block of it once `gate` (when given) lets it: a gradient still arriving.
+  // block of it once `gate` (when given) lets it: a gradient still arriving. The update
+  // reads grad_scale * grad (bitwise ApplyDense of a copy scaled by kernels::Scale).
   Status ApplyDenseReadOnly(uint32_t param_id, uint64_t chunk, std::span<const float> grad,
-                            std::span<float> mirror = {}, const kernels::GradientGate* gate = nullptr);
+                            std::span<float> mirror = {}, const kernels::GradientGate* gate = nullptr,
+                            float grad_scale = 1.0f);
   // Whether ApplyDense of `param_id` clips (and so writes) the gradient.
   bool Clips(uint32_t param_id) const {
     return param_id < params_.size() && params_[param_id].spec.optimizer.clip_norm > 0;
@@ -197,14 +199,15 @@ class ShardStore {
   // the rows' last-seen, and when the table's policy evicts, expires. REQUIRES distinct
   // keys (ParamServerCore refuses repeats).
   Status ApplySparseRows(uint32_t param_id, std::span<const Key> keys, std::span<float> grads, int64_t step = 0) {
-    return ApplyRows(param_id, keys, grads, grads.data(), step);
+    return ApplyRows(param_id, keys, grads, grads.data(), step, 1.0f);
   }
   // The same reading `grads` only (a push applied where it arrived, no copy): when
   // admission drops rows the kept rows' gradients are gathered into a scratch buffer
   // instead of compacted in place. REQUIRES !Clips(param_id) (clipping writes the
-  // gradient): kInternal otherwise.
+  // gradient): kInternal otherwise. The rows' updates read grad_scale * grads, as
+  // ApplyDenseReadOnly's.
   Status ApplySparseRowsReadOnly(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads,
-                                 int64_t step = 0);
+                                 int64_t step = 0, float grad_scale = 1.0f);
   // Whether a push of exactly the keys of one of the table's last few pulls uses the
   // slots that pull resolved (PullSlots; on by default). Off: every push looks its keys
   // up (the bitwise reference in tests, the baseline in benchmarks).
@@ -293,7 +296,7 @@ class ShardStore {
   // ApplySparseRows' body; `writable` is grads.data() (the rows may be clipped and
   // compacted in place) or nullptr (read-only: compacted into grad_copy_; no clipping).
   Status ApplyRows(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads, float* writable,
-                   int64_t step);
+                   int64_t step, float grad_scale);
   // The policy's evictions after a push at `step` (ApplySparseRows).
   void Evict(Param& p, int64_t step);
   // The memory budget's bookkeeping of one row created / erased.

@@ -1,66 +1,116 @@
 // CPU loop of the fused optimizer: one pass over param, grad and slots per kind, with
 // the kind switched outside the loop so each loop body is a straight line of math/.
+// s.grad_scale != 1 switches (outside the loops too) to loops that read the gradient
+// through math::ScaledGrad; at 1 the loops are the plain ones, with no multiply.
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/math/optimizer.h"
 
 namespace tessera::kernels::cpu {
+namespace {
 
-Status Optimizer(OptimizerOp op, const math::OptimizerScalars& s, float* __restrict param,
-                 const float* __restrict grad, float* __restrict s0, float* __restrict s1,
-                 int64_t n) {
+// The gradient element the step sees.
+template <bool kScaled>
+inline float G(float g, float scale) {
+  if constexpr (kScaled) {
+    return math::ScaledGrad(g, scale);
+  } else {
+    return g;
+  }
+}
+
+template <bool kScaled>
+Status Loops(OptimizerOp op, const math::OptimizerScalars& s, float* __restrict param, const float* __restrict grad,
+             float* __restrict s0, float* __restrict s1, int64_t n) {
+  const float c = s.grad_scale;
   switch (op) {
     case OptimizerOp::kSgd:
       ParallelFor(n, [=](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) math::SgdStep(s, param[i], grad[i]);
+        for (int64_t i = b; i < e; ++i) math::SgdStep(s, param[i], G<kScaled>(grad[i], c));
       });
       return Status::OK();
     case OptimizerOp::kMomentum:
       ParallelFor(n, [=](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) math::MomentumStep(s, param[i], grad[i], s0[i]);
+        for (int64_t i = b; i < e; ++i) math::MomentumStep(s, param[i], G<kScaled>(grad[i], c), s0[i]);
       });
       return Status::OK();
     case OptimizerOp::kAdaGrad:
       ParallelFor(n, [=](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) math::AdaGradStep(s, param[i], grad[i], s0[i]);
+        for (int64_t i = b; i < e; ++i) math::AdaGradStep(s, param[i], G<kScaled>(grad[i], c), s0[i]);
       });
       return Status::OK();
     case OptimizerOp::kAdam:
       ParallelFor(n, [=](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) math::AdamStep<false>(s, param[i], grad[i], s0[i], s1[i]);
+        for (int64_t i = b; i < e; ++i) math::AdamStep<false>(s, param[i], G<kScaled>(grad[i], c), s0[i], s1[i]);
       });
       return Status::OK();
     case OptimizerOp::kAdamW:
       ParallelFor(n, [=](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) math::AdamStep<true>(s, param[i], grad[i], s0[i], s1[i]);
+        for (int64_t i = b; i < e; ++i) math::AdamStep<true>(s, param[i], G<kScaled>(grad[i], c), s0[i], s1[i]);
       });
       return Status::OK();
   }
   return Status::Internal("cpu Optimizer: unknown op");
 }
 
-namespace {
-
 // One row of each kind: restrict parameters (a row's values and slots never overlap its
 // gradient), so the loop vectorises as Optimizer's does.
+template <bool kScaled>
 void SgdRow(const math::OptimizerScalars& s, float* __restrict p, const float* __restrict g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) math::SgdStep(s, p[i], g[i]);
+  for (int64_t i = 0; i < n; ++i) math::SgdStep(s, p[i], G<kScaled>(g[i], s.grad_scale));
 }
+template <bool kScaled>
 void MomentumRow(const math::OptimizerScalars& s, float* __restrict p, const float* __restrict g,
                  float* __restrict v, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) math::MomentumStep(s, p[i], g[i], v[i]);
+  for (int64_t i = 0; i < n; ++i) math::MomentumStep(s, p[i], G<kScaled>(g[i], s.grad_scale), v[i]);
 }
+template <bool kScaled>
 void AdaGradRow(const math::OptimizerScalars& s, float* __restrict p, const float* __restrict g,
                 float* __restrict acc, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) math::AdaGradStep(s, p[i], g[i], acc[i]);
+  for (int64_t i = 0; i < n; ++i) math::AdaGradStep(s, p[i], G<kScaled>(g[i], s.grad_scale), acc[i]);
 }
-template <bool kDecoupled>
+template <bool kDecoupled, bool kScaled>
 void AdamRow(const math::OptimizerScalars& s, float* __restrict p, const float* __restrict g, float* __restrict m,
              float* __restrict v, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) math::AdamStep<kDecoupled>(s, p[i], g[i], m[i], v[i]);
+  for (int64_t i = 0; i < n; ++i) math::AdamStep<kDecoupled>(s, p[i], G<kScaled>(g[i], s.grad_scale), m[i], v[i]);
+}
+
+template <bool kScaled>
+Status Rows(OptimizerOp op, math::OptimizerScalars sc, float* const* rows, const float* grad, int64_t width,
+            int64_t nrows, const float* step_size, const float* sqrt_bc2) {
+  switch (op) {
+    case OptimizerOp::kSgd:
+      for (int64_t r = 0; r < nrows; ++r) SgdRow<kScaled>(sc, rows[r], grad + r * width, width);
+      return Status::OK();
+    case OptimizerOp::kMomentum:
+      for (int64_t r = 0; r < nrows; ++r) MomentumRow<kScaled>(sc, rows[r], grad + r * width, rows[r] + width, width);
+      return Status::OK();
+    case OptimizerOp::kAdaGrad:
+      for (int64_t r = 0; r < nrows; ++r) AdaGradRow<kScaled>(sc, rows[r], grad + r * width, rows[r] + width, width);
+      return Status::OK();
+    case OptimizerOp::kAdam:
+    case OptimizerOp::kAdamW:
+      for (int64_t r = 0; r < nrows; ++r) {
+        sc.step_size = step_size[r];
+        sc.sqrt_bc2 = sqrt_bc2[r];
+        float* p = rows[r];
+        if (op == OptimizerOp::kAdam) {
+          AdamRow<false, kScaled>(sc, p, grad + r * width, p + width, p + 2 * width, width);
+        } else {
+          AdamRow<true, kScaled>(sc, p, grad + r * width, p + width, p + 2 * width, width);
+        }
+      }
+      return Status::OK();
+  }
+  return Status::Internal("cpu OptimizerRows: unknown op");
 }
 
 }  // namespace
+
+Status Optimizer(OptimizerOp op, const math::OptimizerScalars& s, float* param, const float* grad, float* s0,
+                 float* s1, int64_t n) {
+  return s.grad_scale != 1.0f ? Loops<true>(op, s, param, grad, s0, s1, n) : Loops<false>(op, s, param, grad, s0, s1, n);
+}
 
 Status OptimizerRows(OptimizerOp op, const math::OptimizerScalars& s, float* const* rows, const float* grad,
                      int64_t width, int64_t nrows, const float* step_size, const float* sqrt_bc2) {
@@ -77,31 +127,8 @@ Status OptimizerRows(OptimizerOp op, const math::OptimizerScalars& s, float* con
     }
     return Status::OK();
   }
-  switch (op) {
-    case OptimizerOp::kSgd:
-      for (int64_t r = 0; r < nrows; ++r) SgdRow(sc, rows[r], grad + r * width, width);
-      return Status::OK();
-    case OptimizerOp::kMomentum:
-      for (int64_t r = 0; r < nrows; ++r) MomentumRow(sc, rows[r], grad + r * width, rows[r] + width, width);
-      return Status::OK();
-    case OptimizerOp::kAdaGrad:
-      for (int64_t r = 0; r < nrows; ++r) AdaGradRow(sc, rows[r], grad + r * width, rows[r] + width, width);
-      return Status::OK();
-    case OptimizerOp::kAdam:
-    case OptimizerOp::kAdamW:
-      for (int64_t r = 0; r < nrows; ++r) {
-        sc.step_size = step_size[r];
-        sc.sqrt_bc2 = sqrt_bc2[r];
-        float* p = rows[r];
-        if (op == OptimizerOp::kAdam) {
-          AdamRow<false>(sc, p, grad + r * width, p + width, p + 2 * width, width);
-        } else {
-          AdamRow<true>(sc, p, grad + r * width, p + width, p + 2 * width, width);
-        }
-      }
-      return Status::OK();
-  }
-  return Status::Internal("cpu OptimizerRows: unknown op");
+  return s.grad_scale != 1.0f ? Rows<true>(op, sc, rows, grad, width, nrows, step_size, sqrt_bc2)
+                              : Rows<false>(op, sc, rows, grad, width, nrows, step_size, sqrt_bc2);
 }
 
 }  // namespace tessera::kernels::cpu

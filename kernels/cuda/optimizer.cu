@@ -1,5 +1,7 @@
 // CUDA kernel of the fused optimizer: one thread per element (grid-stride), the kind a
-// template parameter, the update itself from kernels/math/optimizer.h.
+// template parameter, the update itself from kernels/math/optimizer.h. s.grad_scale != 1
+// picks the instantiation that reads the gradient through math::ScaledGrad (one
+// __fmul_rn, never contracted into the step's FMAs); at 1 the kernel is the plain one.
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/math/optimizer.h"
@@ -8,7 +10,7 @@ namespace tessera::kernels::gpu {
 
 namespace {
 
-template <OptimizerOp kOp>
+template <OptimizerOp kOp, bool kScaled>
 struct OptimizerUpdate {
   math::OptimizerScalars s;
   float* p;
@@ -16,18 +18,23 @@ struct OptimizerUpdate {
   float* s0;
   float* s1;
   __device__ void operator()(int64_t i) const {
-    if constexpr (kOp == OptimizerOp::kSgd) math::SgdStep(s, p[i], g[i]);
-    if constexpr (kOp == OptimizerOp::kMomentum) math::MomentumStep(s, p[i], g[i], s0[i]);
-    if constexpr (kOp == OptimizerOp::kAdaGrad) math::AdaGradStep(s, p[i], g[i], s0[i]);
-    if constexpr (kOp == OptimizerOp::kAdam) math::AdamStep<false>(s, p[i], g[i], s0[i], s1[i]);
-    if constexpr (kOp == OptimizerOp::kAdamW) math::AdamStep<true>(s, p[i], g[i], s0[i], s1[i]);
+    float gi = g[i];
+    if constexpr (kScaled) gi = math::ScaledGrad(gi, s.grad_scale);
+    if constexpr (kOp == OptimizerOp::kSgd) math::SgdStep(s, p[i], gi);
+    if constexpr (kOp == OptimizerOp::kMomentum) math::MomentumStep(s, p[i], gi, s0[i]);
+    if constexpr (kOp == OptimizerOp::kAdaGrad) math::AdaGradStep(s, p[i], gi, s0[i]);
+    if constexpr (kOp == OptimizerOp::kAdam) math::AdamStep<false>(s, p[i], gi, s0[i], s1[i]);
+    if constexpr (kOp == OptimizerOp::kAdamW) math::AdamStep<true>(s, p[i], gi, s0[i], s1[i]);
   }
 };
 
 template <OptimizerOp kOp>
 Status Run(const math::OptimizerScalars& s, float* p, const float* g, float* s0, float* s1,
            int64_t n) {
-  return LaunchElementwise(n, OptimizerUpdate<kOp>{s, p, g, s0, s1}, "ApplyOptimizer");
+  if (s.grad_scale != 1.0f) {
+    return LaunchElementwise(n, OptimizerUpdate<kOp, true>{s, p, g, s0, s1}, "ApplyOptimizer");
+  }
+  return LaunchElementwise(n, OptimizerUpdate<kOp, false>{s, p, g, s0, s1}, "ApplyOptimizer");
 }
 
 }  // namespace

@@ -5,6 +5,11 @@
 //
 // Weight decay: added to the gradient (L2) for SGD, momentum, AdaGrad and Adam;
 // decoupled (p -= lr * wd * p, with p before the update) for AdamW.
+//
+// grad_scale (the servers' 1/W of grad_reduce=mean): the loops pass ScaledGrad(g) as
+// the step's gradient instead of scaling a copy of the gradient first. It must give the
+// copy's bits: the product is rounded to float on its own, never fused into an FMA with
+// the step's next operation (see ScaledGrad).
 #pragma once
 
 #include <cmath>
@@ -24,7 +29,20 @@ struct OptimizerScalars {
   float eps = 0;
   float step_size = 0;   // Adam: lr / (1 - beta1^step)
   float sqrt_bc2 = 0;    // Adam: sqrt(1 - beta2^step)
+  float grad_scale = 1;  // 1: the loops read the gradient as it is (no multiply at all)
 };
+
+// scale * g rounded once, as kernels::Scale (math::Scale) over a copy rounds it. nvcc
+// contracts a * b + c across statements into an FMA by default (--fmad=true), which
+// would skip this rounding; __fmul_rn is never contracted. The CPU backend's optimizer
+// is compiled with -ffp-contract=off (kernels/CMakeLists.txt) for the same reason.
+TESSERA_HOST_DEVICE inline float ScaledGrad(float g, float scale) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(scale, g);
+#else
+  return scale * g;
+#endif
+}
 
 TESSERA_HOST_DEVICE inline void SgdStep(const OptimizerScalars& s, float& p, float g) {
   g += s.weight_decay * p;
