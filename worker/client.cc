@@ -31,6 +31,15 @@ Status Client::CheckHostF32(TensorView t, uint64_t elements, const char* what) {
   return Status::OK();
 }
 
+Result<const ParamSpec*> Client::ParamOfKind(uint32_t param_id, ParamKind kind) const {
+  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
+  if (spec == nullptr) return Status::NotFound("unknown parameter id " + std::to_string(param_id));
+  if (spec->kind != kind) {
+    return Status::InvalidArgument("'" + spec->name + "' is " + (spec->kind == ParamKind::kDense ? "dense" : "sparse"));
+  }
+  return spec;
+}
+
 Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, std::shared_ptr<wire::Context> ctx,
                                                 int* requested_exit_code) {
   int index = options.rank - 1 - options.num_servers;
@@ -384,9 +393,9 @@ std::vector<DensePiece> Client::PipelineOverTcp(const DenseLayout& layout, std::
 }
 
 Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step) {
-  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
-  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
-  if (spec->kind != ParamKind::kDense) return Handle(Status::InvalidArgument("'" + spec->name + "' is sparse"));
+  auto found = ParamOfKind(param_id, ParamKind::kDense);
+  if (!found.ok()) return Handle(found.status());
+  const ParamSpec* spec = *found;
   const uint64_t n = static_cast<uint64_t>(spec->numel());
   const bool pushing = op != Op::PULL, pulling = op != Op::PUSH;
   if (pushing) {

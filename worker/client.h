@@ -243,6 +243,9 @@ class Client {
   static Status PartFailure(const Part& p, const Status& st);
   // `t` is an f32 host tensor of `elements` elements (InvalidArgument naming `what` if not).
   static Status CheckHostF32(TensorView t, uint64_t elements, const char* what);
+  // The spec of `param_id`: NotFound if the shard map has none, InvalidArgument if it is
+  // not of `kind` (every request's first check).
+  Result<const ParamSpec*> ParamOfKind(uint32_t param_id, ParamKind kind) const;
   void ConnectServers();
 
   // Any thread: builds and queues a request to a server; the Part completes its handle.

@@ -36,9 +36,9 @@ Result<std::shared_ptr<const KeyGroups>> Client::GroupsOf(uint32_t param_id, std
 }
 
 Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorView rows, int64_t step) {
-  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
-  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
-  if (spec->kind != ParamKind::kSparse) return Handle(Status::InvalidArgument("'" + spec->name + "' is dense"));
+  auto found = ParamOfKind(param_id, ParamKind::kSparse);
+  if (!found.ok()) return Handle(found.status());
+  const ParamSpec* spec = *found;
   const uint64_t width = static_cast<uint64_t>(spec->numel());
   Status st = CheckHostF32(rows, keys.size() * width, "sparse gradient rows");
   if (!st.ok()) return Handle(st.WithContext(spec->name));
@@ -78,9 +78,9 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
 }
 
 Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorView out, int64_t step) {
-  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
-  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
-  if (spec->kind != ParamKind::kSparse) return Handle(Status::InvalidArgument("'" + spec->name + "' is dense"));
+  auto found = ParamOfKind(param_id, ParamKind::kSparse);
+  if (!found.ok()) return Handle(found.status());
+  const ParamSpec* spec = *found;
   const uint64_t width = static_cast<uint64_t>(spec->numel());
   Status st = CheckHostF32(out, keys.size() * width, "sparse output rows");
   if (!st.ok()) return Handle(st.WithContext(spec->name));

@@ -13,9 +13,9 @@ using wire::OutMessage;
 
 Handle Client::PushTopK(uint32_t param_id, std::span<const uint32_t> indices, std::span<const float> values,
                         int64_t step) {
-  const ParamSpec* spec = map_ ? map_->param(param_id) : nullptr;
-  if (spec == nullptr) return Handle(Status::NotFound("unknown parameter id " + std::to_string(param_id)));
-  if (spec->kind != ParamKind::kDense) return Handle(Status::InvalidArgument("'" + spec->name + "' is sparse"));
+  auto found = ParamOfKind(param_id, ParamKind::kDense);
+  if (!found.ok()) return Handle(found.status());
+  const ParamSpec* spec = *found;
   const uint64_t n = static_cast<uint64_t>(spec->numel());
   if (indices.size() != values.size()) {
     return Handle(Status::InvalidArgument(spec->name + ": " + std::to_string(indices.size()) + " indices but " +

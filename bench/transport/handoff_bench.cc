@@ -31,8 +31,6 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -51,6 +49,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/transport/proc_usage.h"
 #include "common/clock.h"
 
 DEFINE_int64(bytes, 4096, "request and reply size (at least 16)");
@@ -71,22 +70,9 @@ void Die(const char* what) {
   std::exit(1);
 }
 
-// This process's (all its threads') user + system CPU µs and context switches so far.
-struct Usage {
-  double cpu_us = 0, switches = 0;
-};
-Usage Now() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return {static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 +
-              static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec),
-          static_cast<double>(u.ru_nvcsw + u.ru_nivcsw)};
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using tessera::bench::Median;
+using tessera::bench::Now;
+using tessera::bench::Usage;
 
 uint64_t IdOf(const void* p) {
   uint64_t id;
@@ -486,10 +472,8 @@ int main(int argc, char** argv) {
   if (n < 16) Die("--bytes must be at least 16");
   // Usage per (round, variant): [client start, client end, echo start, echo end].
   const size_t cells = static_cast<size_t>(FLAGS_rounds) * kNumVariants;
-  void* shared = mmap(nullptr, 4 * cells * sizeof(Usage), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (shared == MAP_FAILED) return 1;
-  auto* use = static_cast<Usage*>(shared);
+  Usage* const use = tessera::bench::MapSharedUsage(4 * cells);
+  if (use == nullptr) return 1;
   int ep_pipe[2];
   if (pipe(ep_pipe) != 0) return 1;
   const pid_t child = fork();

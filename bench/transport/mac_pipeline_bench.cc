@@ -21,8 +21,6 @@
 // ZeroMQ's I/O threads included): on a machine with C cores no variant can take less
 // wall time than CPU / C, however well its stages overlap.
 #include <gflags/gflags.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -34,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/transport/proc_usage.h"
 #include "common/clock.h"
 #include "wire/alloc.h"
 #include "wire/mac_auth.h"
@@ -175,25 +174,10 @@ std::vector<int> Variants() {
   return v;
 }
 
-// This process's (all its threads') user + system CPU µs and context switches so far.
-struct Usage {
-  double cpu_us = 0, switches = 0;
-};
-Usage Now() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return {static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 +
-              static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec),
-          static_cast<double>(u.ru_nvcsw + u.ru_nivcsw)};
-}
-Usage PerIter(const Usage& a, const Usage& b, int iters) {
-  return {(b.cpu_us - a.cpu_us) / iters, (b.switches - a.switches) / iters};
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using tessera::bench::Median;
+using tessera::bench::Now;
+using tessera::bench::Usage;
+using tessera::bench::PerIter;
 
 std::string Name(int f) {
   if (f == kLate) return "late";
@@ -213,10 +197,8 @@ int main(int argc, char** argv) {
   // Usage per round trip of each process per (round, variant), timed part only; the
   // second half is the echo side's.
   const size_t cells = static_cast<size_t>(FLAGS_rounds) * variants.size();
-  void* shared = mmap(nullptr, 2 * cells * sizeof(Usage), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (shared == MAP_FAILED) return 1;
-  auto* use = static_cast<Usage*>(shared);
+  Usage* const use = tessera::bench::MapSharedUsage(2 * cells);
+  if (use == nullptr) return 1;
   // The client binds a free port and passes the endpoint to the echo side through a pipe.
   int ep_pipe[2];
   if (pipe(ep_pipe) != 0) return 1;

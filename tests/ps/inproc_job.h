@@ -1,8 +1,8 @@
-// Test helper: a whole job in this process — a real coordinator, one server and one
-// worker on one wire::Context, talking over real ZeroMQ sockets on 127.0.0.1 (and shared
+// Test helper: a whole job in this process — a real coordinator, one server and one or
+// more workers on one wire::Context, talking over real ZeroMQ sockets on 127.0.0.1 (and shared
 // memory, unless --shm=off) — driven through the worker's Client, plus the dense params
 // of every optimizer that the bitwise tests compare (shm_stream_job_test,
-// tcp_pipeline_test, sparse_groups_reuse_test).
+// tcp_pipeline_test, sparse_groups_reuse_test, mean_fold_job_test).
 //
 // Threading: the job's threads are the coordinator's, server's and client's reactors;
 // the test thread only calls the methods below.
@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "coordinator/coordinator.h"
@@ -27,6 +28,9 @@ struct InProcJobOptions {
   uint64_t job_id = 4343;
   uint64_t chunk_bytes = 256 << 10;
   SyncMode sync = SyncMode::kAsp;
+  int64_t staleness = 0;  // ssp's bound
+  int workers = 1;
+  GradReduce grad_reduce = GradReduce::kSum;
   bool mac = false;  // --auth=mac with a fresh job key
   uint64_t tcp_request_bytes = worker::ClientOptions{}.tcp_request_bytes;
 };
@@ -39,55 +43,61 @@ class InProcJob {
     CoordinatorOptions co;
     co.job_id = o.job_id;
     co.num_servers = 1;
-    co.num_workers = 1;
+    co.num_workers = o.workers;
     co.shard.chunk_bytes = o.chunk_bytes;
-    co.shard.sync.mode = o.sync;
-    co.shard.grad_reduce = GradReduce::kSum;
+    co.shard.sync = SyncPolicy{o.sync, o.staleness};
+    co.shard.grad_reduce = o.grad_reduce;
     coord_ = Coordinator::Start(co, ctx_).value();
     paramserver::ServerOptions so;
     so.coordinator = coord_->endpoint();
     so.job_id = o.job_id;
     so.rank = 1;
     so.num_servers = 1;
-    so.num_workers = 1;
+    so.num_workers = o.workers;
     server_ = paramserver::ParamServer::Start(so, ctx_).value();
-    worker::ClientOptions wo;
-    wo.coordinator = coord_->endpoint();
-    wo.job_id = o.job_id;
-    wo.rank = 2;
-    wo.num_servers = 1;
-    wo.num_workers = 1;
-    wo.request_timeout = std::chrono::seconds(20);
-    wo.tcp_request_bytes = o.tcp_request_bytes;
-    client_ = worker::Client::Connect(wo, ctx_).value();
-    EXPECT_OK(client_->DeclareParams(params));
+    for (int w = 0; w < o.workers; ++w) {
+      worker::ClientOptions wo;
+      wo.coordinator = coord_->endpoint();
+      wo.job_id = o.job_id;
+      wo.rank = 2 + w;
+      wo.num_servers = 1;
+      wo.num_workers = o.workers;
+      wo.request_timeout = std::chrono::seconds(20);
+      wo.tcp_request_bytes = o.tcp_request_bytes;
+      clients_.push_back(worker::Client::Connect(wo, ctx_).value());
+    }
+    // Each declaration waits for the shard map, which waits for every worker's.
+    std::vector<std::thread> declare;
+    for (auto& c : clients_) declare.emplace_back([&c, &params] { EXPECT_OK(c->DeclareParams(params)); });
+    for (auto& t : declare) t.join();
   }
   ~InProcJob() {
-    client_->Finish(0, "test done").IgnoreError();
+    for (auto& c : clients_) c->Finish(0, "test done").IgnoreError();
     coord_->Wait(std::chrono::seconds(10));
     server_->Wait(std::chrono::seconds(10));
   }
   static TensorView View(std::vector<float>& v) {
     return {v.data(), DType::kF32, {static_cast<int64_t>(v.size())}, Device::kCPU};
   }
+  // Push, Pull and PushPull go through worker 0.
   Status Push(uint32_t id, std::vector<float>& grad, int64_t step) {
-    return client_->Push(id, View(grad), step).Wait(std::chrono::seconds(30));
+    return clients_[0]->Push(id, View(grad), step).Wait(std::chrono::seconds(30));
   }
   Status Pull(uint32_t id, std::vector<float>& out, int64_t step) {
-    return client_->Pull(id, View(out), step).Wait(std::chrono::seconds(30));
+    return clients_[0]->Pull(id, View(out), step).Wait(std::chrono::seconds(30));
   }
   Status PushPull(uint32_t id, std::vector<float>& grad, std::vector<float>& out, int64_t step) {
-    return client_->PushPull(id, View(grad), View(out), step).Wait(std::chrono::seconds(30));
+    return clients_[0]->PushPull(id, View(grad), View(out), step).Wait(std::chrono::seconds(30));
   }
-  worker::Client& client() { return *client_; }
-  // Requests the worker has sent to servers so far.
-  uint64_t requests() const { return client_->stats().requests.load(); }
+  worker::Client& client(int w = 0) { return *clients_[static_cast<size_t>(w)]; }
+  // Requests worker 0 has sent to servers so far.
+  uint64_t requests() const { return clients_[0]->stats().requests.load(); }
 
  private:
   std::shared_ptr<wire::Context> ctx_;
   std::unique_ptr<Coordinator> coord_;
   std::unique_ptr<paramserver::ParamServer> server_;
-  std::unique_ptr<worker::Client> client_;
+  std::vector<std::unique_ptr<worker::Client>> clients_;
 };
 
 // A dense param of `elements` per optimizer (SGD, momentum, AdaGrad, Adam, AdamW), then

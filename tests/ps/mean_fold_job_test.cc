@@ -10,13 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "common/metrics_registry.h"
-#include "coordinator/coordinator.h"
 #include "paramserver/aggregator.h"
-#include "paramserver/server.h"
 #include "tests/ps/inproc_job.h"
 #include "tests/testutil/testutil.h"
 #include "worker/client.h"
@@ -71,43 +68,10 @@ struct Outcome {
 // order: step by step, worker by worker, each request waited for.
 class MeanJob {
  public:
-  explicit MeanJob(SyncPolicy sync) {
-    ctx_ = *wire::Context::Create();
-    CoordinatorOptions co;
-    co.job_id = 1818;
-    co.num_servers = 1;
-    co.num_workers = kWorkers;
-    co.shard.chunk_bytes = 256 << 10;
-    co.shard.sync = sync;
-    co.shard.grad_reduce = GradReduce::kMean;
-    coord_ = Coordinator::Start(co, ctx_).value();
-    paramserver::ServerOptions so;
-    so.coordinator = coord_->endpoint();
-    so.job_id = co.job_id;
-    so.rank = 1;
-    so.num_servers = 1;
-    so.num_workers = kWorkers;
-    server_ = paramserver::ParamServer::Start(so, ctx_).value();
-    for (int w = 0; w < kWorkers; ++w) {
-      worker::ClientOptions wo;
-      wo.coordinator = coord_->endpoint();
-      wo.job_id = co.job_id;
-      wo.rank = 2 + w;
-      wo.num_servers = 1;
-      wo.num_workers = kWorkers;
-      wo.request_timeout = 20s;
-      clients_.push_back(worker::Client::Connect(wo, ctx_).value());
-    }
-    // Each declaration waits for the shard map, which waits for every worker's.
-    std::vector<std::thread> declare;
-    for (auto& c : clients_) declare.emplace_back([&c] { EXPECT_OK(c->DeclareParams(Params())); });
-    for (auto& t : declare) t.join();
-  }
-  ~MeanJob() {
-    for (auto& c : clients_) c->Finish(0, "test done").IgnoreError();
-    coord_->Wait(10s);
-    server_->Wait(10s);
-  }
+  explicit MeanJob(SyncPolicy sync)
+      : job_({.job_id = 1818, .sync = sync.mode, .staleness = sync.staleness, .workers = kWorkers,
+              .grad_reduce = GradReduce::kMean},
+             Params()) {}
 
   Outcome Run() {
     const std::vector<ParamSpec> ps = Params();
@@ -118,7 +82,7 @@ class MeanJob {
     const uint64_t streamed = Counter("shm_streamed_payloads_sent_total");
     for (int s = 0; s < kSteps; ++s) {
       for (int w = 0; w < kWorkers; ++w) {
-        worker::Client& c = *clients_[w];
+        worker::Client& c = job_.client(w);
         for (uint32_t id = 0; id < dense; ++id) {
           std::vector<float> g = testing::StepGradient(kElements, s * kWorkers + w, id);
           // Even steps a push+pull, odd ones a push then a pull.
@@ -139,17 +103,14 @@ class MeanJob {
     out.copies = Counter("server_gradient_copies_total") - copies;
     out.streamed = Counter("shm_streamed_payloads_sent_total") - streamed;
     for (uint32_t id = 0; id < dense; ++id) {
-      EXPECT_OK(clients_[0]->Pull(id, testing::InProcJob::View(out.dense[id]), kSteps - 1).Wait(30s));
+      EXPECT_OK(job_.client().Pull(id, testing::InProcJob::View(out.dense[id]), kSteps - 1).Wait(30s));
     }
-    EXPECT_OK(clients_[0]->PullStoreDigest(dense, kSteps - 1, /*sparse_only=*/false, &out.digest).Wait(30s));
+    EXPECT_OK(job_.client().PullStoreDigest(dense, kSteps - 1, /*sparse_only=*/false, &out.digest).Wait(30s));
     return out;
   }
 
  private:
-  std::shared_ptr<wire::Context> ctx_;
-  std::unique_ptr<Coordinator> coord_;
-  std::unique_ptr<paramserver::ParamServer> server_;
-  std::vector<std::unique_ptr<worker::Client>> clients_;
+  testing::InProcJob job_;
 };
 
 Outcome RunJob(SyncPolicy sync, bool copy) {
