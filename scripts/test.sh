@@ -100,7 +100,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CU
 cmake --build build-asan -j"$JOBS" --target $SAN_TARGETS
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest build-asan --output-on-failure -j2 --timeout 600 \
-  -R '^(PushLifetime|MpiRendezvous|PmiRendezvous|ChooseInterface|PlanAddresses|PlanNetwork|JobRecord|JobShape|SilentTest|ChildCommand|Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|MacAuthTest|MitmTest|ShmArena|ShmSocket|ShmProcess|ShmStream|ShmStreamSocket|ShmStreamJob|EverySync/MeanFoldJob|TcpPipeline|SparseGroupsReuse|LinkTest|Auth/LinkBitwise|LinkProcess|RowTable|ShardStoreRows|TableEviction|KeyGroups|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint|ReplicaState)[.]'
+  -R '^(PushLifetime|MpiRendezvous|PmiRendezvous|ChooseInterface|PlanAddresses|PlanNetwork|JobRecord|JobShape|SilentTest|ChildCommand|Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|ReactorWakeup|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|MacAuthTest|MitmTest|ShmArena|ShmSocket|ShmProcess|ShmStream|ShmStreamSocket|ShmStreamJob|EverySync/MeanFoldJob|TcpPipeline|SparseGroupsReuse|LinkTest|Auth/LinkBitwise|LinkProcess|RowTable|ShardStoreRows|TableEviction|KeyGroups|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint|ReplicaState)[.]'
 
 # 4. ThreadSanitizer over the code with the most threads: in-process jobs (coordinator,
 #    servers, worker and ZAP handler threads in one process; the coordinator's rendezvous
@@ -114,7 +114,7 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CU
 cmake --build build-tsan -j"$JOBS" --target $TSAN_TARGETS
 TSAN_OPTIONS="suppressions=$ROOT/tests/wire/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
   run_ctest build-tsan --output-on-failure -j2 --timeout 600 \
-  -R '^((SocketTest|ZeroCopyTest|Reactor|LinkTest|Auth/LinkBitwise|LinkProcess|ShmStream|ShmStreamSocket|ShmStreamJob|EverySync/MeanFoldJob|TcpPipeline|SparseGroupsReuse|HandleDefer|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|LaunchedJobAuth|ParamServerJob|RendezvousJob|RendezvousStore|ObserveJob)[.]|TimelineJob[.]Bsp)'
+  -R '^((SocketTest|ZeroCopyTest|Reactor|ReactorWakeup|LinkTest|Auth/LinkBitwise|LinkProcess|ShmStream|ShmStreamSocket|ShmStreamJob|EverySync/MeanFoldJob|TcpPipeline|SparseGroupsReuse|HandleDefer|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|LaunchedJobAuth|ParamServerJob|RendezvousJob|RendezvousStore|ObserveJob)[.]|TimelineJob[.]Bsp)'
 
 # 5. Fuzz the decoders for a bounded time each (clang + libFuzzer, ASan + UBSan).
 if [ -f scripts/fuzz.sh ] && [ "$FUZZ_SECONDS" -gt 0 ]; then

@@ -1,6 +1,7 @@
 #include "wire/reactor.h"
 
 #include <glog/logging.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -10,6 +11,19 @@
 #include <cstring>
 
 namespace tessera::wire {
+
+namespace {
+
+// Socket::PollFd speaks zmq_poll's flags (a link fd was once a zmq_pollitem_t); poll's differ.
+short ToPollEvents(short zmq_events) {
+  return static_cast<short>(((zmq_events & ZMQ_POLLIN) ? POLLIN : 0) | ((zmq_events & ZMQ_POLLOUT) ? POLLOUT : 0));
+}
+short ToZmqEvents(short revents) {
+  return static_cast<short>(((revents & POLLIN) ? ZMQ_POLLIN : 0) | ((revents & POLLOUT) ? ZMQ_POLLOUT : 0) |
+                            ((revents & ~(POLLIN | POLLOUT)) ? ZMQ_POLLERR : 0));
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Reactor>> Reactor::Create(ReactorOptions options) {
   // An eventfd, not an inproc socket, wakes the loop: writing it is thread-safe, so Post
@@ -159,7 +173,7 @@ int Reactor::PollTimeoutMillis() {
 void Reactor::Loop() {
   loop_thread_id_.store(std::this_thread::get_id());
   pthread_setname_np(pthread_self(), "tessera-reactor");
-  std::vector<zmq_pollitem_t> items;
+  std::vector<pollfd> items;  // [0]: the wake eventfd; then each polled socket's ZMQ_FD and link fds
   std::vector<Entry*> polled;
   std::vector<size_t> first_item;  // polled[i]'s items: [first_item[i], first_item[i + 1])
   std::vector<Socket::PollFd> fds;
@@ -170,26 +184,46 @@ void Reactor::Loop() {
       for (Entry& e : pending_entries_) entries_.push_back(std::move(e));
       pending_entries_.clear();
     }
-    items.assign(1, zmq_pollitem_t{nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    bool ready = more_ready;
+    items.assign(1, pollfd{wake_fd_, POLLIN, 0});
     polled.clear();
     first_item.clear();
     for (Entry& e : entries_) {
       if (!e.handler) continue;
+      if (e.zmq_fd < 0) {
+        Result<int> fd = e.socket->ZmqFd();
+        if (!fd.ok()) {
+          LOG(ERROR) << "reactor: " << fd.status().ToString();
+          stop_requested_.store(true);
+          break;
+        }
+        e.zmq_fd = *fd;
+      }
+      // ZMQ_FD is an edge (see the threading contract): a socket called into since it was
+      // last found empty may hold messages its fd will never announce, so ask it first.
+      e.readable = false;
+      if (!e.socket->zmq_fd_armed()) {
+        Result<bool> r = e.socket->ZmqReadable();
+        // An error: let TryRecv meet it and report it (on_error) rather than sleep on it.
+        e.readable = !r.ok() || *r;
+      }
+      ready = ready || e.readable;
       first_item.push_back(items.size());
-      items.push_back(zmq_pollitem_t{e.socket->raw(), 0, ZMQ_POLLIN, 0});
+      items.push_back(pollfd{e.zmq_fd, POLLIN, 0});
       // The socket's local links (wire/local_link.h), polled directly: no I/O thread.
       fds.clear();
       e.socket->AppendLinkPollFds(&fds);
-      for (const Socket::PollFd& f : fds) items.push_back(zmq_pollitem_t{nullptr, f.fd, f.events, 0});
+      for (const Socket::PollFd& f : fds) items.push_back(pollfd{f.fd, ToPollEvents(f.events), 0});
       polled.push_back(&e);
     }
+    if (stop_requested_.load()) break;
     first_item.push_back(items.size());
-    const int rc = zmq_poll(items.data(), static_cast<int>(items.size()), more_ready ? 0 : PollTimeoutMillis());
-    if (rc < 0 && zmq_errno() != EINTR) {
-      LOG(ERROR) << "reactor: zmq_poll failed: " << zmq_strerror(zmq_errno());
+    const int rc = poll(items.data(), items.size(), ready ? 0 : PollTimeoutMillis());
+    if (rc < 0 && errno != EINTR) {
+      LOG(ERROR) << "reactor: poll failed: " << strerror(errno);
       break;
     }
-    if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
+    if (rc > 0 && (items[0].revents & POLLIN)) {
       uint64_t count;
       ssize_t n = read(wake_fd_, &count, sizeof(count));  // reset the eventfd counter
       (void)n;
@@ -198,15 +232,18 @@ void Reactor::Loop() {
     for (size_t i = 0; i < polled.size(); ++i) {
       Entry& e = *polled[i];
       for (size_t k = first_item[i] + 1; rc > 0 && k < first_item[i + 1]; ++k) {
-        if (items[k].revents != 0) e.socket->OnLinkEvents(items[k].fd, items[k].revents);
+        if (items[k].revents != 0) e.socket->OnLinkEvents(items[k].fd, ToZmqEvents(items[k].revents));
       }
-      if (!(rc > 0 && (items[first_item[i]].revents & ZMQ_POLLIN)) && !e.socket->link_pending()) continue;
+      // A fired ZMQ_FD must be followed by a receive even when it announced something
+      // else: only a call into the socket resets it, and poll would return at once.
+      const bool fired = rc > 0 && items[first_item[i]].revents != 0;
+      if (!fired && !e.readable && !e.socket->link_pending()) continue;
       for (int k = 0; k < options_.max_batch_per_socket && !stop_requested_.load(); ++k) {
         Result<InMessage> r = e.socket->TryRecv();
         if (r.ok()) {
           e.handler(*e.socket, std::move(r).value());
         } else if (r.status().code() == StatusCode::kTimedOut) {
-          break;  // drained
+          break;  // drained: the socket's fd is armed again
         } else if (e.on_error) {
           e.on_error(*e.socket, r.status());
         }

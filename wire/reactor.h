@@ -1,7 +1,7 @@
 // Reactor: one background thread that owns a set of sockets, waits on all of them
-// (zmq_poll), runs each socket's handler for every valid message, runs tasks posted by
-// other threads, and runs timers. It is the event loop of the server, the coordinator
-// and the worker client.
+// (poll(2) over their ZMQ_FDs), runs each socket's handler for every valid message, runs
+// tasks posted by other threads, and runs timers. It is the event loop of the server,
+// the coordinator and the worker client.
 //
 // Threading contract:
 //   * Background thread: exactly one ("tessera-reactor", started by Start(), joined by
@@ -15,6 +15,22 @@
 //     dropped on this thread (Socket::OnLinkEvents); their messages come out of
 //     TryRecv like ZeroMQ ones. A socket taken with a handler may switch to a link
 //     (Socket::EnableLocalLink); one without a handler never does (nobody reads it).
+//   * Waiting (the loop thread's rule; issue 17: zmq_poll asked every socket's ZMQ_EVENTS
+//     before and after each sleep, two system calls per socket and turn). The loop sleeps
+//     in one poll(2) over the wake eventfd, each handler socket's ZMQ_FD (read once, when
+//     the socket joins) and the link fds. ZMQ_FD is an edge, not a level: it turns
+//     readable when ZeroMQ queues a command for the socket, and any call into the socket
+//     (a Send from a handler of any socket, a posted task or a timer; a TryRecv; a link
+//     switch's control frame; Connect; a getsockopt) may consume that signal and leave
+//     messages queued with the fd quiet. So, before every sleep, each handler socket
+//     called into since it was last found empty (Socket::zmq_fd_armed() false) is asked
+//     ZMQ_EVENTS; one that shows POLLIN makes the sleep a zero-timeout poll and is read
+//     this turn. A socket found empty (ZMQ_EVENTS, or a TryRecv that said TimedOut) is
+//     armed: its fd fires on the next arrival. A socket whose fd fired is read until
+//     TryRecv says TimedOut or max_batch_per_socket messages; one cut off by the batch
+//     bound was called into, so the next turn asks it again. Sockets without a handler
+//     are neither polled nor asked. Code that calls ZeroMQ on Socket::raw() directly
+//     bypasses this bookkeeping: nothing on the loop thread may.
 //   * Handlers must not block for long: they delay every other socket. Blocking work
 //     belongs on another thread, which Posts its result back.
 //   * Stop() runs the tasks already posted (so a posted final Send still happens), then
@@ -107,6 +123,8 @@ class Reactor {
     std::unique_ptr<Socket> socket;
     Handler handler;
     ErrorHandler on_error;
+    int zmq_fd = -1;        // the socket's ZMQ_FD, fetched on the loop thread
+    bool readable = false;  // this turn: ZMQ_EVENTS said a message is queued
   };
   struct Timer {
     Clock::time_point due;

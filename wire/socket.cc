@@ -209,30 +209,30 @@ Socket::~Socket() {
 }
 
 Result<std::string> Socket::Bind(const std::string& endpoint) {
-  if (zmq_bind(sock_, endpoint.c_str()) != 0) {
+  if (zmq_bind(zsock(), endpoint.c_str()) != 0) {
     return ZmqError(("bind " + endpoint).c_str(), zmq_errno());
   }
   char buf[256];
   size_t len = sizeof(buf);
-  if (zmq_getsockopt(sock_, ZMQ_LAST_ENDPOINT, buf, &len) != 0) {
+  if (zmq_getsockopt(zsock(), ZMQ_LAST_ENDPOINT, buf, &len) != 0) {
     return ZmqError("ZMQ_LAST_ENDPOINT", zmq_errno());
   }
   return std::string(buf, len > 0 && buf[len - 1] == '\0' ? len - 1 : len);
 }
 
 Result<std::string> Socket::BindListeningFd(const std::string& endpoint, int fd) {
-  if (zmq_setsockopt(sock_, ZMQ_USE_FD, &fd, sizeof(fd)) != 0) return ZmqError("ZMQ_USE_FD", zmq_errno());
+  if (zmq_setsockopt(zsock(), ZMQ_USE_FD, &fd, sizeof(fd)) != 0) return ZmqError("ZMQ_USE_FD", zmq_errno());
   auto bound = Bind(endpoint);
   // Later binds of this socket must create their own listening sockets again.
   const int none = -1;
-  if (zmq_setsockopt(sock_, ZMQ_USE_FD, &none, sizeof(none)) != 0 && bound.ok()) {
+  if (zmq_setsockopt(zsock(), ZMQ_USE_FD, &none, sizeof(none)) != 0 && bound.ok()) {
     return ZmqError("ZMQ_USE_FD", zmq_errno());
   }
   return bound;
 }
 
 Status Socket::Connect(const std::string& endpoint) {
-  if (zmq_connect(sock_, endpoint.c_str()) != 0) {
+  if (zmq_connect(zsock(), endpoint.c_str()) != 0) {
     return ZmqError(("connect " + endpoint).c_str(), zmq_errno());
   }
   // A second endpoint: ZeroMQ round-robins between them, a link would reach only the
@@ -262,7 +262,7 @@ Status Socket::Connect(const std::string& endpoint) {
 Status Socket::Disconnect(const std::string& endpoint) {
   // A DEALER's link is to the one server it connected to: it goes with the connection.
   if (type_ == SocketType::kDealer) CloseLinks();
-  if (zmq_disconnect(sock_, endpoint.c_str()) != 0) {
+  if (zmq_disconnect(zsock(), endpoint.c_str()) != 0) {
     return ZmqError(("disconnect " + endpoint).c_str(), zmq_errno());
   }
   return Status::OK();
@@ -360,6 +360,21 @@ Result<InMessage> Socket::TryRecv() {
   }
 }
 
+Result<int> Socket::ZmqFd() {
+  int fd = -1;
+  size_t len = sizeof(fd);
+  if (zmq_getsockopt(zsock(), ZMQ_FD, &fd, &len) != 0) return ZmqError("ZMQ_FD", zmq_errno());
+  return fd;
+}
+
+Result<bool> Socket::ZmqReadable() {
+  int events = 0;
+  size_t len = sizeof(events);
+  if (zmq_getsockopt(zsock(), ZMQ_EVENTS, &events, &len) != 0) return ZmqError("ZMQ_EVENTS", zmq_errno());
+  fd_armed_ = (events & ZMQ_POLLIN) == 0;
+  return !fd_armed_;
+}
+
 Result<InMessage> Socket::Recv(Deadline deadline) {
   for (;;) {
     // A blocking receive bounded by ZMQ_RCVTIMEO waits on the socket's own mailbox: one
@@ -368,7 +383,7 @@ Result<InMessage> Socket::Recv(Deadline deadline) {
     // auth=mac: wake up to re-send a HELLO that went unanswered (ReceiveOne does).
     if (mac_ && mac_->pending()) wait = std::min(wait, 1000);
     if (wait != rcvtimeo_ms_) {
-      TESSERA_RETURN_IF_ERROR(SetInt(sock_, ZMQ_RCVTIMEO, wait, "ZMQ_RCVTIMEO"));
+      TESSERA_RETURN_IF_ERROR(SetInt(zsock(), ZMQ_RCVTIMEO, wait, "ZMQ_RCVTIMEO"));
       rcvtimeo_ms_ = wait;
     }
     bool got = false;
@@ -399,11 +414,14 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
     auto* m = new zmq_msg_t;
     zmq_msg_init(m);
     // Every part of a multipart message arrives together, so only the first may wait.
-    if (zmq_msg_recv(m, sock_, index == 0 ? first_flags : ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv(m, zsock(), index == 0 ? first_flags : ZMQ_DONTWAIT) < 0) {
       const int err = zmq_errno();
       zmq_msg_close(m);
       delete m;
       if (index == 0 && (err == EAGAIN || err == EINTR)) {
+        // A receive that does not wait processes the mailbox before it gives up: nothing
+        // is queued and the next arrival will signal ZMQ_FD.
+        fd_armed_ = err == EAGAIN && (first_flags & ZMQ_DONTWAIT) != 0;
         return Status::TimedOut("none queued");
       }
       *got = index > 0;
@@ -452,12 +470,12 @@ Status Socket::ZmqSendFrames(std::string_view routing_id, std::span<const LinkOu
     // still be queued here (a worker that sent SHUTDOWN and exited), and must still
     // open; the bounded session table drops stale sessions (wire/session.cc).
     std::span<const std::byte> id(reinterpret_cast<const std::byte*>(routing_id.data()), routing_id.size());
-    TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE));
+    TESSERA_RETURN_IF_ERROR(SendFrame(zsock(), nullptr, id, flags | ZMQ_SNDMORE));
   }
   // The first frame decides: once it is queued, ZeroMQ accepts the rest of the message.
   for (size_t i = 0; i < frames.size(); ++i) {
     const int more = i + 1 < frames.size() ? ZMQ_SNDMORE : 0;
-    TESSERA_RETURN_IF_ERROR(SendFrame(sock_, frames[i].owner, frames[i].bytes, flags | more));
+    TESSERA_RETURN_IF_ERROR(SendFrame(zsock(), frames[i].owner, frames[i].bytes, flags | more));
   }
   return Status::OK();
 }
@@ -468,9 +486,9 @@ Status Socket::ZmqSendFrames(std::string_view routing_id, std::span<const LinkOu
 Status Socket::MacSendHandshake(std::string_view routing_id, std::span<const std::byte> frame, int flags) {
   if (type_ == SocketType::kRouter) {
     std::span<const std::byte> id(reinterpret_cast<const std::byte*>(routing_id.data()), routing_id.size());
-    TESSERA_RETURN_IF_ERROR(SendFrame(sock_, nullptr, id, flags | ZMQ_SNDMORE));
+    TESSERA_RETURN_IF_ERROR(SendFrame(zsock(), nullptr, id, flags | ZMQ_SNDMORE));
   }
-  return SendFrame(sock_, nullptr, frame, flags).WithContext("sending an auth=mac handshake frame");
+  return SendFrame(zsock(), nullptr, frame, flags).WithContext("sending an auth=mac handshake frame");
 }
 
 Status Socket::MacAwaitWelcome(Deadline deadline) {
@@ -483,7 +501,7 @@ Status Socket::MacAwaitWelcome(Deadline deadline) {
     }
     const int wait = static_cast<int>(std::min<int64_t>(std::min<int64_t>(deadline.RemainingMillis(), 1000), INT32_MAX));
     if (wait != rcvtimeo_ms_) {
-      TESSERA_RETURN_IF_ERROR(SetInt(sock_, ZMQ_RCVTIMEO, std::max(wait, 1), "ZMQ_RCVTIMEO"));
+      TESSERA_RETURN_IF_ERROR(SetInt(zsock(), ZMQ_RCVTIMEO, std::max(wait, 1), "ZMQ_RCVTIMEO"));
       rcvtimeo_ms_ = std::max(wait, 1);
     }
     bool got = false;

@@ -143,8 +143,8 @@ class Socket {
   // sender with an error reply; a log line is written, rate-limited), so a receive loop
   // simply continues on error.
   Result<InMessage> Recv(Deadline deadline);
-  // Recv that does not wait: TimedOut when nothing is queued. (The Reactor uses it after
-  // zmq_poll said the socket is readable.)
+  // Recv that does not wait: TimedOut when nothing is queued (and ZMQ_FD armed, see
+  // zmq_fd_armed). The Reactor drains a socket with it.
   Result<InMessage> TryRecv();
 
   // Memory for a payload of `bytes` that will be sent to `routing_id` (ROUTER; ignored
@@ -160,8 +160,22 @@ class Socket {
 
   SocketType type() const { return type_; }
   const SocketOptions& options() const { return options_; }
-  // The zmq socket, for zmq_poll (Reactor). Not for sending or receiving.
+  // The zmq socket, for tools that poll it (zmq_poll). Not for sending or receiving: a
+  // call the socket does not see would leave zmq_fd_armed() stale.
   void* raw() const { return sock_; }
+
+  // ---- Reactor support (wire/reactor.h). ZMQ_FD, the fd of the socket's command
+  // mailbox, is an edge: it turns readable when ZeroMQ queues a command for the socket
+  // (a message arrived on an idle pipe, among others), and any call into the socket (a
+  // send, a receive, a getsockopt) may consume that signal while messages stay queued.
+  // The fd to poll (ZMQ_FD; fetched once, it never changes).
+  Result<int> ZmqFd();
+  // True when the last call into the socket found no message queued and left the mailbox
+  // empty (a TryRecv that said TimedOut, or ZmqReadable() false): until the next call,
+  // ZMQ_FD turns readable when a message arrives. Every other call clears it.
+  bool zmq_fd_armed() const { return fd_armed_; }
+  // ZMQ_EVENTS & ZMQ_POLLIN: a message can be received now. Arms the fd when false.
+  Result<bool> ZmqReadable();
 
   // --auth=mac: messages refused by authentication (zero without it).
   AuthRefusals auth_refusals() const { return mac_ ? mac_->refusals() : AuthRefusals{}; }
@@ -185,13 +199,15 @@ class Socket {
   // these belong to the socket's (the loop's) thread.
   // The Reactor calls this when it takes the socket with a handler; --shm_link decides.
   void EnableLocalLink();
-  // An fd the Reactor polls besides the ZeroMQ socket, with ZMQ_POLLIN / ZMQ_POLLOUT.
+  // An fd the Reactor polls besides the ZeroMQ socket, with ZMQ_POLLIN / ZMQ_POLLOUT
+  // (zmq_poll's flags; the Reactor maps them to poll(2)'s).
   struct PollFd {
     int fd;
     short events;
   };
   void AppendLinkPollFds(std::vector<PollFd>* out) const;
-  // zmq_poll said `fd` (one of AppendLinkPollFds's) is ready: flush, read, or drop it.
+  // The poll said `fd` (one of AppendLinkPollFds's) is ready (ZMQ_POLLIN / ZMQ_POLLOUT /
+  // ZMQ_POLLERR for a hang-up or error): flush, read, or drop it.
   void OnLinkEvents(int fd, short revents);
   // Messages (or a lost link) wait for TryRecv with nothing left to poll for.
   bool link_pending() const { return !link_ready_.empty() || (!link_lost_.ok() && !link_lost_reported_); }
@@ -229,6 +245,12 @@ class Socket {
 
   const std::shared_ptr<Context> ctx_;  // keeps the context alive while the socket lives
   void* const sock_;
+  // Every call into sock_ goes through here, so zmq_fd_armed() knows of it.
+  void* zsock() {
+    fd_armed_ = false;
+    return sock_;
+  }
+  bool fd_armed_ = false;
   const SocketType type_;
   const SocketOptions options_;
   // Same-host shared memory (wire/shm_channel.h); null on PAIR sockets.

@@ -17,16 +17,9 @@ trap 'rm -f "$log"' EXIT
 "$B/launch/tessera" launch --servers 1 --workers 1 --program "$B/bench/ps/ps_bench" -- --sync=asp \
   --shm=off --bench_mode=dense --bytes="$N" --iters="$IT" --auth=none >"$log" 2>&1 &
 launcher=$!
-# The launcher's children by rank: 0 the coordinator, 1 the server, 2 the worker.
-declare -A pid=()
-for ((i = 0; i < 50 && ${#pid[@]} < 3; i++)); do
-  sleep 0.1
-  for p in $(pgrep -P "$launcher"); do
-    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^TESSERA_RANK=//p')
-    [ -n "$r" ] && pid[$r]=$p
-  done
-done
-if [ ${#pid[@]} -lt 3 ]; then echo "handoff_tessera: the job did not start" >&2; exit 1; fi
+# shellcheck source=bench/transport/job_pids.sh
+source "$(dirname "$0")/job_pids.sh"
+job_pids "$launcher" || { echo "handoff_tessera: the job did not start" >&2; exit 1; }
 sleep 2
 hz=$(getconf CLK_TCK)
 sample() {  # CPU µs and context switches of process $1, all its threads

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# bench/transport/syscalls.sh BUILD... : system calls per 4 KiB request (docs/benchmarks-
+# transport.md, "System calls per request"), each side of a running dense push+pull over
+# TCP (`tessera launch --servers 1 --workers 1`, --shm=off, asp, --auth=none) for each
+# build, and each side of the raw ZeroMQ echo pair of the first build (`ps_bench
+# --bench_mode=baseline --echo_bind / --echo_connect`, `raw2` in tcp_compare.sh). Each
+# process is traced with `strace -c -f` for WINDOW seconds (default 2) from 2 s after it
+# starts; a request is one message each way, so calls per request = calls / sendto calls
+# of that process (one sendto per 4 KiB message here). strace slows every call: only the
+# counts mean anything. One line per process: total per request, then the busiest calls.
+#   bash bench/transport/syscalls.sh build /work/main/build
+set -euo pipefail
+if [ $# -lt 1 ]; then sed -n '2,11p' "$0"; exit 2; fi
+N=4096 IT=400000 WINDOW=${WINDOW:-2}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# shellcheck source=bench/transport/job_pids.sh
+source "$(dirname "$0")/job_pids.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+trace() {  # name pid: strace -c of pid for WINDOW s, summarised per request
+  timeout -s INT "$WINDOW" strace -c -f -p "$2" -o "$tmp/$1" >/dev/null 2>&1 || true
+  awk -v name="$1" 'NF >= 5 && $4 ~ /^[0-9]+$/ && $NF != "total" { c[$NF] = $4; order[++n] = $NF }
+    END {
+      req = c["sendto"]
+      if (req == 0) { print name ": no sendto seen"; exit }
+      tot = 0
+      for (k in c) tot += c[k]
+      line = sprintf("%s: %.1f calls/request (%d requests)", name, tot / req, req)
+      for (i = 1; i <= n; i++) if (c[order[i]] / req >= 0.5) line = line sprintf(" %s=%.1f", order[i], c[order[i]] / req)
+      print line
+    }' "$tmp/$1"
+}
+for B in "$@"; do
+  name=$(basename "$(dirname "$(realpath "$B")")")
+  "$B/launch/tessera" launch --servers 1 --workers 1 --program "$B/bench/ps/ps_bench" -- --sync=asp \
+    --shm=off --bench_mode=dense --bytes="$N" --iters="$IT" --auth=none >/dev/null 2>&1 &
+  launcher=$!
+  job_pids "$launcher" || { echo "syscalls: the job did not start" >&2; exit 1; }
+  sleep 2
+  trace "$name:server" "${pid[1]}" &
+  trace "$name:worker" "${pid[2]}"
+  wait %2 2>/dev/null || true
+  kill "$launcher" 2>/dev/null || true
+  wait "$launcher" 2>/dev/null || true
+done
+P="$1/bench/ps/ps_bench" PORT=${PORT:-5598}
+"$P" --bench_mode=baseline --echo_bind=tcp://127.0.0.1:"$PORT" --bytes="$N" --iters="$IT" >/dev/null 2>&1 &
+echo_pid=$!
+sleep 0.3
+"$P" --bench_mode=baseline --echo_connect=tcp://127.0.0.1:"$PORT" --bytes="$N" --iters="$IT" >/dev/null 2>&1 &
+client_pid=$!
+sleep 2
+trace "raw:echo" "$echo_pid" &
+trace "raw:client" "$client_pid"
+wait %1 2>/dev/null || true
+kill "$client_pid" "$echo_pid" 2>/dev/null || true
+wait 2>/dev/null || true
