@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# prefetches_kept.sh BINARY: the row store's prefetches are in the machine code.
+# prefetches_kept.sh BINARY [KERNELS]: the row store's prefetches are in the machine code
+# (and the sparse optimizer's row prefetches, kernels/cpu/cpu_optimizer.cc, in KERNELS's).
 # GCC 12 at -O2 deleted every record prefetch of RowTable (a function whose only effect is
 # __builtin_prefetch was dropped at its call sites), silently: results stay right, only
 # each pulled key waits for its record (docs/benchmarks-sparse-latency.md, "The prefetches
@@ -21,7 +22,7 @@ if ! command -v objdump > /dev/null; then
 fi
 dis=$(mktemp)
 trap 'rm -f "$dis"' EXIT
-objdump -d --no-show-raw-insn "$bin" > "$dis"
+objdump -d --no-show-raw-insn "$bin" ${2:+"$2"} > "$dis"
 count() {  # mangled-name fragment, instruction: how many in the functions whose symbol has it
   awk -v f="$1" -v ins="$2" '/^[0-9a-f]+ <.*>:$/ {on = index($0, f) > 0} on && $0 ~ ins {n++} END {print n + 0}' "$dis"
 }
@@ -42,4 +43,6 @@ check 10ShardStore9ApplyRows prefetcht0 4  # ApplySparseRows and ApplySparseRows
 check 10ShardStore9ApplyRows prefetcht1 8  # the lookup's and the kept slots' records
 check 8RowTable6digest prefetcht0 2
 check 10ShardStore17SnapshotDirtyInto prefetcht0 2
+# A row kRowsAhead ahead, per optimizer kind (5 loops; none before 2026-12-06).
+[ -z "${2:-}" ] || check 3cpu13OptimizerRows prefetcht0 5
 exit $fail
