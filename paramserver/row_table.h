@@ -263,7 +263,7 @@ class RowTable {
   // buffers until its line arrives (perf put two thirds of a pull's samples on the record
   // prefetches, waiting for a free one), L2 tracks more, and the record is an L2 hit by the
   // time its key is resolved. Measured (docs/benchmarks-sparse-step.md): a 10 M-row pull
-  // ~0.85x the time; the bit-set words of a push, moved to L2 too, gained nothing.
+  // ~0.9x the time; the bit-set words of a push, moved to L2 too, gained nothing.
   template <bool kL2 = false>
   static void PrefetchLine(const void* p) {
 #if defined(__x86_64__)
