@@ -2,6 +2,8 @@
 // the kind switched outside the loop so each loop body is a straight line of math/.
 // s.grad_scale != 1 switches (outside the loops too) to loops that read the gradient
 // through math::ScaledGrad; at 1 the loops are the plain ones, with no multiply.
+#include <algorithm>
+
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/math/optimizer.h"
@@ -75,22 +77,60 @@ void AdamRow(const math::OptimizerScalars& s, float* __restrict p, const float* 
   for (int64_t i = 0; i < n; ++i) math::AdamStep<kDecoupled>(s, p[i], G<kScaled>(g[i], s.grad_scale), m[i], v[i]);
 }
 
+// The lines of `span` floats from `row` into L1: Rows prefetches row r + kRowsAhead while
+// it updates row r. The rows are a sparse push's, scattered over the table: by the time
+// the optimizer runs, the push's lookup has left them in L2 or further out (4096 rows of
+// 80-byte records are 512 KB next to the push's gradients), and each update waited for
+// its row (measured: docs/benchmarks-sparse-step.md). A volatile asm, as
+// paramserver/row_table.h's PrefetchLine: GCC deletes a __builtin_prefetch whose call has
+// no other effect.
+constexpr int64_t kRowsAhead = 8;
+inline void PrefetchRow(const float* row, int64_t span) {
+#if defined(__x86_64__)
+  const char* b = reinterpret_cast<const char*>(row);
+  asm volatile("prefetcht0 %0" : : "m"(*b));
+  for (int64_t off = 64; off < span * 4; off += 64) asm volatile("prefetcht0 %0" : : "m"(b[off]));
+  asm volatile("prefetcht0 %0" : : "m"(b[span * 4 - 1]));
+#else
+  (void)row;
+  (void)span;
+#endif
+}
+
 template <bool kScaled>
 Status Rows(OptimizerOp op, math::OptimizerScalars sc, float* const* rows, const float* grad, int64_t width,
             int64_t nrows, const float* step_size, const float* sqrt_bc2) {
+  // The floats a row's update touches: its values and the kind's slots.
+  const int64_t span = width * (op == OptimizerOp::kSgd                                     ? 1
+                                : op == OptimizerOp::kMomentum || op == OptimizerOp::kAdaGrad ? 2
+                                                                                              : 3);
+  for (int64_t r = 0; r < std::min(nrows, kRowsAhead); ++r) PrefetchRow(rows[r], span);
+  const auto ahead = [&](int64_t r) __attribute__((always_inline)) {
+    if (r + kRowsAhead < nrows) PrefetchRow(rows[r + kRowsAhead], span);
+  };
   switch (op) {
     case OptimizerOp::kSgd:
-      for (int64_t r = 0; r < nrows; ++r) SgdRow<kScaled>(sc, rows[r], grad + r * width, width);
+      for (int64_t r = 0; r < nrows; ++r) {
+        ahead(r);
+        SgdRow<kScaled>(sc, rows[r], grad + r * width, width);
+      }
       return Status::OK();
     case OptimizerOp::kMomentum:
-      for (int64_t r = 0; r < nrows; ++r) MomentumRow<kScaled>(sc, rows[r], grad + r * width, rows[r] + width, width);
+      for (int64_t r = 0; r < nrows; ++r) {
+        ahead(r);
+        MomentumRow<kScaled>(sc, rows[r], grad + r * width, rows[r] + width, width);
+      }
       return Status::OK();
     case OptimizerOp::kAdaGrad:
-      for (int64_t r = 0; r < nrows; ++r) AdaGradRow<kScaled>(sc, rows[r], grad + r * width, rows[r] + width, width);
+      for (int64_t r = 0; r < nrows; ++r) {
+        ahead(r);
+        AdaGradRow<kScaled>(sc, rows[r], grad + r * width, rows[r] + width, width);
+      }
       return Status::OK();
     case OptimizerOp::kAdam:
     case OptimizerOp::kAdamW:
       for (int64_t r = 0; r < nrows; ++r) {
+        ahead(r);
         sc.step_size = step_size[r];
         sc.sqrt_bc2 = sqrt_bc2[r];
         float* p = rows[r];
