@@ -53,6 +53,7 @@
 
 #include "common/hash.h"
 #include "common/keys.h"
+#include "common/prefetch.h"
 
 namespace tessera::paramserver {
 
@@ -230,16 +231,10 @@ class RowTable {
     uint64_t* records = nullptr;  // chunk_rows() records of record_words_ words, in blocks_
     std::unique_ptr<uint32_t[]> seen;     // HashLastSeen only
   };
-  // Every line of record `slot`: its first and last byte's, and any between (a record
-  // wider than 128 bytes), without a loop for the common narrow record. kToL2: into L2
-  // only (PrefetchLine's kL2, the lookup pipelines' record stage).
+  // Every line of record `slot` (kToL2: into L2 only, the lookup pipelines' record stage).
   template <bool kToL2 = false>
   void PrefetchRecord(uint32_t slot) const {
-    const char* r = reinterpret_cast<const char*>(record(slot));
-    const uint64_t last = record_bytes() - 1;
-    PrefetchLine<kToL2>(r);
-    PrefetchLine<kToL2>(r + last);
-    for (uint64_t off = 64; off + 64 <= last; off += 64) PrefetchLine<kToL2>(r + off);
+    PrefetchBytes<kToL2>(record(slot), record_bytes());
   }
   // What a lookup prefetches of a found slot: its record (into L2) and, for a write, its
   // words of the stale and dirty bit sets and its last-seen.
@@ -251,30 +246,6 @@ class RowTable {
       if (track_dirty_) PrefetchLine(dirty_bits_.data() + c / 64);
       if (hash_last_seen_) PrefetchLine(chunks_[c >> shift_].seen.get() + (c & mask_));
     }
-  }
-  // A prefetch the compiler keeps. GCC 12 at -O2 deletes a call to a function whose only
-  // effect is __builtin_prefetch (its mod-ref summary says the call does nothing), with the
-  // loads that compute the address: main's Prefetch() and ForEachSlot's record stage
-  // compiled to nothing, so no record was ever prefetched (docs/benchmarks-sparse-latency.md,
-  // "The prefetches the compiler deleted"). A volatile asm is an effect it must keep.
-  //
-  // kL2: into L2, not L1 (prefetcht1), for the records of a batch's lookups. The batch is
-  // bound by the misses a core keeps in flight: a prefetch to L1 holds one of L1's few miss
-  // buffers until its line arrives (perf put two thirds of a pull's samples on the record
-  // prefetches, waiting for a free one), L2 tracks more, and the record is an L2 hit by the
-  // time its key is resolved. Measured (docs/benchmarks-sparse-step.md): a 10 M-row pull
-  // ~0.9x the time; the bit-set words of a push, moved to L2 too, gained nothing.
-  template <bool kL2 = false>
-  static void PrefetchLine(const void* p) {
-#if defined(__x86_64__)
-    if constexpr (kL2) {
-      asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
-    } else {
-      asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-    }
-#else
-    __builtin_prefetch(p, 0, kL2 ? 2 : 3);  // unverified off x86-64: GCC may delete these the same way
-#endif
   }
   // A record: word 0 the key, word 1 the counter, then the floats (ints and floats
   // never share a word, so no word is read as two types).

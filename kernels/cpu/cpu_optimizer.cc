@@ -4,6 +4,7 @@
 // through math::ScaledGrad; at 1 the loops are the plain ones, with no multiply.
 #include <algorithm>
 
+#include "common/prefetch.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/math/optimizer.h"
@@ -77,25 +78,13 @@ void AdamRow(const math::OptimizerScalars& s, float* __restrict p, const float* 
   for (int64_t i = 0; i < n; ++i) math::AdamStep<kDecoupled>(s, p[i], G<kScaled>(g[i], s.grad_scale), m[i], v[i]);
 }
 
-// The lines of `span` floats from `row` into L1: Rows prefetches row r + kRowsAhead while
-// it updates row r. The rows are a sparse push's, scattered over the table: by the time
-// the optimizer runs, the push's lookup has left them in L2 or further out (4096 rows of
+// Rows prefetches row r + kRowsAhead (its values and the kind's slots, into L1) while it
+// updates row r. The rows are a sparse push's, scattered over the table: by the time the
+// optimizer runs, the push's lookup has left them in L2 or further out (4096 rows of
 // 80-byte records are 512 KB next to the push's gradients), and each update waited for
-// its row (measured: docs/benchmarks-sparse-step.md). A volatile asm, as
-// paramserver/row_table.h's PrefetchLine: GCC deletes a __builtin_prefetch whose call has
-// no other effect.
+// its row (measured: docs/benchmarks-sparse-step.md).
 constexpr int64_t kRowsAhead = 8;
-inline void PrefetchRow(const float* row, int64_t span) {
-#if defined(__x86_64__)
-  const char* b = reinterpret_cast<const char*>(row);
-  asm volatile("prefetcht0 %0" : : "m"(*b));
-  for (int64_t off = 64; off < span * 4; off += 64) asm volatile("prefetcht0 %0" : : "m"(b[off]));
-  asm volatile("prefetcht0 %0" : : "m"(b[span * 4 - 1]));
-#else
-  (void)row;
-  (void)span;
-#endif
-}
+inline void PrefetchRow(const float* row, int64_t span) { PrefetchBytes(row, static_cast<uint64_t>(span) * 4); }
 
 template <bool kScaled>
 Status Rows(OptimizerOp op, math::OptimizerScalars sc, float* const* rows, const float* grad, int64_t width,

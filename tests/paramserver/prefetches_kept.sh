@@ -7,7 +7,7 @@
 # the compiler deleted"). This counts prefetcht0 instructions per function in BINARY (an
 # executable or a static library) against what the source issues: the pull and the push
 # prefetch index entries (stage 1: 2 sites each) with prefetcht0 and records (stage 2: 2
-# lines, 2 sites) into L2 with prefetcht1 (RowTable::PrefetchLine says why), digest() and
+# lines, 2 sites) into L2 with prefetcht1 (common/prefetch.h says why), digest() and
 # the checkpoint copy a record's 2 lines with prefetcht0. main before the fix had 4, 4, 0,
 # 0 prefetcht0; before the records went to L2 (2026-12-06) it had no prefetcht1.
 # x86-64 only (PrefetchLine is an asm there); exits 77 (skipped) elsewhere, and without
