@@ -51,7 +51,8 @@ Status ParamServerCore::CheckRequest(const ParamRequest& req, uint64_t values,
   } else {
     // One pass without a Status per key (one server owns every key); the message is
     // built for the first stray key only. ShardMap::SparsePartitionOf's rule, the table's
-    // hash taken once (as ShardMap::SplitSparse does; RefusalsTest pins the two together).
+    // hash taken once (as ShardMap::SplitSparse does; SparseOwnerCheck in
+    // tests/paramserver/refusals_test.cc pins the two together).
     const uint64_t salt = Mix64(req.param_id);
     for (size_t i = 0; map_.num_servers() > 1 && i < req.keys.size(); ++i) {
       if (owns_partition_[Mix64(req.keys[i] ^ salt) % kSparsePartitions] != 0) continue;
