@@ -4,6 +4,8 @@
 #include <functional>
 #include <vector>
 
+#include "common/hash.h"
+
 namespace tessera::paramserver {
 
 Result<ParamServerCore> ParamServerCore::Create(ShardMap map, uint32_t server,
@@ -11,6 +13,12 @@ Result<ParamServerCore> ParamServerCore::Create(ShardMap map, uint32_t server,
   TESSERA_ASSIGN_OR_RETURN(ShardStore store, ShardStore::Create(map, server));
   TESSERA_ASSIGN_OR_RETURN(Aggregator aggregator, Aggregator::Create(map, server, options));
   return ParamServerCore(std::move(map), std::move(store), std::move(aggregator));
+}
+
+ParamServerCore::ParamServerCore(ShardMap map, ShardStore store, Aggregator aggregator)
+    : map_(std::move(map)), store_(std::move(store)), aggregator_(std::move(aggregator)) {
+  owns_partition_.resize(kSparsePartitions);
+  for (uint32_t p = 0; p < kSparsePartitions; ++p) owns_partition_[p] = p % map_.num_servers() == server() ? 1 : 0;
 }
 
 Status ParamServerCore::CheckRequest(const ParamRequest& req, uint64_t values,
@@ -42,10 +50,12 @@ Status ParamServerCore::CheckRequest(const ParamRequest& req, uint64_t values,
     expected = req.end - req.begin;
   } else {
     // One pass without a Status per key (one server owns every key); the message is
-    // built for the first stray key only.
-    const uint32_t servers = map_.num_servers();
-    for (size_t i = 0; servers > 1 && i < req.keys.size(); ++i) {
-      if (ShardMap::SparseServerOf(req.param_id, req.keys[i], servers) == server()) continue;
+    // built for the first stray key only. ShardMap::SparsePartitionOf's rule, the table's
+    // hash taken once (as ShardMap::SplitSparse does; SparseOwnerCheck in
+    // tests/paramserver/refusals_test.cc pins the two together).
+    const uint64_t salt = Mix64(req.param_id);
+    for (size_t i = 0; map_.num_servers() > 1 && i < req.keys.size(); ++i) {
+      if (owns_partition_[Mix64(req.keys[i] ^ salt) % kSparsePartitions] != 0) continue;
       Status st = map_.CheckKeyOwner(server(), req.param_id, req.keys[i]);
       if (!st.ok()) return st.WithContext(std::string(op) + " key #" + std::to_string(i));
     }

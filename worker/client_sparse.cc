@@ -1,6 +1,7 @@
 // The worker client's sparse requests: PushSparse and PullSparse (a table's rows by key,
 // split by server, duplicate keys merged on the way out and scattered on the way back),
-// and the key groupings a push reuses from its table's last pull (GroupsOf).
+// and the key groupings a push reuses from its table's last pull (GroupsOf), each with its
+// split by server (the map is fixed once DeclareParams returns, so a kept split holds).
 #include <cstring>
 
 #include "kernels/ops.h"
@@ -24,7 +25,7 @@ Result<std::shared_ptr<const KeyGroups>> Client::GroupsOf(uint32_t param_id, std
     }
   }
   auto groups = std::make_shared<KeyGroups>();
-  TESSERA_RETURN_IF_ERROR(GroupKeys(keys, groups.get()));
+  TESSERA_RETURN_IF_ERROR(GroupAndSplitKeys(keys, *map_, param_id, groups.get()));
   stats_.key_groupings++;
   if (keep) {
     std::lock_guard<std::mutex> l(groups_mu_);
@@ -47,9 +48,7 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   auto grouped = GroupsOf(param_id, keys, /*keep=*/false);
   if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
   const KeyGroups& groups = **grouped;
-  const std::vector<Key>& unique = groups.unique;
-  auto split = map_->SplitSparse(param_id, unique);
-  if (!split.ok()) return Handle(split.status());
+  const SparseSplit* split = &groups.split;
   const uint32_t S = map_->num_servers();
   Handle h = Handle::Pending(static_cast<int>(S));
   for (uint32_t s = 0; s < S; ++s) {
@@ -89,9 +88,7 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
   auto grouped = GroupsOf(param_id, keys, /*keep=*/true);
   if (!grouped.ok()) return Handle(grouped.status().WithContext(spec->name));
   std::shared_ptr<const KeyGroups> groups = *std::move(grouped);
-  const std::vector<Key>& unique = groups->unique;
-  auto split = map_->SplitSparse(param_id, unique);
-  if (!split.ok()) return Handle(split.status());
+  const SparseSplit* split = &groups->split;
   const uint32_t S = map_->num_servers();
   int parts = 0;
   for (uint32_t s = 0; s < S; ++s) parts += split->keys[s].empty() ? 0 : 1;
@@ -116,7 +113,7 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
     p.out_elements = skeys.size() * width;
     p.row_width = width;
     p.groups = groups;
-    p.group_of = std::move(split->positions[s]);
+    p.group_of = split->positions[s];  // a copy: the kept grouping's split serves the push too
     p.what = "sparse pull of '" + spec->name + "' (" + std::to_string(skeys.size()) + " keys) from server " + std::to_string(s);
     SendToServer(s, std::move(m), std::move(p));
   }

@@ -57,6 +57,12 @@ Status GroupKeys(std::span<const Key> keys, KeyGroups* out) {
   return Status::OK();
 }
 
+Status GroupAndSplitKeys(std::span<const Key> keys, const ShardMap& map, uint32_t param_id, KeyGroups* out) {
+  TESSERA_RETURN_IF_ERROR(GroupKeys(keys, out));
+  TESSERA_ASSIGN_OR_RETURN(out->split, map.SplitSparse(param_id, out->unique));
+  return Status::OK();
+}
+
 namespace {
 
 // SumGroups for rows of kWidth floats (0: `width`, known only at run time). With the

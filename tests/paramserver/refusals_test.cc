@@ -2,6 +2,8 @@
 // change to the store or the pending pushes, and the next good request is served.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "tests/paramserver/test_cluster.h"
 
 namespace tessera::paramserver::testing {
@@ -231,6 +233,31 @@ TEST(RefusalsAtomicity, MultiChunkPushRefusedForOneChunkTouchesNone) {
   rest.end = 24;
   ASSERT_OK(core.Push(rest, std::vector<float>(24, 1.0f)));
   EXPECT_EQ(core.store().chunk(kW, 0)->updates, 1);
+}
+
+// The owner check (ParamServerCore's partition table, the table's hash taken once) agrees
+// with ShardMap::SparseServerOf key for key, for server counts that divide the 840
+// partitions and one that does not (11: partition % 11 differs from hash % 11).
+TEST(SparseOwnerCheck, AcceptsExactlyTheKeysTheMapPlacesOnTheServer) {
+  std::mt19937_64 rng(11);
+  for (const int servers : {2, 3, 11}) {
+    Cluster c(servers, 1, {SparseSpec("t0", 4), SparseSpec("t1", 4)});
+    for (uint32_t table = 0; table < 2; ++table) {
+      for (int i = 0; i < 400; ++i) {
+        const Key k = i % 2 == 0 ? rng() : rng() % 100000;
+        const uint32_t owner = ShardMap::SparseServerOf(table, k, static_cast<uint32_t>(servers));
+        for (uint32_t s = 0; s < static_cast<uint32_t>(servers); ++s) {
+          ParamRequest r = c.Request(0, table, kNoStep);
+          r.kind = ParamKind::kSparse;
+          r.keys = std::span<const Key>(&k, 1);
+          std::vector<float> out(4);
+          const Status st = c.core(s).Pull(r, out);
+          ASSERT_EQ(st.ok(), s == owner) << "key " << k << " table " << table << " server " << s << " of "
+                                         << servers << ": " << st.ToString();
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

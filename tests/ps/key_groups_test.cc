@@ -1,4 +1,4 @@
-// worker/key_groups.h against std::stable_sort and a plain per-key sum.
+// worker/key_groups.h against std::stable_sort, a plain per-key sum and ShardMap::SplitSparse.
 #include "worker/key_groups.h"
 
 #include <gtest/gtest.h>
@@ -87,6 +87,40 @@ TEST(KeyGroups, SumGroupsIsThePlainSumAtEveryWidth) {
     }
     ASSERT_EQ(std::memcmp(out.data(), want.data(), out.size() * sizeof(float)), 0) << "width " << w;
   }
+}
+
+// GroupAndSplitKeys: the grouping of GroupKeys, and its distinct keys split by owner
+// exactly as ShardMap::SplitSparse splits them (what the push and the pull of a step
+// both send, from the one split).
+TEST(KeyGroups, GroupAndSplitKeysSplitsTheDistinctKeysByOwner) {
+  std::mt19937_64 rng(9);
+  std::vector<Key> keys(4000);
+  for (auto& k : keys) k = rng() % 3000;
+  ParamSpec table;
+  table.name = "t";
+  table.kind = ParamKind::kSparse;
+  table.shape = {4};
+  for (const int servers : {1, 2, 3}) {
+    std::vector<ServerEndpoint> eps;
+    for (int s = 0; s < servers; ++s) eps.push_back({s + 1, "inproc://s" + std::to_string(s)});
+    auto map = ShardMap::Build(ShardMapOptions{}, eps, {table});
+    ASSERT_TRUE(map.ok()) << map.status().ToString();
+    KeyGroups g, plain;
+    ASSERT_TRUE(GroupAndSplitKeys(keys, *map, 0, &g).ok());
+    ASSERT_TRUE(GroupKeys(keys, &plain).ok());
+    EXPECT_EQ(g.unique, plain.unique);
+    EXPECT_EQ(g.begin, plain.begin);
+    EXPECT_EQ(g.positions, plain.positions);
+    auto want = map->SplitSparse(0, g.unique);
+    ASSERT_TRUE(want.ok());
+    EXPECT_EQ(g.split.keys, want->keys) << servers << " servers";
+    EXPECT_EQ(g.split.positions, want->positions) << servers << " servers";
+    ASSERT_EQ(g.split.keys.size(), static_cast<size_t>(servers));
+  }
+  KeyGroups g;
+  auto map = ShardMap::Build(ShardMapOptions{}, {{1, "inproc://s0"}}, {table});
+  ASSERT_TRUE(map.ok());
+  EXPECT_FALSE(GroupAndSplitKeys(keys, *map, 7, &g).ok()) << "an unknown table";
 }
 
 }  // namespace
