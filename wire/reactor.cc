@@ -187,8 +187,14 @@ bool Reactor::Settle(const std::vector<size_t>& fired, bool* wake) {
 
 bool Reactor::Lead(int wake_fd, Clock::time_point until) {
   if (HoldsLoop()) return false;  // a handler waiting: it would sleep on its own lock
-  std::vector<pollfd> items;
-  std::vector<size_t> index;  // items[k + 1] is entries_[index[k]]'s ZMQ_FD
+  // Reused: a leader turn per request should allocate nothing (Lead is not reentered:
+  // a handler it runs holds the loop lock, above).
+  thread_local std::vector<pollfd> items;
+  thread_local std::vector<size_t> index;  // items[k + 1] is entries_[index[k]]'s ZMQ_FD
+  thread_local std::vector<size_t> fired;
+  items.clear();
+  index.clear();
+  fired.clear();
   bool wake = false;
   {
     AcquireLoop();
@@ -207,12 +213,17 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
       items.push_back(pollfd{entries_[i].zmq_fd, POLLIN, 0});
       index.push_back(i);
     }
+    bool stopping;
     {
       MutexLock l(&mu_);
-      if (stopping_) wake = true;  // Stop ran before this fd was listed: do not sleep
-      leader_fds_.push_back(wake_fd);
+      stopping = stopping_;  // Stop ran before this fd could be listed: it wakes nobody
+      if (!stopping) leader_fds_.push_back(wake_fd);
     }
     ReleaseLoop();
+    if (stopping) {
+      if (wake) Wake();
+      return false;
+    }
   }
   if (wake) Wake();
   const auto left = until - Clock::now();
@@ -227,7 +238,6 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
     ssize_t n = read(wake_fd, &count, sizeof(count));
     (void)n;
   }
-  std::vector<size_t> fired;
   for (size_t k = 1; rc > 0 && k < items.size(); ++k) {
     if (items[k].revents != 0) fired.push_back(index[k - 1]);
   }

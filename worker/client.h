@@ -34,7 +34,8 @@
 // Threading: one reactor thread owns every socket and the table of pending requests,
 // under the reactor's loop lock (wire/reactor.h): a data request's caller takes that
 // lock to send it, and a thread waiting on its Handle takes it to read replies
-// (caller_leads), completing whichever requests they answer. Every public method may be
+// (caller_leads, servers reached over TCP alone), completing whichever requests they
+// answer. Every public method may be
 // called from any thread; calls are cheap (they build the messages and send or Post them).
 #pragma once
 
@@ -85,10 +86,10 @@ struct ClientOptions {
   // server. Default: 1 MiB (--tcp_request_bytes; smaller requests cost more than they
   // overlap on 2 cores, docs/benchmarks.md).
   uint64_t tcp_request_bytes = 1 << 20;
-  // Leader/follower (issue 17): a thread that sends a data request sends it itself, and
-  // a thread that waits on its Handle reads the replies itself while it waits, instead
-  // of handing both to the reactor thread (two wake-ups per request). Default: on
-  // (--caller_leads).
+  // Leader/follower (issue 17): a thread that sends a data request to a server reached
+  // over TCP alone (its socket's shared memory off) sends it itself, and a thread that
+  // waits on its Handle reads the replies itself while it waits, instead of handing both
+  // to the reactor thread (two wake-ups per request). Default: on (--caller_leads).
   bool caller_leads = true;
 };
 
@@ -287,6 +288,9 @@ class Client {
   // writes, DenseRequest reads: such requests stay whole, the channel streams them).
   // Sized once, before DeclareParams returns.
   std::vector<std::atomic<bool>> server_on_shm_;
+  // Per server: its socket never uses shared memory or a local link (--shm=off), so its
+  // callers lead (caller_leads). Written once, before DeclareParams returns.
+  std::vector<char> server_tcp_only_;
   std::atomic<uint64_t> next_request_id_{0};
   std::atomic<uint64_t> barriers_{0};
   std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns
