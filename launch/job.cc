@@ -49,6 +49,7 @@ DEFINE_string(device, "auto", "Where workers compute: cpu, cuda (one GPU per wor
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
 DEFINE_uint64(tcp_request_bytes, 1 << 20, "A worker cuts a dense push/pull to a server it reaches over TCP (no same-host shared memory) into requests of about this many bytes, at --chunk_bytes boundaries, so the server works on one while the next is on the wire (0: one request per server; a tensor of one chunk stays whole)");
+DEFINE_bool(caller_leads, true, "A worker thread that sends a data request to a server it reaches over TCP alone (--shm=off) sends it itself and, while it waits for the reply, reads its server connections itself (leader/follower), instead of handing both to the worker's reactor thread; false: the reactor thread sends and reads everything (docs/benchmarks.md)");
 DEFINE_double(stall_warn_s, 60.0, "Name the worker(s) holding up a step after this many seconds without progress (0: never)");
 DEFINE_string(auth, "auto", "Socket security: mac (every message authenticated with the job key, not encrypted), curve (CURVE: authenticated and encrypted, slower), none, or auto (mac when a key file is known; see docs/security.md)");
 DEFINE_string(auth_key_file, "", "Job key file for --auth=mac and --auth=curve (default: $TESSERA_AUTH_KEY_FILE, set by tessera launch); rank 0 creates it when missing");
@@ -340,6 +341,7 @@ int JoinAsWorker(JoinedWorker::State& s, const std::string& coordinator) {
   o.register_timeout = Seconds(FLAGS_register_timeout_s);
   o.max_inflight = FLAGS_max_inflight;
   o.tcp_request_bytes = FLAGS_tcp_request_bytes;
+  o.caller_leads = FLAGS_caller_leads;
   int stop_code = 0;
   auto client = worker::Client::Connect(o, job.ctx, &stop_code);
   if (!client.ok()) {

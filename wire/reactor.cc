@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -43,36 +44,52 @@ Reactor::~Reactor() {
   close(wake_fd_);
 }
 
-Socket* Reactor::AddSocket(std::unique_ptr<Socket> socket, Handler handler, ErrorHandler on_error) {
+Socket* Reactor::AddSocket(std::unique_ptr<Socket> socket, Handler handler, ErrorHandler on_error, bool leadable) {
   Socket* raw = socket.get();
   // A polled socket may move its peers to local links (wire/local_link.h): this loop
   // reads them. The socket is not used by any other thread until the loop takes it.
   if (handler) raw->EnableLocalLink();
   {
     MutexLock l(&mu_);
-    pending_entries_.push_back(Entry{std::move(socket), std::move(handler), std::move(on_error)});
+    pending_entries_.push_back(Entry{std::move(socket), std::move(handler), std::move(on_error), leadable});
   }
   Wake();
   return raw;
 }
 
 Status Reactor::Start() {
+  AcquireLoop();  // the loop lock before mu_ (lock order, reactor.h)
   MutexLock l(&mu_);
-  if (started_) return Status::FailedPrecondition("reactor already started");
-  if (stopping_) return Status::FailedPrecondition("reactor was stopped");
-  started_ = true;
-  thread_ = std::thread([this] { Loop(); });
-  return Status::OK();
+  Status st;
+  if (started_) {
+    st = Status::FailedPrecondition("reactor already started");
+  } else if (stopping_) {
+    st = Status::FailedPrecondition("reactor was stopped");
+  } else {
+    started_ = true;
+    loop_live_ = true;  // RunInline works from now on, before the loop's first turn
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ReleaseLoop();
+  return st;
 }
 
 void Reactor::Stop() {
   {
     MutexLock l(&mu_);
     stopping_ = true;
+    // Leaders asleep in poll: the sockets they sleep on are about to close.
+    const uint64_t one = 1;
+    for (int fd : leader_fds_) {
+      ssize_t n = write(fd, &one, sizeof(one));
+      (void)n;
+    }
   }
   stop_requested_.store(true);
   Wake();
-  if (thread_.joinable() && !InLoopThread()) thread_.join();
+  // A thread holding the loop lock (a handler run by a leader) cannot join the loop,
+  // which waits for that lock: the destructor joins.
+  if (thread_.joinable() && !InLoopThread() && !HoldsLoop()) thread_.join();
 }
 
 bool Reactor::Post(Task task) {
@@ -112,6 +129,133 @@ void Reactor::Cancel(TimerId id) {
 }
 
 bool Reactor::InLoopThread() const { return loop_thread_id_.load() == std::this_thread::get_id(); }
+
+void Reactor::AcquireLoop() {
+  loop_mu_.Lock();
+  loop_owner_.store(std::this_thread::get_id());
+}
+
+void Reactor::ReleaseLoop() {
+  loop_owner_.store(std::thread::id());
+  loop_mu_.Unlock();
+}
+
+Reactor::InlineEntry Reactor::EnterInline() {
+  if (HoldsLoop()) return InlineEntry::kNested;
+  AcquireLoop();
+  if (!loop_live_ || stop_requested_.load()) {
+    ReleaseLoop();
+    return InlineEntry::kRefused;
+  }
+  return InlineEntry::kEntered;
+}
+
+void Reactor::LeaveInline() {
+  bool wake = false;
+  Settle({}, &wake);
+  ReleaseLoop();
+  if (wake) Wake();
+}
+
+bool Reactor::Settle(const std::vector<size_t>& fired, bool* wake) {
+  bool handled = false;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    Entry& e = entries_[i];
+    if (!e.handler || e.zmq_fd < 0) continue;
+    const bool fd_fired = std::find(fired.begin(), fired.end(), i) != fired.end();
+    // Armed and quiet: nothing queued that its fd would not announce.
+    if (e.socket->zmq_fd_armed() && !fd_fired) continue;
+    for (int k = 0; k < options_.max_batch_per_socket && !stop_requested_.load(); ++k) {
+      Result<InMessage> r = e.socket->TryRecv();
+      if (r.ok()) {
+        handled = true;
+        e.handler(*e.socket, std::move(r).value());
+      } else if (r.status().code() == StatusCode::kTimedOut) {
+        break;
+      } else if (e.on_error) {
+        e.on_error(*e.socket, r.status());
+      }
+    }
+  }
+  // A socket left called into (cut off by the batch bound, or a handler sent on it) or
+  // holding link messages: the loop, maybe asleep, would not see it.
+  for (Entry& e : entries_) {
+    if (e.handler && e.zmq_fd >= 0 && (!e.socket->zmq_fd_armed() || e.socket->link_pending())) *wake = true;
+  }
+  return handled;
+}
+
+bool Reactor::Lead(int wake_fd, Clock::time_point until) {
+  if (HoldsLoop()) return false;  // a handler waiting: it would sleep on its own lock
+  // Reused: a leader turn per request should allocate nothing (Lead is not reentered:
+  // a handler it runs holds the loop lock, above).
+  thread_local std::vector<pollfd> items;
+  thread_local std::vector<size_t> index;  // items[k + 1] is entries_[index[k]]'s ZMQ_FD
+  thread_local std::vector<size_t> fired;
+  items.clear();
+  index.clear();
+  fired.clear();
+  bool wake = false;
+  {
+    AcquireLoop();
+    if (!loop_live_ || stop_requested_.load()) {
+      ReleaseLoop();
+      return false;
+    }
+    if (Settle({}, &wake)) {  // replies already queued: no sleep
+      ReleaseLoop();
+      if (wake) Wake();
+      return true;
+    }
+    items.push_back(pollfd{wake_fd, POLLIN, 0});
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (!entries_[i].handler || !entries_[i].leadable || entries_[i].zmq_fd < 0) continue;
+      items.push_back(pollfd{entries_[i].zmq_fd, POLLIN, 0});
+      index.push_back(i);
+    }
+    bool stopping;
+    {
+      MutexLock l(&mu_);
+      stopping = stopping_;  // Stop ran before this fd could be listed: it wakes nobody
+      if (!stopping) leader_fds_.push_back(wake_fd);
+    }
+    ReleaseLoop();
+    if (stopping) {
+      if (wake) Wake();
+      return false;
+    }
+  }
+  if (wake) Wake();
+  const auto left = until - Clock::now();
+  int timeout = 0;
+  if (left > Duration::zero()) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    timeout = static_cast<int>(std::min<int64_t>(ms, 1 << 30));
+  }
+  const int rc = poll(items.data(), items.size(), timeout);
+  if (rc > 0 && (items[0].revents & POLLIN)) {
+    uint64_t count;
+    ssize_t n = read(wake_fd, &count, sizeof(count));
+    (void)n;
+  }
+  for (size_t k = 1; rc > 0 && k < items.size(); ++k) {
+    if (items[k].revents != 0) fired.push_back(index[k - 1]);
+  }
+  {
+    MutexLock l(&mu_);
+    leader_fds_.erase(std::find(leader_fds_.begin(), leader_fds_.end(), wake_fd));
+  }
+  AcquireLoop();
+  if (!loop_live_ || stop_requested_.load()) {
+    ReleaseLoop();
+    return false;
+  }
+  wake = false;
+  Settle(fired, &wake);
+  ReleaseLoop();
+  if (wake) Wake();
+  return true;
+}
 
 void Reactor::Wake() {
   const uint64_t one = 1;
@@ -178,6 +322,7 @@ void Reactor::Loop() {
   std::vector<size_t> first_item;  // polled[i]'s items: [first_item[i], first_item[i + 1])
   std::vector<Socket::PollFd> fds;
   bool more_ready = false;  // a socket still holds link messages read earlier
+  AcquireLoop();
   while (!stop_requested_.load()) {
     {
       MutexLock l(&mu_);
@@ -218,7 +363,10 @@ void Reactor::Loop() {
     }
     if (stop_requested_.load()) break;
     first_item.push_back(items.size());
-    const int rc = poll(items.data(), items.size(), ready ? 0 : PollTimeoutMillis());
+    const int timeout = ready ? 0 : PollTimeoutMillis();
+    ReleaseLoop();  // leaders and inline senders may stand in meanwhile (contract)
+    const int rc = poll(items.data(), items.size(), timeout);
+    AcquireLoop();
     if (rc < 0 && errno != EINTR) {
       LOG(ERROR) << "reactor: poll failed: " << strerror(errno);
       break;
@@ -259,7 +407,9 @@ void Reactor::Loop() {
   // Stopping: tasks posted before Stop() still run (a final Send goes out), then the
   // sockets close here, on the thread that used them.
   RunPosted();
+  loop_live_ = false;
   entries_.clear();
+  ReleaseLoop();
   MutexLock l(&mu_);
   pending_entries_.clear();
   timers_.clear();

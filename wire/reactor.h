@@ -33,6 +33,17 @@
 //     bypasses this bookkeeping: nothing on the loop thread may.
 //   * Handlers must not block for long: they delay every other socket. Blocking work
 //     belongs on another thread, which Posts its result back.
+//   * The loop lock (issue 17: leader/follower). The loop thread holds it for everything
+//     it does except sleeping in poll(2). Another thread that takes it (RunInline, Lead)
+//     stands in for the loop thread meanwhile: it may call into the sockets and runs their
+//     handlers, so "the loop thread" above means "whoever holds the loop lock". Before it
+//     lets go, such a thread reads every handler socket it left called into until
+//     TryRecv says TimedOut (running the handlers), so every socket is armed again when
+//     the loop sleeps; one cut off by the batch bound, or holding link messages, wakes
+//     the loop. A leader (Lead) sleeps in its own poll(2) on the same ZMQ_FDs as the
+//     loop, which keeps watching them: whichever wakes first and takes the lock reads the
+//     replies, so requests nobody waits on still complete. Lock order: the loop lock,
+//     then mu_; handlers run under the loop lock and must not Stop() and join.
 //   * Stop() runs the tasks already posted (so a posted final Send still happens), then
 //     closes the sockets and joins. Stop from the loop thread itself only requests the
 //     stop (it cannot join itself); the destructor then joins.
@@ -95,8 +106,10 @@ class Reactor {
   // message (a null handler: owned but not polled, e.g. send-only). Returns the socket
   // pointer, valid until Stop() returns, usable only on the loop thread (handlers,
   // posted tasks, timers) or before Start().
+  // `leadable`: a leader (Lead) sleeps on this socket too (the sockets its callers'
+  // replies arrive on; the others are read by the loop alone).
   Socket* AddSocket(std::unique_ptr<Socket> socket, Handler handler,
-                    ErrorHandler on_error = nullptr);
+                    ErrorHandler on_error = nullptr, bool leadable = false);
 
   // Starts the loop thread. Returns FailedPrecondition when already started.
   Status Start();
@@ -118,11 +131,34 @@ class Reactor {
   // True when called on the loop thread.
   bool InLoopThread() const;
 
+  // Runs `fn` on the calling thread holding the loop lock, as a posted task would run
+  // (it may call into the sockets), then restores the ZMQ_FD rule (contract above). On a
+  // thread that already holds the loop lock (the loop, a handler run by Lead) runs `fn`
+  // directly. Returns false, without running `fn`, while the loop is not running (not
+  // started, stopping or stopped): post instead, or fail.
+  template <typename Fn>
+  bool RunInline(Fn&& fn) {
+    const InlineEntry how = EnterInline();
+    if (how == InlineEntry::kRefused) return false;
+    fn();
+    if (how == InlineEntry::kEntered) LeaveInline();
+    return true;
+  }
+
+  // One turn of a leader, on a thread that waits for replies: reads what the sockets
+  // hold; if nothing, sleeps in poll(2) on the ZMQ_FD of every leadable socket
+  // (AddSocket) and on `wake_fd` (the caller's eventfd: whoever completes what the caller
+  // waits for writes it; Stop() does too) until one fires or `until`, then reads the
+  // sockets whose fd fired, running their handlers on this thread. Returns false when
+  // the loop is not running (the caller waits some other way).
+  bool Lead(int wake_fd, Clock::time_point until);
+
  private:
   struct Entry {
     std::unique_ptr<Socket> socket;
     Handler handler;
     ErrorHandler on_error;
+    bool leadable = false;
     int zmq_fd = -1;        // the socket's ZMQ_FD, fetched on the loop thread
     bool readable = false;  // this turn: ZMQ_EVENTS said a message is queued
   };
@@ -131,6 +167,17 @@ class Reactor {
     Duration interval;         // zero: one-shot
     std::shared_ptr<Task> fn;  // shared so a periodic timer runs without holding mu_
   };
+
+  enum class InlineEntry { kRefused, kNested, kEntered };
+  InlineEntry EnterInline();
+  void LeaveInline();
+  void AcquireLoop();
+  void ReleaseLoop();
+  bool HoldsLoop() const { return loop_owner_.load() == std::this_thread::get_id(); }
+  // Holding the loop lock, not the loop thread: reads each joined handler socket that was
+  // called into (or whose fd fired: `fired`, by index into entries_) until it is empty.
+  // Returns true when a message was handled; *wake: the loop must look again.
+  bool Settle(const std::vector<size_t>& fired, bool* wake);
 
   Reactor(ReactorOptions options, int wake_fd);
   void Loop();
@@ -148,7 +195,13 @@ class Reactor {
   std::atomic<std::thread::id> loop_thread_id_{};
   std::atomic<bool> stop_requested_{false};
 
-  // Loop thread only (or before Start / after join).
+  // The loop lock (contract above) and who holds it. Not annotated: the loop holds it
+  // across a whole turn but for the poll, which the analysis cannot follow.
+  Mutex loop_mu_;
+  std::atomic<std::thread::id> loop_owner_{};
+
+  // Loop lock (or before Start / after join).
+  bool loop_live_ = false;  // the loop runs: entries_ are joined and polled
   std::vector<Entry> entries_;
   // The posted tasks being run, swapped with posted_: the two deques trade storage, so a
   // loop turn allocates none (a fresh std::deque allocates its map and a block).
@@ -161,6 +214,7 @@ class Reactor {
   std::deque<Task> posted_ GUARDED_BY(mu_);
   std::vector<Entry> pending_entries_ GUARDED_BY(mu_);
   std::map<TimerId, Timer> timers_ GUARDED_BY(mu_);
+  std::vector<int> leader_fds_ GUARDED_BY(mu_);  // the wake fds of threads inside Lead
   TimerId next_timer_id_ GUARDED_BY(mu_) = 0;
 };
 

@@ -189,6 +189,9 @@ class Socket {
   std::string shm_state(std::string_view routing_id = {}) const {
     return shm_ ? shm_->ChannelState(routing_id) : "off: not a ROUTER or DEALER";
   }
+  // Whether this socket may ever use shared memory or a local link (its --shm mode
+  // resolved to auto). Constant after Create.
+  bool shm_enabled() const { return shm_ != nullptr && shm_->enabled(); }
   // The shared-memory transport (null on PAIR sockets), for tests.
   const ShmTransport* TEST_shm() const { return shm_.get(); }
 

@@ -31,9 +31,12 @@
 // server applies a push it received completely. Its error says so ("... may have been
 // applied"); a pull or a sparse push that times out fails only its own Handle.
 //
-// Threading: one reactor thread owns every socket and the table of pending requests.
-// Every public method may be called from any thread; calls are cheap (they build the
-// messages and Post them).
+// Threading: one reactor thread owns every socket and the table of pending requests,
+// under the reactor's loop lock (wire/reactor.h): a data request's caller takes that
+// lock to send it, and a thread waiting on its Handle takes it to read replies
+// (caller_leads, servers reached over TCP alone), completing whichever requests they
+// answer. Every public method may be
+// called from any thread; calls are cheap (they build the messages and send or Post them).
 #pragma once
 
 #include <atomic>
@@ -83,6 +86,11 @@ struct ClientOptions {
   // server. Default: 1 MiB (--tcp_request_bytes; smaller requests cost more than they
   // overlap on 2 cores, docs/benchmarks.md).
   uint64_t tcp_request_bytes = 1 << 20;
+  // Leader/follower (issue 17): a thread that sends a data request to a server reached
+  // over TCP alone (its socket's shared memory off) sends it itself, and a thread that
+  // waits on its Handle reads the replies itself while it waits, instead of handing both
+  // to the reactor thread (two wake-ups per request). Default: on (--caller_leads).
+  bool caller_leads = true;
 };
 
 // Counters for metrics and tests (monotonic, read any time).
@@ -250,6 +258,8 @@ class Client {
 
   // Any thread: builds and queues a request to a server; the Part completes its handle.
   void SendToServer(uint32_t server, wire::OutMessage&& msg, Part part);
+  // Loop lock held: records the part and sends.
+  void SendNow(uint32_t server, wire::OutMessage&& msg, Part&& part);
   // Reactor thread, before a request to the coordinator: once the job stopped (SHUTDOWN)
   // or the client failed, completes `h` with that status and returns true. Without it a
   // barrier after the coordinator left waited its whole timeout for an answer that could
@@ -267,7 +277,9 @@ class Client {
   Result<RendezvousReply> Rendezvous(const std::string& key, std::string_view value, bool put, Duration timeout);
 
   const ClientOptions options_;
-  std::unique_ptr<wire::Reactor> reactor_;
+  // Shared with the Handles' leader (weakly), which may outlive the client.
+  std::shared_ptr<wire::Reactor> reactor_;
+  std::shared_ptr<const Handle::Leader> leader_;  // null unless caller_leads; constant
   std::shared_ptr<wire::Context> ctx_;
   wire::Socket* control_ = nullptr;            // loop thread only
   std::vector<wire::Socket*> servers_;         // loop thread only (index = server)
@@ -276,6 +288,9 @@ class Client {
   // writes, DenseRequest reads: such requests stay whole, the channel streams them).
   // Sized once, before DeclareParams returns.
   std::vector<std::atomic<bool>> server_on_shm_;
+  // Per server: its socket never uses shared memory or a local link (--shm=off), so its
+  // callers lead (caller_leads). Written once, before DeclareParams returns.
+  std::vector<char> server_tcp_only_;
   std::atomic<uint64_t> next_request_id_{0};
   std::atomic<uint64_t> barriers_{0};
   std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns
@@ -286,7 +301,7 @@ class Client {
   std::atomic<uint64_t> committed_bytes_{0};  // bytes of the checkpoints committed so far
   std::atomic<int64_t> committed_step_{-1};    // newest committed checkpoint
 
-  // Loop thread only.
+  // Loop lock only (the loop thread, an inline sender, a leader).
   std::unordered_map<uint64_t, Part> pending_;
   Clock::time_point coordinator_seen_;
   Duration heartbeat_timeout_ = std::chrono::seconds(10);

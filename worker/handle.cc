@@ -1,6 +1,27 @@
 #include "worker/handle.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 namespace tessera::worker {
+
+namespace {
+
+// Each waiting thread's eventfd for leading, made on its first lead, closed at its exit.
+struct ThreadWake {
+  int fd = -1;
+  ~ThreadWake() {
+    if (fd >= 0) close(fd);
+  }
+};
+thread_local ThreadWake tl_wake;
+
+int ThreadWakeFd() {
+  if (tl_wake.fd < 0) tl_wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  return tl_wake.fd;
+}
+
+}  // namespace
 
 Handle::Handle(Status status) : state_(std::make_shared<State>()) {
   std::lock_guard<std::mutex> l(state_->mu);
@@ -30,12 +51,50 @@ Status Handle::Wait(Duration timeout) const {
       continue;
     }
     if (s->remaining <= 0) return s->status;
-    if (!s->cv.wait_until(l, until, [s]() REQUIRES(s->mu) { return s->remaining <= 0 || !s->deferred.empty(); })) {
-      return Status::TimedOut(
-          "request still in flight after " +
-          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) + " ms");
+    if (s->lead != nullptr && s->leader_fd < 0) {
+      LeadOnce(l, until);
+      if (s->remaining > 0 && s->deferred.empty() && Clock::now() >= until) break;
+      continue;
+    }
+    if (!s->cv.wait_until(l, until, [s]() REQUIRES(s->mu) {
+          // A leader that left without the handle done: another waiter takes over.
+          return s->remaining <= 0 || !s->deferred.empty() || (s->lead != nullptr && s->leader_fd < 0);
+        })) {
+      break;
     }
   }
+  return Status::TimedOut("request still in flight after " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+                          " ms");
+}
+
+void Handle::LeadOnce(std::unique_lock<std::mutex>& l, Clock::time_point until) const {
+  State* s = state_.get();
+  const int fd = ThreadWakeFd();
+  if (fd < 0) {  // no eventfd (out of fds): wait as a follower
+    s->lead = nullptr;
+    return;
+  }
+  std::shared_ptr<const Leader> lead = s->lead;
+  s->leader_fd = fd;
+  l.unlock();
+  const bool more = (*lead)(until, fd);
+  l.lock();
+  s->leader_fd = -1;
+  if (!more) s->lead = nullptr;
+  s->cv.notify_all();  // followers: one of them may lead now
+}
+
+void Handle::WakeLeader(State* s) {
+  if (s->leader_fd < 0 || s->leader_fd == tl_wake.fd) return;
+  const uint64_t one = 1;
+  ssize_t n = write(s->leader_fd, &one, sizeof(one));
+  (void)n;
+}
+
+void Handle::SetLeader(std::shared_ptr<const Leader> lead) const {
+  std::lock_guard<std::mutex> l(state_->mu);
+  state_->lead = std::move(lead);
 }
 
 void Handle::RunDeferred(std::unique_lock<std::mutex>& l) const {
@@ -55,7 +114,9 @@ void Handle::RunDeferred(std::unique_lock<std::mutex>& l) const {
 bool Handle::CompleteLocked(State* s, const Status& status) {
   if (s->remaining <= 0) return false;
   if (!status.ok() && s->status.ok()) s->status = status;
-  return --s->remaining == 0;
+  if (--s->remaining != 0) return false;
+  WakeLeader(s);
+  return true;
 }
 
 // Both below notify after unlocking: a waiter woken while the lock is still held runs on
@@ -75,6 +136,7 @@ void Handle::DeferPart(std::function<Status()> finish) const {
   {
     std::lock_guard<std::mutex> l(state_->mu);
     state_->deferred.push_back(std::move(finish));
+    WakeLeader(state_.get());
   }
   state_->cv.notify_all();
 }

@@ -33,6 +33,8 @@ struct InProcJobOptions {
   GradReduce grad_reduce = GradReduce::kSum;
   bool mac = false;  // --auth=mac with a fresh job key
   uint64_t tcp_request_bytes = worker::ClientOptions{}.tcp_request_bytes;
+  Duration request_timeout = std::chrono::seconds(20);
+  bool caller_leads = worker::ClientOptions{}.caller_leads;
 };
 
 class InProcJob {
@@ -62,8 +64,9 @@ class InProcJob {
       wo.rank = 2 + w;
       wo.num_servers = 1;
       wo.num_workers = o.workers;
-      wo.request_timeout = std::chrono::seconds(20);
+      wo.request_timeout = o.request_timeout;
       wo.tcp_request_bytes = o.tcp_request_bytes;
+      wo.caller_leads = o.caller_leads;
       clients_.push_back(worker::Client::Connect(wo, ctx_).value());
     }
     // Each declaration waits for the shard map, which waits for every worker's.
