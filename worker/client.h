@@ -89,8 +89,10 @@ struct ClientOptions {
   // Leader/follower (issue 17): a thread that sends a data request to a server reached
   // over TCP alone (its socket's shared memory off) sends it itself, and a thread that
   // waits on its Handle reads the replies itself while it waits, instead of handing both
-  // to the reactor thread (two wake-ups per request). Default: on (--caller_leads).
-  bool caller_leads = true;
+  // to the reactor thread (two wake-ups per request). Default: off (--caller_leads):
+  // it pays over loopback TCP, not between namespace hosts, and it slows the exit after
+  // a coordinator dies (docs/benchmarks-transport.md).
+  bool caller_leads = false;
 };
 
 // Counters for metrics and tests (monotonic, read any time).

@@ -13,7 +13,10 @@
 # kernel's TCP stack, and every pass over the bytes competes with the transfer itself.
 # SIZES (default "1048576 67108864"), CHUNKS (--chunk_bytes values, default "1048576";
 # a 64 MiB tensor is cut into requests of at most this many bytes, which the server
-# applies while the next ones travel).
+# applies while the next ones travel). A_FLAGS and B_FLAGS (default `--auth=none` and the
+# job key, i.e. --auth=mac) replace the two compared modes, e.g. A_FLAGS="--auth=none
+# --caller_leads=false" B_FLAGS="--auth=none --caller_leads=true" SIZES=4096; the columns
+# keep their names (none = A, mac = B).
 #
 # Prints one markdown table per chunk size: payload, raw ZeroMQ µs, none µs, mac µs,
 # mac / none, none / raw (a round trip's time; above 1 is slower).
@@ -34,6 +37,8 @@ mn_require
 command -v tc >/dev/null || mn_fail "missing tc (Debian package iproute2)"
 mn_setup 2
 KEY="--auth_key_file=$MN_TMP/job.key"
+A_FLAGS="${A_FLAGS:---auth=none}"
+B_FLAGS="${B_FLAGS:-$KEY}"
 TJ_PORT=29600
 ADDR2="$(echo "$TESSERA_MN_ADDRS" | awk '{print $2}')"
 
@@ -62,14 +67,15 @@ raw() {
   echo "$us"
 }
 
-# tessera BYTES CHUNK AUTH-FLAG: µs per push+pull round trip, worker on tn1, server on tn2.
+# tessera BYTES CHUNK FLAGS (one word per flag): µs per push+pull round trip, worker on tn1, server on tn2.
 tessera() {
-  local bytes="$1" chunk="$2" auth="$3" iters r pids=() layout=(tn1 tn2 tn1)
+  local bytes="$1" chunk="$2" iters r pids=() layout=(tn1 tn2 tn1) auth
+  read -ra auth <<< "$3"
   iters="$(iters_for "$bytes")"
   TJ_PORT=$((TJ_PORT + 1))
   rm -f "$MN_TMP"/dense.r*
   for r in 0 1 2; do
-    tj_bare "${layout[$r]}" "$r" 3 "$MN_TMP/dense.r$r" timeout 300 "$P" --servers 1 --workers 1 --sync=asp "$auth" \
+    tj_bare "${layout[$r]}" "$r" 3 "$MN_TMP/dense.r$r" timeout 300 "$P" --servers 1 --workers 1 --sync=asp "${auth[@]}" \
       --bench_mode=dense --bytes="$bytes" --iters="$iters" --chunk_bytes="$chunk"
     pids+=($!)
   done
@@ -91,8 +97,8 @@ for chunk in $CHUNKS; do
     R="" N="" M="" MN=""
     for i in $(seq "$ROUNDS"); do
       r="$(raw "$bytes")"
-      if [ $((i % 2)) = 1 ]; then n="$(tessera "$bytes" "$chunk" --auth=none)"; m="$(tessera "$bytes" "$chunk" "$KEY")"
-      else m="$(tessera "$bytes" "$chunk" "$KEY")"; n="$(tessera "$bytes" "$chunk" --auth=none)"; fi
+      if [ $((i % 2)) = 1 ]; then n="$(tessera "$bytes" "$chunk" "$A_FLAGS")"; m="$(tessera "$bytes" "$chunk" "$B_FLAGS")"
+      else m="$(tessera "$bytes" "$chunk" "$B_FLAGS")"; n="$(tessera "$bytes" "$chunk" "$A_FLAGS")"; fi
       if [ -z "$n" ] || [ -z "$m" ]; then tail -5 "$MN_TMP"/dense.r*; mn_fail "a Tessera run of $bytes bytes failed"; fi
       R="$R $r" N="$N $n" M="$M $m" MN="$MN $(ratio "$m" "$n")"
       echo "#   round $i, $bytes B: raw $r, none $n, mac $m µs" >&2

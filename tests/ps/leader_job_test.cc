@@ -47,6 +47,7 @@ TEST_F(LeaderJob, ConcurrentCallersEachGetTheirOwnValues) {
   std::vector<ParamSpec> ps;
   for (int i = 0; i < kThreads; ++i) ps.push_back(Sgd(i));
   testing::InProcJobOptions o;
+  o.caller_leads = true;
   testing::InProcJob job(o, ps);
   std::vector<std::thread> threads;
   std::vector<int> wrong(kThreads, 0);
@@ -74,6 +75,7 @@ TEST_F(LeaderJob, ConcurrentCallersEachGetTheirOwnValues) {
 // thread leads: that thread must be woken then, not at its Wait's 30 s.
 TEST_F(LeaderJob, RequestTimeoutWakesTheLeader) {
   testing::InProcJobOptions o;
+  o.caller_leads = true;
   o.sync = SyncMode::kBsp;
   o.workers = 2;
   o.request_timeout = 1s;
@@ -91,6 +93,7 @@ TEST_F(LeaderJob, RequestTimeoutWakesTheLeader) {
 // fails every pending request on worker 0's loop thread (FailAll) while its caller leads.
 TEST_F(LeaderJob, JobStoppingWakesTheLeader) {
   testing::InProcJobOptions o;
+  o.caller_leads = true;
   o.sync = SyncMode::kBsp;
   o.workers = 2;
   testing::InProcJob job(o, {Sgd(0)});
