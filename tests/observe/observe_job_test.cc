@@ -298,10 +298,17 @@ TEST(ObserveJob, SparseTablePolicyCountsReachMetrics) {
   ASSERT_TRUE(job.WaitForOutput("metrics at http://127.0.0.1:" + std::to_string(metrics_port), std::chrono::seconds(60)))
       << job.Output();
   const std::string l = "{role=\"server\",rank=\"1\"}";
+  // Per table: widedeep's wide weights overflow the 16 KiB limit, its embedding rows expire.
+  const auto t = [](const std::string& table) {
+    return "{role=\"server\",rank=\"1\",table=\"" + table + "\"}";
+  };
+  // Waits for the per-table counts too: the server's totals can turn positive through
+  // the wide table's expiries before an embedding row has expired (seen under TSan).
   Scrape s;
   for (int i = 0; i < 200; ++i) {
     s = ScrapeMetrics(metrics_port);
-    if (Get(s, "tessera_sparse_rows_evicted_total" + l) > 0 && Get(s, "tessera_sparse_rows_expired_total" + l) > 0) {
+    if (Get(s, "tessera_sparse_rows_evicted_total" + l) > 0 && Get(s, "tessera_sparse_rows_expired_total" + l) > 0 &&
+        Get(s, "tessera_sparse_table_rows_expired_total" + t("deep.embedding")) > 0) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -314,10 +321,6 @@ TEST(ObserveJob, SparseTablePolicyCountsReachMetrics) {
   EXPECT_GT(rows, 0) << s.raw;
   EXPECT_GE(Get(s, "tessera_sparse_rows_created_total" + l), rows) << s.raw;
   EXPECT_GT(Get(s, "tessera_sparse_resident_bytes" + l), rows) << s.raw;
-  // Per table: widedeep's wide weights overflow the 16 KiB limit, its embedding rows expire.
-  const auto t = [](const std::string& table) {
-    return "{role=\"server\",rank=\"1\",table=\"" + table + "\"}";
-  };
   EXPECT_GT(Get(s, "tessera_sparse_table_rows_evicted_total" + t("wide.weight")), 0) << s.raw;
   EXPECT_LE(Get(s, "tessera_sparse_table_resident_bytes" + t("wide.weight")), 16384) << s.raw;
   EXPECT_GT(Get(s, "tessera_sparse_table_rows_expired_total" + t("deep.embedding")), 0) << s.raw;
