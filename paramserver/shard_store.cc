@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/hash.h"
+#include "common/row_width.h"
 #include "kernels/ops.h"
 #include "kernels/optimizer_step.h"
 #include "kernels/param_init.h"
@@ -149,19 +150,24 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
   // The slots are kept for a push of the same keys (PullSlots).
   uint32_t* kept =
       reuse_pull_slots_ ? p.pulls.Record(keys, {t.erase_generation(), t.insert_generation()}) : nullptr;
-  // Each row is copied as its lookup resolves (the pipeline has just brought it in).
+  // Each row is copied as its lookup resolves (the pipeline has just brought it in), at a
+  // compiled-in width where there is one (common/row_width.h).
   Status st;
-  t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
-    if (kept != nullptr) kept[i] = slot;
-    float* dst = out.data() + i * width;
-    if (slot != RowTable::kNoSlot) {
-      std::memcpy(dst, t.data(slot), width * sizeof(float));
-    } else if (p.init) {
-      p.init->Fill(keys[i], dst);
-    } else if (st.ok()) {
-      st = InitializeSparseRow(p.spec, keys[i], View(dst, width));
-    }
-  });
+  auto read = [&]<uint64_t kWidth>() {
+    const uint64_t w = kWidth != 0 ? kWidth : width;
+    t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
+      if (kept != nullptr) kept[i] = slot;
+      float* dst = out.data() + i * w;
+      if (slot != RowTable::kNoSlot) {
+        std::memcpy(dst, t.data(slot), w * sizeof(float));
+      } else if (p.init) {
+        p.init->Fill(keys[i], dst);
+      } else if (st.ok()) {
+        st = InitializeSparseRow(p.spec, keys[i], View(dst, w));
+      }
+    });
+  };
+  WithRowWidth(width, read);
   return st;
 }
 

@@ -80,15 +80,7 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
       std::memcpy(p.out, bytes.data(), bytes.size());
     } else {
       // Straight from the reply frame into the caller's rows.
-      const float* src = reinterpret_cast<const float*>(bytes.data());
-      const KeyGroups& g = *p.groups;
-      const size_t row_bytes = p.row_width * sizeof(float);
-      for (size_t r = 0; r < p.group_of.size(); ++r) {
-        const uint64_t u = p.group_of[r];
-        for (uint32_t t = g.begin[u]; t < g.begin[u + 1]; ++t) {
-          std::memcpy(p.out + uint64_t{g.positions[t]} * p.row_width, src + r * p.row_width, row_bytes);
-        }
-      }
+      ScatterGroups(*p.groups, p.group_of, reinterpret_cast<const float*>(bytes.data()), p.row_width, p.out);
     }
   }
   p.handle.CompletePart(Status::OK());

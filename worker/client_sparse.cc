@@ -113,7 +113,7 @@ Handle Client::PullSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
     p.out_elements = skeys.size() * width;
     p.row_width = width;
     p.groups = groups;
-    p.group_of = split->positions[s];  // a copy: the kept grouping's split serves the push too
+    p.group_of = split->positions[s];  // a view: `groups` holds it, and the push reuses it
     p.what = "sparse pull of '" + spec->name + "' (" + std::to_string(skeys.size()) + " keys) from server " + std::to_string(s);
     SendToServer(s, std::move(m), std::move(p));
   }

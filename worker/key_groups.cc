@@ -3,6 +3,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/row_width.h"
+
 namespace tessera::worker {
 
 Status GroupKeys(std::span<const Key> keys, KeyGroups* out) {
@@ -84,17 +86,30 @@ void SumGroupsOf(const KeyGroups& groups, std::span<const uint64_t> rows, const 
   }
 }
 
+// ScatterGroups, specialised like SumGroupsOf (common/row_width.h says why).
+template <uint64_t kWidth>
+void ScatterGroupsOf(const KeyGroups& groups, std::span<const uint64_t> rows, const float* rows_in, uint64_t width,
+                     float* out) {
+  const uint64_t w = kWidth != 0 ? kWidth : width;
+  for (size_t j = 0; j < rows.size(); ++j) {
+    const uint64_t u = rows[j];
+    const float* src = rows_in + j * w;
+    for (uint32_t t = groups.begin[u]; t < groups.begin[u + 1]; ++t) {
+      std::memcpy(out + uint64_t{groups.positions[t]} * w, src, w * sizeof(float));
+    }
+  }
+}
+
 }  // namespace
+
+void ScatterGroups(const KeyGroups& groups, std::span<const uint64_t> rows, const float* rows_in, uint64_t width,
+                   float* out) {
+  WithRowWidth(width, [&]<uint64_t kWidth>() { ScatterGroupsOf<kWidth>(groups, rows, rows_in, width, out); });
+}
 
 void SumGroups(const KeyGroups& groups, std::span<const uint64_t> rows, const float* grads, uint64_t width,
                float* out) {
-  switch (width) {
-    case 8: return SumGroupsOf<8>(groups, rows, grads, width, out);
-    case 16: return SumGroupsOf<16>(groups, rows, grads, width, out);
-    case 32: return SumGroupsOf<32>(groups, rows, grads, width, out);
-    case 64: return SumGroupsOf<64>(groups, rows, grads, width, out);
-    default: return SumGroupsOf<0>(groups, rows, grads, width, out);
-  }
+  WithRowWidth(width, [&]<uint64_t kWidth>() { SumGroupsOf<kWidth>(groups, rows, grads, width, out); });
 }
 
 }  // namespace tessera::worker

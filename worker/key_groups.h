@@ -46,4 +46,9 @@ Status GroupAndSplitKeys(std::span<const Key> keys, const ShardMap& map, uint32_
 void SumGroups(const KeyGroups& groups, std::span<const uint64_t> rows, const float* grads, uint64_t width,
                float* out);
 
+// SumGroups' inverse, for a pull's reply: row j of `rows_in` ([rows.size(), width]) is
+// copied to every output row of group rows[j] (out is [input keys, width]).
+void ScatterGroups(const KeyGroups& groups, std::span<const uint64_t> rows, const float* rows_in, uint64_t width,
+                   float* out);
+
 }  // namespace tessera::worker

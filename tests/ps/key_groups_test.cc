@@ -1,4 +1,5 @@
-// worker/key_groups.h against std::stable_sort, a plain per-key sum and ShardMap::SplitSparse.
+// worker/key_groups.h against std::stable_sort, a plain per-key sum and copy, and
+// ShardMap::SplitSparse.
 #include "worker/key_groups.h"
 
 #include <gtest/gtest.h>
@@ -83,6 +84,35 @@ TEST(KeyGroups, SumGroupsIsThePlainSumAtEveryWidth) {
           first = false;
         }
         want[j * w + c] = sum;
+      }
+    }
+    ASSERT_EQ(std::memcmp(out.data(), want.data(), out.size() * sizeof(float)), 0) << "width " << w;
+  }
+}
+
+// ScatterGroups (a pull reply's rows to the caller's rows) at the widths it has a
+// compiled-in copy for and some it has not: every input row receives its key's reply
+// row, and only the input rows of the groups named are written.
+TEST(KeyGroups, ScatterGroupsCopiesEachReplyRowToEveryRowOfItsKey) {
+  std::mt19937_64 rng(6);
+  std::vector<Key> keys(3000);
+  for (auto& k : keys) k = rng() % 1000;
+  KeyGroups g;
+  ASSERT_TRUE(GroupKeys(keys, &g).ok());
+  // Every other group, in reverse: the rest of the output must stay untouched.
+  std::vector<uint64_t> rows;
+  for (uint64_t u = g.unique.size(); u-- > 0;) {
+    if (u % 2 == 0) rows.push_back(u);
+  }
+  for (const uint64_t w : {uint64_t{1}, uint64_t{7}, uint64_t{8}, uint64_t{16}, uint64_t{32}, uint64_t{33}, uint64_t{64}}) {
+    std::vector<float> reply(rows.size() * w);
+    for (auto& x : reply) x = static_cast<float>(static_cast<int64_t>(rng() % 2001) - 1000) / 77.0f;
+    std::vector<float> out(keys.size() * w, -5.0f), want(keys.size() * w, -5.0f);
+    ScatterGroups(g, rows, reply.data(), w, out.data());
+    for (size_t j = 0; j < rows.size(); ++j) {
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (keys[i] != g.unique[rows[j]]) continue;
+        std::memcpy(&want[i * w], &reply[j * w], w * sizeof(float));
       }
     }
     ASSERT_EQ(std::memcmp(out.data(), want.data(), out.size() * sizeof(float)), 0) << "width " << w;
