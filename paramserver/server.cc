@@ -278,6 +278,8 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
 void ParamServer::Heartbeat() {
   if (finished_) return;
   if (Clock::now() - coordinator_seen_ > heartbeat_timeout_) {
+    // Nothing queued for it will be read: closing must not wait its linger for it.
+    control_->AbandonQueued();
     return Finish(Status::Unavailable("the coordinator at " + options_.coordinator + " is unreachable"),
                   kExitPeerFailure);
   }
@@ -285,7 +287,8 @@ void ParamServer::Heartbeat() {
   auto b = hb.header().getBody().initHeartbeat();
   b.setStep(max_step_seen_);
   reporter_.MaybeAttach(b, Clock::now());
-  control_->Send(std::move(hb)).IgnoreError();
+  // One that cannot go at once is a missed heartbeat, not one queued to arrive stale.
+  control_->SendIfRoom(std::move(hb)).IgnoreError();
 }
 
 void ParamServer::OnData(Socket& sock, InMessage&& msg) {

@@ -186,7 +186,8 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
           auto b = hb.header().getBody().initHeartbeat();
           b.setStep(last_step_);
           metrics_->reporter.MaybeAttach(b, Clock::now());
-          control_->Send(std::move(hb)).IgnoreError();
+          // One that cannot go at once is a missed heartbeat, not one queued to arrive stale.
+          control_->SendIfRoom(std::move(hb)).IgnoreError();
         });
       }
       std::lock_guard<std::mutex> l(mu_);
@@ -282,6 +283,10 @@ void Client::Tick() {
       if (!health_.ok()) return;
     }
     requested_exit_code_ = kExitPeerFailure;
+    // Nothing queued for it will be read, nor sent later (Finish): closing must not wait
+    // its linger for it.
+    coordinator_stopped_ = true;
+    control_->AbandonQueued();
     return FailAll(st);
   }
   std::string push_timed_out;
