@@ -84,6 +84,10 @@ struct SocketOptions {
   // How long a blocking Send waits when the peer's queue is full before failing with
   // ResourceExhausted (ZMQ_SNDTIMEO). Default: 5000.
   int send_timeout_ms = 5000;
+  // A socket a Reactor owns never waits (NeverWait): messages queued per peer in its
+  // outbox behind a full send queue before Send fails at once. -1: send_hwm; 0: no bound
+  // (for requests that each carry their own deadline). Default: -1.
+  int outbox_hwm = -1;
   // How long unsent messages are kept after Close (ZMQ_LINGER), so a final reply or
   // Shutdown still leaves, but a dead peer cannot hang process exit. Default: 1000.
   int linger_ms = 1000;
@@ -153,7 +157,7 @@ class Socket {
   // from then on no send waits (ZMQ_SNDTIMEO 0, local-link sends without waiting, no
   // wait for an auth=mac WELCOME). A message that cannot go at once (ZeroMQ's queue to
   // the peer full, a full local link, a full auth=mac hold queue) waits in the socket's
-  // outbox, per peer and in order, up to send_hwm messages; later messages to that peer
+  // outbox, per peer and in order, up to outbox_hwm messages; later messages to that peer
   // queue behind it; past the bound Send fails at once, naming the peer. The loop
   // flushes the outbox every turn. Loop thread only, like every socket call.
   void NeverWait();

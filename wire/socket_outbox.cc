@@ -4,6 +4,7 @@
 #include <zmq.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "wire/socket.h"
@@ -27,6 +28,12 @@ std::string Socket::PeerName(std::string_view rid) const {
 }
 
 namespace {
+
+// How many messages one peer's outbox holds.
+size_t OutboxBound(const SocketOptions& o) {
+  if (o.outbox_hwm == 0) return SIZE_MAX;
+  return static_cast<size_t>(std::max(o.outbox_hwm < 0 ? o.send_hwm : o.outbox_hwm, 1));
+}
 
 // The outbox a message to `routing_id` queues in: the ROUTER peer's, or a DEALER's one.
 std::string_view OutboxKey(SocketType type, const OutMessage& msg, std::string_view routing_id) {
@@ -60,11 +67,11 @@ Status Socket::SendIfRoom(OutMessage&& msg, std::string_view routing_id) {
 
 Status Socket::Enqueue(std::string_view rid, OutMessage&& msg) {
   auto it = outbox_.find(rid);
-  const size_t bound = static_cast<size_t>(std::max(options_.send_hwm, 1));
+  const size_t bound = OutboxBound(options_);
   if (it != outbox_.end() && it->second.size() >= bound) {
-    return Status::ResourceExhausted("sending " + OpName(msg.op()) + " to " + PeerName(rid) +
-                                     ": its send queue and the outbox behind it are full (" + std::to_string(bound) +
-                                     " messages each); the peer is slow, unreachable or gone");
+    return Status::ResourceExhausted("sending " + OpName(msg.op()) + " to " + PeerName(rid) + ": its send queue (" +
+                                     std::to_string(options_.send_hwm) + " messages) and the outbox behind it (" +
+                                     std::to_string(bound) + ") are full; the peer is slow, unreachable or gone");
   }
   if (it == outbox_.end()) it = outbox_.emplace(std::string(rid), std::deque<OutMessage>()).first;
   it->second.push_back(std::move(msg));
@@ -108,9 +115,9 @@ void Socket::SendHeld(std::deque<OutMessage> held) {
   // They were sent before anything the outbox holds for this DEALER (which queued only
   // because the hold queue was full): they go in front, within the outbox's bound.
   std::deque<OutMessage>& q = outbox_[std::string()];
-  const size_t bound = static_cast<size_t>(std::max(options_.send_hwm, 1));
+  const size_t bound = OutboxBound(options_);
   while (!held.empty()) {
-    if (q.size() >= 2 * bound) {
+    if (q.size() >= bound && q.size() - bound >= static_cast<size_t>(std::max(options_.send_hwm, 1))) {
       LOG(WARNING) << "auth=mac: " << held.size() << " sends held for the handshake dropped: the outbox is full";
       break;
     }

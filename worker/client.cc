@@ -224,6 +224,9 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
       const auto& servers = received_map_->data().servers;
       wire::SocketOptions so = control_->options();
       so.send_hwm = so.recv_hwm = options_.max_inflight;
+      // Back-pressure without a wait on the loop: requests past a full queue wait in the
+      // outbox, each bounded by its own deadline (Tick), as they once waited in Send.
+      so.outbox_hwm = 0;
       // Nothing on a data socket needs delivery after the worker is done (every handle was
       // waited for), and a dead server must not hold up exit for the linger time.
       so.linger_ms = 0;

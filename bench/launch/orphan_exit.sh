@@ -5,7 +5,7 @@
 # is left. Several builds alternate round by round, so a shared machine's noise falls on
 # each alike.
 #   bench/launch/orphan_exit.sh ROUNDS "EXTRA FLAGS" BUILD_DIR [BUILD_DIR...]
-# prints one line per run: "round build seconds".
+# prints one line per run: "round build seconds". ORPHAN_LOG=FILE keeps the last job's output.
 set -u
 rounds=$1 extra=$2
 shift 2
