@@ -109,7 +109,8 @@ void Coordinator::OnMessage(Socket& sock, InMessage&& msg) {
         }
       }
       OutMessage rep = wire::MakeReply(msg, Op::HEARTBEAT);
-      sock.Send(std::move(rep)).IgnoreError();  // a gone peer is caught by its own heartbeat check
+      // A gone peer is caught by its own heartbeat check; a late answer is worthless.
+      sock.SendIfRoom(std::move(rep)).IgnoreError();
       return;
     }
     case Op::DECLARE_PARAMS: return OnDeclareParams(sock, msg, *m);

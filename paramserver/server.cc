@@ -47,6 +47,9 @@ Result<std::unique_ptr<ParamServer>> ParamServer::Start(ServerOptions options,
   so.send_hwm = so.recv_hwm = options.max_inflight;
   wire::SocketOptions data_opts = so;
   data_opts.linger_ms = 0;  // replies still queued at shutdown have nobody waiting for them
+  // A reply answers a request ZeroMQ's receive bound already admitted, and a dropped one
+  // leaves its worker waiting out the request's deadline: replies wait unbounded.
+  data_opts.outbox_hwm = 0;
   data_opts.shm.accept_streamed = true;  // OnData waits on streamed payloads (wire/shm_stream.h)
   TESSERA_ASSIGN_OR_RETURN(auto data, Socket::Create(ctx, wire::SocketType::kRouter, data_opts));
   TESSERA_ASSIGN_OR_RETURN(std::string bound, data->Bind(options.bind));
@@ -278,6 +281,8 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
 void ParamServer::Heartbeat() {
   if (finished_) return;
   if (Clock::now() - coordinator_seen_ > heartbeat_timeout_) {
+    // Nothing queued for it will be read: closing must not wait its linger for it.
+    control_->AbandonQueued();
     return Finish(Status::Unavailable("the coordinator at " + options_.coordinator + " is unreachable"),
                   kExitPeerFailure);
   }
@@ -285,7 +290,8 @@ void ParamServer::Heartbeat() {
   auto b = hb.header().getBody().initHeartbeat();
   b.setStep(max_step_seen_);
   reporter_.MaybeAttach(b, Clock::now());
-  control_->Send(std::move(hb)).IgnoreError();
+  // One that cannot go at once is a missed heartbeat, not one queued to arrive stale.
+  control_->SendIfRoom(std::move(hb)).IgnoreError();
 }
 
 void ParamServer::OnData(Socket& sock, InMessage&& msg) {

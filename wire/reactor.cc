@@ -49,6 +49,8 @@ Socket* Reactor::AddSocket(std::unique_ptr<Socket> socket, Handler handler, Erro
   // A polled socket may move its peers to local links (wire/local_link.h): this loop
   // reads them. The socket is not used by any other thread until the loop takes it.
   if (handler) raw->EnableLocalLink();
+  // No send on the loop waits (reactor.h, "Sends"); what cannot go waits in the outbox.
+  raw->NeverWait();
   {
     MutexLock l(&mu_);
     pending_entries_.push_back(Entry{std::move(socket), std::move(handler), std::move(on_error), leadable});
@@ -257,6 +259,33 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
   return true;
 }
 
+bool Reactor::FlushOutboxes() {
+  bool backed_up = false;
+  for (Entry& e : entries_) {
+    if (e.socket->outbox_size() == 0) continue;
+    e.socket->FlushOutbox();
+    backed_up = backed_up || e.socket->outbox_size() > 0;
+  }
+  return backed_up;
+}
+
+void Reactor::DrainOutboxes() {
+  // Nothing else runs on this loop any more, so waiting here delays only the exit, and
+  // no longer than the sockets' linger: a dead peer cannot hold it up more than its
+  // ZeroMQ queue already could.
+  int linger_ms = 0;
+  for (const Entry& e : entries_) {
+    if (e.socket->outbox_size() > 0) linger_ms = std::max(linger_ms, e.socket->options().linger_ms);
+  }
+  const Deadline deadline = Deadline::FromMillis(linger_ms);
+  while (FlushOutboxes() && !deadline.Expired()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kOutboxRetryMs));
+  }
+  size_t dropped = 0;
+  for (const Entry& e : entries_) dropped += e.socket->outbox_size();
+  if (dropped > 0) LOG(WARNING) << "reactor stopping: " << dropped << " queued sends dropped (their peers took no more)";
+}
+
 void Reactor::Wake() {
   const uint64_t one = 1;
   // EAGAIN means the counter is saturated: the loop is certainly going to wake.
@@ -329,6 +358,7 @@ void Reactor::Loop() {
       for (Entry& e : pending_entries_) entries_.push_back(std::move(e));
       pending_entries_.clear();
     }
+    const bool backed_up = FlushOutboxes();
     bool ready = more_ready;
     items.assign(1, pollfd{wake_fd_, POLLIN, 0});
     polled.clear();
@@ -363,7 +393,10 @@ void Reactor::Loop() {
     }
     if (stop_requested_.load()) break;
     first_item.push_back(items.size());
-    const int timeout = ready ? 0 : PollTimeoutMillis();
+    int timeout = ready ? 0 : PollTimeoutMillis();
+    // ZeroMQ announces room on ZMQ_FD too, but a socket without a handler is not polled:
+    // a bounded sleep keeps every outbox moving.
+    if (backed_up && (timeout < 0 || timeout > kOutboxRetryMs)) timeout = kOutboxRetryMs;
     ReleaseLoop();  // leaders and inline senders may stand in meanwhile (contract)
     const int rc = poll(items.data(), items.size(), timeout);
     AcquireLoop();
@@ -407,6 +440,7 @@ void Reactor::Loop() {
   // Stopping: tasks posted before Stop() still run (a final Send goes out), then the
   // sockets close here, on the thread that used them.
   RunPosted();
+  DrainOutboxes();
   loop_live_ = false;
   entries_.clear();
   ReleaseLoop();

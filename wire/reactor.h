@@ -44,7 +44,14 @@
 //     loop, which keeps watching them: whichever wakes first and takes the lock reads the
 //     replies, so requests nobody waits on still complete. Lock order: the loop lock,
 //     then mu_; handlers run under the loop lock and must not Stop() and join.
-//   * Stop() runs the tasks already posted (so a posted final Send still happens), then
+//   * Sends (issue 17). No send on the loop waits: AddSocket makes every socket
+//     NeverWait (wire/socket.h), so a message that cannot go at once (a peer that is
+//     slow, unreachable or dead) waits in the socket's bounded outbox, and a send past
+//     that bound fails at once. The loop flushes the outboxes at the top of every turn
+//     and, while one holds messages, sleeps at most kOutboxRetryMs. A blocking send once
+//     stalled the whole loop send_timeout_ms (5 s) per send to a dead coordinator.
+//   * Stop() runs the tasks already posted (so a posted final Send still happens),
+//     flushes the outboxes for at most the sockets' linger time, then
 //     closes the sockets and joins. Stop from the loop thread itself only requests the
 //     stop (it cannot join itself); the destructor then joins.
 //
@@ -181,6 +188,12 @@ class Reactor {
 
   Reactor(ReactorOptions options, int wake_fd);
   void Loop();
+  // Loop lock: flushes every socket's outbox; true when one still holds messages.
+  bool FlushOutboxes();
+  // The stopping loop: flushes until the outboxes are empty or the sockets' linger passed.
+  void DrainOutboxes();
+  // How long a loop whose outboxes hold messages sleeps at most before it retries them.
+  static constexpr int kOutboxRetryMs = 5;
   void Wake();
   void RunPosted() EXCLUDES(mu_);
   void RunDueTimers() EXCLUDES(mu_);

@@ -260,17 +260,20 @@ Status Socket::Connect(const std::string& endpoint) {
 }
 
 Status Socket::Disconnect(const std::string& endpoint) {
-  // A DEALER's link is to the one server it connected to: it goes with the connection.
-  if (type_ == SocketType::kDealer) CloseLinks();
+  // A DEALER's link is to the one server it connected to: it goes with the connection,
+  // and so does what waits for it (dropping it releases zero-copy frames, which a
+  // worker's FailAll counts on).
+  if (type_ == SocketType::kDealer) {
+    CloseLinks();
+    outbox_.clear();
+    outboxed_ = 0;
+  }
   if (zmq_disconnect(zsock(), endpoint.c_str()) != 0) {
     return ZmqError(("disconnect " + endpoint).c_str(), zmq_errno());
   }
   return Status::OK();
 }
 
-Status Socket::Send(OutMessage&& msg, std::string_view routing_id) {
-  return SendImpl(std::move(msg), routing_id, /*flags=*/0);
-}
 
 Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags) {
   if (options_.stamp_sender) {
@@ -537,10 +540,7 @@ bool Socket::MacAdmit(const std::string& routing_id, const Buffer& header, std::
       Status st = SendControlFrame({}, std::exchange(held_shm_offer_, {}), ZMQ_DONTWAIT);
       if (!st.ok()) LOG(WARNING) << "shared memory offer to " << mac_->endpoint() << " not sent: " << st.ToString();
     }
-    for (OutMessage& m : mac_->TakeHeld()) {
-      Status st = SendImpl(std::move(m), {}, 0);
-      if (!st.ok()) LOG(WARNING) << "auth=mac: a send held for the handshake failed: " << st.ToString();
-    }
+    SendHeld(mac_->TakeHeld());
   }
   return false;
 }

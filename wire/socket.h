@@ -4,7 +4,8 @@
 // message). Every blocking wait is bounded: Recv takes a Deadline, Send is bounded by
 // SocketOptions::send_timeout_ms, and a socket's queues are bounded by its high-water
 // marks, which is the transport's back-pressure (a full queue makes Send fail with
-// ResourceExhausted instead of growing memory).
+// ResourceExhausted instead of growing memory). A socket a Reactor owns never waits in
+// Send at all (NeverWait below): its loop has other peers to serve.
 //
 // Thread safety: a Context may be shared by any number of threads. A Socket is NOT
 // thread-safe (ZeroMQ sockets are not): use it from one thread at a time, and hand it
@@ -83,6 +84,10 @@ struct SocketOptions {
   // How long a blocking Send waits when the peer's queue is full before failing with
   // ResourceExhausted (ZMQ_SNDTIMEO). Default: 5000.
   int send_timeout_ms = 5000;
+  // A socket a Reactor owns never waits (NeverWait): messages queued per peer in its
+  // outbox behind a full send queue before Send fails at once. -1: send_hwm; 0: no bound
+  // (for requests that each carry their own deadline). Default: -1.
+  int outbox_hwm = -1;
   // How long unsent messages are kept after Close (ZMQ_LINGER), so a final reply or
   // Shutdown still leaves, but a dead peer cannot hang process exit. Default: 1000.
   int linger_ms = 1000;
@@ -135,7 +140,36 @@ class Socket {
   // Returns Unavailable when a ROUTER's peer is unknown or gone, ResourceExhausted when
   // the queue stayed full for send_timeout_ms, InvalidArgument for a ROUTER send with
   // no routing id. On failure nothing of the message was sent.
+  // After NeverWait: a message that cannot go at once waits in the outbox (OK), and
+  // ResourceExhausted, at once, means the outbox of that peer is full too.
   Status Send(OutMessage&& msg, std::string_view routing_id = {});
+  // Sends `msg` only if it can go at once, never into the outbox: for messages that are
+  // worthless late (a heartbeat that cannot go is a missed heartbeat). ResourceExhausted
+  // when it cannot.
+  Status SendIfRoom(OutMessage&& msg, std::string_view routing_id = {});
+
+  // ---- Sends that never wait (issue 17; wire/socket_outbox.cc). A DEALER whose peer
+  // died keeps queueing for it (ZeroMQ reconnects, and ZMQ_IMMEDIATE is off so that
+  // messages sent before the first connection wait for it) until send_hwm messages wait;
+  // then every blocking send waited send_timeout_ms, and a loop blocked there served
+  // nobody: a worker's heartbeats and step reports to a killed coordinator stalled its
+  // data replies 5 s per send. The Reactor calls NeverWait when it takes the socket:
+  // from then on no send waits (ZMQ_SNDTIMEO 0, local-link sends without waiting, no
+  // wait for an auth=mac WELCOME). A message that cannot go at once (ZeroMQ's queue to
+  // the peer full, a full local link, a full auth=mac hold queue) waits in the socket's
+  // outbox, per peer and in order, up to outbox_hwm messages; later messages to that peer
+  // queue behind it; past the bound Send fails at once, naming the peer. The loop
+  // flushes the outbox every turn. Loop thread only, like every socket call.
+  void NeverWait();
+  bool never_wait() const { return never_wait_; }
+  // Messages waiting in the outbox, all peers.
+  size_t outbox_size() const { return outboxed_; }
+  // Sends what waits, per peer in order, until a message cannot go at once. A message
+  // that fails otherwise (a ROUTER peer gone) is dropped and logged.
+  void FlushOutbox();
+  // The peer is known gone (a DEALER's, declared dead by its owner): drops what waits for
+  // it here and in ZeroMQ's queue (linger 0), so closing does not wait for it.
+  void AbandonQueued();
 
   // Waits until `deadline` for one message and decodes it (ZeroMQ only: a socket with a
   // local link is read by its Reactor, wire/local_link.h). Returns TimedOut when none
@@ -245,6 +279,16 @@ class Socket {
   // false when it was a handshake frame or was refused.
   bool MacAdmit(const std::string& routing_id, const Buffer& header, std::vector<Buffer>& payloads, size_t frames,
                 bool truncated, const std::string& peer);
+
+  // The outbox (NeverWait): by peer (ROUTER: routing id; DEALER: ""), in send order.
+  bool never_wait_ = false;
+  std::map<std::string, std::deque<OutMessage>, std::less<>> outbox_;
+  size_t outboxed_ = 0;
+  // `msg` behind what waits for `rid`, or ResourceExhausted naming the peer.
+  Status Enqueue(std::string_view rid, OutMessage&& msg);
+  std::string PeerName(std::string_view rid) const;
+  // auth=mac: the messages held for the WELCOME go first, then what the outbox holds.
+  void SendHeld(std::deque<OutMessage> held);
 
   const std::shared_ptr<Context> ctx_;  // keeps the context alive while the socket lives
   void* const sock_;

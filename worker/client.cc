@@ -186,7 +186,8 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
           auto b = hb.header().getBody().initHeartbeat();
           b.setStep(last_step_);
           metrics_->reporter.MaybeAttach(b, Clock::now());
-          control_->Send(std::move(hb)).IgnoreError();
+          // One that cannot go at once is a missed heartbeat, not one queued to arrive stale.
+          control_->SendIfRoom(std::move(hb)).IgnoreError();
         });
       }
       std::lock_guard<std::mutex> l(mu_);
@@ -223,6 +224,9 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
       const auto& servers = received_map_->data().servers;
       wire::SocketOptions so = control_->options();
       so.send_hwm = so.recv_hwm = options_.max_inflight;
+      // Back-pressure without a wait on the loop: requests past a full queue wait in the
+      // outbox, each bounded by its own deadline (Tick), as they once waited in Send.
+      so.outbox_hwm = 0;
       // Nothing on a data socket needs delivery after the worker is done (every handle was
       // waited for), and a dead server must not hold up exit for the linger time.
       so.linger_ms = 0;
@@ -282,6 +286,10 @@ void Client::Tick() {
       if (!health_.ok()) return;
     }
     requested_exit_code_ = kExitPeerFailure;
+    // Nothing queued for it will be read, nor sent later (Finish): closing must not wait
+    // its linger for it.
+    coordinator_stopped_ = true;
+    control_->AbandonQueued();
     return FailAll(st);
   }
   std::string push_timed_out;

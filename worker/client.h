@@ -310,7 +310,7 @@ class Client {
   Clock::time_point coordinator_seen_;
   Duration heartbeat_timeout_ = std::chrono::seconds(10);
   bool heartbeating_ = false;
-  bool coordinator_stopped_ = false;  // a Shutdown arrived
+  bool coordinator_stopped_ = false;  // a Shutdown arrived, or the coordinator went silent (Tick)
   int64_t last_step_ = -1;
 
   // The key grouping of `keys` for table `param_id` (GroupKeys). Each table's last pull's
