@@ -48,6 +48,9 @@ DEFINE_int32(advertise_data_port, 0, "Server r tells workers to connect to port 
 DEFINE_string(device, "auto", "Where workers compute: cpu, cuda (one GPU per worker by local rank; exit 2 without one) or auto (cuda when a GPU is visible); servers stay on the CPU");
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
+DEFINE_uint64(server_outbox_bytes, uint64_t{1} << 30,
+              "Reply bytes a server keeps queued for workers that do not read them; past it the largest "
+              "backlog's replies are dropped (0: no bound)");
 DEFINE_uint64(tcp_request_bytes, 1 << 20, "A worker cuts a dense push/pull to a server it reaches over TCP (no same-host shared memory) into requests of about this many bytes, at --chunk_bytes boundaries, so the server works on one while the next is on the wire (0: one request per server; a tensor of one chunk stays whole)");
 DEFINE_bool(caller_leads, false, "A worker thread that sends a data request to a server it reaches over TCP alone (--shm=off) sends it itself and, while it waits for the reply, reads its server connections itself (leader/follower), instead of handing both to the worker's reactor thread; off: the reactor thread sends and reads everything. Off by default: it measured faster over loopback TCP but not between namespace hosts, and it delays the exit after the coordinator dies (docs/benchmarks-transport.md)");
 DEFINE_double(stall_warn_s, 60.0, "Name the worker(s) holding up a step after this many seconds without progress (0: never)");
@@ -293,6 +296,7 @@ int RunServer(const JobSetup& job, const std::string& coordinator, MpiGuard& gua
   if (FLAGS_advertise_data_port > 0) o.advertise_port = FLAGS_advertise_data_port + li.rank - 1;
   o.register_timeout = Seconds(FLAGS_register_timeout_s);
   o.max_inflight = FLAGS_max_inflight;
+  o.outbox_bytes = FLAGS_server_outbox_bytes;
   auto method = CheckpointWriteMethodFromFlags();
   if (!method.ok()) return Fail(method.status(), kExitConfig);
   o.checkpoint_write = *method;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <future>
 
 #include "checkpoint/crash_point.h"
 #include "common/exit_codes.h"
@@ -48,8 +49,13 @@ Result<std::unique_ptr<ParamServer>> ParamServer::Start(ServerOptions options,
   wire::SocketOptions data_opts = so;
   data_opts.linger_ms = 0;  // replies still queued at shutdown have nobody waiting for them
   // A reply answers a request ZeroMQ's receive bound already admitted, and a dropped one
-  // leaves its worker waiting out the request's deadline: replies wait unbounded.
+  // leaves its worker waiting out the request's deadline: no count bound (one broke
+  // ParamServerStress at --max_inflight=8). A peer that never reads is bounded instead by
+  // age (a reply gives up after send_timeout_ms, as main's blocking send did, without
+  // holding the loop) and by bytes (its backlog goes first, others' replies stay).
   data_opts.outbox_hwm = 0;
+  data_opts.outbox_max_age_ms = data_opts.send_timeout_ms;
+  data_opts.outbox_max_bytes = options.outbox_bytes;
   data_opts.shm.accept_streamed = true;  // OnData waits on streamed payloads (wire/shm_stream.h)
   TESSERA_ASSIGN_OR_RETURN(auto data, Socket::Create(ctx, wire::SocketType::kRouter, data_opts));
   TESSERA_ASSIGN_OR_RETURN(std::string bound, data->Bind(options.bind));
@@ -95,6 +101,11 @@ ParamServer::ParamServer(ServerOptions options, std::unique_ptr<wire::Reactor> r
       reactor_(std::move(reactor)),
       reporter_([this](std::vector<metrics::Sample>& out) {
         out.push_back({"parked_requests", metrics::Kind::kGauge, static_cast<double>(parked_.size()), 0, -1});
+        if (data_ != nullptr) {
+          out.push_back({"reply_outbox_bytes", metrics::Kind::kGauge, static_cast<double>(data_->outbox_bytes()), 0, -1});
+          out.push_back({"replies_dropped_total", metrics::Kind::kCounter,
+                         static_cast<double>(data_->outbox_dropped()), 0, -1});
+        }
         if (core_) ReportTableMetrics(out);
       }) {}
 
@@ -130,6 +141,15 @@ Status ParamServer::ApplyTableLimits() {
                                    names + ")");
   }
   return Status::OK();
+}
+
+std::pair<uint64_t, uint64_t> ParamServer::TEST_DataOutbox() {
+  auto done = std::make_shared<std::promise<std::pair<uint64_t, uint64_t>>>();
+  auto f = done->get_future();
+  if (!reactor_->Post([this, done] { done->set_value({data_->outbox_bytes(), data_->outbox_dropped()}); })) {
+    return {0, 0};
+  }
+  return f.wait_for(std::chrono::seconds(10)) == std::future_status::ready ? f.get() : std::pair<uint64_t, uint64_t>{0, 0};
 }
 
 void ParamServer::ReportTableMetrics(std::vector<metrics::Sample>& out) const {

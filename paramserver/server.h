@@ -62,6 +62,10 @@ struct ServerOptions {
   AggregatorOptions aggregator;
   // Requests queued per worker connection before ZeroMQ pushes back. Default: 1000.
   int max_inflight = 1000;
+  // Reply bytes the data socket's outbox keeps for workers that do not read
+  // (--server_outbox_bytes; wire::SocketOptions::outbox_max_bytes; 0: no bound).
+  // Default: 1 GiB.
+  uint64_t outbox_bytes = uint64_t{1} << 30;
   // How checkpoint parts are written (--checkpoint_write). Default: SST + ingestion.
   checkpoint::WriteMethod checkpoint_write = checkpoint::WriteMethod::kSstIngest;
   // --sync=allreduce|hybrid: the workers own the dense parameters; checkpoints of this
@@ -89,6 +93,10 @@ class ParamServer {
   // A preemption signal reached this process: asks the coordinator to checkpoint and end
   // the job (urgent: end it now). Any thread.
   void RequestPreempt(int signal, bool urgent);
+
+  // For tests, any thread: the data socket's outbox bytes and the messages its
+  // bounds dropped, read on the loop ({0, 0} once the loop stopped).
+  std::pair<uint64_t, uint64_t> TEST_DataOutbox();
 
  private:
   explicit ParamServer(ServerOptions options, std::unique_ptr<wire::Reactor> reactor);

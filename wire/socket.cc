@@ -267,6 +267,7 @@ Status Socket::Disconnect(const std::string& endpoint) {
     CloseLinks();
     outbox_.clear();
     outboxed_ = 0;
+    outbox_bytes_ = 0;
   }
   if (zmq_disconnect(zsock(), endpoint.c_str()) != 0) {
     return ZmqError(("disconnect " + endpoint).c_str(), zmq_errno());

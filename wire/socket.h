@@ -88,6 +88,14 @@ struct SocketOptions {
   // outbox behind a full send queue before Send fails at once. -1: send_hwm; 0: no bound
   // (for requests that each carry their own deadline). Default: -1.
   int outbox_hwm = -1;
+  // Bounds on what the outbox keeps besides the count, both off at 0 (issue 17 follow-up:
+  // a peer that never reads must not take unbounded memory). A message that waited longer
+  // than outbox_max_age_ms is dropped, as a blocking send gave up after send_timeout_ms.
+  // Past outbox_max_bytes over all peers (payloads, plus 512 bytes a message), the oldest
+  // messages of the peer with the largest backlog are dropped (the new message, when
+  // that peer is its own). Default: 0, 0.
+  int outbox_max_age_ms = 0;
+  uint64_t outbox_max_bytes = 0;
   // How long unsent messages are kept after Close (ZMQ_LINGER), so a final reply or
   // Shutdown still leaves, but a dead peer cannot hang process exit. Default: 1000.
   int linger_ms = 1000;
@@ -158,12 +166,17 @@ class Socket {
   // wait for an auth=mac WELCOME). A message that cannot go at once (ZeroMQ's queue to
   // the peer full, a full local link, a full auth=mac hold queue) waits in the socket's
   // outbox, per peer and in order, up to outbox_hwm messages; later messages to that peer
-  // queue behind it; past the bound Send fails at once, naming the peer. The loop
+  // queue behind it; past the bound Send fails at once, naming the peer. outbox_max_age_ms
+  // and outbox_max_bytes (SocketOptions) drop what a peer that never reads leaves there. The loop
   // flushes the outbox every turn. Loop thread only, like every socket call.
   void NeverWait();
   bool never_wait() const { return never_wait_; }
   // Messages waiting in the outbox, all peers.
   size_t outbox_size() const { return outboxed_; }
+  // Bytes waiting in the outbox, all peers, as outbox_max_bytes counts them; messages
+  // the outbox's bounds dropped.
+  uint64_t outbox_bytes() const { return outbox_bytes_; }
+  uint64_t outbox_dropped() const { return outbox_dropped_; }
   // Sends what waits, per peer in order, until a message cannot go at once. A message
   // that fails otherwise (a ROUTER peer gone) is dropped and logged.
   void FlushOutbox();
@@ -282,8 +295,28 @@ class Socket {
 
   // The outbox (NeverWait): by peer (ROUTER: routing id; DEALER: ""), in send order.
   bool never_wait_ = false;
-  std::map<std::string, std::deque<OutMessage>, std::less<>> outbox_;
+  struct Outboxed {
+    OutMessage msg;
+    int64_t since_us;  // NowMicros() when it entered the outbox
+    uint64_t bytes;    // what it counts for in outbox_max_bytes
+  };
+  struct PeerOutbox {
+    std::deque<Outboxed> q;
+    uint64_t bytes = 0;
+  };
+  std::map<std::string, PeerOutbox, std::less<>> outbox_;
   size_t outboxed_ = 0;
+  uint64_t outbox_bytes_ = 0;
+  uint64_t outbox_dropped_ = 0;
+  int64_t last_drop_log_us_ = 0;
+  uint64_t suppressed_drop_logs_ = 0;
+  // Drops the front of `peer`'s outbox (a message that will not be sent), counted.
+  void DropFront(PeerOutbox& peer);
+  // Rate-limited: `n` messages (`bytes`) to `rid` dropped, and why.
+  void LogDrops(std::string_view rid, uint64_t n, uint64_t bytes, const char* why);
+  // Room for `bytes` more under outbox_max_bytes, taken from the largest backlog; false
+  // when that backlog is `rid`'s own (the new message is dropped instead).
+  bool MakeRoom(std::string_view rid, uint64_t bytes);
   // `msg` behind what waits for `rid`, or ResourceExhausted naming the peer.
   Status Enqueue(std::string_view rid, OutMessage&& msg);
   std::string PeerName(std::string_view rid) const;

@@ -112,15 +112,8 @@ TEST(PushLifetime, TimedOutPushCompletesOnlyAfterZeroMqReleasedTheCallersMemory)
   // pull: no NaN from the reused memory, and no update from a partial push.
   auto raw = wire::testing::RawWorkerSocket(ctx, kJob, 2, (*client)->shard_map().data().servers[0].endpoint);
   ASSERT_TRUE(raw.ok()) << raw.status().ToString();
-  wire::OutMessage pull(wire::Op::PULL);
-  pull.header().setShardMapVersion((*client)->shard_map().version());
-  pull.SetStep(-1);
-  auto d = pull.header().getBody().initData();
-  d.setParamId(0);
-  d.setKind(wire::capnp::ParamKind::DENSE);
-  d.setBegin(0);
-  d.setEnd(kElements);
-  auto rep = wire::Call(**raw, std::move(pull), Deadline::FromMillis(30000));
+  auto rep = wire::Call(**raw, wire::testing::DensePull((*client)->shard_map().version(), 0, 0, kElements),
+                        Deadline::FromMillis(30000));
   ASSERT_TRUE(rep.ok()) << rep.status().ToString();
   ASSERT_EQ(rep->num_payloads(), 1u);
   const float* v = reinterpret_cast<const float*>(rep->payload(0).data());
