@@ -180,9 +180,12 @@ bool Reactor::Settle(const std::vector<size_t>& fired, bool* wake) {
     }
   }
   // A socket left called into (cut off by the batch bound, or a handler sent on it) or
-  // holding link messages: the loop, maybe asleep, would not see it.
+  // holding link messages: the loop, maybe asleep, would not see it. Nor a message an
+  // inline sender left in an outbox: the loop flushes outboxes only when it turns, and
+  // the ZMQ_FD edge that announces room may be taken here, so it could sleep on.
   for (Entry& e : entries_) {
     if (e.handler && e.zmq_fd >= 0 && (!e.socket->zmq_fd_armed() || e.socket->link_pending())) *wake = true;
+    if (e.socket->outbox_size() > 0) *wake = true;
   }
   return handled;
 }
