@@ -5,17 +5,16 @@
 //
 // Trust: nothing of a push but its keys is used. A push's keys are compared byte for byte
 // (memcmp: sequential, ~1 ns per key) with a kept pull's, and its slots are used only
-// while the table's generations say they still hold (RowTable::ref_generation: no row
-// erased and no index rebuilt since, so every found slot and index entry is still its
-// key's; insert_generation: no row
+// while the table's generations say they still hold (RowTable::erase_generation: no row
+// erased since, so every found slot is still its key's; insert_generation: no row
 // created since, so every absent key is still absent; when rows were created, the keys
 // the pull found absent are looked up again, one Find each, if they are few: at most
 // kMaxRecheck of the batch). So a kept slot is exactly what the lookup would give, and
 // any other push takes the lookup. Results are bitwise those of the lookup path
 // (ShardStore does every per-row step either way).
 //
-// Memory: kEntries pulls of at most kMaxKeys keys per table (16 bytes a key: at most
-// 1 MB per table pulled, allocated once); a larger pull is not kept. Entries are
+// Memory: kEntries pulls of at most kMaxKeys keys per table (12 bytes a key: at most
+// 768 KB per table pulled, allocated once); a larger pull is not kept. Entries are
 // overwritten in turn, so a server's few workers pulling one table each keep theirs
 // until their push.
 //
@@ -40,20 +39,17 @@ class PullSlots {
   // at a time (not pipelined) after rows were created: beyond it the pipelined lookup of
   // the whole batch costs less.
   static constexpr size_t kMaxRecheckDivisor = 8;
-  // What the table resolved a key to, as one word (RowTable::Known: the row's slot and
-  // its index entry); kAbsent for an absent key.
-  using Word = uint64_t;
-  static constexpr Word kAbsent = UINT64_MAX;
+  static constexpr uint32_t kAbsent = UINT32_MAX;  // RowTable::kNoSlot
 
   struct Generations {
-    uint64_t erase = 0;   // RowTable::ref_generation
+    uint64_t erase = 0;   // RowTable::erase_generation
     uint64_t insert = 0;  // RowTable::insert_generation
   };
 
   // Keeps a pull of `keys` resolved at `gen`: returns the array (keys.size() slots, kAbsent
   // for absent keys) the caller fills before the table changes, or nullptr when the pull is
   // not kept (no keys, more than kMaxKeys).
-  Word* Record(std::span<const Key> keys, Generations gen) {
+  uint32_t* Record(std::span<const Key> keys, Generations gen) {
     if (keys.empty() || keys.size() > kMaxKeys) return nullptr;
     Entry& e = entries_[next_];
     next_ = (next_ + 1) % kEntries;
@@ -67,7 +63,7 @@ class PullSlots {
   // The slots of a kept pull of exactly `keys` (same count, same bytes, same order) still
   // valid at `gen`; nullptr when there is none. *recheck: rows were created since, so the
   // caller must look up the keys whose slot is kAbsent again.
-  const Word* Match(std::span<const Key> keys, Generations gen, bool* recheck) const {
+  const uint32_t* Match(std::span<const Key> keys, Generations gen, bool* recheck) const {
     if (keys.empty()) return nullptr;
     for (const Entry& e : entries_) {
       if (!e.valid || e.gen.erase != gen.erase || e.keys.size() != keys.size() || e.keys.front() != keys.front() ||
@@ -77,7 +73,7 @@ class PullSlots {
       const bool created = e.gen.insert != gen.insert;
       if (created) {
         size_t absent = 0;
-        for (const Word s : e.slots) absent += s == kAbsent;
+        for (const uint32_t s : e.slots) absent += s == kAbsent;
         if (absent * kMaxRecheckDivisor > keys.size()) continue;  // a later pull may have them
       }
       *recheck = created;
@@ -94,7 +90,7 @@ class PullSlots {
  private:
   struct Entry {
     std::vector<Key> keys;
-    std::vector<Word> slots;
+    std::vector<uint32_t> slots;
     Generations gen;
     bool valid = false;
   };

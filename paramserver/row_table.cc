@@ -4,8 +4,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <stdexcept>
-#include <string>
 #include <sys/mman.h>
 
 #include "common/hash.h"
@@ -16,20 +14,12 @@ namespace {
 
 constexpr uint64_t kMinCapacity = 64;
 
-// A record's floats: stride padded to a power of two up to 8 (32 bytes), else to a
-// multiple of 8 (32 bytes). In a 64-byte-aligned chunk a record of up to 32 bytes then
-// never crosses a line, and one of n * 32 bytes starts at 0 or 32 within its line, so it
-// spans ceil(n / 2) lines, the fewest its bytes allow.
-uint32_t RecordFloats(uint32_t stride) {
-  return stride <= 8 ? std::bit_ceil(std::max(stride, 1u)) : (stride + 7) / 8 * 8;
-}
-
 }  // namespace
 
 RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
-    : salt_(salt), width_(width), stride_(width * (1 + nslots)), record_floats_(RecordFloats(stride_)) {
+    : salt_(salt), width_(width), stride_(width * (1 + nslots)), record_words_(2 + (stride_ + 1) / 2) {
   while ((uint64_t{1} << (shift_ + 1)) <= kMaxChunkRows &&
-         (uint64_t{1} << (shift_ + 1)) * record_bytes() <= kChunkBytes) {
+         (uint64_t{1} << (shift_ + 1)) * uint64_t{stride_} * sizeof(float) <= kChunkBytes) {
     ++shift_;
   }
   mask_ = (1u << shift_) - 1;
@@ -38,66 +28,53 @@ RowTable::RowTable(uint64_t salt, uint32_t width, uint32_t nslots)
 void RowTable::FreeDeleter::operator()(void* p) const { std::free(p); }
 
 void* RowTable::Allocate(uint64_t bytes, Pages pages) {
-  const uint64_t align = pages == Pages::kSmall ? 64 : kHugePage;
-  const uint64_t rounded = (bytes + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, rounded);
+  if (pages == Pages::kSmall) {
+    void* p = std::malloc(bytes);  // 16-byte aligned: enough for the records' words
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  const uint64_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
   if (p == nullptr) throw std::bad_alloc();
   // A hint: where it fails (a kernel without THP) the memory has 4 KiB pages.
   if (pages == Pages::kHugeNow) ::madvise(p, rounded, MADV_HUGEPAGE);
   return p;
 }
 
-uint64_t RowTable::EntryHash(Ref r) const {
-  const uint32_t s = slot(r);
-  uint64_t seed = HashCombine(HashCombine(salt_, index_[static_cast<uint32_t>(r)].key), static_cast<uint64_t>(updates(r)));
-  if (hash_last_seen_) seed = HashCombine(seed, last_seen(s));
-  return Hash64(data(s), uint64_t{stride_} * sizeof(float), seed);
+uint64_t RowTable::RowHash(uint32_t slot) const {
+  uint64_t seed = HashCombine(HashCombine(salt_, key(slot)), static_cast<uint64_t>(updates(slot)));
+  if (hash_last_seen_) seed = HashCombine(seed, last_seen(slot));
+  return Hash64(data(slot), uint64_t{stride_} * sizeof(float), seed);
 }
 
-void RowTable::SetBigCount(Entry& e, int64_t v) {
-  e.count = kBigCount;
-  big_counts_[e.slot1 - 1] = v;
-}
+uint32_t RowTable::Find(Key key) const { return capacity_ == 0 ? kNoSlot : FindHashed(key, KeyHash(key)); }
 
-void RowTable::IndexInsert(uint64_t h, Key key, uint32_t slot, uint32_t count) {
+void RowTable::IndexInsert(uint64_t h, uint32_t slot) {
   uint64_t i = Home(h);
-  while (index_[i].slot1 != 0 && index_[i].slot1 != kTombstone) i = Next(i);
-  if (index_[i].slot1 != 0) --tombstones_;
-  index_[i] = Entry{key, slot + 1, count};
-  chunks_[slot >> shift_].pos[slot & mask_] = static_cast<uint32_t>(i);
+  for (uint64_t e = Entry(i); e != 0 && (e & 0xffffffffULL) != kTombstone; e = Entry(i)) i = Next(i);
+  if (Entry(i) != 0) --tombstones_;
+  SetEntry(i, Tag(h) | (uint64_t{slot} + 1));
 }
 
 void RowTable::Rebuild(uint64_t capacity) {
-  // Ref is 32 bits, and UINT32_MAX is kNoRef.
-  if (capacity >= UINT32_MAX) throw std::length_error("RowTable: index of " + std::to_string(capacity) + " entries");
-  // The old index is read while the new one is written: the keys live in it.
-  std::unique_ptr<Entry[], FreeDeleter> old(static_cast<Entry*>(
-      Allocate(sizeof(Entry) * capacity, sizeof(Entry) * capacity >= kHugePage ? Pages::kHugeNow : Pages::kSmall)));
-  std::swap(old, index_);
-  std::memset(static_cast<void*>(index_.get()), 0, sizeof(Entry) * capacity);
-  const uint64_t old_capacity = capacity_;
+  index_.reset();  // before the new one: the old index's memory can be reused
+  index_.reset(static_cast<unsigned char*>(Allocate(5 * capacity + 3, 5 * capacity >= kHugePage ? Pages::kHugeNow : Pages::kSmall)));
+  std::memset(index_.get(), 0, 5 * capacity + 3);
   capacity_ = capacity;
   tombstones_ = 0;
-  ++ref_generation_;
-  // In the old index's order the new home entries ascend too (multiply-shift is monotone
-  // in the hash), so the new index is written nearly in order; the slots' positions are
-  // not, so each is prefetched kAhead entries before its write.
-  constexpr uint64_t kAhead = 16;
-  for (uint64_t i = 0; i < old_capacity; ++i) {
-    if (i + kAhead < old_capacity) {
-      const uint32_t s1 = old[i + kAhead].slot1;
-      if (s1 != 0 && s1 != kTombstone) PrefetchLine(chunks_[(s1 - 1) >> shift_].pos.get() + ((s1 - 1) & mask_));
-    }
-    const Entry& e = old[i];
-    if (e.slot1 != 0 && e.slot1 != kTombstone) IndexInsert(KeyHash(e.key), e.key, e.slot1 - 1, e.count);
+  // The entries land at random: prefetch each home entry kAhead slots before its insert.
+  constexpr uint32_t kAhead = 16;
+  for (uint32_t s = 0; s < high_; ++s) {
+    if (s + kAhead < high_ && Bit(live_, s + kAhead)) PrefetchLine(index_.get() + 5 * Home(KeyHash(key(s + kAhead))));
+    if (Bit(live_, s)) IndexInsert(KeyHash(key(s)), s);
   }
 }
 
 uint64_t RowTable::GrownCapacity(uint64_t n) const {
-  // Live entries past 5/8 after the inserts: 1.3x (repeatedly, for a large batch), so
-  // the index is 8/13 to 4/5 full; else the same size (only the tombstones go).
+  // Live entries past 3/5 after the inserts: 1.4x (repeatedly, for a large batch), so
+  // the index is 4/7 to 4/5 full; else the same size (only the tombstones go).
   uint64_t c = std::max(capacity_, kMinCapacity);
-  while ((size_ + n) * 8 > c * 5) c += c * 3 / 10;
+  while ((size_ + n) * 5 > c * 3) c += c * 2 / 5;
   return c;
 }
 
@@ -113,11 +90,11 @@ void RowTable::HashLastSeen(bool on) {
   }
 }
 
-float* RowTable::NewChunk() {
-  const uint64_t bytes = (chunk_rows() * record_bytes() + 63) / 64 * 64;  // the next chunk 64-aligned
+uint64_t* RowTable::NewChunk() {
+  const uint64_t bytes = chunk_rows() * record_bytes();
   if (chunks_.size() * bytes < kSlabBytes) {  // a small table: no 2 MiB pages for a few rows
     blocks_.emplace_back(Allocate(bytes, Pages::kSmall));
-    return static_cast<float*>(blocks_.back().get());
+    return static_cast<uint64_t*>(blocks_.back().get());
   }
   if (slab_chunks_left_ == 0) {
     // The full slab's rows are all written: have the kernel move them to huge pages, on
@@ -128,10 +105,10 @@ float* RowTable::NewChunk() {
     }
     slab_chunks_left_ = slab / bytes;
     blocks_.emplace_back(Allocate(slab, Pages::kHugeLater));
-    slab_next_ = static_cast<float*>(blocks_.back().get());
+    slab_next_ = static_cast<uint64_t*>(blocks_.back().get());
   }
-  float* r = slab_next_;
-  slab_next_ += bytes / sizeof(float);
+  uint64_t* r = slab_next_;
+  slab_next_ += bytes / sizeof(uint64_t);
   --slab_chunks_left_;
   return r;
 }
@@ -146,7 +123,6 @@ uint32_t RowTable::NewSlot() {
     const uint64_t rows = chunk_rows();
     Chunk c;
     c.records = NewChunk();
-    c.pos = std::make_unique_for_overwrite<uint32_t[]>(rows);
     if (hash_last_seen_) c.seen = std::make_unique_for_overwrite<uint32_t[]>(rows);
     chunks_.push_back(std::move(c));
     live_.resize((high_ + rows + 63) / 64, 0);
@@ -160,12 +136,14 @@ uint32_t RowTable::Insert(Key key) {
   // Keep live + tombstones <= 4/5 of the index (linear probing slows sharply above).
   Reserve(1);
   const uint32_t slot = NewSlot();
-  // The padding floats: hashed by nobody, never indeterminate.
-  std::fill(data(slot) + stride_, data(slot) + record_floats_, 0.0f);
+  uint64_t* r = record(slot);
+  r[0] = key;
+  r[1] = 0;
+  if (stride_ % 2 != 0) data(slot)[stride_] = 0.0f;  // the padding float: hashed by nobody, never indeterminate
   if (hash_last_seen_) last_seen(slot) = 0;  // hashed: never an indeterminate value
   SetBit(live_, slot, true);  // a reused slot keeps its dirty bit: it is still listed
   SetBit(stale_bits_, slot, true);  // not in the digest yet: the next digest() adds it
-  IndexInsert(KeyHash(key), key, slot, 0);
+  IndexInsert(KeyHash(key), slot);
   ++size_;
   ++insert_generation_;
   return slot;
@@ -191,23 +169,30 @@ uint64_t RowTable::digest() const {
 }
 
 void RowTable::Erase(Key key) {
-  const Ref r = FindRef(key);
-  if (r == kNoRef) return;
-  const uint32_t slot = this->slot(r);
-  if (Bit(stale_bits_, slot)) {
-    SetBit(stale_bits_, slot, false);  // its hash is not in the digest
-  } else {
-    digest_ -= EntryHash(r);
+  if (capacity_ == 0) return;
+  const uint64_t h = KeyHash(key);
+  const uint64_t tag = Tag(h);
+  for (uint64_t i = Home(h);; i = Next(i)) {
+    const uint64_t e = Entry(i);
+    if (e == 0) return;
+    const uint64_t low = e & 0xffffffffULL;
+    if (low == kTombstone || (e & ~0xffffffffULL) != tag) continue;
+    const auto slot = static_cast<uint32_t>(low - 1);
+    if (this->key(slot) != key) continue;
+    if (Bit(stale_bits_, slot)) {
+      SetBit(stale_bits_, slot, false);  // its hash is not in the digest
+    } else {
+      digest_ -= RowHash(slot);
+    }
+    if (track_dirty_) dirty_erased_.push_back(key);
+    SetBit(live_, slot, false);
+    SetEntry(i, kTombstone);
+    ++tombstones_;
+    --size_;
+    free_.push_back(slot);
+    ++erase_generation_;
+    return;
   }
-  Entry& e = index_[static_cast<uint32_t>(r)];
-  if (e.count == kBigCount) big_counts_.erase(slot);
-  if (track_dirty_) dirty_erased_.push_back(key);
-  SetBit(live_, slot, false);
-  e.slot1 = kTombstone;  // the key stays: FindHashed compares it first
-  ++tombstones_;
-  --size_;
-  free_.push_back(slot);
-  ++ref_generation_;
 }
 
 void RowTable::MarkDirty(Key key) {
@@ -241,10 +226,8 @@ std::vector<Key> RowTable::TakeDirty() {
 }
 
 uint64_t RowTable::MemoryBytes() const {
-  const uint64_t per_chunk =
-      (chunk_rows() * record_bytes() + 63) / 64 * 64 + chunk_rows() * sizeof(uint32_t) * (hash_last_seen_ ? 2 : 1);
-  // A node of big_counts_: key, value, next pointer, hash bucket.
-  return chunks_.size() * per_chunk + capacity_ * sizeof(Entry) + big_counts_.size() * 32 +
+  const uint64_t per_chunk = chunk_rows() * (record_bytes() + (hash_last_seen_ ? sizeof(uint32_t) : 0));
+  return chunks_.size() * per_chunk + (capacity_ == 0 ? 0 : 5 * capacity_ + 3) +
          (live_.capacity() + dirty_bits_.capacity() + stale_bits_.capacity()) * sizeof(uint64_t) + free_.capacity() * sizeof(uint32_t) +
          dirty_slots_.capacity() * sizeof(uint32_t) + dirty_erased_.capacity() * sizeof(Key);
 }

@@ -5,29 +5,23 @@
 //    as the table grows (never moved, so a row's floats stay put while the table grows;
 //    past kSlabBytes of records they are carved from 2 MiB-aligned slabs that go to huge
 //    pages once full: Pages below).
-//    A slot's record is its `stride` floats only (the row's values followed by its
-//    optimizer slots, slot k at values + (k + 1) * width: the layout
-//    kernels::ApplyOptimizerRows and kernels::InitSlots expect), padded to a power of two
-//    up to 32 bytes, else to a multiple of 32, in 64-byte-aligned chunks: a record then
-//    spans as few cache lines as its bytes allow (one at D = 16 with SGD, where the
-//    80-byte record of key, counter and floats always spanned two). The key and the
-//    update counter live in the index entry instead (below), which a lookup reads anyway:
-//    a pull touches one index line and the record's lines, nothing else. Beside the
-//    records each chunk keeps, per slot, the position of its index entry (4 bytes: how a
-//    slot finds its key and counter on the cold paths, digest and snapshots) and, only
-//    for tables with HashLastSeen (an eviction policy, the only ones that read it), the
-//    step that last pushed the row ("last seen", 4 bytes: what expiry and eviction order
-//    by). No per-row heap object.
-//  - Index: open addressing with linear probing from a key hash to a slot. Entries are 16
-//    bytes, four to a 64-byte line: the key, the slot + 1 (0 empty, kTombstone erased)
-//    and the update counter (32 bits; a counter outside [0, 2^32 - 1) is kept exactly, as
-//    an int64, in a side map: updates() is an int64 either way). The home entry is a
-//    multiply-shift of the hash onto any capacity, so the index can grow by 1.3x instead
-//    of doubling. Erase leaves a tombstone; the index is rebuilt when live entries and
-//    tombstones pass 4/5 of it (1.3x larger when live entries alone pass 5/8), so it
-//    holds between 16/0.8 and 16/0.615 bytes per row (20-26). Reserve() grows it before a
-//    batch, so a batch of new keys triggers at most one rebuild. A rebuild moves every
-//    entry (a Ref, below, is an entry's position) and keeps both indexes until it is done.
+//    A slot is one record: the key, the update counter and `stride` floats (the row's
+//    values followed by its optimizer slots, slot k at values + (k + 1) * width: the
+//    layout kernels::ApplyOptimizerRows and kernels::InitSlots expect), padded to 8
+//    bytes. One record, not an array per field, because a lookup's key compare then
+//    brings in the row it is about to read or write (a push used to miss the cache on
+//    the key, the counter and the floats separately). The step that last pushed the row
+//    ("last seen", 4 bytes: what expiry and eviction order by) sits in a separate array
+//    per chunk, allocated only for tables with HashLastSeen (an eviction policy), the
+//    only ones that read it. No per-row heap object.
+//  - Index: open addressing with linear probing from a key hash to a slot. Entries are 5
+//    bytes (the slot + 1, and an 8-bit tag of the key's hash, so a probe rarely touches a
+//    row it does not want), packed; the home entry is a multiply-shift of the hash onto
+//    any capacity, so the index can grow by 1.4x instead of doubling. Erase leaves a
+//    tombstone; the index is rebuilt when live entries and tombstones pass 4/5 of it
+//    (1.4x larger when live entries alone pass 3/5), so it holds between 5/0.8 and
+//    5/0.571 bytes per row (6.25-8.75). Reserve() grows it before a batch, so a batch of new keys
+//    triggers at most one rebuild.
 //  - Freed slots go on a free list and are reused before the arena grows.
 //  - Digest: the wrapping sum over resident rows of RowHash (table, key, counter, values,
 //    slots). A sum does not depend on insertion order or on which server holds a row,
@@ -39,8 +33,7 @@
 //    it stale (a bit per slot), and digest() adds the hashes of the stale rows then. So
 //    a push hashes a row at most once (a new row not at all, a row pushed again before
 //    the next digest not at all), instead of twice per write; digest() costs a scan of
-//    the stale bits (slots / 64 words) and a hash per stale row. The hash is what it was
-//    when the key and counter sat in the record, so digests did not change with them.
+//    the stale bits (slots / 64 words) and a hash per stale row.
 //  - Dirty bits: with tracking on, EndWrite records the slot once (a bit per slot guards
 //    the list) and Erase the key, until TakeDirty hands the lists over; an incremental
 //    checkpoint then costs O(dirty rows), not O(rows), with no lookup per row.
@@ -56,7 +49,6 @@
 #include <cstring>
 #include <memory>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "common/hash.h"
@@ -70,10 +62,6 @@ class RowTable {
   static constexpr uint32_t kNoSlot = UINT32_MAX;
   static constexpr uint64_t kMaxChunkRows = 8192;
   static constexpr uint64_t kChunkBytes = uint64_t{8} << 20;
-  // A resolved key: the position of its index entry (its key, slot and counter). Valid
-  // until the next Erase or index rebuild (ref_generation() counts both).
-  enum class Ref : uint32_t {};
-  static constexpr Ref kNoRef = Ref{UINT32_MAX};
 
   // `salt` names the table in row hashes (ParamNameHash of its name); `nslots` is
   // NumOptimizerSlots of its optimizer.
@@ -84,8 +72,6 @@ class RowTable {
   uint32_t width() const { return width_; }
   uint64_t chunk_rows() const { return uint64_t{1} << shift_; }
   uint32_t stride() const { return stride_; }
-  // A record's bytes (stride() floats and padding).
-  uint64_t record_bytes() const { return uint64_t{record_floats_} * 4; }
   uint64_t size() const { return size_; }
   // The wrapping sum of the resident rows' hashes (first adding the stale rows').
   uint64_t digest() const;
@@ -99,65 +85,50 @@ class RowTable {
   }
 
   // The slot holding `key`, or kNoSlot.
-  uint32_t Find(Key key) const {
-    const Ref r = FindRef(key);
-    return r == kNoRef ? kNoSlot : slot(r);
-  }
-  // The entry of `key`, or kNoRef.
-  Ref FindRef(Key key) const { return capacity_ == 0 ? kNoRef : FindHashed(key, KeyHash(key)); }
-  uint32_t slot(Ref r) const { return index_[static_cast<uint32_t>(r)].slot1 - 1; }
+  uint32_t Find(Key key) const;
   // Makes room in the index for `n` more keys, so inserting them rebuilds nothing.
   void Reserve(uint64_t n);
-  // Calls f(i, FindRef(keys[i])) for i = 0, 1, ..., n - 1, as a two-stage software
-  // pipeline so the cache misses of a random batch overlap instead of queueing (what a
-  // push or pull of thousands of keys over a table far larger than the cache spends its
-  // time on: a lookup misses on its index entry, then, dependent on it, on the record).
-  // While key i is handed to f (its entry and record in cache by then), the run of key
-  // i + kLookAhead is walked from its home entry (prefetched earlier, arrived: the keys
-  // are compared in the entries themselves, so this resolves the key) and its record
-  // prefetched into L2, and the home entry of key i + 2 * kLookAhead is prefetched. The
-  // prefetches are volatile asm (PrefetchLine: GCC deleted the builtin ones, so until
-  // 2026-12-06 no record was prefetched at all). f may write the row of the entry it is
-  // given (its floats, counter, last seen), not insert or erase. kWrite: f will write the
-  // rows (BeginWrite/EndWrite), so their words of the stale and dirty bit sets (and their
-  // last-seen, when kept) are prefetched with the record: at 10 M rows the bit sets are
-  // 1.25 MB each, and a random bit missed the cache as often as the record did.
+  // Calls f(i, Find(keys[i])) for i = 0, 1, ..., n - 1, as a two-stage software pipeline
+  // so the cache misses of a random batch overlap instead of queueing (what a push or pull
+  // of thousands of keys over a table far larger than the cache spends its time on: a
+  // lookup misses on its index entry, then, dependent on it, on the record). While key i
+  // is resolved and handed to f (its entry and record in cache by then), the record of
+  // key i + kLookAhead is prefetched (its home entry, prefetched earlier, has arrived: the
+  // first entry of its run with the key's tag names the slot, kept as key i + kLookAhead's
+  // candidate, which stage 3 then only checks against the key) and the home entry of key
+  // i + 2 * kLookAhead. The prefetches are volatile asm (PrefetchLine: GCC deleted the
+  // builtin ones, so until 2026-12-06 no record was prefetched at all). f may
+  // write the row of the slot it is given, not insert or erase. kWrite: f will write
+  // the rows (BeginWrite/EndWrite), so their words of the stale and dirty bit sets (and
+  // their last-seen, when kept) are prefetched with the record: at 10 M rows the bit sets
+  // are 1.25 MB each, and a random bit missed the cache as often as the record did.
   template <bool kWrite = false, class F>
-  void ForEachRef(std::span<const Key> keys, F&& f) const;
-  // A resolved key as one word (what PullSlots keeps): its slot and its entry, so that a
-  // later pass can prefetch the record without first reading the entry. kNoKnown: absent.
-  static constexpr uint64_t kNoKnown = UINT64_MAX;
-  uint64_t Known(Ref r) const {
-    return r == kNoRef ? kNoKnown : uint64_t{slot(r)} | uint64_t{static_cast<uint32_t>(r)} << 32;
-  }
-  // f(i, the Ref of known[i]) for keys resolved earlier (Known words, valid by the
-  // generations below), with the record and entry prefetches of ForEachRef but no probe:
-  // a push of the keys a pull has just resolved (ShardStore's PullSlots).
+  void ForEachSlot(std::span<const Key> keys, F&& f) const;
+  // f(i, slots[i]) for slots resolved earlier (kNoSlot or live slots of this table, valid
+  // by the generations below), with ForEachSlot's record prefetches kLookAhead ahead but
+  // no index probe: a push of the keys a pull has just resolved (ShardStore's PullSlots).
   template <bool kWrite = false, class F>
-  void ForEachKnownRef(std::span<const uint64_t> known, F&& f) const;
+  void ForEachKnownSlot(std::span<const uint32_t> slots, F&& f) const;
   // What can change a resolved key's answer, counted. A row never moves (arena chunks stay
-  // put), but its index entry moves when the index is rebuilt; so a Ref found for a key
-  // stays its entry until an Erase (which frees the slot for reuse) or a rebuild:
-  // ref_generation(). A key found absent stays absent until an Insert: insert_generation().
-  uint64_t ref_generation() const { return ref_generation_; }
+  // put; an index rebuild moves entries, not slots), so a slot found for a key stays its
+  // slot until an Erase (which frees it for reuse): erase_generation(). A key found absent
+  // stays absent until an Insert: insert_generation().
+  uint64_t erase_generation() const { return erase_generation_; }
   uint64_t insert_generation() const { return insert_generation_; }
-  // slots[i] = Find(keys[i]) for a batch (ForEachRef).
+  // slots[i] = Find(keys[i]) for a batch (ForEachSlot).
   void FindMany(std::span<const Key> keys, uint32_t* slots) const {
-    ForEachRef(keys, [this, slots](size_t i, Ref r) { slots[i] = r == kNoRef ? kNoSlot : slot(r); });
+    ForEachSlot(keys, [slots](size_t i, uint32_t slot) { slots[i] = slot; });
   }
-  // Hints that row `slot` (its index entry and every line of its record) is about to be
-  // read; reads its entry's position to do so.
-  void Prefetch(uint32_t slot) const {
-    PrefetchLine(index_.get() + pos(slot));
-    PrefetchRecord(slot);
-  }
+  // Hints that row `slot` (its key, counter and floats: every line of the record) is
+  // about to be read.
+  void Prefetch(uint32_t slot) const { PrefetchRecord(slot); }
   // A new slot for `key` (REQUIRES Find(key) == kNoSlot) with counter 0 and unset floats:
   // the caller fills them, then calls EndWrite(slot) (Insert has not hashed the row).
   uint32_t Insert(Key key);
   // Removes the row (no-op when absent); its slot is reused by a later Insert.
   void Erase(Key key);
 
-  Key key(uint32_t slot) const { return index_[pos(slot)].key; }
+  Key key(uint32_t slot) const { return record(slot)[0]; }
   // The step of the last push to the row. Insert sets it to 0 when HashLastSeen is on,
   // else leaves it unset (nobody reads it then): the caller sets it, between BeginWrite and EndWrite (it is
   // hashed when HashLastSeen is on). ShardStore writes it only for tables with an
@@ -172,25 +143,10 @@ class RowTable {
     const uint32_t* s = chunks_[slot >> shift_].seen.get();
     return s != nullptr ? s[slot & mask_] : 0;
   }
-  // The update counter, any int64 (by slot: through its entry's position; by Ref: the
-  // entry in hand). Set between BeginWrite and EndWrite.
-  int64_t updates(Ref r) const {
-    const Entry& e = index_[static_cast<uint32_t>(r)];
-    return e.count != kBigCount ? int64_t{e.count} : big_counts_.at(e.slot1 - 1);
-  }
-  int64_t updates(uint32_t slot) const { return updates(Ref{pos(slot)}); }
-  void set_updates(Ref r, int64_t v) {
-    Entry& e = index_[static_cast<uint32_t>(r)];
-    if (v >= 0 && v < int64_t{kBigCount}) {
-      if (e.count == kBigCount) big_counts_.erase(e.slot1 - 1);
-      e.count = static_cast<uint32_t>(v);
-    } else {
-      SetBigCount(e, v);
-    }
-  }
-  void set_updates(uint32_t slot, int64_t v) { set_updates(Ref{pos(slot)}, v); }
-  float* data(uint32_t slot) { return record(slot); }
-  const float* data(uint32_t slot) const { return record(slot); }
+  int64_t& updates(uint32_t slot) { return *reinterpret_cast<int64_t*>(record(slot) + 1); }
+  int64_t updates(uint32_t slot) const { return static_cast<int64_t>(record(slot)[1]); }
+  float* data(uint32_t slot) { return reinterpret_cast<float*>(record(slot) + 2); }
+  const float* data(uint32_t slot) const { return reinterpret_cast<const float*>(record(slot) + 2); }
   bool live(uint32_t slot) const { return slot < high_ && Bit(live_, slot); }
   // Slots are in [0, slot_limit()); live() says which hold rows.
   uint32_t slot_limit() const { return high_; }
@@ -199,14 +155,9 @@ class RowTable {
   // out of the digest (unless it is out already: stale), EndWrite marks it dirty; the
   // new hash goes in at the next digest().
   void BeginWrite(uint32_t slot) {
-    if (!Bit(stale_bits_, slot)) BeginWrite(Ref{pos(slot)});
-  }
-  // The same with the row's entry in hand (a lookup's), so no position is read.
-  void BeginWrite(Ref r) {
-    const uint32_t s = slot(r);
-    if (!Bit(stale_bits_, s)) {
-      digest_ -= EntryHash(r);
-      SetBit(stale_bits_, s, true);
+    if (!Bit(stale_bits_, slot)) {
+      digest_ -= RowHash(slot);
+      SetBit(stale_bits_, slot, true);
     }
   }
   void EndWrite(uint32_t slot) {
@@ -229,19 +180,14 @@ class RowTable {
 
   // Index entries (tests, benchmarks): size() / index_capacity() is the index's load.
   uint64_t index_capacity() const { return capacity_; }
-  // Bytes held: arena chunks (records, entry positions, last seen), index, bit sets, free
-  // list, counters kept apart.
+  // Bytes held: arena chunks, index, bit sets, free list.
   uint64_t MemoryBytes() const;
-  // What one resident row costs as --table_memory_limit counts it: the formula of the
-  // layout before records lost their key and counter (2026-12-07), kept as the budget's
-  // unit so that a budget keeps the same rows (and a run the same digests) across that
-  // change: a slot of key, counter, last seen and floats, 9 bytes of index and 16 for the
-  // memory budget's per-partition key lists (ShardStore: a list is rebuilt when it passes
-  // twice its partition's rows). The layout now costs record_bytes() + 8 (position, last
-  // seen) + 20-26 of index + 16 per row: within 5 bytes of it at D = 8-32 (SGD, Adam).
-  // Resident bytes = size() * RowBytes(): unlike MemoryBytes() it falls when rows are
-  // erased (their slots are reused, so the arena's high-water mark stays near the most
-  // rows ever resident at once).
+  // What one resident row costs, as --table_memory_limit counts it, at its worst: its
+  // slot (key, counter, last seen, floats), 9 bytes of index (5-byte entries, at least
+  // 4/7 full) and 16 for the memory budget's per-partition key lists (ShardStore: a list
+  // is rebuilt when it passes twice its partition's rows). Resident bytes = size() *
+  // RowBytes(): unlike MemoryBytes() it falls when rows are erased (their slots are
+  // reused, so the arena's high-water mark stays near the most rows ever resident at once).
   uint64_t RowBytes() const {
     return sizeof(Key) + sizeof(int64_t) + sizeof(uint32_t) + uint64_t{stride_} * 4 + 9 + 16;
   }
@@ -253,24 +199,16 @@ class RowTable {
   // Appends the keys of the rows with last_seen < `cutoff` to *out. O(rows).
   void SeenBefore(uint32_t cutoff, std::vector<Key>* out) const;
 
-  uint64_t RowHash(uint32_t slot) const { return EntryHash(Ref{pos(slot)}); }
+  uint64_t RowHash(uint32_t slot) const;
 
  private:
   struct FreeDeleter {
     void operator()(void* p) const;
   };
-  // An index entry. Four to a line (the index is 64-byte aligned), so a probe run of up to
-  // four entries from an aligned home costs one line.
-  struct Entry {
-    Key key;
-    uint32_t slot1;  // 0 empty, kTombstone, else slot + 1
-    uint32_t count;  // the update counter; kBigCount: in big_counts_
-  };
-  static_assert(sizeof(Entry) == 16);
   // Pages: why the index and the arena are on 2 MiB pages (transparent huge pages, THP
   // "madvise" on the machines measured). A steady-state lookup misses the cache twice
   // (index entry, record) over a table far larger than the TLB's reach with 4 KiB pages
-  // (10 M rows at D = 16: 640 MB of records, 200-260 MB of index), so each miss also
+  // (10 M rows at D = 16: 800 MB of records, 70-90 MB of index), so each miss also
   // waited for a page walk (two nested ones in a VM). Measured (docs/benchmarks-sparse.md,
   // "The store's memory-level parallelism"): huge pages for the index made a steady
   // pull+push ~1.3x faster; for the records too, ~1.4x more. The index is advised at
@@ -286,25 +224,17 @@ class RowTable {
   // no huge pages (kSmall).
   static constexpr uint64_t kHugePage = uint64_t{1} << 21;
   enum class Pages { kSmall, kHugeNow, kHugeLater };
-  // `bytes` of uninitialised memory, freed with FreeDeleter (std::free), 64-byte aligned
+  // `bytes` of uninitialised memory, freed with FreeDeleter (std::free): malloc'd
   // (kSmall), or 2 MiB-aligned, rounded up to 2 MiB, advised for huge pages or not.
   static void* Allocate(uint64_t bytes, Pages pages);
   struct Chunk {
-    float* records = nullptr;             // chunk_rows() records of record_floats_, in blocks_
-    std::unique_ptr<uint32_t[]> pos;      // each slot's index entry (live slots only)
+    uint64_t* records = nullptr;  // chunk_rows() records of record_words_ words, in blocks_
     std::unique_ptr<uint32_t[]> seen;     // HashLastSeen only
   };
-  uint32_t pos(uint32_t slot) const { return chunks_[slot >> shift_].pos[slot & mask_]; }
   // Every line of record `slot` (kToL2: into L2 only, the lookup pipelines' record stage).
-  // A record of up to 64 bytes is within one line (RecordFloats): one prefetch, not a
-  // second to the same line (which held a miss buffer of its own while the line came).
   template <bool kToL2 = false>
   void PrefetchRecord(uint32_t slot) const {
-    if (record_floats_ <= 16) {
-      PrefetchLine<kToL2>(record(slot));
-    } else {
-      PrefetchBytes<kToL2>(record(slot), record_bytes());
-    }
+    PrefetchBytes<kToL2>(record(slot), record_bytes());
   }
   // What a lookup prefetches of a found slot: its record (into L2) and, for a write, its
   // words of the stale and dirty bit sets and its last-seen.
@@ -317,15 +247,25 @@ class RowTable {
       if (hash_last_seen_) PrefetchLine(chunks_[c >> shift_].seen.get() + (c & mask_));
     }
   }
-  float* record(uint32_t slot) { return chunks_[slot >> shift_].records + uint64_t{slot & mask_} * record_floats_; }
-  const float* record(uint32_t slot) const {
-    return chunks_[slot >> shift_].records + uint64_t{slot & mask_} * record_floats_;
+  // A record: word 0 the key, word 1 the counter, then the floats (ints and floats
+  // never share a word, so no word is read as two types).
+  uint64_t record_bytes() const { return uint64_t{record_words_} * 8; }
+  uint64_t* record(uint32_t slot) { return chunks_[slot >> shift_].records + uint64_t{slot & mask_} * record_words_; }
+  const uint64_t* record(uint32_t slot) const {
+    return chunks_[slot >> shift_].records + uint64_t{slot & mask_} * record_words_;
   }
-  uint64_t EntryHash(Ref r) const;
-  void SetBigCount(Entry& e, int64_t v);
+  // The packed index: entry i is 5 bytes at 5 * i (low 32 bits: 0 empty, kTombstone, else
+  // slot + 1; then the tag), read and written as 8 bytes (the vector has 3 bytes of slack).
+  uint64_t Entry(uint64_t i) const {
+    uint64_t e;
+    std::memcpy(&e, index_.get() + 5 * i, sizeof(e));
+    return e & 0xffffffffffULL;
+  }
+  void SetEntry(uint64_t i, uint64_t e) { std::memcpy(index_.get() + 5 * i, &e, 5); }
   // The home entry of hash h: multiply-shift onto [0, capacity_).
   uint64_t Home(uint64_t h) const { return static_cast<uint64_t>((static_cast<unsigned __int128>(h) * capacity_) >> 64); }
   uint64_t Next(uint64_t i) const { return i + 1 == capacity_ ? 0 : i + 1; }
+  static uint64_t Tag(uint64_t h) { return (h & 0xff) << 32; }
   // Whether rebuilding is due before `n` more inserts, and the capacity it would take.
   bool NeedsRebuild(uint64_t n) const { return (size_ + tombstones_ + n) * 5 > capacity_ * 4; }
   uint64_t GrownCapacity(uint64_t n) const;
@@ -340,36 +280,37 @@ class RowTable {
   // Not the shard map's key hash (Mix64(key ^ Mix64(table))): a server's keys share that
   // hash modulo the server count, so its low bits would crowd the probe sequences.
   static constexpr uint64_t kIndexSeed = 0x6a09e667f3bcc909ULL;
-  static constexpr uint32_t kTombstone = UINT32_MAX;
-  static constexpr uint32_t kBigCount = UINT32_MAX;
+  static constexpr uint64_t kTombstone = 0xffffffffULL;
   static uint64_t KeyHash(Key key) { return Mix64(key ^ kIndexSeed); }
-  // FindRef, given KeyHash(key). An erased entry keeps its key, so the key compare comes
-  // first and the tombstone check only on a match.
-  Ref FindHashed(Key key, uint64_t h) const {
+  // Find, given KeyHash(key).
+  uint32_t FindHashed(Key key, uint64_t h) const {
+    const uint64_t tag = Tag(h);
     for (uint64_t i = Home(h);; i = Next(i)) {
-      const Entry& e = index_[i];
-      if (e.slot1 == 0) return kNoRef;
-      if (e.key == key && e.slot1 != kTombstone) return Ref{static_cast<uint32_t>(i)};
+      const uint64_t e = Entry(i);
+      if (e == 0) return kNoSlot;
+      const uint64_t low = e & 0xffffffffULL;
+      if (low != kTombstone && (e & ~0xffffffffULL) == tag) {
+        const auto slot = static_cast<uint32_t>(low - 1);
+        if (this->key(slot) == key) return slot;
+      }
     }
   }
-  // ForEachRef's distance between its stages, in keys. Measured with the record prefetches
+  // ForEachSlot's distance between its stages, in keys. Measured with the record prefetches
   // in place (docs/benchmarks-sparse-latency.md, "The prefetches the compiler deleted"):
   // a 10 M-row pull costs ~45 ns per key at 4, ~33 at 8, ~28 at 16 on the dev VM.
   static constexpr size_t kLookAhead = 16;
   void Rebuild(uint64_t capacity);
-  // Writes (key, slot, count) into the first free entry of the run from Home(h) and the
-  // slot's position.
-  void IndexInsert(uint64_t h, Key key, uint32_t slot, uint32_t count);
+  void IndexInsert(uint64_t h, uint32_t slot);
   uint32_t NewSlot();
   // The records of a new chunk (uninitialised), from blocks_.
-  float* NewChunk();
+  uint64_t* NewChunk();
 
   uint64_t salt_;
-  uint32_t width_, stride_, record_floats_;
+  uint32_t width_, stride_, record_words_;
   uint32_t shift_ = 0, mask_ = 0;  // chunk_rows() == 1 << shift_
   uint64_t size_ = 0;
   uint64_t tombstones_ = 0;
-  uint64_t ref_generation_ = 0, insert_generation_ = 0;
+  uint64_t erase_generation_ = 0, insert_generation_ = 0;
   // The sum of the hashes of the resident rows that are not stale; digest() adds the
   // stale ones' and clears the bits (mutable: digest() is logically const).
   mutable uint64_t digest_ = 0;
@@ -381,13 +322,10 @@ class RowTable {
   // pages when the next is started (NewChunk; Pages above says why).
   static constexpr uint64_t kSlabBytes = uint64_t{32} << 20;
   std::vector<std::unique_ptr<void, FreeDeleter>> blocks_;
-  float* slab_next_ = nullptr;  // the current slab's next chunk
+  uint64_t* slab_next_ = nullptr;  // the current slab's next chunk
   uint64_t slab_chunks_left_ = 0;
   uint64_t capacity_ = 0;         // index entries
-  std::unique_ptr<Entry[], FreeDeleter> index_;
-  // Counters outside [0, kBigCount), by slot: never in training (a row pushed 2^32
-  // times), possible from a checkpoint (ShardStore::RestoreRow takes any int64).
-  std::unordered_map<uint32_t, int64_t> big_counts_;
+  std::unique_ptr<unsigned char[], FreeDeleter> index_;  // 5 * capacity_ + 3 bytes (Entry)
   uint32_t seen_sink_ = 0;        // last_seen() of a table without last-seen arrays
   std::vector<uint64_t> live_;
   std::vector<uint64_t> dirty_bits_;
@@ -399,56 +337,70 @@ class RowTable {
 };
 
 template <bool kWrite, class F>
-void RowTable::ForEachRef(std::span<const Key> keys, F&& f) const {
+void RowTable::ForEachSlot(std::span<const Key> keys, F&& f) const {
   const size_t n = keys.size();
   if (capacity_ == 0) {
-    for (size_t i = 0; i < n; ++i) f(i, kNoRef);
+    for (size_t i = 0; i < n; ++i) f(i, kNoSlot);
     return;
   }
   // The keys in flight (i to i + 2 * kLookAhead): the hash, computed once, and from stage 2
-  // on the entry.
+  // on the candidate slot.
   constexpr size_t kRing = std::bit_ceil(2 * kLookAhead + 1);
   uint64_t hash[kRing];
-  Ref ref[kRing];
-  const Entry* const index = index_.get();
-  // Stage 1: the home entry's line, and the next one when the home entry is its line's
-  // last (a run of two crosses into it).
+  uint32_t cand[kRing];
+  const unsigned char* const index = index_.get();
+  // Stage 1: the home entry's line, and the next one when the entry and the two after it
+  // cross into it (a probe run crossing a line must not miss on its second line).
   const auto entry = [&](size_t j) __attribute__((always_inline)) {
     const uint64_t h = KeyHash(keys[j]);
     hash[j % kRing] = h;
-    const Entry* e = index + Home(h);
+    const unsigned char* e = index + 5 * Home(h);
     PrefetchLine(e);
-    if ((reinterpret_cast<uintptr_t>(e) & 63) == 64 - sizeof(Entry)) PrefetchLine(e + 1);
+    if ((reinterpret_cast<uintptr_t>(e) & 63) > 64 - 15) PrefetchLine(e + 14);
   };
-  // Stage 2: the run from the home entry (in cache by now) up to the key's entry, whose
-  // record is prefetched, or up to its end (the key is absent).
+  // Stage 2: the run from the home entry (in cache by now) up to its first entry with the
+  // key's tag, whose record is prefetched, or up to its end (the key is absent).
   const auto row = [&](size_t j) __attribute__((always_inline)) {
-    const Ref r = FindHashed(keys[j], hash[j % kRing]);
-    ref[j % kRing] = r;
-    if (r != kNoRef) PrefetchSlot<kWrite>(index[static_cast<uint32_t>(r)].slot1 - 1);
+    const uint64_t h = hash[j % kRing];
+    const uint64_t tag = Tag(h);
+    uint32_t c = kNoSlot;
+    for (uint64_t i = Home(h);; i = Next(i)) {
+      const uint64_t e = Entry(i);
+      if (e == 0) break;
+      const uint64_t low = e & 0xffffffffULL;
+      if (low != kTombstone && (e & ~0xffffffffULL) == tag) {
+        c = static_cast<uint32_t>(low - 1);
+        break;
+      }
+    }
+    cand[j % kRing] = c;
+    if (c != kNoSlot) PrefetchSlot<kWrite>(c);
   };
   for (size_t j = 0; j < std::min(n, 2 * kLookAhead); ++j) entry(j);
   for (size_t j = 0; j < std::min(n, kLookAhead); ++j) row(j);
   for (size_t i = 0; i < n; ++i) {
     if (i + 2 * kLookAhead < n) entry(i + 2 * kLookAhead);
     if (i + kLookAhead < n) row(i + kLookAhead);
-    f(i, ref[i % kRing]);
+    // The candidate is the key's slot when its key matches (the key's entry is the first in
+    // its run with its tag and key); after a tag collision the run is walked again.
+    const uint32_t c = cand[i % kRing];
+    if (c == kNoSlot || key(c) == keys[i]) {
+      f(i, c);
+    } else {
+      f(i, FindHashed(keys[i], hash[i % kRing]));
+    }
   }
 }
 
 template <bool kWrite, class F>
-void RowTable::ForEachKnownRef(std::span<const uint64_t> known, F&& f) const {
-  const size_t n = known.size();
-  const Entry* const index = index_.get();
-  const auto row = [&](size_t j) __attribute__((always_inline)) {
-    if (known[j] == kNoKnown) return;
-    PrefetchSlot<kWrite>(static_cast<uint32_t>(known[j]));
-    PrefetchLine(index + (known[j] >> 32));
-  };
-  for (size_t j = 0; j < std::min(n, kLookAhead); ++j) row(j);
+void RowTable::ForEachKnownSlot(std::span<const uint32_t> slots, F&& f) const {
+  const size_t n = slots.size();
+  for (size_t j = 0; j < std::min(n, kLookAhead); ++j) {
+    if (slots[j] != kNoSlot) PrefetchSlot<kWrite>(slots[j]);
+  }
   for (size_t i = 0; i < n; ++i) {
-    if (i + kLookAhead < n) row(i + kLookAhead);
-    f(i, known[i] == kNoKnown ? kNoRef : Ref{static_cast<uint32_t>(known[i] >> 32)});
+    if (i + kLookAhead < n && slots[i + kLookAhead] != kNoSlot) PrefetchSlot<kWrite>(slots[i + kLookAhead]);
+    f(i, slots[i]);
   }
 }
 

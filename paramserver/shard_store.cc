@@ -12,8 +12,7 @@
 namespace tessera::paramserver {
 namespace {
 
-static_assert(PullSlots::kAbsent == RowTable::kNoKnown);
-
+static_assert(PullSlots::kAbsent == RowTable::kNoSlot);
 
 TensorView View(float* data, uint64_t n) {
   return TensorView{data, DType::kF32, {static_cast<int64_t>(n)}, Device::kCPU};
@@ -148,19 +147,19 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
                             std::to_string(keys.size()) + " rows of " + std::to_string(width));
   }
   const RowTable& t = *p.rows;
-  // The entries are kept for a push of the same keys (PullSlots).
-  PullSlots::Word* kept =
-      reuse_pull_slots_ ? p.pulls.Record(keys, {t.ref_generation(), t.insert_generation()}) : nullptr;
+  // The slots are kept for a push of the same keys (PullSlots).
+  uint32_t* kept =
+      reuse_pull_slots_ ? p.pulls.Record(keys, {t.erase_generation(), t.insert_generation()}) : nullptr;
   // Each row is copied as its lookup resolves (the pipeline has just brought it in), at a
   // compiled-in width where there is one (common/row_width.h).
   Status st;
   auto read = [&]<uint64_t kWidth>() {
     const uint64_t w = kWidth != 0 ? kWidth : width;
-    t.ForEachRef(keys, [&](size_t i, RowTable::Ref r) {
-      if (kept != nullptr) kept[i] = t.Known(r);
+    t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
+      if (kept != nullptr) kept[i] = slot;
       float* dst = out.data() + i * w;
-      if (r != RowTable::kNoRef) {
-        std::memcpy(dst, t.data(t.slot(r)), w * sizeof(float));
+      if (slot != RowTable::kNoSlot) {
+        std::memcpy(dst, t.data(slot), w * sizeof(float));
       } else if (p.init) {
         p.init->Fill(keys[i], dst);
       } else if (st.ok()) {
@@ -236,39 +235,36 @@ Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::
   row_scratch_.resize(n);
   step_scratch_.resize(n);
   size_t missing = 0;
-  const auto visit = [&](size_t i, RowTable::Ref r) {
-    if (r == RowTable::kNoRef) {
-      found[i] = RowTable::kNoSlot;
+  const auto visit = [&](size_t i, uint32_t slot) {
+    found[i] = slot;
+    if (slot == RowTable::kNoSlot) {
       ++missing;
       return;
     }
-    const uint32_t slot = t.slot(r);
-    found[i] = slot;
-    t.BeginWrite(r);
+    t.BeginWrite(slot);
     t.EndWrite(slot);
-    const int64_t updates = t.updates(r) + 1;
+    int64_t& updates = t.updates(slot);
     row_scratch_[i] = t.data(slot);
-    step_scratch_[i] = updates;
-    t.set_updates(r, updates);
+    step_scratch_[i] = updates + 1;
+    ++updates;
   };
-  // The keys of one of the last pulls, no row erased and no index rebuilt since: its
-  // entries, no lookup (but for the keys it found absent, when rows were created since:
-  // recheck).
+  // The keys of one of the last pulls, no row erased since: its slots, no lookup (but for
+  // the keys it found absent, when rows were created since: recheck).
   bool recheck = false;
-  const PullSlots::Word* known =
-      reuse_pull_slots_ ? p.pulls.Match(keys, {t.ref_generation(), t.insert_generation()}, &recheck) : nullptr;
+  const uint32_t* known =
+      reuse_pull_slots_ ? p.pulls.Match(keys, {t.erase_generation(), t.insert_generation()}, &recheck) : nullptr;
   if (known != nullptr) {
     ++reused_pushes_;
-    const std::span<const uint64_t> refs(known, n);
+    const std::span<const uint32_t> slots(known, n);
     if (recheck) {
-      t.ForEachKnownRef<true>(refs, [&](size_t i, RowTable::Ref r) {
-        visit(i, r == RowTable::kNoRef ? t.FindRef(keys[i]) : r);
+      t.ForEachKnownSlot<true>(slots, [&](size_t i, uint32_t slot) {
+        visit(i, slot == RowTable::kNoSlot ? t.Find(keys[i]) : slot);
       });
     } else {
-      t.ForEachKnownRef<true>(refs, visit);
+      t.ForEachKnownSlot<true>(slots, visit);
     }
   } else {
-    t.ForEachRef<true>(keys, visit);
+    t.ForEachSlot<true>(keys, visit);
   }
   Status st;
   size_t end = n;  // keys from a failed row creation on are not applied
@@ -303,7 +299,7 @@ Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::
       found[i] = slot;
       row_scratch_[i] = d;
       step_scratch_[i] = 1;  // a new row's counter is 0
-      t.set_updates(slot, 1);
+      t.updates(slot) = 1;
     }
   }
   if (track_seen) {
@@ -342,7 +338,7 @@ Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::
   }
   if (!st.ok()) {  // no update counted: every counter back (the rows' hashes are recomputed lazily)
     for (size_t i = 0; i < n; ++i) {
-      if (found[i] != RowTable::kNoSlot) t.set_updates(found[i], t.updates(found[i]) - 1);
+      if (found[i] != RowTable::kNoSlot) --t.updates(found[i]);
     }
   }
   if (st.ok() && p.policy.evicts()) Evict(p, step);
@@ -385,7 +381,7 @@ Status ShardStore::RestoreRow(RowState row) {
   float* d = t.data(slot);
   std::memcpy(d, row.values.data(), width * sizeof(float));
   if (!row.slots.empty()) std::memcpy(d + width, row.slots.data(), row.slots.size() * sizeof(float));
-  t.set_updates(slot, row.updates);
+  t.updates(slot) = row.updates;
   t.last_seen(slot) = static_cast<uint32_t>(std::clamp<int64_t>(row.last_seen, 0, UINT32_MAX));
   t.EndWrite(slot);
   return Status::OK();
@@ -487,11 +483,7 @@ void ShardStore::SnapshotInto(ShardSnapshot* out, bool with_dense) const {
     if (!params_[id].rows) continue;
     const RowTable& t = *params_[id].rows;
     const bool seen = params_[id].policy.evicts();
-    // The rows in arena order; their keys and counters sit in index entries scattered
-    // over the index, each prefetched kAhead slots before it is read.
-    constexpr uint32_t kAhead = 16;
     for (uint32_t slot = 0; slot < t.slot_limit(); ++slot) {
-      if (slot + kAhead < t.slot_limit() && t.live(slot + kAhead)) t.Prefetch(slot + kAhead);
       if (!t.live(slot)) continue;
       RowState& r = out->rows[k++];
       r.param_id = id;
