@@ -19,35 +19,11 @@
 #include "kernels/param_init.h"
 #include "paramserver/huge_pages.h"
 #include "paramserver/shard_store.h"
+#include "tests/paramserver/row_table_rows.h"
 #include "tests/paramserver/test_cluster.h"
 
 namespace tessera::paramserver::testing {
 namespace {
-
-// Writes `v` into every float of the row and sets its counter, through the digest hooks.
-void WriteRow(RowTable& t, uint32_t slot, float v, int64_t updates) {
-  t.BeginWrite(slot);
-  std::fill(t.data(slot), t.data(slot) + t.stride(), v);
-  t.updates(slot) = updates;
-  t.EndWrite(slot);
-}
-
-uint32_t InsertRow(RowTable& t, Key k, float v, int64_t updates = 1) {
-  const uint32_t slot = t.Insert(k);
-  std::fill(t.data(slot), t.data(slot) + t.stride(), v);
-  t.updates(slot) = updates;
-  t.EndWrite(slot);
-  return slot;
-}
-
-// The digest recomputed from every live slot.
-uint64_t Recomputed(const RowTable& t) {
-  uint64_t h = 0;
-  for (uint32_t s = 0; s < t.slot_limit(); ++s) {
-    if (t.live(s)) h += t.RowHash(s);
-  }
-  return h;
-}
 
 TEST(RowTable, GrowsAcrossChunksAndIndexRebuildsKeepingEveryRow) {
   RowTable t(7, 4, 1);
