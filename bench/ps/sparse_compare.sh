@@ -11,7 +11,8 @@
 # DEALER/ROUTER pair echoing 4096 * (8 + 4 * 16) bytes, the keys and rows one push+pull
 # moves each way), one pair for 1x1 and two pairs at once (summed) for 2x2; and a plain
 # C++ key-value server over raw ZeroMQ running the steady step (bench/ps/kv_baseline.cc:
-# std::unordered_map rows, S server and S worker processes, prefilled). Each cell is the
+# std::unordered_map rows, or KV_STORE=flat for an open-addressing table; S server and S
+# worker processes, prefilled). Each cell is the
 # median of `reps` runs; keys/s are summed over the workers. docs/benchmarks-sparse.md.
 set -euo pipefail
 NEW=${1:-build}
@@ -35,7 +36,8 @@ zmq() {  # pairs: keys/s equivalent of the raw round trip, summed over concurren
 kv() {  # servers (= workers): keys/s of the plain key-value server's steady step, summed
   local eps="" port=${KV_PORT:-5611} p w
   for ((p = 0; p < $1; p++)); do
-    "$NEW/bench/ps/kv_baseline" --role=server --bind=tcp://127.0.0.1:$((port + p)) --workers=$1 &
+    "$NEW/bench/ps/kv_baseline" --role=server --bind=tcp://127.0.0.1:$((port + p)) --workers=$1 \
+      --store=${KV_STORE:-map} --table_keys=$((10000000 / $1 + 1)) &
     eps+="${eps:+,}tcp://127.0.0.1:$((port + p))"
   done
   for ((w = 0; w < $1; w++)); do
