@@ -89,7 +89,9 @@ struct ClientOptions {
   // Leader/follower (issue 17): a thread that sends a data request to a server reached
   // over TCP alone (its socket's shared memory off) sends it itself, and a thread that
   // waits on its Handle reads the replies itself while it waits, instead of handing both
-  // to the reactor thread (two wake-ups per request). Default: off (--caller_leads):
+  // to the reactor thread (two wake-ups per request); the reactor thread then leaves
+  // those sockets to the leader and sleeps through the replies (wire/reactor.h, "A loop
+  // that sleeps while a leader reads"). Default: off (--caller_leads):
   // it pays over loopback TCP, not between namespace hosts, and it slows the exit after
   // a coordinator dies (docs/benchmarks-transport.md).
   bool caller_leads = false;
