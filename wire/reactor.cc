@@ -143,9 +143,15 @@ void Reactor::ReleaseLoop() {
   loop_mu_.Unlock();
 }
 
-Reactor::InlineEntry Reactor::EnterInline() {
+Reactor::InlineEntry Reactor::EnterInline(bool wait) {
   if (HoldsLoop()) return InlineEntry::kNested;
-  AcquireLoop();
+  if (wait) {
+    AcquireLoop();
+  } else if (loop_mu_.TryLock()) {
+    loop_owner_.store(std::this_thread::get_id());
+  } else {
+    return InlineEntry::kRefused;
+  }
   if (!loop_live_ || stop_requested_.load()) {
     ReleaseLoop();
     return InlineEntry::kRefused;

@@ -129,7 +129,8 @@ class Reactor {
   // pointer, valid until Stop() returns, usable only on the loop thread (handlers,
   // posted tasks, timers) or before Start().
   // `leadable`: a leader (Lead) sleeps on this socket too (the sockets its callers'
-  // replies arrive on; the others are read by the loop alone).
+  // replies arrive on; the others are read by the loop alone), and after
+  // SetRepliesAwaited the loop may leave it to the leader.
   Socket* AddSocket(std::unique_ptr<Socket> socket, Handler handler,
                     ErrorHandler on_error = nullptr, bool leadable = false);
 
@@ -160,7 +161,18 @@ class Reactor {
   // started, stopping or stopped): post instead, or fail.
   template <typename Fn>
   bool RunInline(Fn&& fn) {
-    const InlineEntry how = EnterInline();
+    const InlineEntry how = EnterInline(/*wait=*/true);
+    if (how == InlineEntry::kRefused) return false;
+    fn();
+    if (how == InlineEntry::kEntered) LeaveInline();
+    return true;
+  }
+  // RunInline only if the loop lock is free at once: false, without running `fn`, while
+  // another thread holds it (the loop in its turn: posting costs that awake loop no
+  // wake-up, where waiting for its lock cost the caller a sleep) or the loop is not running.
+  template <typename Fn>
+  bool TryRunInline(Fn&& fn) {
+    const InlineEntry how = EnterInline(/*wait=*/false);
     if (how == InlineEntry::kRefused) return false;
     fn();
     if (how == InlineEntry::kEntered) LeaveInline();
@@ -197,7 +209,7 @@ class Reactor {
   };
 
   enum class InlineEntry { kRefused, kNested, kEntered };
-  InlineEntry EnterInline();
+  InlineEntry EnterInline(bool wait);
   void LeaveInline();
   void AcquireLoop();
   void ReleaseLoop();

@@ -380,6 +380,12 @@ void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
   if (leader_ != nullptr && server < server_tcp_only_.size() && server_tcp_only_[server]) {
     part.handle.SetLeader(leader_);
     if (reactor_->RunInline([&] { SendNow(server, std::move(msg), std::move(part)); })) return;
+  } else if (server < server_tcp_only_.size() && server_tcp_only_[server]) {
+    // Not leading, the caller still sends itself while the loop sleeps: no eventfd wake-up
+    // of the loop per request. While the loop runs its turn (it just completed the
+    // caller's previous request, say) it takes the post instead: waiting for its lock
+    // cost the caller a sleep as often as it saved the loop one (docs/benchmarks-transport.md).
+    if (reactor_->TryRunInline([&] { SendNow(server, std::move(msg), std::move(part)); })) return;
   }
   auto holder = std::make_shared<OutMessage>(std::move(msg));
   auto shared_part = std::make_shared<Part>(std::move(part));

@@ -32,9 +32,10 @@
 // applied"); a pull or a sparse push that times out fails only its own Handle.
 //
 // Threading: one reactor thread owns every socket and the table of pending requests,
-// under the reactor's loop lock (wire/reactor.h): a data request's caller takes that
-// lock to send it, and a thread waiting on its Handle takes it to read replies
-// (caller_leads, servers reached over TCP alone), completing whichever requests they
+// under the reactor's loop lock (wire/reactor.h): a data request's caller to a server
+// reached over TCP alone takes that lock to send it (waiting for it under caller_leads,
+// else only when it is free at once: TryRunInline), and under caller_leads a thread
+// waiting on its Handle takes it to read replies, completing whichever requests they
 // answer. Every public method may be
 // called from any thread; calls are cheap (they build the messages and send or Post them).
 #pragma once

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -340,6 +341,30 @@ TEST_F(ReactorLead, LastLeaderLeavingWhileAReplyIsAwaitedWakesTheBlindLoop) {
   Restart(o, /*blind=*/true);
   BlindTheLoop([this] { SendInline(1, kDelayed); });
   EXPECT_TRUE(WaitFor(1, kDelay + 3s));
+}
+
+// TryRunInline runs on the calling thread while the loop sleeps, and refuses at once,
+// running nothing, while the loop holds its lock (a turn: the caller posts instead of
+// sleeping on that lock).
+TEST_F(ReactorLead, TryRunInlineRefusesAtOnceWhileTheLoopRunsATurn) {
+  const auto caller = std::this_thread::get_id();
+  std::thread::id ran_on;
+  std::this_thread::sleep_for(20ms);  // the loop asleep in its poll
+  ASSERT_TRUE(reactor_->TryRunInline([&] { ran_on = std::this_thread::get_id(); }));
+  EXPECT_EQ(ran_on, caller);
+  std::promise<void> release;
+  std::atomic<bool> in_turn{false};
+  ASSERT_TRUE(reactor_->Post([&, done = release.get_future().share()] {
+    in_turn = true;
+    done.wait_for(3s);
+  }));
+  while (!in_turn) std::this_thread::sleep_for(1ms);
+  bool ran = false;
+  const auto start = Clock::now();
+  EXPECT_FALSE(reactor_->TryRunInline([&] { ran = true; }));
+  EXPECT_LT(Clock::now() - start, 1s) << "it waited for the loop's lock";
+  EXPECT_FALSE(ran);
+  release.set_value();
 }
 
 }  // namespace
