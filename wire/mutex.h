@@ -23,6 +23,7 @@ class TESSERA_CAPABILITY("mutex") Mutex {
   Mutex& operator=(const Mutex&) = delete;
   void Lock() TESSERA_ACQUIRE() { mu_.lock(); }
   void Unlock() TESSERA_RELEASE() { mu_.unlock(); }
+  bool TryLock() TESSERA_TSA(try_acquire_capability(true)) { return mu_.try_lock(); }
 
  private:
   std::mutex mu_;

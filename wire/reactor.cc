@@ -82,7 +82,8 @@ void Reactor::Stop() {
     stopping_ = true;
     // Leaders asleep in poll: the sockets they sleep on are about to close.
     const uint64_t one = 1;
-    for (int fd : leader_fds_) {
+    for (const LeaderEntry& leader : leaders_) {
+      const int fd = leader.wake_fd;
       ssize_t n = write(fd, &one, sizeof(one));
       (void)n;
     }
@@ -142,9 +143,15 @@ void Reactor::ReleaseLoop() {
   loop_mu_.Unlock();
 }
 
-Reactor::InlineEntry Reactor::EnterInline() {
+Reactor::InlineEntry Reactor::EnterInline(bool wait) {
   if (HoldsLoop()) return InlineEntry::kNested;
-  AcquireLoop();
+  if (wait) {
+    AcquireLoop();
+  } else if (loop_mu_.TryLock()) {
+    loop_owner_.store(std::this_thread::get_id());
+  } else {
+    return InlineEntry::kRefused;
+  }
   if (!loop_live_ || stop_requested_.load()) {
     ReleaseLoop();
     return InlineEntry::kRefused;
@@ -190,6 +197,12 @@ bool Reactor::Settle(const std::vector<size_t>& fired, bool* wake) {
   return handled;
 }
 
+bool Reactor::CoveredLocked() const {
+  return std::any_of(leaders_.begin(), leaders_.end(), [this](const LeaderEntry& e) { return e.joins == joins_; });
+}
+
+void Reactor::SetRepliesAwaited(std::function<bool()> awaited) { replies_awaited_ = std::move(awaited); }
+
 bool Reactor::Lead(int wake_fd, Clock::time_point until) {
   if (HoldsLoop()) return false;  // a handler waiting: it would sleep on its own lock
   // Reused: a leader turn per request should allocate nothing (Lead is not reentered:
@@ -222,7 +235,7 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
     {
       MutexLock l(&mu_);
       stopping = stopping_;  // Stop ran before this fd could be listed: it wakes nobody
-      if (!stopping) leader_fds_.push_back(wake_fd);
+      if (!stopping) leaders_.push_back(LeaderEntry{wake_fd, joins_});
     }
     ReleaseLoop();
     if (stopping) {
@@ -246,20 +259,24 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
   for (size_t k = 1; rc > 0 && k < items.size(); ++k) {
     if (items[k].revents != 0) fired.push_back(index[k - 1]);
   }
+  AcquireLoop();
+  const bool live = loop_live_ && !stop_requested_.load();
+  wake = false;
+  if (live) Settle(fired, &wake);
+  bool covered;  // another leader still reads every leadable socket
   {
     MutexLock l(&mu_);
-    leader_fds_.erase(std::find(leader_fds_.begin(), leader_fds_.end(), wake_fd));
+    leaders_.erase(std::find_if(leaders_.begin(), leaders_.end(),
+                                [wake_fd](const LeaderEntry& e) { return e.wake_fd == wake_fd; }));
+    covered = CoveredLocked();
   }
-  AcquireLoop();
-  if (!loop_live_ || stop_requested_.load()) {
-    ReleaseLoop();
-    return false;
-  }
-  wake = false;
-  Settle(fired, &wake);
+  // Decided under the loop lock, as the loop decides to go blind: no leaving leader can
+  // miss a loop that is about to sleep blind (contract, "A loop that sleeps while a leader
+  // reads").
+  if (live && !covered && loop_blind_ && replies_awaited_()) wake = true;
   ReleaseLoop();
   if (wake) Wake();
-  return true;
+  return live;
 }
 
 bool Reactor::FlushOutboxes() {
@@ -358,6 +375,7 @@ void Reactor::Loop() {
   while (!stop_requested_.load()) {
     {
       MutexLock l(&mu_);
+      if (!pending_entries_.empty()) ++joins_;
       for (Entry& e : pending_entries_) entries_.push_back(std::move(e));
       pending_entries_.clear();
     }
@@ -400,9 +418,26 @@ void Reactor::Loop() {
     // ZeroMQ announces room on ZMQ_FD too, but a socket without a handler is not polled:
     // a bounded sleep keeps every outbox moving.
     if (backed_up && (timeout < 0 || timeout > kOutboxRetryMs)) timeout = kOutboxRetryMs;
+    loop_blind_ = false;
+    if (replies_awaited_ && timeout != 0) {
+      bool covered;
+      {
+        MutexLock l(&mu_);
+        covered = CoveredLocked();
+      }
+      loop_blind_ = covered || !replies_awaited_();
+    }
+    if (loop_blind_) {
+      // poll(2) skips a negative fd: the leader alone wakes on these sockets' replies.
+      for (size_t i = 0; i < polled.size(); ++i) {
+        if (polled[i]->leadable) items[first_item[i]].fd = -1;
+      }
+      if (timeout < 0 || timeout > options_.blind_sleep_ms) timeout = options_.blind_sleep_ms;
+    }
     ReleaseLoop();  // leaders and inline senders may stand in meanwhile (contract)
     const int rc = poll(items.data(), items.size(), timeout);
     AcquireLoop();
+    loop_blind_ = false;
     if (rc < 0 && errno != EINTR) {
       LOG(ERROR) << "reactor: poll failed: " << strerror(errno);
       break;

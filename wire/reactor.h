@@ -44,6 +44,17 @@
 //     loop, which keeps watching them: whichever wakes first and takes the lock reads the
 //     replies, so requests nobody waits on still complete. Lock order: the loop lock,
 //     then mu_; handlers run under the loop lock and must not Stop() and join.
+//   * A loop that sleeps while a leader reads (issue 17, SetRepliesAwaited). Watching
+//     the leader's sockets too, the loop woke beside it on every reply and took the loop
+//     lock, which the caller's next send then waited for: a context switch and a loop
+//     turn per request on cores the I/O threads need. Once SetRepliesAwaited is given,
+//     a loop that goes to sleep while a thread inside Lead polls every leadable socket,
+//     or while no reply is awaited, leaves the leadable sockets' ZMQ_FDs out of its poll
+//     (it is "blind"); a leader whose leaving uncovers them wakes it when the predicate
+//     says replies are still awaited. A request sent inline while the loop is blind and
+//     nobody leads is read by whoever leads next or by the loop, which sleeps blind at
+//     most ReactorOptions::blind_sleep_ms: a reply nobody waits for (or an unsolicited
+//     message, an auth=mac WELCOME) is read within that bound, never later.
 //   * Sends (issue 17). No send on the loop waits: AddSocket makes every socket
 //     NeverWait (wire/socket.h), so a message that cannot go at once (a peer that is
 //     slow, unreachable or dead) waits in the socket's bounded outbox, and a send past
@@ -92,6 +103,10 @@ struct ReactorOptions {
   // Messages received from one socket per loop turn before the others get a turn
   // (fairness between peers). Default: 64.
   int max_batch_per_socket = 64;
+  // The longest sleep of a loop that leaves the leadable sockets to a leader (threading
+  // contract, SetRepliesAwaited): how late a reply nobody leads for may be read.
+  // Default: 25.
+  int blind_sleep_ms = 25;
 };
 
 class Reactor {
@@ -114,7 +129,8 @@ class Reactor {
   // pointer, valid until Stop() returns, usable only on the loop thread (handlers,
   // posted tasks, timers) or before Start().
   // `leadable`: a leader (Lead) sleeps on this socket too (the sockets its callers'
-  // replies arrive on; the others are read by the loop alone).
+  // replies arrive on; the others are read by the loop alone), and after
+  // SetRepliesAwaited the loop may leave it to the leader.
   Socket* AddSocket(std::unique_ptr<Socket> socket, Handler handler,
                     ErrorHandler on_error = nullptr, bool leadable = false);
 
@@ -145,7 +161,18 @@ class Reactor {
   // started, stopping or stopped): post instead, or fail.
   template <typename Fn>
   bool RunInline(Fn&& fn) {
-    const InlineEntry how = EnterInline();
+    const InlineEntry how = EnterInline(/*wait=*/true);
+    if (how == InlineEntry::kRefused) return false;
+    fn();
+    if (how == InlineEntry::kEntered) LeaveInline();
+    return true;
+  }
+  // RunInline only if the loop lock is free at once: false, without running `fn`, while
+  // another thread holds it (the loop in its turn: posting costs that awake loop no
+  // wake-up, where waiting for its lock cost the caller a sleep) or the loop is not running.
+  template <typename Fn>
+  bool TryRunInline(Fn&& fn) {
+    const InlineEntry how = EnterInline(/*wait=*/false);
     if (how == InlineEntry::kRefused) return false;
     fn();
     if (how == InlineEntry::kEntered) LeaveInline();
@@ -159,6 +186,12 @@ class Reactor {
   // sockets whose fd fired, running their handlers on this thread. Returns false when
   // the loop is not running (the caller waits some other way).
   bool Lead(int wake_fd, Clock::time_point until);
+
+  // Lets the loop sleep without the leadable sockets while a thread leads (threading
+  // contract). `awaited` runs holding the loop lock, on the last leader's way out: true
+  // while replies are expected on the leadable sockets (the client: requests pending).
+  // Call before Start. Without it the loop watches them always.
+  void SetRepliesAwaited(std::function<bool()> awaited);
 
  private:
   struct Entry {
@@ -176,7 +209,7 @@ class Reactor {
   };
 
   enum class InlineEntry { kRefused, kNested, kEntered };
-  InlineEntry EnterInline();
+  InlineEntry EnterInline(bool wait);
   void LeaveInline();
   void AcquireLoop();
   void ReleaseLoop();
@@ -213,8 +246,12 @@ class Reactor {
   Mutex loop_mu_;
   std::atomic<std::thread::id> loop_owner_{};
 
+  // Constant after Start.
+  std::function<bool()> replies_awaited_;
+
   // Loop lock (or before Start / after join).
   bool loop_live_ = false;  // the loop runs: entries_ are joined and polled
+  bool loop_blind_ = false;  // the loop sleeps without the leadable sockets' ZMQ_FDs
   std::vector<Entry> entries_;
   // The posted tasks being run, swapped with posted_: the two deques trade storage, so a
   // loop turn allocates none (a fresh std::deque allocates its map and a block).
@@ -227,7 +264,17 @@ class Reactor {
   std::deque<Task> posted_ GUARDED_BY(mu_);
   std::vector<Entry> pending_entries_ GUARDED_BY(mu_);
   std::map<TimerId, Timer> timers_ GUARDED_BY(mu_);
-  std::vector<int> leader_fds_ GUARDED_BY(mu_);  // the wake fds of threads inside Lead
+  // Threads inside Lead: their wake fds, and joins_ when they listed the sockets to poll.
+  struct LeaderEntry {
+    int wake_fd;
+    uint64_t joins;
+  };
+  std::vector<LeaderEntry> leaders_ GUARDED_BY(mu_);
+  // How often the loop took in AddSocket's sockets: a leader that listed its sockets
+  // before the last time polls none of those, so the loop may not leave them to it.
+  uint64_t joins_ GUARDED_BY(mu_) = 0;
+  // mu_ held: a thread inside Lead polls every leadable socket (the loop may go blind).
+  bool CoveredLocked() const REQUIRES(mu_);
   TimerId next_timer_id_ GUARDED_BY(mu_) = 0;
 };
 

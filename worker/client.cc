@@ -111,6 +111,9 @@ Client::Client(ClientOptions options, std::unique_ptr<wire::Reactor> reactor)
       std::shared_ptr<wire::Reactor> r = weak.lock();
       return r != nullptr && r->Lead(wake_fd, until);
     });
+    // While a caller leads, the loop leaves the server sockets to it and sleeps: a reply
+    // woke both, and the loop's turn then held the lock the caller's next send needed.
+    reactor_->SetRepliesAwaited([this] { return !pending_.empty(); });
   }
   metrics_->reporter = wire::MetricsReporter([this](std::vector<metrics::Sample>& out) {
     out.push_back({"bytes_pushed_total", metrics::Kind::kCounter, static_cast<double>(stats_.bytes_pushed.load()), 0, -1});
@@ -241,10 +244,13 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
           return;
         }
         server_endpoints_.push_back(s.endpoint);
-        server_tcp_only_.push_back(!(*sock_or)->shm_enabled());
+        const bool tcp_only = !(*sock_or)->shm_enabled();
+        server_tcp_only_.push_back(tcp_only);
+        // Only the sockets callers lead on: the loop alone reads a same-host server's
+        // (its local link and shared memory), and may not leave them to a leader.
         servers_.push_back(reactor_->AddSocket(std::move(sock_or).value(),
                                                [this](Socket& k, InMessage&& m) { OnData(k, std::move(m)); },
-                                               nullptr, /*leadable=*/true));
+                                               nullptr, /*leadable=*/options_.caller_leads && tcp_only));
       }
       server_on_shm_ = std::vector<std::atomic<bool>>(servers_.size());
       have_map_ = true;
@@ -374,6 +380,12 @@ void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
   if (leader_ != nullptr && server < server_tcp_only_.size() && server_tcp_only_[server]) {
     part.handle.SetLeader(leader_);
     if (reactor_->RunInline([&] { SendNow(server, std::move(msg), std::move(part)); })) return;
+  } else if (server < server_tcp_only_.size() && server_tcp_only_[server]) {
+    // Not leading, the caller still sends itself while the loop sleeps: no eventfd wake-up
+    // of the loop per request. While the loop runs its turn (it just completed the
+    // caller's previous request, say) it takes the post instead: waiting for its lock
+    // cost the caller a sleep as often as it saved the loop one (docs/benchmarks-transport.md).
+    if (reactor_->TryRunInline([&] { SendNow(server, std::move(msg), std::move(part)); })) return;
   }
   auto holder = std::make_shared<OutMessage>(std::move(msg));
   auto shared_part = std::make_shared<Part>(std::move(part));

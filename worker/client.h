@@ -32,9 +32,10 @@
 // applied"); a pull or a sparse push that times out fails only its own Handle.
 //
 // Threading: one reactor thread owns every socket and the table of pending requests,
-// under the reactor's loop lock (wire/reactor.h): a data request's caller takes that
-// lock to send it, and a thread waiting on its Handle takes it to read replies
-// (caller_leads, servers reached over TCP alone), completing whichever requests they
+// under the reactor's loop lock (wire/reactor.h): a data request's caller to a server
+// reached over TCP alone takes that lock to send it (waiting for it under caller_leads,
+// else only when it is free at once: TryRunInline), and under caller_leads a thread
+// waiting on its Handle takes it to read replies, completing whichever requests they
 // answer. Every public method may be
 // called from any thread; calls are cheap (they build the messages and send or Post them).
 #pragma once
@@ -89,7 +90,9 @@ struct ClientOptions {
   // Leader/follower (issue 17): a thread that sends a data request to a server reached
   // over TCP alone (its socket's shared memory off) sends it itself, and a thread that
   // waits on its Handle reads the replies itself while it waits, instead of handing both
-  // to the reactor thread (two wake-ups per request). Default: off (--caller_leads):
+  // to the reactor thread (two wake-ups per request); the reactor thread then leaves
+  // those sockets to the leader and sleeps through the replies (wire/reactor.h, "A loop
+  // that sleeps while a leader reads"). Default: off (--caller_leads):
   // it pays over loopback TCP, not between namespace hosts, and it slows the exit after
   // a coordinator dies (docs/benchmarks-transport.md).
   bool caller_leads = false;

@@ -7,13 +7,15 @@
 # server are). The builds run in turn, their order reversed every other round, because
 # the machine's speed drifts between runs (docs/benchmarks.md). One line per round, µs
 # per iteration; with STAT=1 each Tessera run also gives the CPU µs per iteration of all
-# its processes together and their context switches per iteration (perf stat).
+# its processes together and their context switches per iteration (perf stat); FLAGS
+# adds flags to every Tessera run (e.g. FLAGS=--caller_leads=true).
 #   bash bench/ps/tcp_compare.sh 6 4096 3000 build /path/to/main/build
 set -euo pipefail
-if [ $# -lt 4 ]; then sed -n '2,11p' "$0"; exit 2; fi
+if [ $# -lt 4 ]; then sed -n '2,12p' "$0"; exit 2; fi
 R=$1 N=$2 IT=$3; shift 3
 P="$1/bench/ps/ps_bench"  # the raw baselines: the first build's
 PORT=${PORT:-5599}
+read -ra EXTRA <<< "${FLAGS:-}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
 for ((r = 0; r < R; r++)); do
@@ -27,7 +29,7 @@ for ((r = 0; r < R; r++)); do
   for B in "${bs[@]}"; do
     for a in none mac; do
       cmd=("$B/launch/tessera" launch --servers 1 --workers 1 --program "$B/bench/ps/ps_bench" -- --sync=asp --shm=off
-           --bench_mode=dense --bytes="$N" --iters="$IT" --auth=$a)
+           --bench_mode=dense --bytes="$N" --iters="$IT" --auth=$a "${EXTRA[@]}")
       name=$(basename "$(dirname "$(realpath "$B")")"):$a
       if [ "${STAT:-0}" = 1 ]; then
         out=$(perf stat -x, -e task-clock,context-switches -- "${cmd[@]}" 2>&1)

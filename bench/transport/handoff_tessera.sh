@@ -6,16 +6,18 @@
 # warm, reads each process's CPU time (/proc/PID/stat, all threads) and context switches
 # (/proc/PID/task/*/status, voluntary + involuntary) over a window of WINDOW seconds
 # (default 2) from 2 s after the start; requests in the window = its length / the run's µs
-# per request, so ITERS must outlast the window (default 80000). One line:
+# per request, so ITERS must outlast the window (default 80000). FLAGS adds flags to the
+# job (e.g. FLAGS=--caller_leads=true). One line:
 #   us=... coordinator=CPU_us/switches server=... worker=...   (per request)
 set -euo pipefail
-if [ $# -lt 1 ]; then sed -n '2,10p' "$0"; exit 2; fi
+if [ $# -lt 1 ]; then sed -n '2,11p' "$0"; exit 2; fi
 B=$1 N=${2:-4096} IT=${3:-80000} WINDOW=${WINDOW:-2}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+read -ra EXTRA <<< "${FLAGS:-}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 "$B/launch/tessera" launch --servers 1 --workers 1 --program "$B/bench/ps/ps_bench" -- --sync=asp \
-  --shm=off --bench_mode=dense --bytes="$N" --iters="$IT" --auth=none >"$log" 2>&1 &
+  --shm=off --bench_mode=dense --bytes="$N" --iters="$IT" --auth=none "${EXTRA[@]}" >"$log" 2>&1 &
 launcher=$!
 # shellcheck source=bench/transport/job_pids.sh
 source "$(dirname "$0")/job_pids.sh"

@@ -7,17 +7,36 @@
 # process is traced with `strace -c -f` for WINDOW seconds (default 2) from 2 s after it
 # starts; a request is one message each way, so calls per request = calls / sendto calls
 # of that process (one sendto per 4 KiB message here). strace slows every call: only the
-# counts mean anything. One line per process: total per request, then the busiest calls.
+# counts mean anything. One line per process: total per request, then the busiest calls;
+# with THREADS=1, one line per thread instead (tid, then the same). FLAGS adds flags to
+# the Tessera jobs (e.g. FLAGS=--caller_leads=true).
 #   bash bench/transport/syscalls.sh build /work/main/build
 set -euo pipefail
-if [ $# -lt 1 ]; then sed -n '2,11p' "$0"; exit 2; fi
+if [ $# -lt 1 ]; then sed -n '2,13p' "$0"; exit 2; fi
 N=4096 IT=400000 WINDOW=${WINDOW:-2}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+read -ra EXTRA <<< "${FLAGS:-}"
 # shellcheck source=bench/transport/job_pids.sh
 source "$(dirname "$0")/job_pids.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 trace() {  # name pid: strace -c of pid for WINDOW s, summarised per request
+  if [ "${THREADS:-0}" = 1 ]; then
+    timeout -s INT "$WINDOW" strace -f -p "$2" -o "$tmp/$1" >/dev/null 2>&1 || true
+    # Lines "TID call(..." (an interrupted call's "<... call resumed>" is not counted twice).
+    awk -v name="$1" '$2 !~ /^</ && match($2, /^[a-z_0-9]+\(/) {
+        k = substr($2, 1, RLENGTH - 1); c[$1 " " k]++; t[$1]++; if (k == "sendto") req++ }
+      END {
+        if (req == 0) { print name ": no sendto seen"; exit }
+        for (tid in t) {
+          if (t[tid] / req < 0.2) continue
+          line = sprintf("%s tid %s: %.1f calls/request (%d requests)", name, tid, t[tid] / req, req)
+          for (tk in c) { split(tk, p, " "); if (p[1] == tid && c[tk] / req >= 0.2) line = line sprintf(" %s=%.1f", p[2], c[tk] / req) }
+          print line
+        }
+      }' "$tmp/$1"
+    return
+  fi
   timeout -s INT "$WINDOW" strace -c -f -p "$2" -o "$tmp/$1" >/dev/null 2>&1 || true
   awk -v name="$1" 'NF >= 5 && $4 ~ /^[0-9]+$/ && $NF != "total" { c[$NF] = $4; order[++n] = $NF }
     END {
@@ -33,7 +52,7 @@ trace() {  # name pid: strace -c of pid for WINDOW s, summarised per request
 for B in "$@"; do
   name=$(basename "$(dirname "$(realpath "$B")")")
   "$B/launch/tessera" launch --servers 1 --workers 1 --program "$B/bench/ps/ps_bench" -- --sync=asp \
-    --shm=off --bench_mode=dense --bytes="$N" --iters="$IT" --auth=none >/dev/null 2>&1 &
+    --shm=off --bench_mode=dense --bytes="$N" --iters="$IT" --auth=none "${EXTRA[@]}" >/dev/null 2>&1 &
   launcher=$!
   job_pids "$launcher" || { echo "syscalls: the job did not start" >&2; exit 1; }
   sleep 2

@@ -8,6 +8,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -21,7 +25,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int64_t kSilent = 1;  // a request's step: the peer answers nothing
+constexpr int64_t kSilent = 1;   // a request's step: the peer answers nothing
+constexpr int64_t kDelayed = 2;  // a request's step: the peer answers after kDelay
+constexpr auto kDelay = std::chrono::milliseconds(300);
 
 // Answers each request (step 0) with one reply carrying its id; drops silent ones.
 class Peer {
@@ -31,9 +37,22 @@ class Peer {
     router_ = Socket::Create(ctx_, SocketType::kRouter).value();
     endpoint_ = router_->Bind("tcp://127.0.0.1:*").value();
     thread_ = std::thread([this] {
+      std::vector<std::pair<Clock::time_point, OutMessage>> later;
       while (!stop_) {
-        Result<InMessage> req = router_->Recv(Deadline::FromMillis(20));
+        for (auto it = later.begin(); it != later.end();) {
+          if (Clock::now() < it->first) {
+            ++it;
+            continue;
+          }
+          EXPECT_OK(router_->Send(std::move(it->second)));
+          it = later.erase(it);
+        }
+        Result<InMessage> req = router_->Recv(Deadline::FromMillis(later.empty() ? 20 : 5));
         if (!req.ok() || req->step() == kSilent) continue;
+        if (req->step() == kDelayed) {
+          later.emplace_back(Clock::now() + kDelay, MakeReply(*req, Op::HEARTBEAT));
+          continue;
+        }
         EXPECT_OK(router_->Send(MakeReply(*req, Op::HEARTBEAT)));
       }
     });
@@ -65,6 +84,10 @@ struct WakeFd {
   ~WakeFd() { close(fd); }
 };
 
+// The eventfd of the caller on this thread: a reply it handles itself wakes nobody, as
+// Handle::WakeLeader skips the completing leader.
+thread_local int tl_caller_fd = -1;
+
 // Replies seen, by request id; whoever handles a reply wakes the caller that waits for
 // it (caller = id / kPerCaller), as Handle::CompletePart does.
 constexpr uint64_t kPerCaller = 1000000;
@@ -77,7 +100,7 @@ struct Replies {
     got.insert(id);
     const uint64_t c = id / kPerCaller;
     const uint64_t one = 1;
-    if (c < caller_fds.size()) {
+    if (c < caller_fds.size() && caller_fds[c] != tl_caller_fd) {
       EXPECT_EQ(write(caller_fds[c], &one, sizeof(one)), 8);
     }
   }
@@ -87,21 +110,84 @@ struct Replies {
   }
 };
 
+// The voluntary context switches of this process's reactor loop thread so far (the peer
+// runs no reactor): how often the loop slept and was woken.
+int64_t LoopThreadSleeps() {
+  int64_t n = -1;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(t.path() / "comm");
+    std::string name;
+    if (!std::getline(comm, name) || name != "tessera-reactor") continue;
+    std::ifstream status(t.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) n = std::stoll(line.substr(24));
+    }
+  }
+  return n;
+}
+
 class ReactorLead : public ::testing::Test {
  protected:
-  void SetUp() override {
-    reactor_ = Reactor::Create().value();
-    auto d = Socket::Create(ctx_, SocketType::kDealer).value();
+  void SetUp() override { StartReactor({}, /*blind=*/false); }
+  // `blind`: the loop leaves the socket to a leader (Reactor::SetRepliesAwaited), told
+  // that replies are awaited while requests sent here are unanswered.
+  void StartReactor(ReactorOptions options, bool blind) {
+    reactor_ = Reactor::Create(options).value();
+    SocketOptions so;
+    // As the worker's: only a socket without shared memory is led (worker/client.cc), and
+    // its handshake would wake a leader early.
+    if (blind) so.shm.mode = ShmMode::kOff;
+    auto d = Socket::Create(ctx_, SocketType::kDealer, so).value();
     ASSERT_OK(d->Connect(peer_.endpoint()));
-    dealer_ = reactor_->AddSocket(std::move(d), [this](Socket&, InMessage&& m) { replies_.Add(m.request_id()); },
+    dealer_ = reactor_->AddSocket(std::move(d),
+                                  [this](Socket&, InMessage&& m) {
+                                    --awaited_;
+                                    replies_.Add(m.request_id());
+                                  },
                                   nullptr, /*leadable=*/true);
+    if (blind) reactor_->SetRepliesAwaited([this] { return awaited_.load() > 0; });
     ASSERT_OK(reactor_->Start());
   }
   void TearDown() override { reactor_->Stop(); }
+  void Restart(ReactorOptions options, bool blind) {
+    reactor_->Stop();
+    awaited_ = 0;
+    StartReactor(options, blind);
+  }
+
+  // Makes the loop turn while a thread leads, so that it goes to sleep blind; runs
+  // `before_leaving`, then lets the leader leave.
+  void BlindTheLoop(const std::function<void()>& before_leaving) {
+    WakeFd leader;
+    std::atomic<bool> leading{false};
+    std::thread l([&] {
+      leading = true;
+      reactor_->Lead(leader.fd, Clock::now() + 10s);
+    });
+    while (!leading) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(50ms);  // asleep in Lead's poll
+    ASSERT_TRUE(reactor_->Post([] {}));
+    std::this_thread::sleep_for(50ms);  // the loop turned and sleeps again
+    before_leaving();
+    const uint64_t one = 1;
+    ASSERT_EQ(write(leader.fd, &one, sizeof(one)), 8);
+    l.join();
+  }
+
+  void SendInline(uint64_t id, int64_t step = 0) {
+    if (step != kSilent) ++awaited_;
+    EXPECT_TRUE(reactor_->RunInline([&] { EXPECT_OK(dealer_->Send(Request(id, step))); }));
+  }
+  bool WaitFor(uint64_t id, Duration limit) {
+    const auto until = Clock::now() + limit;
+    while (!replies_.Has(id) && Clock::now() < until) std::this_thread::sleep_for(1ms);
+    return replies_.Has(id);
+  }
 
   // Sends request `id` itself, then leads until its reply is in; false after `limit`.
   bool RoundTrip(uint64_t id, int fd, Duration limit = 5s) {
-    EXPECT_TRUE(reactor_->RunInline([&] { EXPECT_OK(dealer_->Send(Request(id))); }));
+    tl_caller_fd = fd;
+    SendInline(id);
     const auto until = Clock::now() + limit;
     while (!replies_.Has(id)) {
       if (Clock::now() >= until || !reactor_->Lead(fd, until)) return replies_.Has(id);
@@ -114,6 +200,7 @@ class ReactorLead : public ::testing::Test {
   std::unique_ptr<Reactor> reactor_;
   Socket* dealer_ = nullptr;
   Replies replies_;
+  std::atomic<int> awaited_{0};
 };
 
 // Another caller keeps sending (silent requests) on the leader's socket: each send
@@ -220,6 +307,64 @@ TEST_F(ReactorLead, StopWakesALeaderAndEndsLeading) {
   bool ran = false;
   EXPECT_FALSE(reactor_->RunInline([&] { ran = true; }));
   EXPECT_FALSE(ran);
+}
+
+// Issue 17: with a caller leading each round trip, the loop no longer wakes on every
+// reply beside it (it did once per round trip: about 400 sleeps here).
+TEST_F(ReactorLead, BlindLoopSleepsThroughRepliesACallerLeadsFor) {
+  Restart({}, /*blind=*/true);
+  constexpr int kRounds = 400;
+  WakeFd caller;
+  replies_.caller_fds = {caller.fd};
+  ASSERT_TRUE(RoundTrip(0, caller.fd));
+  const int64_t before = LoopThreadSleeps();
+  ASSERT_GE(before, 0);
+  for (uint64_t i = 1; i <= kRounds; ++i) ASSERT_TRUE(RoundTrip(i, caller.fd)) << "round " << i;
+  const int64_t sleeps = LoopThreadSleeps() - before;
+  EXPECT_LT(sleeps, kRounds / 4) << "the loop woke beside the leader";
+}
+
+// A request sent while the loop sleeps blind and nobody leads: the loop reads its reply
+// within its bounded blind sleep (this reactor has no timers to wake it otherwise).
+TEST_F(ReactorLead, BlindLoopReadsAReplyNobodyLeadsFor) {
+  Restart({}, /*blind=*/true);
+  BlindTheLoop([] {});
+  SendInline(1);
+  EXPECT_TRUE(WaitFor(1, 3s));
+}
+
+// The last leader leaves while a reply is still awaited: it wakes the blind loop, which
+// reads the reply when it comes (the blind sleep's own bound here is a minute).
+TEST_F(ReactorLead, LastLeaderLeavingWhileAReplyIsAwaitedWakesTheBlindLoop) {
+  ReactorOptions o;
+  o.blind_sleep_ms = 60000;
+  Restart(o, /*blind=*/true);
+  BlindTheLoop([this] { SendInline(1, kDelayed); });
+  EXPECT_TRUE(WaitFor(1, kDelay + 3s));
+}
+
+// TryRunInline runs on the calling thread while the loop sleeps, and refuses at once,
+// running nothing, while the loop holds its lock (a turn: the caller posts instead of
+// sleeping on that lock).
+TEST_F(ReactorLead, TryRunInlineRefusesAtOnceWhileTheLoopRunsATurn) {
+  const auto caller = std::this_thread::get_id();
+  std::thread::id ran_on;
+  std::this_thread::sleep_for(20ms);  // the loop asleep in its poll
+  ASSERT_TRUE(reactor_->TryRunInline([&] { ran_on = std::this_thread::get_id(); }));
+  EXPECT_EQ(ran_on, caller);
+  std::promise<void> release;
+  std::atomic<bool> in_turn{false};
+  ASSERT_TRUE(reactor_->Post([&, done = release.get_future().share()] {
+    in_turn = true;
+    done.wait_for(3s);
+  }));
+  while (!in_turn) std::this_thread::sleep_for(1ms);
+  bool ran = false;
+  const auto start = Clock::now();
+  EXPECT_FALSE(reactor_->TryRunInline([&] { ran = true; }));
+  EXPECT_LT(Clock::now() - start, 1s) << "it waited for the loop's lock";
+  EXPECT_FALSE(ran);
+  release.set_value();
 }
 
 }  // namespace
