@@ -93,8 +93,8 @@ struct ClientOptions {
   // to the reactor thread (two wake-ups per request); the reactor thread then leaves
   // those sockets to the leader and sleeps through the replies (wire/reactor.h, "A loop
   // that sleeps while a leader reads"). Default: off (--caller_leads):
-  // it pays over loopback TCP, not between namespace hosts, and it slows the exit after
-  // a coordinator dies (docs/benchmarks-transport.md).
+  // it pays over loopback TCP, not between namespace hosts (docs/benchmarks-transport.md).
+  // Off, a caller still sends to such a server itself when the loop lock is free at once.
   bool caller_leads = false;
 };
 
