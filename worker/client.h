@@ -92,10 +92,11 @@ struct ClientOptions {
   // waits on its Handle reads the replies itself while it waits, instead of handing both
   // to the reactor thread (two wake-ups per request); the reactor thread then leaves
   // those sockets to the leader and sleeps through the replies (wire/reactor.h, "A loop
-  // that sleeps while a leader reads"). Default: off (--caller_leads):
-  // it pays over loopback TCP, not between namespace hosts (docs/benchmarks-transport.md).
-  // Off, a caller still sends to such a server itself when the loop lock is free at once.
-  bool caller_leads = false;
+  // that sleeps while a leader reads"). Default: on (--caller_leads): it pays over
+  // loopback TCP and with several caller threads, and costs nothing measurable between
+  // namespace hosts (docs/benchmarks-transport-lead.md). Off, a caller still sends to such
+  // a server itself when the loop lock is free at once.
+  bool caller_leads = true;
 };
 
 // Counters for metrics and tests (monotonic, read any time).

@@ -9,10 +9,13 @@
 # of that process (one sendto per 4 KiB message here). strace slows every call: only the
 # counts mean anything. One line per process: total per request, then the busiest calls;
 # with THREADS=1, one line per thread instead (tid, then the same). FLAGS adds flags to
-# the Tessera jobs (e.g. FLAGS=--caller_leads=true).
+# the Tessera jobs (e.g. FLAGS=--caller_leads=true). PERF=1 counts with perf's syscall
+# tracepoints instead, per thread, at full speed: strace stretches a request past
+# libzmq's 1 ms throttle on a send's command check, which then runs on every send and
+# adds calls that a request at full speed rarely makes (benchmarks-transport-lead.md).
 #   bash bench/transport/syscalls.sh build /work/main/build
 set -euo pipefail
-if [ $# -lt 1 ]; then sed -n '2,13p' "$0"; exit 2; fi
+if [ $# -lt 1 ]; then sed -n '2,16p' "$0"; exit 2; fi
 N=4096 IT=400000 WINDOW=${WINDOW:-2}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 read -ra EXTRA <<< "${FLAGS:-}"
@@ -20,7 +23,27 @@ read -ra EXTRA <<< "${FLAGS:-}"
 source "$(dirname "$0")/job_pids.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+CALLS="getpid poll read write futex sendto recvfrom epoll_wait"
 trace() {  # name pid: strace -c of pid for WINDOW s, summarised per request
+  if [ "${PERF:-0}" = 1 ]; then
+    local ev=raw_syscalls:sys_enter c
+    for c in $CALLS; do ev+=",syscalls:sys_enter_$c"; done
+    perf stat --per-thread -x, -e "$ev" -p "$2" -- sleep "$WINDOW" 2>"$tmp/$1" || true
+    # Lines "comm-tid,count,,event,...": per thread, all calls and the named ones.
+    awk -F, -v name="$1" -v calls="$CALLS" '$2 ~ /^[0-9]+$/ { ev = $4; sub(/.*sys_enter_?/, "", ev); if (ev == "") ev = "all"
+        v[$1 "," ev] = $2; th[$1] = 1; if (ev == "sendto") req += $2 }
+      END {
+        if (req == 0) { print name ": no sendto seen"; exit }
+        n = split(calls, k, " ")
+        for (t in th) {
+          if (v[t ",all"] / req < 0.2) continue
+          line = sprintf("%s %s: %.1f calls/request (%d requests)", name, t, v[t ",all"] / req, req)
+          for (i = 1; i <= n; i++) if (v[t "," k[i]] / req >= 0.05) line = line sprintf(" %s=%.2f", k[i], v[t "," k[i]] / req)
+          print line
+        }
+      }' "$tmp/$1"
+    return
+  fi
   if [ "${THREADS:-0}" = 1 ]; then
     timeout -s INT "$WINDOW" strace -f -p "$2" -o "$tmp/$1" >/dev/null 2>&1 || true
     # Lines "TID call(..." (an interrupted call's "<... call resumed>" is not counted twice).
