@@ -384,7 +384,9 @@ void Coordinator::CheckRegistrationDeadline() {
   std::string what = missing.empty() ? "parameter declarations or server readiness" : missing;
   Finish(Status::TimedOut("timed out after " +
                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.register_timeout).count()) +
-                          " s waiting for: " + what),
+                          " s waiting for: " + what +
+                          (missing.empty() ? "" : " (each one's own log says why it did not register: a wrong coordinator "
+                                                  "address or port, a firewall, or another job key)")),
          kExitTimeout);
 }
 

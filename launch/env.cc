@@ -322,6 +322,7 @@ Result<std::string> CoordinatorHost(const EnvMap& env, LaunchInfo* li) {
       break;
     }
   }
+  li->coordinator_host_from = host_from;
   if (li->coordinator_host_explicit && !IsLoopbackHost(li->coordinator_host) && !li->spans_hosts) {
     li->spans_hosts = true;
     li->spans_from = host_from + " is not loopback";

@@ -57,6 +57,7 @@ struct LaunchInfo {
   // The coordinator host came from TESSERA_COORDINATOR_HOST or MASTER_ADDR (the user or
   // the launcher named it), not from a node list or the default.
   bool coordinator_host_explicit = false;
+  std::string coordinator_host_from = "default 127.0.0.1";  // which variable gave it, for errors
   // Some of the job's processes run on other hosts; spans_from says which variables told.
   bool spans_hosts = false;
   std::string spans_from = "no launcher variable says so";

@@ -41,7 +41,7 @@ DEFINE_double(request_timeout_s, 300.0, "Deadline of one push/pull request");
 DEFINE_string(coordinator_host, "", "Coordinator host (default: published by rank 0 under mpirun, else from the launcher's environment, else 127.0.0.1)");
 DEFINE_int32(coordinator_port, 0, "Coordinator port (default: any free port published by rank 0 under mpirun, else from the launcher's environment)");
 DEFINE_string(bind_host, "", "Address servers and the coordinator bind to (default: 127.0.0.1 when the job stays on one host, else the address of the --interface; 0.0.0.0 listens on every interface and advertises the interface's address)");
-DEFINE_string(interface, "", "Network interface for a job that spans hosts: a name prefix (eth), =exact name, ^excluded prefix, or an IPv4 network (10.1.0.0/16), comma-separated (default: $TESSERA_SOCKET_IFNAME, else the first interface that is up and not loopback or virtual, InfiniBand first)");
+DEFINE_string(interface, "", "Network interface for a job that spans hosts: a name prefix (eth), =exact name, ^excluded prefix, or an IPv4 network (10.1.0.0/16), comma-separated (default: $TESSERA_SOCKET_IFNAME, else the first interface that is up and not loopback or virtual, InfiniBand first; a server moves to the interface of its route to the coordinator)");
 DEFINE_string(advertise_host, "", "Host or address peers are told to connect to (default: the address chosen for --bind_host); for NAT or a relay in front of this process");
 DEFINE_int32(data_port, 0, "Server r binds its data socket to port data_port + r - 1 (0: any free port)");
 DEFINE_int32(advertise_data_port, 0, "Server r tells workers to connect to port advertise_data_port + r - 1 instead of its bound port, for a relay or port forward in front of it (0: the bound port)");
@@ -128,13 +128,24 @@ Status CheckJobFlags() {
 
 // Where this process listens and how it finds the coordinator (launch/job_network.h),
 // logged with how each was decided.
-Result<NetworkPlan> PlanThisProcessNetwork(const LaunchInfo& li) {
-  TESSERA_ASSIGN_OR_RETURN(auto ifs, ListInterfaces());
+NetworkFlags NetworkFlagsOfThisProcess() {
   NetworkFlags nf{FLAGS_coordinator_host, FLAGS_coordinator_port, {FLAGS_bind_host, FLAGS_interface, FLAGS_advertise_host}};
   if (nf.addresses.interface_spec.empty()) {
     if (const char* e = std::getenv("TESSERA_SOCKET_IFNAME")) nf.addresses.interface_spec = e;
   }
-  TESSERA_ASSIGN_OR_RETURN(NetworkPlan net, PlanNetwork(li, nf, ifs));
+  return nf;
+}
+
+Result<NetworkPlan> PlanThisProcessNetwork(const LaunchInfo& li) {
+  TESSERA_ASSIGN_OR_RETURN(auto ifs, ListInterfaces());
+  TESSERA_ASSIGN_OR_RETURN(NetworkPlan net, PlanNetwork(li, NetworkFlagsOfThisProcess(), ifs));
+  if (li.rank == 0 && !net.launcher_rendezvous() && net.spans_hosts && FLAGS_bind_host.empty() &&
+      net.coordinator_bind == "0.0.0.0") {
+    LOG(WARNING) << "the coordinator's host in " << net.coordinator_endpoint << " is none of this host's addresses ("
+                 << DescribeInterfaces(ifs) << "), yet this is rank 0: the other ranks connect there, which reaches "
+                 << "this process only through NAT or a proxy; if that is not meant, name this host (" << Hostname()
+                 << ") in --coordinator_host, MASTER_ADDR or TESSERA_COORDINATOR_HOST";
+  }
   // Under the launcher's rendezvous the environment's coordinator host and port are not used.
   LOG(INFO) << "launched by " << li.source << ": rank " << li.rank << " of " << li.world_size << ", local rank "
             << li.local_rank << " ("
@@ -227,7 +238,7 @@ Result<std::unique_ptr<Coordinator>> StartCoordinator(const JobSetup& job) {
 
 // The launcher's rendezvous (MPI or PMI): every rank states its job, rank 0 its bound
 // endpoint; returns that endpoint once all agree.
-Result<std::string> RendezvousThroughLauncher(const JobSetup& job, const Coordinator* coordinator, MpiGuard& guard) {
+Result<std::string> RendezvousThroughLauncher(JobSetup& job, const Coordinator* coordinator, MpiGuard& guard) {
   const LaunchInfo& li = job.li;
   JobRecord mine{li.rank, Hostname(), li.job_id, li.world_size, job.shape.servers, job.shape.workers, FLAGS_sync,
                  job.auth.keyed() ? std::string(AuthModeName(job.auth.mode)) + ":" + KeyFingerprint(job.auth.keys.public_z85) : "", ""};
@@ -237,6 +248,14 @@ Result<std::string> RendezvousThroughLauncher(const JobSetup& job, const Coordin
                                               Seconds(FLAGS_register_timeout_s)));
   LOG(INFO) << "coordinator at " << endpoint << " (published by rank 0 through "
             << (job.net.mpi_rendezvous ? "MPI" : "PMI") << "; all " << li.world_size << " ranks agree on the job)";
+  // A server binds only now, so it can listen where its route to rank 0 leaves, not on
+  // a first interface the other hosts may not reach.
+  auto ifs = ListInterfaces();
+  if (li.rank != 0 && li.rank <= job.shape.servers && job.net.spans_hosts && ifs.ok() &&
+      FollowRouteToCoordinator(*ifs, NetworkFlagsOfThisProcess(), EndpointHost(endpoint), &job.net)) {
+    LOG(INFO) << "network: listening on " << job.net.addresses.bind_host << ", advertised as "
+              << job.net.addresses.advertise_host << " (" << job.net.addresses.reason << ")";
+  }
   // A parameter-server job needs MPI for nothing else: finalise it now (every rank
   // does, collectively), so a failure later is handled as in any other launch.
   if (job.net.mpi_rendezvous && !job.collective) guard.mpi_.reset();
@@ -307,7 +326,11 @@ int RunServer(const JobSetup& job, const std::string& coordinator, MpiGuard& gua
   auto s = paramserver::ParamServer::Start(o, job.ctx);
   if (!s.ok()) return Fail(s.status().WithContext("starting the server"), kExitConfig);
   SignalWatcher watcher(PeerSignalHandler("server", s->get()));
-  return guard.Exit((*s)->Wait().exit_code);
+  const JobOutcome out = (*s)->Wait();
+  if (out.status.code() == StatusCode::kTimedOut && out.status.message().rfind("no shard map from the coordinator", 0) == 0) {
+    LOG(ERROR) << "server: no shard map from the coordinator: " << DiagnoseCoordinatorReach(coordinator, std::chrono::seconds(2));
+  }
+  return guard.Exit(out.exit_code);
 }
 
 // Joins the job as a worker: registers and starts the signal watcher. Fills the
@@ -351,7 +374,11 @@ int JoinAsWorker(JoinedWorker::State& s, const std::string& coordinator) {
   if (!client.ok()) {
     // A job stopped while we were joining ends with the coordinator's code, like everyone's.
     int code = stop_code != 0 ? stop_code : ExitCodeForStatusCode(static_cast<int>(client.status().code()));
-    return guard.Exit(Fail(client.status().WithContext("joining the job"), code));
+    Status st = client.status();
+    if (stop_code == 0 && st.code() == StatusCode::kTimedOut) {
+      st = Status(st.code(), st.message() + "; " + DiagnoseCoordinatorReach(coordinator, std::chrono::seconds(2)));
+    }
+    return guard.Exit(Fail(st.WithContext("joining the job"), code));
   }
   s.client = std::move(client).value();
   // --device: the local rank picks this worker's GPU, so the workers of one node spread

@@ -1,5 +1,7 @@
 #include "launch/job_network.h"
 
+#include <cstdlib>
+
 #include "launch/pmi_simple.h"
 
 namespace tessera::launch {
@@ -37,9 +39,22 @@ Result<NetworkPlan> PlanNetwork(const LaunchInfo& li, const NetworkFlags& flags,
     return Status::InvalidArgument("no coordinator port: pass --coordinator_port (the launcher set none)");
   }
   const std::string host = flags.coordinator_host.empty() ? li.coordinator_host : flags.coordinator_host;
+  if (plan.spans_hosts && IsLoopbackHost(host)) {
+    // Every rank would look for rank 0 on its own host: fail now, not after the
+    // registration timeout.
+    return Status::InvalidArgument(
+        "this job spans hosts (" + plan.spans_from + "), but the coordinator host is " + host + " (" +
+        (!flags.coordinator_host.empty() ? std::string("--coordinator_host")
+         : li.coordinator_host_explicit ? "from " + li.coordinator_host_from
+                                        : std::string("the default: no --coordinator_host, MASTER_ADDR or TESSERA_COORDINATOR_HOST")) +
+        "): ranks on other hosts would look for rank 0 on their own host. Name rank 0's host on every rank: "
+        "--coordinator_host=HOST, or MASTER_ADDR / TESSERA_COORDINATOR_HOST (under Open MPI's mpirun or "
+        "MPICH's mpiexec leave all three out: rank 0 publishes its address through the launcher)");
+  }
   plan.coordinator_port = port;
   plan.coordinator_endpoint = "tcp://" + host + ":" + std::to_string(port);
   plan.coordinator_bind = plan.addresses.bind_host;
+  if (plan.spans_hosts) FollowRouteToCoordinator(ifs, flags, host, &plan);
   if (plan.spans_hosts && flags.addresses.bind_host.empty()) {
     // Peers find rank 0 by this name: listen on the address it resolves to here, or on
     // every interface when it resolves to none of ours (a name only other hosts know).
@@ -47,6 +62,45 @@ Result<NetworkPlan> PlanNetwork(const LaunchInfo& li, const NetworkFlags& flags,
     plan.coordinator_bind = ResolvesToLocal(ifs, host, &local) && !IsLoopbackHost(local) ? local : "0.0.0.0";
   }
   return plan;
+}
+
+std::string EndpointHost(const std::string& endpoint) {
+  std::string h = endpoint.rfind("tcp://", 0) == 0 ? endpoint.substr(6) : endpoint;
+  return h.substr(0, h.rfind(':'));
+}
+
+std::string DiagnoseCoordinatorReach(const std::string& endpoint, Duration timeout) {
+  const int port = std::atoi(endpoint.substr(endpoint.rfind(':') + 1).c_str());
+  const TcpProbe p = ProbeTcp(EndpointHost(endpoint), port, timeout);
+  const std::string secs = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
+  switch (p.kind) {
+    case TcpProbe::kAccepted:
+      return p.where + " accepts TCP connections, so the address and port are right: the coordinator's log says which "
+             "processes it waited for; if it names this one, this host's job key differs from rank 0's (--auth_key_file "
+             "must be the same file on every host)";
+    case TcpProbe::kRefused:
+      return "nothing listens on " + p.where + " (" + p.error + "): rank 0 is not (or no longer: see its log) running "
+             "there, or this is not its port (--coordinator_port, MASTER_PORT or TESSERA_COORDINATOR_PORT must be the "
+             "same on every rank)";
+    case TcpProbe::kNoAnswer:
+      return p.where + " did not answer a TCP connection within " + secs + " s: a firewall drops the traffic, or the "
+             "host is down; open the job's ports between the hosts (--coordinator_port and --data_port fix them)";
+    case TcpProbe::kUnreachable:
+      return "this host has no route to " + p.where + " (" + p.error + "): rank 0 listens on a network this host is "
+             "not on; if its host has several interfaces, name the one every host reaches, on every rank: "
+             "--interface=NETWORK/LEN (e.g. --interface=10.1.0.0/16) or TESSERA_SOCKET_IFNAME";
+    case TcpProbe::kUnresolved:
+      return p.where + ": " + p.error + " (on this host: use an address, or a name every host resolves)";
+    case TcpProbe::kError:
+      break;
+  }
+  return "a TCP connection to " + p.where + ": " + p.error;
+}
+
+bool FollowRouteToCoordinator(const std::vector<NetInterface>& ifs, const NetworkFlags& flags, const std::string& host,
+                              NetworkPlan* plan) {
+  auto source = RouteSourceAddress(host);
+  return source.ok() && FollowCoordinatorRoute(ifs, flags.addresses, host, *source, &plan->addresses);
 }
 
 Result<std::string> ExchangeJobRecords(collective::MpiCommunicator* mpi, const LaunchInfo& li, const JobRecord& mine,

@@ -43,8 +43,25 @@ struct NetworkPlan {
   int coordinator_port = 0;          // rank 0: the port it binds (0: any free port)
 };
 
-// Pure apart from resolving a host name. Errors name the flag or variable to fix.
+// Pure apart from resolving a host name and the kernel's route to it. Errors name the
+// flag or variable to fix.
 Result<NetworkPlan> PlanNetwork(const LaunchInfo& li, const NetworkFlags& flags, const std::vector<NetInterface>& ifs);
+
+// A job across hosts whose address was a default choice listens where this host's route
+// to the coordinator's `host` leaves (net_iface.h FollowCoordinatorRoute): with the
+// launcher's rendezvous, servers call it once rank 0's endpoint is known. Returns
+// whether plan->addresses moved.
+bool FollowRouteToCoordinator(const std::vector<NetInterface>& ifs, const NetworkFlags& flags, const std::string& host,
+                              NetworkPlan* plan);
+
+// Why a process may not have heard from the coordinator at `endpoint`: one TCP
+// connection attempt (bounded by `timeout`) tells a refused port, a dropped one (a
+// firewall), an address this host has no route to, and a port that answers; the text
+// says what to check for each.
+std::string DiagnoseCoordinatorReach(const std::string& endpoint, Duration timeout);
+
+// "tcp://10.1.2.3:5555" -> "10.1.2.3".
+std::string EndpointHost(const std::string& endpoint);
 
 // "tcp://0.0.0.0:5555" + "10.1.2.3" -> "tcp://10.1.2.3:5555"; an empty host keeps the bound one.
 std::string AdvertisedEndpoint(const std::string& bound, const std::string& host);

@@ -1,6 +1,7 @@
 #include "launch/local_launcher.h"
 
 #include "launch/job_auth.h"
+#include "launch/net_iface.h"
 #include "launch/timeline_flags.h"
 
 #include "common/exit_codes.h"
@@ -488,6 +489,21 @@ Result<LocalLaunchOptions> ParseLaunchArgs(int argc, char** argv) {
     o.job_args = std::move(after);
   } else {
     o.job_args.insert(o.job_args.end(), after.begin(), after.end());
+  }
+  // A coordinator elsewhere cannot work here: the launcher serves rank 0's port on
+  // loopback, and every process it starts is on this host.
+  for (size_t i = 0; i < o.job_args.size(); ++i) {
+    const std::string& a = o.job_args[i];
+    std::string host;
+    if (a.rfind("--coordinator_host=", 0) == 0) host = a.substr(19);
+    else if (a == "--coordinator_host" && i + 1 < o.job_args.size()) host = o.job_args[i + 1];
+    else continue;
+    if (!host.empty() && !IsLoopbackHost(host)) {
+      return Status::InvalidArgument(
+          "--coordinator_host=" + host + ": tessera launch starts every process of the job on this host and serves "
+          "the coordinator on 127.0.0.1; across hosts, start `tessera train` on every host with mpirun or srun, which "
+          "find rank 0 themselves (docs/operations.md, \"Across hosts\")");
+    }
   }
   return o;
 }

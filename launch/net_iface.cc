@@ -5,6 +5,9 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -145,6 +148,27 @@ std::string DescribeInterfaces(const std::vector<NetInterface>& ifs) {
   return s;
 }
 
+namespace {
+
+// Interface names often differ between hosts (eth1 here, ens2f0 there); the network they
+// share does not. Suggests it, from this host's first usable interface.
+std::string NetworkHint(const std::vector<NetInterface>& ifs, const std::string& spec) {
+  if (spec.empty()) return "";
+  for (const auto& i : ifs) {
+    uint32_t a = 0;
+    if (!i.up || i.loopback || IsVirtualName(i.name) || !ParseIpv4(i.address, &a)) continue;
+    const uint32_t mask = i.prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - i.prefix_len);
+    in_addr net{htonl(a & mask)};
+    char buf[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &net, buf, sizeof(buf));
+    return " (where interface names differ between hosts, name the network they share instead, e.g. --interface=" +
+           std::string(buf) + "/" + std::to_string(i.prefix_len) + " for " + i.name + "'s)";
+  }
+  return "";
+}
+
+}  // namespace
+
 Result<NetInterface> ChooseInterface(const std::vector<NetInterface>& ifs, const std::string& spec) {
   TESSERA_ASSIGN_OR_RETURN(Spec s, ParseSpec(spec));
   const NetInterface* best = nullptr;
@@ -159,7 +183,7 @@ Result<NetInterface> ChooseInterface(const std::vector<NetInterface>& ifs, const
     return Status::NotFound(
         (spec.empty() ? std::string("no usable network interface (up, not loopback, not docker/virbr/veth)")
                       : "no interface that is up matches --interface/TESSERA_SOCKET_IFNAME='" + spec + "'") +
-        "; interfaces seen: " + DescribeInterfaces(ifs));
+        "; interfaces seen: " + DescribeInterfaces(ifs) + NetworkHint(ifs, spec));
   }
   return *best;
 }
@@ -184,6 +208,106 @@ bool ResolvesToLocal(const std::vector<NetInterface>& ifs, const std::string& ho
   }
   freeaddrinfo(res);
   return found;
+}
+
+namespace {
+
+// The first IPv4 address of `host`, or an error naming it.
+Result<sockaddr_in> ResolveIpv4(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || res == nullptr) return Status::NotFound("'" + host + "' does not resolve: " + gai_strerror(rc));
+  sockaddr_in a = *reinterpret_cast<sockaddr_in*>(res->ai_addr);
+  freeaddrinfo(res);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  return a;
+}
+
+std::string AddressText(const sockaddr_in& a) {
+  char buf[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &a.sin_addr, buf, sizeof(buf));
+  return buf;
+}
+
+}  // namespace
+
+Result<std::string> RouteSourceAddress(const std::string& host) {
+  TESSERA_ASSIGN_OR_RETURN(sockaddr_in to, ResolveIpv4(host, 9));
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::IOError(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in from{};
+  socklen_t len = sizeof(from);
+  Status st;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+    st = Status::Unavailable("no route to " + host + " (" + AddressText(to) + "): " + std::strerror(errno));
+  } else if (::getsockname(fd, reinterpret_cast<sockaddr*>(&from), &len) != 0) {
+    st = Status::IOError(std::string("getsockname: ") + std::strerror(errno));
+  }
+  ::close(fd);
+  if (!st.ok()) return st;
+  return AddressText(from);
+}
+
+bool FollowCoordinatorRoute(const std::vector<NetInterface>& ifs, const AddressFlags& flags, const std::string& coordinator_host,
+                            const std::string& route_source, AddressPlan* plan) {
+  if (!flags.bind_host.empty() || !flags.interface_spec.empty() || !flags.advertise_host.empty()) return false;
+  if (route_source == plan->bind_host) return false;
+  std::string first = plan->bind_host;
+  for (const auto& i : ifs) {
+    if (i.address == plan->bind_host) first = i.name + " " + i.address;
+  }
+  for (const auto& i : ifs) {
+    if (i.address != route_source || !i.up || i.loopback) continue;
+    plan->reason = "interface " + i.name + " (default choice: this host's route to the coordinator " + coordinator_host +
+                   ", not the first interface up, " + first + ")";
+    plan->bind_host = i.address;
+    plan->advertise_host = i.address;
+    return true;
+  }
+  return false;
+}
+
+TcpProbe ProbeTcp(const std::string& host, int port, Duration timeout) {
+  TcpProbe p;
+  p.where = host + ":" + std::to_string(port);
+  auto to = ResolveIpv4(host, port);
+  if (!to.ok()) {
+    p.kind = TcpProbe::kUnresolved;
+    p.error = to.status().message();
+    return p;
+  }
+  if (AddressText(*to) != host) p.where += " (" + AddressText(*to) + ")";
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    p.error = std::string("socket: ") + std::strerror(errno);
+    return p;
+  }
+  int err = 0;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&*to), sizeof(*to)) != 0) {
+    err = errno;
+    if (err == EINPROGRESS) {
+      pollfd pfd{fd, POLLOUT, 0};
+      const int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+      const int n = ::poll(&pfd, 1, ms);
+      socklen_t len = sizeof(err);
+      if (n == 0) err = ETIMEDOUT;
+      else if (n < 0) err = errno;
+      else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    }
+  }
+  ::close(fd);
+  if (err != 0) p.error = std::strerror(err);
+  switch (err) {
+    case 0: p.kind = TcpProbe::kAccepted; break;
+    case ECONNREFUSED: p.kind = TcpProbe::kRefused; break;
+    case ETIMEDOUT: p.kind = TcpProbe::kNoAnswer; break;
+    case ENETUNREACH: case EHOSTUNREACH: p.kind = TcpProbe::kUnreachable; break;
+    default: p.kind = TcpProbe::kError;
+  }
+  return p;
 }
 
 Result<AddressPlan> PlanAddresses(const std::vector<NetInterface>& ifs, const AddressFlags& flags, bool spans_hosts) {

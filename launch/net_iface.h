@@ -13,15 +13,18 @@
 //   10.1.0.0/16  interfaces with an IPv4 address inside this network
 // Default (empty spec): every interface that is up, except loopback and the usual
 // virtual ones (docker*, virbr*, veth*, br-*), InfiniBand (ib*) first, then in the
-// kernel's order.
+// kernel's order; once the coordinator's address is known, the interface of this host's
+// route to it instead (FollowCoordinatorRoute), as NCCL matches its root's subnet.
 //
-// Threading: pure functions except ListInterfaces (reads the kernel's table).
+// Threading: pure functions except ListInterfaces (reads the kernel's table) and
+// RouteSourceAddress / ProbeTcp (ask the kernel; no thread state).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "common/clock.h"
 
 namespace tessera::launch {
 
@@ -60,6 +63,29 @@ struct AddressPlan {
 // this host. A wildcard bind (0.0.0.0, *) advertises the chosen interface's address; an
 // explicit loopback bind in a job that spans hosts is an error (peers could not reach it).
 Result<AddressPlan> PlanAddresses(const std::vector<NetInterface>& ifs, const AddressFlags& flags, bool spans_hosts);
+
+// The address this host sends from to reach `host` (the kernel's route lookup, through a
+// connected UDP socket: no packet leaves). Errors when `host` does not resolve or no
+// route leads there.
+Result<std::string> RouteSourceAddress(const std::string& host);
+
+// Pure: a default-chosen plan (`flags` all empty, a job across hosts) moved to the up,
+// non-loopback interface that owns `route_source`, the address this host reaches the
+// coordinator `coordinator_host` from: the first interface that is up may be one the
+// other hosts cannot reach (a public or management network). Returns false, leaving
+// *plan alone, when the plan was not a default choice or `route_source` is no such
+// interface's address (or already the plan's).
+bool FollowCoordinatorRoute(const std::vector<NetInterface>& ifs, const AddressFlags& flags, const std::string& coordinator_host,
+                            const std::string& route_source, AddressPlan* plan);
+
+// What one TCP connection attempt to host:port meets within `timeout` (closed at once;
+// for error messages). `detail` names the address tried and the errno text.
+struct TcpProbe {
+  enum Kind { kAccepted, kRefused, kNoAnswer, kUnreachable, kUnresolved, kError } kind = kError;
+  std::string where;  // "tn1:29777 (10.77.0.1)"
+  std::string error;  // strerror / resolver text; "" when accepted
+};
+TcpProbe ProbeTcp(const std::string& host, int port, Duration timeout);
 
 // True for 127.0.0.0/8, ::1 and "localhost".
 bool IsLoopbackHost(const std::string& host);

@@ -124,5 +124,20 @@ TEST(LocalLauncher, BadFlagsAreRefused) {
   EXPECT_NE(r.output.find("--servers=-1"), std::string::npos) << r.output;
 }
 
+// `tessera launch` is one host: its children found a coordinator named elsewhere only
+// after --register_timeout_s (exit 4; the launcher's port is on loopback). Now the
+// launcher refuses the flag at once and points at mpirun/srun.
+TEST(LocalLauncher, ACoordinatorOnAnotherHostIsRefusedAtOnce) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = RunCommand(TesseraBinary() + " launch --servers 1 --workers 1 --coordinator_host=192.0.2.1 -- " +
+                      "--register_timeout_s=20 --steps=1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--coordinator_host=192.0.2.1: tessera launch starts every process of the job on this host"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("with mpirun or srun"), std::string::npos) << r.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10)) << "not at once";
+}
+
 }  // namespace
 }  // namespace tessera

@@ -2,7 +2,11 @@
 // tested on recorded interface tables.
 #include "launch/net_iface.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "launch/job_network.h"
 #include "launch/job_record.h"
@@ -135,6 +139,72 @@ TEST(PlanNetwork, SlurmRankZeroListensWhereItsNodeNameResolves) {
   EXPECT_EQ(PlanNetwork(li, {}, Table())->coordinator_bind, "0.0.0.0");
   li.coordinator_port = 0;
   EXPECT_FALSE(PlanNetwork(li, {}, Table()).ok());
+}
+
+TEST(PlanNetwork, ACoordinatorOnLoopbackInAJobAcrossHostsIsRefusedAtOnce) {
+  LaunchInfo li;  // torchrun-style variables on 2 hosts, no MASTER_ADDR
+  li.source = "torchrun";
+  li.world_size = 3;
+  li.coordinator_port = 29500;
+  li.spans_hosts = true;
+  li.spans_from = "LOCAL_WORLD_SIZE < WORLD_SIZE";
+  auto p = PlanNetwork(li, {}, Table());
+  ASSERT_FALSE(p.ok()) << "ranks on other hosts would wait for 127.0.0.1 until the registration timeout";
+  EXPECT_NE(p.status().message().find("this job spans hosts (LOCAL_WORLD_SIZE < WORLD_SIZE), but the coordinator host "
+                                      "is 127.0.0.1 (the default: no --coordinator_host, MASTER_ADDR"),
+            std::string::npos)
+      << p.status().ToString();
+  li.coordinator_host = "tn1";
+  EXPECT_TRUE(PlanNetwork(li, {}, Table()).ok());
+  EXPECT_TRUE(PlanNetwork(MpiRank(1, true), {}, Table()).ok()) << "mpirun publishes rank 0's address itself";
+}
+
+TEST(FollowCoordinatorRoute, ADefaultChoiceMovesToTheInterfaceOfTheRouteToTheCoordinator) {
+  auto p = PlanAddresses(Table(), {}, true);
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->bind_host, "10.20.0.2") << "the default: InfiniBand first";
+  EXPECT_TRUE(FollowCoordinatorRoute(Table(), {}, "10.77.0.1", "10.77.0.2", &*p));
+  EXPECT_EQ(p->bind_host, "10.77.0.2");
+  EXPECT_EQ(p->advertise_host, "10.77.0.2");
+  EXPECT_NE(p->reason.find("eth0 (default choice: this host's route to the coordinator 10.77.0.1, not the first "
+                           "interface up, ib0 10.20.0.2)"),
+            std::string::npos)
+      << p->reason;
+  auto named = PlanAddresses(Table(), {"", "ib", ""}, true);
+  EXPECT_FALSE(FollowCoordinatorRoute(Table(), {"", "ib", ""}, "10.77.0.1", "10.77.0.2", &*named)) << "the user chose";
+  EXPECT_EQ(named->bind_host, "10.20.0.2");
+  auto q = PlanAddresses(Table(), {}, true);
+  EXPECT_FALSE(FollowCoordinatorRoute(Table(), {}, "h", "192.168.5.9", &*q)) << "eth1 is down";
+  EXPECT_FALSE(FollowCoordinatorRoute(Table(), {}, "h", "127.0.0.1", &*q)) << "never loopback";
+  EXPECT_EQ(q->bind_host, "10.20.0.2");
+}
+
+TEST(ChooseInterface, AMissingNameSuggestsTheNetworkHostsShare) {
+  auto i = ChooseInterface(Table(), "ens2f0");
+  ASSERT_FALSE(i.ok());
+  EXPECT_NE(i.status().message().find("name the network they share instead, e.g. --interface=10.77.0.0/24 for eth0's"),
+            std::string::npos)
+      << i.status().ToString();
+}
+
+TEST(ProbeTcp, TellsAListeningPortFromARefusedOne) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const int port = ntohs(a.sin_port);
+  // Bound but not listening: the kernel refuses connections to it.
+  EXPECT_EQ(ProbeTcp("127.0.0.1", port, std::chrono::seconds(2)).kind, TcpProbe::kRefused);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  TcpProbe ok = ProbeTcp("localhost", port, std::chrono::seconds(2));
+  EXPECT_EQ(ok.kind, TcpProbe::kAccepted) << ok.error;
+  EXPECT_EQ(ok.where, "localhost:" + std::to_string(port) + " (127.0.0.1)");
+  ::close(fd);
+  EXPECT_EQ(ProbeTcp("no-such-host.invalid", port, std::chrono::seconds(2)).kind, TcpProbe::kUnresolved);
 }
 
 JobRecord Rec(int rank, const std::string& host) {

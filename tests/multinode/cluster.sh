@@ -167,6 +167,10 @@ cmd_up() {
   s="$(pick_subnet)" || die "no free /24 among ${TESSERA_MN_SUBNET:-10.77.0.0 .. 10.99.0.0} (overlaps an address or route: ip -4 -o addr; ip route)"
 
   ip link add "$MN_BRIDGE" type bridge || die "cannot create bridge $MN_BRIDGE"
+  # A bridge takes the lowest MAC of its ports unless one is set: a port added or removed
+  # later (a test rewiring a node) would change it, and the nodes' ARP entries for the
+  # bridge address go stale until they time out (mpirun's daemons then hang on connect).
+  ip link set "$MN_BRIDGE" address "$(cat "/sys/class/net/$MN_BRIDGE/address")" || { teardown; die "bridge MAC"; }
   { ip addr add "$s.254/24" dev "$MN_BRIDGE" && ip link set "$MN_BRIDGE" up; } || { teardown; die "bridge address"; }
   for k in $(seq "$n"); do
     ns="$(mn_ns "tn$k")"
