@@ -86,8 +86,8 @@ Result<std::unique_ptr<ParamServer>> ParamServer::Start(ServerOptions options,
   s->reactor_->RunAfter(s->options_.register_timeout, [self] {
     if (!self->core_ && !self->finished_) {
       self->Finish(Status::TimedOut("no shard map from the coordinator at " + self->options_.coordinator +
-                                    " within the registration timeout (can this host reach it? under --auth=curve, "
-                                    "is this host's job key file the one rank 0 uses, on shared storage?)"),
+                                    " within the registration timeout (can this host reach it? under --auth=mac or "
+                                    "curve, is this host's job key file the one rank 0 uses, on shared storage?)"),
                    kExitTimeout);
     }
   });

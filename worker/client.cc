@@ -134,8 +134,8 @@ Status Client::WaitFor(const char* what, Duration timeout, bool map) {
     return Status::TimedOut(std::string("no ") + (map ? "shard map" : "welcome") + " from the coordinator at " +
                             options_.coordinator + " within " +
                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s" +
-                            (map ? "" : " (can this host reach it? under --auth=curve, is this host's job key file the "
-                                        "one rank 0 uses, on shared storage?)"));
+                            (map ? "" : " (can this host reach it? under --auth=mac or curve, is this host's "
+                                        "job key file the one rank 0 uses, on shared storage?)"));
   }
   return Status::OK();
 }
