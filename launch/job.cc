@@ -242,12 +242,21 @@ Result<std::string> RendezvousThroughLauncher(JobSetup& job, const Coordinator* 
   const LaunchInfo& li = job.li;
   JobRecord mine{li.rank, Hostname(), li.job_id, li.world_size, job.shape.servers, job.shape.workers, FLAGS_sync,
                  job.auth.keyed() ? std::string(AuthModeName(job.auth.mode)) + ":" + KeyFingerprint(job.auth.keys.public_z85) : "", ""};
-  if (coordinator != nullptr) mine.coordinator = AdvertisedEndpoint(coordinator->endpoint(), job.net.addresses.advertise_host);
-  TESSERA_ASSIGN_OR_RETURN(std::string endpoint,
+  if (coordinator != nullptr) {
+    mine.coordinator = AdvertisedEndpoint(coordinator->endpoint(), job.net.addresses.advertise_host);
+    if (!job.net.coordinator_candidates.empty()) mine.coordinator.clear();
+    for (const auto& a : job.net.coordinator_candidates) {
+      mine.coordinator += (mine.coordinator.empty() ? "" : ",") + AdvertisedEndpoint(coordinator->endpoint(), a);
+    }
+  }
+  TESSERA_ASSIGN_OR_RETURN(std::string published,
                            ExchangeJobRecords(job.net.mpi_rendezvous ? guard.mpi_.get() : nullptr, li, mine,
                                               Seconds(FLAGS_register_timeout_s)));
+  std::string tries;
+  const std::string endpoint = FirstReachableEndpoint(published, std::chrono::seconds(2), &tries);
   LOG(INFO) << "coordinator at " << endpoint << " (published by rank 0 through "
-            << (job.net.mpi_rendezvous ? "MPI" : "PMI") << "; all " << li.world_size << " ranks agree on the job)";
+            << (job.net.mpi_rendezvous ? "MPI" : "PMI") << "; all " << li.world_size << " ranks agree on the job"
+            << (tries.empty() ? "" : "; of its addresses " + published + ": " + tries) << ")";
   // A server binds only now, so it can listen where its route to rank 0 leaves, not on
   // a first interface the other hosts may not reach.
   auto ifs = ListInterfaces();

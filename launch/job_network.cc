@@ -1,5 +1,6 @@
 #include "launch/job_network.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "launch/pmi_simple.h"
@@ -33,6 +34,16 @@ Result<NetworkPlan> PlanNetwork(const LaunchInfo& li, const NetworkFlags& flags,
     // any free one and publishes it, unless the user named one.
     plan.coordinator_port = flags.coordinator_port > 0 ? flags.coordinator_port : 0;
     plan.coordinator_bind = plan.addresses.bind_host;
+    const AddressFlags& af = flags.addresses;
+    if (plan.spans_hosts && af.bind_host.empty() && af.interface_spec.empty() && af.advertise_host.empty()) {
+      // The first interface up may be one the other hosts cannot reach, and rank 0 binds
+      // before it hears from any of them: offer every candidate, as Horovod's driver does.
+      auto candidates = DefaultCandidateAddresses(ifs, plan.addresses.bind_host);
+      if (candidates.size() > 1) {
+        plan.coordinator_bind = "0.0.0.0";
+        plan.coordinator_candidates = std::move(candidates);
+      }
+    }
     return plan;
   }
   if (port <= 0) {
@@ -95,6 +106,28 @@ std::string DiagnoseCoordinatorReach(const std::string& endpoint, Duration timeo
       break;
   }
   return "a TCP connection to " + p.where + ": " + p.error;
+}
+
+std::string FirstReachableEndpoint(const std::string& published, Duration timeout, std::string* why) {
+  std::vector<std::string> endpoints;
+  for (size_t start = 0; start <= published.size();) {
+    const size_t comma = std::min(published.find(',', start), published.size());
+    if (comma > start) endpoints.push_back(published.substr(start, comma - start));
+    start = comma + 1;
+  }
+  if (endpoints.size() <= 1) return published;
+  why->clear();
+  for (const auto& e : endpoints) {
+    const int port = std::atoi(e.substr(e.rfind(':') + 1).c_str());
+    const TcpProbe p = ProbeTcp(EndpointHost(e), port, timeout);
+    if (p.kind == TcpProbe::kAccepted) {
+      *why += (why->empty() ? "" : "; ") + p.where + " reached";
+      return e;
+    }
+    *why += (why->empty() ? "" : "; ") + p.where + ": " + p.error;
+  }
+  *why += "; none reached: trying the first";
+  return endpoints.front();
 }
 
 bool FollowRouteToCoordinator(const std::vector<NetInterface>& ifs, const NetworkFlags& flags, const std::string& host,

@@ -41,6 +41,10 @@ struct NetworkPlan {
   std::string coordinator_endpoint;  // the non-MPI path: where peers connect
   std::string coordinator_bind;      // rank 0: the host its socket binds
   int coordinator_port = 0;          // rank 0: the port it binds (0: any free port)
+  // Rank 0 under the launcher's rendezvous with nothing named and several candidate
+  // interfaces: it binds every one (coordinator_bind "0.0.0.0") and publishes all of
+  // these; each other rank connects to the first it reaches (FirstReachableEndpoint).
+  std::vector<std::string> coordinator_candidates;
 };
 
 // Pure apart from resolving a host name and the kernel's route to it. Errors name the
@@ -59,6 +63,11 @@ bool FollowRouteToCoordinator(const std::vector<NetInterface>& ifs, const Networ
 // firewall), an address this host has no route to, and a port that answers; the text
 // says what to check for each.
 std::string DiagnoseCoordinatorReach(const std::string& endpoint, Duration timeout);
+
+// Of rank 0's published endpoints ("tcp://A:P,tcp://B:P"), the first this host opens a
+// TCP connection to within `timeout` (each tried in order); the first when none does, so
+// the registration's error then says why. `why` tells the log what each try met.
+std::string FirstReachableEndpoint(const std::string& published, Duration timeout, std::string* why);
 
 // "tcp://10.1.2.3:5555" -> "10.1.2.3".
 std::string EndpointHost(const std::string& endpoint);

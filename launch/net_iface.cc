@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -249,6 +250,17 @@ Result<std::string> RouteSourceAddress(const std::string& host) {
   ::close(fd);
   if (!st.ok()) return st;
   return AddressText(from);
+}
+
+std::vector<std::string> DefaultCandidateAddresses(const std::vector<NetInterface>& ifs, const std::string& chosen) {
+  std::vector<std::string> out;
+  uint32_t a = 0;
+  if (ParseIpv4(chosen, &a)) out.push_back(chosen);
+  for (const auto& i : ifs) {
+    if (!i.up || i.loopback || IsVirtualName(i.name) || !ParseIpv4(i.address, &a)) continue;
+    if (std::find(out.begin(), out.end(), i.address) == out.end()) out.push_back(i.address);
+  }
+  return out;
 }
 
 bool FollowCoordinatorRoute(const std::vector<NetInterface>& ifs, const AddressFlags& flags, const std::string& coordinator_host,

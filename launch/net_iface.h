@@ -87,6 +87,12 @@ struct TcpProbe {
 };
 TcpProbe ProbeTcp(const std::string& host, int port, Duration timeout);
 
+// Every address a default choice could have taken, `chosen` first, then the kernel's
+// order: interfaces that are up, IPv4, not loopback and not virtual. Rank 0 under the
+// launcher's rendezvous publishes them all when there are several, since it binds before
+// it knows which one the other hosts reach.
+std::vector<std::string> DefaultCandidateAddresses(const std::vector<NetInterface>& ifs, const std::string& chosen);
+
 // True for 127.0.0.0/8, ::1 and "localhost".
 bool IsLoopbackHost(const std::string& host);
 

@@ -110,8 +110,27 @@ TEST(PlanNetwork, MpirunPublishesThroughMpiOnAnyFreePort) {
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_TRUE(p->mpi_rendezvous);
   EXPECT_EQ(p->coordinator_port, 0) << "the derived port may be taken; rank 0 binds any and publishes it";
-  EXPECT_EQ(p->coordinator_bind, "10.20.0.2");
   EXPECT_EQ(AdvertisedEndpoint("tcp://0.0.0.0:4711", p->addresses.advertise_host), "tcp://10.20.0.2:4711");
+  // Two candidate interfaces and nothing named: rank 0 listens on both and publishes both,
+  // the default choice first (the others connect to the first they reach).
+  EXPECT_EQ(p->coordinator_bind, "0.0.0.0");
+  EXPECT_EQ(p->coordinator_candidates, (std::vector<std::string>{"10.20.0.2", "10.77.0.2"}));
+  NetworkFlags named;
+  named.addresses.interface_spec = "eth";
+  auto q = PlanNetwork(MpiRank(0, true), named, Table());
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->coordinator_bind, "10.77.0.2") << "the user named the interface: only it";
+  EXPECT_TRUE(q->coordinator_candidates.empty());
+  auto one = PlanNetwork(MpiRank(0, true), {}, {{"lo", "127.0.0.1", 8, true, true}, {"eth0", "10.77.0.2", 24, true, false}});
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->coordinator_bind, "10.77.0.2") << "one candidate: nothing to choose";
+  EXPECT_TRUE(one->coordinator_candidates.empty());
+}
+
+TEST(DefaultCandidateAddresses, TheChosenFirstThenEveryUsableInterfaceOnce) {
+  EXPECT_EQ(DefaultCandidateAddresses(Table(), "10.20.0.2"), (std::vector<std::string>{"10.20.0.2", "10.77.0.2"}))
+      << "not loopback, docker0 or the interface that is down";
+  EXPECT_EQ(DefaultCandidateAddresses(Table(), "10.77.0.2"), (std::vector<std::string>{"10.77.0.2", "10.20.0.2"}));
 }
 
 TEST(PlanNetwork, AnExplicitHostSkipsTheMpiRendezvous) {
@@ -205,6 +224,39 @@ TEST(ProbeTcp, TellsAListeningPortFromARefusedOne) {
   EXPECT_EQ(ok.where, "localhost:" + std::to_string(port) + " (127.0.0.1)");
   ::close(fd);
   EXPECT_EQ(ProbeTcp("no-such-host.invalid", port, std::chrono::seconds(2)).kind, TcpProbe::kUnresolved);
+}
+
+TEST(FirstReachableEndpoint, SkipsAnAddressThatRefusesForOneThatAccepts) {
+  const int closed = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int open = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(closed, 0);
+  ASSERT_GE(open, 0);
+  int ports[2];
+  for (int k = 0; k < 2; ++k) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    const int fd = k == 0 ? closed : open;
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    ports[k] = ntohs(a.sin_port);
+  }
+  ASSERT_EQ(::listen(open, 4), 0);
+  const std::string refused = "tcp://127.0.0.1:" + std::to_string(ports[0]);
+  const std::string accepts = "tcp://127.0.0.1:" + std::to_string(ports[1]);
+  std::string why;
+  EXPECT_EQ(FirstReachableEndpoint(refused + "," + accepts, std::chrono::seconds(2), &why), accepts);
+  EXPECT_NE(why.find("127.0.0.1:" + std::to_string(ports[0]) + ": Connection refused"), std::string::npos) << why;
+  EXPECT_EQ(FirstReachableEndpoint(accepts + "," + refused, std::chrono::seconds(2), &why), accepts);
+  ::close(open);
+  EXPECT_EQ(FirstReachableEndpoint(refused + "," + accepts, std::chrono::seconds(2), &why), refused)
+      << "none reached: the first, whose registration error then says why";
+  EXPECT_NE(why.find("none reached"), std::string::npos) << why;
+  why = "untouched";
+  EXPECT_EQ(FirstReachableEndpoint(accepts, std::chrono::seconds(2), &why), accepts) << "one endpoint: not probed";
+  EXPECT_EQ(why, "untouched");
+  ::close(closed);
 }
 
 JobRecord Rec(int rank, const std::string& host) {
