@@ -459,6 +459,15 @@ int SetUpAndJoin(JoinedWorker::State& s, bool* joined) {
   if (!ctx.ok()) return Fail(ctx.status(), kExitFailure);
   job.ctx = *ctx;
   if (Status st = SetUpAuth(job); !st.ok()) return Fail(st, kExitConfig);
+  if (!job.auth.keyed() && !job.net.coordinator_candidates.empty()) {
+    // Without a job key, anyone who reaches the port can join: rank 0 listens on the
+    // default choice alone, not on every interface (a public one among them).
+    LOG(WARNING) << "network: no job key (--auth=none), so rank 0 listens only on "
+                 << job.net.addresses.bind_host << ", not on every candidate interface; if other hosts cannot reach "
+                 << "it, name the network they share: --interface=NETWORK/LEN";
+    job.net.coordinator_candidates.clear();
+    job.net.coordinator_bind = job.net.addresses.bind_host;
+  }
 
   if (Status st = StartMpiIfNeeded(job, guard); !st.ok()) return Fail(st, kExitConfig);
   // Rank 0 binds before the rendezvous, so the endpoint it publishes is the real one.

@@ -8,9 +8,10 @@
 #      mpirun (rank 0's endpoint through MPI) and with the coordinator named (no MPI).
 #   2. Rank 0 on tn2 under mpirun, nothing named: it listens on both interfaces and
 #      publishes both addresses; the ranks on tn1 take the one they reach (eth1's) and the
-#      job trains; with --interface=<cluster network> on every rank it trains too. A rank
-#      told only eth0's address (MASTER_ADDR) ends saying it has no route to it and naming
-#      --interface=NETWORK/LEN.
+#      job trains. Without a job key rank 0 listens on eth0 alone, and the others say they
+#      have no route to it. With --interface=<cluster network> on every rank it trains. A
+#      rank told only eth0's address (MASTER_ADDR) ends saying it has no route to it and
+#      naming --interface=NETWORK/LEN.
 #   3. torchrun-style variables across hosts without MASTER_ADDR: every rank stops at once
 #      (exit 2) saying the coordinator host is loopback, not after the registration timeout.
 #   4. One rank with its own host's key file, MASTER_ADDR naming the wrong host, a wrong
@@ -78,6 +79,14 @@ mn_mpirun 120 --oversubscribe --map-by node -np 3 --host tn2:2,tn1:1 $(tj_forwar
   > "$MN_TMP/2.log" 2>&1 || { tail -20 "$MN_TMP/2.log"; mn_fail "2: rank 0 published eth0 and eth1, yet the job failed"; }
 tj_expect "$MN_TMP/2.log" "\[server 0\] .*coordinator at tcp://$NET\.2:[0-9]+ .*of its addresses tcp://192\.168\.77\.2:[0-9]+,tcp://$NET\.2:[0-9]+: 192\.168\.77\.2:[0-9]+: Network is unreachable; $NET\.2:[0-9]+ reached" "2: the server on tn1 takes the address it reaches"
 tj_expect_min "$MN_TMP/2.log" test_accuracy 0.3 "2"
+mn_log "2d: the same without a job key: rank 0 listens on its default choice alone"
+rc=0
+# shellcheck disable=SC2046
+mn_mpirun 120 --oversubscribe --map-by node -np 3 --host tn2:2,tn1:1 $(tj_forward_env) "$T" train --servers 1 --auth=none "${JOB[@]}" \
+  > "$MN_TMP/2d.log" 2>&1 || rc=$?
+[ "$rc" != 0 ] || mn_fail "2d: without a key rank 0 still listened on every interface"
+tj_expect "$MN_TMP/2d.log" "no job key \(--auth=none\), so rank 0 listens only on 192\.168\.77\.2, not on every candidate interface" "2d: rank 0 says why"
+tj_expect "$MN_TMP/2d.log" "\[server 0\] .*this host has no route to 192\.168\.77\.2:[0-9]+" "2d: the server on tn1 says why"
 mn_log "2c: a rank told an address of rank 0's that its host has no route to"
 rc=0
 RANK=2 WORLD_SIZE=3 LOCAL_RANK=0 LOCAL_WORLD_SIZE=2 MASTER_ADDR=192.168.77.2 MASTER_PORT=29626 \
