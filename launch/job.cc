@@ -243,9 +243,8 @@ Result<std::string> RendezvousThroughLauncher(JobSetup& job, const Coordinator* 
   JobRecord mine{li.rank, Hostname(), li.job_id, li.world_size, job.shape.servers, job.shape.workers, FLAGS_sync,
                  job.auth.keyed() ? std::string(AuthModeName(job.auth.mode)) + ":" + KeyFingerprint(job.auth.keys.public_z85) : "", ""};
   if (coordinator != nullptr) {
-    mine.coordinator = AdvertisedEndpoint(coordinator->endpoint(), job.net.addresses.advertise_host);
-    if (!job.net.coordinator_candidates.empty()) mine.coordinator.clear();
-    for (const auto& a : job.net.coordinator_candidates) {
+    const auto& candidates = job.net.coordinator_candidates;
+    for (const auto& a : candidates.empty() ? std::vector<std::string>{job.net.addresses.advertise_host} : candidates) {
       mine.coordinator += (mine.coordinator.empty() ? "" : ",") + AdvertisedEndpoint(coordinator->endpoint(), a);
     }
   }

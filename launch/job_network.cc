@@ -34,8 +34,7 @@ Result<NetworkPlan> PlanNetwork(const LaunchInfo& li, const NetworkFlags& flags,
     // any free one and publishes it, unless the user named one.
     plan.coordinator_port = flags.coordinator_port > 0 ? flags.coordinator_port : 0;
     plan.coordinator_bind = plan.addresses.bind_host;
-    const AddressFlags& af = flags.addresses;
-    if (plan.spans_hosts && af.bind_host.empty() && af.interface_spec.empty() && af.advertise_host.empty()) {
+    if (plan.spans_hosts && IsDefaultChoice(flags.addresses)) {
       // The first interface up may be one the other hosts cannot reach, and rank 0 binds
       // before it hears from any of them: offer every candidate, as Horovod's driver does.
       auto candidates = DefaultCandidateAddresses(ifs, plan.addresses.bind_host);
@@ -80,9 +79,16 @@ std::string EndpointHost(const std::string& endpoint) {
   return h.substr(0, h.rfind(':'));
 }
 
+namespace {
+
+TcpProbe ProbeEndpoint(const std::string& endpoint, Duration timeout) {
+  return ProbeTcp(EndpointHost(endpoint), std::atoi(endpoint.substr(endpoint.rfind(':') + 1).c_str()), timeout);
+}
+
+}  // namespace
+
 std::string DiagnoseCoordinatorReach(const std::string& endpoint, Duration timeout) {
-  const int port = std::atoi(endpoint.substr(endpoint.rfind(':') + 1).c_str());
-  const TcpProbe p = ProbeTcp(EndpointHost(endpoint), port, timeout);
+  const TcpProbe p = ProbeEndpoint(endpoint, timeout);
   const std::string secs = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
   switch (p.kind) {
     case TcpProbe::kAccepted:
@@ -118,8 +124,7 @@ std::string FirstReachableEndpoint(const std::string& published, Duration timeou
   if (endpoints.size() <= 1) return published;
   why->clear();
   for (const auto& e : endpoints) {
-    const int port = std::atoi(e.substr(e.rfind(':') + 1).c_str());
-    const TcpProbe p = ProbeTcp(EndpointHost(e), port, timeout);
+    const TcpProbe p = ProbeEndpoint(e, timeout);
     if (p.kind == TcpProbe::kAccepted) {
       *why += (why->empty() ? "" : "; ") + p.where + " reached";
       return e;

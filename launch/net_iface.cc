@@ -151,13 +151,19 @@ std::string DescribeInterfaces(const std::vector<NetInterface>& ifs) {
 
 namespace {
 
+// Up, IPv4, not loopback and not virtual: what a default choice may take.
+bool UsableByDefault(const NetInterface& i) {
+  uint32_t a = 0;
+  return i.up && !i.loopback && !IsVirtualName(i.name) && ParseIpv4(i.address, &a);
+}
+
 // Interface names often differ between hosts (eth1 here, ens2f0 there); the network they
 // share does not. Suggests it, from this host's first usable interface.
 std::string NetworkHint(const std::vector<NetInterface>& ifs, const std::string& spec) {
   if (spec.empty()) return "";
   for (const auto& i : ifs) {
     uint32_t a = 0;
-    if (!i.up || i.loopback || IsVirtualName(i.name) || !ParseIpv4(i.address, &a)) continue;
+    if (!UsableByDefault(i) || !ParseIpv4(i.address, &a)) continue;
     const uint32_t mask = i.prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - i.prefix_len);
     in_addr net{htonl(a & mask)};
     char buf[INET_ADDRSTRLEN] = {};
@@ -257,15 +263,19 @@ std::vector<std::string> DefaultCandidateAddresses(const std::vector<NetInterfac
   uint32_t a = 0;
   if (ParseIpv4(chosen, &a)) out.push_back(chosen);
   for (const auto& i : ifs) {
-    if (!i.up || i.loopback || IsVirtualName(i.name) || !ParseIpv4(i.address, &a)) continue;
+    if (!UsableByDefault(i)) continue;
     if (std::find(out.begin(), out.end(), i.address) == out.end()) out.push_back(i.address);
   }
   return out;
 }
 
+bool IsDefaultChoice(const AddressFlags& flags) {
+  return flags.bind_host.empty() && flags.interface_spec.empty() && flags.advertise_host.empty();
+}
+
 bool FollowCoordinatorRoute(const std::vector<NetInterface>& ifs, const AddressFlags& flags, const std::string& coordinator_host,
                             const std::string& route_source, AddressPlan* plan) {
-  if (!flags.bind_host.empty() || !flags.interface_spec.empty() || !flags.advertise_host.empty()) return false;
+  if (!IsDefaultChoice(flags)) return false;
   if (route_source == plan->bind_host) return false;
   std::string first = plan->bind_host;
   for (const auto& i : ifs) {

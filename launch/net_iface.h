@@ -87,6 +87,10 @@ struct TcpProbe {
 };
 TcpProbe ProbeTcp(const std::string& host, int port, Duration timeout);
 
+// True when no flag picked the address (--bind_host, --interface or its variable,
+// --advertise_host): only then may Tessera move it or offer several.
+bool IsDefaultChoice(const AddressFlags& flags);
+
 // Every address a default choice could have taken, `chosen` first, then the kernel's
 // order: interfaces that are up, IPv4, not loopback and not virtual. Rank 0 under the
 // launcher's rendezvous publishes them all when there are several, since it binds before
