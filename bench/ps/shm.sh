@@ -1,42 +1,84 @@
 #!/usr/bin/env bash
-# bench/ps/shm.sh [build-dir]: same-host shared memory vs TCP (docs/benchmarks.md, "Same-host
-# shared memory"). Dense push+pull (one PushPull round trip per iteration, asp), 1 server x
-# 1 worker started by `tessera launch` on this host, at 4 KiB / 1 MiB / 64 MiB:
-#   shm      --shm=auto (the default), default --auth (CURVE on the ZeroMQ connection)
-#   tcp      --shm=off, default --auth
-#   shm/none --shm=auto --auth=none (no encryption, as the raw ZeroMQ baseline)
-#   tcp/none --shm=off --auth=none (plain TCP loopback, as the raw ZeroMQ baseline)
-# and in the same run the raw-ZeroMQ round trip over TCP loopback and memcpy of the same bytes.
-# Each number is the median of R runs (default 3; the four measurements of a payload are
-# interleaved, so load on this shared VM hits them alike).
+# bench/ps/shm.sh [build-dir] [rounds]: each --auth mode over same-host shared memory and over
+# TCP loopback (docs/benchmarks.md, "Same-host shared memory and each --auth mode"). Dense
+# push+pull (one PushPull round trip per iteration, asp), 1 server x 1 worker started by
+# `tessera launch` on this host, at 4 KiB / 1 MiB / 64 MiB, six jobs per payload and round:
+#   --auth: mac (the default, --auth=auto with the launcher's key), none, curve (the opt-in
+#           encryption), each named on the command line so the table says what ran;
+#   shm     --shm=auto (the default: shared memory and the local link with peers on this host)
+#   tcp     --shm=off (TCP loopback; --caller_leads=true, the default, applies here)
+# and in the same round the raw-ZeroMQ round trip over TCP loopback (no security) and memcpy
+# of the same bytes. Each cell is the median over the rounds (default 3), ratios the median of
+# the per-round ratios; each round runs its jobs in reverse order on even rounds, so load on a
+# shared machine hits them alike. About 35 s a round on the 2-vCPU dev VM. SIZES (a subset of
+# the three payloads) and ITERS (iterations for every payload) shorten a run (the tests do).
 set -euo pipefail
 B=${1:-build}
 R=${2:-3}
 T="$B/launch/tessera"
 P="$B/bench/ps/ps_bench"
-run() {  # args...
-  "$T" launch --servers 1 --workers 1 --program "$P" -- --sync=asp --bench_mode=dense "$@" 2>/dev/null | grep RESULT
-}
-get() { awk -v f="$1" '{for(i=1;i<=NF;i++){split($i,kv,"=");if(kv[1]==f)s+=kv[2]}} END{printf "%.3f", s}'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{printf "%.3f", a[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
-echo "| payload | raw ZeroMQ TCP GB/s | memcpy GB/s | Tessera tcp/none GB/s | Tessera tcp (CURVE) GB/s | Tessera shm/none GB/s | Tessera shm (CURVE) GB/s | shm µs/iter | shm/none / raw ZeroMQ | shm / raw ZeroMQ | shm/none / tcp/none | shm / tcp (CURVE) | shm / memcpy |"
-echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-for bytes in 4096 1048576 67108864; do
-  iters=2000; [ "$bytes" -ge 67108864 ] && iters=20; [ "$bytes" -eq 1048576 ] && iters=1000
-  chunk=$(( bytes > 1048576 ? 16777216 : 1048576 ))
-  zs="" ms="" ns="" ts="" ss="" sn="" us_s=""
+get() { awk -v f="$1" '{for(i=1;i<=NF;i++){split($i,kv,"=");if(kv[1]==f)s+=kv[2]}} END{printf "%.4f\n", s}'; }
+median() { sort -g "$1" | awk -v fmt="${2:-%.3f}" '{a[NR]=$1} END{printf fmt, NR ? a[int((NR+1)/2)] : 0}'; }
+logged_auth() { awk '/auth=mac:/{m="mac"} /CURVE authentication/{m="curve"} END{print m ? m : "none"}'; }
+ratios() {  # numerator-prefix denominator-prefix [invert]: per-round ratios, their median
   for r in $(seq "$R"); do
-    base=$("$P" --bench_mode=baseline --bytes=$bytes --iters=$iters)
-    zs="$zs $(echo "$base" | get zmq_gbps)"; ms="$ms $(echo "$base" | get memcpy_gbps)"
-    ns="$ns $(run --bytes=$bytes --iters=$iters --chunk_bytes=$chunk --shm=off --auth=none | get gbps)"
-    ts="$ts $(run --bytes=$bytes --iters=$iters --chunk_bytes=$chunk --shm=off | get gbps)"
-    sn="$sn $(run --bytes=$bytes --iters=$iters --chunk_bytes=$chunk --shm=auto --auth=none | get gbps)"
-    out=$(run --bytes=$bytes --iters=$iters --chunk_bytes=$chunk --shm=auto)
-    ss="$ss $(echo "$out" | get gbps)"; us_s="$us_s $(echo "$out" | get us_per_iter)"
+    awk -v a="$(cat "$tmp/$1.$r")" -v b="$(cat "$tmp/$2.$r")" -v inv="${3:-0}" \
+      'BEGIN{printf "%.4f\n", inv ? b/a : a/b}'
+  done >"$tmp/ratio"
+  echo "$label $t, $1 / $2$([ "${3:-0}" = 1 ] && echo ' (time)'): $(tr '\n' ' ' <"$tmp/ratio")" >>"$tmp/rounds"
+  median "$tmp/ratio" "${4:-%.2f}"
+}
+modes=(mac none curve)
+for bytes in ${SIZES:-4096 1048576 67108864}; do
+  iters=2000; [ "$bytes" -ge 67108864 ] && iters=20; [ "$bytes" -eq 1048576 ] && iters=1000
+  iters=${ITERS:-$iters}
+  chunk=$((bytes > 1048576 ? 16777216 : 1048576))
+  jobs=(raw)
+  for t in shm tcp; do for a in "${modes[@]}"; do jobs+=("$t $a"); done; done
+  for r in $(seq "$R"); do
+    order=("${jobs[@]}")
+    if [ $((r % 2)) = 0 ]; then order=(); for ((i = ${#jobs[@]} - 1; i >= 0; i--)); do order+=("${jobs[i]}"); done; fi
+    for j in "${order[@]}"; do
+      read -r t a <<<"$j"
+      if [ "$t" = raw ]; then
+        out=$("$P" --bench_mode=baseline --bytes=$bytes --iters=$iters)
+        get zmq_gbps <<<"$out" >"$tmp/raw.$r"; get memcpy_gbps <<<"$out" >"$tmp/memcpy.$r"
+        continue
+      fi
+      shm=auto; [ "$t" = tcp ] && shm=off
+      out=$("$T" launch --servers 1 --workers 1 --program "$P" -- --sync=asp --bench_mode=dense \
+              --bytes=$bytes --iters=$iters --chunk_bytes=$chunk --shm=$shm --auth="$a" 2>&1)
+      [ "$(logged_auth <<<"$out")" = "$a" ] || { echo "shm.sh: --auth=$a not what the processes logged" >&2; exit 1; }
+      if grep -qE 'shared memory off for|shared memory for replies from .* off' <<<"$out" && [ "$t" = shm ]; then
+        echo "WARNING: $bytes bytes, $t $a: shared memory fell back to TCP" >>"$tmp/warn"
+      fi
+      get gbps <<<"$out" >"$tmp/$t-$a.$r"; get us_per_iter <<<"$out" >"$tmp/us-$t-$a.$r"
+    done
   done
-  zg=$(echo $zs | median); mg=$(echo $ms | median); none=$(echo $ns | median); tcp=$(echo $ts | median)
-  shm=$(echo $ss | median); us=$(echo $us_s | median); shmn=$(echo $sn | median)
-  echo "| $bytes | $zg | $mg | $none | $tcp | $shmn | $shm | $us | $(ratio "$shmn" "$zg") | $(ratio "$shm" "$zg") | $(ratio "$shmn" "$none") | $(ratio "$shm" "$tcp") | $(ratio "$shm" "$mg") |"
+  for f in raw memcpy shm-mac shm-none shm-curve tcp-mac tcp-none tcp-curve us-shm-mac us-tcp-mac; do
+    cat "$tmp/$f".[0-9]* >"$tmp/$f.all"
+  done
+  label="$((bytes >= 1048576 ? bytes >> 20 : bytes >> 10)) $([ "$bytes" -ge 1048576 ] && echo MiB || echo KiB)"
+  for t in shm tcp; do
+    row="| $label | $t | $(median "$tmp/raw.all") | $(median "$tmp/memcpy.all")"
+    for a in "${modes[@]}"; do row="$row | $(median "$tmp/$t-$a.all")"; done
+    row="$row | $(median "$tmp/us-$t-mac.all" %.0f)"
+    for a in "${modes[@]}"; do row="$row | $(ratios "$t-$a" raw)"; done
+    row="$row | $(ratios "$t-mac" "$t-none" 1) | $(ratios "$t-curve" "$t-none" 1) | $(ratios "$t-mac" memcpy 0 %.3f)"
+    [ "$t" = shm ] && row="$row | $(ratios shm-mac tcp-mac) |" || row="$row | |"
+    echo "$row" >>"$tmp/table"
+  done
+  rm -f "$tmp"/*.[0-9]* "$tmp"/*.all
 done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $R rounds, medians"
+[ -f "$tmp/warn" ] && cat "$tmp/warn"
+echo
+echo "| payload | transport | raw ZeroMQ TCP GB/s | memcpy GB/s | mac (default) GB/s | none GB/s | curve GB/s | mac µs/iter | mac / raw | none / raw | curve / raw | mac / none (time) | curve / none (time) | mac / memcpy | shm / tcp (mac) |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+cat "$tmp/table"
+echo
+echo "Per-round ratios (round 1 first):"
+cat "$tmp/rounds"
