@@ -263,17 +263,13 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
   const bool live = loop_live_ && !stop_requested_.load();
   wake = false;
   if (live) Settle(fired, &wake);
-  bool covered;  // another leader still reads every leadable socket
   {
     MutexLock l(&mu_);
     leaders_.erase(std::find_if(leaders_.begin(), leaders_.end(),
                                 [wake_fd](const LeaderEntry& e) { return e.wake_fd == wake_fd; }));
-    covered = CoveredLocked();
   }
-  // Decided under the loop lock, as the loop decides to go blind: no leaving leader can
-  // miss a loop that is about to sleep blind (contract, "A loop that sleeps while a leader
-  // reads").
-  if (live && !covered && loop_blind_ && replies_awaited_()) wake = true;
+  // Replies still awaited do not wake a blind loop (contract, "A loop that sleeps while a
+  // leader reads"): this caller is most likely back in Lead within microseconds.
   ReleaseLoop();
   if (wake) Wake();
   return live;
@@ -418,16 +414,16 @@ void Reactor::Loop() {
     // ZeroMQ announces room on ZMQ_FD too, but a socket without a handler is not polled:
     // a bounded sleep keeps every outbox moving.
     if (backed_up && (timeout < 0 || timeout > kOutboxRetryMs)) timeout = kOutboxRetryMs;
-    loop_blind_ = false;
+    bool blind = false;
     if (replies_awaited_ && timeout != 0) {
       bool covered;
       {
         MutexLock l(&mu_);
         covered = CoveredLocked();
       }
-      loop_blind_ = covered || !replies_awaited_();
+      blind = covered || !replies_awaited_();
     }
-    if (loop_blind_) {
+    if (blind) {
       // poll(2) skips a negative fd: the leader alone wakes on these sockets' replies.
       for (size_t i = 0; i < polled.size(); ++i) {
         if (polled[i]->leadable) items[first_item[i]].fd = -1;
@@ -437,7 +433,6 @@ void Reactor::Loop() {
     ReleaseLoop();  // leaders and inline senders may stand in meanwhile (contract)
     const int rc = poll(items.data(), items.size(), timeout);
     AcquireLoop();
-    loop_blind_ = false;
     if (rc < 0 && errno != EINTR) {
       LOG(ERROR) << "reactor: poll failed: " << strerror(errno);
       break;

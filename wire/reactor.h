@@ -50,11 +50,15 @@
 //     turn per request on cores the I/O threads need. Once SetRepliesAwaited is given,
 //     a loop that goes to sleep while a thread inside Lead polls every leadable socket,
 //     or while no reply is awaited, leaves the leadable sockets' ZMQ_FDs out of its poll
-//     (it is "blind"); a leader whose leaving uncovers them wakes it when the predicate
-//     says replies are still awaited. A request sent inline while the loop is blind and
-//     nobody leads is read by whoever leads next or by the loop, which sleeps blind at
-//     most ReactorOptions::blind_sleep_ms: a reply nobody waits for (or an unsolicited
-//     message, an auth=mac WELCOME) is read within that bound, never later.
+//     (it is "blind"). Neither a leader whose leaving uncovers them nor a request sent
+//     inline wakes it: a reply nobody leads for (or an unsolicited message, an auth=mac
+//     WELCOME) is read by whoever leads next or by the loop, which sleeps blind at most
+//     ReactorOptions::blind_sleep_ms, never later. A leaving leader once woke it while
+//     replies were still awaited: in a training step (a dozen requests in flight, each
+//     wait a run of Lead turns) that woke it on most replies, and, awake between two of
+//     the caller's turns, it read 20-40 % of the replies beside the leader (lead36,
+//     docs/benchmarks-transport-lead.md). Re-arming a timer per send instead cost 6-8 µs
+//     a call here (timerfd_settime reprograms this VM's timer).
 //   * Sends (issue 17). No send on the loop waits: AddSocket makes every socket
 //     NeverWait (wire/socket.h), so a message that cannot go at once (a peer that is
 //     slow, unreachable or dead) waits in the socket's bounded outbox, and a send past
@@ -104,9 +108,9 @@ struct ReactorOptions {
   // (fairness between peers). Default: 64.
   int max_batch_per_socket = 64;
   // The longest sleep of a loop that leaves the leadable sockets to a leader (threading
-  // contract, SetRepliesAwaited): how late a reply nobody leads for may be read.
-  // Default: 25.
-  int blind_sleep_ms = 25;
+  // contract, SetRepliesAwaited): how late a reply nobody leads for may be read. An idle
+  // leading client's loop wakes this often. Default: 5.
+  int blind_sleep_ms = 5;
 };
 
 class Reactor {
@@ -188,8 +192,9 @@ class Reactor {
   bool Lead(int wake_fd, Clock::time_point until);
 
   // Lets the loop sleep without the leadable sockets while a thread leads (threading
-  // contract). `awaited` runs holding the loop lock, on the last leader's way out: true
-  // while replies are expected on the leadable sockets (the client: requests pending).
+  // contract). `awaited` runs on the loop thread, holding the loop lock, before it
+  // sleeps: true while replies are expected on the leadable sockets (the client:
+  // requests pending); a loop that no thread covers then watches them.
   // Call before Start. Without it the loop watches them always.
   void SetRepliesAwaited(std::function<bool()> awaited);
 
@@ -251,7 +256,6 @@ class Reactor {
 
   // Loop lock (or before Start / after join).
   bool loop_live_ = false;  // the loop runs: entries_ are joined and polled
-  bool loop_blind_ = false;  // the loop sleeps without the leadable sockets' ZMQ_FDs
   std::vector<Entry> entries_;
   // The posted tasks being run, swapped with posted_: the two deques trade storage, so a
   // loop turn allocates none (a fresh std::deque allocates its map and a block).
