@@ -228,6 +228,7 @@ void ParamServer::OnControl(Socket& sock, InMessage&& msg) {
         auto core = ParamServerCore::Create(std::move(map).value(), static_cast<uint32_t>(options_.rank - 1), ao);
         st = core.status();
         if (st.ok()) core_.emplace(std::move(core).value());
+        if (st.ok()) core_->mutable_store().SetSplitWork(options_.threads > 1);
         if (st.ok()) st = ApplyTableLimits();
         if (st.ok() && resume_step_ >= 0) st = RestoreShards(resume_path_, *core_);
         if (st.ok()) {

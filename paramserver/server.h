@@ -71,6 +71,11 @@ struct ServerOptions {
   // --sync=allreduce|hybrid: the workers own the dense parameters; checkpoints of this
   // server hold its sparse tables only (CheckpointParticipant). Default: false.
   bool dense_on_workers = false;
+  // Threads a large sparse pull or push runs on (--server_threads): 2 adds one helper
+  // thread that takes ranges of the batch's rows beside the reactor
+  // (ShardStore::SetSplitWork; docs/benchmarks-sparse-threads.md). Default: 1 (the
+  // reactor alone).
+  int threads = 1;
   // Eviction, expiry and admission of the sparse tables (launch/table_flags.h). A name
   // in memory_limits that is no sparse table of the job ends the server (exit 2).
   TableLimits table_limits;

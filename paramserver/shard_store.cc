@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 #include "common/hash.h"
 #include "common/row_width.h"
@@ -17,6 +18,29 @@ static_assert(PullSlots::kAbsent == RowTable::kNoSlot);
 TensorView View(float* data, uint64_t n) {
   return TensorView{data, DType::kF32, {static_cast<int64_t>(n)}, Device::kCPU};
 }
+
+// The error of the lowest failing range of a SplitWork call (the one a single call over
+// the whole batch would have returned first); ranges report from two threads.
+class RangeErrors {
+ public:
+  void Note(size_t begin, Status st) {
+    if (st.ok()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (begin < begin_) {
+      begin_ = begin;
+      st_ = std::move(st);
+    }
+  }
+  Status first() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return st_;
+  }
+
+ private:
+  std::mutex mu_;
+  size_t begin_ = SIZE_MAX;
+  Status st_;
+};
 
 uint64_t SlotFloats(const ParamSpec& spec, uint64_t n) {
   return static_cast<uint64_t>(NumOptimizerSlots(spec.optimizer.kind)) * n;
@@ -151,11 +175,13 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
   uint32_t* kept =
       reuse_pull_slots_ ? p.pulls.Record(keys, {t.erase_generation(), t.insert_generation()}) : nullptr;
   // Each row is copied as its lookup resolves (the pipeline has just brought it in), at a
-  // compiled-in width where there is one (common/row_width.h).
-  Status st;
-  auto read = [&]<uint64_t kWidth>() {
+  // compiled-in width where there is one (common/row_width.h). Keys [begin, end) only: with
+  // SplitWork the ranges run on two threads, each writing its own rows of out and kept.
+  auto read = [&]<uint64_t kWidth>(size_t begin, size_t end) {
     const uint64_t w = kWidth != 0 ? kWidth : width;
-    t.ForEachSlot(keys, [&](size_t i, uint32_t slot) {
+    Status st;
+    t.ForEachSlot(keys.subspan(begin, end - begin), [&](size_t j, uint32_t slot) {
+      const size_t i = begin + j;
       if (kept != nullptr) kept[i] = slot;
       float* dst = out.data() + i * w;
       if (slot != RowTable::kNoSlot) {
@@ -166,9 +192,21 @@ Status ShardStore::ReadSparse(uint32_t param_id, std::span<const Key> keys,
         st = InitializeSparseRow(p.spec, keys[i], View(dst, w));
       }
     });
+    return st;
   };
-  WithRowWidth(width, read);
-  return st;
+  const size_t n = keys.size();
+  if (split_ == nullptr || n < kSplitMinKeys) {
+    Status st;
+    WithRowWidth(width, [&]<uint64_t kWidth>() { st = read.template operator()<kWidth>(0, n); });
+    return st;
+  }
+  // The first failing range's error (InitializeSparseRow's: the same for every key).
+  RangeErrors errors;
+  WithRowWidth(width, [&]<uint64_t kWidth>() {
+    auto body = [&](size_t begin, size_t end) { errors.Note(begin, read.template operator()<kWidth>(begin, end)); };
+    split_->For(n, kSplitRange, body);
+  });
+  return errors.first();
 }
 
 Status ShardStore::ApplyDense(uint32_t param_id, uint64_t chunk_index, std::span<float> grad,
@@ -331,9 +369,31 @@ Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::
     g = dst;
   }
   if (st.ok()) {
-    st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width),
-                                     std::span<float* const>(row_scratch_.data(), kept),
-                                     std::span<const int64_t>(step_scratch_.data(), kept), g, grad_scale);
+    const auto rows = [&](size_t begin, size_t end) {
+      return kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width),
+                                         std::span<float* const>(row_scratch_.data() + begin, end - begin),
+                                         std::span<const int64_t>(step_scratch_.data() + begin, end - begin),
+                                         g + begin * width, grad_scale);
+    };
+    // Every step >= 1, as the kernel requires (a restored counter could break it).
+    const auto counted = [&] {
+      bool ok = true;
+      for (size_t i = 0; i < kept; ++i) ok &= step_scratch_[i] >= 1;
+      return ok;
+    };
+    if (split_ == nullptr || kept < kSplitMinKeys || !counted()) {
+      st = rows(0, kept);
+    } else {
+      // Every row's update is its own (distinct keys, per-row clipping), so ranges of rows
+      // give the bits of one call. What the call checks before it changes any row (the
+      // config here on no rows, the steps above) is checked first, so that no range can
+      // fail after another has updated its rows.
+      st = kernels::ApplyOptimizerRows(p.spec.optimizer, static_cast<int64_t>(width), {}, {}, g, grad_scale);
+      RangeErrors errors;
+      auto body = [&](size_t begin, size_t end) { errors.Note(begin, rows(begin, end)); };
+      if (st.ok()) split_->For(kept, kSplitRange, body);
+      if (st.ok()) st = errors.first();
+    }
     if (!st.ok()) st = Status::Internal(st.ToString());
   }
   if (!st.ok()) {  // no update counted: every counter back (the rows' hashes are recomputed lazily)
@@ -343,6 +403,14 @@ Status ShardStore::ApplyRows(uint32_t param_id, std::span<const Key> keys, std::
   }
   if (st.ok() && p.policy.evicts()) Evict(p, step);
   return st;
+}
+
+void ShardStore::SetSplitWork(bool on) {
+  if (!on) {
+    split_.reset();
+  } else if (split_ == nullptr) {
+    split_ = std::make_unique<SplitWork>();
+  }
 }
 
 void ShardStore::SetReusePullSlots(bool on) {

@@ -30,9 +30,15 @@
 // call; Snapshot() is a deep copy taken on that thread, so a background writer can use
 // the copy while the store keeps changing. ReadSparse is const but keeps the slots it
 // resolved (PullSlots), like RowTable::digest(): no call, const or not, from another thread.
+// With SetSplitWork on, ReadSparse and ApplyRows' optimizer step of a batch of at least
+// kSplitMinKeys keys run their rows in ranges on the owner and a helper thread
+// (SplitWork) inside the call: the helper reads the table and writes its own ranges' rows
+// of the output or of the table, only before the call returns, and never inserts, erases
+// or touches the digest, dirty sets or scratch vectors (the reactor does those alone).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -46,6 +52,7 @@
 #include "paramserver/count_min_sketch.h"
 #include "paramserver/pull_slots.h"
 #include "paramserver/row_table.h"
+#include "paramserver/split_work.h"
 
 namespace tessera::paramserver {
 
@@ -212,6 +219,16 @@ class ShardStore {
   // slots that pull resolved (PullSlots; on by default). Off: every push looks its keys
   // up (the bitwise reference in tests, the baseline in benchmarks).
   void SetReusePullSlots(bool on);
+  // Whether a batch of at least kSplitMinKeys keys is read (ReadSparse) and updated
+  // (ApplyRows' optimizer step) in ranges on this thread and a helper thread the store
+  // then owns (SplitWork; off by default; on: --server_threads). Results are bitwise the
+  // same either way: every range's rows are independent.
+  void SetSplitWork(bool on);
+  bool split_work() const { return split_ != nullptr; }
+  // Ranges the helper ran (tests: the split happened); 0 with it off.
+  uint64_t split_helper_ranges() const { return split_ ? split_->helper_ranges() : 0; }
+  static constexpr size_t kSplitMinKeys = 1024;
+  static constexpr size_t kSplitRange = 256;  // rows per range: the optimizer's block
   // Pushes that took the pull's slots / looked their keys up (tests, benchmarks).
   uint64_t pushes_reusing_pull_slots() const { return reused_pushes_; }
   // The same for one row.
@@ -318,6 +335,9 @@ class ShardStore {
   std::vector<ChunkState> chunks_;  // (param_id, chunk) ascending
   bool reuse_pull_slots_ = true;
   uint64_t reused_pushes_ = 0;
+  // The helper of SetSplitWork (null: off). Its thread runs only inside ReadSparse and
+  // ApplyRows, on ranges they hand it.
+  std::unique_ptr<SplitWork> split_;
   // ApplySparseRows' per-key slots, rows and steps, reused so a push allocates nothing.
   mutable std::vector<uint32_t> read_scratch_;
   std::vector<float*> row_scratch_;
