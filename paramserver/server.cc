@@ -185,6 +185,10 @@ void ParamServer::ReportTableMetrics(std::vector<metrics::Sample>& out) const {
     bytes += t->ResidentBytes();
   }
   out.push_back({"sparse_resident_rows", metrics::Kind::kGauge, static_cast<double>(rows), 0, -1});
+  if (store.split_work()) {
+    out.push_back({"sparse_helper_ranges_total", metrics::Kind::kCounter,
+                   static_cast<double>(store.split_helper_ranges()), 0, -1});
+  }
   out.push_back({"sparse_resident_bytes", metrics::Kind::kGauge, static_cast<double>(bytes), 0, -1});
   out.push_back({"sparse_rows_created_total", metrics::Kind::kCounter, static_cast<double>(sum.created), 0, -1});
   out.push_back({"sparse_rows_evicted_total", metrics::Kind::kCounter, static_cast<double>(sum.evicted), 0, -1});
@@ -499,6 +503,11 @@ void ParamServer::Finish(Status status, int exit_code) {
     LOG(INFO) << "table '" << core_->map().param(id)->name << "': " << core_->store().num_rows(id)
               << " rows resident, " << t.created << " created, " << t.evicted << " evicted, " << t.expired
               << " expired, " << t.dropped << " row gradients not admitted";
+  }
+  // Says whether --server_threads=2 did anything: only batches of kSplitMinKeys keys split.
+  if (core_ && core_->store().split_work()) {
+    LOG(INFO) << "helper thread (--server_threads=2): " << core_->store().split_helper_ranges()
+              << " ranges of sparse rows";
   }
   std::lock_guard<std::mutex> l(mu_);
   done_ = true;
