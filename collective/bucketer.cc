@@ -101,7 +101,13 @@ Status Bucketer::Finish(Duration timeout, const std::function<bool()>& should_st
     for (;;) {
       st = b.handle.Wait(std::min<Duration>(std::chrono::milliseconds(100),
                                             std::max<Duration>(Duration(0), deadline.at() - Clock::now())));
-      if (st.code() != StatusCode::kTimedOut || b.handle.Done()) break;
+      if (st.code() != StatusCode::kTimedOut) break;
+      // Done between the slice's timeout and this check: take its own outcome, not the
+      // slice's TimedOut (which once failed a healthy job across nodes, multinode.mpirun_job).
+      if (b.handle.Done()) {
+        st = b.handle.Wait(Duration(0));
+        break;
+      }
       if (should_stop && should_stop()) {
         st = Status::Aborted("the job is stopping");
         break;
