@@ -120,24 +120,31 @@ TEST(SparseJob, BspRunsAreBitwiseReproducible) {
 
 // --server_threads=2 splits a server's large batches (here ~3600 keys a pull from its one
 // server; the split starts at 1024) with a helper thread: the results must not move by one bit,
-// the helper must really have run ranges, and a count outside 1..2 is a config error.
+// the helper must really have run ranges (in one of up to three runs), and a count outside
+// 1..2 is a config error.
 TEST(SparseJob, ServerHelperThreadChangesNoBit) {
   const std::string flags = "--model=word2vec --data=" + SourceDir() +
                             "/data/text8-head --train_limit=200000 --epochs=1 --steps=150 --batch_size=1024 --embed_dim=16 "
                             "--window=4 --negatives=5 --min_count=5 --optimizer=adam --lr=0.01 "
                             "--heldout_pairs=2000 --log_every=0 --sync=bsp --seed=3";
   JobResult one = RunTrain(flags + " --server_threads=1", 1, 1);
-  JobResult two = RunTrain(flags + " --server_threads=2", 1, 1);
   ASSERT_EQ(one.exit_code, 0) << one.output;
-  ASSERT_EQ(two.exit_code, 0) << two.output;
   ASSERT_FALSE(Digest(one.summary).empty()) << one.summary;
-  EXPECT_EQ(Digest(one.summary), Digest(two.summary));
-  EXPECT_EQ(Number(one.summary, "heldout_loss"), Number(two.summary, "heldout_loss"));
   EXPECT_EQ(one.output.find("helper thread (--server_threads=2)"), std::string::npos) << one.output;
-  const size_t at = two.output.find("helper thread (--server_threads=2): ");
-  ASSERT_NE(at, std::string::npos) << two.output;
-  const long ranges = std::strtol(two.output.c_str() + at + 36, nullptr, 10);
-  EXPECT_GT(ranges, 0) << two.output.substr(at, 80);
+  // On a loaded machine the helper may never be scheduled in time: the reactor then takes
+  // every range and backs off (split_work.h), so a run can rightly report 0 ranges. Up to
+  // three runs, each bitwise the one-thread run, and one of them must have used the helper.
+  long ranges = 0;
+  for (int attempt = 0; attempt < 3 && ranges == 0; ++attempt) {
+    JobResult two = RunTrain(flags + " --server_threads=2", 1, 1);
+    ASSERT_EQ(two.exit_code, 0) << two.output;
+    EXPECT_EQ(Digest(one.summary), Digest(two.summary));
+    EXPECT_EQ(Number(one.summary, "heldout_loss"), Number(two.summary, "heldout_loss"));
+    const size_t at = two.output.find("helper thread (--server_threads=2): ");
+    ASSERT_NE(at, std::string::npos) << two.output;
+    ranges = std::strtol(two.output.c_str() + at + 36, nullptr, 10);
+  }
+  EXPECT_GT(ranges, 0) << "the helper ran no range in three runs";
 
   JobResult bad = RunTrain(flags + " --server_threads=3", 1, 1);
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
