@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <future>
+#include <optional>
 
 #include "checkpoint/crash_point.h"
 #include "common/exit_codes.h"
@@ -414,11 +415,11 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
     const wire::ShmStream* stream = msg.payload_stream(0);
     const Duration stream_timeout = wire::ShmStreamTimeout();
     bool answered = false;
-    const kernels::GradientGate gate = [&](uint64_t begin, uint64_t end) -> Status {
+    const auto gate_fn = [&](uint64_t begin, uint64_t end) -> Status {
       if (answered) wire::ShmStreamPublish(reply_progress, begin * sizeof(float));
       return stream != nullptr ? stream->WaitFor(end * sizeof(float), stream_timeout) : Status::OK();
     };
-    const std::function<void()> answer_first = [&] {
+    const auto answer_fn = [&] {
       auto ready = core_->PullReady(req);  // asp; ssp within its staleness
       int64_t applied = -1;
       if (!ready.ok() || !*ready || !core_->Pull(req, mirror, &applied, /*mirrored=*/true).ok()) return;
@@ -426,9 +427,13 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
       answered = true;
       SendPullReply(sock, msg, decoded, out, mirror.size(), applied, /*streamable=*/true).IgnoreError();
     };
-    const bool gated = stream != nullptr || reply_progress != nullptr;
-    st = core_->Push(req, decoded.values, mirror, &mirrored, gated ? &gate : nullptr,
-                     reply_progress != nullptr ? &answer_first : nullptr);
+    // As std::functions only where used (same host): each cost an allocation per request.
+    std::optional<kernels::GradientGate> gate;
+    if (stream != nullptr || reply_progress != nullptr) gate.emplace(gate_fn);
+    std::optional<std::function<void()>> answer_first;
+    if (reply_progress != nullptr) answer_first.emplace(answer_fn);
+    st = core_->Push(req, decoded.values, mirror, &mirrored, gate ? &*gate : nullptr,
+                     answer_first ? &*answer_first : nullptr);
     if (answered) {  // the requester learns the outcome from the progress word
       wire::ShmStreamPublish(reply_progress, st.ok() ? mirror.size() * sizeof(float) : wire::kShmStreamAbandoned);
       if (!st.ok()) {

@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -56,12 +58,38 @@ Status SetInt(void* sock, int option, int value, const char* name) {
 // Runs on a ZeroMQ I/O thread (or on ours when a send fails); Buffer's count is atomic.
 void ReleaseBuffer(void* /*data*/, void* hint) { delete static_cast<Buffer*>(hint); }
 
-// Wraps a received frame as a Buffer that closes the frame when the last reference dies.
-Buffer AdoptFrame(zmq_msg_t* msg) {
-  g_live_received_frames.fetch_add(1, std::memory_order_relaxed);
-  return Buffer::Wrap(zmq_msg_data(msg), zmq_msg_size(msg), Device::kCPU, [msg] {
+// A received frame as a Buffer; `msg` is left empty (closed or moved from). An 8-byte
+// aligned frame is kept, not copied, and closed when the last reference dies. A misaligned
+// one (ZeroMQ packs frames that fit its receive batch at any offset) is copied now into
+// malloc's 16-byte aligned memory, which the codec takes as is: the codec copied it
+// anyway, through the frame's own Buffer and a 64-byte aligned one, four allocations
+// where this takes two (issue 17: a 4 KiB round trip's allocations, socket.cc's share).
+// `size` (> 0) bytes of malloc's memory (16-byte aligned: enough for any payload's
+// elements). Buffer::Allocate's 64-byte aligned_alloc took several times malloc's time
+// per call, and a round trip makes two of these.
+Buffer HeapBuffer(size_t size) {
+  void* p = std::malloc(size);
+  if (p == nullptr) throw std::bad_alloc();  // as Buffer::Allocate does
+  return Buffer::Wrap(p, size, Device::kCPU, [p] { std::free(p); });
+}
+
+Buffer TakeFrame(zmq_msg_t* msg) {
+  const size_t size = zmq_msg_size(msg);
+  const void* data = zmq_msg_data(msg);
+  if (size > 0 && reinterpret_cast<uintptr_t>(data) % 8 != 0) {
+    Buffer copy = HeapBuffer(size);
+    std::memcpy(copy.data(), data, size);
     zmq_msg_close(msg);
-    delete msg;
+    return copy;
+  }
+  auto* held = new zmq_msg_t;
+  zmq_msg_init(held);
+  zmq_msg_move(held, msg);
+  zmq_msg_close(msg);
+  g_live_received_frames.fetch_add(1, std::memory_order_relaxed);
+  return Buffer::Wrap(zmq_msg_data(held), size, Device::kCPU, [held] {
+    zmq_msg_close(held);
+    delete held;
     g_live_received_frames.fetch_sub(1, std::memory_order_relaxed);
   });
 }
@@ -318,16 +346,18 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
       }
       TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(rid, frames));
     }
-    // The frames ZeroMQ (or the local link, wire/local_link.h) carries, in order.
-    std::vector<LinkOutFrame> frames;
-    frames.reserve(payloads.size() + 3);
-    if (!shm_frame.empty()) frames.push_back({nullptr, shm_frame});
-    frames.push_back({nullptr, header});
+    // The frames ZeroMQ (or the local link, wire/local_link.h) carries, in order; on the
+    // stack, as a message has at most kMaxPayloadFrames payloads (AddPayload).
+    std::array<LinkOutFrame, kMaxPayloadFrames + 3> frames;
+    size_t n = 0;
+    if (!shm_frame.empty()) frames[n++] = {nullptr, shm_frame};
+    frames[n++] = {nullptr, header};
     for (size_t i = 0; i < payloads.size(); ++i) {
-      if (!in_shm[i]) frames.push_back({&payloads[i].owner, payloads[i].bytes});
+      if (!in_shm[i]) frames[n++] = {&payloads[i].owner, payloads[i].bytes};
     }
-    if (mac_) frames.push_back({nullptr, trailer});
-    TESSERA_RETURN_IF_ERROR_CTX(SendFrames(rid, frames, flags), "sending " + OpName(msg.op()));
+    if (mac_) frames[n++] = {nullptr, trailer};
+    TESSERA_RETURN_IF_ERROR_CTX(SendFrames(rid, std::span<const LinkOutFrame>(frames.data(), n), flags),
+                                "sending " + OpName(msg.op()));
     return Status::OK();
   }();
   if (!st.ok() && !shm_frame.empty()) shm_->Abandon(peer, shm_frame);
@@ -344,7 +374,7 @@ Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes, uint64
         shm_->AllocatePayload(type_ == SocketType::kRouter ? routing_id : std::string_view(), bytes, progress);
     if (!b.empty()) return b;
   }
-  return Buffer::Allocate(bytes);
+  return bytes > 0 ? HeapBuffer(bytes) : Buffer::Allocate(0);
 }
 
 // "none queued" (here and in socket_recv.cc) fits std::string's inline buffer: the Reactor
@@ -415,13 +445,15 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
   std::string peer;  // auth=mac: the sender's address, for refusal log lines
   if (mac_ && mac_->HandshakeStale()) TESSERA_RETURN_IF_ERROR(MacSendHandshake({}, mac_->StartHandshake(), 0));
   for (bool more = true; more; ++index) {
-    auto* m = new zmq_msg_t;
+    // On the stack: a receive that finds nothing (the drain after every request) costs
+    // no allocation; TakeFrame moves what is kept.
+    zmq_msg_t frame;
+    zmq_msg_t* m = &frame;
     zmq_msg_init(m);
     // Every part of a multipart message arrives together, so only the first may wait.
     if (zmq_msg_recv(m, zsock(), index == 0 ? first_flags : ZMQ_DONTWAIT) < 0) {
       const int err = zmq_errno();
       zmq_msg_close(m);
-      delete m;
       if (index == 0 && (err == EAGAIN || err == EINTR)) {
         // A receive that does not wait processes the mailbox before it gives up: nothing
         // is queued and the next arrival will signal ZMQ_FD.
@@ -436,23 +468,21 @@ Result<InMessage> Socket::ReceiveOne(int first_flags, bool* got) {
     if (index < first_header) {
       routing_id.assign(static_cast<const char*>(zmq_msg_data(m)), zmq_msg_size(m));
       zmq_msg_close(m);
-      delete m;
     } else if (index == first_header) {
       if (mac_) {
         const char* a = zmq_msg_gets(m, "Peer-Address");
         peer = a != nullptr ? a : mac_->endpoint();
       }
-      header = AdoptFrame(m);
+      header = TakeFrame(m);
     } else if (payloads.size() <= kMaxPayloadFrames + (mac_ ? 1 : 0) + (shm_ ? 1 : 0)) {
       // Room for the trailer (mac), the header behind a shared-memory frame (shm), and one
       // extra, so Decode sees the excess.
-      payloads.push_back(AdoptFrame(m));
+      payloads.push_back(TakeFrame(m));
     } else {
       truncated = true;
       // Drain the rest of an over-long message without keeping it; Decode refuses the
       // message for the one extra frame kept above.
       zmq_msg_close(m);
-      delete m;
     }
   }
   return ProcessFrames(routing_id, std::move(header), std::move(payloads), index - first_header, truncated, peer, got);

@@ -196,7 +196,7 @@ class Socket {
 
   // Memory for a payload of `bytes` that will be sent to `routing_id` (ROUTER; ignored
   // on a DEALER): a slot of the shared-memory arena of that peer when there is a channel
-  // (then Send neither copies it nor hands it to ZeroMQ), else Buffer::Allocate(bytes).
+  // (then Send neither copies it nor hands it to ZeroMQ), else heap memory (16-byte aligned).
   // Uninitialised; fill it, then AddPayload it. Dropping it unsent frees the slot.
   // `progress` (not null): see ShmTransport::AllocatePayload (null unless the peer takes
   // streamed payloads and the Buffer is an arena slot).

@@ -422,6 +422,10 @@ std::vector<DensePiece> Client::PipelineOverTcp(const DenseLayout& layout, std::
   constexpr uint64_t kMaxCuts = 64;
   const uint64_t chunk = layout.chunk_elements;
   const uint64_t wanted = std::max<uint64_t>(1, options_.tcp_request_bytes / sizeof(float) / chunk);
+  // No piece longer than a request (a small tensor): nothing to cut, and no copy.
+  if (std::all_of(pieces.begin(), pieces.end(), [&](const DensePiece& p) { return p.end - p.begin <= wanted * chunk; })) {
+    return pieces;
+  }
   std::vector<DensePiece> out;
   for (const DensePiece& p : pieces) {
     // Pieces start on a chunk boundary (SplitDense of [0, n)), so every cut is one too.
@@ -477,8 +481,7 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
         continue;
       }
     }
-    Part p;
-    p.handle = h;
+    Part p(h);
     p.param_id = param_id;
     p.zero_copy_push = pushing;
     if (pulling) {

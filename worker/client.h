@@ -220,6 +220,9 @@ class Client {
 
   // One in-flight request to one server (or to the coordinator).
   struct Part {
+    Part() = default;
+    // A default-constructed Handle allocates state of its own: a part made for `h` skips it.
+    explicit Part(Handle h) : handle(std::move(h)) {}
     Handle handle;
     uint32_t param_id = 0;
     float* out = nullptr;            // pull destination (dense: at offset 0 of the piece)

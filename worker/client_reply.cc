@@ -21,7 +21,9 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
   if (p.server >= 0 && static_cast<size_t>(p.server) < metrics_->rtt.size()) {
     metrics_->rtt[static_cast<size_t>(p.server)]->Record(std::chrono::duration<double>(Clock::now() - p.sent).count());
   }
-  if (p.server >= 0 && (p.zero_copy_push || (p.out != nullptr && p.groups == nullptr))) {
+  // A server reached over TCP alone never has a channel: its state is not worth a string.
+  const size_t server = static_cast<size_t>(p.server);
+  if (p.server >= 0 && !server_tcp_only_[server] && (p.zero_copy_push || (p.out != nullptr && p.groups == nullptr))) {
     // Dense requests to this server go whole (streamed) while its channel is on, else cut
     // up for TCP (PipelineOverTcp); the channel turns on (or off) between requests.
     server_on_shm_[static_cast<size_t>(p.server)].store(servers_[static_cast<size_t>(p.server)]->shm_state() == "on",
