@@ -38,12 +38,16 @@
 //    the list) and Erase the key, until TakeDirty hands the lists over; an incremental
 //    checkpoint then costs O(dirty rows), not O(rows), with no lookup per row.
 //
-// Thread safety: none; the server's reactor thread owns every ShardStore and its tables.
+// Thread safety: none; the server's reactor thread owns every ShardStore and its tables,
+// but for the *Shared calls, which a helper may make on other slots at the same time
+// (inside a SplitWork call of the owner's: its join orders them before the owner's next
+// access).
 // digest() and Settle() are const but update the lazily kept sum, so even a const
 // table is not to be read from another thread.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -166,6 +170,32 @@ class RowTable {
       dirty_slots_.push_back(slot);
     }
   }
+
+  // BeginWrite and EndWrite for ranges of one batch running on two threads at once
+  // (ShardStore's SplitWork; distinct slots, so no row is opened twice): a word of the
+  // bit sets holds 64 slots, so its bits are set with atomic read-modify-writes, and
+  // what the two thread-owned totals would get is handed back instead. BeginWriteShared
+  // returns the hash to take out of the digest (0 when the row is stale already); the
+  // caller sums them (the digest is a wrapping sum: any order gives the same bits) and
+  // calls TakeFromDigest with the total on the owner thread. EndWriteShared returns
+  // whether the row became dirty, for the owner to AppendDirty it after the ranges.
+  uint64_t BeginWriteShared(uint32_t slot) const {
+    const uint64_t bit = uint64_t{1} << (slot % 64);
+    std::atomic_ref<uint64_t> word(stale_bits_[slot / 64]);
+    if (word.load(std::memory_order_relaxed) & bit) return 0;
+    const uint64_t h = RowHash(slot);
+    word.fetch_or(bit, std::memory_order_relaxed);
+    return h;
+  }
+  bool EndWriteShared(uint32_t slot) {
+    if (!track_dirty_) return false;
+    const uint64_t bit = uint64_t{1} << (slot % 64);
+    std::atomic_ref<uint64_t> word(dirty_bits_[slot / 64]);
+    return (word.load(std::memory_order_relaxed) & bit) == 0 && (word.fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+  }
+  void TakeFromDigest(uint64_t sum) { digest_ -= sum; }
+  void AppendDirty(uint32_t slot) { dirty_slots_.push_back(slot); }
+  bool tracks_dirty() const { return track_dirty_; }
 
   // Dirty tracking (incremental checkpoints). With it off nothing is recorded.
   void TrackDirty(bool on) { track_dirty_ = on; }

@@ -33,8 +33,10 @@
 // With SetSplitWork on, ReadSparse and ApplyRows' optimizer step of a batch of at least
 // kSplitMinKeys keys run their rows in ranges on the owner and a helper thread
 // (SplitWork) inside the call: the helper reads the table and writes its own ranges' rows
-// of the output or of the table, only before the call returns, and never inserts, erases
-// or touches the digest, dirty sets or scratch vectors (the reactor does those alone).
+// of the output or of the table, only before the call returns, and never inserts or
+// erases. A push of a pull's resident keys (PushResident) also opens its rows on both
+// threads: the helper sets its rows' stale and dirty bits atomically and writes its own
+// keys' entries of dirty_scratch_; the digest's sum and the dirty list are the reactor's.
 #pragma once
 
 #include <cstdint>
@@ -309,11 +311,16 @@ class ShardStore {
     std::vector<uint32_t> over;
     std::vector<uint8_t> over_flag;
     bool recheck = false;  // rows were restored: every partition is checked at the next round
+    // A row was restored with a counter below 0 or above 2^62 (RestoreRow): a push could
+    // give it a step < 1 (or overflow), so pushes take the general path, which checks.
+    bool odd_counters = false;
   };
   // ApplySparseRows' body; `writable` is grads.data() (the rows may be clipped and
   // compacted in place) or nullptr (read-only: compacted into grad_copy_; no clipping).
   Status ApplyRows(uint32_t param_id, std::span<const Key> keys, std::span<const float> grads, float* writable,
                    int64_t step, float grad_scale);
+  // ApplyRows' push of `slots` (a pull's, every one resident): shard_store_push.cc.
+  Status PushResident(Param& p, std::span<const uint32_t> slots, float* grads, int64_t step, float grad_scale);
   // The policy's evictions after a push at `step` (ApplySparseRows).
   void Evict(Param& p, int64_t step);
   // The memory budget's bookkeeping of one row created / erased.
@@ -342,6 +349,7 @@ class ShardStore {
   mutable std::vector<uint32_t> read_scratch_;
   std::vector<float*> row_scratch_;
   std::vector<int64_t> step_scratch_;
+  std::vector<uint32_t> dirty_scratch_;  // PushResident's rows made dirty by the helper's ranges, by key
   std::vector<float> grad_copy_;  // a read-only push's kept gradients when admission dropped some
   std::vector<Key> victims_;
   // EvictPartitions' rows of the partition it visits, in the eviction order: (last_seen,

@@ -28,7 +28,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <thread>
+
+#include "common/status.h"
 
 namespace tessera::paramserver {
 
@@ -79,6 +82,29 @@ class SplitWork {
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> helper_ranges_{0};
   std::thread thread_;
+};
+
+// The error of the lowest failing range of a SplitWork call (the one a single call over
+// the whole batch would have returned first); ranges report from both threads.
+class SplitErrors {
+ public:
+  void Note(size_t begin, Status st) {
+    if (st.ok()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (begin < begin_) {
+      begin_ = begin;
+      st_ = std::move(st);
+    }
+  }
+  Status first() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return st_;
+  }
+
+ private:
+  std::mutex mu_;
+  size_t begin_ = SIZE_MAX;
+  Status st_;
 };
 
 }  // namespace tessera::paramserver

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -91,6 +92,82 @@ TEST(ShardStoreSplit, PullsAndPushesAreBitwiseThoseWithoutTheHelper) {
     ASSERT_EQ(sa.rows[i].updates, sb.rows[i].updates);
     ASSERT_EQ(sa.rows[i].values, sb.rows[i].values) << "key " << sa.rows[i].key;
     ASSERT_EQ(sa.rows[i].slots, sb.rows[i].slots) << "key " << sa.rows[i].key;
+  }
+}
+
+// A push of a pull's keys, all resident, takes ShardStore::PushResident (its rows opened
+// and updated range by range, on two threads with the helper): the digest, the dirty rows
+// and every row are those of the lookup path (pull slots not reused), with rows settled
+// into the digest between pushes (so the helper takes hashes out of it) and dirty
+// tracking on; and a row restored with a counter of -1 sends its table's pushes down the
+// general path, which refuses a step < 1 before changing any row.
+TEST(ShardStoreSplit, ResidentPushesAreBitwiseTheLookupPaths) {
+  constexpr int64_t kWidth = 16;
+  constexpr Key kTableKeys = 6000;
+  const auto spec = SparseSpec("emb", kWidth, ClippedAdam());
+  Cluster reference(1, 1, {spec}, {SyncMode::kAsp, 0}), one(1, 1, {spec}, {SyncMode::kAsp, 0}),
+      two(1, 1, {spec}, {SyncMode::kAsp, 0});
+  ShardStore& r = reference.core(0).mutable_store();
+  ShardStore& a = one.core(0).mutable_store();
+  ShardStore& b = two.core(0).mutable_store();
+  r.SetReusePullSlots(false);
+  b.SetSplitWork(true);
+  std::mt19937_64 rng(11);
+  std::vector<Key> keys(kTableKeys);
+  for (Key k = 0; k < kTableKeys; ++k) keys[k] = k;
+  std::vector<float> out, g;
+  for (ShardStore* s : {&r, &a, &b}) {  // every row resident
+    g.assign(keys.size() * kWidth, 0.25f);
+    ASSERT_OK(s->ApplySparseRows(0, keys, g, 0));
+    s->TrackDirtyRows(true);
+  }
+  // Until the helper has run ranges of PushResident (it may be slow to wake on a busy
+  // machine, and then backs off), then 5 steps with the restored counter.
+  uint64_t helper_push_ranges = 0;
+  int64_t restored = 0;
+  for (int64_t step = 1; restored == 0 || step < restored + 5; ++step) {
+    if (restored == 0 && ((step >= 16 && helper_push_ranges > 0) || step == 2000)) {
+      restored = step;  // a counter of -1: the next push's step would be 0
+      for (ShardStore* s : {&r, &a, &b}) {
+        std::optional<RowState> row = s->row(0, 7);
+        ASSERT_TRUE(row.has_value());
+        row->updates = -1;
+        ASSERT_OK(s->RestoreRow(*row));
+      }
+    }
+    std::shuffle(keys.begin(), keys.end(), rng);
+    const size_t n = step % 3 == 0 ? 900 : 4096;  // below kSplitMinKeys too
+    const std::span<const Key> batch(keys.data(), n);
+    g.resize(n * kWidth);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = 3.0f * Grad(0, step, i);  // some rows clip
+    const bool has7 = std::find(batch.begin(), batch.end(), Key{7}) != batch.end();
+    for (ShardStore* s : {&r, &a, &b}) {
+      out.assign(n * kWidth, 0.0f);
+      ASSERT_OK(s->ReadSparse(0, batch, out));
+      std::vector<float> gs = g;
+      const uint64_t before = s->split_helper_ranges();
+      const Status st = s->ApplySparseRows(0, batch, gs, step);
+      if (restored == 0) helper_push_ranges += s->split_helper_ranges() - before;
+      EXPECT_EQ(st.ok(), restored == 0 || !has7) << "step " << step;
+    }
+    ASSERT_EQ(r.Digest(), a.Digest()) << "step " << step;
+    ASSERT_EQ(r.Digest(), b.Digest()) << "step " << step;
+    if (step % 4 == 0) {
+      const auto dirty = r.TakeDirtyRows();
+      ASSERT_EQ(dirty, a.TakeDirtyRows()) << "step " << step;
+      ASSERT_EQ(dirty, b.TakeDirtyRows()) << "step " << step;
+    }
+  }
+  EXPECT_GT(a.pushes_reusing_pull_slots(), 0u);
+  EXPECT_GT(b.pushes_reusing_pull_slots(), 0u);
+  EXPECT_EQ(r.pushes_reusing_pull_slots(), 0u);
+  EXPECT_GT(helper_push_ranges, 0u);
+  const ShardSnapshot sr = r.Snapshot(), sa = a.Snapshot(), sb = b.Snapshot();
+  ASSERT_EQ(sr.rows.size(), sa.rows.size());
+  ASSERT_EQ(sr.rows.size(), sb.rows.size());
+  for (size_t i = 0; i < sr.rows.size(); ++i) {
+    ASSERT_EQ(sr.rows[i], sa.rows[i]) << "key " << sr.rows[i].key;
+    ASSERT_EQ(sr.rows[i], sb.rows[i]) << "key " << sr.rows[i].key;
   }
 }
 
