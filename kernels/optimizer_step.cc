@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/stream_copy.h"
 #include "common/tensor.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/ops.h"
@@ -59,7 +60,9 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
     Status st =
         kernels::ApplyOptimizer(cfg, update_count, View(param + b, len), View(grad + b, len), sv.span(), grad_scale);
     if (!st.ok()) return Status::Internal(st.ToString());
-    if (len > 0 && !mirror.empty()) std::memcpy(mirror.data() + b, param + b, len * sizeof(float));
+    // The block's values are in L1/L2; a large mirror (a same-host reply) is written past
+    // the caches (common/stream_copy.h).
+    if (len > 0 && !mirror.empty()) PayloadCopy(mirror.data() + b, param + b, len * sizeof(float), n * sizeof(float));
     b += step;
   } while (b < n);
   return Status::OK();
