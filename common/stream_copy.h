@@ -11,10 +11,12 @@
 // outgrows L2 anyway and is read by another process long after its first block was
 // written, so keeping it in cache buys nothing.
 //
-// Thread safety: pure functions.
+// Thread safety: pure functions, a thread-local size (ScopedPayloadBytes) and an atomic
+// counter.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -29,11 +31,16 @@ namespace tessera {
 // size decides, not a block's, so every block of one payload is copied alike).
 inline constexpr uint64_t kStreamCopyBytes = uint64_t{4} << 20;
 
+// Bytes StreamCopy has copied in this process: tests check that every copy of a large
+// payload took it. One relaxed add per call (a block of 32-128 KiB or a whole payload).
+inline std::atomic<uint64_t> g_stream_copied_bytes{0};
+
 // memcpy(dst, src, n) with non-temporal stores (x86-64, SSE2: every x86-64 CPU has
 // them; elsewhere plain memcpy). Ends with a store fence: non-temporal stores are not
 // ordered by a later release store, and callers publish the bytes with one
 // (ShmStreamPublish) or hand them to another thread.
 inline void StreamCopy(void* dst, const void* src, size_t n) {
+  g_stream_copied_bytes.fetch_add(n, std::memory_order_relaxed);
 #if defined(__x86_64__)
   auto* d = static_cast<unsigned char*>(dst);
   const auto* s = static_cast<const unsigned char*>(src);
@@ -60,6 +67,23 @@ inline void StreamCopy(void* dst, const void* src, size_t n) {
   std::memcpy(dst, src, n);
 #endif
 }
+
+// The size of the payload this thread is writing piece by piece where the writer sees only
+// a piece: the parameter server's reply to a push+pull, mirrored chunk by chunk
+// (--chunk_bytes, 1 MiB by default) by kernels::ApplyUpdateReadOnly. Set for a scope by
+// ScopedPayloadBytes; 0 outside one.
+inline thread_local uint64_t t_payload_bytes = 0;
+
+class ScopedPayloadBytes {
+ public:
+  explicit ScopedPayloadBytes(uint64_t bytes) : prev_(t_payload_bytes) { t_payload_bytes = bytes; }
+  ~ScopedPayloadBytes() { t_payload_bytes = prev_; }
+  ScopedPayloadBytes(const ScopedPayloadBytes&) = delete;
+  ScopedPayloadBytes& operator=(const ScopedPayloadBytes&) = delete;
+
+ private:
+  const uint64_t prev_;
+};
 
 // StreamCopy when the payload being copied (of which this call may be one block) has
 // `payload_bytes` >= kStreamCopyBytes, else memcpy: a small payload is read while its

@@ -51,6 +51,8 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
   const bool blocked = (!mirror.empty() || gate != nullptr) &&
                        (cpu::CpuThreads() <= 1 || static_cast<int64_t>(n) <= cpu::kParallelGrain);
   const uint64_t step = blocked ? kMirrorBlock : std::max<uint64_t>(n, 1);
+  // This unit may be one chunk of a larger reply (ScopedPayloadBytes): the reply's size decides.
+  const uint64_t mirror_payload = std::max<uint64_t>(n * sizeof(float), t_payload_bytes);
   uint64_t b = 0;
   do {  // once at least, so an empty unit is validated as before
     const uint64_t len = std::min(step, n - b);
@@ -62,7 +64,7 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
     if (!st.ok()) return Status::Internal(st.ToString());
     // The block's values are in L1/L2; a large mirror (a same-host reply) is written past
     // the caches (common/stream_copy.h).
-    if (len > 0 && !mirror.empty()) PayloadCopy(mirror.data() + b, param + b, len * sizeof(float), n * sizeof(float));
+    if (len > 0 && !mirror.empty()) PayloadCopy(mirror.data() + b, param + b, len * sizeof(float), mirror_payload);
     b += step;
   } while (b < n);
   return Status::OK();

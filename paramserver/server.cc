@@ -10,6 +10,7 @@
 #include "common/exit_codes.h"
 #include "common/hostname.h"
 #include "common/shared_marker.h"
+#include "common/stream_copy.h"
 #include "common/timeline.h"
 #include "wire/shard_map_wire.h"
 #include "paramserver/request_decode.h"
@@ -427,6 +428,8 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
       SendPullReply(sock, msg, decoded, out, mirror.size(), applied, /*streamable=*/true).IgnoreError();
     };
     const bool gated = stream != nullptr || reply_progress != nullptr;
+    // The reply is mirrored chunk by chunk; its whole size picks the copy (common/stream_copy.h).
+    const ScopedPayloadBytes reply_bytes(mirror.size_bytes());
     st = core_->Push(req, decoded.values, mirror, &mirrored, gated ? &gate : nullptr,
                      reply_progress != nullptr ? &answer_first : nullptr);
     if (answered) {  // the requester learns the outcome from the progress word

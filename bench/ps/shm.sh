@@ -15,6 +15,7 @@
 # BASE=<other build dir> instead compares two builds (docs/benchmarks-shm.md): per payload
 # and round the raw-ZeroMQ round trip and one same-host job (--auth=$AUTH, default mac) of
 # each build, their order flipped each round; it prints this build / BASE and each / raw.
+# CHUNK there sets --chunk_bytes (default: 16 MiB above 1 MiB, as below; the flag's own is 1 MiB).
 set -euo pipefail
 B=${1:-build}
 R=${2:-3}
@@ -40,7 +41,7 @@ if [ -n "${BASE:-}" ]; then
   for bytes in ${SIZES:-1048576 67108864}; do
     iters=2000; [ "$bytes" -ge 67108864 ] && iters=20; [ "$bytes" -eq 1048576 ] && iters=1000
     iters=${ITERS:-$iters}
-    chunk=$((bytes > 1048576 ? 16777216 : 1048576))
+    chunk=${CHUNK:-$((bytes > 1048576 ? 16777216 : 1048576))}
     label="$((bytes >= 1048576 ? bytes >> 20 : bytes >> 10)) $([ "$bytes" -ge 1048576 ] && echo MiB || echo KiB)"
     for r in $(seq "$R"); do
       order=(raw new base); [ $((r % 2)) = 0 ] && order=(base new raw)

@@ -6,9 +6,11 @@
 // it, is bitwise the optimizer applied here to local copies (kernels::ApplyUpdate without
 // a mirror, which copies nothing), for every optimizer. The element count leaves a tail
 // that is not a whole cache line, and the caller's buffers start off 16-byte alignment.
+// Each of those copies takes StreamCopy (counted), also when the server's chunks are small.
 #include <gflags/gflags.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <span>
 #include <vector>
@@ -45,14 +47,16 @@ class Unaligned {
   size_t offset_ = 0;
 };
 
-void RunAndCompare(bool stream) {
+// `chunk_bytes`: the whole param in one chunk, or in 256 KiB chunks (the server mirrors
+// the reply chunk by chunk, each below kStreamCopyBytes: ScopedPayloadBytes says the reply's size).
+void RunAndCompare(bool stream, uint64_t chunk_bytes) {
   FLAGS_shm_stream = stream;
   std::vector<ParamSpec> ps = testing::EveryOptimizer(kElements);
   ps.push_back(ps[0]);  // "warm": its push+pulls wait for the shared-memory channel
   ps.back().name = "warm";
   const uint32_t warm = static_cast<uint32_t>(ps.size() - 1);
   testing::InProcJobOptions o;
-  o.chunk_bytes = 8 << 20;  // one chunk per param: the server mirrors the whole payload at once
+  o.chunk_bytes = chunk_bytes;
   const uint64_t streamed_before = Counter("shm_streamed_payloads_sent_total");
   uint64_t shm_before = 0;
   {
@@ -65,25 +69,39 @@ void RunAndCompare(bool stream) {
       if (Counter("shm_bytes_received_total") - shm_before == 2 * kElements * sizeof(float)) break;
     }
     shm_before = Counter("shm_bytes_received_total");
+    const uint64_t streamed_bytes_before = g_stream_copied_bytes.load();
     for (uint32_t id = 0; id < warm; ++id) {
       const OptimizerConfig& cfg = ps[id].optimizer;
       SCOPED_TRACE("param " + ps[id].name + (stream ? ", streamed" : ", not streamed"));
+      // The reference, chunk by chunk as the server updates (a clipped param clips per chunk).
+      const uint64_t ce = chunk_bytes / sizeof(float), chunks = (kElements + ce - 1) / ce;
+      const auto n_slots = static_cast<uint64_t>(NumOptimizerSlots(cfg.kind));
       std::vector<float> param(kElements, 0.5f);
-      std::vector<float> slots(static_cast<size_t>(NumOptimizerSlots(cfg.kind)) * kElements);
-      ASSERT_OK(kernels::InitSlots(cfg, slots, kElements));
+      std::vector<std::vector<float>> slots(chunks);
+      for (uint64_t k = 0; k < chunks; ++k) {
+        slots[k].resize(n_slots * (std::min<uint64_t>(kElements, (k + 1) * ce) - k * ce));
+        ASSERT_OK(kernels::InitSlots(cfg, slots[k], slots[k].size() / std::max<uint64_t>(n_slots, 1)));
+      }
       Unaligned grad(0.0f), out(-1.0f), pulled(-2.0f);
       for (int64_t step = 0; step < 3; ++step) {
         const std::vector<float> g = testing::StepGradient(kElements, step, id);
         std::copy(g.begin(), g.end(), grad.span().begin());
         ASSERT_OK(c.client().PushPull(id, grad.view(), out.view(), step).Wait(std::chrono::seconds(30)));
         std::vector<float> local_g = g;
-        ASSERT_OK(kernels::ApplyUpdate(cfg, step + 1, param, slots, local_g));
+        for (uint64_t k = 0; k < chunks; ++k) {
+          const uint64_t b = k * ce, len = std::min<uint64_t>(kElements, b + ce) - b;
+          ASSERT_OK(kernels::ApplyUpdate(cfg, step + 1, std::span<float>(param).subspan(b, len), slots[k],
+                                         std::span<float>(local_g).subspan(b, len)));
+        }
         ASSERT_EQ(std::memcmp(out.span().data(), param.data(), kElements * sizeof(float)), 0) << "step " << step;
         ASSERT_OK(c.client().Pull(id, pulled.view(), step).Wait(std::chrono::seconds(30)));
         ASSERT_EQ(std::memcmp(pulled.span().data(), param.data(), kElements * sizeof(float)), 0) << "step " << step;
       }
       EXPECT_NE(param[1], 0.5f) << "the optimizer changed the values";
     }
+    // Past the caches, every step of every param: the gradient into the worker's arena,
+    // the update into the reply, the reply and the pull's reply into the caller's tensor.
+    EXPECT_EQ(g_stream_copied_bytes.load() - streamed_bytes_before, 4u * 3u * warm * kElements * sizeof(float));
   }
   FLAGS_shm_stream = true;
   // Every request and reply went through the arenas (not TCP): 3 payloads per step and
@@ -99,8 +117,9 @@ void RunAndCompare(bool stream) {
   }
 }
 
-TEST(ShmLargePushPull, StreamedRepliesAreBitwiseTheOptimizer) { RunAndCompare(true); }
-TEST(ShmLargePushPull, UnstreamedRepliesAreBitwiseTheOptimizer) { RunAndCompare(false); }
+TEST(ShmLargePushPull, StreamedRepliesAreBitwiseTheOptimizer) { RunAndCompare(true, 8 << 20); }
+TEST(ShmLargePushPull, UnstreamedRepliesAreBitwiseTheOptimizer) { RunAndCompare(false, 8 << 20); }
+TEST(ShmLargePushPull, ChunkedRepliesAreBitwiseTheOptimizer) { RunAndCompare(true, 256 << 10); }
 
 }  // namespace
 }  // namespace tessera
