@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/stream_copy.h"
 #include "common/tensor.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/ops.h"
@@ -50,6 +51,8 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
   const bool blocked = (!mirror.empty() || gate != nullptr) &&
                        (cpu::CpuThreads() <= 1 || static_cast<int64_t>(n) <= cpu::kParallelGrain);
   const uint64_t step = blocked ? kMirrorBlock : std::max<uint64_t>(n, 1);
+  // This unit may be one chunk of a larger reply (ScopedPayloadBytes): the reply's size decides.
+  const uint64_t mirror_payload = std::max<uint64_t>(n * sizeof(float), t_payload_bytes);
   uint64_t b = 0;
   do {  // once at least, so an empty unit is validated as before
     const uint64_t len = std::min(step, n - b);
@@ -59,7 +62,9 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
     Status st =
         kernels::ApplyOptimizer(cfg, update_count, View(param + b, len), View(grad + b, len), sv.span(), grad_scale);
     if (!st.ok()) return Status::Internal(st.ToString());
-    if (len > 0 && !mirror.empty()) std::memcpy(mirror.data() + b, param + b, len * sizeof(float));
+    // The block's values are in L1/L2; a large mirror (a same-host reply) is written past
+    // the caches (common/stream_copy.h).
+    if (len > 0 && !mirror.empty()) PayloadCopy(mirror.data() + b, param + b, len * sizeof(float), mirror_payload);
     b += step;
   } while (b < n);
   return Status::OK();

@@ -11,6 +11,7 @@
 #include "common/exit_codes.h"
 #include "common/hostname.h"
 #include "common/shared_marker.h"
+#include "common/stream_copy.h"
 #include "common/timeline.h"
 #include "wire/shard_map_wire.h"
 #include "paramserver/request_decode.h"
@@ -432,6 +433,8 @@ bool ParamServer::Serve(Socket& sock, const InMessage& msg, DataRequest& decoded
     if (stream != nullptr || reply_progress != nullptr) gate.emplace(gate_fn);
     std::optional<std::function<void()>> answer_first;
     if (reply_progress != nullptr) answer_first.emplace(answer_fn);
+    // The reply is mirrored chunk by chunk; its whole size picks the copy (common/stream_copy.h).
+    const ScopedPayloadBytes reply_bytes(mirror.size_bytes());
     st = core_->Push(req, decoded.values, mirror, &mirrored, gate ? &*gate : nullptr,
                      answer_first ? &*answer_first : nullptr);
     if (answered) {  // the requester learns the outcome from the progress word

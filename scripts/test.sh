@@ -92,7 +92,7 @@ run_ctest build-cpu --output-on-failure -j2 --timeout 600 \
 #    launch rendezvous (MPI's world exchange on the communication thread, PMI-1 under
 #    MPICH's mpiexec).
 step "ASan+UBSan build + wire, launcher and parameter-server tests"
-SAN_TARGETS="leader_job_test reply_backlog_test push_lifetime_test dead_coordinator_test mean_fold_job_test rendezvous_job_test net_iface_test membership_test child_command_test wire_unit_test wire_integration_test wire_mac_auth_test wire_shm_test wire_shm_process_test shm_peer wire_link_test wire_link_process_test link_peer shm_stream_job_test tcp_pipeline_test sparse_groups_reuse_test row_table_test key_groups_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_auth_test request_decode_test manifest_hostile_test idx_hostile_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test replica_state_test"
+SAN_TARGETS="leader_job_test reply_backlog_test push_lifetime_test dead_coordinator_test mean_fold_job_test rendezvous_job_test net_iface_test membership_test child_command_test wire_unit_test wire_integration_test wire_mac_auth_test wire_shm_test wire_shm_process_test shm_peer wire_link_test wire_link_process_test link_peer shm_stream_job_test shm_large_push_pull_test tcp_pipeline_test sparse_groups_reuse_test row_table_test key_groups_test wire_peer local_launcher_test ps_job_test ps_refusal_test ps_auth_test request_decode_test manifest_hostile_test idx_hostile_test ps_peer kv_app_test kv_app tessera checkpoint_store_test checkpoint_ps_test replica_state_test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
   -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$SAN_FLAGS" \
   -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined" >/dev/null
@@ -100,21 +100,21 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CU
 cmake --build build-asan -j"$JOBS" --target $SAN_TARGETS
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest build-asan --output-on-failure -j2 --timeout 600 \
-  -R '^(LeaderJob|ReactorLead|ReplyBacklog|PushLifetime|DeadCoordinator|MpiRendezvous|PmiRendezvous|ChooseInterface|PlanAddresses|PlanNetwork|FollowCoordinatorRoute|ProbeTcp|DefaultCandidateAddresses|FirstReachableEndpoint|JobRecord|JobShape|SilentTest|ChildCommand|Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|ReactorWakeup|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|MacAuthTest|MitmTest|ShmArena|ShmSocket|ShmProcess|ShmStream|ShmStreamSocket|ShmStreamJob|EverySync/MeanFoldJob|TcpPipeline|SparseGroupsReuse|LinkTest|Auth/LinkBitwise|LinkProcess|RowTable|ShardStoreRows|SplitWork|ShardStoreSplit|TableEviction|KeyGroups|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint|ReplicaState)[.]'
+  -R '^(LeaderJob|ReactorLead|ReplyBacklog|PushLifetime|DeadCoordinator|MpiRendezvous|PmiRendezvous|ChooseInterface|PlanAddresses|PlanNetwork|FollowCoordinatorRoute|ProbeTcp|DefaultCandidateAddresses|FirstReachableEndpoint|JobRecord|JobShape|SilentTest|ChildCommand|Codec|OutMessage|Reply|Op|Alloc|SocketTest|ZeroCopyTest|Reactor|ReactorWakeup|MalformedInput|Process|LocalLauncher|ParamServerJob|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|MacAuthTest|MitmTest|ShmArena|ShmSocket|ShmProcess|ShmStream|ShmStreamSocket|ShmStreamJob|ShmLargePushPull|StreamCopy|EverySync/MeanFoldJob|TcpPipeline|SparseGroupsReuse|LinkTest|Auth/LinkBitwise|LinkProcess|RowTable|ShardStoreRows|SplitWork|ShardStoreSplit|TableEviction|KeyGroups|LaunchedJobAuth|RequestDecode|ManifestHostile|IdxHostile|KvApp|Crc32c|Record|Methods/ShardDb|Manifest|Catalog|PsCheckpoint|ReplicaState)[.]'
 
 # 4. ThreadSanitizer over the code with the most threads: in-process jobs (coordinator,
 #    servers, worker and ZAP handler threads in one process; the coordinator's rendezvous
 #    table) and whole multi-process jobs (with the coordinator's /metrics HTTP thread and
 #    the timeline's flusher thread). libzmq is not instrumented (tests/wire/tsan.supp says why).
 step "TSan build + multi-threaded and multi-process tests"
-TSAN_TARGETS="leader_job_test row_table_test reply_backlog_test dead_coordinator_test wire_integration_test mean_fold_job_test wire_shm_test wire_link_test wire_link_process_test link_peer shm_stream_job_test tcp_pipeline_test sparse_groups_reuse_test handle_test wire_peer ps_refusal_test ps_auth_test ps_job_test ps_peer tessera rendezvous_test observe_job_test timeline_job_test"
+TSAN_TARGETS="leader_job_test row_table_test reply_backlog_test dead_coordinator_test wire_integration_test mean_fold_job_test wire_shm_test wire_link_test wire_link_process_test link_peer shm_stream_job_test shm_large_push_pull_test tcp_pipeline_test sparse_groups_reuse_test handle_test wire_peer ps_refusal_test ps_auth_test ps_job_test ps_peer tessera rendezvous_test observe_job_test timeline_job_test"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_CUDA=OFF \
   -DTESSERA_BUILD_BENCH=OFF -DTESSERA_SANITIZE=thread -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$SAN_FLAGS" >/dev/null
 # shellcheck disable=SC2086
 cmake --build build-tsan -j"$JOBS" --target $TSAN_TARGETS
 TSAN_OPTIONS="suppressions=$ROOT/tests/wire/tsan.supp:halt_on_error=1:second_deadlock_stack=1" \
   run_ctest build-tsan --output-on-failure -j2 --timeout 600 \
-  -R '^((LeaderJob|ReplyBacklog|DeadCoordinator|ReactorLead|SocketTest|ZeroCopyTest|Reactor|ReactorWakeup|LinkTest|Auth/LinkBitwise|LinkProcess|ShmStream|ShmStreamSocket|ShmStreamJob|EverySync/MeanFoldJob|TcpPipeline|SparseGroupsReuse|HandleDefer|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|LaunchedJobAuth|ParamServerJob|RendezvousJob|RendezvousStore|ObserveJob|SplitWork|ShardStoreSplit)[.]|TimelineJob[.]Bsp)'
+  -R '^((LeaderJob|ReplyBacklog|DeadCoordinator|ReactorLead|SocketTest|ZeroCopyTest|Reactor|ReactorWakeup|LinkTest|Auth/LinkBitwise|LinkProcess|ShmStream|ShmStreamSocket|ShmStreamJob|ShmLargePushPull|EverySync/MeanFoldJob|TcpPipeline|SparseGroupsReuse|HandleDefer|RefusalTest|CurveKeyFile|JobAuth|CurveJobTest|MacJobTest|LaunchedJobAuth|ParamServerJob|RendezvousJob|RendezvousStore|ObserveJob|SplitWork|ShardStoreSplit)[.]|TimelineJob[.]Bsp)'
 
 # 5. Fuzz the decoders for a bounded time each (clang + libFuzzer, ASan + UBSan).
 if [ -f scripts/fuzz.sh ] && [ "$FUZZ_SECONDS" -gt 0 ]; then

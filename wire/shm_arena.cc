@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/stream_copy.h"
 #include "wire/shm_stream.h"
 
 namespace tessera::wire {
@@ -135,7 +136,7 @@ std::optional<ShmSlotRef> ShmTxArena::Put(std::span<const std::byte> bytes) {
   std::optional<ShmSlotRef> ref = Reserve(bytes.size());
   // The receiver learns of the slot only from the descriptor, which crosses the socket
   // after this copy (the socket's send and receive order the two).
-  if (ref) std::memcpy(base_ + ref->offset, bytes.data(), bytes.size());
+  if (ref) PayloadCopy(base_ + ref->offset, bytes.data(), bytes.size(), bytes.size());
   return ref;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "common/stream_copy.h"
 #include "wire/shm_arena.h"
 
 DEFINE_int64(shm_stream_timeout_ms, 2000,
@@ -40,7 +41,7 @@ void ShmStreamCopy(std::byte* dst, std::span<const std::byte> src, uint64_t* pro
   }
   for (uint64_t b = 0; b < src.size();) {
     const uint64_t len = std::min<uint64_t>(kShmStreamBlock, src.size() - b);
-    std::memcpy(dst + b, src.data() + b, len);
+    PayloadCopy(dst + b, src.data() + b, len, src.size());
     b += len;
     word.store(b, std::memory_order_release);  // the block's bytes before the count
   }

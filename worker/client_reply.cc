@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/exit_codes.h"
+#include "common/stream_copy.h"
 #include "worker/client.h"
 #include "worker/client_metrics.h"
 
@@ -73,13 +74,13 @@ void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
           const uint64_t len = std::min<uint64_t>(wire::kShmStreamBlock, src.size() - b);
           Status st = stream->WaitFor(b + len, stream_timeout);
           if (!st.ok()) return st.WithContext(what + ": the server's reply");
-          std::memcpy(dst + b, src.data() + b, len);
+          PayloadCopy(dst + b, src.data() + b, len, src.size());
         }
         return Status::OK();
       });
       return;
     } else if (p.groups == nullptr) {
-      std::memcpy(p.out, bytes.data(), bytes.size());
+      PayloadCopy(p.out, bytes.data(), bytes.size(), bytes.size());
     } else {
       // Straight from the reply frame into the caller's rows.
       ScatterGroups(*p.groups, p.group_of, reinterpret_cast<const float*>(bytes.data()), p.row_width, p.out);

@@ -12,6 +12,10 @@
 # the per-round ratios; each round runs its jobs in reverse order on even rounds, so load on a
 # shared machine hits them alike. About 35 s a round on the 2-vCPU dev VM. SIZES (a subset of
 # the three payloads) and ITERS (iterations for every payload) shorten a run (the tests do).
+# BASE=<other build dir> instead compares two builds (docs/benchmarks-shm.md): per payload
+# and round the raw-ZeroMQ round trip and one same-host job (--auth=$AUTH, default mac) of
+# each build, their order flipped each round; it prints this build / BASE and each / raw.
+# CHUNK there sets --chunk_bytes (default: 16 MiB above 1 MiB, as below; the flag's own is 1 MiB).
 set -euo pipefail
 B=${1:-build}
 R=${2:-3}
@@ -31,6 +35,39 @@ ratios() {  # numerator-prefix denominator-prefix [invert]: per-round ratios, th
   echo "$label $t, $1 / $2$([ "${3:-0}" = 1 ] && echo ' (time)'): $(tr '\n' ' ' <"$tmp/ratio")" >>"$tmp/rounds"
   median "$tmp/ratio" "${4:-%.2f}"
 }
+if [ -n "${BASE:-}" ]; then
+  A=${AUTH:-mac}
+  printf '| payload | raw ZeroMQ TCP GB/s | this build GB/s | BASE GB/s | this / BASE | this / raw | BASE / raw |\n|---|--:|--:|--:|--:|--:|--:|\n' >"$tmp/table"
+  for bytes in ${SIZES:-1048576 67108864}; do
+    iters=2000; [ "$bytes" -ge 67108864 ] && iters=20; [ "$bytes" -eq 1048576 ] && iters=1000
+    iters=${ITERS:-$iters}
+    chunk=${CHUNK:-$((bytes > 1048576 ? 16777216 : 1048576))}
+    label="$((bytes >= 1048576 ? bytes >> 20 : bytes >> 10)) $([ "$bytes" -ge 1048576 ] && echo MiB || echo KiB)"
+    for r in $(seq "$R"); do
+      order=(raw new base); [ $((r % 2)) = 0 ] && order=(base new raw)
+      for j in "${order[@]}"; do
+        case $j in
+          raw) "$P" --bench_mode=baseline --bytes=$bytes --iters=$iters | get zmq_gbps >"$tmp/raw.$r" ;;
+          *) d=$B; [ "$j" = base ] && d=$BASE
+             out=$("$d/launch/tessera" launch --servers 1 --workers 1 --program "$d/bench/ps/ps_bench" -- --sync=asp \
+                     --bench_mode=dense --bytes=$bytes --iters=$iters --chunk_bytes=$chunk --auth="$A" 2>&1)
+             if grep -qE 'shared memory off for|shared memory for replies from .* off' <<<"$out"; then
+               echo "WARNING: $label, $j: shared memory fell back to TCP" >>"$tmp/warn"
+             fi
+             get gbps <<<"$out" >"$tmp/$j.$r" ;;
+        esac
+      done
+    done
+    for f in raw new base; do cat "$tmp/$f".[0-9]* >"$tmp/$f.all"; done
+    t="(--auth=$A)"
+    echo "| $label | $(median "$tmp/raw.all") | $(median "$tmp/new.all") | $(median "$tmp/base.all") | $(ratios new base) | $(ratios new raw) | $(ratios base raw) |" >>"$tmp/table"
+    rm -f "$tmp"/*.[0-9]* "$tmp"/*.all
+  done
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $R rounds, medians; BASE=$BASE"
+  [ -f "$tmp/warn" ] && cat "$tmp/warn"
+  echo; cat "$tmp/table"; echo; echo "Per-round ratios (round 1 first):"; cat "$tmp/rounds"
+  exit 0
+fi
 modes=(mac none curve)
 for bytes in ${SIZES:-4096 1048576 67108864}; do
   iters=2000; [ "$bytes" -ge 67108864 ] && iters=20; [ "$bytes" -eq 1048576 ] && iters=1000

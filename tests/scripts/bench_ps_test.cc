@@ -1,9 +1,9 @@
-// bench/ps/run.sh and bench/ps/shm.sh, the scripts behind docs/benchmarks.md's push/pull
-// tables, shortened through their SIZES and ITERS seams: real `tessera launch` jobs of
-// ps_bench. Each table must name the --auth mode its jobs ran (issue 17: published figures
-// state their mode; the scripts read it from the processes' logs, not from their flags) and
-// hold a number in every cell, so that a changed log line or RESULT format fails here and
-// not in the next person's measurement.
+// bench/ps/run.sh and bench/ps/shm.sh (and its BASE mode, two builds A/B), the scripts
+// behind docs/benchmarks.md's push/pull tables, shortened through their SIZES and ITERS
+// seams: real `tessera launch` jobs of ps_bench. Each table must name the --auth mode its
+// jobs ran (issue 17: published figures state their mode; the scripts read it from the
+// processes' logs, not from their flags) and hold a number in every cell, so that a
+// changed log line or RESULT format fails here and not in the next person's measurement.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -62,6 +62,18 @@ TEST(BenchPsScripts, ShmTableMeasuresEveryAuthModeOnOneHostAndOverTcp) {
       ExpectPositive(rows[0], 2, 13, r.output);
     }
   }
+}
+
+TEST(BenchPsScripts, ShmBaseModeComparesTwoBuildsAgainstRaw) {
+  // BASE: this build against another (here the same one), each against raw ZeroMQ.
+  const auto r = Script("SIZES=1048576 ITERS=20 BASE=" + testing::BinaryDir(), "shm.sh", 240);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("| this build GB/s | BASE GB/s | this / BASE |"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("WARNING"), std::string::npos) << "shared memory fell back to TCP:\n" << r.output;
+  const auto rows = Rows(r.output, "| 1 MiB |");
+  ASSERT_EQ(rows.size(), 1u) << r.output;
+  ExpectPositive(rows[0], 1, 7, r.output);  // raw, this, BASE GB/s; three ratios
+  EXPECT_NE(r.output.find("1 MiB (--auth=mac), new / base: "), std::string::npos) << r.output;
 }
 
 TEST(BenchPsScripts, RunTableNamesTheAuthModeTheJobsLogged) {
