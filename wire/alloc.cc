@@ -1,12 +1,53 @@
 #include "wire/alloc.h"
 
+#include <cstdlib>
 #include <mutex>
+#include <new>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 namespace tessera::wire {
+
+namespace {
+
+struct FrameSlots {  // trivially destructible: usable after the guard below ran
+  void* blocks[kSmallFramesPerThread];
+  int n;
+  bool gone;
+};
+thread_local FrameSlots t_frames{};
+struct FrameSlotsGuard {
+  ~FrameSlotsGuard() {
+    t_frames.gone = true;
+    while (t_frames.n > 0) std::free(t_frames.blocks[--t_frames.n]);
+  }
+};
+thread_local FrameSlotsGuard t_frames_guard;
+
+void GiveFrameBlock(void* p) {
+  (void)&t_frames_guard;  // odr-use: the guard frees the cache at thread exit
+  if (t_frames.gone || t_frames.n == kSmallFramesPerThread) {
+    std::free(p);
+    return;
+  }
+  t_frames.blocks[t_frames.n++] = p;
+}
+
+}  // namespace
+
+Buffer FrameBuffer(size_t size) {
+  if (size > kSmallFrameBytes) {
+    void* p = std::malloc(size);
+    if (p == nullptr) throw std::bad_alloc();  // as Buffer::Allocate does
+    return Buffer::Wrap(p, size, Device::kCPU, [p] { std::free(p); });
+  }
+  (void)&t_frames_guard;
+  void* p = t_frames.n > 0 ? t_frames.blocks[--t_frames.n] : std::malloc(kSmallFrameBytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return Buffer::Wrap(p, size, Device::kCPU, [p] { GiveFrameBlock(p); });
+}
 
 bool TuneAllocatorForLargeMessages() {
   static std::once_flag once;

@@ -19,7 +19,24 @@
 // first wire::Context, whose I/O thread would otherwise pick its own arena).
 #pragma once
 
+#include <cstddef>
+
+#include "common/tensor.h"
+
 namespace tessera::wire {
+
+// Host memory for one small message frame (a received frame ZeroMQ packed at an odd
+// offset, a reply payload): `size` bytes, 16-byte aligned, uninitialised, size > 0.
+//
+// Frames of at most kSmallFrameBytes come from a cache of 8 KiB blocks owned by the
+// thread that frees them (at most kSmallFramesPerThread each; more go back to malloc):
+// glibc's per-thread cache stops at 1 KiB, so a 4 KiB round trip took the allocator's
+// shared lock for each such frame on both sides. The Buffer's release puts the block in
+// the cache of whichever thread drops the last reference (the thread that received it,
+// for a request or reply read and dropped where it was read). Larger frames use malloc.
+inline constexpr size_t kSmallFrameBytes = 8192;
+inline constexpr int kSmallFramesPerThread = 8;
+Buffer FrameBuffer(size_t size);
 
 // Applies the mallopt settings above. Idempotent and thread-safe; call it early in
 // main. Returns false when glibc refused a setting (non-glibc

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/dtype.h"
+#include "wire/message_state.h"
 
 DEFINE_uint64(max_message_bytes, tessera::wire::kDefaultMaxMessageBytes,
               "Largest message (header plus payload frames, in bytes) a socket accepts; "
@@ -109,7 +110,12 @@ static_assert(capnp::CheckpointCommit::_capnpPrivate::pointerCount == 0, "update
 static_assert(capnp::StepReport::_capnpPrivate::pointerCount == 0, "update ReadFlatHeader");
 
 // Returns false when the body is not one of the flat ones (the caller then walks).
-bool ReadFlatHeader(Header::Reader h) {
+// Reads the payload list's elements only when there are few enough of them to be real:
+// a longer list is refused by CheckHeader, and with no traversal limit on the reader a
+// list of 2^29 zero-sized elements would otherwise be walked here.
+using Descs = ::capnp::List<capnp::PayloadDesc>::Reader;
+
+bool ReadFlatHeader(Header::Reader h, Descs list) {
   Body::Reader b = h.getBody();
   switch (b.which()) {
     case BodyWhich::NONE:
@@ -136,7 +142,9 @@ bool ReadFlatHeader(Header::Reader h) {
     default:
       return false;
   }
-  for (auto p : h.getPayloads()) (void)p.getByteLength();
+  if (list.size() <= kMaxPayloadFrames) {
+    for (auto p : list) (void)p.getByteLength();
+  }
   return true;
 }
 
@@ -161,15 +169,15 @@ Buffer AlignedPayload(Buffer frame) {
   return Buffer::CopyOf(frame.bytes());
 }
 
-Status CheckDataRequest(Op op, Header::Reader h, const std::vector<Buffer>& frames) {
+Status CheckDataRequest(Op op, Header::Reader h, Descs descs, const std::vector<Buffer>& frames) {
   auto d = h.getBody().getData();
-  const std::string what = OpName(op) + " of param " + N(d.getParamId());
-  auto descs = h.getPayloads();
+  // Built only for an error: it cost an allocation per request.
+  auto what = [&] { return OpName(op) + " of param " + N(d.getParamId()); };
   const bool sends_values = op != Op::PULL;
   switch (d.getKind()) {
     case capnp::ParamKind::DENSE: {
       if (d.getBegin() > d.getEnd()) {
-        return Status::InvalidArgument(what + ": range begin " + N(d.getBegin()) + " > end " +
+        return Status::InvalidArgument(what() + ": range begin " + N(d.getBegin()) + " > end " +
                                        N(d.getEnd()));
       }
       // A top-k push (--compress=topk:R): numKeys i32 offsets into the range, then as many
@@ -177,7 +185,7 @@ Status CheckDataRequest(Op op, Header::Reader h, const std::vector<Buffer>& fram
       if (sends_values && frames.size() == 2 && descs[0].getDtype() == capnp::DType::I32) {
         if (descs[0].getNumElements() != d.getNumKeys() || descs[1].getNumElements() != d.getNumKeys() ||
             d.getNumKeys() > d.getEnd() - d.getBegin()) {
-          return Status::InvalidArgument(what + ": a top-k push needs numKeys (" + N(d.getNumKeys()) +
+          return Status::InvalidArgument(what() + ": a top-k push needs numKeys (" + N(d.getNumKeys()) +
                                          ") i32 offsets and as many values, at most the range's " +
                                          N(d.getEnd() - d.getBegin()) + " elements");
         }
@@ -185,12 +193,12 @@ Status CheckDataRequest(Op op, Header::Reader h, const std::vector<Buffer>& fram
       }
       const size_t want_frames = sends_values ? 1 : 0;
       if (frames.size() != want_frames) {
-        return Status::InvalidArgument(what + ": dense request carries " + N(frames.size()) +
+        return Status::InvalidArgument(what() + ": dense request carries " + N(frames.size()) +
                                        " payloads, expected " + N(want_frames) +
                                        (sends_values ? " (or 2 for a top-k push)" : ""));
       }
       if (sends_values && descs[0].getNumElements() != d.getEnd() - d.getBegin()) {
-        return Status::InvalidArgument(what + ": " + N(descs[0].getNumElements()) +
+        return Status::InvalidArgument(what() + ": " + N(descs[0].getNumElements()) +
                                        " values for range [" + N(d.getBegin()) + ", " +
                                        N(d.getEnd()) + ")");
       }
@@ -199,29 +207,29 @@ Status CheckDataRequest(Op op, Header::Reader h, const std::vector<Buffer>& fram
     case capnp::ParamKind::SPARSE: {
       const size_t want_frames = sends_values ? 2 : 1;
       if (frames.size() != want_frames) {
-        return Status::InvalidArgument(what + ": sparse request carries " + N(frames.size()) +
+        return Status::InvalidArgument(what() + ": sparse request carries " + N(frames.size()) +
                                        " payloads, expected " + N(want_frames));
       }
       if (descs[0].getDtype() != capnp::DType::U64 || descs[0].getNumElements() != d.getNumKeys()) {
-        return Status::InvalidArgument(what + ": keys payload must be " + N(d.getNumKeys()) +
+        return Status::InvalidArgument(what() + ": keys payload must be " + N(d.getNumKeys()) +
                                        " u64 values (numKeys)");
       }
       if (sends_values) {
         const uint64_t n = descs[1].getNumElements(), k = d.getNumKeys();
         if (k == 0 ? n != 0 : n % k != 0) {
           return Status::InvalidArgument(
-              what + ": " + N(n) + " values is not a whole row for each of " + N(k) + " keys");
+              what() + ": " + N(n) + " values is not a whole row for each of " + N(k) + " keys");
         }
       }
       return Status::OK();
     }
   }
-  return Status::InvalidArgument(what + ": unknown param kind " +
+  return Status::InvalidArgument(what() + ": unknown param kind " +
                                  N(static_cast<uint16_t>(d.getKind())));
 }
 
 // Checks that need only the (already walked) header and the frame sizes.
-Status CheckHeader(Header::Reader h, const std::vector<Buffer>& frames,
+Status CheckHeader(Header::Reader h, Descs descs, const std::vector<Buffer>& frames,
                    const DecodeOptions& options) {
   if (h.getProtocolVersion() != kProtocolVersion) {
     return Status::VersionMismatch("protocol version " + N(h.getProtocolVersion()) + " != ours " +
@@ -246,7 +254,6 @@ Status CheckHeader(Header::Reader h, const std::vector<Buffer>& frames,
     return Status::ResourceExhausted(N(frames.size()) + " payload frames; at most " +
                                      N(kMaxPayloadFrames));
   }
-  auto descs = h.getPayloads();
   if (descs.size() != frames.size()) {
     return Status::Corruption("header describes " + N(descs.size()) + " payloads but " +
                               N(frames.size()) + " payload frames arrived");
@@ -268,7 +275,7 @@ Status CheckHeader(Header::Reader h, const std::vector<Buffer>& frames,
                                 " bytes, frame has " + N(frames[i].size()));
     }
   }
-  if (IsDataPlaneOp(op)) return CheckDataRequest(op, h, frames);
+  if (IsDataPlaneOp(op)) return CheckDataRequest(op, h, descs, frames);
   return Status::OK();
 }
 
@@ -294,43 +301,52 @@ class Decoder {
     TESSERA_ASSIGN_OR_RETURN(Buffer aligned, AlignedHeader(std::move(header)));
 
     InMessage m;
+    m.state_ = InStateCache::Take();
     try {
-      // Pass 1, with the small limits: parse and walk everything once.
-      // The walk reads each object once, so an honest header traverses about its own
-      // size; a budget proportional to the frame bounds both aliasing amplification and
-      // lists of zero-sized elements (which Cap'n Proto charges one word each).
-      const uint64_t words = aligned.size() / sizeof(::capnp::word);
-      ::capnp::ReaderOptions strict;
-      strict.traversalLimitInWords = std::min<uint64_t>(kHeaderTraversalLimitWords, 2 * words + 64);
-      strict.nestingLimit = kHeaderNestingLimit;
-      ::capnp::FlatArrayMessageReader check(Words(aligned), strict);
-      if (check.getEnd() != Words(aligned).end()) {
-        return Status::Corruption("header frame has bytes after the message");
-      }
-      if (!ReadFlatHeader(check.getRoot<Header>())) {
-        WalkStruct(check.getRoot<::capnp::DynamicStruct>(::capnp::Schema::from<Header>()));
-      }
-      TESSERA_RETURN_IF_ERROR(CheckHeader(check.getRoot<Header>(), payloads, options));
-
-      // Pass 2: the reader callers use. Everything in it was just read without error,
-      // and aliasing amplification was bounded by pass 1, so the traversal limit can no
-      // longer turn a caller's repeated reads into an exception.
+      const kj::ArrayPtr<const ::capnp::word> words = Words(aligned);
+      // The reader callers use: no traversal limit, so their repeated reads of fields
+      // can never turn into an exception; the nesting limit stays.
       ::capnp::ReaderOptions relaxed;
       relaxed.traversalLimitInWords = std::numeric_limits<uint64_t>::max();
       relaxed.nestingLimit = kHeaderNestingLimit;
-      m.reader_ = std::make_unique<::capnp::FlatArrayMessageReader>(Words(aligned), relaxed);
-      m.header_ = m.reader_->getRoot<Header>();
-      m.op_ = m.header_.getOp();
+      ::capnp::FlatArrayMessageReader& reader = m.state_->reader.emplace(words, relaxed);
+      if (reader.getEnd() != words.end()) {
+        return Status::Corruption("header frame has bytes after the message");
+      }
+      Header::Reader h = reader.getRoot<Header>();
+      const Descs descs = h.getPayloads();  // read once: each getPayloads walks the pointer again
+      // The data plane's bodies (ReadFlatHeader) are read in one pass on that reader:
+      // what a caller can reach is the root, one pointer-free struct and the payload
+      // list, a bounded number of objects, so there is no aliasing to amplify and the
+      // traversal budget has nothing to bound (a second, budgeted reader was a third of
+      // a push's decode). Any other body is walked in full by a second reader with the
+      // small limits first: the walk reads each object once, so an honest header
+      // traverses about its own size, and a budget proportional to the frame bounds both
+      // aliasing amplification and lists of zero-sized elements (which Cap'n Proto
+      // charges one word each).
+      if (!ReadFlatHeader(h, descs)) {
+        ::capnp::ReaderOptions strict;
+        strict.traversalLimitInWords = std::min<uint64_t>(kHeaderTraversalLimitWords, 2 * words.size() + 64);
+        strict.nestingLimit = kHeaderNestingLimit;
+        ::capnp::FlatArrayMessageReader check(words, strict);
+        WalkStruct(check.getRoot<::capnp::DynamicStruct>(::capnp::Schema::from<Header>()));
+      }
+      TESSERA_RETURN_IF_ERROR(CheckHeader(h, descs, payloads, options));
+      // CheckHeader bounded the list by the frames (at most kMaxPayloadFrames).
+      for (unsigned i = 0; i < descs.size(); ++i) {
+        m.state_->descs[i] = {static_cast<DType>(descs[i].getDtype()), descs[i].getNumElements()};
+      }
+      m.state_->header = h;
+      m.op_ = h.getOp();
     } catch (const kj::Exception& e) {
       return Status::Corruption("malformed header: " + std::string(e.getDescription().cStr()));
     } catch (const std::exception& e) {
       return Status::Corruption(std::string("malformed header: ") + e.what());
     }
-    m.routing_id_ = std::move(routing_id);
-    m.header_frame_ = std::move(aligned);
-    m.payloads_.reserve(payloads.size());
-    for (Buffer& p : payloads) m.payloads_.push_back(AlignedPayload(std::move(p)));
-    m.total_bytes_ = total;
+    m.state_->routing_id = std::move(routing_id);
+    m.state_->header_frame = std::move(aligned);
+    for (Buffer& p : payloads) m.state_->payloads.push_back(AlignedPayload(std::move(p)));
+    m.state_->total_bytes = total;
     return m;
   }
 };

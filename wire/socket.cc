@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "wire/alloc.h"
+
 namespace tessera::wire {
 
 namespace {
@@ -58,21 +60,17 @@ Status SetInt(void* sock, int option, int value, const char* name) {
 // Runs on a ZeroMQ I/O thread (or on ours when a send fails); Buffer's count is atomic.
 void ReleaseBuffer(void* /*data*/, void* hint) { delete static_cast<Buffer*>(hint); }
 
+// `size` (> 0) bytes, 16-byte aligned (enough for any payload's elements), from
+// wire/alloc.h's per-thread cache of small frames. Buffer::Allocate's 64-byte
+// aligned_alloc took several times malloc's time per call, and a round trip makes two.
+Buffer HeapBuffer(size_t size) { return FrameBuffer(size); }
+
 // A received frame as a Buffer; `msg` is left empty (closed or moved from). An 8-byte
 // aligned frame is kept, not copied, and closed when the last reference dies. A misaligned
 // one (ZeroMQ packs frames that fit its receive batch at any offset) is copied now into
-// malloc's 16-byte aligned memory, which the codec takes as is: the codec copied it
-// anyway, through the frame's own Buffer and a 64-byte aligned one, four allocations
-// where this takes two (issue 17: a 4 KiB round trip's allocations, socket.cc's share).
-// `size` (> 0) bytes of malloc's memory (16-byte aligned: enough for any payload's
-// elements). Buffer::Allocate's 64-byte aligned_alloc took several times malloc's time
-// per call, and a round trip makes two of these.
-Buffer HeapBuffer(size_t size) {
-  void* p = std::malloc(size);
-  if (p == nullptr) throw std::bad_alloc();  // as Buffer::Allocate does
-  return Buffer::Wrap(p, size, Device::kCPU, [p] { std::free(p); });
-}
-
+// HeapBuffer's memory, which the codec takes as is: the codec copied it anyway, through
+// the frame's own Buffer and a 64-byte aligned one, four allocations where this takes two
+// (issue 17: a 4 KiB round trip's allocations, socket.cc's share).
 Buffer TakeFrame(zmq_msg_t* msg) {
   const size_t size = zmq_msg_size(msg);
   const void* data = zmq_msg_data(msg);
@@ -321,12 +319,13 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
     if (!mac_->held_full() || (flags & ZMQ_DONTWAIT) != 0) return mac_->Hold(std::move(msg));
     TESSERA_RETURN_IF_ERROR(MacAwaitWelcome(Deadline::FromMillis(options_.send_timeout_ms)));
   }
-  const std::vector<std::byte> header = msg.EncodeHeader();
+  const std::span<const std::byte> header = msg.EncodedHeader();  // in msg: no copy
   const auto& payloads = msg.payloads();
   // Same-host shared memory (wire/shm_channel.h): payloads copied into the peer's arena
   // are named by one DATA frame before the header and skipped below.
   const std::string_view peer = type_ == SocketType::kRouter ? rid : std::string_view();
-  std::vector<bool> in_shm(payloads.size(), false);
+  std::vector<bool>& in_shm = in_shm_scratch_;  // its capacity is kept: no allocation per send
+  if (!shm_) in_shm.assign(payloads.size(), false);  // else Place assigns it
   // Streamed payloads are copied after the message is on its way (wire/shm_stream.h).
   std::vector<ShmPendingCopy> copies;
   const std::vector<std::byte> shm_frame =

@@ -331,6 +331,8 @@ class Socket {
     return sock_;
   }
   bool fd_armed_ = false;
+  // SendImpl's per-payload "went through shared memory" flags, kept between sends.
+  std::vector<bool> in_shm_scratch_;
   const SocketType type_;
   const SocketOptions options_;
   // Same-host shared memory (wire/shm_channel.h); null on PAIR sockets.
