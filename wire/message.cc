@@ -116,7 +116,11 @@ uint64_t OutMessage::payload_bytes() const {
 
 std::span<const std::byte> OutMessage::EncodedHeader() {
   State& st = *state_;
-  auto list = st.root.initPayloads(static_cast<unsigned>(st.payloads.size()));
+  // A second encode (a held message sent after the auth=mac handshake) rewrites the list
+  // it made, rather than orphaning it inside the frame.
+  const auto n = static_cast<unsigned>(st.payloads.size());
+  auto list = st.root.hasPayloads() && st.root.getPayloads().size() == n ? st.root.getPayloads()
+                                                                          : st.root.initPayloads(n);
   for (size_t i = 0; i < st.payloads.size(); ++i) {
     auto d = list[static_cast<unsigned>(i)];
     d.setDtype(static_cast<capnp::DType>(st.payloads[i].dtype));
