@@ -399,12 +399,19 @@ bool PeekSender(std::span<const std::byte> header, int32_t* role, int32_t* rank)
   const size_t words = header.size() / sizeof(::capnp::word);
   if (words == 0 || header.size() % sizeof(::capnp::word) != 0 || header.size() > kMaxHeaderBytes) return false;
   try {
-    kj::Array<::capnp::word> copy = kj::heapArray<::capnp::word>(words);
-    std::memcpy(copy.begin(), header.data(), words * sizeof(::capnp::word));
+    // Every auth=mac request is peeked: read an aligned frame (the socket's copies are) in
+    // place, and copy only a misaligned one.
+    kj::Array<::capnp::word> copy;
+    kj::ArrayPtr<const ::capnp::word> in(reinterpret_cast<const ::capnp::word*>(header.data()), words);
+    if (reinterpret_cast<uintptr_t>(header.data()) % alignof(::capnp::word) != 0) {
+      copy = kj::heapArray<::capnp::word>(words);
+      std::memcpy(copy.begin(), header.data(), words * sizeof(::capnp::word));
+      in = copy;
+    }
     ::capnp::ReaderOptions opts;
     opts.traversalLimitInWords = kHeaderTraversalLimitWords;
     opts.nestingLimit = kHeaderNestingLimit;
-    ::capnp::FlatArrayMessageReader reader(copy, opts);
+    ::capnp::FlatArrayMessageReader reader(in, opts);
     Header::Reader h = reader.getRoot<Header>();
     *role = static_cast<int32_t>(h.getSenderRole());
     *rank = h.getSenderRank();

@@ -5,8 +5,9 @@
 // Rules, in the order they are checked (the first failure is returned):
 //   frame count <= 1 + kMaxPayloadFrames, header size <= kMaxHeaderBytes, total bytes
 //   <= max_message_bytes (ResourceExhausted); the header is one well-formed Cap'n Proto
-//   message that can be read in full within kHeaderTraversalLimitWords and
-//   kHeaderNestingLimit (Corruption); protocolVersion == kProtocolVersion
+//   message that can be read in full within kHeaderNestingLimit and (bodies with
+//   pointers: the data plane's have none) min(kHeaderTraversalLimitWords, 2 x its words
+//   + 64) (Corruption); protocolVersion == kProtocolVersion
 //   (VersionMismatch: "protocol version 7 != ours 1"); jobId == expected_job_id when one
 //   is given (InvalidArgument); op is a known Op and the body union is one the op
 //   allows (BodyAllowedForOp); payloads.size() == payload frames; each payload has a

@@ -337,13 +337,14 @@ Status Socket::SendImpl(OutMessage&& msg, std::string_view routing_id, int flags
   Status st = [&]() -> Status {
     std::array<std::byte, kTrailerBytes> trailer;
     if (mac_) {  // auth=mac: the trailer's tag covers every frame below, the shm one included
-      std::vector<std::span<const std::byte>> frames;
-      if (!shm_frame.empty()) frames.push_back(shm_frame);
-      frames.push_back(header);
+      std::array<std::span<const std::byte>, kMaxPayloadFrames + 2> covered;  // no allocation per send
+      size_t k = 0;
+      if (!shm_frame.empty()) covered[k++] = shm_frame;
+      covered[k++] = header;
       for (size_t i = 0; i < payloads.size(); ++i) {
-        if (!in_shm[i]) frames.push_back(payloads[i].bytes);
+        if (!in_shm[i]) covered[k++] = payloads[i].bytes;
       }
-      TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(rid, frames));
+      TESSERA_ASSIGN_OR_RETURN(trailer, mac_->Seal(rid, std::span<const std::span<const std::byte>>(covered.data(), k)));
     }
     // The frames ZeroMQ (or the local link, wire/local_link.h) carries, in order; on the
     // stack, as a message has at most kMaxPayloadFrames payloads (AddPayload).
@@ -550,10 +551,17 @@ bool Socket::MacAdmit(const std::string& routing_id, const Buffer& header, std::
   if (frames == 1) {
     in = mac_->OnHandshake(routing_id, header.bytes(), peer);
   } else {
-    std::vector<std::span<const std::byte>> covered{header.bytes()};
-    for (size_t i = 0; i + 1 < payloads.size(); ++i) covered.push_back(payloads[i].bytes());
+    // On the stack: ReceiveOne keeps at most kMaxPayloadFrames + 2 frames behind the header
+    // (the shared-memory header, one extra), the last of them the trailer.
+    std::array<std::span<const std::byte>, kMaxPayloadFrames + 3> covered;
+    size_t k = 0;
+    covered[k++] = header.bytes();
+    // More frames than that (another path's message) cannot verify either: refused whole.
+    if (payloads.size() > covered.size()) truncated = true;
+    for (size_t i = 0; i + 1 < payloads.size() && k < covered.size(); ++i) covered[k++] = payloads[i].bytes();
     // A message cut short above cannot verify: its tag covered the dropped frames.
-    in = mac_->Open(routing_id, covered, truncated ? std::span<const std::byte>() : payloads.back().bytes(), peer);
+    in = mac_->Open(routing_id, std::span<const std::span<const std::byte>>(covered.data(), k),
+                    truncated ? std::span<const std::byte>() : payloads.back().bytes(), peer);
     if (in.verdict == MacLink::Verdict::kData) {
       payloads.pop_back();
       return true;
