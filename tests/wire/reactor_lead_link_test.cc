@@ -175,9 +175,9 @@ TEST_F(ReactorLeadLink, LeaderReadsSameHostRepliesFromTheLinkWhileTheLoopSleeps)
     std::lock_guard<std::mutex> l(mu_);
     if (got_[i] != std::this_thread::get_id()) ++off_thread;
   }
+  ASSERT_EQ(late, 0) << "a reply waited past its round's bound (lost wake-up)";
   ASSERT_GE(before, 0);
   const int64_t sleeps = ClientLoopSleeps(loop_tid_) - before;
-  EXPECT_EQ(late, 0) << "a reply waited past its round's bound (lost wake-up)";
   EXPECT_EQ(off_thread, 0) << "replies handled by the loop, not the leading caller";
   EXPECT_LT(sleeps, kRounds / 4) << "the loop woke beside the leader";
   EXPECT_EQ(corrupt_, 0);
