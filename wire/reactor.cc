@@ -172,8 +172,9 @@ bool Reactor::Settle(const std::vector<size_t>& fired, bool* wake) {
     Entry& e = entries_[i];
     if (!e.handler || e.zmq_fd < 0) continue;
     const bool fd_fired = std::find(fired.begin(), fired.end(), i) != fired.end();
-    // Armed and quiet: nothing queued that its fd would not announce.
-    if (e.socket->zmq_fd_armed() && !fd_fired) continue;
+    // Armed and quiet: nothing queued that its fd would not announce, nor link messages
+    // a leader's OnLinkEvents (or a send reading while it waited) took in.
+    if (e.socket->zmq_fd_armed() && !fd_fired && !e.socket->link_pending()) continue;
     for (int k = 0; k < options_.max_batch_per_socket && !stop_requested_.load(); ++k) {
       Result<InMessage> r = e.socket->TryRecv();
       if (r.ok()) {
@@ -197,8 +198,27 @@ bool Reactor::Settle(const std::vector<size_t>& fired, bool* wake) {
   return handled;
 }
 
-bool Reactor::CoveredLocked() const {
-  return std::any_of(leaders_.begin(), leaders_.end(), [this](const LeaderEntry& e) { return e.joins == joins_; });
+bool Reactor::CoveredLocked(uint64_t links) const {
+  return std::any_of(leaders_.begin(), leaders_.end(),
+                     [this, links](const LeaderEntry& e) { return e.joins == joins_ && e.links == links; });
+}
+
+uint64_t Reactor::LeadableLinkPrint() {
+  // The links' counters as well as their fds: a link dropped and another made on the
+  // same fd number is a different file, which a leader listed before never polls.
+  thread_local std::vector<Socket::PollFd> fds;
+  uint64_t print = 0;
+  for (const Entry& e : entries_) {
+    if (!e.handler || !e.leadable) continue;
+    fds.clear();
+    e.socket->AppendLinkPollFds(&fds);
+    const LinkStats& st = e.socket->link_stats();
+    print = print * 1000003 + st.links_up * 31 + st.dropped;
+    for (const Socket::PollFd& f : fds) {
+      if (f.events & ZMQ_POLLIN) print = print * 1000003 + static_cast<uint64_t>(f.fd) + 1;
+    }
+  }
+  return print;
 }
 
 void Reactor::SetRepliesAwaited(std::function<bool()> awaited) { replies_awaited_ = std::move(awaited); }
@@ -208,11 +228,16 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
   // Reused: a leader turn per request should allocate nothing (Lead is not reentered:
   // a handler it runs holds the loop lock, above).
   thread_local std::vector<pollfd> items;
-  thread_local std::vector<size_t> index;  // items[k + 1] is entries_[index[k]]'s ZMQ_FD
+  // items[k + 1] is entries_[index[k]]'s ZMQ_FD, or one of its local links' fds (link[k]).
+  thread_local std::vector<size_t> index;
+  thread_local std::vector<bool> link;
   thread_local std::vector<size_t> fired;
+  thread_local std::vector<Socket::PollFd> fds;
   items.clear();
   index.clear();
+  link.clear();
   fired.clear();
+  uint64_t links = 0;
   bool wake = false;
   {
     AcquireLoop();
@@ -230,12 +255,25 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
       if (!entries_[i].handler || !entries_[i].leadable || entries_[i].zmq_fd < 0) continue;
       items.push_back(pollfd{entries_[i].zmq_fd, POLLIN, 0});
       index.push_back(i);
+      link.push_back(false);
+      // A same-host peer's replies come over its local link: the leader reads that too,
+      // so the loop may sleep through them. Only for input: a link with queued output
+      // is the loop's to flush (it keeps polling POLLOUT while blind).
+      fds.clear();
+      entries_[i].socket->AppendLinkPollFds(&fds);
+      for (const Socket::PollFd& f : fds) {
+        if (!(f.events & ZMQ_POLLIN)) continue;
+        items.push_back(pollfd{f.fd, POLLIN, 0});
+        index.push_back(i);
+        link.push_back(true);
+      }
     }
+    links = LeadableLinkPrint();
     bool stopping;
     {
       MutexLock l(&mu_);
       stopping = stopping_;  // Stop ran before this fd could be listed: it wakes nobody
-      if (!stopping) leaders_.push_back(LeaderEntry{wake_fd, joins_});
+      if (!stopping) leaders_.push_back(LeaderEntry{wake_fd, joins_, links});
     }
     ReleaseLoop();
     if (stopping) {
@@ -257,12 +295,21 @@ bool Reactor::Lead(int wake_fd, Clock::time_point until) {
     (void)n;
   }
   for (size_t k = 1; rc > 0 && k < items.size(); ++k) {
-    if (items[k].revents != 0) fired.push_back(index[k - 1]);
+    if (items[k].revents != 0 && !link[k - 1]) fired.push_back(index[k - 1]);
   }
   AcquireLoop();
   const bool live = loop_live_ && !stop_requested_.load();
   wake = false;
-  if (live) Settle(fired, &wake);
+  if (live) {
+    // The link may have been dropped (its fd closed) since it was listed: OnLinkEvents
+    // then finds no link by that fd and does nothing.
+    for (size_t k = 1; rc > 0 && k < items.size(); ++k) {
+      if (items[k].revents != 0 && link[k - 1]) {
+        entries_[index[k - 1]].socket->OnLinkEvents(items[k].fd, ToZmqEvents(items[k].revents));
+      }
+    }
+    Settle(fired, &wake);
+  }
   {
     MutexLock l(&mu_);
     leaders_.erase(std::find_if(leaders_.begin(), leaders_.end(),
@@ -416,17 +463,24 @@ void Reactor::Loop() {
     if (backed_up && (timeout < 0 || timeout > kOutboxRetryMs)) timeout = kOutboxRetryMs;
     bool blind = false;
     if (replies_awaited_ && timeout != 0) {
+      const uint64_t links = LeadableLinkPrint();
       bool covered;
       {
         MutexLock l(&mu_);
-        covered = CoveredLocked();
+        covered = CoveredLocked(links);
       }
       blind = covered || !replies_awaited_();
     }
     if (blind) {
-      // poll(2) skips a negative fd: the leader alone wakes on these sockets' replies.
+      // poll(2) skips a negative fd: the leader alone wakes on these sockets' replies,
+      // from ZeroMQ and from their local links; a link's queued output stays the loop's.
       for (size_t i = 0; i < polled.size(); ++i) {
-        if (polled[i]->leadable) items[first_item[i]].fd = -1;
+        if (!polled[i]->leadable) continue;
+        items[first_item[i]].fd = -1;
+        for (size_t k = first_item[i] + 1; k < first_item[i + 1]; ++k) {
+          items[k].events = static_cast<short>(items[k].events & ~POLLIN);
+          if (items[k].events == 0) items[k].fd = -1;
+        }
       }
       if (timeout < 0 || timeout > options_.blind_sleep_ms) timeout = options_.blind_sleep_ms;
     }

@@ -13,7 +13,8 @@
 //   * A socket's same-host local links (wire/local_link.h) are polled here too, as raw
 //     fds next to the ZeroMQ socket (Socket::AppendLinkPollFds), and read, flushed or
 //     dropped on this thread (Socket::OnLinkEvents); their messages come out of
-//     TryRecv like ZeroMQ ones. A socket taken with a handler may switch to a link
+//     TryRecv like ZeroMQ ones. A leadable socket's links take input from a leader too
+//     (Lead), so a same-host server's replies reach the caller with no loop hand-off. A socket taken with a handler may switch to a link
 //     (Socket::EnableLocalLink); one without a handler never does (nobody reads it).
 //   * Waiting (the loop thread's rule; issue 17: zmq_poll asked every socket's ZMQ_EVENTS
 //     before and after each sleep, two system calls per socket and turn). The loop sleeps
@@ -53,7 +54,10 @@
 //     (it is "blind"). Neither a leader whose leaving uncovers them nor a request sent
 //     inline wakes it: a reply nobody leads for (or an unsolicited message, an auth=mac
 //     WELCOME) is read by whoever leads next or by the loop, which sleeps blind at most
-//     ReactorOptions::blind_sleep_ms, never later. A leaving leader once woke it while
+//     ReactorOptions::blind_sleep_ms, never later. Blind, it leaves those sockets'
+//     local links' input to the leader as well, but only while the links are the ones
+//     every covering leader listed (LeadableLinkPrint): one made or dropped since is
+//     watched by the loop until a leader lists it. A leaving leader once woke it while
 //     replies were still awaited: in a training step (a dozen requests in flight, each
 //     wait a run of Lead turns) that woke it on most replies, and, awake between two of
 //     the caller's turns, it read 20-40 % of the replies beside the leader (lead36,
@@ -184,8 +188,8 @@ class Reactor {
   }
 
   // One turn of a leader, on a thread that waits for replies: reads what the sockets
-  // hold; if nothing, sleeps in poll(2) on the ZMQ_FD of every leadable socket
-  // (AddSocket) and on `wake_fd` (the caller's eventfd: whoever completes what the caller
+  // hold; if nothing, sleeps in poll(2) on the ZMQ_FD and the local links (input only)
+  // of every leadable socket (AddSocket) and on `wake_fd` (the caller's eventfd: whoever completes what the caller
   // waits for writes it; Stop() does too) until one fires or `until`, then reads the
   // sockets whose fd fired, running their handlers on this thread. Returns false when
   // the loop is not running (the caller waits some other way).
@@ -272,13 +276,19 @@ class Reactor {
   struct LeaderEntry {
     int wake_fd;
     uint64_t joins;
+    uint64_t links;  // LeadableLinkPrint() when it listed them
   };
   std::vector<LeaderEntry> leaders_ GUARDED_BY(mu_);
   // How often the loop took in AddSocket's sockets: a leader that listed its sockets
   // before the last time polls none of those, so the loop may not leave them to it.
   uint64_t joins_ GUARDED_BY(mu_) = 0;
-  // mu_ held: a thread inside Lead polls every leadable socket (the loop may go blind).
-  bool CoveredLocked() const REQUIRES(mu_);
+  // mu_ held: a thread inside Lead polls every leadable socket and the local links they
+  // have now (`links`: LeadableLinkPrint(), taken under the loop lock), so the loop may
+  // go blind.
+  bool CoveredLocked(uint64_t links) const REQUIRES(mu_);
+  // Loop lock: a fingerprint of the leadable sockets' local links that take input. A link
+  // made or dropped after a leader listed its fds changes it: the loop then watches them.
+  uint64_t LeadableLinkPrint();
   TimerId next_timer_id_ GUARDED_BY(mu_) = 0;
 };
 

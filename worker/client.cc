@@ -246,11 +246,10 @@ void Client::OnControl(Socket& sock, InMessage&& msg) {
         server_endpoints_.push_back(s.endpoint);
         const bool tcp_only = !(*sock_or)->shm_enabled();
         server_tcp_only_.push_back(tcp_only);
-        // Only the sockets callers lead on: the loop alone reads a same-host server's
-        // (its local link and shared memory), and may not leave them to a leader.
+        // A same-host server's too: a leader reads its local link as well (wire/reactor.h).
         servers_.push_back(reactor_->AddSocket(std::move(sock_or).value(),
                                                [this](Socket& k, InMessage&& m) { OnData(k, std::move(m)); },
-                                               nullptr, /*leadable=*/options_.caller_leads && tcp_only));
+                                               nullptr, /*leadable=*/options_.caller_leads));
       }
       server_on_shm_ = std::vector<std::atomic<bool>>(servers_.size());
       have_map_ = true;
@@ -373,11 +372,10 @@ void Client::SendToServer(uint32_t server, OutMessage&& msg, Part part) {
   // Leader/follower (issue 17): the caller sends the request itself, holding the loop
   // lock, and whoever waits on the handle reads the reply itself (Handle::SetLeader): no
   // eventfd wake-up of the loop to send, no condvar wake-up to hand the reply back.
-  // Only to servers reached over TCP alone: a same-host server's replies may come over
-  // the local link or shared memory, which the loop alone reads, and with those on a job
-  // whose coordinator and servers died took 37 s to exit rather than 22 (NoOrphans in
-  // tests/launch/hpc_job_test.cc; why was not found in the time).
-  if (leader_ != nullptr && server < server_tcp_only_.size() && server_tcp_only_[server]) {
+  // To a same-host server too: the caller then copies the gradient into the arena and
+  // reads the reply's descriptor from the local link (a leader polls the link's fd),
+  // where the loop once did both: two hand-offs per request (docs/benchmarks-shm.md).
+  if (leader_ != nullptr && server < server_tcp_only_.size()) {
     part.handle.SetLeader(leader_);
     if (reactor_->RunInline([&] { SendNow(server, std::move(msg), std::move(part)); })) return;
   } else if (server < server_tcp_only_.size() && server_tcp_only_[server]) {

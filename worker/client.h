@@ -32,9 +32,10 @@
 // applied"); a pull or a sparse push that times out fails only its own Handle.
 //
 // Threading: one reactor thread owns every socket and the table of pending requests,
-// under the reactor's loop lock (wire/reactor.h): a data request's caller to a server
-// reached over TCP alone takes that lock to send it (waiting for it under caller_leads,
-// else only when it is free at once: TryRunInline), and under caller_leads a thread
+// under the reactor's loop lock (wire/reactor.h): under caller_leads a data request's
+// caller takes that lock to send it (to a same-host server too); without it, a caller to
+// a server reached over TCP alone takes it only when it is free at once (TryRunInline)
+// and others post; under caller_leads a thread
 // waiting on its Handle takes it to read replies, completing whichever requests they
 // answer. Every public method may be
 // called from any thread; calls are cheap (they build the messages and send or Post them).
@@ -87,9 +88,10 @@ struct ClientOptions {
   // server. Default: 1 MiB (--tcp_request_bytes; smaller requests cost more than they
   // overlap on 2 cores, docs/benchmarks.md).
   uint64_t tcp_request_bytes = 1 << 20;
-  // Leader/follower (issue 17): a thread that sends a data request to a server reached
-  // over TCP alone (its socket's shared memory off) sends it itself, and a thread that
-  // waits on its Handle reads the replies itself while it waits, instead of handing both
+  // Leader/follower (issue 17): a thread that sends a data request sends it itself (to
+  // a same-host server, copying the gradient into shared memory itself), and a thread that
+  // waits on its Handle reads the replies itself while it waits (a same-host server's
+  // local link included), instead of handing both
   // to the reactor thread (two wake-ups per request); the reactor thread then leaves
   // those sockets to the leader and sleeps through the replies (wire/reactor.h, "A loop
   // that sleeps while a leader reads"). Default: on (--caller_leads): it pays over

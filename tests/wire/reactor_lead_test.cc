@@ -134,8 +134,8 @@ class ReactorLead : public ::testing::Test {
   void StartReactor(ReactorOptions options, bool blind) {
     reactor_ = Reactor::Create(options).value();
     SocketOptions so;
-    // As the worker's: only a socket without shared memory is led (worker/client.cc), and
-    // its handshake would wake a leader early.
+    // Without shared memory: its handshake would wake a leader early (the same-host
+    // case, a leader on the local link, is tests/wire/reactor_lead_link_test.cc).
     if (blind) so.shm.mode = ShmMode::kOff;
     auto d = Socket::Create(ctx_, SocketType::kDealer, so).value();
     ASSERT_OK(d->Connect(peer_.endpoint()));
