@@ -2,6 +2,7 @@
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <cstdlib>
@@ -47,7 +48,7 @@ DEFINE_int32(data_port, 0, "Server r binds its data socket to port data_port + r
 DEFINE_int32(advertise_data_port, 0, "Server r tells workers to connect to port advertise_data_port + r - 1 instead of its bound port, for a relay or port forward in front of it (0: the bound port)");
 DEFINE_string(device, "auto", "Where workers compute: cpu, cuda (one GPU per worker by local rank; exit 2 without one) or auto (cuda when a GPU is visible); servers stay on the CPU");
 DEFINE_int32(kernel_threads, 1, "Threads one CPU kernel may use (1 leaves the cores to ZeroMQ and the other ranks)");
-DEFINE_int32(server_threads, 1, "Threads each server runs a sparse pull or push of at least 1024 keys on: 1 (its event loop alone) or 2 (a helper thread takes ranges of the rows, for a server with a core to spare: docs/benchmarks-sparse-threads.md)");
+DEFINE_int32(server_threads, 0, "Threads each server runs a sparse pull or push of at least 1024 keys on: 1 (its event loop alone), 2 (a helper thread takes ranges of the rows, for a server with a core to spare: docs/benchmarks-sparse-threads.md) or 0 (auto: 2 when the job's servers and workers all run on this host and number at most the CPUs this process may use, else 1)");
 DEFINE_int32(max_inflight, 1000, "Requests queued per connection before senders are pushed back");
 DEFINE_uint64(server_outbox_bytes, uint64_t{1} << 30,
               "Reply bytes a server keeps queued for workers that do not read them; past it the largest "
@@ -325,11 +326,15 @@ int RunServer(const JobSetup& job, const std::string& coordinator, MpiGuard& gua
   o.register_timeout = Seconds(FLAGS_register_timeout_s);
   o.max_inflight = FLAGS_max_inflight;
   o.outbox_bytes = FLAGS_server_outbox_bytes;
-  if (FLAGS_server_threads < 1 || FLAGS_server_threads > 2) {
-    return Fail(Status::InvalidArgument("--server_threads " + std::to_string(FLAGS_server_threads) + ": 1 or 2"),
-                kExitConfig);
+  cpu_set_t cpus;
+  const int cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  auto threads = ResolveServerThreads(FLAGS_server_threads, job.shape, li.spans_hosts, cores);
+  if (!threads.ok()) return Fail(threads.status(), kExitConfig);
+  o.threads = *threads;
+  if (FLAGS_server_threads == 0) {
+    LOG(INFO) << "--server_threads=0 (auto): " << o.threads << " (" << servers + job.shape.workers << " servers and workers"
+              << (li.spans_hosts ? " across hosts" : " on this host") << ", " << cores << " CPUs)";
   }
-  o.threads = FLAGS_server_threads;
   auto method = CheckpointWriteMethodFromFlags();
   if (!method.ok()) return Fail(method.status(), kExitConfig);
   o.checkpoint_write = *method;

@@ -24,4 +24,12 @@ Result<JobShape> ResolveJobShape(int world_size, int servers_flag, int workers_f
   return s;
 }
 
+Result<int> ResolveServerThreads(int flag, const JobShape& shape, bool spans_hosts, int cores) {
+  if (flag < 0 || flag > 2) {
+    return Status::InvalidArgument("--server_threads " + std::to_string(flag) + ": 1 or 2 (or 0: auto)");
+  }
+  if (flag != 0) return flag;
+  return !spans_hosts && shape.servers + shape.workers <= cores ? 2 : 1;
+}
+
 }  // namespace tessera::launch

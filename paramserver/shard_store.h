@@ -223,7 +223,8 @@ class ShardStore {
   void SetReusePullSlots(bool on);
   // Whether a batch of at least kSplitMinKeys keys is read (ReadSparse) and updated
   // (ApplyRows' optimizer step) in ranges on this thread and a helper thread the store
-  // then owns (SplitWork; off by default; on: --server_threads). Results are bitwise the
+  // then owns (SplitWork; on with --server_threads=2, and by default where the job's
+  // processes all fit on this host's CPUs: launch/job_shape.h). Results are bitwise the
   // same either way: every range's rows are independent.
   void SetSplitWork(bool on);
   bool split_work() const { return split_ != nullptr; }

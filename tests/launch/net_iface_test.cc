@@ -318,3 +318,30 @@ TEST(JobShape, DerivedCountsAndEveryRefusal) {
 
 }  // namespace
 }  // namespace tessera::launch
+
+namespace tessera::launch {
+namespace {
+
+// --server_threads=0 (auto): the helper only where every server and worker of the job is
+// on this host with a CPU each (1x1 on 2 CPUs: yes; 2x2 on 2: no; across hosts: no).
+TEST(JobShape, AutoServerThreadsTakeTheHelperOnlyWhenEveryProcessHasACpu) {
+  const JobShape one{1, 1}, two{2, 2};
+  EXPECT_EQ(*ResolveServerThreads(0, one, /*spans_hosts=*/false, 2), 2);
+  EXPECT_EQ(*ResolveServerThreads(0, one, false, 3), 2);
+  EXPECT_EQ(*ResolveServerThreads(0, one, false, 1), 1);
+  EXPECT_EQ(*ResolveServerThreads(0, two, false, 2), 1);
+  EXPECT_EQ(*ResolveServerThreads(0, two, false, 3), 1);
+  EXPECT_EQ(*ResolveServerThreads(0, two, false, 4), 2);
+  EXPECT_EQ(*ResolveServerThreads(0, one, /*spans_hosts=*/true, 64), 1);
+  // Given values are kept, whatever the host.
+  EXPECT_EQ(*ResolveServerThreads(1, one, false, 64), 1);
+  EXPECT_EQ(*ResolveServerThreads(2, two, true, 1), 2);
+  for (const int bad : {-1, 3}) {
+    auto r = ResolveServerThreads(bad, one, false, 2);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("1 or 2"), std::string::npos) << r.status().ToString();
+  }
+}
+
+}  // namespace
+}  // namespace tessera::launch
