@@ -1,5 +1,6 @@
 #include "wire/alloc.h"
 
+#include <cstddef>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -8,32 +9,18 @@
 #include <malloc.h>
 #endif
 
+#include "wire/thread_cache.h"
+
 namespace tessera::wire {
 
 namespace {
 
-struct FrameSlots {  // trivially destructible: usable after the guard below ran
-  void* blocks[kSmallFramesPerThread];
-  int n;
-  bool gone;
+// Uninitialised: ThreadCache does not zero a trivially constructible block.
+struct alignas(16) FrameBlock {
+  std::byte bytes[kSmallFrameBytes];
+  static void Reset(FrameBlock&) {}
 };
-thread_local FrameSlots t_frames{};
-struct FrameSlotsGuard {
-  ~FrameSlotsGuard() {
-    t_frames.gone = true;
-    while (t_frames.n > 0) std::free(t_frames.blocks[--t_frames.n]);
-  }
-};
-thread_local FrameSlotsGuard t_frames_guard;
-
-void GiveFrameBlock(void* p) {
-  (void)&t_frames_guard;  // odr-use: the guard frees the cache at thread exit
-  if (t_frames.gone || t_frames.n == kSmallFramesPerThread) {
-    std::free(p);
-    return;
-  }
-  t_frames.blocks[t_frames.n++] = p;
-}
+using FrameCache = ThreadCache<FrameBlock, kSmallFramesPerThread>;
 
 }  // namespace
 
@@ -43,10 +30,8 @@ Buffer FrameBuffer(size_t size) {
     if (p == nullptr) throw std::bad_alloc();  // as Buffer::Allocate does
     return Buffer::Wrap(p, size, Device::kCPU, [p] { std::free(p); });
   }
-  (void)&t_frames_guard;
-  void* p = t_frames.n > 0 ? t_frames.blocks[--t_frames.n] : std::malloc(kSmallFrameBytes);
-  if (p == nullptr) throw std::bad_alloc();
-  return Buffer::Wrap(p, size, Device::kCPU, [p] { GiveFrameBlock(p); });
+  FrameBlock* b = FrameCache::Take();  // operator new throws bad_alloc itself
+  return Buffer::Wrap(b->bytes, size, Device::kCPU, [b] { FrameCache::Give(b); });
 }
 
 bool TuneAllocatorForLargeMessages() {

@@ -16,7 +16,7 @@
 // time (move it to hand it over). Payload Buffers may be shared across threads.
 // Storage: each message's builder or reader state is one block taken from, and given
 // back to, a small cache owned by the thread that creates or destroys it (message.cc,
-// ThreadCache): a 4 KiB round trip builds and reads four headers, and these blocks were
+// wire/thread_cache.h): a 4 KiB round trip builds and reads four headers, and these blocks were
 // a third of its allocations. A block freed on another thread joins that thread's cache.
 #pragma once
 

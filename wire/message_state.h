@@ -1,9 +1,8 @@
 // The heap state behind OutMessage and InMessage (wire/message.h), shared by message.cc
-// and codec.cc only; and ThreadCache, the per-thread cache those states come from.
+// and codec.cc only, and the per-thread caches those states come from.
 //
-// Thread safety: a State belongs to its message. ThreadCache is thread-local: each
-// thread takes from and gives back to its own slots only, so it needs no lock; a block
-// given back on another thread than the one it came from simply joins that thread's.
+// Thread safety: a State belongs to its message; the caches are thread-local
+// (wire/thread_cache.h).
 #pragma once
 
 #include <capnp/message.h>
@@ -17,46 +16,9 @@
 #include <vector>
 
 #include "wire/message.h"
+#include "wire/thread_cache.h"
 
 namespace tessera::wire {
-
-// At most kMax freed T's per thread, reused before malloc. Reset(T&) readies one for
-// reuse (it must leave no reference to the previous message). Blocks left at thread exit
-// are freed then; a Give after that (a message destroyed by another thread_local's
-// destructor) frees at once.
-template <typename T, int kMax = 4>
-class ThreadCache {
- public:
-  static T* Take() {
-    (void)&guard_;  // odr-use: constructs the guard, so its destructor runs at thread exit
-    if (slots_.n > 0) return slots_.items[--slots_.n];
-    return new T();
-  }
-  static void Give(T* t) {
-    (void)&guard_;
-    T::Reset(*t);
-    if (slots_.gone || slots_.n == kMax) {
-      delete t;
-      return;
-    }
-    slots_.items[slots_.n++] = t;
-  }
-
- private:
-  struct Slots {  // trivially destructible: still usable after the guard ran
-    T* items[kMax];
-    int n;
-    bool gone;
-  };
-  struct Guard {
-    ~Guard() {
-      slots_.gone = true;
-      while (slots_.n > 0) delete slots_.items[--slots_.n];
-    }
-  };
-  static inline thread_local Slots slots_{};
-  static inline thread_local Guard guard_;
-};
 
 struct OutMessage::State {
   // Data-plane headers are ~30 words; bigger ones (shard maps, errors with long text) grow
@@ -107,7 +69,7 @@ struct InMessage::State {
   }
 };
 
-using OutStateCache = ThreadCache<OutMessage::State>;
-using InStateCache = ThreadCache<InMessage::State>;
+using OutStateCache = ThreadCache<OutMessage::State, 4>;
+using InStateCache = ThreadCache<InMessage::State, 4>;
 
 }  // namespace tessera::wire

@@ -60,22 +60,19 @@ Status SetInt(void* sock, int option, int value, const char* name) {
 // Runs on a ZeroMQ I/O thread (or on ours when a send fails); Buffer's count is atomic.
 void ReleaseBuffer(void* /*data*/, void* hint) { delete static_cast<Buffer*>(hint); }
 
-// `size` (> 0) bytes, 16-byte aligned (enough for any payload's elements), from
-// wire/alloc.h's per-thread cache of small frames. Buffer::Allocate's 64-byte
-// aligned_alloc took several times malloc's time per call, and a round trip makes two.
-Buffer HeapBuffer(size_t size) { return FrameBuffer(size); }
-
 // A received frame as a Buffer; `msg` is left empty (closed or moved from). An 8-byte
 // aligned frame is kept, not copied, and closed when the last reference dies. A misaligned
 // one (ZeroMQ packs frames that fit its receive batch at any offset) is copied now into
-// HeapBuffer's memory, which the codec takes as is: the codec copied it anyway, through
-// the frame's own Buffer and a 64-byte aligned one, four allocations where this takes two
-// (issue 17: a 4 KiB round trip's allocations, socket.cc's share).
+// FrameBuffer's memory (16-byte aligned: enough for any payload's elements; Buffer::
+// Allocate's 64-byte aligned_alloc took several times malloc's time), which the codec
+// takes as is: the codec copied it anyway, through the frame's own Buffer and a 64-byte
+// aligned one, four allocations where this takes two (issue 17: a 4 KiB round trip's
+// allocations, socket.cc's share).
 Buffer TakeFrame(zmq_msg_t* msg) {
   const size_t size = zmq_msg_size(msg);
   const void* data = zmq_msg_data(msg);
   if (size > 0 && reinterpret_cast<uintptr_t>(data) % 8 != 0) {
-    Buffer copy = HeapBuffer(size);
+    Buffer copy = FrameBuffer(size);
     std::memcpy(copy.data(), data, size);
     zmq_msg_close(msg);
     return copy;
@@ -374,7 +371,7 @@ Buffer Socket::AllocatePayload(std::string_view routing_id, size_t bytes, uint64
         shm_->AllocatePayload(type_ == SocketType::kRouter ? routing_id : std::string_view(), bytes, progress);
     if (!b.empty()) return b;
   }
-  return bytes > 0 ? HeapBuffer(bytes) : Buffer::Allocate(0);
+  return bytes > 0 ? FrameBuffer(bytes) : Buffer::Allocate(0);
 }
 
 // "none queued" (here and in socket_recv.cc) fits std::string's inline buffer: the Reactor
