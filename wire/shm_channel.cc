@@ -44,6 +44,7 @@ struct ShmMetrics {
   metrics::Counter& fallbacks = metrics::Global().GetCounter("shm_fallback_payloads_total");
   metrics::Counter& refused = metrics::Global().GetCounter("shm_refused_descriptors_total");
   metrics::Counter& streamed_sent = metrics::Global().GetCounter("shm_streamed_payloads_sent_total");
+  metrics::Counter& in_place_sent = metrics::Global().GetCounter("shm_in_place_payloads_sent_total");
   metrics::Counter& streamed_received = metrics::Global().GetCounter("shm_streamed_payloads_received_total");
 };
 ShmMetrics& Metrics() {
@@ -312,6 +313,7 @@ std::vector<std::byte> ShmTransport::Place(std::string_view peer, const std::vec
         any = true;
         ++stats_.shm_payloads_sent;
         ++stats_.in_place_payloads_sent;
+        Metrics().in_place_sent.Add(1);
         stats_.shm_bytes_sent += bytes.size();
         Metrics().bytes_sent.Add(bytes.size());
         continue;

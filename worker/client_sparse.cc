@@ -58,7 +58,18 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
     m.header().getBody().getData().setNumKeys(skeys.size());
     Buffer kb = Buffer::Allocate(skeys.size() * sizeof(Key));
     if (!skeys.empty()) std::memcpy(kb.data(), skeys.data(), skeys.size() * sizeof(Key));
-    Buffer vb = Buffer::Allocate(skeys.size() * width * sizeof(float));
+    const uint64_t vbytes = skeys.size() * width * sizeof(float);
+    Buffer vb;
+    // A leading caller stands in for the loop (wire/reactor.h), so it may take a slot of a
+    // same-host server's arena and sum the rows straight into it: sent from there without
+    // ShmTxArena::Put's copy, ~5 % of a 1x1 step's samples
+    // (docs/benchmarks-sparse-threads.md). The slot is written here, off the loop lock,
+    // before SendToServer takes the lock again to send it; the Buffer is heap memory when
+    // the server has no channel (yet), and dropped unsent it frees its slot.
+    if (leader_ != nullptr && s < server_tcp_only_.size() && !server_tcp_only_[s] && vbytes > 0) {
+      reactor_->RunInline([&] { vb = servers_[s]->AllocatePayload({}, vbytes); });
+    }
+    if (vb.empty()) vb = Buffer::Allocate(vbytes);
     if (!spos.empty()) SumGroups(groups, spos, static_cast<const float*>(rows.data), width, vb.as<float>());
     stats_.keys_pushed += skeys.size();
     Status a = m.AddPayload(std::move(kb), DType::kU64, skeys.size());
