@@ -62,8 +62,8 @@ Handle Client::PushSparse(uint32_t param_id, std::span<const Key> keys, TensorVi
     Buffer vb;
     // A leading caller stands in for the loop (wire/reactor.h), so it may take a slot of a
     // same-host server's arena and sum the rows straight into it: sent from there without
-    // ShmTxArena::Put's copy, ~5 % of a 1x1 step's samples
-    // (docs/benchmarks-sparse-threads.md). The slot is written here, off the loop lock,
+    // ShmTxArena::Put's copy, 2-5 % of a 1x1 job's samples (docs/benchmarks-sparse-threads.md,
+    // branch sp39). The slot is written here, off the loop lock,
     // before SendToServer takes the lock again to send it; the Buffer is heap memory when
     // the server has no channel (yet), and dropped unsent it frees its slot.
     if (leader_ != nullptr && s < server_tcp_only_.size() && !server_tcp_only_[s] && vbytes > 0) {
