@@ -35,20 +35,19 @@ std::vector<ParamSpec> Table() {
   return {p};
 }
 
-// Keys with duplicates, in no order: ~1,900 distinct of 3,000, so a push's rows
-// (~120 KB) are above --shm_min_bytes and go through the arena.
-std::vector<Key> Keys(std::mt19937_64& rng) {
-  std::uniform_int_distribution<Key> key(0, 3000);
-  std::vector<Key> keys(3000);
-  for (auto& k : keys) k = key(rng) * 7919;
-  return keys;
-}
-std::vector<float> Grads(std::mt19937_64& rng, size_t n) {
-  std::uniform_real_distribution<float> g(-1.0f, 1.0f);
-  std::vector<float> out(n * kWidth);
-  for (auto& x : out) x = g(rng);
-  return out;
-}
+// A step's keys, with duplicates and in no order (~1,900 distinct of 3,000, so a push's
+// rows, ~120 KB, are above --shm_min_bytes and go through the arena), and its gradient
+// rows of both signs.
+struct Batch {
+  std::vector<Key> keys = std::vector<Key>(3000);
+  std::vector<float> grads = std::vector<float>(3000 * kWidth);
+  explicit Batch(std::mt19937_64& rng) {
+    std::uniform_int_distribution<Key> key(0, 3000);
+    std::uniform_real_distribution<float> g(-1.0f, 1.0f);
+    for (auto& k : keys) k = key(rng) * 7919;
+    for (auto& x : grads) x = g(rng);
+  }
+};
 
 // Pull-then-push steps; returns every pull's rows. `in_place`: how many pushes went in
 // place, of those after the first that did (the channel turns on after the first requests).
@@ -64,8 +63,9 @@ std::vector<std::vector<float>> RunSteps(bool caller_leads, int* in_place, int* 
   *pushes_after = 0;
   bool on = false;
   for (int64_t step = 0; step < 40; ++step) {
-    const std::vector<Key> keys = Keys(rng);
-    std::vector<float> grads = Grads(rng, keys.size());
+    Batch batch(rng);
+    const std::vector<Key>& keys = batch.keys;
+    std::vector<float>& grads = batch.grads;
     std::vector<float> out(keys.size() * kWidth, -1.0f);
     const auto n = static_cast<int64_t>(keys.size());
     EXPECT_OK(client.PullSparse(0, keys, {out.data(), DType::kF32, {n, kWidth}, Device::kCPU}, step)
