@@ -103,6 +103,14 @@ Status InitOptimizerSlots(const OptimizerConfig& cfg, std::span<const TensorView
 Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param,
                       TensorView grad, std::span<const TensorView> slots, float grad_scale = 1.0f);
 
+// ApplyOptimizer on host memory the caller has sized: param, grad and the kind's slots
+// (s0, s1; nullptr where the kind has fewer) of n floats each, on the CPU backend. The
+// same checks of cfg, step and grad_scale and the same update, bitwise; no TensorView is
+// built (each holds a heap-allocated shape), so the servers' dense update, one call per
+// block of a chunk, allocates nothing.
+Status ApplyOptimizerHost(const OptimizerConfig& cfg, int64_t step, float* param, const float* grad, float* s0,
+                          float* s1, int64_t n, float grad_scale = 1.0f);
+
 // The same update for many rows of one sparse table in one call (host memory): row i is
 // rows[i], `width` values followed by its NumOptimizerSlots(cfg.kind) slots of `width`
 // each (slot k at rows[i] + (k + 1) * width); its gradient is grad[i * width, +width);

@@ -103,6 +103,16 @@ void SetAdamStep(const OptimizerConfig& cfg, int64_t step, math::OptimizerScalar
   s->sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
 }
 
+// The update once every argument is checked: the per-step scalars, then the backend.
+Status RunOptimizer(const Backend& be, const OptimizerConfig& cfg, int64_t step, float* param, const float* grad,
+                    float* s0, float* s1, int64_t n, float grad_scale) {
+  if (n == 0) return Status::OK();
+  math::OptimizerScalars s = ScalarsOf(cfg);
+  s.grad_scale = grad_scale;
+  if (cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW) SetAdamStep(cfg, step, &s);
+  return be.optimizer(OpOf(cfg.kind), s, param, grad, s0, s1, n);
+}
+
 }  // namespace
 
 Status InitOptimizerSlots(const OptimizerConfig& cfg, std::span<const TensorView> slots) {
@@ -131,13 +141,23 @@ Status ApplyOptimizer(const OptimizerConfig& cfg, int64_t step, TensorView param
   if (grad.device != param.device) return Invalid(kOp, "grad is on a different device than param");
   TESSERA_RETURN_IF_ERROR(CheckSlots(kOp, cfg, slots, param.numel(), param.device));
   TESSERA_ASSIGN_OR_RETURN(const Backend* be, BackendFor(param.device));
-  if (param.numel() == 0) return Status::OK();
-  math::OptimizerScalars s = ScalarsOf(cfg);
-  s.grad_scale = grad_scale;
-  if (cfg.kind == OptimizerKind::kAdam || cfg.kind == OptimizerKind::kAdamW) SetAdamStep(cfg, step, &s);
   float* s0 = slots.size() > 0 ? slots[0].as<float>() : nullptr;
   float* s1 = slots.size() > 1 ? slots[1].as<float>() : nullptr;
-  return be->optimizer(OpOf(cfg.kind), s, param.as<float>(), grad.as<float>(), s0, s1, param.numel());
+  return RunOptimizer(*be, cfg, step, param.as<float>(), grad.as<float>(), s0, s1, param.numel(), grad_scale);
+}
+
+Status ApplyOptimizerHost(const OptimizerConfig& cfg, int64_t step, float* param, const float* grad, float* s0,
+                          float* s1, int64_t n, float grad_scale) {
+  constexpr std::string_view kOp = "ApplyOptimizerHost";
+  TESSERA_RETURN_IF_ERROR(CheckConfig(kOp, cfg));
+  if (!Finite(grad_scale)) return Invalid(kOp, "grad_scale is not finite");
+  if (step < 1) return Invalid(kOp, "step must be >= 1 (1-based), got " + std::to_string(step));
+  if (n < 0) return Invalid(kOp, "negative length " + std::to_string(n));
+  const int slots = NumOptimizerSlots(cfg.kind);
+  if (n > 0 && (param == nullptr || grad == nullptr || (slots > 0 && s0 == nullptr) || (slots > 1 && s1 == nullptr))) {
+    return Invalid(kOp, "null param, grad or slot for optimizer kind " + std::to_string(static_cast<int>(cfg.kind)));
+  }
+  return RunOptimizer(internal::CpuBackend(), cfg, step, param, grad, s0, s1, n, grad_scale);
 }
 
 Status ApplyOptimizerRows(const OptimizerConfig& cfg, int64_t width, std::span<float* const> rows,

@@ -15,21 +15,21 @@ TensorView View(float* data, uint64_t n) {
   return TensorView{data, DType::kF32, {static_cast<int64_t>(n)}, Device::kCPU};
 }
 
-// At most 2 slots (Adam); a fixed array keeps the hot path free of allocation.
-struct SlotViews {
-  TensorView views[2];
+// At most 2 slots (Adam), as pointers: a TensorView allocates its shape, and the
+// update runs per request.
+struct SlotPtrs {
+  float* at[2] = {nullptr, nullptr};
   size_t count = 0;
-  std::span<const TensorView> span() const { return {views, count}; }
 };
 
-Result<SlotViews> Slots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n) {
+Result<SlotPtrs> Slots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n) {
   const int k = NumOptimizerSlots(cfg.kind);
   if (k < 0 || k > 2 || slots.size() != static_cast<uint64_t>(k) * n) {
     return Status::Internal("optimizer slots: " + std::to_string(slots.size()) + " floats for " +
                             std::to_string(k) + " slots of " + std::to_string(n));
   }
-  SlotViews v;
-  for (int i = 0; i < k; ++i) v.views[v.count++] = View(slots.data() + i * n, n);
+  SlotPtrs v;
+  for (int i = 0; i < k; ++i) v.at[v.count++] = slots.data() + i * n;
   return v;
 }
 
@@ -39,7 +39,7 @@ Result<SlotViews> Slots(const OptimizerConfig& cfg, std::span<float> slots, uint
 constexpr uint64_t kMirrorBlock = 8192;
 
 // The optimizer over [0, n), and `mirror` (empty or n floats) given the updated values.
-Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* param, const SlotViews& v,
+Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* param, const SlotPtrs& v,
                        float* grad, uint64_t n, std::span<float> mirror, const GradientGate* gate = nullptr,
                        float grad_scale = 1.0f) {
   if (!mirror.empty() && mirror.size() != n) {
@@ -57,10 +57,10 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
   do {  // once at least, so an empty unit is validated as before
     const uint64_t len = std::min(step, n - b);
     if (gate != nullptr) TESSERA_RETURN_IF_ERROR((*gate)(b, b + len));
-    SlotViews sv;
-    for (size_t i = 0; i < v.count; ++i) sv.views[sv.count++] = View(v.views[i].as<float>() + b, len);
-    Status st =
-        kernels::ApplyOptimizer(cfg, update_count, View(param + b, len), View(grad + b, len), sv.span(), grad_scale);
+    float* s0 = v.count > 0 ? v.at[0] + b : nullptr;
+    float* s1 = v.count > 1 ? v.at[1] + b : nullptr;
+    Status st = kernels::ApplyOptimizerHost(cfg, update_count, param + b, grad + b, s0, s1, static_cast<int64_t>(len),
+                                            grad_scale);
     if (!st.ok()) return Status::Internal(st.ToString());
     // The block's values are in L1/L2; a large mirror (a same-host reply) is written past
     // the caches (common/stream_copy.h).
@@ -73,8 +73,10 @@ Status UpdateAndMirror(const OptimizerConfig& cfg, int64_t update_count, float* 
 }  // namespace
 
 Status InitSlots(const OptimizerConfig& cfg, std::span<float> slots, uint64_t n) {
-  TESSERA_ASSIGN_OR_RETURN(SlotViews v, Slots(cfg, slots, n));
-  Status st = kernels::InitOptimizerSlots(cfg, v.span());
+  TESSERA_ASSIGN_OR_RETURN(SlotPtrs v, Slots(cfg, slots, n));
+  TensorView views[2];
+  for (size_t i = 0; i < v.count; ++i) views[i] = View(v.at[i], n);
+  Status st = kernels::InitOptimizerSlots(cfg, {views, v.count});
   return st.ok() ? st : Status::Internal(st.ToString());
 }
 
@@ -85,7 +87,7 @@ Status ApplyUpdate(const OptimizerConfig& cfg, int64_t update_count, std::span<f
     return Status::Internal("ApplyUpdate: gradient has " + std::to_string(grad.size()) +
                             " elements, parameter " + std::to_string(n));
   }
-  TESSERA_ASSIGN_OR_RETURN(SlotViews v, Slots(cfg, slots, n));
+  TESSERA_ASSIGN_OR_RETURN(SlotPtrs v, Slots(cfg, slots, n));
   const TensorView g = View(grad.data(), n);
   if (cfg.clip_norm > 0) {
     auto norm = kernels::ClipByNorm(g, cfg.clip_norm);
@@ -103,7 +105,7 @@ Status ApplyUpdateReadOnly(const OptimizerConfig& cfg, int64_t update_count, std
     return Status::Internal("ApplyUpdate: gradient has " + std::to_string(grad.size()) +
                             " elements, parameter " + std::to_string(n));
   }
-  TESSERA_ASSIGN_OR_RETURN(SlotViews v, Slots(cfg, slots, n));
+  TESSERA_ASSIGN_OR_RETURN(SlotPtrs v, Slots(cfg, slots, n));
   // ApplyOptimizer reads the gradient and writes only param and slots (the backends take
   // it as const float*); a TensorView has no read-only form.
   return UpdateAndMirror(cfg, update_count, param.data(), v, const_cast<float*>(grad.data()), n, mirror, gate,
