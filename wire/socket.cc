@@ -56,9 +56,31 @@ Status SetInt(void* sock, int option, int value, const char* name) {
   return SetOpt(sock, option, &value, sizeof(value), name);
 }
 
-// ZeroMQ's free callback for zero-copy frames: drops the transport's Buffer reference.
-// Runs on a ZeroMQ I/O thread (or on ours when a send fails); Buffer's count is atomic.
-void ReleaseBuffer(void* /*data*/, void* hint) { delete static_cast<Buffer*>(hint); }
+// ZeroMQ's free callback for zero-copy frames: drops the transport's Buffer reference
+// (a Buffer::Retain token: no Buffer copy allocated per frame). Runs on a ZeroMQ I/O
+// thread (or on ours when a send fails); Buffer's count is atomic.
+void ReleaseBuffer(void* /*data*/, void* hint) { Buffer::ReleaseRetained(hint); }
+
+// A received frame kept as it is: its zmq_msg_t and the Buffer's shared state in one
+// block. The message is moved in first (a base before Owner), as a small frame's bytes
+// live inside the zmq_msg_t and move with it.
+struct ReceivedMsg {
+  explicit ReceivedMsg(zmq_msg_t* from) {
+    zmq_msg_init(&msg);
+    zmq_msg_move(&msg, from);
+  }
+  zmq_msg_t msg;
+};
+struct HeldFrame final : ReceivedMsg, Buffer::Owner {
+  explicit HeldFrame(zmq_msg_t* from)
+      : ReceivedMsg(from), Owner(zmq_msg_data(&msg), zmq_msg_size(&msg), Device::kCPU, &Destroy) {}
+  static void Destroy(Buffer::Owner* o) {
+    auto* h = static_cast<HeldFrame*>(o);
+    zmq_msg_close(&h->msg);
+    delete h;
+    g_live_received_frames.fetch_sub(1, std::memory_order_relaxed);
+  }
+};
 
 // A received frame as a Buffer; `msg` is left empty (closed or moved from). An 8-byte
 // aligned frame is kept, not copied, and closed when the last reference dies. A misaligned
@@ -77,16 +99,10 @@ Buffer TakeFrame(zmq_msg_t* msg) {
     zmq_msg_close(msg);
     return copy;
   }
-  auto* held = new zmq_msg_t;
-  zmq_msg_init(held);
-  zmq_msg_move(held, msg);
+  auto* held = new HeldFrame(msg);
   zmq_msg_close(msg);
   g_live_received_frames.fetch_add(1, std::memory_order_relaxed);
-  return Buffer::Wrap(zmq_msg_data(held), size, Device::kCPU, [held] {
-    zmq_msg_close(held);
-    delete held;
-    g_live_received_frames.fetch_sub(1, std::memory_order_relaxed);
-  });
+  return Buffer::Adopt(held);
 }
 
 int ZmqType(SocketType t) {
@@ -105,11 +121,11 @@ int ZmqType(SocketType t) {
 Status SendFrame(void* sock, const Buffer* owner, std::span<const std::byte> bytes, int flags) {
   zmq_msg_t m;
   if (owner != nullptr && bytes.size() >= kZeroCopyMinBytes) {
-    auto* hold = new Buffer(*owner);
+    void* hold = owner->Retain();
     // ZeroMQ never writes through this pointer; the cast only satisfies the C API.
     void* data = const_cast<std::byte*>(bytes.data());
     if (zmq_msg_init_data(&m, data, bytes.size(), &ReleaseBuffer, hold) != 0) {
-      delete hold;
+      Buffer::ReleaseRetained(hold);
       return ZmqError("zmq_msg_init_data", zmq_errno());
     }
   } else {
