@@ -56,28 +56,23 @@ Status SetInt(void* sock, int option, int value, const char* name) {
   return SetOpt(sock, option, &value, sizeof(value), name);
 }
 
-// ZeroMQ's free callback for zero-copy frames: drops the transport's Buffer reference
-// (a Buffer::Retain token: no Buffer copy allocated per frame). Runs on a ZeroMQ I/O
-// thread (or on ours when a send fails); Buffer's count is atomic.
+// ZeroMQ's free callback for zero-copy frames: drops the transport's reference (a
+// Buffer::Retain token, not a Buffer allocated per frame). Runs on a ZeroMQ I/O thread
+// (or on ours when a send fails); Buffer's count is atomic.
 void ReleaseBuffer(void* /*data*/, void* hint) { Buffer::ReleaseRetained(hint); }
 
-// A received frame kept as it is: its zmq_msg_t and the Buffer's shared state in one
-// block. The message is moved in first (a base before Owner), as a small frame's bytes
-// live inside the zmq_msg_t and move with it.
+// A received frame kept as it is: its zmq_msg_t and the Buffer's count in one block. The
+// message is moved in first (a base before Owner): a small frame's bytes move with it.
 struct ReceivedMsg {
-  explicit ReceivedMsg(zmq_msg_t* from) {
-    zmq_msg_init(&msg);
-    zmq_msg_move(&msg, from);
-  }
+  explicit ReceivedMsg(zmq_msg_t* from) { zmq_msg_init(&msg), zmq_msg_move(&msg, from); }
   zmq_msg_t msg;
 };
 struct HeldFrame final : ReceivedMsg, Buffer::Owner {
   explicit HeldFrame(zmq_msg_t* from)
       : ReceivedMsg(from), Owner(zmq_msg_data(&msg), zmq_msg_size(&msg), Device::kCPU, &Destroy) {}
   static void Destroy(Buffer::Owner* o) {
-    auto* h = static_cast<HeldFrame*>(o);
-    zmq_msg_close(&h->msg);
-    delete h;
+    zmq_msg_close(&static_cast<HeldFrame*>(o)->msg);
+    delete static_cast<HeldFrame*>(o);
     g_live_received_frames.fetch_sub(1, std::memory_order_relaxed);
   }
 };
@@ -85,11 +80,8 @@ struct HeldFrame final : ReceivedMsg, Buffer::Owner {
 // A received frame as a Buffer; `msg` is left empty (closed or moved from). An 8-byte
 // aligned frame is kept, not copied, and closed when the last reference dies. A misaligned
 // one (ZeroMQ packs frames that fit its receive batch at any offset) is copied now into
-// FrameBuffer's memory (16-byte aligned: enough for any payload's elements; Buffer::
-// Allocate's 64-byte aligned_alloc took several times malloc's time), which the codec
-// takes as is: the codec copied it anyway, through the frame's own Buffer and a 64-byte
-// aligned one, four allocations where this takes two (issue 17: a 4 KiB round trip's
-// allocations, socket.cc's share).
+// FrameBuffer's memory (16-byte aligned: enough for any payload's elements), which the
+// codec takes as is (issue 17: the codec copied it again, with two more allocations).
 Buffer TakeFrame(zmq_msg_t* msg) {
   const size_t size = zmq_msg_size(msg);
   const void* data = zmq_msg_data(msg);
