@@ -21,10 +21,6 @@ std::string ShapeToString(const Shape& shape) {
   return s + "]";
 }
 
-Buffer::Impl::~Impl() {
-  if (release) release();
-}
-
 Buffer Buffer::Allocate(size_t size) {
   constexpr size_t kAlign = 64;
   size_t rounded = (size + kAlign - 1) / kAlign * kAlign;
@@ -36,16 +32,6 @@ Buffer Buffer::Allocate(size_t size) {
 Buffer Buffer::Zeros(size_t size) {
   Buffer b = Allocate(size);
   if (size) std::memset(b.data(), 0, size);
-  return b;
-}
-
-Buffer Buffer::Wrap(void* data, size_t size, Device device, std::function<void()> release) {
-  Buffer b;
-  b.impl_ = std::make_shared<Impl>();
-  b.impl_->data = data;
-  b.impl_->size = size;
-  b.impl_->device = device;
-  b.impl_->release = std::move(release);
   return b;
 }
 

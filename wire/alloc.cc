@@ -1,6 +1,7 @@
 #include "wire/alloc.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -15,12 +16,20 @@ namespace tessera::wire {
 
 namespace {
 
-// Uninitialised: ThreadCache does not zero a trivially constructible block.
+// Uninitialised: ThreadCache does not zero a trivially constructible block. The Buffer's
+// shared state lives in the block too (`owner`, made anew by each FrameBuffer), so a
+// cached frame costs no allocation at all.
 struct alignas(16) FrameBlock {
   std::byte bytes[kSmallFrameBytes];
+  alignas(Buffer::Owner) std::byte owner[sizeof(Buffer::Owner)];
   static void Reset(FrameBlock&) {}
 };
 using FrameCache = ThreadCache<FrameBlock, kSmallFramesPerThread>;
+
+void GiveBack(Buffer::Owner* o) {
+  o->~Owner();
+  FrameCache::Give(reinterpret_cast<FrameBlock*>(reinterpret_cast<std::byte*>(o) - offsetof(FrameBlock, owner)));
+}
 
 }  // namespace
 
@@ -31,7 +40,7 @@ Buffer FrameBuffer(size_t size) {
     return Buffer::Wrap(p, size, Device::kCPU, [p] { std::free(p); });
   }
   FrameBlock* b = FrameCache::Take();  // operator new throws bad_alloc itself
-  return Buffer::Wrap(b->bytes, size, Device::kCPU, [b] { FrameCache::Give(b); });
+  return Buffer::Adopt(new (b->owner) Buffer::Owner(b->bytes, size, Device::kCPU, &GiveBack));
 }
 
 bool TuneAllocatorForLargeMessages() {

@@ -56,18 +56,32 @@ Status SetInt(void* sock, int option, int value, const char* name) {
   return SetOpt(sock, option, &value, sizeof(value), name);
 }
 
-// ZeroMQ's free callback for zero-copy frames: drops the transport's Buffer reference.
-// Runs on a ZeroMQ I/O thread (or on ours when a send fails); Buffer's count is atomic.
-void ReleaseBuffer(void* /*data*/, void* hint) { delete static_cast<Buffer*>(hint); }
+// ZeroMQ's free callback for zero-copy frames: drops the transport's reference (a
+// Buffer::Retain token, not a Buffer allocated per frame). Runs on a ZeroMQ I/O thread
+// (or on ours when a send fails); Buffer's count is atomic.
+void ReleaseBuffer(void* /*data*/, void* hint) { Buffer::ReleaseRetained(hint); }
+
+// A received frame kept as it is: its zmq_msg_t and the Buffer's count in one block. The
+// message is moved in first (a base before Owner): a small frame's bytes move with it.
+struct ReceivedMsg {
+  explicit ReceivedMsg(zmq_msg_t* from) { zmq_msg_init(&msg), zmq_msg_move(&msg, from); }
+  zmq_msg_t msg;
+};
+struct HeldFrame final : ReceivedMsg, Buffer::Owner {
+  explicit HeldFrame(zmq_msg_t* from)
+      : ReceivedMsg(from), Owner(zmq_msg_data(&msg), zmq_msg_size(&msg), Device::kCPU, &Destroy) {}
+  static void Destroy(Buffer::Owner* o) {
+    zmq_msg_close(&static_cast<HeldFrame*>(o)->msg);
+    delete static_cast<HeldFrame*>(o);
+    g_live_received_frames.fetch_sub(1, std::memory_order_relaxed);
+  }
+};
 
 // A received frame as a Buffer; `msg` is left empty (closed or moved from). An 8-byte
 // aligned frame is kept, not copied, and closed when the last reference dies. A misaligned
 // one (ZeroMQ packs frames that fit its receive batch at any offset) is copied now into
-// FrameBuffer's memory (16-byte aligned: enough for any payload's elements; Buffer::
-// Allocate's 64-byte aligned_alloc took several times malloc's time), which the codec
-// takes as is: the codec copied it anyway, through the frame's own Buffer and a 64-byte
-// aligned one, four allocations where this takes two (issue 17: a 4 KiB round trip's
-// allocations, socket.cc's share).
+// FrameBuffer's memory (16-byte aligned: enough for any payload's elements), which the
+// codec takes as is (issue 17: the codec copied it again, with two more allocations).
 Buffer TakeFrame(zmq_msg_t* msg) {
   const size_t size = zmq_msg_size(msg);
   const void* data = zmq_msg_data(msg);
@@ -77,16 +91,10 @@ Buffer TakeFrame(zmq_msg_t* msg) {
     zmq_msg_close(msg);
     return copy;
   }
-  auto* held = new zmq_msg_t;
-  zmq_msg_init(held);
-  zmq_msg_move(held, msg);
+  auto* held = new HeldFrame(msg);
   zmq_msg_close(msg);
   g_live_received_frames.fetch_add(1, std::memory_order_relaxed);
-  return Buffer::Wrap(zmq_msg_data(held), size, Device::kCPU, [held] {
-    zmq_msg_close(held);
-    delete held;
-    g_live_received_frames.fetch_sub(1, std::memory_order_relaxed);
-  });
+  return Buffer::Adopt(held);
 }
 
 int ZmqType(SocketType t) {
@@ -105,11 +113,11 @@ int ZmqType(SocketType t) {
 Status SendFrame(void* sock, const Buffer* owner, std::span<const std::byte> bytes, int flags) {
   zmq_msg_t m;
   if (owner != nullptr && bytes.size() >= kZeroCopyMinBytes) {
-    auto* hold = new Buffer(*owner);
+    void* hold = owner->Retain();
     // ZeroMQ never writes through this pointer; the cast only satisfies the C API.
     void* data = const_cast<std::byte*>(bytes.data());
     if (zmq_msg_init_data(&m, data, bytes.size(), &ReleaseBuffer, hold) != 0) {
-      delete hold;
+      Buffer::ReleaseRetained(hold);
       return ZmqError("zmq_msg_init_data", zmq_errno());
     }
   } else {

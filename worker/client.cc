@@ -20,7 +20,7 @@ using wire::Op;
 using wire::OutMessage;
 using wire::Socket;
 
-Status Client::CheckHostF32(TensorView t, uint64_t elements, const char* what) {
+Status Client::CheckHostF32(const TensorView& t, uint64_t elements, const char* what) {
   if (t.dtype != DType::kF32 || t.device != Device::kCPU) {
     return Status::InvalidArgument(std::string(what) + " must be an f32 host tensor");
   }
@@ -153,7 +153,7 @@ Status Client::DeclareParams(const std::vector<ParamSpec>& params) {
     p.handle = h;
     p.deadline = Clock::now() + options_.register_timeout;
     p.what = "declaring parameters";
-    pending_.emplace(rid, std::move(p));
+    AddPending(rid, std::move(p));
     Status st = control_->Send(std::move(*holder));
     if (!st.ok()) {
       pending_.erase(rid);
@@ -164,6 +164,13 @@ Status Client::DeclareParams(const std::vector<ParamSpec>& params) {
   TESSERA_RETURN_IF_ERROR(WaitFor("shard map", options_.register_timeout, true));
   std::lock_guard<std::mutex> l(mu_);
   map_ = std::move(received_map_);
+  whole_split_.resize(map_->num_params());
+  for (uint32_t i = 0; i < map_->num_params(); ++i) {
+    const ParamSpec* spec = map_->param(i);
+    if (spec->kind != ParamKind::kDense || spec->numel() <= 0) continue;
+    auto split = map_->SplitDense(i, 0, static_cast<uint64_t>(spec->numel()));
+    if (split.ok()) whole_split_[i] = std::move(split).value();  // else each request reports it
+  }
   return Status::OK();
 }
 
@@ -402,18 +409,37 @@ void Client::SendNow(uint32_t server, OutMessage&& msg, Part&& part) {
   const uint64_t rid = msg.request_id();
   part.server = static_cast<int>(server);
   part.sent = Clock::now();
-  pending_.emplace(rid, std::move(part));
+  AddPending(rid, std::move(part));
   Status st = servers_[server]->Send(std::move(msg));
   if (!st.ok()) {
     auto it = pending_.find(rid);
     if (it == pending_.end()) return;
-    Part p = std::move(it->second);
-    pending_.erase(it);
+    Part p = TakePending(it);
     p.handle.CompletePart(st.WithContext(p.What()));
   }
 }
 
-std::vector<DensePiece> Client::PipelineOverTcp(const DenseLayout& layout, std::vector<DensePiece> pieces) const {
+void Client::AddPending(uint64_t rid, Part&& part) {
+  if (spare_parts_.empty()) {
+    pending_.emplace(rid, std::move(part));
+    return;
+  }
+  auto node = std::move(spare_parts_.back());
+  spare_parts_.pop_back();
+  node.key() = rid;
+  node.mapped() = std::move(part);
+  pending_.insert(std::move(node));
+}
+
+Client::Part Client::TakePending(std::unordered_map<uint64_t, Part>::iterator it) {
+  auto node = pending_.extract(it);
+  Part p = std::move(node.mapped());
+  if (spare_parts_.size() < kSpareParts) spare_parts_.push_back(std::move(node));
+  return p;
+}
+
+std::span<const DensePiece> Client::PipelineOverTcp(const DenseLayout& layout, std::span<const DensePiece> pieces,
+                                                    std::vector<DensePiece>* cut) const {
   if (options_.tcp_request_bytes == 0) return pieces;
   // At most this many requests per piece: far below the send queue's bound (max_inflight),
   // so a huge tensor never makes the loop block in Send while replies wait to be read.
@@ -424,7 +450,8 @@ std::vector<DensePiece> Client::PipelineOverTcp(const DenseLayout& layout, std::
   if (std::all_of(pieces.begin(), pieces.end(), [&](const DensePiece& p) { return p.end - p.begin <= wanted * chunk; })) {
     return pieces;
   }
-  std::vector<DensePiece> out;
+  std::vector<DensePiece>& out = *cut;
+  out.clear();
   for (const DensePiece& p : pieces) {
     // Pieces start on a chunk boundary (SplitDense of [0, n)), so every cut is one too.
     if (p.server >= server_on_shm_.size() || server_on_shm_[p.server].load(std::memory_order_relaxed) ||
@@ -439,7 +466,7 @@ std::vector<DensePiece> Client::PipelineOverTcp(const DenseLayout& layout, std::
   return out;
 }
 
-Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step) {
+Handle Client::DenseRequest(Op op, uint32_t param_id, const TensorView& grad, const TensorView& out, int64_t step) {
   auto found = ParamOfKind(param_id, ParamKind::kDense);
   if (!found.ok()) return Handle(found.status());
   const ParamSpec* spec = *found;
@@ -453,9 +480,17 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
     Status st = CheckHostF32(out, n, "output");
     if (!st.ok()) return Handle(st.WithContext(spec->name));
   }
-  auto split = map_->SplitDense(param_id, 0, n);
-  if (!split.ok()) return Handle(split.status());
-  const std::vector<DensePiece> pieces = PipelineOverTcp(*map_->dense_layout(param_id), std::move(split).value());
+  std::vector<DensePiece> whole, cut;  // used only when the split is not kept, or is cut
+  std::span<const DensePiece> split;
+  if (param_id < whole_split_.size() && !whole_split_[param_id].empty()) {
+    split = whole_split_[param_id];
+  } else {
+    auto r = map_->SplitDense(param_id, 0, n);
+    if (!r.ok()) return Handle(r.status());
+    whole = std::move(r).value();
+    split = whole;
+  }
+  const std::span<const DensePiece> pieces = PipelineOverTcp(*map_->dense_layout(param_id), split, &cut);
   // The caller's gradient memory goes out as is (zero copy). One more part than pieces:
   // it completes when the last reference to `owner` dies, i.e. when ZeroMQ has released
   // every frame over the gradient (or a message was dropped before it was sent). So the
@@ -496,9 +531,11 @@ Handle Client::DenseRequest(Op op, uint32_t param_id, TensorView grad, TensorVie
   return h;
 }
 
-Handle Client::Push(uint32_t id, TensorView grad, int64_t step) { return DenseRequest(Op::PUSH, id, grad, {}, step); }
-Handle Client::Pull(uint32_t id, TensorView out, int64_t step) { return DenseRequest(Op::PULL, id, {}, out, step); }
-Handle Client::PushPull(uint32_t id, TensorView grad, TensorView out, int64_t step) {
+Handle Client::Push(uint32_t id, const TensorView& grad, int64_t step) {
+  return DenseRequest(Op::PUSH, id, grad, {}, step);
+}
+Handle Client::Pull(uint32_t id, const TensorView& out, int64_t step) { return DenseRequest(Op::PULL, id, {}, out, step); }
+Handle Client::PushPull(uint32_t id, const TensorView& grad, const TensorView& out, int64_t step) {
   return DenseRequest(Op::PUSH_PULL, id, grad, out, step);
 }
 

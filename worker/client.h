@@ -148,10 +148,11 @@ class Client {
   // Parameter id of `name`, NotFound when the model has no such parameter.
   Result<uint32_t> ParamId(const std::string& name) const;
 
-  // Dense: `grad` / `out` are f32 host tensors with the parameter's element count.
-  Handle Push(uint32_t param_id, TensorView grad, int64_t step);
-  Handle Pull(uint32_t param_id, TensorView out, int64_t step);
-  Handle PushPull(uint32_t param_id, TensorView grad, TensorView out, int64_t step);
+  // Dense: `grad` / `out` are f32 host tensors with the parameter's element count. By
+  // reference: a TensorView copy copies its shape (an allocation per request).
+  Handle Push(uint32_t param_id, const TensorView& grad, int64_t step);
+  Handle Pull(uint32_t param_id, const TensorView& out, int64_t step);
+  Handle PushPull(uint32_t param_id, const TensorView& grad, const TensorView& out, int64_t step);
 
   // Dense, --compress=topk:R on the parameter-server path: only the entries `indices`
   // (ascending, < the parameter's element count) with `values` travel, as i32 offsets
@@ -263,7 +264,7 @@ class Client {
   // applied (see "Failures" above).
   static Status PartFailure(const Part& p, const Status& st);
   // `t` is an f32 host tensor of `elements` elements (InvalidArgument naming `what` if not).
-  static Status CheckHostF32(TensorView t, uint64_t elements, const char* what);
+  static Status CheckHostF32(const TensorView& t, uint64_t elements, const char* what);
   // The spec of `param_id`: NotFound if the shard map has none, InvalidArgument if it is
   // not of `kind` (every request's first check).
   Result<const ParamSpec*> ParamOfKind(uint32_t param_id, ParamKind kind) const;
@@ -278,10 +279,13 @@ class Client {
   // barrier after the coordinator left waited its whole timeout for an answer that could
   // not come (a Python worker between steps when a preemption stopped the job).
   bool CompleteIfStopped(const Handle& h, const std::string& what);
-  Handle DenseRequest(wire::Op op, uint32_t param_id, TensorView grad, TensorView out, int64_t step);
+  // By reference: each copy of a TensorView copies its shape, an allocation (issue 17).
+  Handle DenseRequest(wire::Op op, uint32_t param_id, const TensorView& grad, const TensorView& out, int64_t step);
   // Any thread: `pieces` (SplitDense's, of a whole tensor) with those to servers reached
-  // over TCP cut into requests of options_.tcp_request_bytes, at chunk boundaries.
-  std::vector<DensePiece> PipelineOverTcp(const DenseLayout& layout, std::vector<DensePiece> pieces) const;
+  // over TCP cut into requests of options_.tcp_request_bytes, at chunk boundaries, in
+  // *cut; `pieces` itself when none is cut (a small tensor: no copy).
+  std::span<const DensePiece> PipelineOverTcp(const DenseLayout& layout, std::span<const DensePiece> pieces,
+                                              std::vector<DensePiece>* cut) const;
   wire::OutMessage NewData(wire::Op op, uint32_t param_id, ParamKind kind, int64_t step);
   // NewData for one server's piece [begin, end) of a dense parameter.
   wire::OutMessage NewDensePiece(wire::Op op, uint32_t param_id, const DensePiece& piece, int64_t step);
@@ -307,6 +311,9 @@ class Client {
   std::atomic<uint64_t> next_request_id_{0};
   std::atomic<uint64_t> barriers_{0};
   std::unique_ptr<ShardMap> map_;              // set once, before DeclareParams returns
+  // Per parameter id: SplitDense of the whole tensor (empty for a sparse one), set with
+  // map_: a pure function of the map, computed (and allocated) once, not per request.
+  std::vector<std::vector<DensePiece>> whole_split_;
   ClientStats stats_;
   std::unique_ptr<ClientMetrics> metrics_;     // constant pointer after construction
   std::atomic<int> requested_exit_code_{0};
@@ -316,6 +323,14 @@ class Client {
 
   // Loop lock only (the loop thread, an inline sender, a leader).
   std::unordered_map<uint64_t, Part> pending_;
+  // Loop lock only: nodes of answered parts (moved from), reused by the next request's
+  // part: a new map node was an allocation per request (issue 17). At most kSpareParts.
+  static constexpr size_t kSpareParts = 64;
+  std::vector<std::unordered_map<uint64_t, Part>::node_type> spare_parts_;
+  // Loop lock held: records `part` under `rid`, in a spare node when there is one.
+  void AddPending(uint64_t rid, Part&& part);
+  // Loop lock held: removes the part at `it` and returns it, keeping its node.
+  Part TakePending(std::unordered_map<uint64_t, Part>::iterator it);
   Clock::time_point coordinator_seen_;
   Duration heartbeat_timeout_ = std::chrono::seconds(10);
   bool heartbeating_ = false;

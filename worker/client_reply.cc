@@ -17,8 +17,7 @@ using wire::Op;
 void Client::CompleteFromReply(uint64_t rid, InMessage&& msg) {
   auto it = pending_.find(rid);
   if (it == pending_.end()) return;  // expired earlier; its handle already failed
-  Part p = std::move(it->second);
-  pending_.erase(it);
+  Part p = TakePending(it);
   if (p.server >= 0 && static_cast<size_t>(p.server) < metrics_->rtt.size()) {
     metrics_->rtt[static_cast<size_t>(p.server)]->Record(std::chrono::duration<double>(Clock::now() - p.sent).count());
   }

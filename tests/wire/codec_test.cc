@@ -324,9 +324,11 @@ TEST(Codec, AcceptsUnalignedHeaderFrame) {
 
 TEST(Codec, MisalignedPayloadFramesAreAlignedCopies) {
   Buffer storage = Buffer::Allocate(33);
+  std::byte* const base = storage.as<std::byte>();
+  ASSERT_NE(base, nullptr);  // GCC's -Warray-bounds otherwise follows an empty Buffer's nullptr
   Bytes values = Pattern(32, 3);
-  std::memcpy(storage.as<std::byte>() + 1, values.data(), 32);
-  Buffer odd = Buffer::Wrap(storage.as<std::byte>() + 1, 32, Device::kCPU, [storage] {});
+  std::memcpy(base + 1, values.data(), 32);
+  Buffer odd = Buffer::Wrap(base + 1, 32, Device::kCPU, [storage] {});
   Bytes h = DensePushHeader(8);
   Result<InMessage> r = Decode("", Buffer::CopyOf(h), {odd}, {});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
