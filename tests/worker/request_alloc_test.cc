@@ -17,17 +17,38 @@
 
 DECLARE_string(shm);
 
+// Every unaligned form is replaced, so whatever libzmq or the standard library frees was
+// allocated here (under ASan a form left to the runtime pairs its new with our free:
+// "alloc-dealloc-mismatch"). The aligned forms stay the runtime's, new and delete alike.
 namespace {
 thread_local long tl_news = 0;
-}  // namespace
 
-void* operator new(std::size_t n) {
+void* CountedAlloc(std::size_t n) noexcept {
   ++tl_news;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  return std::malloc(n == 0 ? 1 : n);
+}
+}  // namespace
+void* operator new(std::size_t n) {
+  if (void* p = CountedAlloc(n)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](std::size_t n) {
+  if (void* p = CountedAlloc(n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return CountedAlloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return CountedAlloc(n); }
+// GCC pairs each delete below with the operator new it sees inlined and warns that free()
+// frees what "new" returned; here both are malloc's.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace tessera {
 namespace {
