@@ -346,9 +346,12 @@ class SlurmPreemption : public SlurmTest,
 };
 
 // Long enough to be interrupted mid-training, deterministic so that the resumed run's
-// final parameters can be compared bit for bit with an uninterrupted one.
+// final parameters can be compared bit for bit with an uninterrupted one. The signal is
+// sent at step 100; through shared memory a step of this model takes ~0.4 ms, so 3000
+// steps ended ~1.3 s later, and under CI's load the job once finished (exit 0) before
+// the USR1 reached it. 15000 steps leave it ~6 s of training on a quiet machine.
 const std::string kResumableJob =
-    " --train_limit=2000 --test_limit=200 --hidden=32 --batch_size=16 --steps=3000 --log_every=10"
+    " --train_limit=2000 --test_limit=200 --hidden=32 --batch_size=16 --steps=15000 --log_every=10"
     " --deterministic --seed=3";
 
 // Preempted mid-training (the batch shell's USR1, as from --signal=B:USR1@N or
