@@ -55,7 +55,9 @@ ref="$(tj_field "$MN_TMP/ref.log" params_digest)"
 
 mn_log "1: tn3 (both workers) dies mid-run"
 start_job kill 2 2 "$JOB --steps=6000 --checkpoint_dir=$MN_TMP/ckpt --checkpoint_every_steps=200"
-mn_wait_log "$MN_TMP/kill.r0" "checkpoint of step 400 committed" 120 || mn_fail "1: no checkpoint of step 400"
+# Any committed checkpoint: one still being written when its successor is due is
+# skipped (CI once took 0.5 s for step 200 and never wrote 400), so no step is certain.
+mn_wait_log "$MN_TMP/kill.r0" "checkpoint of step [0-9]+ committed" 120 || mn_fail "1: no committed checkpoint"
 t0=$(date +%s.%N)
 bash "$HERE/cluster.sh" kill tn3 >/dev/null
 wait_all; rc=$RC
